@@ -1,0 +1,1 @@
+//! Partition logs on disk. (Being written on the `log` branch.)
