@@ -1,4 +1,12 @@
 //! Tributary broker: a Kafka-wire-compatible broker that stores each partition as an append-only log of
 //! segment files and serves unmodified Kafka clients.
 
+pub mod broker;
+pub mod config;
+pub mod handlers;
+pub mod http;
 pub mod log;
+pub mod metadata;
+pub mod partition;
+pub mod protocol;
+pub mod server;

@@ -1,1 +1,192 @@
-fn main() {}
+//! `tributary-broker`: a single-node broker. With no arguments it listens on 127.0.0.1:9092 and keeps its
+//! data in `./data`.
+
+use std::{
+    collections::HashMap,
+    net::SocketAddr,
+    path::PathBuf,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::{Duration, Instant},
+};
+
+use anyhow::Context;
+use clap::Parser;
+use tokio::{net::TcpListener, signal::unix::SignalKind, sync::watch};
+use tributary_broker::{
+    broker::{error_chain, Broker},
+    config::BrokerConfig,
+    http, server,
+};
+
+/// Kafka-wire-compatible streaming broker.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// Kafka listener address (Kafka's `listeners`). Default 127.0.0.1:9092.
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// host:port that clients are told to connect to (Kafka's `advertised.listeners`). Default: the listen
+    /// address.
+    #[arg(long)]
+    advertised_listener: Option<String>,
+    /// Directory for logs and metadata (Kafka's `log.dirs`). Default ./data.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Broker id (Kafka's `node.id`). Default 1.
+    #[arg(long)]
+    node_id: Option<i32>,
+    /// HTTP side port for /healthz and /readyz. Default 127.0.0.1:9644.
+    #[arg(long)]
+    http_listen: Option<SocketAddr>,
+    /// Java-properties file with Kafka broker property names (server.properties style). Command-line flags
+    /// win over it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+fn build_config(args: &Args) -> anyhow::Result<BrokerConfig> {
+    let mut config = BrokerConfig::dev_defaults();
+    if let Some(path) = &args.config {
+        let props = BrokerConfig::load_properties_file(path)?;
+        config.apply_properties(&props)?;
+    }
+    let mut listen_changed = false;
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+        listen_changed = true;
+    }
+    if let Some(advertised) = &args.advertised_listener {
+        let (host, port) = advertised
+            .rsplit_once(':')
+            .and_then(|(h, p)| Some((h.to_owned(), p.parse::<u16>().ok()?)))
+            .with_context(|| format!("--advertised-listener {advertised:?} is not host:port"))?;
+        config.advertised_host = host;
+        config.advertised_port = i32::from(port);
+    } else if listen_changed {
+        config.advertised_host = if config.listen.ip().is_unspecified() {
+            "127.0.0.1".to_owned()
+        } else {
+            config.listen.ip().to_string()
+        };
+        config.advertised_port = i32::from(config.listen.port());
+    }
+    if let Some(dir) = &args.data_dir {
+        config.data_dir = dir.clone();
+    }
+    if let Some(id) = args.node_id {
+        config.node_id = id;
+    }
+    if let Some(addr) = args.http_listen {
+        config.http_listen = addr;
+    }
+    Ok(config)
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let args = Args::parse();
+    let config = build_config(&args)?;
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(run(config))
+}
+
+async fn run(config: BrokerConfig) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let ready = Arc::new(AtomicBool::new(false));
+    let http_listener = TcpListener::bind(config.http_listen)
+        .await
+        .with_context(|| format!("binding HTTP port {}", config.http_listen))?;
+    let http_task = tokio::spawn(http::serve(
+        http_listener,
+        Arc::clone(&ready),
+        shutdown_rx.clone(),
+    ));
+
+    let open_config = config.clone();
+    let broker = tokio::task::spawn_blocking(move || Broker::open(open_config))
+        .await?
+        .map_err(|e| anyhow::anyhow!(error_chain(&e)))?;
+    let kafka_listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding Kafka port {}", config.listen))?;
+    let server_task = tokio::spawn(server::serve(
+        kafka_listener,
+        Arc::clone(&broker),
+        shutdown_rx.clone(),
+    ));
+    let maintenance = tokio::spawn(maintenance(Arc::clone(&broker), shutdown_rx.clone()));
+    ready.store(true, Ordering::Release);
+    tracing::info!(
+        listen = %config.listen,
+        advertised = %format!("{}:{}", config.advertised_host, config.advertised_port),
+        http = %config.http_listen,
+        data_dir = %config.data_dir.display(),
+        startup_ms = started.elapsed().as_millis() as u64,
+        "broker ready"
+    );
+
+    let mut sigterm = tokio::signal::unix::signal(SignalKind::terminate())?;
+    tokio::select! {
+        _ = sigterm.recv() => tracing::info!("SIGTERM received; shutting down"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("interrupt received; shutting down"),
+    }
+    ready.store(false, Ordering::Release);
+    let _ = shutdown_tx.send(true);
+    let _ = server_task.await;
+    let _ = maintenance.await;
+    let _ = http_task.await;
+    tokio::task::spawn_blocking(move || broker.shutdown())
+        .await?
+        .map_err(|e| anyhow::anyhow!(error_chain(&e)))?;
+    tracing::info!("shutdown complete");
+    Ok(())
+}
+
+/// Retention, interval flushes and checkpoints. Blocking file work runs on the blocking pool.
+async fn maintenance(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
+    let retention_every = Duration::from_millis(broker.config.retention_check_interval_ms);
+    let checkpoint_every = Duration::from_secs(60);
+    let mut next_retention = Instant::now() + retention_every;
+    let mut next_checkpoint = Instant::now() + checkpoint_every;
+    let mut last_flush = HashMap::new();
+    loop {
+        let b = Arc::clone(&broker);
+        let (flush_again, map) = tokio::task::spawn_blocking(move || {
+            let mut map = last_flush;
+            let wait = b.flush_due(&mut map);
+            (wait, map)
+        })
+        .await
+        .unwrap_or_else(|_| (Duration::from_secs(1), HashMap::new()));
+        last_flush = map;
+        let now = Instant::now();
+        if now >= next_retention {
+            let b = Arc::clone(&broker);
+            let _ = tokio::task::spawn_blocking(move || b.enforce_retention()).await;
+            next_retention = now + retention_every;
+        }
+        if now >= next_checkpoint {
+            let b = Arc::clone(&broker);
+            if let Ok(Err(e)) = tokio::task::spawn_blocking(move || b.write_checkpoints()).await {
+                tracing::warn!(error = %error_chain(&e), "writing checkpoints failed");
+            }
+            next_checkpoint = now + checkpoint_every;
+        }
+        let wake = (now + flush_again).min(next_retention).min(next_checkpoint);
+        tokio::select! {
+            _ = tokio::time::sleep_until(wake.into()) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}

@@ -104,6 +104,7 @@
 // Display required features for items when rendering for docs.rs
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#![allow(dead_code)] // Tributary patch: silences warnings about unused gap types in a path dependency.
 pub mod compression;
 pub mod error;
 #[allow(clippy::all)]

@@ -1,0 +1,540 @@
+//! Broker and topic configuration, named with Kafka's property names wherever the concept is the same.
+//!
+//! Owns: the static broker configuration (command line + properties file), the table of topic configs with
+//! their broker-level defaults and validators, and the resolution of a topic's effective [`LogConfig`]
+//! (static broker default < dynamic broker override < topic override). Never touches the disk beyond reading
+//! the properties file.
+
+use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf};
+
+use crate::log::{FlushPolicy, LogConfig, TimestampType};
+
+/// Kafka's `socket.request.max.bytes` default: the largest request frame accepted.
+pub const DEFAULT_MAX_REQUEST_BYTES: usize = 104_857_600;
+/// Kafka's `fetch.max.bytes` default for a whole fetch response.
+pub const DEFAULT_FETCH_MAX_BYTES: usize = 57_671_680;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading config file {path}")]
+    ReadFile {
+        path: PathBuf,
+        source: java_properties::PropertiesError,
+    },
+    #[error("opening config file {path}")]
+    OpenFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid value {value:?} for {key}: {reason}")]
+    InvalidValue {
+        key: String,
+        value: String,
+        reason: String,
+    },
+}
+
+/// The broker's static configuration. Cheap to clone; handlers read it through the broker context.
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    pub node_id: i32,
+    pub listen: SocketAddr,
+    /// `host:port` that clients are told to connect to (Metadata, DescribeCluster).
+    pub advertised_host: String,
+    pub advertised_port: i32,
+    pub http_listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub auto_create_topics: bool,
+    pub num_partitions: i32,
+    pub default_replication_factor: i16,
+    pub max_request_bytes: usize,
+    pub fetch_max_bytes: usize,
+    pub retention_check_interval_ms: u64,
+    /// Broker-level defaults for topic configs, keyed by the *topic* config name (`retention.ms`), already
+    /// validated. Topics without an override inherit these.
+    pub topic_defaults: BTreeMap<String, String>,
+}
+
+impl BrokerConfig {
+    /// Defaults of a single-node development broker: 127.0.0.1:9092, data in `./data`.
+    pub fn dev_defaults() -> Self {
+        let listen: SocketAddr = ([127, 0, 0, 1], 9092).into();
+        Self {
+            node_id: 1,
+            listen,
+            advertised_host: listen.ip().to_string(),
+            advertised_port: i32::from(listen.port()),
+            http_listen: ([127, 0, 0, 1], 9644).into(),
+            data_dir: PathBuf::from("data"),
+            auto_create_topics: true,
+            num_partitions: 1,
+            default_replication_factor: 1,
+            max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
+            fetch_max_bytes: DEFAULT_FETCH_MAX_BYTES,
+            retention_check_interval_ms: 300_000,
+            topic_defaults: BTreeMap::new(),
+        }
+    }
+
+    /// Applies Kafka-style broker properties (`server.properties` names). Unknown keys are ignored with a log
+    /// line, as Kafka does, so one file can serve both.
+    pub fn apply_properties(
+        &mut self,
+        props: &BTreeMap<String, String>,
+    ) -> Result<(), ConfigError> {
+        for (key, value) in props {
+            let value = value.trim();
+            let invalid = |reason: &str| ConfigError::InvalidValue {
+                key: key.clone(),
+                value: value.to_owned(),
+                reason: reason.to_owned(),
+            };
+            match key.as_str() {
+                "node.id" | "broker.id" => {
+                    self.node_id = value.parse().map_err(|_| invalid("not an integer"))?
+                }
+                "log.dirs" | "log.dir" => {
+                    let first = value.split(',').next().unwrap_or(value);
+                    self.data_dir = PathBuf::from(first.trim());
+                }
+                "listeners" => {
+                    self.listen = parse_listener(value)
+                        .ok_or_else(|| invalid("expected [NAME://]host:port"))?
+                }
+                "advertised.listeners" => {
+                    let (host, port) = parse_advertised(value)
+                        .ok_or_else(|| invalid("expected [NAME://]host:port"))?;
+                    self.advertised_host = host;
+                    self.advertised_port = port;
+                }
+                "http.listener" => {
+                    self.http_listen = value.parse().map_err(|_| invalid("expected ip:port"))?
+                }
+                "auto.create.topics.enable" => {
+                    self.auto_create_topics =
+                        parse_bool(value).ok_or_else(|| invalid("expected true or false"))?
+                }
+                "num.partitions" => {
+                    self.num_partitions = parse_in_range(value, 1, 1_000_000)
+                        .ok_or_else(|| invalid("expected 1..=1000000"))?
+                        as i32
+                }
+                "default.replication.factor" => {
+                    self.default_replication_factor = parse_in_range(value, 1, i64::from(i16::MAX))
+                        .ok_or_else(|| invalid("expected a positive integer"))?
+                        as i16
+                }
+                "socket.request.max.bytes" => {
+                    self.max_request_bytes = parse_in_range(value, 1024, i64::from(i32::MAX))
+                        .ok_or_else(|| invalid("expected 1024..=2147483647"))?
+                        as usize
+                }
+                "fetch.max.bytes" => {
+                    self.fetch_max_bytes = parse_in_range(value, 1024, i64::from(i32::MAX))
+                        .ok_or_else(|| invalid("expected 1024..=2147483647"))?
+                        as usize
+                }
+                "log.retention.check.interval.ms" => {
+                    self.retention_check_interval_ms = parse_in_range(value, 1, i64::MAX)
+                        .ok_or_else(|| invalid("expected a positive integer"))?
+                        as u64
+                }
+                other => match broker_key_to_topic_key(other) {
+                    Some((topic_key, scale)) => {
+                        let scaled = scale_value(value, scale)
+                            .ok_or_else(|| invalid("expected an integer"))?;
+                        validate_topic_config(topic_key, &scaled)
+                            .map_err(|reason| invalid(&reason))?;
+                        self.topic_defaults.insert(topic_key.to_owned(), scaled);
+                    }
+                    None => tracing::warn!(key = other, "ignoring unknown broker property"),
+                },
+            }
+        }
+        Ok(())
+    }
+
+    pub fn load_properties_file(
+        path: &std::path::Path,
+    ) -> Result<BTreeMap<String, String>, ConfigError> {
+        let file = std::fs::File::open(path).map_err(|source| ConfigError::OpenFile {
+            path: path.to_owned(),
+            source,
+        })?;
+        let map = java_properties::read(std::io::BufReader::new(file)).map_err(|source| {
+            ConfigError::ReadFile {
+                path: path.to_owned(),
+                source,
+            }
+        })?;
+        Ok(map.into_iter().collect())
+    }
+}
+
+fn parse_bool(value: &str) -> Option<bool> {
+    match value.to_ascii_lowercase().as_str() {
+        "true" => Some(true),
+        "false" => Some(false),
+        _ => None,
+    }
+}
+
+fn parse_in_range(value: &str, min: i64, max: i64) -> Option<i64> {
+    value
+        .parse::<i64>()
+        .ok()
+        .filter(|v| (min..=max).contains(v))
+}
+
+/// Accepts `host:port` or Kafka's `NAME://host:port` (first listener only).
+fn parse_listener(value: &str) -> Option<SocketAddr> {
+    let (host, port) = parse_advertised(value)?;
+    let host = if host.is_empty() {
+        "0.0.0.0".to_owned()
+    } else {
+        host
+    };
+    format!("{host}:{port}").parse().ok()
+}
+
+fn parse_advertised(value: &str) -> Option<(String, i32)> {
+    let first = value.split(',').next()?.trim();
+    let without_scheme = first.rsplit("://").next()?;
+    let (host, port) = without_scheme.rsplit_once(':')?;
+    let port: u16 = port.parse().ok()?;
+    Some((
+        host.trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned(),
+        i32::from(port),
+    ))
+}
+
+/// Kafka's broker-level names for topic defaults; the scale turns hours/minutes into milliseconds.
+pub(crate) fn broker_key_to_topic_key(key: &str) -> Option<(&'static str, i64)> {
+    Some(match key {
+        "log.segment.bytes" => ("segment.bytes", 1),
+        "log.roll.ms" => ("segment.ms", 1),
+        "log.roll.hours" => ("segment.ms", 3_600_000),
+        "log.retention.ms" => ("retention.ms", 1),
+        "log.retention.minutes" => ("retention.ms", 60_000),
+        "log.retention.hours" => ("retention.ms", 3_600_000),
+        "log.retention.bytes" => ("retention.bytes", 1),
+        "message.max.bytes" => ("max.message.bytes", 1),
+        "log.index.interval.bytes" => ("index.interval.bytes", 1),
+        "log.message.timestamp.type" => ("message.timestamp.type", 0),
+        "log.flush.interval.messages" => ("flush.messages", 1),
+        "log.flush.interval.ms" => ("flush.ms", 1),
+        "log.cleanup.policy" => ("cleanup.policy", 0),
+        _ => return None,
+    })
+}
+
+pub(crate) fn scale_value(value: &str, scale: i64) -> Option<String> {
+    if scale == 0 {
+        return Some(value.to_owned());
+    }
+    let v: i64 = value.parse().ok()?;
+    Some(if v < 0 {
+        v.to_string()
+    } else {
+        v.checked_mul(scale)?.to_string()
+    })
+}
+
+/// The kind of a config value, as DescribeConfigs reports it (Kafka's `ConfigType` ids).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigValueType {
+    Int = 3,
+    Long = 5,
+    String = 2,
+    List = 7,
+}
+
+/// One topic config that this broker implements.
+#[derive(Debug)]
+pub struct TopicConfigDef {
+    pub name: &'static str,
+    pub broker_name: &'static str,
+    pub default: &'static str,
+    pub value_type: ConfigValueType,
+    pub doc: &'static str,
+}
+
+/// Every topic config the broker understands. Anything else is rejected with INVALID_CONFIG rather than
+/// silently stored, so a typo never looks like it took effect.
+pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
+    TopicConfigDef {
+        name: "cleanup.policy",
+        broker_name: "log.cleanup.policy",
+        default: "delete",
+        value_type: ConfigValueType::List,
+        doc: "delete, compact or both",
+    },
+    // Tributary acknowledges a write only after it is fsynced (group commit): flush.messages=1. Kafka's default
+    // leaves flushing to the OS and relies on replication; set flush.messages/flush.ms to
+    // 9223372036854775807 for that behaviour.
+    TopicConfigDef {
+        name: "flush.messages",
+        broker_name: "log.flush.interval.messages",
+        default: "1",
+        value_type: ConfigValueType::Long,
+        doc: "fsync after this many messages; 1 = every batch (group commit)",
+    },
+    TopicConfigDef {
+        name: "flush.ms",
+        broker_name: "log.flush.interval.ms",
+        default: "9223372036854775807",
+        value_type: ConfigValueType::Long,
+        doc: "fsync at least this often",
+    },
+    TopicConfigDef {
+        name: "index.interval.bytes",
+        broker_name: "log.index.interval.bytes",
+        default: "4096",
+        value_type: ConfigValueType::Int,
+        doc: "bytes between offset index entries",
+    },
+    TopicConfigDef {
+        name: "max.message.bytes",
+        broker_name: "message.max.bytes",
+        default: "1048588",
+        value_type: ConfigValueType::Int,
+        doc: "largest record batch accepted",
+    },
+    TopicConfigDef {
+        name: "message.timestamp.type",
+        broker_name: "log.message.timestamp.type",
+        default: "CreateTime",
+        value_type: ConfigValueType::String,
+        doc: "CreateTime or LogAppendTime",
+    },
+    TopicConfigDef {
+        name: "retention.bytes",
+        broker_name: "log.retention.bytes",
+        default: "-1",
+        value_type: ConfigValueType::Long,
+        doc: "partition size above which old segments are deleted; -1 = no limit",
+    },
+    TopicConfigDef {
+        name: "retention.ms",
+        broker_name: "log.retention.ms",
+        default: "604800000",
+        value_type: ConfigValueType::Long,
+        doc: "age after which segments are deleted; -1 = no limit",
+    },
+    TopicConfigDef {
+        name: "segment.bytes",
+        broker_name: "log.segment.bytes",
+        default: "1073741824",
+        value_type: ConfigValueType::Int,
+        doc: "segment file size before a roll",
+    },
+    TopicConfigDef {
+        name: "segment.ms",
+        broker_name: "log.roll.ms",
+        default: "604800000",
+        value_type: ConfigValueType::Long,
+        doc: "segment age before a roll",
+    },
+];
+
+pub fn topic_config_def(name: &str) -> Option<&'static TopicConfigDef> {
+    TOPIC_CONFIGS.iter().find(|def| def.name == name)
+}
+
+/// Checks one topic config value; the error text is sent to clients with INVALID_CONFIG.
+pub fn validate_topic_config(name: &str, value: &str) -> Result<(), String> {
+    let long = |min: i64| -> Result<(), String> {
+        match value.trim().parse::<i64>() {
+            Ok(v) if v >= min => Ok(()),
+            _ => Err(format!("{name} must be an integer >= {min}, got {value:?}")),
+        }
+    };
+    match name {
+        "cleanup.policy" => {
+            let ok = !value.trim().is_empty()
+                && value
+                    .split(',')
+                    .all(|p| matches!(p.trim(), "delete" | "compact"));
+            if ok {
+                Ok(())
+            } else {
+                Err(format!(
+                    "cleanup.policy must be delete, compact or both, got {value:?}"
+                ))
+            }
+        }
+        "flush.messages" | "flush.ms" => long(1),
+        "index.interval.bytes" => long(1).and_then(|()| fits_i32(name, value)),
+        "max.message.bytes" => long(64).and_then(|()| fits_i32(name, value)),
+        // A segment must hold at least one batch header; Kafka's floor is 14 bytes, ours the header size.
+        "segment.bytes" => long(1024).and_then(|()| fits_i32(name, value)),
+        "segment.ms" => long(1),
+        "retention.ms" | "retention.bytes" => long(-1),
+        "message.timestamp.type" => match value {
+            "CreateTime" | "LogAppendTime" => Ok(()),
+            _ => Err(format!(
+                "message.timestamp.type must be CreateTime or LogAppendTime, got {value:?}"
+            )),
+        },
+        _ => Err(format!("unknown topic config {name:?}")),
+    }
+}
+
+fn fits_i32(name: &str, value: &str) -> Result<(), String> {
+    match value.trim().parse::<i32>() {
+        Ok(_) => Ok(()),
+        Err(_) => Err(format!(
+            "{name} must fit in a 32-bit integer, got {value:?}"
+        )),
+    }
+}
+
+/// Where an effective config value came from, for DescribeConfigs (Kafka's `ConfigSource` ids).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigSource {
+    TopicOverride = 1,
+    DynamicDefaultBroker = 4,
+    StaticBroker = 5,
+    Default = 6,
+}
+
+/// The effective value of one topic config and its source.
+pub fn effective_topic_config<'a>(
+    def: &'a TopicConfigDef,
+    topic_overrides: &'a BTreeMap<String, String>,
+    dynamic_broker: &'a BTreeMap<String, String>,
+    static_broker: &'a BTreeMap<String, String>,
+) -> (&'a str, ConfigSource) {
+    if let Some(v) = topic_overrides.get(def.name) {
+        (v, ConfigSource::TopicOverride)
+    } else if let Some(v) = dynamic_broker.get(def.name) {
+        (v, ConfigSource::DynamicDefaultBroker)
+    } else if let Some(v) = static_broker.get(def.name) {
+        (v, ConfigSource::StaticBroker)
+    } else {
+        (def.default, ConfigSource::Default)
+    }
+}
+
+/// Resolves a topic's effective [`LogConfig`]. Values were validated when stored, so a parse failure here can
+/// only come from a hand-edited metadata file; the default is used and a warning logged.
+pub fn resolve_log_config(
+    topic_overrides: &BTreeMap<String, String>,
+    dynamic_broker: &BTreeMap<String, String>,
+    static_broker: &BTreeMap<String, String>,
+) -> LogConfig {
+    let get = |name: &str| -> i64 {
+        let Some(def) = topic_config_def(name) else {
+            return 0;
+        };
+        let (value, _) =
+            effective_topic_config(def, topic_overrides, dynamic_broker, static_broker);
+        value.trim().parse().unwrap_or_else(|_| {
+            tracing::warn!(
+                config = name,
+                value,
+                "unparseable stored config value; using the default"
+            );
+            def.default.parse().unwrap_or(0)
+        })
+    };
+    let timestamp_type = match topic_config_def("message.timestamp.type")
+        .map(|def| effective_topic_config(def, topic_overrides, dynamic_broker, static_broker).0)
+    {
+        Some("LogAppendTime") => TimestampType::LogAppendTime,
+        _ => TimestampType::CreateTime,
+    };
+    LogConfig {
+        segment_bytes: get("segment.bytes").max(1024) as u64,
+        segment_ms: get("segment.ms"),
+        retention_ms: get("retention.ms"),
+        retention_bytes: get("retention.bytes"),
+        max_message_bytes: get("max.message.bytes").clamp(64, i64::from(i32::MAX)) as u32,
+        index_interval_bytes: get("index.interval.bytes").clamp(1, i64::from(i32::MAX)) as u32,
+        timestamp_type,
+        flush: FlushPolicy::from_kafka(get("flush.messages"), get("flush.ms")),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broker_properties_override_dev_defaults_and_scale_hours() {
+        let mut config = BrokerConfig::dev_defaults();
+        let props: BTreeMap<String, String> = [
+            ("listeners", "PLAINTEXT://127.0.0.2:19092"),
+            ("advertised.listeners", "PLAINTEXT://broker-0.example:19092"),
+            ("log.retention.hours", "2"),
+            ("auto.create.topics.enable", "false"),
+            ("some.kafka.only.setting", "x"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        config.apply_properties(&props).unwrap();
+        assert_eq!(config.listen, "127.0.0.2:19092".parse().unwrap());
+        assert_eq!(config.advertised_host, "broker-0.example");
+        assert_eq!(config.advertised_port, 19092);
+        assert!(!config.auto_create_topics);
+        assert_eq!(
+            config
+                .topic_defaults
+                .get("retention.ms")
+                .map(String::as_str),
+            Some("7200000")
+        );
+    }
+
+    #[test]
+    fn invalid_broker_property_names_the_key() {
+        let mut config = BrokerConfig::dev_defaults();
+        let props = BTreeMap::from([("log.segment.bytes".to_owned(), "tiny".to_owned())]);
+        let err = config.apply_properties(&props).unwrap_err().to_string();
+        assert!(err.contains("log.segment.bytes"), "{err}");
+    }
+
+    #[test]
+    fn topic_config_validation() {
+        assert!(validate_topic_config("retention.ms", "-1").is_ok());
+        assert!(validate_topic_config("retention.ms", "-2").is_err());
+        assert!(validate_topic_config("cleanup.policy", "compact,delete").is_ok());
+        assert!(validate_topic_config("cleanup.policy", "forever").is_err());
+        assert!(validate_topic_config("segment.bytes", "99999999999").is_err());
+        assert!(validate_topic_config("no.such.config", "1")
+            .unwrap_err()
+            .contains("unknown"));
+    }
+
+    #[test]
+    fn topic_override_beats_dynamic_beats_static_beats_default() {
+        let def = topic_config_def("retention.ms").unwrap();
+        let topic = BTreeMap::from([("retention.ms".to_owned(), "1".to_owned())]);
+        let dynamic = BTreeMap::from([("retention.ms".to_owned(), "2".to_owned())]);
+        let statik = BTreeMap::from([("retention.ms".to_owned(), "3".to_owned())]);
+        let empty = BTreeMap::new();
+        assert_eq!(
+            effective_topic_config(def, &topic, &dynamic, &statik),
+            ("1", ConfigSource::TopicOverride)
+        );
+        assert_eq!(
+            effective_topic_config(def, &empty, &dynamic, &statik),
+            ("2", ConfigSource::DynamicDefaultBroker)
+        );
+        assert_eq!(
+            effective_topic_config(def, &empty, &empty, &statik),
+            ("3", ConfigSource::StaticBroker)
+        );
+        assert_eq!(
+            effective_topic_config(def, &empty, &empty, &empty),
+            ("604800000", ConfigSource::Default)
+        );
+        let resolved = resolve_log_config(&empty, &empty, &statik);
+        assert_eq!(resolved.retention_ms, 3);
+        assert!(matches!(resolved.flush, FlushPolicy::EveryBatch));
+    }
+}

@@ -1,0 +1,95 @@
+//! One handler per Kafka API (one file each), and the dispatch from API key to handler.
+//!
+//! A handler gets the decoded request and the [`RequestContext`], and returns the response message. A failure
+//! that concerns one topic or partition becomes that entry's error code while the rest of the response
+//! succeeds; only a request that cannot be decoded at all closes the connection.
+
+pub mod api_versions;
+pub mod create_partitions;
+pub mod create_topics;
+pub mod delete_topics;
+pub mod describe_cluster;
+pub mod describe_configs;
+pub mod fetch;
+pub mod incremental_alter_configs;
+pub mod init_producer_id;
+pub mod list_offsets;
+pub mod metadata;
+pub mod produce;
+
+use bytes::Bytes;
+use kafka_protocol::{messages::ApiKey, protocol::StrBytes, ResponseError};
+
+use crate::protocol::{decode_body, encode, ProtocolError, RequestContext, ResponseFrame};
+
+/// Routes a request to its handler and encodes the answer.
+pub async fn dispatch(
+    ctx: &RequestContext<'_>,
+    api: ApiKey,
+    body: &mut Bytes,
+) -> Result<Option<ResponseFrame>, ProtocolError> {
+    let version = ctx.version;
+    let correlation_id = ctx.header.correlation_id;
+    macro_rules! simple {
+        ($module:ident) => {{
+            let request = decode_body(api, version, body)?;
+            let response = $module::handle(ctx, request).await;
+            encode(api, version, correlation_id, response, Vec::new()).map(Some)
+        }};
+    }
+    match api {
+        ApiKey::ApiVersions => simple!(api_versions),
+        ApiKey::Metadata => simple!(metadata),
+        ApiKey::ListOffsets => simple!(list_offsets),
+        ApiKey::CreateTopics => simple!(create_topics),
+        ApiKey::DeleteTopics => simple!(delete_topics),
+        ApiKey::CreatePartitions => simple!(create_partitions),
+        ApiKey::DescribeConfigs => simple!(describe_configs),
+        ApiKey::IncrementalAlterConfigs => simple!(incremental_alter_configs),
+        ApiKey::DescribeCluster => simple!(describe_cluster),
+        ApiKey::InitProducerId => simple!(init_producer_id),
+        ApiKey::Produce => {
+            let request = decode_body(api, version, body)?;
+            match produce::handle(ctx, request).await {
+                Some(response) => {
+                    encode(api, version, correlation_id, response, Vec::new()).map(Some)
+                }
+                None => Ok(None),
+            }
+        }
+        ApiKey::Fetch => {
+            let request = decode_body(api, version, body)?;
+            let (response, slices) = fetch::handle(ctx, request).await;
+            encode(api, version, correlation_id, response, slices).map(Some)
+        }
+        other => Err(ProtocolError::UnsupportedVersion {
+            api: other,
+            version,
+        }),
+    }
+}
+
+/// A client-visible error message.
+pub(crate) fn message(text: impl Into<String>) -> Option<StrBytes> {
+    Some(StrBytes::from_string(text.into()))
+}
+
+pub(crate) const NONE: i16 = 0;
+
+pub(crate) fn code(error: ResponseError) -> i16 {
+    error.code()
+}
+
+/// The Kafka error code for a refused topic operation.
+pub(crate) fn topic_error_code(error: &crate::broker::TopicError) -> i16 {
+    use crate::broker::TopicError;
+    code(match error {
+        TopicError::InvalidTopic(_) => ResponseError::InvalidTopicException,
+        TopicError::AlreadyExists(_) => ResponseError::TopicAlreadyExists,
+        TopicError::Unknown(_) => ResponseError::UnknownTopicOrPartition,
+        TopicError::InvalidPartitions(_) => ResponseError::InvalidPartitions,
+        TopicError::InvalidReplicationFactor(_) => ResponseError::InvalidReplicationFactor,
+        TopicError::InvalidConfig(_) => ResponseError::InvalidConfig,
+        TopicError::Storage(_) => ResponseError::UnknownServerError,
+    })
+}

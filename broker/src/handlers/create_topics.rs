@@ -1,0 +1,110 @@
+//! CreateTopics (key 19): creates topics with partition counts, replication factor and config overrides.
+
+use std::collections::{BTreeMap, HashMap};
+
+use kafka_protocol::{
+    messages::{
+        create_topics_response::{CreatableTopicConfigs, CreatableTopicResult},
+        CreateTopicsRequest, CreateTopicsResponse,
+    },
+    protocol::StrBytes,
+    ResponseError,
+};
+
+use super::{code, message, topic_error_code};
+use crate::{
+    broker::TopicError,
+    config::{effective_topic_config, TOPIC_CONFIGS},
+    protocol::RequestContext,
+};
+
+pub async fn handle(
+    ctx: &RequestContext<'_>,
+    request: CreateTopicsRequest,
+) -> CreateTopicsResponse {
+    let broker = ctx.broker;
+    let config = &broker.config;
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for topic in &request.topics {
+        *seen.entry(topic.name.0.to_string()).or_default() += 1;
+    }
+    let mut results = Vec::with_capacity(request.topics.len());
+    for topic in request.topics {
+        let name = topic.name.0.to_string();
+        let result = CreatableTopicResult::default()
+            .with_name(topic.name.clone())
+            .with_num_partitions(-1)
+            .with_replication_factor(-1);
+        if seen.get(&name).copied().unwrap_or(0) > 1 {
+            results.push(
+                result
+                    .with_error_code(code(ResponseError::InvalidRequest))
+                    .with_error_message(message(format!(
+                        "topic {name:?} appears more than once in the request"
+                    ))),
+            );
+            continue;
+        }
+        let created = async {
+            let mut partitions = if topic.num_partitions == -1 { config.num_partitions } else { topic.num_partitions };
+            let mut replication = if topic.replication_factor == -1 { config.default_replication_factor } else { topic.replication_factor };
+            if !topic.assignments.is_empty() {
+                if topic.num_partitions != -1 || topic.replication_factor != -1 {
+                    return Err(TopicError::InvalidPartitions("give either replica assignments or partitions and replication factor, not both".into()));
+                }
+                let only_here = topic.assignments.iter().all(|a| a.broker_ids.len() == 1 && a.broker_ids[0].0 == config.node_id);
+                let dense = topic.assignments.iter().enumerate().all(|(i, a)| a.partition_index == i as i32);
+                if !(only_here && dense) {
+                    return Err(TopicError::InvalidReplicationFactor(format!(
+                        "replica assignments must place partitions 0..n on broker {} only",
+                        config.node_id
+                    )));
+                }
+                partitions = topic.assignments.len() as i32;
+                replication = 1;
+            }
+            let mut configs = BTreeMap::new();
+            for entry in &topic.configs {
+                let Some(value) = &entry.value else {
+                    return Err(TopicError::InvalidConfig(format!("config {} has a null value", &*entry.name)));
+                };
+                configs.insert(entry.name.to_string(), value.to_string());
+            }
+            broker.create_topic(&name, partitions, replication, configs, request.validate_only).await
+        }
+        .await;
+        match created {
+            Ok(meta) => {
+                let image = broker.metadata.image();
+                let configs = TOPIC_CONFIGS
+                    .iter()
+                    .map(|def| {
+                        let (value, source) = effective_topic_config(
+                            def,
+                            &meta.configs,
+                            &image.broker_configs,
+                            &config.topic_defaults,
+                        );
+                        CreatableTopicConfigs::default()
+                            .with_name(StrBytes::from_static_str(def.name))
+                            .with_value(Some(StrBytes::from_string(value.to_owned())))
+                            .with_config_source(source as i8)
+                    })
+                    .collect();
+                results.push(
+                    result
+                        .with_topic_id(meta.id)
+                        .with_num_partitions(meta.partitions)
+                        .with_replication_factor(meta.replication_factor)
+                        .with_configs(Some(configs)),
+                );
+            }
+            Err(e) => results.push(
+                result
+                    .with_error_code(topic_error_code(&e))
+                    .with_error_message(message(e.to_string())),
+            ),
+        }
+    }
+    CreateTopicsResponse::default().with_topics(results)
+}

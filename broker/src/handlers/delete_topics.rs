@@ -1,0 +1,61 @@
+//! DeleteTopics (key 20): deletes topics by name or (v6+) by id.
+
+use kafka_protocol::{
+    messages::{
+        delete_topics_response::DeletableTopicResult, DeleteTopicsRequest, DeleteTopicsResponse,
+        TopicName,
+    },
+    protocol::StrBytes,
+    ResponseError,
+};
+
+use super::{code, message, topic_error_code};
+use crate::protocol::RequestContext;
+
+pub async fn handle(
+    ctx: &RequestContext<'_>,
+    request: DeleteTopicsRequest,
+) -> DeleteTopicsResponse {
+    let broker = ctx.broker;
+    // v0-5 list names; v6 lists (name or id) pairs.
+    let targets: Vec<(Option<String>, uuid::Uuid)> = if ctx.version >= 6 {
+        request
+            .topics
+            .into_iter()
+            .map(|t| (t.name.map(|n| n.0.to_string()), t.topic_id))
+            .collect()
+    } else {
+        request
+            .topic_names
+            .into_iter()
+            .map(|n| (Some(n.0.to_string()), uuid::Uuid::nil()))
+            .collect()
+    };
+    let mut responses = Vec::with_capacity(targets.len());
+    for (name, id) in targets {
+        let name = match name {
+            Some(name) => Some(name),
+            None => broker
+                .metadata
+                .image()
+                .topic_by_id(id)
+                .map(|t| t.name.clone()),
+        };
+        let result = DeletableTopicResult::default()
+            .with_name(name.clone().map(|n| TopicName(StrBytes::from_string(n))))
+            .with_topic_id(id);
+        let Some(name) = name else {
+            responses.push(result.with_error_code(code(ResponseError::UnknownTopicId)));
+            continue;
+        };
+        match broker.delete_topic(&name).await {
+            Ok(deleted_id) => responses.push(result.with_topic_id(deleted_id)),
+            Err(e) => responses.push(
+                result
+                    .with_error_code(topic_error_code(&e))
+                    .with_error_message(message(e.to_string())),
+            ),
+        }
+    }
+    DeleteTopicsResponse::default().with_responses(responses)
+}

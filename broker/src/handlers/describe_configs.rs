@@ -1,0 +1,168 @@
+//! DescribeConfigs (key 32): effective topic configs with their sources, and the broker's topic defaults
+//! under their broker-level names.
+
+use std::collections::BTreeMap;
+
+use kafka_protocol::{
+    messages::{
+        describe_configs_response::{
+            DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
+        },
+        DescribeConfigsRequest, DescribeConfigsResponse,
+    },
+    protocol::StrBytes,
+    ResponseError,
+};
+
+use super::{code, message};
+use crate::{
+    config::{effective_topic_config, ConfigSource, TopicConfigDef, TOPIC_CONFIGS},
+    protocol::RequestContext,
+};
+
+pub(crate) const RESOURCE_TOPIC: i8 = 2;
+pub(crate) const RESOURCE_BROKER: i8 = 4;
+
+struct Layers<'a> {
+    topic: &'a BTreeMap<String, String>,
+    dynamic: &'a BTreeMap<String, String>,
+    statik: &'a BTreeMap<String, String>,
+}
+
+fn entry(
+    def: &TopicConfigDef,
+    name: &'static str,
+    layers: &Layers<'_>,
+    synonyms: bool,
+    docs: bool,
+    read_only: bool,
+) -> DescribeConfigsResourceResult {
+    let (value, source) = effective_topic_config(def, layers.topic, layers.dynamic, layers.statik);
+    let mut synonym_list = Vec::new();
+    if synonyms {
+        let candidates = [
+            (
+                layers.topic.get(def.name),
+                def.name,
+                ConfigSource::TopicOverride,
+            ),
+            (
+                layers.dynamic.get(def.name),
+                def.broker_name,
+                ConfigSource::DynamicDefaultBroker,
+            ),
+            (
+                layers.statik.get(def.name),
+                def.broker_name,
+                ConfigSource::StaticBroker,
+            ),
+            (
+                Some(&def.default.to_owned()),
+                def.broker_name,
+                ConfigSource::Default,
+            ),
+        ];
+        for (value, synonym_name, source) in candidates {
+            if let Some(value) = value {
+                synonym_list.push(
+                    DescribeConfigsSynonym::default()
+                        .with_name(StrBytes::from_static_str(synonym_name))
+                        .with_value(Some(StrBytes::from_string(value.clone())))
+                        .with_source(source as i8),
+                );
+            }
+        }
+    }
+    DescribeConfigsResourceResult::default()
+        .with_name(StrBytes::from_static_str(name))
+        .with_value(Some(StrBytes::from_string(value.to_owned())))
+        .with_config_source(source as i8)
+        .with_read_only(read_only)
+        .with_config_type(def.value_type as i8)
+        .with_synonyms(synonym_list)
+        .with_documentation(docs.then(|| StrBytes::from_static_str(def.doc)))
+}
+
+pub async fn handle(
+    ctx: &RequestContext<'_>,
+    request: DescribeConfigsRequest,
+) -> DescribeConfigsResponse {
+    let broker = ctx.broker;
+    let image = broker.metadata.image();
+    let node_id = broker.config.node_id.to_string();
+    let empty = BTreeMap::new();
+    let results = request
+        .resources
+        .into_iter()
+        .map(|resource| {
+            let name = resource.resource_name.to_string();
+            let wanted = |key: &str| {
+                resource
+                    .configuration_keys
+                    .as_ref()
+                    .is_none_or(|keys| keys.iter().any(|k| &**k == key))
+            };
+            let result = DescribeConfigsResult::default()
+                .with_resource_type(resource.resource_type)
+                .with_resource_name(resource.resource_name.clone());
+            match resource.resource_type {
+                RESOURCE_TOPIC => {
+                    let Some(topic) = image.topics.get(&name) else {
+                        return result
+                            .with_error_code(code(ResponseError::UnknownTopicOrPartition))
+                            .with_error_message(message(format!("topic {name:?} does not exist")));
+                    };
+                    let layers = Layers {
+                        topic: &topic.configs,
+                        dynamic: &image.broker_configs,
+                        statik: &broker.config.topic_defaults,
+                    };
+                    let configs = TOPIC_CONFIGS
+                        .iter()
+                        .filter(|def| wanted(def.name))
+                        .map(|def| {
+                            entry(
+                                def,
+                                def.name,
+                                &layers,
+                                request.include_synonyms,
+                                request.include_documentation,
+                                false,
+                            )
+                        })
+                        .collect();
+                    result.with_configs(configs)
+                }
+                RESOURCE_BROKER if name.is_empty() || name == node_id => {
+                    let layers = Layers {
+                        topic: &empty,
+                        dynamic: &image.broker_configs,
+                        statik: &broker.config.topic_defaults,
+                    };
+                    let configs = TOPIC_CONFIGS
+                        .iter()
+                        .filter(|def| wanted(def.broker_name))
+                        .map(|def| {
+                            entry(
+                                def,
+                                def.broker_name,
+                                &layers,
+                                request.include_synonyms,
+                                request.include_documentation,
+                                false,
+                            )
+                        })
+                        .collect();
+                    result.with_configs(configs)
+                }
+                RESOURCE_BROKER => result
+                    .with_error_code(code(ResponseError::InvalidRequest))
+                    .with_error_message(message(format!("this is broker {node_id}, not {name:?}"))),
+                other => result
+                    .with_error_code(code(ResponseError::InvalidRequest))
+                    .with_error_message(message(format!("resource type {other} is not supported"))),
+            }
+        })
+        .collect();
+    DescribeConfigsResponse::default().with_results(results)
+}

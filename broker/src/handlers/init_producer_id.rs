@@ -1,0 +1,31 @@
+//! InitProducerId (key 22): hands out producer ids for idempotent producers. Transactions are not
+//! implemented, so a transactional id is refused rather than half-supported.
+
+use kafka_protocol::{
+    messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId},
+    ResponseError,
+};
+
+use super::code;
+use crate::protocol::RequestContext;
+
+pub async fn handle(
+    ctx: &RequestContext<'_>,
+    request: InitProducerIdRequest,
+) -> InitProducerIdResponse {
+    let response = InitProducerIdResponse::default()
+        .with_producer_id(ProducerId(-1))
+        .with_producer_epoch(-1);
+    if request.transactional_id.is_some() {
+        return response.with_error_code(code(ResponseError::TransactionalIdAuthorizationFailed));
+    }
+    match ctx.broker.allocate_producer_id() {
+        Ok(id) => response
+            .with_producer_id(ProducerId(id))
+            .with_producer_epoch(0),
+        Err(e) => {
+            tracing::error!(error = %e, "allocating a producer id failed");
+            response.with_error_code(code(ResponseError::UnknownServerError))
+        }
+    }
+}

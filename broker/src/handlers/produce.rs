@@ -1,0 +1,141 @@
+//! Produce (key 0): appends each partition's record batch, bytes as the producer sent them (offsets assigned
+//! in the batch header), then answers according to `acks`. With the default flush policy a write is
+//! acknowledged only after it is fsynced; concurrent producers share fsyncs (group commit).
+
+use bytes::BytesMut;
+use kafka_protocol::{
+    messages::{
+        produce_response::{PartitionProduceResponse, TopicProduceResponse},
+        ProduceRequest, ProduceResponse, TopicName,
+    },
+    ResponseError,
+};
+
+use super::{code, message};
+use crate::{
+    broker::{error_chain, now_ms},
+    log::{FlushPolicy, LogError},
+    partition::{producer_state::ProducerStateError, PartitionError},
+    protocol::RequestContext,
+};
+
+/// The Kafka error code and message for a failed append.
+pub(crate) fn partition_error(error: &PartitionError) -> (ResponseError, String) {
+    let kind = match error {
+        PartitionError::Log(LogError::MessageTooLarge { .. }) => ResponseError::MessageTooLarge,
+        PartitionError::Log(LogError::CorruptRecord(_)) | PartitionError::MalformedBatch(_) => {
+            ResponseError::CorruptMessage
+        }
+        PartitionError::Log(LogError::OffsetOutOfRange { .. }) => ResponseError::OffsetOutOfRange,
+        PartitionError::BatchCount(_) => ResponseError::InvalidRecord,
+        PartitionError::Producer(ProducerStateError::FencedEpoch { .. }) => {
+            ResponseError::InvalidProducerEpoch
+        }
+        PartitionError::Producer(ProducerStateError::OutOfOrder { .. }) => {
+            ResponseError::OutOfOrderSequenceNumber
+        }
+        PartitionError::Flush { .. } => ResponseError::KafkaStorageError,
+        #[allow(unreachable_patterns)]
+        _ => ResponseError::KafkaStorageError,
+    };
+    (kind, error_chain(error))
+}
+
+pub async fn handle(ctx: &RequestContext<'_>, request: ProduceRequest) -> Option<ProduceResponse> {
+    let acks = request.acks;
+    let refuse_all = if !matches!(acks, -1..=1) {
+        Some(ResponseError::InvalidRequiredAcks)
+    } else if request.transactional_id.is_some() {
+        // Transactions are not implemented; refusing is better than writing records no one can commit.
+        Some(ResponseError::TransactionalIdAuthorizationFailed)
+    } else {
+        None
+    };
+    let now = now_ms();
+    let mut pending_flushes = Vec::new();
+    let mut responses = Vec::with_capacity(request.topic_data.len());
+    for topic in request.topic_data {
+        let name = topic.name.0.to_string();
+        let mut partitions = Vec::with_capacity(topic.partition_data.len());
+        for data in topic.partition_data {
+            let response = PartitionProduceResponse::default()
+                .with_index(data.index)
+                .with_base_offset(-1)
+                .with_log_append_time_ms(-1)
+                .with_log_start_offset(-1);
+            if let Some(error) = refuse_all {
+                partitions.push(response.with_error_code(code(error)));
+                continue;
+            }
+            let Some(partition) = ctx.broker.partition(&name, data.index) else {
+                partitions
+                    .push(response.with_error_code(code(ResponseError::UnknownTopicOrPartition)));
+                continue;
+            };
+            let Some(records) = data.records else {
+                partitions.push(
+                    response
+                        .with_error_code(code(ResponseError::CorruptMessage))
+                        .with_error_message(message("records are null")),
+                );
+                continue;
+            };
+            // The request buffer is shared; the batch needs its own copy to have offsets written into it.
+            let mut batch = BytesMut::from(&records[..]);
+            match partition.append(&mut batch, now) {
+                Ok(outcome) => {
+                    if acks != 0
+                        && partition.flush_policy() == FlushPolicy::EveryBatch
+                        && !outcome.duplicate
+                    {
+                        pending_flushes.push((
+                            partitions.len(),
+                            responses.len(),
+                            partition.clone(),
+                            outcome.last_offset + 1,
+                        ));
+                    }
+                    partitions.push(
+                        response
+                            .with_base_offset(outcome.base_offset)
+                            .with_log_append_time_ms(outcome.log_append_time)
+                            .with_log_start_offset(outcome.log_start_offset),
+                    );
+                }
+                Err(e) => {
+                    let (kind, text) = partition_error(&e);
+                    tracing::debug!(topic = %name, partition = data.index, error = %text, "produce refused");
+                    partitions.push(
+                        response
+                            .with_error_code(code(kind))
+                            .with_error_message(message(text)),
+                    );
+                }
+            }
+        }
+        responses.push(
+            TopicProduceResponse::default()
+                .with_name(TopicName(name.into()))
+                .with_topic_id(topic.topic_id)
+                .with_partition_responses(partitions),
+        );
+    }
+    if acks == 0 {
+        return None;
+    }
+    let flushes = pending_flushes
+        .iter()
+        .map(|(_, _, partition, offset)| partition.flush_until(*offset));
+    let results = futures_util::future::join_all(flushes).await;
+    for ((partition_slot, topic_slot, partition, _), result) in pending_flushes.iter().zip(results)
+    {
+        if let Err(e) = result {
+            let (kind, text) = partition_error(&e);
+            tracing::error!(topic = %partition.topic, partition = partition.index, error = %text, "fsync failed; write not acknowledged");
+            let slot = &mut responses[*topic_slot].partition_responses[*partition_slot];
+            slot.error_code = code(kind);
+            slot.error_message = message(text);
+        }
+    }
+    Some(ProduceResponse::default().with_responses(responses))
+}

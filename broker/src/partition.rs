@@ -1,0 +1,397 @@
+//! One partition replica on this broker: its [`Log`], its idempotent-producer state, its high watermark, the
+//! group-commit flusher and the wake-ups for long-polling fetches.
+//!
+//! Thread-safe: the log and producer state sit behind one short-held mutex (appends are page-cache writes);
+//! fsync happens outside it so readers and other appends never wait for the disk. Must never hold the lock
+//! across an `.await`.
+
+pub mod producer_state;
+
+use std::{
+    path::Path,
+    sync::{
+        atomic::{AtomicI64, Ordering},
+        Mutex, MutexGuard,
+    },
+};
+
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+use self::producer_state::{
+    last_sequence, BatchSequence, ProducerStateError, ProducerStates, SequenceCheck,
+};
+use crate::log::{FlushPolicy, Log, LogConfig, LogError, ReadSlice, RecoveryReport};
+
+/// RecordBatch v2 header size; the producer fields the broker needs all sit inside it.
+const BATCH_HEADER_BYTES: usize = 61;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PartitionError {
+    #[error(transparent)]
+    Log(#[from] LogError),
+    #[error(transparent)]
+    Producer(#[from] ProducerStateError),
+    #[error("a produce request must carry exactly one record batch per partition, found {0}")]
+    BatchCount(usize),
+    #[error("record batch is malformed: {0}")]
+    MalformedBatch(&'static str),
+    #[error("fsync of partition {topic}-{partition} failed")]
+    Flush {
+        topic: String,
+        partition: i32,
+        source: std::io::Error,
+    },
+}
+
+/// The producer fields of an incoming batch, read before the log validates the rest.
+#[derive(Debug, Clone, Copy)]
+struct ProducerFields {
+    producer_id: i64,
+    epoch: i16,
+    first_seq: i32,
+    last_seq: i32,
+}
+
+/// Checks the framing of a produce payload (exactly one v2 batch) and reads its producer fields.
+fn single_batch_producer_fields(records: &[u8]) -> Result<ProducerFields, PartitionError> {
+    if records.len() < BATCH_HEADER_BYTES {
+        return Err(PartitionError::MalformedBatch(
+            "shorter than a batch header",
+        ));
+    }
+    let be_i32 = |at: usize| {
+        i32::from_be_bytes([
+            records[at],
+            records[at + 1],
+            records[at + 2],
+            records[at + 3],
+        ])
+    };
+    let batch_length = be_i32(8);
+    if batch_length < (BATCH_HEADER_BYTES - 12) as i32 {
+        return Err(PartitionError::MalformedBatch(
+            "batch length smaller than the header",
+        ));
+    }
+    let total = 12 + batch_length as usize;
+    if total < records.len() {
+        let mut count = 1;
+        let mut position = total;
+        while position + 12 <= records.len() && count < 1_000 {
+            position += 12 + be_i32(position + 8).max(0) as usize;
+            count += 1;
+        }
+        return Err(PartitionError::BatchCount(count));
+    }
+    if total > records.len() {
+        return Err(PartitionError::MalformedBatch(
+            "batch length runs past the end of the records",
+        ));
+    }
+    if records[16] != 2 {
+        return Err(PartitionError::MalformedBatch(
+            "magic is not 2 (RecordBatch v2)",
+        ));
+    }
+    let last_offset_delta = be_i32(23);
+    let producer_id = i64::from_be_bytes(
+        records[43..51]
+            .try_into()
+            .map_err(|_| PartitionError::MalformedBatch("header"))?,
+    );
+    let epoch = i16::from_be_bytes([records[51], records[52]]);
+    let first_seq = be_i32(53);
+    Ok(ProducerFields {
+        producer_id,
+        epoch,
+        first_seq,
+        last_seq: last_sequence(first_seq, last_offset_delta.max(0)),
+    })
+}
+
+#[derive(Debug)]
+struct PartitionLog {
+    log: Log,
+    config: LogConfig,
+    producers: ProducerStates,
+}
+
+/// The result of an append that the produce handler reports back.
+#[derive(Debug, Clone, Copy)]
+pub struct AppendOutcome {
+    pub base_offset: i64,
+    pub last_offset: i64,
+    pub log_append_time: i64,
+    pub log_start_offset: i64,
+    /// True when the batch was a retry of one already written.
+    pub duplicate: bool,
+}
+
+#[derive(Debug)]
+pub struct Partition {
+    pub topic: String,
+    pub topic_id: Uuid,
+    pub index: i32,
+    state: Mutex<PartitionLog>,
+    /// Woken on every append so long-polling fetches re-check.
+    data_arrived: Notify,
+    /// Serializes fsyncs; waiters that find their offset already flushed return at once (group commit).
+    flush_lock: tokio::sync::Mutex<()>,
+    flushed_offset: AtomicI64,
+    high_watermark: AtomicI64,
+    log_start_offset: AtomicI64,
+}
+
+impl Partition {
+    pub fn open(
+        topic: &str,
+        topic_id: Uuid,
+        index: i32,
+        dir: &Path,
+        config: LogConfig,
+        recovery_point: i64,
+        clean_shutdown: bool,
+    ) -> Result<(Self, RecoveryReport), PartitionError> {
+        let (log, report) = Log::open(dir, config.clone(), recovery_point, clean_shutdown)?;
+        let mut producers = ProducerStates::default();
+        for header in log.batch_headers(log.log_start_offset()) {
+            let header = header?;
+            if header.producer_id >= 0 {
+                producers.record(
+                    header.producer_id,
+                    header.producer_epoch,
+                    BatchSequence {
+                        first_seq: header.base_sequence,
+                        last_seq: last_sequence(
+                            header.base_sequence,
+                            (header.last_offset - header.base_offset) as i32,
+                        ),
+                        first_offset: header.base_offset,
+                        last_offset: header.last_offset,
+                        max_timestamp: header.max_timestamp,
+                    },
+                );
+            }
+        }
+        let end = log.log_end_offset();
+        let start = log.log_start_offset();
+        let recovered = log.recovery_point();
+        Ok((
+            Self {
+                topic: topic.to_owned(),
+                topic_id,
+                index,
+                state: Mutex::new(PartitionLog {
+                    log,
+                    config,
+                    producers,
+                }),
+                data_arrived: Notify::new(),
+                flush_lock: tokio::sync::Mutex::new(()),
+                flushed_offset: AtomicI64::new(recovered),
+                high_watermark: AtomicI64::new(end),
+                log_start_offset: AtomicI64::new(start),
+            },
+            report,
+        ))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, PartitionLog> {
+        // A panic while holding the lock cannot leave the log half-written in memory (every mutation is a
+        // file append followed by bookkeeping), so a poisoned lock is still usable.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Validates and appends one producer batch, rewriting its offsets in place.
+    pub fn append(&self, records: &mut [u8], now_ms: i64) -> Result<AppendOutcome, PartitionError> {
+        let fields = single_batch_producer_fields(records)?;
+        let mut state = self.lock();
+        let idempotent = fields.producer_id >= 0;
+        if idempotent {
+            let check = state.producers.check(
+                fields.producer_id,
+                fields.epoch,
+                fields.first_seq,
+                fields.last_seq,
+            )?;
+            if let SequenceCheck::Duplicate(original) = check {
+                return Ok(AppendOutcome {
+                    base_offset: original.first_offset,
+                    last_offset: original.last_offset,
+                    log_append_time: -1,
+                    log_start_offset: state.log.log_start_offset(),
+                    duplicate: true,
+                });
+            }
+        }
+        let info = state.log.append(records, now_ms)?;
+        if idempotent {
+            state.producers.record(
+                fields.producer_id,
+                fields.epoch,
+                BatchSequence {
+                    first_seq: fields.first_seq,
+                    last_seq: fields.last_seq,
+                    first_offset: info.first_offset,
+                    last_offset: info.last_offset,
+                    max_timestamp: info.max_timestamp,
+                },
+            );
+        }
+        // Single replica: everything in the log is committed. Replication will move this to the ISR's minimum.
+        self.high_watermark
+            .store(state.log.log_end_offset(), Ordering::Release);
+        drop(state);
+        self.data_arrived.notify_waiters();
+        Ok(AppendOutcome {
+            base_offset: info.first_offset,
+            last_offset: info.last_offset,
+            log_append_time: info.log_append_time.unwrap_or(-1),
+            log_start_offset: info.log_start_offset,
+            duplicate: false,
+        })
+    }
+
+    pub fn flush_policy(&self) -> FlushPolicy {
+        self.lock().config.flush
+    }
+
+    /// Waits until everything below `offset` is on disk, fsyncing if nobody else is. Concurrent callers share
+    /// one fsync: the second finds its data already covered when it gets the lock.
+    pub async fn flush_until(&self, offset: i64) -> Result<(), PartitionError> {
+        if self.flushed_offset.load(Ordering::Acquire) >= offset {
+            return Ok(());
+        }
+        let _flushing = self.flush_lock.lock().await;
+        if self.flushed_offset.load(Ordering::Acquire) >= offset {
+            return Ok(());
+        }
+        let (file, end) = self.lock().log.active_segment_handle();
+        let synced = tokio::task::spawn_blocking(move || file.sync_data())
+            .await
+            .unwrap_or_else(|join| Err(std::io::Error::other(join)));
+        synced.map_err(|source| PartitionError::Flush {
+            topic: self.topic.clone(),
+            partition: self.index,
+            source,
+        })?;
+        self.lock().log.mark_flushed(end);
+        self.flushed_offset.fetch_max(end, Ordering::AcqRel);
+        Ok(())
+    }
+
+    /// Offsets appended but not yet fsynced.
+    pub fn unflushed(&self) -> i64 {
+        self.log_end_offset() - self.flushed_offset.load(Ordering::Acquire)
+    }
+
+    pub fn read(&self, offset: i64, max_bytes: usize) -> Result<ReadSlice, PartitionError> {
+        Ok(self.lock().log.read(offset, max_bytes)?)
+    }
+
+    pub fn high_watermark(&self) -> i64 {
+        self.high_watermark.load(Ordering::Acquire)
+    }
+
+    pub fn log_start_offset(&self) -> i64 {
+        self.log_start_offset.load(Ordering::Acquire)
+    }
+
+    pub fn log_end_offset(&self) -> i64 {
+        self.lock().log.log_end_offset()
+    }
+
+    /// A future that completes on the next append; create it *before* checking for data to not miss one.
+    pub fn data_arrived(&self) -> tokio::sync::futures::Notified<'_> {
+        self.data_arrived.notified()
+    }
+
+    pub fn offset_for_timestamp(
+        &self,
+        timestamp: i64,
+    ) -> Result<Option<(i64, i64)>, PartitionError> {
+        Ok(self.lock().log.offset_for_timestamp(timestamp)?)
+    }
+
+    pub fn max_timestamp_and_offset(&self) -> Option<(i64, i64)> {
+        self.lock().log.max_timestamp_and_offset()
+    }
+
+    pub fn set_config(&self, config: LogConfig) {
+        let mut state = self.lock();
+        state.log.set_config(config.clone());
+        state.config = config;
+    }
+
+    pub fn apply_retention(&self, now_ms: i64) -> Result<usize, PartitionError> {
+        let mut state = self.lock();
+        let deleted = state.log.apply_retention(now_ms)?;
+        self.log_start_offset
+            .store(state.log.log_start_offset(), Ordering::Release);
+        Ok(deleted)
+    }
+
+    /// (recovery point, log start offset) for the checkpoint files.
+    pub fn checkpoint_offsets(&self) -> (i64, i64) {
+        let state = self.lock();
+        (state.log.recovery_point(), state.log.log_start_offset())
+    }
+
+    pub fn flush_now(&self) -> Result<(), PartitionError> {
+        let mut state = self.lock();
+        state.log.flush()?;
+        self.flushed_offset
+            .fetch_max(state.log.log_end_offset(), Ordering::AcqRel);
+        Ok(())
+    }
+
+    pub fn producer_count(&self) -> usize {
+        self.lock().producers.len()
+    }
+
+    /// Consumes the partition to close or delete its log; callers must hold the only reference.
+    pub fn into_log(self) -> Log {
+        self.state
+            .into_inner()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .log
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn produce_payload_framing_is_checked_before_the_log() {
+        assert!(matches!(
+            single_batch_producer_fields(&[0; 10]),
+            Err(PartitionError::MalformedBatch(_))
+        ));
+        let mut batch = vec![0u8; 61];
+        batch[8..12].copy_from_slice(&49i32.to_be_bytes());
+        batch[16] = 2;
+        batch[43..51].copy_from_slice(&42i64.to_be_bytes());
+        batch[53..57].copy_from_slice(&7i32.to_be_bytes());
+        batch[23..27].copy_from_slice(&2i32.to_be_bytes());
+        let fields = single_batch_producer_fields(&batch).expect("valid header");
+        assert_eq!(
+            (fields.producer_id, fields.first_seq, fields.last_seq),
+            (42, 7, 9)
+        );
+        let mut two = batch.clone();
+        two.extend_from_slice(&batch);
+        assert!(matches!(
+            single_batch_producer_fields(&two),
+            Err(PartitionError::BatchCount(2))
+        ));
+        batch[16] = 1;
+        assert!(matches!(
+            single_batch_producer_fields(&batch),
+            Err(PartitionError::MalformedBatch(_))
+        ));
+    }
+}

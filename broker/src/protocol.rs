@@ -1,0 +1,169 @@
+//! The Kafka wire protocol as this broker speaks it: request framing, header decoding, the table of supported
+//! API versions, dispatch to the handlers and response encoding.
+//!
+//! Message types and their codec come from the `kafka-protocol` crate; nothing here encodes a message field
+//! by hand. Must never let one bad request affect another connection: decoding failures close only the
+//! connection they arrived on.
+
+pub mod splice;
+mod versions;
+
+use std::sync::Arc;
+
+use bytes::{Buf, Bytes, BytesMut};
+use kafka_protocol::{
+    messages::{ApiKey, RequestHeader, ResponseHeader},
+    protocol::{Decodable, Encodable},
+};
+pub use splice::{ResponseFrame, SendfileSlice, SpliceBuf};
+pub use versions::{supported_versions, SUPPORTED_APIS};
+
+use crate::{broker::Broker, handlers};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProtocolError {
+    #[error("request frame of {size} bytes exceeds socket.request.max.bytes ({max})")]
+    FrameTooLarge { size: usize, max: usize },
+    #[error("request frame of {size} bytes is shorter than a request header")]
+    FrameTooShort { size: i32 },
+    #[error("unknown API key {0}")]
+    UnknownApiKey(i16),
+    #[error("unsupported version {version} of {api:?}")]
+    UnsupportedVersion { api: ApiKey, version: i16 },
+    #[error("decoding {api:?} v{version} request header")]
+    DecodeHeader {
+        api: ApiKey,
+        version: i16,
+        source: anyhow::Error,
+    },
+    #[error("decoding {api:?} v{version} request body")]
+    DecodeBody {
+        api: ApiKey,
+        version: i16,
+        source: anyhow::Error,
+    },
+    #[error("encoding {api:?} v{version} response")]
+    Encode {
+        api: ApiKey,
+        version: i16,
+        source: anyhow::Error,
+    },
+}
+
+/// The fixed prefix of every request header: api key, api version, correlation id.
+pub const MIN_HEADER_BYTES: usize = 8;
+
+/// What a request needs to know about where it came from.
+#[derive(Debug)]
+pub struct RequestContext<'a> {
+    pub broker: &'a Arc<Broker>,
+    pub header: &'a RequestHeader,
+    pub version: i16,
+}
+
+/// Checks a frame length read off the wire before any buffer is allocated for it.
+pub fn check_frame_size(size: i32, max: usize) -> Result<usize, ProtocolError> {
+    if size < MIN_HEADER_BYTES as i32 {
+        return Err(ProtocolError::FrameTooShort { size });
+    }
+    let size = size as usize;
+    if size > max {
+        return Err(ProtocolError::FrameTooLarge { size, max });
+    }
+    Ok(size)
+}
+
+/// Handles one request frame (without its length prefix) and returns the response to send, or `None` when
+/// the request wants no response (Produce with acks=0).
+pub async fn handle_frame(
+    broker: &Arc<Broker>,
+    frame: BytesMut,
+) -> Result<Option<ResponseFrame>, ProtocolError> {
+    let mut body = frame.freeze();
+    let raw_key = i16::from_be_bytes([body[0], body[1]]);
+    let version = i16::from_be_bytes([body[2], body[3]]);
+    let correlation_id = i32::from_be_bytes([body[4], body[5], body[6], body[7]]);
+    let api = ApiKey::try_from(raw_key).map_err(|()| ProtocolError::UnknownApiKey(raw_key))?;
+    let Some(range) = supported_versions(api) else {
+        return Err(ProtocolError::UnknownApiKey(raw_key));
+    };
+    if !range.contains(&version) || !versions::decodable(api, version) {
+        if api == ApiKey::ApiVersions {
+            // Clients send their newest ApiVersions first; the answer must be v0-shaped so any client can read
+            // the supported ranges and retry with a version both sides know.
+            return encode(
+                api,
+                0,
+                correlation_id,
+                handlers::api_versions::unsupported_version_response(),
+                Vec::new(),
+            )
+            .map(Some);
+        }
+        return Err(ProtocolError::UnsupportedVersion { api, version });
+    }
+    let header_version = api.request_header_version(version);
+    let header = RequestHeader::decode(&mut body, header_version).map_err(|source| {
+        ProtocolError::DecodeHeader {
+            api,
+            version,
+            source,
+        }
+    })?;
+    let ctx = RequestContext {
+        broker,
+        header: &header,
+        version,
+    };
+    handlers::dispatch(&ctx, api, &mut body).await
+}
+
+/// Decodes a request body, requiring that it uses the whole frame: trailing bytes mean the client and broker
+/// disagree about the schema, and answering anyway could act on misread fields.
+pub fn decode_body<T: Decodable>(
+    api: ApiKey,
+    version: i16,
+    body: &mut Bytes,
+) -> Result<T, ProtocolError> {
+    let request = T::decode(body, version).map_err(|source| ProtocolError::DecodeBody {
+        api,
+        version,
+        source,
+    })?;
+    if body.has_remaining() {
+        return Err(ProtocolError::DecodeBody {
+            api,
+            version,
+            source: anyhow::anyhow!("{} trailing bytes after the request body", body.remaining()),
+        });
+    }
+    Ok(request)
+}
+
+/// Encodes a response header and body. `slices` are the log slices whose placeholders the body carries, in
+/// encoding order (see [`SpliceBuf`]).
+pub fn encode<T: Encodable>(
+    api: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    response: T,
+    slices: Vec<SendfileSlice>,
+) -> Result<ResponseFrame, ProtocolError> {
+    let header_version = if api == ApiKey::ApiVersions {
+        0
+    } else {
+        api.response_header_version(version)
+    };
+    let header = ResponseHeader::default().with_correlation_id(correlation_id);
+    let err = |source| ProtocolError::Encode {
+        api,
+        version,
+        source,
+    };
+    let size = header.compute_size(header_version).map_err(err)?
+        + response.compute_size(version).map_err(err)?;
+    let mut buf = SpliceBuf::new(size, slices);
+    header.encode(&mut buf, header_version).map_err(err)?;
+    response.encode(&mut buf, version).map_err(err)?;
+    buf.finish(size).map_err(err)
+}

@@ -1,0 +1,55 @@
+//! The API versions this broker implements, advertised in ApiVersions. Only what is really handled is listed.
+
+use std::ops::RangeInclusive;
+
+use kafka_protocol::messages::ApiKey;
+
+/// (API, advertised versions). Ranges follow what Apache Kafka 4.x advertises, capped by what is implemented.
+pub const SUPPORTED_APIS: &[(ApiKey, RangeInclusive<i16>)] = &[
+    // Produce v0-2 are advertised but refused, exactly as Kafka 4.0 does (KAFKA-18659): older librdkafka
+    // builds derive features such as compression support from the advertised *minimum* of Produce.
+    (ApiKey::Produce, 0..=12),
+    (ApiKey::Fetch, 4..=17),
+    (ApiKey::ListOffsets, 1..=10),
+    (ApiKey::Metadata, 0..=12),
+    (ApiKey::ApiVersions, 0..=4),
+    (ApiKey::CreateTopics, 2..=7),
+    (ApiKey::DeleteTopics, 1..=6),
+    (ApiKey::InitProducerId, 0..=5),
+    (ApiKey::DescribeConfigs, 1..=4),
+    (ApiKey::CreatePartitions, 0..=3),
+    (ApiKey::IncrementalAlterConfigs, 0..=1),
+    (ApiKey::DescribeCluster, 0..=1),
+];
+
+pub fn supported_versions(api: ApiKey) -> Option<RangeInclusive<i16>> {
+    SUPPORTED_APIS
+        .iter()
+        .find(|(key, _)| *key == api)
+        .map(|(_, range)| range.clone())
+}
+
+/// Advertised versions that are nonetheless refused (the codec cannot decode them).
+pub(crate) fn decodable(api: ApiKey, version: i16) -> bool {
+    !(api == ApiKey::Produce && version < 3)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_advertised_version_is_known_to_the_codec() {
+        for (api, range) in SUPPORTED_APIS {
+            let codec = api.valid_versions();
+            for version in range.clone().filter(|v| decodable(*api, *v)) {
+                assert!(
+                    version >= codec.min && version <= codec.max,
+                    "{api:?} v{version} is advertised but kafka-protocol supports {}..={}",
+                    codec.min,
+                    codec.max
+                );
+            }
+        }
+    }
+}
