@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Runs every test of the project on a bare machine: installs what the suites need (hack/prereqs.sh), checks
+# formatting and lints, runs the Rust tests, then the real-client suites (kcat, confluent-kafka, kafka-python,
+# the Java kafka-clients) against a freshly built broker.
+#
+# Environment: TRIBUTARY_CACHE (default ~/.cache/tributary) keeps the Python venv and other downloads between
+# runs; SKIP_CLIENTS=1 runs only the Rust checks.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "toolchain"
+cargo --version
+for component in rustfmt clippy; do
+  if ! cargo "${component/rustfmt/fmt}" --version >/dev/null 2>&1; then
+    rustup component add "$component"
+  fi
+done
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "cargo test"
+cargo test --workspace 2>&1 | tee target/cargo-test.log
+grep -q "test result: ok" target/cargo-test.log
+
+if [[ "${SKIP_CLIENTS:-0}" == 1 ]]; then
+  exit 0
+fi
+
+step "broker binary for the client suites"
+cargo build -p tributary-broker
+export TRIBUTARY_BROKER_BIN="$PWD/target/debug/tributary-broker"
+
+step "test prerequisites"
+bash hack/prereqs.sh
+
+step "real-client suites"
+bash broker/tests/clients/run.sh
