@@ -349,6 +349,7 @@ bench_recovery() {
 
 # --- run ------------------------------------------------------------------------------------------
 T_BEGIN="$(now_ms)"
+LOAD_BEGIN="$(cut -d' ' -f1-3 /proc/loadavg)"
 for t in $TARGETS; do
   case "$t" in
     tributary)
@@ -385,7 +386,7 @@ fmt_n() { printf "%'d" "$1" 2>/dev/null || echo "$1"; }
   echo "- client: kafka-tools $KAFKA_VERSION ProducerPerformance/ConsumerPerformance, JVM $TOOL_HEAP, default client config + acks; client and broker share the machine"
   echo "- warm-up before the load: $WARMUP x 512 B, acks=1 (not reported)"
   echo "- load: $(fmt_n "$N_SMALL") x ${S_SMALL} B and $(fmt_n "$N_LARGE") x ${S_LARGE} B records, topics with $PARTS partitions (RF 1); latency: ${LAT_RATE} rec/s x ${LAT_SECS} s, ${LAT_SIZE} B, acks=$LAT_ACKS"
-  echo "- total wall time: $(( ($(now_ms) - T_BEGIN) / 1000 )) s"
+  echo "- total wall time: $(( ($(now_ms) - T_BEGIN) / 1000 )) s; load average at start: $LOAD_BEGIN, at end: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews the numbers)"
   echo
   echo "| Metric | Tributary | Kafka | Tributary / Kafka | better |"
   echo "|---|---:|---:|---:|---|"
