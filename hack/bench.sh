@@ -305,6 +305,8 @@ bench_target() {
     note "$t" "broker died during the produce runs"
   fi
   R[$t.data_mib]="$(data_mib "$dir/main")"
+  R[$t.hwm]="$(awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/$PID/status" 2>/dev/null)"
+  R[$t.rss_end]="$(rss_mib "$PID")"
   broker_stop "$t" "$dir/main"
   [[ "${BENCH_KEEP:-0}" == 1 ]] || rm -rf "$dir/main/data" "$dir/main/logs"
   return 0
@@ -411,6 +413,8 @@ fmt_n() { printf "%'d" "$1" 2>/dev/null || echo "$1"; }
   row "Latency @${LAT_RATE}/s: p99.9 ms" lat.p999 lower
   row "Latency @${LAT_RATE}/s: max ms" lat.max lower
   row "Idle RSS after start, MiB" rss lower
+  row "RSS after the load, MiB" rss_end lower
+  row "Peak RSS (VmHWM) over the run, MiB" hwm lower
   row "Start-up ms (exec → /readyz 200 / Kafka port accepts)" start_ms lower
   row "On-disk data after the load, MiB" data_mib lower
   if (( RECOVERY_MB > 0 )); then
