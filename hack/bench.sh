@@ -1,0 +1,445 @@
+#!/usr/bin/env bash
+# Tributary vs Apache Kafka: the same load with the same client, one broker after the other.
+#
+# This is a benchmark, not a test: it always exits 0 once a report was written (exit 1 only for
+# setup errors such as missing java/mvn), and a broker that fails shows "n/a" in its column.
+#
+# Client: Kafka's own org.apache.kafka.tools.ProducerPerformance / ConsumerPerformance / TopicCommand
+# from the kafka-tools jar (classpath from hack/kafka-ref.sh), with default client settings except
+# bootstrap.servers and acks.
+#
+# Targets (in this order, each with a fresh data dir):
+#   tributary  $TRIBUTARY_BIN, or built with `cargo build --release -p tributary-broker`
+#              (BENCH_NO_BUILD=1 to skip building); readiness: GET /readyz == 200.
+#   kafka      hack/kafka-ref.sh (Apache Kafka $KAFKA_VERSION, KRaft single node, -Xmx1g).
+#
+# Environment (defaults; BENCH_QUICK=1 switches to the quick values in brackets):
+#   BENCH_TARGETS="tributary kafka"
+#   BENCH_SMALL_RECORDS=1000000 [200000]   records of BENCH_SMALL_SIZE=100 bytes
+#   BENCH_LARGE_RECORDS=300000  [50000]    records of BENCH_LARGE_SIZE=1024 bytes
+#   BENCH_PARTITIONS=6
+#   BENCH_LAT_RATE=5000 BENCH_LAT_SECS=20 [5] BENCH_LAT_SIZE=1024 BENCH_LAT_ACKS=all
+#   BENCH_RECOVERY_MB=1024 [128]  unflushed data written before kill -9 (Tributary; 0 disables)
+#   BENCH_KAFKA_RECOVERY=0        1: run the same recovery measurement against Kafka too
+#   BENCH_IDLE_SECS=5 [2]         wait after start before reading VmRSS
+#   BENCH_WARMUP_RECORDS=200000 [50000]  unreported warm-up produce (512 B, acks=1) before the load
+#   BENCH_RUN_TIMEOUT=900 [240]   bound of every client run, seconds
+#   BENCH_START_TIMEOUT=60 BENCH_RECOVERY_TIMEOUT=600
+#   BENCH_TOOL_HEAP="-Xmx1g"      client JVM heap
+#   BENCH_WORK=<mktemp dir>       data dirs and raw outputs; removed at the end unless BENCH_KEEP=1
+#   BENCH_RESULTS=hack/bench/results-<date>[-quick].md
+#   KAFKA_VERSION, TRIBUTARY_CACHE, KAFKA_REF_*: see hack/kafka-ref.sh
+set -uo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(git -C "$HERE" rev-parse --show-toplevel 2>/dev/null || (cd "$HERE/.." && pwd))"
+KREF="$HERE/kafka-ref.sh"
+
+QUICK="${BENCH_QUICK:-0}"
+q() { if [[ "$QUICK" == 1 ]]; then echo "$2"; else echo "$1"; fi; }
+TARGETS="${BENCH_TARGETS:-tributary kafka}"
+N_SMALL="${BENCH_SMALL_RECORDS:-$(q 1000000 200000)}"
+S_SMALL="${BENCH_SMALL_SIZE:-100}"
+N_LARGE="${BENCH_LARGE_RECORDS:-$(q 300000 50000)}"
+S_LARGE="${BENCH_LARGE_SIZE:-1024}"
+PARTS="${BENCH_PARTITIONS:-6}"
+LAT_RATE="${BENCH_LAT_RATE:-5000}"
+LAT_SECS="${BENCH_LAT_SECS:-$(q 20 5)}"
+LAT_SIZE="${BENCH_LAT_SIZE:-1024}"
+LAT_ACKS="${BENCH_LAT_ACKS:-all}"
+RECOVERY_MB="${BENCH_RECOVERY_MB:-$(q 1024 128)}"
+KAFKA_RECOVERY="${BENCH_KAFKA_RECOVERY:-0}"
+IDLE_SECS="${BENCH_IDLE_SECS:-$(q 5 2)}"
+WARMUP="${BENCH_WARMUP_RECORDS:-$(q 200000 50000)}"
+RUN_TIMEOUT="${BENCH_RUN_TIMEOUT:-$(q 900 240)}"
+START_TIMEOUT="${BENCH_START_TIMEOUT:-60}"
+RECOVERY_TIMEOUT="${BENCH_RECOVERY_TIMEOUT:-600}"
+TOOL_HEAP="${BENCH_TOOL_HEAP:--Xmx1g}"
+KAFKA_VERSION="${KAFKA_VERSION:-4.4.0}"; export KAFKA_VERSION
+STAMP="$(date -u +%Y-%m-%d)"
+RESULTS="${BENCH_RESULTS:-$HERE/bench/results-$STAMP$( [[ "$QUICK" == 1 ]] && echo -quick).md}"
+if [[ -z "${BENCH_RESULTS:-}" && -e "$RESULTS" ]]; then
+  RESULTS="${RESULTS%.md}-$(date -u +%H%M%S).md"
+fi
+WORK="${BENCH_WORK:-$(mktemp -d /tmp/tributary-bench.XXXXXX)}"
+mkdir -p "$WORK" "$(dirname "$RESULTS")"
+
+declare -A R=()        # R[target.metric]=value
+declare -A NOTE=()     # NOTE[target]="; "-joined notes
+CMDS=()                # command lines, in order
+TRIB_PID=""            # running tributary pid (for cleanup)
+START_FAIL=""          # why the last broker_start failed
+KAFKA_DIRS=()          # kafka-ref data dirs (for cleanup)
+
+log() { printf '[bench %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+now_ms() { date +%s%3N; }
+note() { NOTE[$1]="${NOTE[$1]:+${NOTE[$1]}; }$2"; log "note ($1): $2"; }
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+free_port() {
+  local i p
+  for i in $(seq 1 100); do
+    p=$(( 20000 + RANDOM % 30000 ))
+    if ! port_open "$p" && ! ss -Htln "sport = :$p" 2>/dev/null | grep -q .; then echo "$p"; return 0; fi
+  done
+  die "no free port"
+}
+rss_mib() { awk '/^VmRSS:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status" 2>/dev/null; }
+
+cleanup() {
+  local d
+  if [[ -n "$TRIB_PID" ]] && kill -0 "$TRIB_PID" 2>/dev/null; then kill -KILL "$TRIB_PID" 2>/dev/null; fi
+  for d in "${KAFKA_DIRS[@]}"; do "$KREF" stop "$d" >/dev/null 2>&1 || true; done
+  if [[ "${BENCH_KEEP:-0}" != 1 && -z "${BENCH_WORK:-}" ]]; then rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+trap 'log "interrupted"; exit 130' INT TERM
+
+# --- client ---------------------------------------------------------------------------------------
+command -v java >/dev/null || die "java not found"
+log "resolving Kafka $KAFKA_VERSION jars (cached after the first run)"
+CP="$("$KREF" classpath)" || die "hack/kafka-ref.sh classpath failed"
+L4J="$("$KREF" log4j)" || die "hack/kafka-ref.sh log4j failed"
+TOOL=(java $TOOL_HEAP "-Dlog4j2.configurationFile=$L4J" -Dkafka.ref.log.level=WARN -cp "$CP")
+
+# Newer tools renamed some options (the old ones are deprecated); use whatever this version has.
+PP_PROPS=--producer-props; CP_NUM=--messages
+help_text="$("${TOOL[@]}" org.apache.kafka.tools.ProducerPerformance --help 2>&1)"
+[[ "$help_text" == *--command-property* ]] && PP_PROPS=--command-property
+help_text="$("${TOOL[@]}" org.apache.kafka.tools.ConsumerPerformance --help 2>&1)"
+[[ "$help_text" == *--num-records* ]] && CP_NUM=--num-records
+
+# run LABEL TIMEOUT CMD...: stdout/stderr to $WORK/LABEL.{out,err}; records the command line.
+run() {
+  local label="$1" tmo="$2"; shift 2
+  local shown; shown="$(printf '%q ' "$@")"
+  shown="${shown//"$(printf '%q' "$CP")"/'"$(hack/kafka-ref.sh classpath)"'}"
+  shown="${shown//"$(printf '%q' "-Dlog4j2.configurationFile=$L4J")"/'-Dlog4j2.configurationFile="$(hack/kafka-ref.sh log4j)"'}"
+  CMDS+=("$shown")
+  log "+ $shown"
+  timeout -k 10 "$tmo" "$@" >"$WORK/$label.out" 2>"$WORK/$label.err"
+  local rc=$?
+  (( rc == 124 )) && log "$label: timed out after ${tmo}s"
+  return $rc
+}
+
+create_topic() { # TARGET BOOTSTRAP TOPIC
+  if ! run "$1-create-$3" 120 "${TOOL[@]}" org.apache.kafka.tools.TopicCommand --bootstrap-server "$2" \
+      --create --if-not-exists --topic "$3" --partitions "$PARTS" --replication-factor 1; then
+    note "$1" "CreateTopics for $3 failed ($(tail -n 1 "$WORK/$1-create-$3.err" "$WORK/$1-create-$3.out" 2>/dev/null | grep -v '^==>' | grep . | tail -n 1 | cut -c1-160)); relying on auto-creation"
+  fi
+}
+
+# produce TARGET KEY BOOTSTRAP TOPIC N SIZE ACKS THROUGHPUT -> R[target.KEY.{rps,mbps,avg,max,p50,p95,p99,p999}]
+produce() {
+  local t="$1" key="$2" bs="$3" topic="$4" n="$5" size="$6" acks="$7" tput="$8" line
+  run "$t-$key" "$RUN_TIMEOUT" "${TOOL[@]}" org.apache.kafka.tools.ProducerPerformance --topic "$topic" \
+    --num-records "$n" --record-size "$size" --throughput "$tput" \
+    "$PP_PROPS" "bootstrap.servers=$bs" "acks=$acks"
+  local rc=$?
+  line="$(grep -E 'records sent, .* 99\.9th' "$WORK/$t-$key.out" | tail -n 1)"
+  if [[ -z "$line" ]]; then
+    note "$t" "$key: no result (exit $rc; $(grep -m1 -E 'Exception|Error' "$WORK/$t-$key.err" "$WORK/$t-$key.out" | cut -c1-160))"
+    return 1
+  fi
+  local v
+  v="$(sed -nE 's/^([0-9]+) records sent, ([0-9.]+) records\/sec \(([0-9.]+) MB\/sec\), ([0-9.]+) ms avg latency, ([0-9.]+) ms max latency, ([0-9]+) ms 50th, ([0-9]+) ms 95th, ([0-9]+) ms 99th, ([0-9]+) ms 99\.9th.*/\1 \2 \3 \4 \5 \6 \7 \8 \9/p' <<<"$line")"
+  [[ -n "$v" ]] || { note "$t" "$key: unparsable line: $line"; return 1; }
+  read -r sent rps mbps avg max p50 p95 p99 p999 <<<"$v"
+  R[$t.$key.rps]="$(printf '%.0f' "$rps")"; R[$t.$key.mbps]="$mbps"
+  R[$t.$key.avg]="$avg"; R[$t.$key.max]="$(printf '%.0f' "$max")"
+  R[$t.$key.p50]="$p50"; R[$t.$key.p95]="$p95"; R[$t.$key.p99]="$p99"; R[$t.$key.p999]="$p999"
+  local errs; errs="$(grep -c 'Exception' "$WORK/$t-$key.err" 2>/dev/null)"
+  (( sent != n )) && note "$t" "$key: only $sent of $n records sent"
+  (( errs > 0 )) && note "$t" "$key: $errs exception lines in client stderr"
+  log "$t $key: $line"
+  return 0
+}
+
+# consume TARGET KEY BOOTSTRAP TOPIC N -> R[target.KEY.{rps,mbps,join,total_rps}]
+consume() {
+  local t="$1" key="$2" bs="$3" topic="$4" n="$5" line
+  run "$t-$key" "$RUN_TIMEOUT" "${TOOL[@]}" org.apache.kafka.tools.ConsumerPerformance \
+    --bootstrap-server "$bs" --topic "$topic" "$CP_NUM" "$n" --timeout 30000
+  local rc=$?
+  line="$(grep -A1 '^start.time' "$WORK/$t-$key.out" | tail -n 1)"
+  if [[ -z "$line" || "$line" == start.time* ]]; then
+    note "$t" "$key: no result (exit $rc; $(grep -m1 -E 'Exception|Error|WARN' "$WORK/$t-$key.err" "$WORK/$t-$key.out" | cut -c1-160))"
+    return 1
+  fi
+  # start.time, end.time, data.consumed.in.MB, MB.sec, data.consumed.in.nMsg, nMsg.sec,
+  # rebalance.time.ms, fetch.time.ms, fetch.MB.sec, fetch.nMsg.sec
+  IFS=',' read -r _ _ mb mbps nmsg nps join ftime fmbps fnps <<<"$line"
+  R[$t.$key.rps]="$(printf '%.0f' "$fnps")"; R[$t.$key.mbps]="$(printf '%.2f' "$fmbps")"
+  R[$t.$key.total_rps]="$(printf '%.0f' "$nps")"; R[$t.$key.join]="$(printf '%.0f' "$join")"
+  (( ${nmsg// /} < n )) && note "$t" "$key: consumed only ${nmsg// /} of $n records"
+  log "$t $key: $line"
+  return 0
+}
+
+# --- brokers --------------------------------------------------------------------------------------
+TRIB_BIN=""; TRIB_STATUS=""
+prepare_tributary() {
+  if [[ -n "${TRIBUTARY_BIN:-}" ]]; then
+    TRIB_BIN="$TRIBUTARY_BIN"
+  elif [[ "${BENCH_NO_BUILD:-0}" == 1 ]]; then
+    TRIB_STATUS="not built (BENCH_NO_BUILD=1, TRIBUTARY_BIN unset)"; return 1
+  else
+    CMDS+=("(cd $ROOT && cargo build --release -p tributary-broker)")
+    log "building tributary-broker (log: $WORK/cargo-build.log)"
+    if ! (cd "$ROOT" && timeout 1800 cargo build --release -p tributary-broker) >"$WORK/cargo-build.log" 2>&1; then
+      TRIB_STATUS="cargo build failed: $(grep -m1 -E '^error' "$WORK/cargo-build.log" | cut -c1-160)"; return 1
+    fi
+    TRIB_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/tributary-broker"
+  fi
+  [[ -x "$TRIB_BIN" ]] || { TRIB_STATUS="binary not found/executable: $TRIB_BIN"; return 1; }
+  return 0
+}
+
+# start_tributary DIR PORT HTTP TIMEOUT [CONFIG] -> TRIB_PID, START_MS; returns 1 if not ready.
+start_tributary() {
+  local dir="$1" port="$2" http="$3" tmo="$4" conf="${5:-}" t0 code i
+  mkdir -p "$dir"
+  local args=(--listen "127.0.0.1:$port" --advertised-listener "127.0.0.1:$port" --data-dir "$dir/data"
+              --http-listen "127.0.0.1:$http")
+  [[ -n "$conf" ]] && args+=(--config "$conf")
+  CMDS+=("$(printf '%q ' "$TRIB_BIN" "${args[@]}")")
+  log "+ ${CMDS[-1]}"
+  t0="$(now_ms)"
+  "$TRIB_BIN" "${args[@]}" >>"$dir/broker.log" 2>&1 </dev/null &
+  TRIB_PID=$!
+  for (( i = 0; i < tmo * 50; i++ )); do
+    if ! kill -0 "$TRIB_PID" 2>/dev/null; then
+      wait "$TRIB_PID" 2>/dev/null; local rc=$?
+      START_FAIL="exited during start-up with status $rc: $(tail -n 3 "$dir/broker.log" | tr '\n' ' ' | cut -c1-300)"
+      log "tributary $START_FAIL"
+      TRIB_PID=""; return 1
+    fi
+    code="$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "http://127.0.0.1:$http/readyz" 2>/dev/null)"
+    if [[ "$code" == 200 ]]; then START_MS=$(( $(now_ms) - t0 )); return 0; fi
+    sleep 0.02
+  done
+  START_FAIL="/readyz not 200 within ${tmo}s"; log "tributary $START_FAIL"; stop_tributary; return 1
+}
+
+stop_tributary() {
+  [[ -n "$TRIB_PID" ]] || return 0
+  kill -TERM "$TRIB_PID" 2>/dev/null
+  local i; for i in $(seq 1 300); do kill -0 "$TRIB_PID" 2>/dev/null || break; sleep 0.1; done
+  kill -0 "$TRIB_PID" 2>/dev/null && { log "tributary ignored SIGTERM for 30s, SIGKILL"; kill -KILL "$TRIB_PID"; }
+  wait "$TRIB_PID" 2>/dev/null; TRIB_PID=""
+}
+
+kill9_tributary() {
+  [[ -n "$TRIB_PID" ]] || return 0
+  kill -KILL "$TRIB_PID" 2>/dev/null; wait "$TRIB_PID" 2>/dev/null; TRIB_PID=""
+}
+
+# generic broker control: broker_start TARGET DIR PORT TIMEOUT [CONFIG] -> PID, START_MS, BS
+broker_start() {
+  local t="$1" dir="$2" port="$3" tmo="$4" conf="${5:-}"
+  BS="127.0.0.1:$port"
+  if [[ "$t" == tributary ]]; then
+    local http; http="$(free_port)"
+    start_tributary "$dir" "$port" "$http" "$tmo" "$conf" || return 1
+    PID="$TRIB_PID"
+  else
+    KAFKA_DIRS+=("$dir")
+    local args=(start "$port" "$dir"); [[ -n "$conf" ]] && args+=("$conf")
+    CMDS+=("hack/kafka-ref.sh ${args[*]}")
+    log "+ hack/kafka-ref.sh ${args[*]}"
+    PID="$(KAFKA_REF_START_TIMEOUT="$tmo" "$KREF" "${args[@]}" 2>"$dir.start.err")" || {
+      START_FAIL="kafka-ref start failed: $(tail -n 5 "$dir.start.err" | tr '\n' ' ' | cut -c1-300)"; log "$START_FAIL"; return 1; }
+    # shellcheck disable=SC1091
+    local PORT_MS READY_MS CONTROLLER_PORT; source "$dir/startup.env"
+    START_MS="$PORT_MS"; KAFKA_READY_MS="$READY_MS"
+  fi
+}
+broker_stop() { if [[ "$1" == tributary ]]; then stop_tributary; else "$KREF" stop "$2"; fi; }
+broker_kill9() {
+  if [[ "$1" == tributary ]]; then kill9_tributary
+  else local p; p="$("$KREF" status "$2")" && { kill -KILL "$p"; local i; for i in $(seq 1 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done; }
+  fi
+}
+data_mib() { du -sm "$1" 2>/dev/null | awk '{print $1}'; }
+
+# --- one target -----------------------------------------------------------------------------------
+bench_target() {
+  local t="$1" dir="$WORK/$t" port
+  rm -rf "$dir"; mkdir -p "$dir"
+  port="$(free_port)"
+  log "=== $t: starting"
+  if ! broker_start "$t" "$dir/main" "$port" "$START_TIMEOUT"; then
+    note "$t" "broker did not start: $START_FAIL"; return 1
+  fi
+  R[$t.start_ms]="$START_MS"
+  [[ "$t" == kafka ]] && note kafka "start-up: port accepts after ${START_MS} ms, 'Kafka Server started' after ${KAFKA_READY_MS} ms (exec of kafka.Kafka, excludes StorageTool format)"
+  sleep "$IDLE_SECS"
+  R[$t.rss]="$(rss_mib "$PID")"
+
+  # Smoke test so that a broken broker fails fast instead of hitting every timeout.
+  if ! ( RUN_TIMEOUT=60; produce "$t" smoke "$BS" bench-smoke 100 100 1 -1 ); then
+    note "$t" "smoke produce (100 records) failed; skipping the load"
+    broker_stop "$t" "$dir/main"; return 1
+  fi
+  # Warm-up (JIT, page cache, segment creation), same for every broker; not reported.
+  if (( WARMUP > 0 )); then
+    create_topic "$t" "$BS" bench-warmup
+    produce "$t" warmup "$BS" bench-warmup "$WARMUP" 512 1 -1 || note "$t" "warm-up failed"
+  fi
+
+  local spec key size n acks
+  for spec in "p100-a1 $S_SMALL $N_SMALL 1" "p100-all $S_SMALL $N_SMALL all" \
+              "p1k-a1 $S_LARGE $N_LARGE 1" "p1k-all $S_LARGE $N_LARGE all"; do
+    read -r key size n acks <<<"$spec"
+    kill -0 "$PID" 2>/dev/null || { note "$t" "broker died before $key"; break; }
+    create_topic "$t" "$BS" "bench-$key"
+    produce "$t" "$key" "$BS" "bench-$key" "$n" "$size" "$acks" -1
+  done
+  if kill -0 "$PID" 2>/dev/null; then
+    consume "$t" c100 "$BS" bench-p100-a1 "$N_SMALL"
+    consume "$t" c1k "$BS" bench-p1k-a1 "$N_LARGE"
+    create_topic "$t" "$BS" bench-lat
+    produce "$t" lat "$BS" bench-lat $(( LAT_RATE * LAT_SECS )) "$LAT_SIZE" "$LAT_ACKS" "$LAT_RATE"
+  else
+    note "$t" "broker died during the produce runs"
+  fi
+  R[$t.data_mib]="$(data_mib "$dir/main")"
+  R[$t.hwm]="$(awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/$PID/status" 2>/dev/null)"
+  R[$t.rss_end]="$(rss_mib "$PID")"
+  broker_stop "$t" "$dir/main"
+  [[ "${BENCH_KEEP:-0}" == 1 ]] || rm -rf "$dir/main/data" "$dir/main/logs"
+  return 0
+}
+
+bench_recovery() {
+  local t="$1" dir="$WORK/$t/recovery" port conf n
+  (( RECOVERY_MB > 0 )) || return 0
+  mkdir -p "$dir"; port="$(free_port)"; conf="$WORK/$t/no-fsync.properties"
+  printf 'log.flush.interval.messages=9223372036854775807\n' >"$conf"
+  log "=== $t: recovery of ~${RECOVERY_MB} MiB unflushed log"
+  if ! broker_start "$t" "$dir" "$port" "$START_TIMEOUT" "$conf"; then
+    if [[ "$t" == tributary ]]; then
+      note "$t" "did not start with --config $conf (log.flush.interval.messages=9223372036854775807): $START_FAIL; measuring recovery without --config"
+      conf=""
+      broker_start "$t" "$dir" "$port" "$START_TIMEOUT" || { note "$t" "recovery: broker did not start"; return 1; }
+    else
+      note "$t" "recovery: broker did not start"; return 1
+    fi
+  fi
+  n=$(( RECOVERY_MB * 1024 ))
+  create_topic "$t" "$BS" bench-recovery
+  produce "$t" rec-load "$BS" bench-recovery "$n" 1024 1 -1 || { note "$t" "recovery: load failed"; broker_stop "$t" "$dir"; return 1; }
+  R[$t.rec_mib]="$(data_mib "$dir")"
+  log "$t: kill -9 with ${R[$t.rec_mib]} MiB in $dir"
+  CMDS+=("kill -9 <broker pid>")
+  broker_kill9 "$t" "$dir"
+  if broker_start "$t" "$dir" "$port" "$RECOVERY_TIMEOUT" "$conf"; then
+    R[$t.rec_ms]="$START_MS"
+    [[ "$t" == kafka ]] && R[$t.rec_ms]="$KAFKA_READY_MS"
+    # How many records are visible after the restart (sum of end offsets).
+    if run "$t-rec-offsets" 120 "${TOOL[@]}" org.apache.kafka.tools.GetOffsetShell --bootstrap-server "$BS" --topic bench-recovery; then
+      R[$t.rec_records]="$(awk -F: '{ s += $NF } END { print s + 0 }' "$WORK/$t-rec-offsets.out")"
+      R[$t.rec_expected]="$n"
+    fi
+    broker_stop "$t" "$dir"
+  else
+    note "$t" "recovery: broker not ready within ${RECOVERY_TIMEOUT}s after kill -9"
+  fi
+  [[ "${BENCH_KEEP:-0}" == 1 ]] || rm -rf "$dir/data" "$dir/logs"
+}
+
+# --- run ------------------------------------------------------------------------------------------
+T_BEGIN="$(now_ms)"
+LOAD_BEGIN="$(cut -d' ' -f1-3 /proc/loadavg)"
+for t in $TARGETS; do
+  case "$t" in
+    tributary)
+      if prepare_tributary; then
+        if bench_target tributary; then bench_recovery tributary
+        else note tributary "recovery skipped (broker unusable)"; fi
+      else
+        note tributary "$TRIB_STATUS"
+      fi ;;
+    kafka)
+      bench_target kafka && [[ "$KAFKA_RECOVERY" == 1 ]] && bench_recovery kafka ;;
+    *) die "unknown target $t" ;;
+  esac
+done
+
+# --- report ---------------------------------------------------------------------------------------
+val() { local v="${R[$1]:-}"; echo "${v:-n/a}"; }
+ratio() { # a b
+  awk -v a="$1" -v b="$2" 'BEGIN { if (a ~ /^[0-9.]+$/ && b ~ /^[0-9.]+$/ && b + 0 > 0) printf "%.2f", a / b; else print "n/a" }'
+}
+row() { # LABEL KEY BETTER
+  local a b; a="$(val "tributary.$2")"; b="$(val "kafka.$2")"
+  printf '| %s | %s | %s | %s | %s |\n' "$1" "$a" "$b" "$(ratio "$a" "$b")" "$3"
+}
+fmt_n() { printf "%'d" "$1" 2>/dev/null || echo "$1"; }
+
+{
+  echo "# Tributary vs Apache Kafka $KAFKA_VERSION — $( [[ "$QUICK" == 1 ]] && echo "quick" || echo "full") benchmark"
+  echo
+  echo "- date: $(date -u '+%Y-%m-%d %H:%M:%S UTC'); repo commit: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')"
+  echo "- machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2/1048576 }' /proc/meminfo), $(uname -r); $(java -version 2>&1 | head -n 1)"
+  echo "- tributary: ${TRIB_BIN:-n/a}${TRIB_STATUS:+ ($TRIB_STATUS)}"
+  echo "- kafka: $KAFKA_VERSION via hack/kafka-ref.sh (KRaft combined, ${KAFKA_REF_HEAP:--Xms1g -Xmx1g}, G1)"
+  echo "- client: kafka-tools $KAFKA_VERSION ProducerPerformance/ConsumerPerformance, JVM $TOOL_HEAP, default client config + acks; client and broker share the machine"
+  echo "- warm-up before the load: $WARMUP x 512 B, acks=1 (not reported)"
+  echo "- load: $(fmt_n "$N_SMALL") x ${S_SMALL} B and $(fmt_n "$N_LARGE") x ${S_LARGE} B records, topics with $PARTS partitions (RF 1); latency: ${LAT_RATE} rec/s x ${LAT_SECS} s, ${LAT_SIZE} B, acks=$LAT_ACKS"
+  echo "- total wall time: $(( ($(now_ms) - T_BEGIN) / 1000 )) s; load average at start: $LOAD_BEGIN, at end: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews the numbers)"
+  echo
+  echo "| Metric | Tributary | Kafka | Tributary / Kafka | better |"
+  echo "|---|---:|---:|---:|---|"
+  row "Produce ${S_SMALL} B acks=1, records/s" p100-a1.rps higher
+  row "Produce ${S_SMALL} B acks=1, MB/s" p100-a1.mbps higher
+  row "Produce ${S_SMALL} B acks=all, records/s" p100-all.rps higher
+  row "Produce ${S_SMALL} B acks=all, MB/s" p100-all.mbps higher
+  row "Produce ${S_LARGE} B acks=1, records/s" p1k-a1.rps higher
+  row "Produce ${S_LARGE} B acks=1, MB/s" p1k-a1.mbps higher
+  row "Produce ${S_LARGE} B acks=all, records/s" p1k-all.rps higher
+  row "Produce ${S_LARGE} B acks=all, MB/s" p1k-all.mbps higher
+  row "Produce ${S_LARGE} B acks=1, p99 ms (unthrottled)" p1k-a1.p99 lower
+  row "Consume ${S_SMALL} B, records/s (fetch phase)" c100.rps higher
+  row "Consume ${S_SMALL} B, MB/s (fetch phase)" c100.mbps higher
+  row "Consume ${S_LARGE} B, records/s (fetch phase)" c1k.rps higher
+  row "Consume ${S_LARGE} B, MB/s (fetch phase)" c1k.mbps higher
+  row "Consume ${S_LARGE} B, records/s (incl. group join)" c1k.total_rps higher
+  row "Consumer group join (rebalance) ms" c1k.join lower
+  row "Latency @${LAT_RATE}/s: achieved records/s" lat.rps higher
+  row "Latency @${LAT_RATE}/s: p50 ms" lat.p50 lower
+  row "Latency @${LAT_RATE}/s: p99 ms" lat.p99 lower
+  row "Latency @${LAT_RATE}/s: p99.9 ms" lat.p999 lower
+  row "Latency @${LAT_RATE}/s: max ms" lat.max lower
+  row "Idle RSS after start, MiB" rss lower
+  row "RSS after the load, MiB" rss_end lower
+  row "Peak RSS (VmHWM) over the run, MiB" hwm lower
+  row "Start-up ms (exec → /readyz 200 / Kafka port accepts)" start_ms lower
+  row "On-disk data after the load, MiB" data_mib lower
+  if (( RECOVERY_MB > 0 )); then
+    row "Recovery: unflushed data at kill -9, MiB" rec_mib -
+    row "Recovery: restart → ready after kill -9, ms" rec_ms lower
+    row "Recovery: records visible after restart" rec_records higher
+    row "Recovery: records produced" rec_expected -
+  fi
+  echo
+  echo "Ratios are Tributary / Kafka; \"better\" says which direction is good. n/a: not measured or failed (see notes)."
+  echo "Consumer rates exclude the group join (ConsumerPerformance fetch.* columns) unless stated."
+  [[ "$KAFKA_RECOVERY" == 1 ]] || echo "Recovery is measured for Tributary only (BENCH_KAFKA_RECOVERY=1 adds Kafka)."
+  echo
+  echo "## Notes"
+  echo
+  for t in $TARGETS; do echo "- $t: ${NOTE[$t]:-none}"; done
+  echo
+  echo "## Command lines"
+  echo
+  echo '```'
+  printf '%s\n' "${CMDS[@]}"
+  echo '```'
+} >"$RESULTS.tmp"
+mv "$RESULTS.tmp" "$RESULTS"
+cat "$RESULTS"
+log "results written to $RESULTS"
+[[ "${BENCH_KEEP:-0}" == 1 || -n "${BENCH_WORK:-}" ]] && log "raw outputs kept in $WORK"
+exit 0

@@ -1,0 +1,232 @@
+#!/usr/bin/env bash
+# Reference Apache Kafka (single node, KRaft combined mode) on 127.0.0.1, from Maven Central jars.
+#
+# Usage:
+#   hack/kafka-ref.sh start PORT DATA_DIR [EXTRA.properties]
+#       Formats DATA_DIR (if not formatted yet) and starts kafka.Kafka in the background.
+#       Returns only when the broker is ready (PLAINTEXT port accepts connections and the log says
+#       "Kafka Server started"), bounded by KAFKA_REF_START_TIMEOUT seconds (default 60).
+#       Prints the broker pid on stdout. Logs: DATA_DIR/kafka.log. Lines of EXTRA.properties are
+#       appended to the generated server.properties (later keys win).
+#   hack/kafka-ref.sh stop DATA_DIR       SIGTERM, wait (KAFKA_REF_STOP_TIMEOUT, default 30 s), SIGKILL.
+#   hack/kafka-ref.sh status DATA_DIR     exit 0 and print pid if running, else exit 1.
+#   hack/kafka-ref.sh classpath           prints the classpath (for `java -cp "$(...)" CLASS`).
+#   hack/kafka-ref.sh setup               only resolves the jars (Maven), prints the cache dir.
+#   hack/kafka-ref.sh log4j               prints the path of the log4j2 config for tools
+#                                         (use -Dlog4j2.configurationFile=PATH).
+#
+# Exit codes: 0 ok; 1 failure (message on stderr, for start the tail of kafka.log too);
+#             2 usage error; 3 start refused because a broker is already running in DATA_DIR.
+#
+# Environment:
+#   KAFKA_VERSION            Kafka version on Maven Central (default 4.4.0).
+#   TRIBUTARY_CACHE          cache root (default ~/.cache/tributary); jars are resolved into
+#                            $TRIBUTARY_CACHE/kafka-$KAFKA_VERSION/ once, later runs do no Maven work.
+#   KAFKA_REF_HEAP           JVM heap flags (default "-Xms1g -Xmx1g").
+#   KAFKA_REF_JVM_OPTS       extra JVM flags.
+#   KAFKA_REF_CONTROLLER_PORT  controller listener port (default: a free loopback port).
+#   KAFKA_REF_START_TIMEOUT / KAFKA_REF_STOP_TIMEOUT  seconds (defaults 60 / 30).
+#   KAFKA_REF_LOG_LEVEL      root log level (default INFO).
+#
+# Files written into DATA_DIR: server.properties, kafka.log, kafka.pid, logs/ (the log dir),
+# startup.env (PORT_MS=<exec→port accepts, ms> READY_MS=<exec→"Kafka Server started", ms>).
+set -euo pipefail
+
+KAFKA_VERSION="${KAFKA_VERSION:-4.4.0}"
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+POM_DIR="$HERE/kafka-ref"
+CACHE_DIR="${TRIBUTARY_CACHE:-$HOME/.cache/tributary}/kafka-$KAFKA_VERSION"
+CP_FILE="$CACHE_DIR/classpath.txt"
+START_TIMEOUT="${KAFKA_REF_START_TIMEOUT:-60}"
+STOP_TIMEOUT="${KAFKA_REF_STOP_TIMEOUT:-30}"
+
+die() { echo "kafka-ref: $*" >&2; exit 1; }
+usage() { sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+now_ms() { date +%s%3N; }
+
+# --- jars -----------------------------------------------------------------------------------------
+classpath_ok() {
+  [[ -s "$CP_FILE" ]] || return 1
+  local IFS=: j
+  for j in $(cat "$CP_FILE"); do [[ -f "$j" ]] || return 1; done
+}
+
+ensure_classpath() {
+  classpath_ok && return 0
+  command -v mvn >/dev/null || die "mvn not found (needed once to resolve Kafka $KAFKA_VERSION jars)"
+  command -v java >/dev/null || die "java not found"
+  mkdir -p "$CACHE_DIR"
+  # Serialise concurrent first runs (test harnesses may start several brokers at once).
+  exec 9>"$CACHE_DIR/.lock"
+  flock -w 900 9 || die "timed out waiting for $CACHE_DIR/.lock"
+  if ! classpath_ok; then
+    local tmp="$CACHE_DIR/classpath.txt.tmp.$$"
+    if ! timeout 900 mvn -q -B -f "$POM_DIR/pom.xml" -Dkafka.version="$KAFKA_VERSION" \
+        dependency:build-classpath -Dmdep.includeScope=runtime -Dmdep.outputFile="$tmp" \
+        >"$CACHE_DIR/mvn.log" 2>&1; then
+      tail -n 30 "$CACHE_DIR/mvn.log" >&2
+      rm -f "$tmp"
+      die "maven could not resolve org.apache.kafka:kafka_2.13:$KAFKA_VERSION (log: $CACHE_DIR/mvn.log)"
+    fi
+    mv "$tmp" "$CP_FILE"
+  fi
+  cp "$POM_DIR/log4j2.properties" "$CACHE_DIR/log4j2.properties"
+  flock -u 9
+}
+
+# --- helpers --------------------------------------------------------------------------------------
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+free_port() {
+  local i p
+  for i in $(seq 1 100); do
+    p=$(( 20000 + RANDOM % 30000 ))
+    if ! port_open "$p" && ! ss -Htln "sport = :$p" 2>/dev/null | grep -q .; then
+      echo "$p"; return 0
+    fi
+  done
+  die "no free loopback port found"
+}
+
+# pid from DATA_DIR/kafka.pid if that process is alive and is our broker for this DATA_DIR.
+running_pid() {
+  local dir="$1" pid
+  [[ -f "$dir/kafka.pid" ]] || return 1
+  pid="$(cat "$dir/kafka.pid" 2>/dev/null)" || return 1
+  [[ "$pid" =~ ^[0-9]+$ ]] || return 1
+  [[ -r "/proc/$pid/cmdline" ]] || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$dir/server.properties" || return 1
+  echo "$pid"
+}
+
+random_cluster_id() {
+  # Kafka Uuid: 16 random bytes, base64url without padding (22 chars); avoid a leading '-'.
+  local id i
+  for i in $(seq 1 20); do
+    id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
+    [[ "$id" != -* && ${#id} -eq 22 ]] && { echo "$id"; return 0; }
+  done
+  die "could not generate a cluster id"
+}
+
+# --- subcommands ----------------------------------------------------------------------------------
+cmd_start() {
+  [[ $# -ge 2 && $# -le 3 ]] || usage
+  local port="$1" dir="$2" extra="${3:-}"
+  [[ "$port" =~ ^[0-9]+$ ]] || die "PORT must be a number: $port"
+  [[ -z "$extra" || -f "$extra" ]] || die "extra properties file not found: $extra"
+  mkdir -p "$dir"; dir="$(cd "$dir" && pwd)"
+  if pid="$(running_pid "$dir")"; then
+    echo "kafka-ref: a broker is already running for $dir (pid $pid)" >&2; exit 3
+  fi
+  port_open "$port" && die "port 127.0.0.1:$port is already in use"
+  ensure_classpath
+  local cp; cp="$(cat "$CP_FILE")"
+  local cport="${KAFKA_REF_CONTROLLER_PORT:-$(free_port)}"
+  [[ "$cport" != "$port" ]] || cport="$(free_port)"
+
+  cat >"$dir/server.properties" <<EOF
+# Generated by hack/kafka-ref.sh
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$cport
+listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
+advertised.listeners=PLAINTEXT://127.0.0.1:$port
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+log.dirs=$dir/logs
+num.partitions=1
+default.replication.factor=1
+min.insync.replicas=1
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+auto.create.topics.enable=true
+EOF
+  if [[ -n "$extra" ]]; then
+    { echo "# --- from $extra"; cat "$extra"; echo; } >>"$dir/server.properties"
+  fi
+
+  local log4j="-Dlog4j2.configurationFile=$CACHE_DIR/log4j2.properties -Dkafka.ref.log.level=${KAFKA_REF_LOG_LEVEL:-INFO}"
+  if [[ ! -f "$dir/logs/meta.properties" ]]; then
+    # shellcheck disable=SC2086
+    if ! timeout 120 java -Xmx256m $log4j -cp "$cp" kafka.tools.StorageTool format \
+        -t "$(random_cluster_id)" -c "$dir/server.properties" >>"$dir/kafka.log" 2>&1; then
+      tail -n 20 "$dir/kafka.log" >&2
+      die "StorageTool format failed (log: $dir/kafka.log)"
+    fi
+  fi
+
+  # Only look at log lines written by this start (the log is appended to across restarts).
+  local log_off; log_off=$(( $(stat -c %s "$dir/kafka.log" 2>/dev/null || echo 0) + 1 ))
+  local t0; t0="$(now_ms)"
+  # setsid: the broker outlives this script and is not hit by the caller's Ctrl-C.
+  # shellcheck disable=SC2086
+  setsid java ${KAFKA_REF_HEAP:--Xms1g -Xmx1g} -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
+    -Djava.awt.headless=true ${KAFKA_REF_JVM_OPTS:-} $log4j \
+    -cp "$cp" kafka.Kafka "$dir/server.properties" >>"$dir/kafka.log" 2>&1 </dev/null &
+  local pid=$!
+  echo "$pid" >"$dir/kafka.pid"
+
+  local deadline=$(( t0 + START_TIMEOUT * 1000 )) port_ms="" ready_ms=""
+  while :; do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      tail -n 30 "$dir/kafka.log" >&2
+      rm -f "$dir/kafka.pid"
+      die "broker exited during start-up (log: $dir/kafka.log)"
+    fi
+    if [[ -z "$port_ms" ]] && port_open "$port"; then port_ms=$(( $(now_ms) - t0 )); fi
+    if [[ -n "$port_ms" ]] && tail -c "+$log_off" "$dir/kafka.log" | grep -q "Kafka Server started"; then
+      ready_ms=$(( $(now_ms) - t0 )); break
+    fi
+    if (( $(now_ms) > deadline )); then
+      tail -n 30 "$dir/kafka.log" >&2
+      KAFKA_REF_STOP_TIMEOUT=5 cmd_stop "$dir" || true
+      die "broker not ready within ${START_TIMEOUT}s (log: $dir/kafka.log)"
+    fi
+    sleep 0.05
+  done
+  echo "PORT_MS=$port_ms READY_MS=$ready_ms CONTROLLER_PORT=$cport" >"$dir/startup.env"
+  echo "$pid"
+}
+
+cmd_stop() {
+  [[ $# -eq 1 ]] || usage
+  local dir="$1" pid i
+  [[ -d "$dir" ]] || return 0
+  dir="$(cd "$dir" && pwd)"
+  pid="$(running_pid "$dir")" || { rm -f "$dir/kafka.pid"; return 0; }
+  kill -TERM "$pid" 2>/dev/null || true
+  for i in $(seq 1 $(( ${KAFKA_REF_STOP_TIMEOUT:-$STOP_TIMEOUT} * 10 ))); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    echo "kafka-ref: pid $pid did not stop after SIGTERM, sending SIGKILL" >&2
+    kill -KILL "$pid" 2>/dev/null || true
+    for i in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  fi
+  kill -0 "$pid" 2>/dev/null && die "pid $pid still alive"
+  rm -f "$dir/kafka.pid"
+}
+
+cmd_status() {
+  [[ $# -eq 1 ]] || usage
+  local dir; dir="$(cd "$1" 2>/dev/null && pwd)" || exit 1
+  running_pid "$dir" || exit 1
+}
+
+case "${1:-}" in
+  start) shift; cmd_start "$@" ;;
+  stop) shift; cmd_stop "$@" ;;
+  status) shift; cmd_status "$@" ;;
+  classpath) ensure_classpath; cat "$CP_FILE" ;;
+  setup) ensure_classpath; echo "$CACHE_DIR" ;;
+  log4j) ensure_classpath; echo "$CACHE_DIR/log4j2.properties" ;;
+  *) usage ;;
+esac
