@@ -328,8 +328,9 @@ impl Log {
         let due = match self.config.flush {
             FlushPolicy::EveryBatch => true,
             FlushPolicy::Interval { messages, ms } => {
-                self.unflushed_messages >= messages
-                    || now_ms.saturating_sub(self.last_flush_ms) as u64 >= ms
+                // A clock that went backwards counts as no time passed.
+                let elapsed = now_ms.saturating_sub(self.last_flush_ms).max(0) as u64;
+                self.unflushed_messages >= messages || elapsed >= ms
             }
             FlushPolicy::Os => false,
         };
