@@ -512,6 +512,9 @@ impl Log {
     }
 
     /// DeleteRecords: moves the log start offset up to `offset` and deletes segments wholly below it.
+    ///
+    /// A start offset inside a segment is only held in memory; persisting it is the job of the
+    /// `log-start-offset-checkpoint` (see [`LogManager::checkpoint`]), which `LogManager::open` reapplies.
     pub fn delete_records_before(&mut self, offset: i64) -> Result<(), LogError> {
         let log_end = self.log_end_offset();
         if offset > log_end {
@@ -576,10 +579,8 @@ impl Log {
 
     /// Flushes everything for a clean shutdown.
     pub fn close(mut self) -> Result<(), LogError> {
+        // Inactive segments were fsynced when they were rolled (or recovered at open).
         self.active.seal()?;
-        for segment in self.segments.values() {
-            segment.flush()?;
-        }
         sync_dir(&self.dir)?;
         tracing::info!(dir = %self.dir.display(), log_end_offset = self.log_end_offset(), "log closed");
         Ok(())

@@ -32,6 +32,16 @@ pub enum CheckpointError {
     Rename { path: PathBuf, source: io::Error },
 }
 
+impl CheckpointError {
+    /// Short label for metrics.
+    pub fn category(&self) -> &'static str {
+        match self {
+            CheckpointError::Parse { .. } => "corrupt_checkpoint",
+            _ => "io",
+        }
+    }
+}
+
 /// Reads a checkpoint file; a missing file is an empty checkpoint (first start).
 pub fn read_checkpoint(path: &Path) -> Result<Vec<(TopicPartition, i64)>, CheckpointError> {
     let text = match fs::read_to_string(path) {

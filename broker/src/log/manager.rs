@@ -86,6 +86,21 @@ pub enum ManagerError {
     RemoveMarker { path: PathBuf, source: io::Error },
 }
 
+impl ManagerError {
+    /// Short label for metrics.
+    pub fn category(&self) -> &'static str {
+        match self {
+            ManagerError::LogExists { .. } => "log_exists",
+            ManagerError::OpenLog { source, .. }
+            | ManagerError::CreateLog { source, .. }
+            | ManagerError::CloseLog { source, .. }
+            | ManagerError::DeleteLog { source, .. } => source.category(),
+            ManagerError::Checkpoint(e) => e.category(),
+            _ => "io",
+        }
+    }
+}
+
 /// Owns a data directory's layout and bookkeeping files. Holds no locks and no logs; safe to share behind
 /// `&` as long as callers serialize `checkpoint` calls.
 #[derive(Debug)]

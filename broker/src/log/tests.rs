@@ -675,6 +675,53 @@ fn delete_records_before_moves_log_start() {
     ));
 }
 
+#[test]
+fn stray_files_are_removed_and_odd_segment_names_are_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path(), small_config());
+    fill(&mut log, 2);
+    log.close().unwrap();
+    std::fs::write(dir.path().join("00000000000000000000.log.deleted"), b"x").unwrap();
+    std::fs::write(dir.path().join("00000000000000000077.index"), b"").unwrap();
+    std::fs::write(dir.path().join("leader-epoch-checkpoint"), b"0\n0\n").unwrap();
+    let (log, report) = Log::open(dir.path(), small_config(), 0, true).unwrap();
+    assert_eq!((report.stray_files_removed, log.log_end_offset()), (2, 6));
+    assert!(
+        dir.path().join("leader-epoch-checkpoint").exists(),
+        "files we do not own are left alone"
+    );
+    drop(log);
+    std::fs::write(dir.path().join("12.log"), b"").unwrap();
+    let err = Log::open(dir.path(), small_config(), 0, true).unwrap_err();
+    assert!(
+        matches!(&err, LogError::UnexpectedFile { path } if path.ends_with("12.log")),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn manager_restores_log_start_from_checkpoint() {
+    let data = tempfile::tempdir().unwrap();
+    let (manager, _) = LogManager::open(data.path(), |_| small_config()).unwrap();
+    let tp = TopicPartition::new("t", 0);
+    let mut log = manager.create_log(&tp, small_config()).unwrap();
+    fill(&mut log, 30);
+    log.delete_records_before(40).unwrap();
+    manager.close_all(vec![(tp.clone(), log)]).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(data.path().join(LOG_START_CHECKPOINT)).unwrap(),
+        "0\n1\nt 0 40\n"
+    );
+    let (_, mut opened) = LogManager::open(data.path(), |_| small_config()).unwrap();
+    let (_, log, _) = opened.pop().unwrap();
+    assert_eq!(log.log_start_offset(), 40);
+    assert!(matches!(
+        log.read(39, 1),
+        Err(LogError::OffsetOutOfRange { .. })
+    ));
+    assert_eq!(log.read(40, 1).unwrap().first_batch_base_offset, 39);
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
