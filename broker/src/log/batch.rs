@@ -66,6 +66,11 @@ pub enum BatchError {
         stored: u32,
         computed: u32,
     },
+    #[error("batch at byte {position} records section is inconsistent: {reason}")]
+    RecordsMismatch {
+        position: usize,
+        reason: &'static str,
+    },
     #[error("batch at byte {position} is {size} bytes, larger than the {max} byte limit")]
     TooLarge {
         position: usize,
@@ -256,10 +261,61 @@ pub fn validate_batches(buf: &[u8], max_batch_bytes: u32) -> Result<Vec<BatchHea
                 max: max_batch_bytes,
             });
         }
-        headers.push(check_batch(&rest[..size], pos as u64)?);
+        let header = check_batch(&rest[..size], pos as u64)?;
+        if header.compression() == 0 {
+            check_uncompressed_records(&rest[HEADER_LEN..size], header.record_count, pos)?;
+        }
+        headers.push(header);
         pos += size;
     }
     Ok(headers)
+}
+
+/// Zigzag varint as used inside v2 records; `None` if it runs past `buf` or over `max_bytes`.
+fn read_varint(buf: &[u8], at: &mut usize, max_bytes: usize) -> Option<i64> {
+    let mut raw = 0u64;
+    for i in 0..max_bytes {
+        let b = *buf.get(*at)?;
+        *at += 1;
+        raw |= u64::from(b & 0x7f) << (7 * i);
+        if b & 0x80 == 0 {
+            return Some((raw >> 1) as i64 ^ -((raw & 1) as i64));
+        }
+    }
+    None
+}
+
+/// For an uncompressed batch, checks what Kafka's validator checks without decoding payloads: exactly
+/// `count` length-prefixed records fill the section and their offset deltas are 0, 1, 2, ...
+fn check_uncompressed_records(
+    records: &[u8],
+    count: i32,
+    position: usize,
+) -> Result<(), BatchError> {
+    let mismatch = |reason| BatchError::RecordsMismatch { position, reason };
+    let mut at = 0usize;
+    for expected_delta in 0..i64::from(count) {
+        let len =
+            read_varint(records, &mut at, 5).ok_or_else(|| mismatch("unreadable record length"))?;
+        let end = usize::try_from(len)
+            .ok()
+            .and_then(|l| at.checked_add(l))
+            .filter(|&end| end <= records.len())
+            .ok_or_else(|| mismatch("record runs past the batch"))?;
+        let body = &records[at..end];
+        let mut p = 1; // attributes byte
+        read_varint(body, &mut p, 10).ok_or_else(|| mismatch("unreadable timestamp delta"))?;
+        let delta =
+            read_varint(body, &mut p, 5).ok_or_else(|| mismatch("unreadable offset delta"))?;
+        if delta != expected_delta {
+            return Err(mismatch("offset deltas are not 0, 1, 2, ..."));
+        }
+        at = end;
+    }
+    if at != records.len() {
+        return Err(mismatch("bytes left after the last record"));
+    }
+    Ok(())
 }
 
 /// Overwrites the baseOffset of the batch at `batch[0]`. baseOffset is outside the CRC, so no recompute.
@@ -391,6 +447,30 @@ mod tests {
             })
         );
         assert_eq!(validate_batches(&[], 10), Err(BatchError::Empty));
+    }
+
+    #[test]
+    fn uncompressed_records_must_match_the_header() {
+        let good = batch(&[b"a", b"bb"], 5);
+        // Claim one record (lastOffsetDelta 0, count 1) over a two-record body, with a fresh CRC.
+        let mut lying = good.clone();
+        lying[23..27].copy_from_slice(&0i32.to_be_bytes());
+        lying[57..61].copy_from_slice(&1i32.to_be_bytes());
+        let crc = crc32c::crc32c(&lying[21..]);
+        lying[17..21].copy_from_slice(&crc.to_be_bytes());
+        assert_eq!(
+            validate_batches(&lying, 1 << 20),
+            Err(BatchError::RecordsMismatch {
+                position: 0,
+                reason: "bytes left after the last record"
+            })
+        );
+        // A compressed batch's records are opaque, so the same lie is not detectable and is accepted.
+        let mut compressed = lying.clone();
+        compressed[22] |= 1;
+        let crc = crc32c::crc32c(&compressed[21..]);
+        compressed[17..21].copy_from_slice(&crc.to_be_bytes());
+        assert!(validate_batches(&compressed, 1 << 20).is_ok());
     }
 
     #[test]
