@@ -19,7 +19,10 @@ use uuid::Uuid;
 
 use crate::{
     config::{resolve_log_config, validate_topic_config, BrokerConfig},
-    log::{FlushPolicy, LogConfig},
+    log::{
+        read_checkpoint, write_checkpoint, CheckpointError, FlushPolicy, LogConfig,
+        TopicPartition as LogPartition,
+    },
     metadata::{
         LocalMetadataStore, MetadataChange, MetadataError, MetadataImage, MetadataStore,
         TopicMetadata,
@@ -54,13 +57,13 @@ pub enum BrokerError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("writing checkpoint {path}")]
-    Checkpoint {
+    #[error("writing the clean shutdown marker {path}")]
+    Marker {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("reading checkpoint {path}: {reason}")]
-    ReadCheckpoint { path: PathBuf, reason: String },
+    #[error("checkpoint")]
+    Checkpoint(#[from] CheckpointError),
 }
 
 /// Why a topic operation was refused; handlers map each to its Kafka error code.
@@ -150,7 +153,11 @@ impl Broker {
         let metadata = Arc::new(LocalMetadataStore::open(&data_dir)?);
         let marker = data_dir.join(CLEAN_SHUTDOWN_MARKER);
         let clean_shutdown = marker.exists();
-        let recovery_points = read_checkpoint(&data_dir.join(RECOVERY_POINT_CHECKPOINT))?;
+        let recovery_points: HashMap<TopicPartition, i64> =
+            read_checkpoint(&data_dir.join(RECOVERY_POINT_CHECKPOINT))?
+                .into_iter()
+                .map(|(tp, offset)| ((tp.topic, tp.partition), offset))
+                .collect();
         let broker = Arc::new(Self {
             config,
             metadata,
@@ -487,14 +494,21 @@ impl Broker {
         let mut start = Vec::new();
         for partition in self.all_partitions() {
             let (recovery_point, log_start) = partition.checkpoint_offsets();
-            recovery.push((partition.topic.clone(), partition.index, recovery_point));
-            start.push((partition.topic.clone(), partition.index, log_start));
+            recovery.push((
+                LogPartition::new(partition.topic.clone(), partition.index),
+                recovery_point,
+            ));
+            start.push((
+                LogPartition::new(partition.topic.clone(), partition.index),
+                log_start,
+            ));
         }
         write_checkpoint(
             &self.config.data_dir.join(RECOVERY_POINT_CHECKPOINT),
             &recovery,
         )?;
-        write_checkpoint(&self.config.data_dir.join(LOG_START_CHECKPOINT), &start)
+        write_checkpoint(&self.config.data_dir.join(LOG_START_CHECKPOINT), &start)?;
+        Ok(())
     }
 
     /// Flushes and closes every log, writes checkpoints and the clean shutdown marker, so the next start
@@ -506,13 +520,16 @@ impl Broker {
         let mut recovery = Vec::new();
         let mut starts = Vec::new();
         for ((topic, index), partition) in partitions {
-            starts.push((topic.clone(), index, partition.log_start_offset()));
+            starts.push((
+                LogPartition::new(topic.clone(), index),
+                partition.log_start_offset(),
+            ));
             match Arc::try_unwrap(partition) {
                 Ok(partition) => {
                     let log = partition.into_log();
                     let end = log.log_end_offset();
                     match log.close() {
-                        Ok(()) => recovery.push((topic, index, end)),
+                        Ok(()) => recovery.push((LogPartition::new(topic, index), end)),
                         Err(e) => {
                             all_closed = false;
                             tracing::error!(topic = %topic, partition = index, error = %error_chain(&e), "closing log failed");
@@ -538,7 +555,7 @@ impl Broker {
             fs::File::create(&marker)
                 .and_then(|f| f.sync_all())
                 .and_then(|()| sync_dir(&self.config.data_dir))
-                .map_err(|source| BrokerError::Checkpoint {
+                .map_err(|source| BrokerError::Marker {
                     path: marker,
                     source,
                 })?;
@@ -611,67 +628,6 @@ fn remove_deleted_partition_dirs(data_dir: &Path) {
     }
 }
 
-/// Kafka's checkpoint format: a version line (0), a count line, then `topic partition offset` lines.
-fn write_checkpoint(path: &Path, entries: &[(String, i32, i64)]) -> Result<(), BrokerError> {
-    let err = |source| BrokerError::Checkpoint {
-        path: path.to_owned(),
-        source,
-    };
-    let mut text = format!("0\n{}\n", entries.len());
-    for (topic, partition, offset) in entries {
-        text.push_str(&format!("{topic} {partition} {offset}\n"));
-    }
-    let tmp = path.with_extension("tmp");
-    let mut file = fs::File::create(&tmp).map_err(err)?;
-    file.write_all(text.as_bytes()).map_err(err)?;
-    file.sync_all().map_err(err)?;
-    fs::rename(&tmp, path).map_err(err)?;
-    sync_dir(path.parent().unwrap_or(Path::new("."))).map_err(err)
-}
-
-fn read_checkpoint(path: &Path) -> Result<HashMap<TopicPartition, i64>, BrokerError> {
-    let bad = |reason: String| BrokerError::ReadCheckpoint {
-        path: path.to_owned(),
-        reason,
-    };
-    let text = match fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(HashMap::new()),
-        Err(e) => return Err(bad(e.to_string())),
-    };
-    let mut lines = text.lines();
-    if lines.next() != Some("0") {
-        return Err(bad("unsupported version".into()));
-    }
-    let count: usize = lines
-        .next()
-        .and_then(|l| l.parse().ok())
-        .ok_or_else(|| bad("missing entry count".into()))?;
-    let mut map = HashMap::with_capacity(count.min(1 << 20));
-    for line in lines {
-        let mut parts = line.rsplitn(3, ' ');
-        let (Some(offset), Some(partition), Some(topic)) =
-            (parts.next(), parts.next(), parts.next())
-        else {
-            return Err(bad(format!("malformed line {line:?}")));
-        };
-        let offset = offset
-            .parse()
-            .map_err(|_| bad(format!("bad offset in {line:?}")))?;
-        let partition = partition
-            .parse()
-            .map_err(|_| bad(format!("bad partition in {line:?}")))?;
-        map.insert((topic.to_owned(), partition), offset);
-    }
-    if map.len() != count {
-        return Err(bad(format!(
-            "expected {count} entries, found {}",
-            map.len()
-        )));
-    }
-    Ok(map)
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -686,21 +642,5 @@ mod tests {
                 "{bad:?} should be rejected"
             );
         }
-    }
-
-    #[test]
-    fn checkpoint_round_trip_in_kafkas_format() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join(RECOVERY_POINT_CHECKPOINT);
-        write_checkpoint(&path, &[("a".into(), 0, 42), ("b.c".into(), 3, 7)]).unwrap();
-        assert_eq!(
-            fs::read_to_string(&path).unwrap(),
-            "0\n2\na 0 42\nb.c 3 7\n"
-        );
-        let map = read_checkpoint(&path).unwrap();
-        assert_eq!(map[&("a".to_owned(), 0)], 42);
-        assert_eq!(map[&("b.c".to_owned(), 3)], 7);
-        fs::write(&path, "0\n3\na 0 1\n").unwrap();
-        assert!(read_checkpoint(&path).is_err());
     }
 }

@@ -21,10 +21,10 @@ use uuid::Uuid;
 use self::producer_state::{
     last_sequence, BatchSequence, ProducerStateError, ProducerStates, SequenceCheck,
 };
-use crate::log::{FlushPolicy, Log, LogConfig, LogError, ReadSlice, RecoveryReport};
-
-/// RecordBatch v2 header size; the producer fields the broker needs all sit inside it.
-const BATCH_HEADER_BYTES: usize = 61;
+use crate::log::{
+    batch_size_from_prefix, parse_header, BatchError, FlushPolicy, Log, LogConfig, LogError,
+    ReadSlice, RecoveryReport,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PartitionError {
@@ -34,8 +34,8 @@ pub enum PartitionError {
     Producer(#[from] ProducerStateError),
     #[error("a produce request must carry exactly one record batch per partition, found {0}")]
     BatchCount(usize),
-    #[error("record batch is malformed: {0}")]
-    MalformedBatch(&'static str),
+    #[error("record batch is malformed")]
+    MalformedBatch(#[source] BatchError),
     #[error("fsync of partition {topic}-{partition} failed")]
     Flush {
         topic: String,
@@ -53,60 +53,33 @@ struct ProducerFields {
     last_seq: i32,
 }
 
-/// Checks the framing of a produce payload (exactly one v2 batch) and reads its producer fields.
+/// Checks that a produce payload is exactly one v2 batch, as Kafka requires since Produce v3, and reads its
+/// producer fields; the log validates the rest (CRC, counts, size) on append.
 fn single_batch_producer_fields(records: &[u8]) -> Result<ProducerFields, PartitionError> {
-    if records.len() < BATCH_HEADER_BYTES {
-        return Err(PartitionError::MalformedBatch(
-            "shorter than a batch header",
-        ));
-    }
-    let be_i32 = |at: usize| {
-        i32::from_be_bytes([
-            records[at],
-            records[at + 1],
-            records[at + 2],
-            records[at + 3],
-        ])
-    };
-    let batch_length = be_i32(8);
-    if batch_length < (BATCH_HEADER_BYTES - 12) as i32 {
-        return Err(PartitionError::MalformedBatch(
-            "batch length smaller than the header",
-        ));
-    }
-    let total = 12 + batch_length as usize;
-    if total < records.len() {
+    let header = parse_header(records, 0).map_err(PartitionError::MalformedBatch)?;
+    let size = header.size as usize;
+    if size < records.len() {
         let mut count = 1;
-        let mut position = total;
-        while position + 12 <= records.len() && count < 1_000 {
-            position += 12 + be_i32(position + 8).max(0) as usize;
+        let mut position = size;
+        while count < 1_000 {
+            let Ok(next) = batch_size_from_prefix(&records[position..], position) else {
+                break;
+            };
+            position = position.saturating_add(next);
             count += 1;
+            if position >= records.len() {
+                break;
+            }
         }
         return Err(PartitionError::BatchCount(count));
     }
-    if total > records.len() {
-        return Err(PartitionError::MalformedBatch(
-            "batch length runs past the end of the records",
-        ));
-    }
-    if records[16] != 2 {
-        return Err(PartitionError::MalformedBatch(
-            "magic is not 2 (RecordBatch v2)",
-        ));
-    }
-    let last_offset_delta = be_i32(23);
-    let producer_id = i64::from_be_bytes(
-        records[43..51]
-            .try_into()
-            .map_err(|_| PartitionError::MalformedBatch("header"))?,
-    );
-    let epoch = i16::from_be_bytes([records[51], records[52]]);
-    let first_seq = be_i32(53);
+    let last_offset_delta =
+        (header.last_offset - header.base_offset).clamp(0, i64::from(i32::MAX)) as i32;
     Ok(ProducerFields {
-        producer_id,
-        epoch,
-        first_seq,
-        last_seq: last_sequence(first_seq, last_offset_delta.max(0)),
+        producer_id: header.producer_id,
+        epoch: header.producer_epoch,
+        first_seq: header.base_sequence,
+        last_seq: last_sequence(header.base_sequence, last_offset_delta),
     })
 }
 
@@ -384,6 +357,10 @@ mod tests {
         );
         let mut two = batch.clone();
         two.extend_from_slice(&batch);
+        assert!(matches!(
+            single_batch_producer_fields(&batch[..60]),
+            Err(PartitionError::MalformedBatch(_))
+        ));
         assert!(matches!(
             single_batch_producer_fields(&two),
             Err(PartitionError::BatchCount(2))

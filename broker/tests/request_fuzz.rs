@@ -12,8 +12,8 @@ use std::{sync::Arc, time::Duration};
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::{
     messages::{
-        create_topics_request::CreatableTopic, fetch_request::*, list_offsets_request::*, metadata_request::MetadataRequestTopic,
-        produce_request::*, *,
+        create_topics_request::CreatableTopic, fetch_request::*, list_offsets_request::*,
+        metadata_request::MetadataRequestTopic, produce_request::*, *,
     },
     protocol::{Encodable, StrBytes},
     records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType},
@@ -38,7 +38,15 @@ fn batch(value: &[u8]) -> Bytes {
         delete_horizon: false,
     };
     let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(&mut buf, [&record], &RecordEncodeOptions { version: 2, compression: Compression::None }).unwrap();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        [&record],
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .unwrap();
     buf.freeze()
 }
 
@@ -49,7 +57,9 @@ fn frame<T: Encodable>(api: ApiKey, version: i16, body: &T) -> Vec<u8> {
         .with_correlation_id(7)
         .with_client_id(Some(StrBytes::from_static_str("fuzz")));
     let mut buf = BytesMut::new();
-    header.encode(&mut buf, api.request_header_version(version)).unwrap();
+    header
+        .encode(&mut buf, api.request_header_version(version))
+        .unwrap();
     body.encode(&mut buf, version).unwrap();
     buf.to_vec()
 }
@@ -62,24 +72,41 @@ fn topic() -> TopicName {
 fn seeds() -> Vec<Vec<u8>> {
     let mut seeds = Vec::new();
     for v in [0, 3, 4] {
-        seeds.push(frame(ApiKey::ApiVersions, v, &ApiVersionsRequest::default()));
+        seeds.push(frame(
+            ApiKey::ApiVersions,
+            v,
+            &ApiVersionsRequest::default(),
+        ));
     }
     for v in [1, 4, 9, 12] {
         let request = MetadataRequest::default()
-            .with_topics(Some(vec![MetadataRequestTopic::default().with_name(Some(topic()))]))
+            .with_topics(Some(vec![
+                MetadataRequestTopic::default().with_name(Some(topic()))
+            ]))
             .with_allow_auto_topic_creation(true);
         seeds.push(frame(ApiKey::Metadata, v, &request));
     }
     for v in [3, 7, 9, 12] {
-        let request = ProduceRequest::default().with_acks(1).with_timeout_ms(1000).with_topic_data(vec![TopicProduceData::default()
-            .with_name(topic())
-            .with_partition_data(vec![PartitionProduceData::default().with_index(0).with_records(Some(batch(b"v")))])]);
+        let request = ProduceRequest::default()
+            .with_acks(1)
+            .with_timeout_ms(1000)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(topic())
+                .with_partition_data(vec![PartitionProduceData::default()
+                    .with_index(0)
+                    .with_records(Some(batch(b"v")))])]);
         seeds.push(frame(ApiKey::Produce, v, &request));
     }
     for v in [4, 11, 12] {
-        let request = FetchRequest::default().with_max_wait_ms(0).with_max_bytes(1 << 20).with_topics(vec![FetchTopic::default()
-            .with_topic(topic())
-            .with_partitions(vec![FetchPartition::default().with_partition(0).with_fetch_offset(0).with_partition_max_bytes(1 << 20)])]);
+        let request = FetchRequest::default()
+            .with_max_wait_ms(0)
+            .with_max_bytes(1 << 20)
+            .with_topics(vec![FetchTopic::default()
+                .with_topic(topic())
+                .with_partitions(vec![FetchPartition::default()
+                    .with_partition(0)
+                    .with_fetch_offset(0)
+                    .with_partition_max_bytes(1 << 20)])]);
         seeds.push(frame(ApiKey::Fetch, v, &request));
     }
     for v in [1, 5, 8] {
@@ -95,8 +122,16 @@ fn seeds() -> Vec<Vec<u8>> {
             .with_replication_factor(1)]);
         seeds.push(frame(ApiKey::CreateTopics, v, &request));
     }
-    seeds.push(frame(ApiKey::InitProducerId, 4, &InitProducerIdRequest::default().with_transaction_timeout_ms(1000)));
-    seeds.push(frame(ApiKey::DescribeCluster, 0, &DescribeClusterRequest::default()));
+    seeds.push(frame(
+        ApiKey::InitProducerId,
+        4,
+        &InitProducerIdRequest::default().with_transaction_timeout_ms(1000),
+    ));
+    seeds.push(frame(
+        ApiKey::DescribeCluster,
+        0,
+        &DescribeClusterRequest::default(),
+    ));
     seeds
 }
 
@@ -133,10 +168,17 @@ fn mutate(mut frame: Vec<u8>, mutations: &[Mutation]) -> Vec<u8> {
 fn mutation() -> impl Strategy<Value = Mutation> {
     prop_oneof![
         (any::<usize>(), any::<u8>()).prop_map(|(at, bit)| Mutation::Flip { at, bit }),
-        (any::<usize>(), prop_oneof![Just(0u8), Just(0xff), Just(0x7f), Just(0x80), any::<u8>()])
+        (
+            any::<usize>(),
+            prop_oneof![Just(0u8), Just(0xff), Just(0x7f), Just(0x80), any::<u8>()]
+        )
             .prop_map(|(at, byte)| Mutation::Set { at, byte }),
         any::<usize>().prop_map(|len| Mutation::Truncate { len }),
-        (any::<usize>(), proptest::collection::vec(any::<u8>(), 1..16)).prop_map(|(at, bytes)| Mutation::Insert { at, bytes }),
+        (
+            any::<usize>(),
+            proptest::collection::vec(any::<u8>(), 1..16)
+        )
+            .prop_map(|(at, bytes)| Mutation::Insert { at, bytes }),
     ]
 }
 
@@ -153,8 +195,15 @@ impl Harness {
         config.data_dir = dir.path().to_owned();
         config.num_partitions = 2;
         let broker = Broker::open(config).unwrap();
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        Self { runtime, broker, _dir: dir }
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        Self {
+            runtime,
+            broker,
+            _dir: dir,
+        }
     }
 
     /// Sends one frame; a closed connection (Err) is an acceptable answer to garbage, a panic is not.
@@ -165,7 +214,9 @@ impl Harness {
         let broker = Arc::clone(&self.broker);
         let frame = BytesMut::from(frame);
         self.runtime.block_on(async move {
-            match tokio::time::timeout(Duration::from_millis(200), handle_frame(&broker, frame)).await {
+            match tokio::time::timeout(Duration::from_millis(200), handle_frame(&broker, frame))
+                .await
+            {
                 Ok(Ok(Some(response))) => Some(response.to_vec().unwrap()),
                 _ => None,
             }
@@ -174,10 +225,17 @@ impl Harness {
 }
 
 fn fetch_all(h: &Harness) -> Vec<u8> {
-    let request = FetchRequest::default().with_max_wait_ms(0).with_max_bytes(1 << 20).with_topics(vec![FetchTopic::default()
-        .with_topic(topic())
-        .with_partitions(vec![FetchPartition::default().with_partition(0).with_fetch_offset(0).with_partition_max_bytes(1 << 20)])]);
-    h.send(&frame(ApiKey::Fetch, 12, &request)).expect("a valid fetch must be answered")
+    let request = FetchRequest::default()
+        .with_max_wait_ms(0)
+        .with_max_bytes(1 << 20)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(topic())
+            .with_partitions(vec![FetchPartition::default()
+                .with_partition(0)
+                .with_fetch_offset(0)
+                .with_partition_max_bytes(1 << 20)])]);
+    h.send(&frame(ApiKey::Fetch, 12, &request))
+        .expect("a valid fetch must be answered")
 }
 
 #[test]
@@ -191,8 +249,15 @@ fn mutated_requests_never_panic_or_damage_stored_data() {
     let before = fetch_all(&harness);
     let mut sent = BytesMut::new();
     sent.put_slice(&before);
-    let cases = std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(3000);
-    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig { cases, failure_persistence: None, ..ProptestConfig::default() });
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3000);
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+        cases,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    });
     let strategy = (0..seeds.len(), proptest::collection::vec(mutation(), 1..6));
     runner
         .run(&strategy, |(seed, mutations)| {
@@ -205,11 +270,18 @@ fn mutated_requests_never_panic_or_damage_stored_data() {
     let after = fetch_all(&harness);
     let records_before = &before[before.len().saturating_sub(batch(b"v").len())..];
     assert!(
-        after.windows(records_before.len()).any(|w| w == records_before),
+        after
+            .windows(records_before.len())
+            .any(|w| w == records_before),
         "the batch written before fuzzing is no longer served"
     );
     let metadata = MetadataRequest::default().with_topics(None);
-    assert!(harness.send(&frame(ApiKey::Metadata, 12, &metadata)).is_some(), "broker stopped answering Metadata");
+    assert!(
+        harness
+            .send(&frame(ApiKey::Metadata, 12, &metadata))
+            .is_some(),
+        "broker stopped answering Metadata"
+    );
 }
 
 #[test]
@@ -228,5 +300,7 @@ fn huge_array_counts_are_a_decode_error_not_an_abort() {
     let bomb = [0u8, 3, 0, 0, 0, 0, 0, 1, 0, 0, 0x03, 0x3c, 0x0c, 0x00, 0xb6];
     assert!(harness.send(&bomb).is_none());
     let metadata = MetadataRequest::default().with_topics(None);
-    assert!(harness.send(&frame(ApiKey::Metadata, 12, &metadata)).is_some());
+    assert!(harness
+        .send(&frame(ApiKey::Metadata, 12, &metadata))
+        .is_some());
 }

@@ -1,0 +1,137 @@
+//! Per-partition log settings, mirroring Kafka's topic configs, and the durability choice.
+//!
+//! Pure data: this module must never touch the disk or know about any particular partition.
+
+/// How a partition's log behaves. Field comments name the Kafka topic config each one mirrors.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogConfig {
+    /// `segment.bytes`: roll to a new segment before one would grow past this. Default 1 GiB.
+    pub segment_bytes: u64,
+    /// `segment.ms`: roll once this long has passed since the segment's first append. Default 7 days.
+    pub segment_ms: i64,
+    /// `retention.ms`: delete segments whose newest timestamp is older than this; -1 = unlimited. Default 7 days.
+    pub retention_ms: i64,
+    /// `retention.bytes`: delete oldest segments while the log stays at least this big; -1 = unlimited.
+    pub retention_bytes: i64,
+    /// `max.message.bytes`: largest batch (including its 12-byte prefix) accepted. Default 1048588.
+    pub max_message_bytes: u32,
+    /// `index.interval.bytes`: bytes appended between sparse index entries. Default 4096.
+    pub index_interval_bytes: u32,
+    /// `message.timestamp.type`.
+    pub timestamp_type: TimestampType,
+    /// `flush.messages` / `flush.ms`, as one explicit choice.
+    pub flush: FlushPolicy,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            segment_bytes: 1 << 30,
+            segment_ms: 7 * 24 * 60 * 60 * 1000,
+            retention_ms: 7 * 24 * 60 * 60 * 1000,
+            retention_bytes: -1,
+            max_message_bytes: 1_048_588,
+            index_interval_bytes: 4096,
+            timestamp_type: TimestampType::CreateTime,
+            flush: FlushPolicy::EveryBatch,
+        }
+    }
+}
+
+/// `message.timestamp.type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TimestampType {
+    /// Keep the producer's timestamps.
+    #[default]
+    CreateTime,
+    /// Stamp every batch with the broker's clock at append.
+    LogAppendTime,
+}
+
+/// When appended data is fsynced, which is also when the recovery point advances.
+///
+/// The default is [`FlushPolicy::EveryBatch`]: an acknowledged append survives power loss on a single broker.
+/// Kafka's own default is [`FlushPolicy::Os`] (rely on replication and the page cache); choose it explicitly
+/// when replicas provide the durability, or use `Log::active_segment_handle` + `Log::mark_flushed` to
+/// group-commit outside the partition lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FlushPolicy {
+    /// fsync the active segment after every append (`flush.messages=1`).
+    #[default]
+    EveryBatch,
+    /// fsync once `messages` records have been appended since the last flush, or `ms` have passed.
+    Interval { messages: u64, ms: u64 },
+    /// Never fsync on append; only on roll and close (`flush.messages` and `flush.ms` unset).
+    Os,
+}
+
+/// Kafka's "unset" value for `flush.messages` and `flush.ms`.
+const KAFKA_UNSET: i64 = i64::MAX;
+
+impl FlushPolicy {
+    /// Builds the policy from Kafka's `flush.messages` and `flush.ms` values.
+    pub fn from_kafka(flush_messages: i64, flush_ms: i64) -> FlushPolicy {
+        if flush_messages == 1 {
+            FlushPolicy::EveryBatch
+        } else if flush_messages == KAFKA_UNSET && flush_ms == KAFKA_UNSET {
+            FlushPolicy::Os
+        } else {
+            // Kafka rejects values < 0 (flush.ms) / < 1 (flush.messages); clamp so a bad value still flushes.
+            FlushPolicy::Interval {
+                messages: flush_messages.max(1) as u64,
+                ms: flush_ms.max(0) as u64,
+            }
+        }
+    }
+
+    /// The `(flush.messages, flush.ms)` pair Kafka would show for this policy.
+    pub fn to_kafka(self) -> (i64, i64) {
+        match self {
+            FlushPolicy::EveryBatch => (1, KAFKA_UNSET),
+            FlushPolicy::Os => (KAFKA_UNSET, KAFKA_UNSET),
+            FlushPolicy::Interval { messages, ms } => (
+                i64::try_from(messages).unwrap_or(KAFKA_UNSET),
+                i64::try_from(ms).unwrap_or(KAFKA_UNSET),
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flush_policy_maps_kafka_values_both_ways() {
+        assert_eq!(
+            FlushPolicy::from_kafka(1, i64::MAX),
+            FlushPolicy::EveryBatch
+        );
+        assert_eq!(FlushPolicy::from_kafka(i64::MAX, i64::MAX), FlushPolicy::Os);
+        assert_eq!(
+            FlushPolicy::from_kafka(100, i64::MAX),
+            FlushPolicy::Interval {
+                messages: 100,
+                ms: i64::MAX as u64
+            }
+        );
+        assert_eq!(
+            FlushPolicy::from_kafka(i64::MAX, 1000),
+            FlushPolicy::Interval {
+                messages: i64::MAX as u64,
+                ms: 1000
+            }
+        );
+        for p in [
+            FlushPolicy::EveryBatch,
+            FlushPolicy::Os,
+            FlushPolicy::Interval {
+                messages: 5,
+                ms: 10,
+            },
+        ] {
+            let (m, ms) = p.to_kafka();
+            assert_eq!(FlushPolicy::from_kafka(m, ms), p);
+        }
+    }
+}
