@@ -19,7 +19,11 @@ use kafka_protocol::{
     records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType},
 };
 use proptest::prelude::*;
-use tributary_broker::{broker::Broker, config::BrokerConfig, protocol::handle_frame};
+use tributary_broker::{
+    broker::Broker,
+    config::BrokerConfig,
+    protocol::{handle_frame, supported_versions},
+};
 
 fn batch(value: &[u8]) -> Bytes {
     let record = Record {
@@ -60,7 +64,7 @@ fn frame<T: Encodable>(api: ApiKey, version: i16, body: &T) -> Vec<u8> {
     header
         .encode(&mut buf, api.request_header_version(version))
         .unwrap();
-    body.encode(&mut buf, version).unwrap();
+    body.encode(&mut buf, version).unwrap_or_else(|e| panic!("encoding {api:?} v{version}: {e}"));
     buf.to_vec()
 }
 
@@ -68,17 +72,22 @@ fn topic() -> TopicName {
     TopicName(StrBytes::from_static_str("fuzzed"))
 }
 
-/// Valid requests, one per API and a few versions each: the seeds that mutations start from.
+/// Valid requests for every advertised version of every API: the seeds that mutations start from.
 fn seeds() -> Vec<Vec<u8>> {
+    let versions = |api| {
+        supported_versions(api)
+            .expect("advertised")
+            .filter(move |v| api != ApiKey::Produce || *v >= 3)
+    };
     let mut seeds = Vec::new();
-    for v in [0, 3, 4] {
+    for v in versions(ApiKey::ApiVersions) {
         seeds.push(frame(
             ApiKey::ApiVersions,
             v,
             &ApiVersionsRequest::default(),
         ));
     }
-    for v in [1, 4, 9, 12] {
+    for v in versions(ApiKey::Metadata) {
         let request = MetadataRequest::default()
             .with_topics(Some(vec![
                 MetadataRequestTopic::default().with_name(Some(topic()))
@@ -86,7 +95,7 @@ fn seeds() -> Vec<Vec<u8>> {
             .with_allow_auto_topic_creation(true);
         seeds.push(frame(ApiKey::Metadata, v, &request));
     }
-    for v in [3, 7, 9, 12] {
+    for v in versions(ApiKey::Produce) {
         let request = ProduceRequest::default()
             .with_acks(1)
             .with_timeout_ms(1000)
@@ -97,7 +106,7 @@ fn seeds() -> Vec<Vec<u8>> {
                     .with_records(Some(batch(b"v")))])]);
         seeds.push(frame(ApiKey::Produce, v, &request));
     }
-    for v in [4, 11, 12] {
+    for v in versions(ApiKey::Fetch).filter(|v| *v < 13) {
         let request = FetchRequest::default()
             .with_max_wait_ms(0)
             .with_max_bytes(1 << 20)
@@ -109,13 +118,13 @@ fn seeds() -> Vec<Vec<u8>> {
                     .with_partition_max_bytes(1 << 20)])]);
         seeds.push(frame(ApiKey::Fetch, v, &request));
     }
-    for v in [1, 5, 8] {
+    for v in versions(ApiKey::ListOffsets) {
         let request = ListOffsetsRequest::default().with_topics(vec![ListOffsetsTopic::default()
             .with_name(topic())
             .with_partitions(vec![ListOffsetsPartition::default().with_timestamp(-2)])]);
         seeds.push(frame(ApiKey::ListOffsets, v, &request));
     }
-    for v in [2, 5, 7] {
+    for v in versions(ApiKey::CreateTopics) {
         let request = CreateTopicsRequest::default().with_topics(vec![CreatableTopic::default()
             .with_name(TopicName(StrBytes::from_static_str("other")))
             .with_num_partitions(2)
@@ -282,6 +291,19 @@ fn mutated_requests_never_panic_or_damage_stored_data() {
             .is_some(),
         "broker stopped answering Metadata"
     );
+}
+
+#[test]
+fn every_advertised_version_answers_a_valid_request() {
+    let harness = Harness::new();
+    for (i, seed) in seeds().iter().enumerate() {
+        let api = i16::from_be_bytes([seed[0], seed[1]]);
+        let version = i16::from_be_bytes([seed[2], seed[3]]);
+        assert!(
+            harness.send(seed).is_some(),
+            "API key {api} v{version} (seed {i}) got no response"
+        );
+    }
 }
 
 #[test]

@@ -93,10 +93,22 @@ pub async fn handle(
                     .collect();
                 results.push(
                     result
-                        .with_topic_id(meta.id)
-                        .with_num_partitions(meta.partitions)
-                        .with_replication_factor(meta.replication_factor)
-                        .with_configs(Some(configs)),
+                        .with_topic_id(if ctx.version >= 7 {
+                            meta.id
+                        } else {
+                            uuid::Uuid::nil()
+                        })
+                        .with_num_partitions(if ctx.version >= 5 {
+                            meta.partitions
+                        } else {
+                            -1
+                        })
+                        .with_replication_factor(if ctx.version >= 5 {
+                            meta.replication_factor
+                        } else {
+                            -1
+                        })
+                        .with_configs((ctx.version >= 5).then_some(configs)),
                 );
             }
             Err(e) => results.push(

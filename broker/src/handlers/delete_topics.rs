@@ -49,11 +49,19 @@ pub async fn handle(
             continue;
         };
         match broker.delete_topic(&name).await {
-            Ok(deleted_id) => responses.push(result.with_topic_id(deleted_id)),
+            Ok(deleted_id) => responses.push(result.with_topic_id(if ctx.version >= 6 {
+                deleted_id
+            } else {
+                uuid::Uuid::nil()
+            })),
             Err(e) => responses.push(
                 result
                     .with_error_code(topic_error_code(&e))
-                    .with_error_message(message(e.to_string())),
+                    .with_error_message(if ctx.version >= 5 {
+                        message(e.to_string())
+                    } else {
+                        None
+                    }),
             ),
         }
     }

@@ -30,6 +30,7 @@ struct Layers<'a> {
 }
 
 fn entry(
+    version: i16,
     def: &TopicConfigDef,
     name: &'static str,
     layers: &Layers<'_>,
@@ -78,9 +79,13 @@ fn entry(
         .with_value(Some(StrBytes::from_string(value.to_owned())))
         .with_config_source(source as i8)
         .with_read_only(read_only)
-        .with_config_type(def.value_type as i8)
+        .with_config_type(if version >= 3 {
+            def.value_type as i8
+        } else {
+            0
+        })
         .with_synonyms(synonym_list)
-        .with_documentation(docs.then(|| StrBytes::from_static_str(def.doc)))
+        .with_documentation((docs && version >= 3).then(|| StrBytes::from_static_str(def.doc)))
 }
 
 pub async fn handle(
@@ -122,6 +127,7 @@ pub async fn handle(
                         .filter(|def| wanted(def.name))
                         .map(|def| {
                             entry(
+                                ctx.version,
                                 def,
                                 def.name,
                                 &layers,
@@ -144,6 +150,7 @@ pub async fn handle(
                         .filter(|def| wanted(def.broker_name))
                         .map(|def| {
                             entry(
+                                ctx.version,
                                 def,
                                 def.broker_name,
                                 &layers,

@@ -103,7 +103,8 @@ pub async fn handle(
             .flatten()
             .map(|p| Box::pin(p.data_arrived()))
             .collect();
-        let (response, slices, bytes, has_error) = build(by_id, &wanted, &partitions, max_bytes);
+        let (response, slices, bytes, has_error) =
+            build(ctx.version, by_id, &wanted, &partitions, max_bytes);
         let now = Instant::now();
         if bytes >= min_bytes || has_error || now >= deadline || arrivals.is_empty() {
             return (response, slices);
@@ -117,6 +118,7 @@ pub async fn handle(
 }
 
 fn build(
+    version: i16,
     by_id: bool,
     wanted: &[Wanted],
     partitions: &[Vec<Option<Arc<Partition>>>],
@@ -150,7 +152,11 @@ fn build(
             let data = data
                 .with_high_watermark(high_watermark)
                 .with_last_stable_offset(high_watermark)
-                .with_log_start_offset(partition.log_start_offset());
+                .with_log_start_offset(if by_id || version >= 5 {
+                    partition.log_start_offset()
+                } else {
+                    -1
+                });
             if offset > high_watermark || offset < partition.log_start_offset() {
                 has_error = true;
                 out.push(data.with_error_code(code(ResponseError::OffsetOutOfRange)));

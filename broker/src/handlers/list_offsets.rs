@@ -31,9 +31,10 @@ pub async fn handle(ctx: &RequestContext<'_>, request: ListOffsetsRequest) -> Li
                         .with_partition_index(p.partition_index)
                         .with_timestamp(-1)
                         .with_offset(-1)
-                        .with_leader_epoch(0);
+                        .with_leader_epoch(if ctx.version >= 4 { 0 } else { -1 });
                     let Some(partition) = ctx.broker.partition(&name, p.partition_index) else {
-                        return response.with_error_code(code(ResponseError::UnknownTopicOrPartition)).with_leader_epoch(-1);
+                        return response.with_error_code(code(ResponseError::UnknownTopicOrPartition))
+                            .with_leader_epoch(-1);
                     };
                     match p.timestamp {
                         LATEST => response.with_offset(partition.high_watermark()),

@@ -23,20 +23,20 @@ use crate::{
 /// Kafka's "authorized operations not requested" sentinel.
 const OPERATIONS_NOT_REQUESTED: i32 = i32::MIN;
 
-fn topic_response(topic: &TopicMetadata, node_id: i32) -> MetadataResponseTopic {
+fn topic_response(topic: &TopicMetadata, node_id: i32, version: i16) -> MetadataResponseTopic {
     let partitions = (0..topic.partitions)
         .map(|index| {
             MetadataResponsePartition::default()
                 .with_partition_index(index)
                 .with_leader_id(BrokerId(node_id))
-                .with_leader_epoch(0)
+                .with_leader_epoch(if version >= 7 { 0 } else { -1 })
                 .with_replica_nodes(vec![BrokerId(node_id)])
                 .with_isr_nodes(vec![BrokerId(node_id)])
         })
         .collect();
     MetadataResponseTopic::default()
         .with_name(Some(TopicName(StrBytes::from_string(topic.name.clone()))))
-        .with_topic_id(topic.id)
+        .with_topic_id(if version >= 10 { topic.id } else { Uuid::nil() })
         .with_partitions(partitions)
         .with_topic_authorized_operations(OPERATIONS_NOT_REQUESTED)
 }
@@ -64,7 +64,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: MetadataRequest) -> Metad
             .image()
             .topics
             .values()
-            .map(|t| topic_response(t, node_id))
+            .map(|t| topic_response(t, node_id, ctx.version))
             .collect(),
         Some(requested) => {
             let mut out = Vec::with_capacity(requested.len());
@@ -76,7 +76,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: MetadataRequest) -> Metad
                     None => image.topic_by_id(wanted.topic_id),
                 };
                 if let Some(topic) = found {
-                    out.push(topic_response(topic, node_id));
+                    out.push(topic_response(topic, node_id, ctx.version));
                     continue;
                 }
                 let Some(name) = name else {
@@ -115,11 +115,11 @@ pub async fn handle(ctx: &RequestContext<'_>, request: MetadataRequest) -> Metad
                     )
                     .await;
                 match created {
-                    Ok(topic) => out.push(topic_response(&topic, node_id)),
+                    Ok(topic) => out.push(topic_response(&topic, node_id, ctx.version)),
                     // Another request created it meanwhile.
                     Err(TopicError::AlreadyExists(_)) => {
                         match broker.metadata.image().topics.get(&name) {
-                            Some(topic) => out.push(topic_response(topic, node_id)),
+                            Some(topic) => out.push(topic_response(topic, node_id, ctx.version)),
                             None => out.push(error_topic(
                                 Some(name),
                                 Uuid::nil(),

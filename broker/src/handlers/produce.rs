@@ -12,6 +12,18 @@ use kafka_protocol::{
 };
 
 use super::{code, message};
+
+/// Error messages exist in Produce responses from v8 on.
+fn versioned_message(
+    version: i16,
+    text: impl Into<String>,
+) -> Option<kafka_protocol::protocol::StrBytes> {
+    if version >= 8 {
+        message(text)
+    } else {
+        None
+    }
+}
 use crate::{
     broker::{error_chain, now_ms},
     log::{FlushPolicy, LogError},
@@ -76,7 +88,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: ProduceRequest) -> Option
                 partitions.push(
                     response
                         .with_error_code(code(ResponseError::CorruptMessage))
-                        .with_error_message(message("records are null")),
+                        .with_error_message(versioned_message(ctx.version, "records are null")),
                 );
                 continue;
             };
@@ -99,7 +111,11 @@ pub async fn handle(ctx: &RequestContext<'_>, request: ProduceRequest) -> Option
                         response
                             .with_base_offset(outcome.base_offset)
                             .with_log_append_time_ms(outcome.log_append_time)
-                            .with_log_start_offset(outcome.log_start_offset),
+                            .with_log_start_offset(if ctx.version >= 5 {
+                                outcome.log_start_offset
+                            } else {
+                                -1
+                            }),
                     );
                 }
                 Err(e) => {
@@ -108,7 +124,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: ProduceRequest) -> Option
                     partitions.push(
                         response
                             .with_error_code(code(kind))
-                            .with_error_message(message(text)),
+                            .with_error_message(versioned_message(ctx.version, text)),
                     );
                 }
             }
@@ -134,7 +150,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: ProduceRequest) -> Option
             tracing::error!(topic = %partition.topic, partition = partition.index, error = %text, "fsync failed; write not acknowledged");
             let slot = &mut responses[*topic_slot].partition_responses[*partition_slot];
             slot.error_code = code(kind);
-            slot.error_message = message(text);
+            slot.error_message = versioned_message(ctx.version, text);
         }
     }
     Some(ProduceResponse::default().with_responses(responses))
