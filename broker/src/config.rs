@@ -226,6 +226,7 @@ pub(crate) fn broker_key_to_topic_key(key: &str) -> Option<(&'static str, i64)> 
         "log.flush.interval.messages" => ("flush.messages", 1),
         "log.flush.interval.ms" => ("flush.ms", 1),
         "log.cleanup.policy" => ("cleanup.policy", 0),
+        "compression.type" => ("compression.type", 0),
         _ => return None,
     })
 }
@@ -274,6 +275,14 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
     // Tributary acknowledges a write only after it is fsynced (group commit): flush.messages=1. Kafka's default
     // leaves flushing to the OS and relies on replication; set flush.messages/flush.ms to
     // 9223372036854775807 for that behaviour.
+    // Batches are stored exactly as the producer sent them; recompressing would mean re-encoding on the hot path.
+    TopicConfigDef {
+        name: "compression.type",
+        broker_name: "compression.type",
+        default: "producer",
+        value_type: ConfigValueType::String,
+        doc: "producer: keep each batch's codec as sent (the only supported value)",
+    },
     TopicConfigDef {
         name: "flush.messages",
         broker_name: "log.flush.interval.messages",
@@ -365,6 +374,12 @@ pub fn validate_topic_config(name: &str, value: &str) -> Result<(), String> {
                 ))
             }
         }
+        "compression.type" => match value {
+            "producer" => Ok(()),
+            _ => Err(format!(
+                "compression.type {value:?} is not supported: batches are stored as the producer sent them (producer)"
+            )),
+        },
         "flush.messages" | "flush.ms" => long(1),
         "index.interval.bytes" => long(1).and_then(|()| fits_i32(name, value)),
         "max.message.bytes" => long(64).and_then(|()| fits_i32(name, value)),

@@ -83,6 +83,23 @@ fn single_batch_producer_fields(records: &[u8]) -> Result<ProducerFields, Partit
     })
 }
 
+/// Decodes the batch in `slice` and returns (offset, timestamp) of its first record at or after `timestamp`.
+fn first_record_at_or_after(
+    slice: &ReadSlice,
+    timestamp: i64,
+) -> anyhow::Result<Option<(i64, i64)>> {
+    use std::os::unix::fs::FileExt;
+    let mut bytes = vec![0u8; slice.len];
+    slice.file.read_exact_at(&mut bytes, slice.position)?;
+    let mut buf = bytes::Bytes::from(bytes);
+    let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut buf)?;
+    Ok(set
+        .records
+        .iter()
+        .find(|r| r.timestamp >= timestamp)
+        .map(|r| (r.offset, r.timestamp)))
+}
+
 #[derive(Debug)]
 struct PartitionLog {
     log: Log,
@@ -282,11 +299,29 @@ impl Partition {
         self.data_arrived.notified()
     }
 
+    /// ListOffsets by timestamp: the first *record* whose timestamp is at or after `timestamp`, as Kafka
+    /// answers. The log's time index finds the batch; the batch is then decoded (decompressed if needed) to
+    /// find the record. Reads from disk, so call it from a request task, not under other locks.
     pub fn offset_for_timestamp(
         &self,
         timestamp: i64,
     ) -> Result<Option<(i64, i64)>, PartitionError> {
-        Ok(self.lock().log.offset_for_timestamp(timestamp)?)
+        let (found, slice) = {
+            let state = self.lock();
+            let Some(found) = state.log.offset_for_timestamp(timestamp)? else {
+                return Ok(None);
+            };
+            (found, state.log.read(found.0, 1)?)
+        };
+        match first_record_at_or_after(&slice, timestamp) {
+            Ok(Some(hit)) => Ok(Some(hit)),
+            // The batch's max timestamp qualified, so a record must; a decode failure falls back to the batch.
+            Ok(None) => Ok(Some(found)),
+            Err(e) => {
+                tracing::warn!(topic = %self.topic, partition = self.index, error = %e, "could not decode batch for a timestamp lookup");
+                Ok(Some(found))
+            }
+        }
     }
 
     pub fn max_timestamp_and_offset(&self) -> Option<(i64, i64)> {

@@ -118,8 +118,8 @@ pub async fn handle_frame(
     handlers::dispatch(&ctx, api, &mut body).await
 }
 
-/// Decodes a request body, requiring that it uses the whole frame: trailing bytes mean the client and broker
-/// disagree about the schema, and answering anyway could act on misread fields.
+/// Decodes a request body. Trailing bytes are tolerated, as Apache Kafka does: librdkafka, for one, sends
+/// fields that Metadata v11+ no longer has, and refusing them would cut off every librdkafka client.
 pub fn decode_body<T: Decodable>(
     api: ApiKey,
     version: i16,
@@ -131,11 +131,12 @@ pub fn decode_body<T: Decodable>(
         source,
     })?;
     if body.has_remaining() {
-        return Err(ProtocolError::DecodeBody {
-            api,
+        tracing::trace!(
+            ?api,
             version,
-            source: anyhow::anyhow!("{} trailing bytes after the request body", body.remaining()),
-        });
+            trailing = body.remaining(),
+            "ignoring trailing request bytes"
+        );
     }
     Ok(request)
 }

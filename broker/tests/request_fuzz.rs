@@ -64,7 +64,8 @@ fn frame<T: Encodable>(api: ApiKey, version: i16, body: &T) -> Vec<u8> {
     header
         .encode(&mut buf, api.request_header_version(version))
         .unwrap();
-    body.encode(&mut buf, version).unwrap_or_else(|e| panic!("encoding {api:?} v{version}: {e}"));
+    body.encode(&mut buf, version)
+        .unwrap_or_else(|e| panic!("encoding {api:?} v{version}: {e}"));
     buf.to_vec()
 }
 
