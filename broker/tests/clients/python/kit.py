@@ -155,10 +155,22 @@ def ck_consumer(bootstrap: str, **conf) -> Consumer:
                      "auto.offset.reset": "earliest", **COMMON, **conf})
 
 
+def watermarks(c: Consumer, topic: str, p: int, timeout: float = 15.0) -> tuple[int, int]:
+    """ListOffsets earliest/latest, retrying retriable errors (e.g. just after a restart) for a bound."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+        except KafkaException as e:
+            if not e.args[0].retriable() or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
 def ck_watermarks(bootstrap: str, topic: str, partitions: int) -> dict[int, tuple[int, int]]:
     c = ck_consumer(bootstrap)
     try:
-        return {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10) for p in range(partitions)}
+        return {p: watermarks(c, topic, p) for p in range(partitions)}
     finally:
         c.close()
 
@@ -167,7 +179,7 @@ def ck_read(bootstrap: str, topic: str, partitions: int, start=OFFSET_BEGINNING,
     """Reads every partition from `start` up to the high watermark seen when called."""
     c = ck_consumer(bootstrap, **conf)
     try:
-        ends = {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in range(partitions)}
+        ends = {p: watermarks(c, topic, p)[1] for p in range(partitions)}
         c.assign([TopicPartition(topic, p, start) for p in range(partitions)])
         pos = {p: -1 for p in range(partitions)}
         out: list[Rec] = []
