@@ -155,6 +155,10 @@ def ck_consumer(bootstrap: str, **conf) -> Consumer:
                      "auto.offset.reset": "earliest", **COMMON, **conf})
 
 
+_TRANSIENT = {KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE, KafkaError._TIMED_OUT,
+              KafkaError._TRANSPORT, KafkaError.UNKNOWN_TOPIC_OR_PART}
+
+
 def watermarks(c: Consumer, topic: str, p: int, timeout: float = 15.0) -> tuple[int, int]:
     """ListOffsets earliest/latest, retrying retriable errors (e.g. just after a restart) for a bound."""
     deadline = time.monotonic() + timeout
@@ -162,7 +166,9 @@ def watermarks(c: Consumer, topic: str, p: int, timeout: float = 15.0) -> tuple[
         try:
             return c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
         except KafkaException as e:
-            if not e.args[0].retriable() or time.monotonic() > deadline:
+            err = e.args[0]
+            transient = err.retriable() or err.code() in _TRANSIENT
+            if not transient or time.monotonic() > deadline:
                 raise
             time.sleep(0.2)
 
