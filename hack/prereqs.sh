@@ -58,6 +58,11 @@ if [[ -f "$_mstamp" && "$(cat "$_mstamp")" == "$_msum" ]]; then
   step "maven dependencies already resolved for $(basename "$(dirname "$_pom")")/pom.xml"
 else
   step "maven: resolving test dependencies and plugins (dependency:go-offline)"
-  mvn -q -B -f "$_pom" org.apache.maven.plugins:maven-dependency-plugin:3.8.1:go-offline >/dev/null
+  _mlog="$(mktemp)"
+  if ! mvn -q -B -Dstyle.color=never -f "$_pom" \
+      org.apache.maven.plugins:maven-dependency-plugin:3.8.1:go-offline >"$_mlog" 2>&1; then
+    tail -n 40 "$_mlog" >&2; rm -f "$_mlog"; exit 1
+  fi
+  rm -f "$_mlog"
   printf '%s' "$_msum" >"$_mstamp"
 fi
