@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Installs what the client compatibility suites (broker/tests/clients) need:
+# kcat and curl from Debian, a Python venv with pinned Kafka clients, and the
+# Java suite's Maven dependencies in ~/.m2. Idempotent and quick when done.
+# Usage: hack/prereqs.sh   (run it; the venv is ${TRIBUTARY_CACHE:-~/.cache/tributary}/venv)
+set -euo pipefail
+
+_repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+_cache="${TRIBUTARY_CACHE:-$HOME/.cache/tributary}"
+TRIBUTARY_VENV="${_cache}/venv"
+export TRIBUTARY_VENV
+
+# Pins: kafka-python 2.3.x is the newest 2.x line and supports Python 3.8-3.13
+# (2.0.2 breaks on 3.12); 3.x changed APIs. confluent-kafka wheels bundle librdkafka.
+_py_pins=(
+  "confluent-kafka==2.16.1"
+  "kafka-python==2.3.3"
+  "pytest==8.4.2"
+  "lz4==4.4.5"
+  "python-snappy==0.7.3"
+  "zstandard==0.25.0"
+)
+_stamp="${TRIBUTARY_VENV}/.tributary-pins"
+
+step() { printf 'prereqs: %s\n' "$*"; }
+
+# 1. Debian packages.
+_missing=()
+for pkg in kcat curl; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || _missing+=("$pkg")
+done
+if ((${#_missing[@]})); then
+  _sudo=""; [[ $(id -u) -eq 0 ]] || _sudo="sudo"
+  step "apt-get install ${_missing[*]}"
+  $_sudo apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive $_sudo apt-get install -y -qq "${_missing[@]}" >/dev/null
+else
+  step "apt packages present (kcat, curl)"
+fi
+
+# 2. Python venv with pinned clients.
+_want="$(printf '%s\n' "${_py_pins[@]}")"
+if [[ -x "${TRIBUTARY_VENV}/bin/python" && -f "$_stamp" && "$(cat "$_stamp")" == "$_want" ]]; then
+  step "python venv up to date at ${TRIBUTARY_VENV}"
+else
+  step "python venv: installing ${_py_pins[*]} into ${TRIBUTARY_VENV}"
+  mkdir -p "$_cache"
+  [[ -x "${TRIBUTARY_VENV}/bin/python" ]] || python3 -m venv "${TRIBUTARY_VENV}"
+  "${TRIBUTARY_VENV}/bin/python" -m pip install -q --disable-pip-version-check "${_py_pins[@]}"
+  printf '%s' "$_want" >"$_stamp"
+fi
+
+# 3. Maven dependencies of the Java suite (into ~/.m2).
+_pom="${_repo}/broker/tests/clients/java/pom.xml"
+_mstamp="${_cache}/m2-resolved.sha256"
+_msum="$(sha256sum "$_pom" | cut -d' ' -f1)"
+if [[ -f "$_mstamp" && "$(cat "$_mstamp")" == "$_msum" ]]; then
+  step "maven dependencies already resolved for $(basename "$(dirname "$_pom")")/pom.xml"
+else
+  step "maven: resolving test dependencies and plugins (dependency:go-offline)"
+  _mlog="$(mktemp)"
+  if ! mvn -q -B -Dstyle.color=never -f "$_pom" \
+      org.apache.maven.plugins:maven-dependency-plugin:3.8.1:go-offline >"$_mlog" 2>&1; then
+    tail -n 40 "$_mlog" >&2; rm -f "$_mlog"; exit 1
+  fi
+  rm -f "$_mlog"
+  printf '%s' "$_msum" >"$_mstamp"
+fi
