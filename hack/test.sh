@@ -36,8 +36,6 @@ step "broker binary for the client suites"
 cargo build -p tributary-broker
 export TRIBUTARY_BROKER_BIN="$PWD/target/debug/tributary-broker"
 
-step "test prerequisites"
-bash hack/prereqs.sh
 
 step "real-client suites"
 bash broker/tests/clients/run.sh

@@ -20,21 +20,22 @@ pub mod produce;
 use bytes::Bytes;
 use kafka_protocol::{messages::ApiKey, protocol::StrBytes, ResponseError};
 
-use crate::protocol::{decode_body, encode, ProtocolError, RequestContext, ResponseFrame};
+use crate::protocol::{decode_body, encode, Pending, ProtocolError, RequestContext};
 
 /// Routes a request to its handler and encodes the answer.
 pub async fn dispatch(
     ctx: &RequestContext<'_>,
     api: ApiKey,
     body: &mut Bytes,
-) -> Result<Option<ResponseFrame>, ProtocolError> {
+) -> Result<Pending, ProtocolError> {
     let version = ctx.version;
     let correlation_id = ctx.header.correlation_id;
     macro_rules! simple {
         ($module:ident) => {{
             let request = decode_body(api, version, body)?;
             let response = $module::handle(ctx, request).await;
-            encode(api, version, correlation_id, response, Vec::new()).map(Some)
+            encode(api, version, correlation_id, response, Vec::new())
+                .map(|f| Pending::Ready(Some(f)))
         }};
     }
     match api {
@@ -50,17 +51,18 @@ pub async fn dispatch(
         ApiKey::InitProducerId => simple!(init_producer_id),
         ApiKey::Produce => {
             let request = decode_body(api, version, body)?;
-            match produce::handle(ctx, request).await {
-                Some(response) => {
+            match produce::append(ctx, request) {
+                Some(appended) => Ok(Pending::Deferred(Box::pin(async move {
+                    let response = appended.acknowledge().await;
                     encode(api, version, correlation_id, response, Vec::new()).map(Some)
-                }
-                None => Ok(None),
+                }))),
+                None => Ok(Pending::Ready(None)),
             }
         }
         ApiKey::Fetch => {
             let request = decode_body(api, version, body)?;
             let (response, slices) = fetch::handle(ctx, request).await;
-            encode(api, version, correlation_id, response, slices).map(Some)
+            encode(api, version, correlation_id, response, slices).map(|f| Pending::Ready(Some(f)))
         }
         other => Err(ProtocolError::UnsupportedVersion {
             api: other,

@@ -73,12 +73,41 @@ pub fn check_frame_size(size: i32, max: usize) -> Result<usize, ProtocolError> {
     Ok(size)
 }
 
-/// Handles one request frame (without its length prefix) and returns the response to send, or `None` when
-/// the request wants no response (Produce with acks=0).
-pub async fn handle_frame(
-    broker: &Arc<Broker>,
-    frame: BytesMut,
-) -> Result<Option<ResponseFrame>, ProtocolError> {
+/// A response still being completed (a produce waiting for its fsync). Its request's effects have already
+/// happened; only the acknowledgement waits.
+pub type DeferredResponse = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<Option<ResponseFrame>, ProtocolError>> + Send>,
+>;
+
+/// What a handled request gives back, in request order. `Ready(None)`: no response (Produce with acks=0).
+pub enum Pending {
+    Ready(Option<ResponseFrame>),
+    Deferred(DeferredResponse),
+}
+
+impl std::fmt::Debug for Pending {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Pending::Ready(frame) => f.debug_tuple("Ready").field(frame).finish(),
+            Pending::Deferred(_) => f.write_str("Deferred"),
+        }
+    }
+}
+
+impl Pending {
+    /// Waits for the response (tests and callers that do not pipeline).
+    pub async fn resolve(self) -> Result<Option<ResponseFrame>, ProtocolError> {
+        match self {
+            Pending::Ready(frame) => Ok(frame),
+            Pending::Deferred(future) => future.await,
+        }
+    }
+}
+
+/// Handles one request frame (without its length prefix). Everything the request does happens before this
+/// returns; only a produce's wait for durability may be left in the returned [`Pending`], so the connection can
+/// read the next request meanwhile and later requests share the same fsync.
+pub async fn handle_frame(broker: &Arc<Broker>, frame: BytesMut) -> Result<Pending, ProtocolError> {
     let mut body = frame.freeze();
     let raw_key = i16::from_be_bytes([body[0], body[1]]);
     let version = i16::from_be_bytes([body[2], body[3]]);
@@ -98,7 +127,7 @@ pub async fn handle_frame(
                 handlers::api_versions::unsupported_version_response(),
                 Vec::new(),
             )
-            .map(Some);
+            .map(|frame| Pending::Ready(Some(frame)));
         }
         return Err(ProtocolError::UnsupportedVersion { api, version });
     }

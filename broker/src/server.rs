@@ -8,14 +8,14 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 use bytes::BytesMut;
 use tokio::{
     io::AsyncReadExt,
-    net::{TcpListener, TcpStream},
-    sync::watch,
+    net::{tcp::OwnedWriteHalf, TcpListener, TcpStream},
+    sync::{mpsc, watch},
     task::JoinSet,
 };
 
 use crate::{
     broker::{error_chain, Broker},
-    protocol::{check_frame_size, handle_frame},
+    protocol::{check_frame_size, handle_frame, Pending},
 };
 
 /// How long in-flight requests get to finish after shutdown starts.
@@ -59,8 +59,15 @@ pub async fn serve(
     }
 }
 
+/// Requests read ahead of their responses on one connection. Clients keep at most five in flight; the bound
+/// gives backpressure if one does not.
+const MAX_PENDING_RESPONSES: usize = 16;
+
+/// Serves one connection. Requests are read and executed strictly in order; a produce's acknowledgement may
+/// wait for its fsync while the next requests are read (their data then shares that fsync), and responses are
+/// written in request order by a separate task.
 async fn connection(
-    mut stream: TcpStream,
+    stream: TcpStream,
     peer: SocketAddr,
     broker: Arc<Broker>,
     mut shutdown: watch::Receiver<bool>,
@@ -68,43 +75,68 @@ async fn connection(
     if let Err(e) = stream.set_nodelay(true) {
         tracing::debug!(%peer, error = %e, "could not set TCP_NODELAY");
     }
+    let (mut reader, writer) = stream.into_split();
+    let (responses, pending) = mpsc::channel(MAX_PENDING_RESPONSES);
+    let writer_task = tokio::spawn(write_responses(writer, pending, peer));
     let max = broker.config.max_request_bytes;
     loop {
         let size = tokio::select! {
-            read = stream.read_i32() => match read {
+            read = reader.read_i32() => match read {
                 Ok(size) => size,
-                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return,
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
                 Err(e) => {
                     tracing::debug!(%peer, error = %e, "connection read failed");
-                    return;
+                    break;
                 }
             },
-            _ = shutdown.changed() => return,
+            _ = shutdown.changed() => break,
         };
         let size = match check_frame_size(size, max) {
             Ok(size) => size,
             Err(e) => {
                 tracing::warn!(%peer, error = %e, "closing connection");
-                return;
+                break;
             }
         };
         let mut frame = BytesMut::zeroed(size);
-        if let Err(e) = stream.read_exact(&mut frame).await {
+        if let Err(e) = reader.read_exact(&mut frame).await {
             tracing::debug!(%peer, error = %e, "connection closed mid-request");
-            return;
+            break;
         }
         match handle_frame(&broker, frame).await {
-            Ok(Some(response)) => {
-                if let Err(e) = response.write_to(&mut stream).await {
-                    tracing::debug!(%peer, error = %e, "writing response failed");
-                    return;
+            Ok(response) => {
+                if responses.send(response).await.is_err() {
+                    break; // the writer gave up: the socket is gone
                 }
             }
-            Ok(None) => {}
             Err(e) => {
                 tracing::warn!(%peer, error = %error_chain(&e), "closing connection after a bad request");
+                break;
+            }
+        }
+    }
+    // Answer what was already executed, then close.
+    drop(responses);
+    let _ = writer_task.await;
+}
+
+async fn write_responses(
+    mut writer: OwnedWriteHalf,
+    mut pending: mpsc::Receiver<Pending>,
+    peer: SocketAddr,
+) {
+    while let Some(next) = pending.recv().await {
+        let frame = match next.resolve().await {
+            Ok(Some(frame)) => frame,
+            Ok(None) => continue,
+            Err(e) => {
+                tracing::warn!(%peer, error = %error_chain(&e), "closing connection: response could not be built");
                 return;
             }
+        };
+        if let Err(e) = frame.write_to(&mut writer).await {
+            tracing::debug!(%peer, error = %e, "writing response failed");
+            return;
         }
     }
 }

@@ -224,10 +224,14 @@ impl Harness {
         let broker = Arc::clone(&self.broker);
         let frame = BytesMut::from(frame);
         self.runtime.block_on(async move {
-            match tokio::time::timeout(Duration::from_millis(200), handle_frame(&broker, frame))
-                .await
-            {
-                Ok(Ok(Some(response))) => Some(response.to_vec().unwrap()),
+            let answered = async {
+                match handle_frame(&broker, frame).await {
+                    Ok(pending) => pending.resolve().await.ok().flatten(),
+                    Err(_) => None,
+                }
+            };
+            match tokio::time::timeout(Duration::from_millis(200), answered).await {
+                Ok(Some(response)) => Some(response.to_vec().unwrap()),
                 _ => None,
             }
         })

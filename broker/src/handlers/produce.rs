@@ -2,6 +2,8 @@
 //! in the batch header), then answers according to `acks`. With the default flush policy a write is
 //! acknowledged only after it is fsynced; concurrent producers share fsyncs (group commit).
 
+use std::sync::Arc;
+
 use bytes::BytesMut;
 use kafka_protocol::{
     messages::{
@@ -27,7 +29,7 @@ fn versioned_message(
 use crate::{
     broker::{error_chain, now_ms},
     log::{FlushPolicy, LogError},
-    partition::{producer_state::ProducerStateError, PartitionError},
+    partition::{producer_state::ProducerStateError, Partition, PartitionError},
     protocol::RequestContext,
 };
 
@@ -53,7 +55,43 @@ pub(crate) fn partition_error(error: &PartitionError) -> (ResponseError, String)
     (kind, error_chain(error))
 }
 
-pub async fn handle(ctx: &RequestContext<'_>, request: ProduceRequest) -> Option<ProduceResponse> {
+/// A produce whose batches are in the log and whose acknowledgement may still wait for fsyncs.
+#[derive(Debug)]
+pub struct Appended {
+    response: ProduceResponse,
+    /// (partition slot, topic slot, partition, offset that must be durable).
+    pending_flushes: Vec<(usize, usize, Arc<Partition>, i64)>,
+    version: i16,
+}
+
+impl Appended {
+    /// Waits for the fsyncs this produce needs (shared with concurrent producers) and returns the response;
+    /// a partition whose fsync failed reports KAFKA_STORAGE_ERROR instead of an acknowledgement.
+    pub async fn acknowledge(mut self) -> ProduceResponse {
+        let flushes = self
+            .pending_flushes
+            .iter()
+            .map(|(_, _, partition, offset)| partition.flush_until(*offset));
+        let results = futures_util::future::join_all(flushes).await;
+        for ((partition_slot, topic_slot, partition, _), result) in
+            self.pending_flushes.iter().zip(results)
+        {
+            if let Err(e) = result {
+                let (kind, text) = partition_error(&e);
+                tracing::error!(topic = %partition.topic, partition = partition.index, error = %text, "fsync failed; write not acknowledged");
+                let slot =
+                    &mut self.response.responses[*topic_slot].partition_responses[*partition_slot];
+                slot.error_code = code(kind);
+                slot.error_message = versioned_message(self.version, text);
+            }
+        }
+        self.response
+    }
+}
+
+/// Appends every partition's batch now, in request order, and returns what the acknowledgement must wait for;
+/// `None` for acks=0 (no response at all).
+pub fn append(ctx: &RequestContext<'_>, request: ProduceRequest) -> Option<Appended> {
     let acks = request.acks;
     let refuse_all = if !matches!(acks, -1..=1) {
         Some(ResponseError::InvalidRequiredAcks)
@@ -139,19 +177,9 @@ pub async fn handle(ctx: &RequestContext<'_>, request: ProduceRequest) -> Option
     if acks == 0 {
         return None;
     }
-    let flushes = pending_flushes
-        .iter()
-        .map(|(_, _, partition, offset)| partition.flush_until(*offset));
-    let results = futures_util::future::join_all(flushes).await;
-    for ((partition_slot, topic_slot, partition, _), result) in pending_flushes.iter().zip(results)
-    {
-        if let Err(e) = result {
-            let (kind, text) = partition_error(&e);
-            tracing::error!(topic = %partition.topic, partition = partition.index, error = %text, "fsync failed; write not acknowledged");
-            let slot = &mut responses[*topic_slot].partition_responses[*partition_slot];
-            slot.error_code = code(kind);
-            slot.error_message = versioned_message(ctx.version, text);
-        }
-    }
-    Some(ProduceResponse::default().with_responses(responses))
+    Some(Appended {
+        response: ProduceResponse::default().with_responses(responses),
+        pending_flushes,
+        version: ctx.version,
+    })
 }

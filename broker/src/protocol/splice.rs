@@ -17,7 +17,10 @@ use std::{
 
 use bytes::{buf::UninitSlice, BufMut, Bytes, BytesMut};
 use kafka_protocol::protocol::buf::ByteBufMut;
-use tokio::{io::AsyncWriteExt, net::TcpStream};
+use tokio::{
+    io::AsyncWriteExt,
+    net::{tcp::OwnedWriteHalf, TcpStream},
+};
 
 /// Larger than any fetch response the broker builds (`fetch.max.bytes` is clamped below it).
 pub const MAX_PLACEHOLDER_BYTES: usize = 256 << 20;
@@ -57,11 +60,11 @@ pub struct ResponseFrame {
 
 impl ResponseFrame {
     /// Writes the frame; inline chunks with `write_all`, file chunks with `sendfile`.
-    pub async fn write_to(&self, stream: &mut TcpStream) -> std::io::Result<()> {
+    pub async fn write_to(&self, stream: &mut OwnedWriteHalf) -> std::io::Result<()> {
         for chunk in &self.chunks {
             match chunk {
                 Chunk::Inline(bytes) => stream.write_all(bytes).await?,
-                Chunk::File(slice) => sendfile_all(stream, slice).await?,
+                Chunk::File(slice) => sendfile_all(stream.as_ref(), slice).await?,
             }
         }
         Ok(())
@@ -87,7 +90,7 @@ impl ResponseFrame {
     }
 }
 
-async fn sendfile_all(stream: &mut TcpStream, slice: &SendfileSlice) -> std::io::Result<()> {
+async fn sendfile_all(stream: &TcpStream, slice: &SendfileSlice) -> std::io::Result<()> {
     let mut offset = slice.position as i64;
     let end = offset + slice.len as i64;
     while offset < end {
