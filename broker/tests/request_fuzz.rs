@@ -331,3 +331,34 @@ fn huge_array_counts_are_a_decode_error_not_an_abort() {
         .send(&frame(ApiKey::Metadata, 12, &metadata))
         .is_some());
 }
+
+#[test]
+fn api_versions_with_an_unknown_version_gets_a_v0_answer_listing_the_ranges() {
+    use kafka_protocol::protocol::Decodable;
+    let harness = Harness::new();
+    // ApiVersions v99 with a v2 (flexible) header the broker cannot know how to read.
+    let mut request = vec![0u8, 18, 0, 99, 0, 0, 0, 5, 0, 4];
+    request.extend_from_slice(b"test\0\0\0");
+    let response = harness
+        .send(&request)
+        .expect("an unsupported ApiVersions must be answered");
+    let mut body = Bytes::from(response[4..].to_vec());
+    let correlation = i32::from_be_bytes([body[0], body[1], body[2], body[3]]);
+    assert_eq!(
+        correlation, 5,
+        "correlation id (v0 header: no tagged fields)"
+    );
+    let _ = body.split_to(4);
+    let decoded = ApiVersionsResponse::decode(&mut body, 0).expect("the body must be v0-shaped");
+    assert_eq!(decoded.error_code, 35, "UNSUPPORTED_VERSION");
+    let fetch = decoded
+        .api_keys
+        .iter()
+        .find(|k| k.api_key == ApiKey::Fetch as i16)
+        .expect("Fetch listed");
+    assert_eq!((fetch.min_version, fetch.max_version), (4, 17));
+    assert!(
+        bytes::Buf::remaining(&body) == 0,
+        "nothing after the v0 body"
+    );
+}
