@@ -1,0 +1,172 @@
+//! The broker binary's lifecycle: /healthz and /readyz, a SIGTERM that leaves a clean log (the next start scans
+//! nothing), and a `kill -9` that makes the next start recover.
+#![allow(clippy::unwrap_used)]
+
+use std::{
+    io::{Read, Write},
+    net::{TcpListener, TcpStream},
+    path::Path,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use bytes::BytesMut;
+use kafka_protocol::{
+    messages::{
+        metadata_request::MetadataRequestTopic, ApiKey, MetadataRequest, RequestHeader, TopicName,
+    },
+    protocol::{Encodable, StrBytes},
+};
+use nix::{sys::signal, unistd::Pid};
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Running {
+    child: Child,
+    http: u16,
+    kafka: u16,
+    log: std::path::PathBuf,
+}
+
+fn start(data: &Path, run: usize) -> Running {
+    let (kafka, http) = (free_port(), free_port());
+    let log = data.with_file_name(format!("broker-{run}.log"));
+    let child = Command::new(env!("CARGO_BIN_EXE_tributary-broker"))
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{kafka}"),
+            "--http-listen",
+            &format!("127.0.0.1:{http}"),
+        ])
+        .arg("--data-dir")
+        .arg(data)
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let running = Running {
+        child,
+        http,
+        kafka,
+        log,
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while http_status(running.http, "/readyz") != Some(200) {
+        assert!(
+            Instant::now() < deadline,
+            "broker not ready in 20 s; log:\n{}",
+            running.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    running
+}
+
+impl Running {
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn signal(&mut self, sig: signal::Signal) -> std::process::ExitStatus {
+        signal::kill(Pid::from_raw(self.child.id() as i32), sig).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "broker did not exit after {sig}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+fn http_status(port: u16, path: &str) -> Option<u16> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    response.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Creates a topic through Metadata auto-creation, so the log has a partition directory to close or recover.
+fn auto_create_topic(port: u16, topic: &'static str) {
+    let header = RequestHeader::default()
+        .with_request_api_key(ApiKey::Metadata as i16)
+        .with_request_api_version(9)
+        .with_correlation_id(1);
+    let request = MetadataRequest::default()
+        .with_topics(Some(vec![MetadataRequestTopic::default()
+            .with_name(Some(TopicName(StrBytes::from_static_str(topic))))]))
+        .with_allow_auto_topic_creation(true);
+    let mut body = BytesMut::new();
+    header
+        .encode(&mut body, ApiKey::Metadata.request_header_version(9))
+        .unwrap();
+    request.encode(&mut body, 9).unwrap();
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .write_all(&(body.len() as i32).to_be_bytes())
+        .unwrap();
+    stream.write_all(&body).unwrap();
+    let mut size = [0u8; 4];
+    stream.read_exact(&mut size).unwrap();
+    let mut response = vec![0u8; i32::from_be_bytes(size) as usize];
+    stream.read_exact(&mut response).unwrap();
+}
+
+#[test]
+fn sigterm_closes_cleanly_and_kill_9_forces_recovery() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+
+    let mut first = start(&data, 1);
+    assert_eq!(http_status(first.http, "/healthz"), Some(200));
+    auto_create_topic(first.kafka, "lifecycle");
+    assert!(
+        data.join("lifecycle-0").is_dir(),
+        "auto-created partition directory missing"
+    );
+    let status = first.signal(signal::Signal::SIGTERM);
+    assert!(
+        status.success(),
+        "SIGTERM should exit 0, got {status}; log:\n{}",
+        first.log_text()
+    );
+    assert!(
+        data.join(".kafka_cleanshutdown").exists(),
+        "no clean shutdown marker after SIGTERM"
+    );
+
+    let mut second = start(&data, 2);
+    assert!(
+        second.log_text().contains("clean_shutdown=true"),
+        "restart after SIGTERM should trust the clean log; log:\n{}",
+        second.log_text()
+    );
+    assert!(
+        !data.join(".kafka_cleanshutdown").exists(),
+        "the marker must be removed once the broker runs"
+    );
+    second.signal(signal::Signal::SIGKILL);
+
+    let mut third = start(&data, 3);
+    assert!(
+        third.log_text().contains("clean_shutdown=false"),
+        "restart after kill -9 must recover; log:\n{}",
+        third.log_text()
+    );
+    third.signal(signal::Signal::SIGTERM);
+}
