@@ -52,6 +52,8 @@ pub enum BrokerError {
         partition: i32,
         source: PartitionError,
     },
+    #[error("rebuilding group state from __consumer_offsets: {0}")]
+    LoadGroups(String),
     #[error("preparing partition directory {path}")]
     ClaimDir {
         path: PathBuf,
@@ -113,6 +115,7 @@ pub struct Broker {
     /// Serializes topic lifecycle changes so metadata and local logs move together.
     topic_admin: tokio::sync::Mutex<()>,
     producer_ids: Mutex<(i64, i64)>,
+    pub groups: crate::group::GroupCoordinator,
 }
 
 pub fn now_ms() -> i64 {
@@ -158,12 +161,14 @@ impl Broker {
                 .into_iter()
                 .map(|(tp, offset)| ((tp.topic, tp.partition), offset))
                 .collect();
+        let group_config = config.group.clone();
         let broker = Arc::new(Self {
             config,
             metadata,
             partitions: RwLock::new(HashMap::new()),
             topic_admin: tokio::sync::Mutex::new(()),
             producer_ids: Mutex::new((0, 0)),
+            groups: crate::group::GroupCoordinator::new(group_config),
         });
         let image = broker.metadata.image();
         let started = std::time::Instant::now();
@@ -174,6 +179,11 @@ impl Broker {
                 broker.open_partition(&image, topic, index, recovery_point, clean_shutdown)?;
             }
         }
+        broker.groups.attach(Arc::downgrade(&broker));
+        broker
+            .groups
+            .load(&broker)
+            .map_err(BrokerError::LoadGroups)?;
         // From here on a crash must trigger recovery: remove the marker only after every log opened.
         if clean_shutdown {
             if let Err(e) = fs::remove_file(&marker) {

@@ -53,6 +53,7 @@ pub struct BrokerConfig {
     /// Broker-level defaults for topic configs, keyed by the *topic* config name (`retention.ms`), already
     /// validated. Topics without an override inherit these.
     pub topic_defaults: BTreeMap<String, String>,
+    pub group: crate::group::GroupConfig,
 }
 
 impl BrokerConfig {
@@ -73,6 +74,7 @@ impl BrokerConfig {
             fetch_max_bytes: DEFAULT_FETCH_MAX_BYTES,
             retention_check_interval_ms: 300_000,
             topic_defaults: BTreeMap::new(),
+            group: crate::group::GroupConfig::default(),
         }
     }
 
@@ -132,6 +134,34 @@ impl BrokerConfig {
                 "fetch.max.bytes" => {
                     self.fetch_max_bytes = parse_in_range(value, 1024, i64::from(i32::MAX))
                         .ok_or_else(|| invalid("expected 1024..=2147483647"))?
+                        as usize
+                }
+                "group.initial.rebalance.delay.ms" => {
+                    self.group.initial_rebalance_delay_ms =
+                        parse_in_range(value, 0, i64::from(i32::MAX))
+                            .ok_or_else(|| invalid("expected 0..=2147483647"))?
+                            as u64
+                }
+                "group.min.session.timeout.ms" => {
+                    self.group.min_session_timeout_ms =
+                        parse_in_range(value, 1, i64::from(i32::MAX))
+                            .ok_or_else(|| invalid("expected a positive integer"))?
+                            as i32
+                }
+                "group.max.session.timeout.ms" => {
+                    self.group.max_session_timeout_ms =
+                        parse_in_range(value, 1, i64::from(i32::MAX))
+                            .ok_or_else(|| invalid("expected a positive integer"))?
+                            as i32
+                }
+                "offsets.topic.num.partitions" => {
+                    self.group.offsets_partitions = parse_in_range(value, 1, 10_000)
+                        .ok_or_else(|| invalid("expected 1..=10000"))?
+                        as i32
+                }
+                "offset.metadata.max.bytes" => {
+                    self.group.max_metadata_bytes = parse_in_range(value, 0, i64::from(i32::MAX))
+                        .ok_or_else(|| invalid("expected a non-negative integer"))?
                         as usize
                 }
                 "log.retention.check.interval.ms" => {

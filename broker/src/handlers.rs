@@ -7,15 +7,26 @@
 pub mod api_versions;
 pub mod create_partitions;
 pub mod create_topics;
+pub mod delete_groups;
 pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
+pub mod describe_groups;
 pub mod fetch;
+pub mod find_coordinator;
+pub mod heartbeat;
 pub mod incremental_alter_configs;
 pub mod init_producer_id;
+pub mod join_group;
+pub mod leave_group;
+pub mod list_groups;
 pub mod list_offsets;
 pub mod metadata;
+pub mod offset_commit;
+pub mod offset_delete;
+pub mod offset_fetch;
 pub mod produce;
+pub mod sync_group;
 
 use bytes::Bytes;
 use kafka_protocol::{messages::ApiKey, protocol::StrBytes, ResponseError};
@@ -49,6 +60,17 @@ pub async fn dispatch(
         ApiKey::IncrementalAlterConfigs => simple!(incremental_alter_configs),
         ApiKey::DescribeCluster => simple!(describe_cluster),
         ApiKey::InitProducerId => simple!(init_producer_id),
+        ApiKey::FindCoordinator => simple!(find_coordinator),
+        ApiKey::JoinGroup => simple!(join_group),
+        ApiKey::SyncGroup => simple!(sync_group),
+        ApiKey::Heartbeat => simple!(heartbeat),
+        ApiKey::LeaveGroup => simple!(leave_group),
+        ApiKey::OffsetCommit => simple!(offset_commit),
+        ApiKey::OffsetFetch => simple!(offset_fetch),
+        ApiKey::DescribeGroups => simple!(describe_groups),
+        ApiKey::ListGroups => simple!(list_groups),
+        ApiKey::DeleteGroups => simple!(delete_groups),
+        ApiKey::OffsetDelete => simple!(offset_delete),
         ApiKey::Produce => {
             let request = decode_body(api, version, body)?;
             match produce::append(ctx, request) {

@@ -131,6 +131,7 @@ async fn run(config: BrokerConfig) -> anyhow::Result<()> {
         shutdown_rx.clone(),
     ));
     let maintenance = tokio::spawn(maintenance(Arc::clone(&broker), shutdown_rx.clone()));
+    let group_timers = tokio::spawn(group_timers(Arc::clone(&broker), shutdown_rx.clone()));
     ready.store(true, Ordering::Release);
     tracing::info!(
         listen = %config.listen,
@@ -150,6 +151,7 @@ async fn run(config: BrokerConfig) -> anyhow::Result<()> {
     let _ = shutdown_tx.send(true);
     let _ = server_task.await;
     let _ = maintenance.await;
+    let _ = group_timers.await;
     let _ = http_task.await;
     tokio::task::spawn_blocking(move || broker.shutdown())
         .await?
@@ -191,6 +193,19 @@ async fn maintenance(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
         let wake = (now + flush_again).min(next_retention).min(next_checkpoint);
         tokio::select! {
             _ = tokio::time::sleep_until(wake.into()) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// Session expiry and rebalance deadlines of consumer groups. 100 ms is far below the smallest session
+/// timeout Kafka allows (6 s), so expiry is never late by a noticeable amount.
+async fn group_timers(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
+    let mut interval = tokio::time::interval(Duration::from_millis(100));
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = interval.tick() => broker.groups.tick().await,
             _ = shutdown.changed() => return,
         }
     }

@@ -57,6 +57,8 @@ pub const MIN_HEADER_BYTES: usize = 8;
 #[derive(Debug)]
 pub struct RequestContext<'a> {
     pub broker: &'a Arc<Broker>,
+    /// The client's address as Kafka reports it in group descriptions (`/127.0.0.1`).
+    pub client_host: String,
     pub header: &'a RequestHeader,
     pub version: i16,
 }
@@ -108,6 +110,15 @@ impl Pending {
 /// returns; only a produce's wait for durability may be left in the returned [`Pending`], so the connection can
 /// read the next request meanwhile and later requests share the same fsync.
 pub async fn handle_frame(broker: &Arc<Broker>, frame: BytesMut) -> Result<Pending, ProtocolError> {
+    handle_frame_from(broker, frame, None).await
+}
+
+/// [`handle_frame`] for a request from a known peer.
+pub async fn handle_frame_from(
+    broker: &Arc<Broker>,
+    frame: BytesMut,
+    peer: Option<std::net::SocketAddr>,
+) -> Result<Pending, ProtocolError> {
     let mut body = frame.freeze();
     let raw_key = i16::from_be_bytes([body[0], body[1]]);
     let version = i16::from_be_bytes([body[2], body[3]]);
@@ -141,6 +152,7 @@ pub async fn handle_frame(broker: &Arc<Broker>, frame: BytesMut) -> Result<Pendi
     })?;
     let ctx = RequestContext {
         broker,
+        client_host: peer.map(|p| format!("/{}", p.ip())).unwrap_or_default(),
         header: &header,
         version,
     };

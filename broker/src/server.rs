@@ -15,7 +15,7 @@ use tokio::{
 
 use crate::{
     broker::{error_chain, Broker},
-    protocol::{check_frame_size, handle_frame, Pending},
+    protocol::{check_frame_size, handle_frame_from, Pending},
 };
 
 /// How long in-flight requests get to finish after shutdown starts.
@@ -103,7 +103,7 @@ async fn connection(
             tracing::debug!(%peer, error = %e, "connection closed mid-request");
             break;
         }
-        match handle_frame(&broker, frame).await {
+        match handle_frame_from(&broker, frame, Some(peer)).await {
             Ok(response) => {
                 if responses.send(response).await.is_err() {
                     break; // the writer gave up: the socket is gone

@@ -38,6 +38,7 @@ fn topic_response(topic: &TopicMetadata, node_id: i32, version: i16) -> Metadata
         .with_name(Some(TopicName(StrBytes::from_string(topic.name.clone()))))
         .with_topic_id(if version >= 10 { topic.id } else { Uuid::nil() })
         .with_partitions(partitions)
+        .with_is_internal(topic.name == crate::group::OFFSETS_TOPIC)
         .with_topic_authorized_operations(OPERATIONS_NOT_REQUESTED)
 }
 

@@ -20,6 +20,18 @@ pub const SUPPORTED_APIS: &[(ApiKey, RangeInclusive<i16>)] = &[
     (ApiKey::CreatePartitions, 0..=3),
     (ApiKey::IncrementalAlterConfigs, 0..=1),
     (ApiKey::DescribeCluster, 0..=1),
+    (ApiKey::FindCoordinator, 0..=6),
+    (ApiKey::JoinGroup, 0..=9),
+    (ApiKey::SyncGroup, 0..=5),
+    (ApiKey::Heartbeat, 0..=4),
+    (ApiKey::LeaveGroup, 0..=5),
+    // v9 (member epochs of the new consumer protocol) and v10 (topic ids) are not implemented.
+    (ApiKey::OffsetCommit, 2..=8),
+    (ApiKey::OffsetFetch, 1..=8),
+    (ApiKey::DescribeGroups, 0..=6),
+    (ApiKey::ListGroups, 0..=5),
+    (ApiKey::DeleteGroups, 0..=2),
+    (ApiKey::OffsetDelete, 0..=0),
 ];
 
 pub fn supported_versions(api: ApiKey) -> Option<RangeInclusive<i16>> {

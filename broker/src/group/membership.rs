@@ -1,0 +1,427 @@
+//! The classic group membership protocol: JoinGroup, SyncGroup, Heartbeat, LeaveGroup, session expiry and
+//! rebalances, as Kafka's classic group coordinator runs them.
+//!
+//! Groups live behind one short-held mutex; a request that must wait (a join until the rebalance completes, a
+//! follower's sync until the leader's assignment arrives) parks a oneshot sender in its member and waits outside
+//! the lock. A periodic [`GroupCoordinator::tick`] expires sessions and ends rebalances whose time is up.
+
+use std::{
+    collections::HashMap,
+    time::{Duration, Instant},
+};
+
+use bytes::Bytes;
+use kafka_protocol::ResponseError;
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+use super::{Group, GroupCoordinator, GroupState, Member};
+
+fn code(e: ResponseError) -> i16 {
+    e.code()
+}
+
+/// A JoinGroup as the coordinator sees it.
+#[derive(Debug, Clone)]
+pub struct JoinRequest {
+    pub group_id: String,
+    pub member_id: String,
+    pub instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub session_timeout_ms: i32,
+    pub rebalance_timeout_ms: i32,
+    pub protocol_type: String,
+    pub protocols: Vec<(String, Bytes)>,
+    /// v4+: an unknown member first gets a member id back with MEMBER_ID_REQUIRED.
+    pub require_known_member: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct JoinResult {
+    pub error: i16,
+    pub generation: i32,
+    pub protocol_type: Option<String>,
+    pub protocol_name: Option<String>,
+    pub leader: String,
+    pub member_id: String,
+    /// Filled for the leader only: (member id, instance id, metadata for the chosen protocol).
+    pub members: Vec<(String, Option<String>, Bytes)>,
+}
+
+impl JoinResult {
+    fn error(e: ResponseError, member_id: &str) -> Self {
+        Self {
+            error: code(e),
+            generation: -1,
+            member_id: member_id.to_owned(),
+            ..Self::default()
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct SyncResult {
+    pub error: i16,
+    pub protocol_type: Option<String>,
+    pub protocol_name: Option<String>,
+    pub assignment: Bytes,
+}
+
+impl SyncResult {
+    fn error(e: ResponseError) -> Self {
+        Self {
+            error: code(e),
+            ..Self::default()
+        }
+    }
+}
+
+/// What a parked request waits for, with the longest it may wait.
+type Parked<T> = (oneshot::Receiver<T>, Duration);
+
+impl GroupCoordinator {
+    pub async fn join(&self, request: JoinRequest) -> JoinResult {
+        let parked = match self.join_locked(&request) {
+            Ok(result) => return result,
+            Err(parked) => parked,
+        };
+        let (receiver, wait) = parked;
+        match tokio::time::timeout(wait, receiver).await {
+            Ok(Ok(result)) => result,
+            // The member was removed or the coordinator gave up on it.
+            _ => JoinResult::error(ResponseError::UnknownMemberId, &request.member_id),
+        }
+    }
+
+    fn join_locked(&self, request: &JoinRequest) -> Result<JoinResult, Parked<JoinResult>> {
+        let config = &self.config;
+        if request.group_id.is_empty() {
+            return Ok(JoinResult::error(
+                ResponseError::InvalidGroupId,
+                &request.member_id,
+            ));
+        }
+        if request.session_timeout_ms < config.min_session_timeout_ms
+            || request.session_timeout_ms > config.max_session_timeout_ms
+        {
+            return Ok(JoinResult::error(
+                ResponseError::InvalidSessionTimeout,
+                &request.member_id,
+            ));
+        }
+        if request.protocol_type.is_empty() || request.protocols.is_empty() {
+            return Ok(JoinResult::error(
+                ResponseError::InconsistentGroupProtocol,
+                &request.member_id,
+            ));
+        }
+        let mut groups = self.lock();
+        if !request.member_id.is_empty() && !groups.contains_key(&request.group_id) {
+            return Ok(JoinResult::error(
+                ResponseError::UnknownMemberId,
+                &request.member_id,
+            ));
+        }
+        let group = groups
+            .entry(request.group_id.clone())
+            .or_insert_with(|| Group::new(&request.group_id));
+        if group.state != GroupState::Empty
+            && !group.supports(&request.protocol_type, &request.protocols)
+        {
+            return Ok(JoinResult::error(
+                ResponseError::InconsistentGroupProtocol,
+                &request.member_id,
+            ));
+        }
+        let now = Instant::now();
+        let member_id = if request.member_id.is_empty() {
+            let new_id = format!("{}-{}", request.client_id, Uuid::new_v4());
+            if let Some(instance) = &request.instance_id {
+                if let Some(old_id) = group.static_members.get(instance).cloned() {
+                    // A static member restarting: it takes over its old identity (and its assignment).
+                    if let Some(mut member) = group.members.remove(&old_id) {
+                        member.fail_waiters();
+                        member.member_id = new_id.clone();
+                        member.protocols = request.protocols.clone();
+                        member.session_deadline =
+                            now + Duration::from_millis(request.session_timeout_ms as u64);
+                        group.insert_member(member);
+                        if group.leader.as_deref() == Some(old_id.as_str()) {
+                            group.leader = Some(new_id.clone());
+                        }
+                        group
+                            .static_members
+                            .insert(instance.clone(), new_id.clone());
+                        if group.state == GroupState::Stable {
+                            return Ok(group.current_join_result(&new_id));
+                        }
+                    }
+                }
+            } else if request.require_known_member {
+                group.pending_members.insert(
+                    new_id.clone(),
+                    now + Duration::from_millis(request.session_timeout_ms as u64),
+                );
+                let mut result = JoinResult::error(ResponseError::MemberIdRequired, &new_id);
+                result.member_id = new_id;
+                return Ok(result);
+            }
+            new_id
+        } else {
+            if let Some(instance) = &request.instance_id {
+                if group
+                    .static_members
+                    .get(instance)
+                    .is_some_and(|id| id != &request.member_id)
+                {
+                    return Ok(JoinResult::error(
+                        ResponseError::FencedInstanceId,
+                        &request.member_id,
+                    ));
+                }
+            }
+            if !group.members.contains_key(&request.member_id)
+                && group.pending_members.remove(&request.member_id).is_none()
+            {
+                return Ok(JoinResult::error(
+                    ResponseError::UnknownMemberId,
+                    &request.member_id,
+                ));
+            }
+            request.member_id.clone()
+        };
+
+        let was_member = group.members.contains_key(&member_id);
+        let protocols_changed = group
+            .members
+            .get(&member_id)
+            .is_some_and(|m| m.protocols != request.protocols);
+        let member = group
+            .members
+            .entry(member_id.clone())
+            .or_insert_with(|| Member::new(&member_id, request));
+        member.protocols = request.protocols.clone();
+        member.session_timeout_ms = request.session_timeout_ms;
+        member.rebalance_timeout_ms = request.rebalance_timeout_ms;
+        member.session_deadline = now + Duration::from_millis(request.session_timeout_ms as u64);
+        if !was_member {
+            group.join_order.push(member_id.clone());
+        }
+        if let Some(instance) = &request.instance_id {
+            group
+                .static_members
+                .insert(instance.clone(), member_id.clone());
+        }
+        let is_leader = group.leader.as_deref() == Some(member_id.as_str());
+        match group.state {
+            GroupState::CompletingRebalance | GroupState::Stable
+                if was_member
+                    && !protocols_changed
+                    && !(group.state == GroupState::Stable && is_leader) =>
+            {
+                // A retry of a join that already completed (or a follower re-joining a stable group): answer with
+                // the current generation instead of disturbing everyone.
+                return Ok(group.current_join_result(&member_id));
+            }
+            GroupState::PreparingRebalance => {}
+            _ => group.prepare_rebalance(now, config.initial_rebalance_delay_ms),
+        }
+        let (sender, receiver) = oneshot::channel();
+        let wait = Duration::from_millis(
+            request.rebalance_timeout_ms.max(request.session_timeout_ms) as u64,
+        ) + Duration::from_secs(5);
+        if let Some(member) = group.members.get_mut(&member_id) {
+            if let Some(old) = member.join_waiter.replace(sender) {
+                drop(old);
+            }
+            member.awaiting_join = true;
+        }
+        group.try_complete_join(now);
+        Err((receiver, wait))
+    }
+
+    pub async fn sync(
+        &self,
+        group_id: &str,
+        generation: i32,
+        member_id: &str,
+        instance_id: Option<&str>,
+        protocol: (Option<&str>, Option<&str>),
+        assignments: Vec<(String, Bytes)>,
+    ) -> SyncResult {
+        let parked = {
+            let mut groups = self.lock();
+            let Some(group) = groups.get_mut(group_id) else {
+                return SyncResult::error(ResponseError::UnknownMemberId);
+            };
+            if let Err(e) = group.check_member(member_id, instance_id, generation) {
+                return SyncResult::error(e);
+            }
+            let (protocol_type, protocol_name) = protocol;
+            if protocol_type.is_some_and(|t| Some(t) != group.protocol_type.as_deref())
+                || protocol_name.is_some_and(|n| Some(n) != group.protocol.as_deref())
+            {
+                return SyncResult::error(ResponseError::InconsistentGroupProtocol);
+            }
+            match group.state {
+                GroupState::PreparingRebalance => {
+                    return SyncResult::error(ResponseError::RebalanceInProgress)
+                }
+                GroupState::Empty | GroupState::Dead => {
+                    return SyncResult::error(ResponseError::UnknownMemberId)
+                }
+                GroupState::Stable => return group.sync_result_for(member_id),
+                GroupState::CompletingRebalance => {}
+            }
+            let (sender, receiver) = oneshot::channel();
+            let wait = group
+                .members
+                .get(member_id)
+                .map_or(30_000, |m| m.rebalance_timeout_ms.max(m.session_timeout_ms))
+                as u64;
+            if let Some(member) = group.members.get_mut(member_id) {
+                member.sync_waiter = Some(sender);
+                member.session_deadline =
+                    Instant::now() + Duration::from_millis(member.session_timeout_ms as u64);
+            }
+            if group.leader.as_deref() == Some(member_id) {
+                let assigned: HashMap<String, Bytes> = assignments.into_iter().collect();
+                for member in group.members.values_mut() {
+                    member.assignment =
+                        assigned.get(&member.member_id).cloned().unwrap_or_default();
+                }
+                group.state = GroupState::Stable;
+                group.state_changed_ms = crate::broker::now_ms();
+                group.needs_persist = true;
+                group.answer_syncs();
+            }
+            (
+                receiver,
+                Duration::from_millis(wait) + Duration::from_secs(5),
+            )
+        };
+        self.persist_dirty_groups().await;
+        let (receiver, wait) = parked;
+        match tokio::time::timeout(wait, receiver).await {
+            Ok(Ok(result)) => result,
+            _ => SyncResult::error(ResponseError::RebalanceInProgress),
+        }
+    }
+
+    pub fn heartbeat(
+        &self,
+        group_id: &str,
+        generation: i32,
+        member_id: &str,
+        instance_id: Option<&str>,
+    ) -> i16 {
+        let mut groups = self.lock();
+        let Some(group) = groups.get_mut(group_id) else {
+            return code(ResponseError::UnknownMemberId);
+        };
+        if let Err(e) = group.check_member(member_id, instance_id, generation) {
+            return code(e);
+        }
+        if let Some(member) = group.members.get_mut(member_id) {
+            member.session_deadline =
+                Instant::now() + Duration::from_millis(member.session_timeout_ms as u64);
+        }
+        match group.state {
+            GroupState::PreparingRebalance => code(ResponseError::RebalanceInProgress),
+            GroupState::Empty | GroupState::Dead => code(ResponseError::UnknownMemberId),
+            GroupState::CompletingRebalance | GroupState::Stable => 0,
+        }
+    }
+
+    /// Removes members that leave; returns one error code per (member id, instance id) given.
+    pub fn leave(&self, group_id: &str, leaving: &[(String, Option<String>)]) -> (i16, Vec<i16>) {
+        let mut groups = self.lock();
+        let Some(group) = groups.get_mut(group_id) else {
+            return (
+                code(ResponseError::UnknownMemberId),
+                leaving
+                    .iter()
+                    .map(|_| code(ResponseError::UnknownMemberId))
+                    .collect(),
+            );
+        };
+        let now = Instant::now();
+        let mut errors = Vec::with_capacity(leaving.len());
+        for (member_id, instance_id) in leaving {
+            let id = match instance_id {
+                Some(instance) => match group.static_members.get(instance) {
+                    Some(known) if member_id.is_empty() || known == member_id => {
+                        Some(known.clone())
+                    }
+                    Some(_) => {
+                        errors.push(code(ResponseError::FencedInstanceId));
+                        continue;
+                    }
+                    None => None,
+                },
+                None => group
+                    .members
+                    .contains_key(member_id)
+                    .then(|| member_id.clone()),
+            };
+            match id {
+                Some(id) => {
+                    group.remove_member(&id);
+                    errors.push(0);
+                }
+                None => errors.push(code(ResponseError::UnknownMemberId)),
+            }
+        }
+        if errors.contains(&0) {
+            match group.state {
+                GroupState::Stable | GroupState::CompletingRebalance => {
+                    group.prepare_rebalance(now, 0)
+                }
+                _ => {}
+            }
+            group.try_complete_join(now);
+        }
+        let top = if leaving.len() == 1 { errors[0] } else { 0 };
+        (top, errors)
+    }
+
+    /// Expires sessions and pending member ids, and completes rebalances whose time is up. Called periodically.
+    pub async fn tick(&self) {
+        let now = Instant::now();
+        {
+            let mut groups = self.lock();
+            for group in groups.values_mut() {
+                group.pending_members.retain(|_, deadline| *deadline > now);
+                let expired: Vec<String> = group
+                    .members
+                    .values()
+                    .filter(|m| {
+                        !m.awaiting_join && m.sync_waiter.is_none() && m.session_deadline <= now
+                    })
+                    .map(|m| m.member_id.clone())
+                    .collect();
+                for id in &expired {
+                    tracing::info!(group = %group.id, member = %id, "member session expired");
+                    group.remove_member(id);
+                }
+                if !expired.is_empty()
+                    && matches!(
+                        group.state,
+                        GroupState::Stable | GroupState::CompletingRebalance
+                    )
+                {
+                    group.prepare_rebalance(now, 0);
+                }
+                if group.state == GroupState::PreparingRebalance {
+                    if group.join_deadline.is_some_and(|d| d <= now) {
+                        group.complete_join(now);
+                    } else {
+                        group.try_complete_join(now);
+                    }
+                }
+            }
+        }
+        self.persist_dirty_groups().await;
+    }
+}

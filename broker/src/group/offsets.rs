@@ -1,0 +1,485 @@
+//! Committed offsets and the `__consumer_offsets` topic: OffsetCommit, OffsetFetch, OffsetDelete,
+//! DeleteGroups, persisting group metadata, and rebuilding everything from the topic on start.
+//!
+//! A commit is acknowledged only after its record is in the log and durable under the topic's flush policy;
+//! the in-memory cache is updated after that, so a fetch never returns an offset a crash could lose.
+
+use std::{collections::BTreeMap, os::unix::fs::FileExt, sync::Arc, time::Instant};
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::{
+    messages::ConsumerProtocolSubscription,
+    protocol::Decodable,
+    records::{
+        Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
+        TimestampType,
+    },
+    ResponseError,
+};
+
+use super::{
+    records::{partition_for, GroupValue, OffsetValue, OffsetsKey},
+    Group, GroupCoordinator, GroupState, OFFSETS_TOPIC,
+};
+use crate::broker::{error_chain, now_ms, Broker};
+
+/// One partition's commit: (topic, partition, offset, leader epoch, metadata).
+pub type CommitEntry = (String, i32, i64, i32, Option<String>);
+
+/// Committed offsets of one topic: (partition, offset if any).
+pub type TopicOffsets = (String, Vec<(i32, Option<OffsetValue>)>);
+
+impl GroupCoordinator {
+    fn broker(&self) -> Option<Arc<Broker>> {
+        self.broker.get().and_then(|weak| weak.upgrade())
+    }
+
+    /// Creates `__consumer_offsets` (compacted) on first use, as Kafka does.
+    pub async fn ensure_offsets_topic(&self) -> Result<(), String> {
+        let broker = self.broker().ok_or("broker is shutting down")?;
+        if broker.metadata.image().topics.contains_key(OFFSETS_TOPIC) {
+            return Ok(());
+        }
+        let configs = BTreeMap::from([
+            ("cleanup.policy".to_owned(), "compact".to_owned()),
+            ("segment.bytes".to_owned(), "104857600".to_owned()),
+        ]);
+        match broker
+            .create_topic(
+                OFFSETS_TOPIC,
+                self.config.offsets_partitions,
+                1,
+                configs,
+                false,
+            )
+            .await
+        {
+            Ok(_) | Err(crate::broker::TopicError::AlreadyExists(_)) => Ok(()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// Appends records for `group` to its `__consumer_offsets` partition and waits until they are durable.
+    async fn append(
+        &self,
+        group: &str,
+        records: Vec<(Bytes, Option<Bytes>)>,
+    ) -> Result<(), String> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        self.ensure_offsets_topic().await?;
+        let broker = self.broker().ok_or("broker is shutting down")?;
+        let index = partition_for(group, self.config.offsets_partitions);
+        let partition = broker
+            .partition(OFFSETS_TOPIC, index)
+            .ok_or_else(|| format!("{OFFSETS_TOPIC}-{index} is not hosted here"))?;
+        let now = now_ms();
+        let records: Vec<Record> = records
+            .into_iter()
+            .enumerate()
+            .map(|(i, (key, value))| Record {
+                transactional: false,
+                control: false,
+                partition_leader_epoch: 0,
+                producer_id: -1,
+                producer_epoch: -1,
+                timestamp_type: TimestampType::Creation,
+                offset: i as i64,
+                sequence: -1,
+                timestamp: now,
+                key: Some(key),
+                value,
+                headers: Default::default(),
+                delete_horizon: false,
+            })
+            .collect();
+        let mut batch = BytesMut::new();
+        RecordBatchEncoder::encode(
+            &mut batch,
+            records.iter(),
+            &RecordEncodeOptions {
+                version: 2,
+                compression: Compression::None,
+            },
+        )
+        .map_err(|e| format!("encoding offsets batch: {e}"))?;
+        let outcome = partition
+            .append(&mut batch, now)
+            .map_err(|e| error_chain(&e))?;
+        partition
+            .flush_until(outcome.last_offset + 1)
+            .await
+            .map_err(|e| error_chain(&e))
+    }
+
+    /// Writes the metadata record of every group whose generation or assignment changed.
+    pub(super) async fn persist_dirty_groups(&self) {
+        let dirty: Vec<(String, GroupValue)> = {
+            let mut groups = self.lock();
+            groups
+                .values_mut()
+                .filter(|g| g.needs_persist)
+                .map(|g| {
+                    g.needs_persist = false;
+                    (g.id.clone(), g.to_value())
+                })
+                .collect()
+        };
+        for (group, value) in dirty {
+            let key = OffsetsKey::Group {
+                group: group.clone(),
+            }
+            .encode();
+            if let Err(e) = self.append(&group, vec![(key, Some(value.encode()))]).await {
+                tracing::error!(group = %group, error = %e, "persisting group metadata failed");
+            }
+        }
+    }
+
+    /// OffsetCommit: returns one error code per entry, in order.
+    pub async fn commit(
+        &self,
+        group_id: &str,
+        generation: i32,
+        member_id: &str,
+        instance_id: Option<&str>,
+        entries: Vec<CommitEntry>,
+    ) -> Vec<i16> {
+        let all = |e: ResponseError| vec![e.code(); entries.len()];
+        if group_id.is_empty() {
+            return all(ResponseError::InvalidGroupId);
+        }
+        {
+            let mut groups = self.lock();
+            match groups.get(group_id) {
+                None if generation < 0 => {
+                    // A consumer that assigns partitions itself and only stores offsets ("simple" group).
+                    groups.insert(group_id.to_owned(), Group::new(group_id));
+                }
+                None => return all(ResponseError::IllegalGeneration),
+                Some(group) if generation < 0 && group.state == GroupState::Empty => {}
+                Some(group) => {
+                    if group.state == GroupState::CompletingRebalance {
+                        return all(ResponseError::RebalanceInProgress);
+                    }
+                    if let Err(e) = group.check_member(member_id, instance_id, generation) {
+                        return all(e);
+                    }
+                }
+            }
+        }
+        let mut errors = Vec::with_capacity(entries.len());
+        let mut records = Vec::new();
+        let mut accepted = Vec::new();
+        let now = now_ms();
+        for (topic, partition, offset, leader_epoch, metadata) in entries {
+            let metadata = metadata.unwrap_or_default();
+            if metadata.len() > self.config.max_metadata_bytes {
+                errors.push(ResponseError::OffsetMetadataTooLarge.code());
+                continue;
+            }
+            let value = OffsetValue {
+                offset,
+                leader_epoch,
+                metadata,
+                commit_timestamp: now,
+            };
+            let key = OffsetsKey::Offset {
+                group: group_id.to_owned(),
+                topic: topic.clone(),
+                partition,
+            };
+            records.push((key.encode(), Some(value.encode())));
+            accepted.push((errors.len(), topic, partition, value));
+            errors.push(0);
+        }
+        if let Err(e) = self.append(group_id, records).await {
+            tracing::error!(group = %group_id, error = %e, "storing committed offsets failed");
+            for (slot, ..) in &accepted {
+                errors[*slot] = ResponseError::CoordinatorNotAvailable.code();
+            }
+            return errors;
+        }
+        let mut groups = self.lock();
+        let group = groups
+            .entry(group_id.to_owned())
+            .or_insert_with(|| Group::new(group_id));
+        for (_, topic, partition, value) in accepted {
+            group.offsets.insert((topic, partition), value);
+        }
+        errors
+    }
+
+    /// OffsetFetch: committed offsets of `topics` (all of the group's when `None`).
+    pub fn fetch(
+        &self,
+        group_id: &str,
+        topics: Option<Vec<(String, Vec<i32>)>>,
+    ) -> Vec<TopicOffsets> {
+        let groups = self.lock();
+        let offsets = groups.get(group_id).map(|g| &g.offsets);
+        match topics {
+            Some(topics) => topics
+                .into_iter()
+                .map(|(topic, partitions)| {
+                    let found = partitions
+                        .into_iter()
+                        .map(|p| (p, offsets.and_then(|o| o.get(&(topic.clone(), p))).cloned()))
+                        .collect();
+                    (topic, found)
+                })
+                .collect(),
+            None => {
+                let mut by_topic: BTreeMap<String, Vec<(i32, Option<OffsetValue>)>> =
+                    BTreeMap::new();
+                for ((topic, partition), value) in offsets.into_iter().flatten() {
+                    by_topic
+                        .entry(topic.clone())
+                        .or_default()
+                        .push((*partition, Some(value.clone())));
+                }
+                for partitions in by_topic.values_mut() {
+                    partitions.sort_by_key(|(p, _)| *p);
+                }
+                by_topic.into_iter().collect()
+            }
+        }
+    }
+
+    /// DeleteGroups: only groups without members can go; their offsets and metadata get tombstones.
+    pub async fn delete_group(&self, group_id: &str) -> i16 {
+        let keys = {
+            let groups = self.lock();
+            let Some(group) = groups.get(group_id) else {
+                return ResponseError::GroupIdNotFound.code();
+            };
+            if !group.members.is_empty() || group.state != GroupState::Empty {
+                return ResponseError::NonEmptyGroup.code();
+            }
+            let mut keys: Vec<(Bytes, Option<Bytes>)> = group
+                .offsets
+                .keys()
+                .map(|(topic, partition)| {
+                    (
+                        OffsetsKey::Offset {
+                            group: group_id.to_owned(),
+                            topic: topic.clone(),
+                            partition: *partition,
+                        }
+                        .encode(),
+                        None,
+                    )
+                })
+                .collect();
+            keys.push((
+                OffsetsKey::Group {
+                    group: group_id.to_owned(),
+                }
+                .encode(),
+                None,
+            ));
+            keys
+        };
+        if let Err(e) = self.append(group_id, keys).await {
+            tracing::error!(group = %group_id, error = %e, "deleting group failed");
+            return ResponseError::CoordinatorNotAvailable.code();
+        }
+        self.lock().remove(group_id);
+        0
+    }
+
+    /// OffsetDelete: removes committed offsets of topics the group's members are not subscribed to.
+    pub async fn delete_offsets(
+        &self,
+        group_id: &str,
+        topics: Vec<(String, Vec<i32>)>,
+    ) -> Result<Vec<(String, Vec<(i32, i16)>)>, i16> {
+        let (results, tombstones) = {
+            let groups = self.lock();
+            let Some(group) = groups.get(group_id) else {
+                return Err(ResponseError::GroupIdNotFound.code());
+            };
+            let subscribed = subscribed_topics(group);
+            let mut tombstones = Vec::new();
+            let results: Vec<(String, Vec<(i32, i16)>)> = topics
+                .into_iter()
+                .map(|(topic, partitions)| {
+                    let codes = partitions
+                        .into_iter()
+                        .map(|p| {
+                            if subscribed.contains(&topic) {
+                                (p, ResponseError::GroupSubscribedToTopic.code())
+                            } else {
+                                if group.offsets.contains_key(&(topic.clone(), p)) {
+                                    tombstones.push((topic.clone(), p));
+                                }
+                                (p, 0)
+                            }
+                        })
+                        .collect();
+                    (topic, codes)
+                })
+                .collect();
+            (results, tombstones)
+        };
+        let records = tombstones
+            .iter()
+            .map(|(topic, partition)| {
+                (
+                    OffsetsKey::Offset {
+                        group: group_id.to_owned(),
+                        topic: topic.clone(),
+                        partition: *partition,
+                    }
+                    .encode(),
+                    None,
+                )
+            })
+            .collect();
+        if let Err(e) = self.append(group_id, records).await {
+            tracing::error!(group = %group_id, error = %e, "deleting offsets failed");
+            return Err(ResponseError::CoordinatorNotAvailable.code());
+        }
+        if let Some(group) = self.lock().get_mut(group_id) {
+            for key in tombstones {
+                group.offsets.remove(&key);
+            }
+        }
+        Ok(results)
+    }
+
+    /// Rebuilds groups and offsets from `__consumer_offsets`. Runs once at start, before clients connect.
+    pub fn load(&self, broker: &Broker) -> Result<usize, String> {
+        let started = Instant::now();
+        let mut applied = 0usize;
+        let mut groups = self.lock();
+        for index in 0..self.config.offsets_partitions {
+            let Some(partition) = broker.partition(OFFSETS_TOPIC, index) else {
+                continue;
+            };
+            let mut offset = partition.log_start_offset();
+            let end = partition.high_watermark();
+            while offset < end {
+                let slice = partition
+                    .read(offset, 1 << 20)
+                    .map_err(|e| error_chain(&e))?;
+                if slice.len == 0 {
+                    break;
+                }
+                let mut bytes = vec![0u8; slice.len];
+                slice
+                    .file
+                    .read_exact_at(&mut bytes, slice.position)
+                    .map_err(|e| format!("reading {OFFSETS_TOPIC}-{index}: {e}"))?;
+                let mut buf = Bytes::from(bytes);
+                let sets = RecordBatchDecoder::decode_all(&mut buf)
+                    .map_err(|e| format!("decoding {OFFSETS_TOPIC}-{index}: {e}"))?;
+                let mut next = offset;
+                for record in sets.into_iter().flat_map(|s| s.records) {
+                    next = next.max(record.offset + 1);
+                    if record.offset < offset {
+                        continue;
+                    }
+                    let Some(key) = record.key.clone() else {
+                        continue;
+                    };
+                    match OffsetsKey::decode(key) {
+                        Ok(key) => {
+                            apply(&mut groups, key, record.value);
+                            applied += 1;
+                        }
+                        Err(e) => {
+                            tracing::warn!(partition = index, offset = record.offset, error = %e, "skipping unreadable offsets record")
+                        }
+                    }
+                }
+                if next <= offset {
+                    break;
+                }
+                offset = next;
+            }
+        }
+        groups.retain(|_, g| {
+            !(g.state == GroupState::Empty && g.offsets.is_empty() && g.generation == 0)
+        });
+        tracing::info!(
+            groups = groups.len(),
+            records = applied,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "group state loaded"
+        );
+        Ok(applied)
+    }
+}
+
+fn apply(
+    groups: &mut std::collections::HashMap<String, Group>,
+    key: OffsetsKey,
+    value: Option<Bytes>,
+) {
+    let group_id = key.group().to_owned();
+    match (key, value) {
+        (
+            OffsetsKey::Offset {
+                topic, partition, ..
+            },
+            Some(value),
+        ) => match OffsetValue::decode(value) {
+            Ok(value) => {
+                groups
+                    .entry(group_id.clone())
+                    .or_insert_with(|| Group::new(&group_id))
+                    .offsets
+                    .insert((topic, partition), value);
+            }
+            Err(e) => {
+                tracing::warn!(group = %group_id, error = %e, "skipping unreadable offset value")
+            }
+        },
+        (
+            OffsetsKey::Offset {
+                topic, partition, ..
+            },
+            None,
+        ) => {
+            if let Some(group) = groups.get_mut(&group_id) {
+                group.offsets.remove(&(topic, partition));
+            }
+        }
+        (OffsetsKey::Group { .. }, Some(value)) => match GroupValue::decode(value) {
+            Ok(value) => groups
+                .entry(group_id.clone())
+                .or_insert_with(|| Group::new(&group_id))
+                .restore(value),
+            Err(e) => {
+                tracing::warn!(group = %group_id, error = %e, "skipping unreadable group value")
+            }
+        },
+        (OffsetsKey::Group { .. }, None) => {
+            groups.remove(&group_id);
+        }
+    }
+}
+
+/// Topics the group's consumer-protocol members subscribe to.
+fn subscribed_topics(group: &Group) -> Vec<String> {
+    if group.protocol_type.as_deref() != Some("consumer") {
+        return Vec::new();
+    }
+    let protocol = group.protocol.clone().unwrap_or_default();
+    let mut topics = Vec::new();
+    for member in group.members.values() {
+        let mut metadata = member.metadata_for(&protocol);
+        if metadata.len() < 2 {
+            continue;
+        }
+        // The embedded version may be newer than the codec knows; the fields read here exist in every version.
+        let version = i16::from_be_bytes([metadata[0], metadata[1]]).clamp(0, 3);
+        let _ = metadata.split_to(2);
+        if let Ok(subscription) = ConsumerProtocolSubscription::decode(&mut metadata, version) {
+            topics.extend(subscription.topics.iter().map(|t| t.to_string()));
+        }
+    }
+    topics
+}

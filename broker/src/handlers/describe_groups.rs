@@ -1,0 +1,61 @@
+//! DescribeGroups (key 15): state, protocol and members (with metadata and assignment) of groups.
+
+use kafka_protocol::{
+    messages::{
+        describe_groups_response::{DescribedGroup, DescribedGroupMember},
+        DescribeGroupsRequest, DescribeGroupsResponse,
+    },
+    protocol::StrBytes,
+    ResponseError,
+};
+
+use crate::protocol::RequestContext;
+
+pub async fn handle(
+    ctx: &RequestContext<'_>,
+    request: DescribeGroupsRequest,
+) -> DescribeGroupsResponse {
+    let groups = request
+        .groups
+        .into_iter()
+        .map(|id| {
+            let described = DescribedGroup::default()
+                .with_group_id(id.clone())
+                .with_authorized_operations(i32::MIN);
+            match ctx.broker.groups.describe(&id.0) {
+                Some(group) => {
+                    let members = group
+                        .members
+                        .into_iter()
+                        .map(
+                            |(member_id, instance, client_id, host, metadata, assignment)| {
+                                DescribedGroupMember::default()
+                                    .with_member_id(StrBytes::from_string(member_id))
+                                    .with_group_instance_id(if ctx.version >= 4 {
+                                        instance.map(StrBytes::from_string)
+                                    } else {
+                                        None
+                                    })
+                                    .with_client_id(StrBytes::from_string(client_id))
+                                    .with_client_host(StrBytes::from_string(host))
+                                    .with_member_metadata(metadata)
+                                    .with_member_assignment(assignment)
+                            },
+                        )
+                        .collect();
+                    described
+                        .with_group_state(StrBytes::from_static_str(group.state.name()))
+                        .with_protocol_type(StrBytes::from_string(group.protocol_type))
+                        .with_protocol_data(StrBytes::from_string(group.protocol))
+                        .with_members(members)
+                }
+                // Kafka answers an unknown group as Dead (v6 adds an explicit error code).
+                None if ctx.version >= 6 => described
+                    .with_error_code(ResponseError::GroupIdNotFound.code())
+                    .with_group_state(StrBytes::from_static_str("Dead")),
+                None => described.with_group_state(StrBytes::from_static_str("Dead")),
+            }
+        })
+        .collect();
+    DescribeGroupsResponse::default().with_groups(groups)
+}

@@ -1,0 +1,46 @@
+//! ListGroups (key 16): every group, optionally filtered by state (v4+) and type (v5+).
+
+use kafka_protocol::{
+    messages::{list_groups_response::ListedGroup, GroupId, ListGroupsRequest, ListGroupsResponse},
+    protocol::StrBytes,
+};
+
+use crate::protocol::RequestContext;
+
+pub async fn handle(ctx: &RequestContext<'_>, request: ListGroupsRequest) -> ListGroupsResponse {
+    let states: Vec<String> = request
+        .states_filter
+        .iter()
+        .map(|s| s.to_lowercase())
+        .collect();
+    let types: Vec<String> = request
+        .types_filter
+        .iter()
+        .map(|s| s.to_lowercase())
+        .collect();
+    let groups = ctx
+        .broker
+        .groups
+        .list()
+        .into_iter()
+        .filter(|(_, _, state)| states.is_empty() || states.contains(&state.name().to_lowercase()))
+        // Every group here is a classic group.
+        .filter(|_| types.is_empty() || types.iter().any(|t| t == "classic"))
+        .map(|(id, protocol_type, state)| {
+            ListedGroup::default()
+                .with_group_id(GroupId(StrBytes::from_string(id)))
+                .with_protocol_type(StrBytes::from_string(protocol_type))
+                .with_group_state(if ctx.version >= 4 {
+                    StrBytes::from_static_str(state.name())
+                } else {
+                    StrBytes::default()
+                })
+                .with_group_type(if ctx.version >= 5 {
+                    StrBytes::from_static_str("classic")
+                } else {
+                    StrBytes::default()
+                })
+        })
+        .collect();
+    ListGroupsResponse::default().with_groups(groups)
+}

@@ -1,0 +1,65 @@
+//! OffsetCommit (key 8): stores committed offsets (with leader epoch and metadata) for a group.
+
+use kafka_protocol::messages::{
+    offset_commit_response::{OffsetCommitResponsePartition, OffsetCommitResponseTopic},
+    OffsetCommitRequest, OffsetCommitResponse,
+};
+
+use crate::{group::offsets::CommitEntry, protocol::RequestContext};
+
+pub async fn handle(
+    ctx: &RequestContext<'_>,
+    request: OffsetCommitRequest,
+) -> OffsetCommitResponse {
+    let entries: Vec<CommitEntry> = request
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions.iter().map(move |p| {
+                (
+                    t.name.0.to_string(),
+                    p.partition_index,
+                    p.committed_offset,
+                    // v6 added the leader epoch; older commits carry none.
+                    if ctx.version >= 6 {
+                        p.committed_leader_epoch
+                    } else {
+                        -1
+                    },
+                    p.committed_metadata.as_ref().map(ToString::to_string),
+                )
+            })
+        })
+        .collect();
+    let mut errors = ctx
+        .broker
+        .groups
+        .commit(
+            &request.group_id.0,
+            request.generation_id_or_member_epoch,
+            &request.member_id,
+            request.group_instance_id.as_deref(),
+            entries,
+        )
+        .await
+        .into_iter();
+    let topics = request
+        .topics
+        .into_iter()
+        .map(|t| {
+            let partitions = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    OffsetCommitResponsePartition::default()
+                        .with_partition_index(p.partition_index)
+                        .with_error_code(errors.next().unwrap_or(0))
+                })
+                .collect();
+            OffsetCommitResponseTopic::default()
+                .with_name(t.name)
+                .with_partitions(partitions)
+        })
+        .collect();
+    OffsetCommitResponse::default().with_topics(topics)
+}

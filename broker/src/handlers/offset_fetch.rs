@@ -1,0 +1,95 @@
+//! OffsetFetch (key 9): committed offsets with their leader epoch and metadata; -1 where nothing is committed.
+//! v8+ asks for several groups at once.
+
+use kafka_protocol::{
+    messages::{
+        offset_fetch_response::{
+            OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
+            OffsetFetchResponseTopic, OffsetFetchResponseTopics,
+        },
+        GroupId, OffsetFetchRequest, OffsetFetchResponse, TopicName,
+    },
+    protocol::StrBytes,
+};
+
+use crate::{group::records::OffsetValue, protocol::RequestContext};
+
+/// (offset, leader epoch, metadata) as the response reports them.
+fn fields(value: Option<OffsetValue>) -> (i64, i32, Option<StrBytes>) {
+    match value {
+        Some(v) => (
+            v.offset,
+            v.leader_epoch,
+            Some(StrBytes::from_string(v.metadata)),
+        ),
+        None => (-1, -1, Some(StrBytes::default())),
+    }
+}
+
+pub async fn handle(ctx: &RequestContext<'_>, request: OffsetFetchRequest) -> OffsetFetchResponse {
+    let groups = &ctx.broker.groups;
+    let with_epoch = ctx.version >= 5;
+    if ctx.version >= 8 {
+        let results = request
+            .groups
+            .into_iter()
+            .map(|g| {
+                let wanted = g.topics.map(|ts| {
+                    ts.into_iter()
+                        .map(|t| (t.name.0.to_string(), t.partition_indexes))
+                        .collect()
+                });
+                let topics = groups
+                    .fetch(&g.group_id.0, wanted)
+                    .into_iter()
+                    .map(|(topic, partitions)| {
+                        let partitions = partitions
+                            .into_iter()
+                            .map(|(p, value)| {
+                                let (offset, epoch, metadata) = fields(value);
+                                OffsetFetchResponsePartitions::default()
+                                    .with_partition_index(p)
+                                    .with_committed_offset(offset)
+                                    .with_committed_leader_epoch(epoch)
+                                    .with_metadata(metadata)
+                            })
+                            .collect();
+                        OffsetFetchResponseTopics::default()
+                            .with_name(TopicName(StrBytes::from_string(topic)))
+                            .with_partitions(partitions)
+                    })
+                    .collect();
+                OffsetFetchResponseGroup::default()
+                    .with_group_id(GroupId(g.group_id.0))
+                    .with_topics(topics)
+            })
+            .collect();
+        return OffsetFetchResponse::default().with_groups(results);
+    }
+    let wanted = request.topics.map(|ts| {
+        ts.into_iter()
+            .map(|t| (t.name.0.to_string(), t.partition_indexes))
+            .collect()
+    });
+    let topics = groups
+        .fetch(&request.group_id.0, wanted)
+        .into_iter()
+        .map(|(topic, partitions)| {
+            let partitions = partitions
+                .into_iter()
+                .map(|(p, value)| {
+                    let (offset, epoch, metadata) = fields(value);
+                    OffsetFetchResponsePartition::default()
+                        .with_partition_index(p)
+                        .with_committed_offset(offset)
+                        .with_committed_leader_epoch(if with_epoch { epoch } else { -1 })
+                        .with_metadata(metadata)
+                })
+                .collect();
+            OffsetFetchResponseTopic::default()
+                .with_name(TopicName(StrBytes::from_string(topic)))
+                .with_partitions(partitions)
+        })
+        .collect();
+    OffsetFetchResponse::default().with_topics(topics)
+}
