@@ -209,7 +209,7 @@ consume() {
   return 0
 }
 
-# consume_assign TARGET KEY BOOTSTRAP TOPIC N -> R[target.KEY.{rps,mbps,first,records,elapsed}]
+# consume_assign TARGET KEY BOOTSTRAP TOPIC N -> R[target.KEY.{rps,mbps,frps,first,records,elapsed}]
 # AssignConsumerPerf: assign() all partitions + seekToBeginning, no group.id, reads exactly N records.
 consume_assign() {
   local t="$1" key="$2" bs="$3" topic="$4" n="$5" line
@@ -230,6 +230,7 @@ consume_assign() {
   R[$t.$key.first]="${f[first_record_ms]:-}"; R[$t.$key.elapsed]="${f[elapsed_ms]:-}"
   if [[ "${f[status]:-}" == ok ]]; then
     R[$t.$key.rps]="$(printf '%.0f' "${f[records_per_sec]}")"; R[$t.$key.mbps]="${f[mb_per_sec]}"
+    [[ "${f[fetch_records_per_sec]:--1}" == -* ]] || R[$t.$key.frps]="$(printf '%.0f' "${f[fetch_records_per_sec]}")"
   fi
   [[ "${f[status]:-}" == ok ]] || note "$t" "$key: stopped early (${f[status]:-?}) after ${f[records]:-?} of $n records"
   [[ "${f[records]:-}" == "$n" ]] || note "$t" "$key: read ${f[records]:-?} records, $n were produced"
@@ -468,10 +469,12 @@ fmt_n() { printf "%'d" "$1" 2>/dev/null || echo "$1"; }
   row "Produce ${S_LARGE} B acks=1, p99 ms (unthrottled)" p1k-a1.p99 lower
   row "Consume ${S_SMALL} B (assign, no group), records/s" a100.rps higher
   row "Consume ${S_SMALL} B (assign, no group), MB/s" a100.mbps higher
+  row "Consume ${S_SMALL} B (assign, no group), records/s after the first record" a100.frps higher
   row "Consume ${S_SMALL} B (assign, no group), time to first record ms" a100.first lower
   row "Consume ${S_SMALL} B (assign, no group), records read (of $N_SMALL)" a100.records -
   row "Consume ${S_LARGE} B (assign, no group), records/s" a1k.rps higher
   row "Consume ${S_LARGE} B (assign, no group), MB/s" a1k.mbps higher
+  row "Consume ${S_LARGE} B (assign, no group), records/s after the first record" a1k.frps higher
   row "Consume ${S_LARGE} B (assign, no group), time to first record ms" a1k.first lower
   row "Consume ${S_LARGE} B (assign, no group), records read (of $N_LARGE)" a1k.records -
   row "Consume ${S_SMALL} B, records/s (fetch phase)" c100.rps higher
@@ -498,7 +501,7 @@ fmt_n() { printf "%'d" "$1" 2>/dev/null || echo "$1"; }
   fi
   echo
   echo "Ratios are Tributary / Kafka; \"better\" says which direction is good. n/a: not measured or failed (see notes)."
-  echo "\"assign, no group\" rows: hack/bench/AssignConsumerPerf.java (KafkaConsumer, assign() of all partitions + seekToBeginning, no group.id, default client config), reading the topics of the acks=1 produce rows; rates over metadata + first fetch → last record."
+  echo "\"assign, no group\" rows: hack/bench/AssignConsumerPerf.java (KafkaConsumer, assign() of all partitions + seekToBeginning, no group.id, default client config), reading the topics of the acks=1 produce rows; records/s and MB/s span metadata request → last record (connection set-up, offset reset and client warm-up included, as in time to first record); \"after the first record\" is the steady fetch phase only."
   echo "ConsumerPerformance rates exclude the group join (fetch.* columns) unless stated; they need consumer groups (FindCoordinator), which Tributary does not implement yet, so its column is n/a there."
   [[ "$KAFKA_RECOVERY" == 1 ]] || echo "Recovery is measured for Tributary only (BENCH_KAFKA_RECOVERY=1 adds Kafka)."
   echo

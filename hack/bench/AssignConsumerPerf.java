@@ -15,11 +15,15 @@
 // Timing (System.nanoTime): t0 is taken after the KafkaConsumer is constructed (no network I/O yet), so
 // elapsed_ms covers metadata (partitionsFor), connection set-up, offset reset (ListOffsets) and the fetches
 // up to the poll that delivered the last needed record. first_record_ms is t0 -> the first non-empty poll.
+// fetch_* is the steady phase after that poll: records of the later polls / (last poll - first poll), which
+// leaves out connection set-up and client warm-up (compare ConsumerPerformance's fetch.* columns).
 // MB = 1024 * 1024 bytes (as in ProducerPerformance/ConsumerPerformance); bytes = key + value sizes.
 //
 // Output: exactly one machine-readable line on stdout (diagnostics go to stderr):
 //   assign-consumer-perf records=R bytes=B elapsed_ms=E records_per_sec=X mb_per_sec=Y first_record_ms=F
-//       partitions=P end_offsets=S status=ok|no_progress|max_time
+//       fetch_ms=M fetch_records_per_sec=X2 fetch_mb_per_sec=Y2 partitions=P end_offsets=S
+//       status=ok|no_progress|max_time
+// (fetch_* are -1 when everything arrived in the first poll)
 // (end_offsets = sum of the partitions' end offsets, read after the measurement; -1 if unavailable).
 // Exit status: 0 when at least --num-records records were read, 2 when the run stopped early (no progress
 // for --timeout-ms, or --max-ms in total), 1 on errors (bad arguments, unknown topic, client exceptions).
@@ -133,6 +137,8 @@ public final class AssignConsumerPerf {
         long records = 0;
         long bytes = 0;
         long firstNs = -1;
+        long firstRecords = 0;
+        long firstBytes = 0;
         long lastNs;
         long endOffsets = -1;
         String status = "ok";
@@ -188,6 +194,8 @@ public final class AssignConsumerPerf {
                 lastNs = lastProgressNs;
                 if (firstNs < 0) {
                     firstNs = lastProgressNs;
+                    firstRecords = records;
+                    firstBytes = bytes;
                 }
             }
             if (!status.equals("ok")) {
@@ -208,11 +216,22 @@ public final class AssignConsumerPerf {
 
             double elapsedNs = Math.max(1, lastNs - t0);
             double secs = elapsedNs / 1e9;
+            long fetchMs = -1;
+            double fetchRps = -1;
+            double fetchMbps = -1;
+            if (firstNs >= 0 && records > firstRecords && lastNs > firstNs) {
+                double fetchSecs = (lastNs - firstNs) / 1e9;
+                fetchMs = Math.round((lastNs - firstNs) / 1e6);
+                fetchRps = (records - firstRecords) / fetchSecs;
+                fetchMbps = (bytes - firstBytes) / 1048576.0 / fetchSecs;
+            }
             System.out.println(String.format(Locale.ROOT,
                 "assign-consumer-perf records=%d bytes=%d elapsed_ms=%d records_per_sec=%.1f mb_per_sec=%.2f"
-                    + " first_record_ms=%d partitions=%d end_offsets=%d status=%s",
+                    + " first_record_ms=%d fetch_ms=%d fetch_records_per_sec=%.1f fetch_mb_per_sec=%.2f"
+                    + " partitions=%d end_offsets=%d status=%s",
                 records, bytes, Math.round(elapsedNs / 1e6), records / secs, bytes / 1048576.0 / secs,
-                firstNs < 0 ? -1 : Math.round((firstNs - t0) / 1e6), partitions.size(), endOffsets, status));
+                firstNs < 0 ? -1 : Math.round((firstNs - t0) / 1e6), fetchMs, fetchRps, fetchMbps,
+                partitions.size(), endOffsets, status));
             System.out.flush();
             if (!status.equals("ok")) {
                 System.err.println("AssignConsumerPerf: stopped early (" + status + ") after " + records + " of "
