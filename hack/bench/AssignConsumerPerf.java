@@ -14,11 +14,12 @@
 //
 // Timing (System.nanoTime): t0 is taken after the KafkaConsumer is constructed (no network I/O yet), so
 // elapsed_ms covers metadata (partitionsFor), connection set-up, offset reset (ListOffsets) and the fetches
-// up to the poll that delivered the last needed record. first_record_ms is t0 -> the first non-empty poll.
+// up to the poll that delivered the last needed record (after an early stop: the last record read). first_record_ms is t0 -> the first non-empty poll.
 // fetch_* is the steady phase after that poll: records of the later polls / (last poll - first poll), which
 // leaves out connection set-up and client warm-up (compare ConsumerPerformance's fetch.* columns).
 // MB = 1024 * 1024 bytes (as in ProducerPerformance/ConsumerPerformance); bytes = key + value sizes.
 //
+// Records beyond N in the last poll are not counted; end_offsets shows whether the topic holds more.
 // Output: exactly one machine-readable line on stdout (diagnostics go to stderr):
 //   assign-consumer-perf records=R bytes=B elapsed_ms=E records_per_sec=X mb_per_sec=Y first_record_ms=F
 //       fetch_ms=M fetch_records_per_sec=X2 fetch_mb_per_sec=Y2 partitions=P end_offsets=S
@@ -187,6 +188,9 @@ public final class AssignConsumerPerf {
                     continue;
                 }
                 for (ConsumerRecord<byte[], byte[]> r : batch) {
+                    if (records >= numRecords) {
+                        break; // exactly N: the rest of the last poll is not counted
+                    }
                     records++;
                     bytes += Math.max(0, r.serializedKeySize()) + Math.max(0, r.serializedValueSize());
                 }
@@ -198,10 +202,6 @@ public final class AssignConsumerPerf {
                     firstBytes = bytes;
                 }
             }
-            if (!status.equals("ok")) {
-                lastNs = System.nanoTime();
-            }
-
             // Outside the timed section: how many records the partitions hold, to cross-check the count.
             try {
                 long sum = 0;
