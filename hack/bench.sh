@@ -6,7 +6,9 @@
 #
 # Client: Kafka's own org.apache.kafka.tools.ProducerPerformance / ConsumerPerformance / TopicCommand
 # from the kafka-tools jar (classpath from hack/kafka-ref.sh), with default client settings except
-# bootstrap.servers and acks.
+# bootstrap.servers and acks. Group-free consumer rows: hack/bench/AssignConsumerPerf.java (KafkaConsumer
+# with assign() + seekToBeginning, no group.id), compiled with javac into
+# ${TRIBUTARY_CACHE:-~/.cache/tributary}/bench-classes (recompiled when its checksum changes).
 #
 # Targets (in this order, each with a fresh data dir):
 #   tributary  $TRIBUTARY_BIN, or built with `cargo build --release -p tributary-broker`
@@ -109,10 +111,40 @@ help_text="$("${TOOL[@]}" org.apache.kafka.tools.ProducerPerformance --help 2>&1
 help_text="$("${TOOL[@]}" org.apache.kafka.tools.ConsumerPerformance --help 2>&1)"
 [[ "$help_text" == *--num-records* ]] && CP_NUM=--num-records
 
+# Group-free consumer (hack/bench/AssignConsumerPerf.java), compiled against the same kafka-clients jars into
+# $TRIBUTARY_CACHE/bench-classes; recompiled only when the source, the Kafka version or javac change.
+ACP_SRC="$HERE/bench/AssignConsumerPerf.java"
+ACP_DIR="${TRIBUTARY_CACHE:-$HOME/.cache/tributary}/bench-classes"
+ACP=()                 # java command line for AssignConsumerPerf; empty if it could not be compiled
+ACP_STATUS=""          # why not
+compile_acp() {
+  command -v javac >/dev/null || { ACP_STATUS="javac not found"; return 1; }
+  [[ -f "$ACP_SRC" ]] || { ACP_STATUS="$ACP_SRC missing"; return 1; }
+  local sum tmp
+  sum="$( { sha256sum <"$ACP_SRC"; echo "kafka=$KAFKA_VERSION"; javac -version 2>&1; } | sha256sum | cut -c1-64)"
+  CMDS+=("javac -d \"\${TRIBUTARY_CACHE:-\$HOME/.cache/tributary}/bench-classes\" -cp \"\$(hack/kafka-ref.sh classpath)\" hack/bench/AssignConsumerPerf.java  # cached by checksum")
+  mkdir -p "$ACP_DIR" || { ACP_STATUS="cannot create $ACP_DIR"; return 1; }
+  (
+    flock -w 300 9 || { echo "timed out waiting for $ACP_DIR/.lock" >"$WORK/acp-javac.log"; exit 1; }
+    if [[ "$(cat "$ACP_DIR/.checksum" 2>/dev/null)" == "$sum" && -f "$ACP_DIR/AssignConsumerPerf.class" ]]; then exit 0; fi
+    log "compiling $ACP_SRC into $ACP_DIR"
+    tmp="$(mktemp -d "$ACP_DIR/.javac.XXXXXX")" || exit 1
+    if ! timeout 300 javac -nowarn -d "$tmp" -cp "$CP" "$ACP_SRC" >"$WORK/acp-javac.log" 2>&1; then rm -rf "$tmp"; exit 1; fi
+    rm -f "$ACP_DIR"/AssignConsumerPerf*.class "$ACP_DIR/.checksum"
+    mv "$tmp"/*.class "$ACP_DIR"/ && rmdir "$tmp" && echo "$sum" >"$ACP_DIR/.checksum"
+  ) 9>"$ACP_DIR/.lock"
+  if (( $? != 0 )); then
+    ACP_STATUS="javac failed: $(grep -m1 -E 'error|timed out' "$WORK/acp-javac.log" | cut -c1-160)"; return 1
+  fi
+  ACP=(java $TOOL_HEAP "-Dlog4j2.configurationFile=$L4J" -Dkafka.ref.log.level=WARN -cp "$ACP_DIR:$CP" AssignConsumerPerf)
+}
+compile_acp || log "AssignConsumerPerf unavailable: $ACP_STATUS"
+
 # run LABEL TIMEOUT CMD...: stdout/stderr to $WORK/LABEL.{out,err}; records the command line.
 run() {
   local label="$1" tmo="$2"; shift 2
   local shown; shown="$(printf '%q ' "$@")"
+  shown="${shown//"$(printf '%q' "$ACP_DIR:$CP")"/'"${TRIBUTARY_CACHE:-$HOME/.cache/tributary}/bench-classes:$(hack/kafka-ref.sh classpath)"'}"
   shown="${shown//"$(printf '%q' "$CP")"/'"$(hack/kafka-ref.sh classpath)"'}"
   shown="${shown//"$(printf '%q' "-Dlog4j2.configurationFile=$L4J")"/'-Dlog4j2.configurationFile="$(hack/kafka-ref.sh log4j)"'}"
   CMDS+=("$shown")
@@ -173,6 +205,36 @@ consume() {
   R[$t.$key.rps]="$(printf '%.0f' "$fnps")"; R[$t.$key.mbps]="$(printf '%.2f' "$fmbps")"
   R[$t.$key.total_rps]="$(printf '%.0f' "$nps")"; R[$t.$key.join]="$(printf '%.0f' "$join")"
   (( ${nmsg// /} < n )) && note "$t" "$key: consumed only ${nmsg// /} of $n records"
+  log "$t $key: $line"
+  return 0
+}
+
+# consume_assign TARGET KEY BOOTSTRAP TOPIC N -> R[target.KEY.{rps,mbps,frps,first,records,elapsed}]
+# AssignConsumerPerf: assign() all partitions + seekToBeginning, no group.id, reads exactly N records.
+consume_assign() {
+  local t="$1" key="$2" bs="$3" topic="$4" n="$5" line
+  if (( ${#ACP[@]} == 0 )); then note "$t" "$key: AssignConsumerPerf unavailable ($ACP_STATUS)"; return 1; fi
+  # Its own bounds (60 s without progress, overall cap) end it before timeout(1) does, so it still reports.
+  local cap=$(( RUN_TIMEOUT > 40 ? (RUN_TIMEOUT - 20) * 1000 : RUN_TIMEOUT * 500 ))
+  run "$t-$key" "$RUN_TIMEOUT" "${ACP[@]}" --bootstrap-server "$bs" --topic "$topic" --num-records "$n" \
+    --timeout-ms 60000 --max-ms "$cap"
+  local rc=$?
+  line="$(grep '^assign-consumer-perf ' "$WORK/$t-$key.out" | tail -n 1)"
+  if [[ -z "$line" ]]; then
+    note "$t" "$key: no result (exit $rc; $(grep -m1 -E 'Exception|Error|AssignConsumerPerf:' "$WORK/$t-$key.err" "$WORK/$t-$key.out" | cut -c1-160))"
+    return 1
+  fi
+  local -A f=(); local kv
+  for kv in ${line#assign-consumer-perf }; do f[${kv%%=*}]="${kv#*=}"; done
+  R[$t.$key.records]="${f[records]:-}"
+  R[$t.$key.first]="${f[first_record_ms]:-}"; R[$t.$key.elapsed]="${f[elapsed_ms]:-}"
+  if [[ "${f[status]:-}" == ok ]]; then
+    R[$t.$key.rps]="$(printf '%.0f' "${f[records_per_sec]}")"; R[$t.$key.mbps]="${f[mb_per_sec]}"
+    [[ "${f[fetch_records_per_sec]:--1}" == -* ]] || R[$t.$key.frps]="$(printf '%.0f' "${f[fetch_records_per_sec]}")"
+  fi
+  [[ "${f[status]:-}" == ok ]] || note "$t" "$key: stopped early (${f[status]:-?}) after ${f[records]:-?} of $n records"
+  [[ "${f[records]:-}" == "$n" ]] || note "$t" "$key: read ${f[records]:-?} records, $n were produced"
+  [[ "${f[end_offsets]:-}" == "$n" ]] || note "$t" "$key: end offsets of $topic sum to ${f[end_offsets]:-?}, $n were produced"
   log "$t $key: $line"
   return 0
 }
@@ -297,6 +359,10 @@ bench_target() {
     produce "$t" "$key" "$BS" "bench-$key" "$n" "$size" "$acks" -1
   done
   if kill -0 "$PID" 2>/dev/null; then
+    # Group-free reads first (the comparable measurement: both brokers in the same state), then the
+    # group-based ConsumerPerformance (fails on Tributary until it has consumer groups).
+    consume_assign "$t" a100 "$BS" bench-p100-a1 "$N_SMALL"
+    consume_assign "$t" a1k "$BS" bench-p1k-a1 "$N_LARGE"
     consume "$t" c100 "$BS" bench-p100-a1 "$N_SMALL"
     consume "$t" c1k "$BS" bench-p1k-a1 "$N_LARGE"
     create_topic "$t" "$BS" bench-lat
@@ -385,7 +451,7 @@ fmt_n() { printf "%'d" "$1" 2>/dev/null || echo "$1"; }
   echo "- machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2/1048576 }' /proc/meminfo), $(uname -r); $(java -version 2>&1 | head -n 1)"
   echo "- tributary: ${TRIB_BIN:-n/a}${TRIB_STATUS:+ ($TRIB_STATUS)}"
   echo "- kafka: $KAFKA_VERSION via hack/kafka-ref.sh (KRaft combined, ${KAFKA_REF_HEAP:--Xms1g -Xmx1g}, G1)"
-  echo "- client: kafka-tools $KAFKA_VERSION ProducerPerformance/ConsumerPerformance, JVM $TOOL_HEAP, default client config + acks; client and broker share the machine"
+  echo "- client: kafka-tools $KAFKA_VERSION ProducerPerformance/ConsumerPerformance and hack/bench/AssignConsumerPerf.java (kafka-clients $KAFKA_VERSION), JVM $TOOL_HEAP, default client config + acks; client and broker share the machine"
   echo "- warm-up before the load: $WARMUP x 512 B, acks=1 (not reported)"
   echo "- load: $(fmt_n "$N_SMALL") x ${S_SMALL} B and $(fmt_n "$N_LARGE") x ${S_LARGE} B records, topics with $PARTS partitions (RF 1); latency: ${LAT_RATE} rec/s x ${LAT_SECS} s, ${LAT_SIZE} B, acks=$LAT_ACKS"
   echo "- total wall time: $(( ($(now_ms) - T_BEGIN) / 1000 )) s; load average at start: $LOAD_BEGIN, at end: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews the numbers)"
@@ -401,6 +467,16 @@ fmt_n() { printf "%'d" "$1" 2>/dev/null || echo "$1"; }
   row "Produce ${S_LARGE} B acks=all, records/s" p1k-all.rps higher
   row "Produce ${S_LARGE} B acks=all, MB/s" p1k-all.mbps higher
   row "Produce ${S_LARGE} B acks=1, p99 ms (unthrottled)" p1k-a1.p99 lower
+  row "Consume ${S_SMALL} B (assign, no group), records/s" a100.rps higher
+  row "Consume ${S_SMALL} B (assign, no group), MB/s" a100.mbps higher
+  row "Consume ${S_SMALL} B (assign, no group), records/s after the first record" a100.frps higher
+  row "Consume ${S_SMALL} B (assign, no group), time to first record ms" a100.first lower
+  row "Consume ${S_SMALL} B (assign, no group), records read (of $N_SMALL)" a100.records -
+  row "Consume ${S_LARGE} B (assign, no group), records/s" a1k.rps higher
+  row "Consume ${S_LARGE} B (assign, no group), MB/s" a1k.mbps higher
+  row "Consume ${S_LARGE} B (assign, no group), records/s after the first record" a1k.frps higher
+  row "Consume ${S_LARGE} B (assign, no group), time to first record ms" a1k.first lower
+  row "Consume ${S_LARGE} B (assign, no group), records read (of $N_LARGE)" a1k.records -
   row "Consume ${S_SMALL} B, records/s (fetch phase)" c100.rps higher
   row "Consume ${S_SMALL} B, MB/s (fetch phase)" c100.mbps higher
   row "Consume ${S_LARGE} B, records/s (fetch phase)" c1k.rps higher
@@ -425,7 +501,8 @@ fmt_n() { printf "%'d" "$1" 2>/dev/null || echo "$1"; }
   fi
   echo
   echo "Ratios are Tributary / Kafka; \"better\" says which direction is good. n/a: not measured or failed (see notes)."
-  echo "Consumer rates exclude the group join (ConsumerPerformance fetch.* columns) unless stated."
+  echo "\"assign, no group\" rows: hack/bench/AssignConsumerPerf.java (KafkaConsumer, assign() of all partitions + seekToBeginning, no group.id, default client config), reading the topics of the acks=1 produce rows; records/s and MB/s span metadata request → last record (connection set-up, offset reset and client warm-up included, as in time to first record); \"after the first record\" is the steady fetch phase only."
+  echo "ConsumerPerformance rates exclude the group join (fetch.* columns) unless stated; they need consumer groups (FindCoordinator), which Tributary does not implement yet, so its column is n/a there."
   [[ "$KAFKA_RECOVERY" == 1 ]] || echo "Recovery is measured for Tributary only (BENCH_KAFKA_RECOVERY=1 adds Kafka)."
   echo
   echo "## Notes"
