@@ -132,16 +132,164 @@ fn seeds() -> Vec<Vec<u8>> {
             .with_replication_factor(1)]);
         seeds.push(frame(ApiKey::CreateTopics, v, &request));
     }
-    seeds.push(frame(
-        ApiKey::InitProducerId,
-        4,
-        &InitProducerIdRequest::default().with_transaction_timeout_ms(1000),
-    ));
-    seeds.push(frame(
-        ApiKey::DescribeCluster,
-        0,
-        &DescribeClusterRequest::default(),
-    ));
+    for v in versions(ApiKey::InitProducerId) {
+        let request = InitProducerIdRequest::default().with_transaction_timeout_ms(1000);
+        seeds.push(frame(ApiKey::InitProducerId, v, &request));
+    }
+    for v in versions(ApiKey::DescribeCluster) {
+        seeds.push(frame(
+            ApiKey::DescribeCluster,
+            v,
+            &DescribeClusterRequest::default(),
+        ));
+    }
+    for v in versions(ApiKey::DescribeConfigs) {
+        let request = DescribeConfigsRequest::default().with_resources(vec![
+            describe_configs_request::DescribeConfigsResource::default()
+                .with_resource_type(2)
+                .with_resource_name(StrBytes::from_static_str("fuzzed")),
+        ]);
+        seeds.push(frame(ApiKey::DescribeConfigs, v, &request));
+    }
+    for v in versions(ApiKey::CreatePartitions) {
+        let request = CreatePartitionsRequest::default().with_topics(vec![
+            create_partitions_request::CreatePartitionsTopic::default()
+                .with_name(TopicName(StrBytes::from_static_str("other")))
+                .with_count(3),
+        ]);
+        seeds.push(frame(ApiKey::CreatePartitions, v, &request));
+    }
+    for v in versions(ApiKey::DeleteTopics) {
+        seeds.push(frame(
+            ApiKey::DeleteTopics,
+            v,
+            &DeleteTopicsRequest::default(),
+        ));
+    }
+    for v in versions(ApiKey::IncrementalAlterConfigs) {
+        seeds.push(frame(
+            ApiKey::IncrementalAlterConfigs,
+            v,
+            &IncrementalAlterConfigsRequest::default(),
+        ));
+    }
+    let group = || GroupId(StrBytes::from_static_str("fuzz-group"));
+    for v in versions(ApiKey::FindCoordinator) {
+        let request = if v >= 4 {
+            FindCoordinatorRequest::default()
+                .with_coordinator_keys(vec![StrBytes::from_static_str("fuzz-group")])
+        } else {
+            FindCoordinatorRequest::default().with_key(StrBytes::from_static_str("fuzz-group"))
+        };
+        seeds.push(frame(ApiKey::FindCoordinator, v, &request));
+    }
+    for v in versions(ApiKey::JoinGroup) {
+        let request = JoinGroupRequest::default()
+            // A group per version: a second member would (rightly) wait for the first to rejoin.
+            .with_group_id(GroupId(StrBytes::from_string(format!("fuzz-join-{v}"))))
+            .with_session_timeout_ms(10_000)
+            .with_rebalance_timeout_ms(if v >= 1 { 10_000 } else { -1 })
+            .with_protocol_type(StrBytes::from_static_str("consumer"))
+            .with_protocols(vec![join_group_request::JoinGroupRequestProtocol::default(
+            )
+            .with_name(StrBytes::from_static_str("range"))
+            .with_metadata(Bytes::from_static(b"\0\0\0\0\0\0\0\0"))]);
+        seeds.push(frame(ApiKey::JoinGroup, v, &request));
+    }
+    for v in versions(ApiKey::SyncGroup) {
+        let request = SyncGroupRequest::default()
+            .with_group_id(group())
+            .with_member_id(StrBytes::from_static_str("m"));
+        seeds.push(frame(ApiKey::SyncGroup, v, &request));
+    }
+    for v in versions(ApiKey::Heartbeat) {
+        let request = HeartbeatRequest::default()
+            .with_group_id(group())
+            .with_member_id(StrBytes::from_static_str("m"));
+        seeds.push(frame(ApiKey::Heartbeat, v, &request));
+    }
+    for v in versions(ApiKey::LeaveGroup) {
+        let request = if v >= 3 {
+            LeaveGroupRequest::default()
+                .with_group_id(group())
+                .with_members(vec![leave_group_request::MemberIdentity::default()
+                    .with_member_id(StrBytes::from_static_str("m"))])
+        } else {
+            LeaveGroupRequest::default()
+                .with_group_id(group())
+                .with_member_id(StrBytes::from_static_str("m"))
+        };
+        seeds.push(frame(ApiKey::LeaveGroup, v, &request));
+    }
+    for v in versions(ApiKey::OffsetCommit) {
+        let request = OffsetCommitRequest::default()
+            .with_group_id(group())
+            .with_generation_id_or_member_epoch(-1)
+            .with_topics(vec![
+                offset_commit_request::OffsetCommitRequestTopic::default()
+                    .with_name(topic())
+                    .with_partitions(vec![
+                        offset_commit_request::OffsetCommitRequestPartition::default()
+                            .with_committed_offset(1),
+                    ]),
+            ]);
+        seeds.push(frame(ApiKey::OffsetCommit, v, &request));
+    }
+    for v in versions(ApiKey::OffsetFetch) {
+        let request = if v >= 8 {
+            OffsetFetchRequest::default().with_groups(vec![
+                offset_fetch_request::OffsetFetchRequestGroup::default().with_group_id(group()),
+            ])
+        } else {
+            OffsetFetchRequest::default()
+                .with_group_id(group())
+                .with_topics(Some(vec![
+                    offset_fetch_request::OffsetFetchRequestTopic::default()
+                        .with_name(topic())
+                        .with_partition_indexes(vec![0]),
+                ]))
+        };
+        seeds.push(frame(ApiKey::OffsetFetch, v, &request));
+    }
+    for v in versions(ApiKey::DescribeGroups) {
+        seeds.push(frame(
+            ApiKey::DescribeGroups,
+            v,
+            &DescribeGroupsRequest::default().with_groups(vec![group()]),
+        ));
+    }
+    for v in versions(ApiKey::ListGroups) {
+        seeds.push(frame(ApiKey::ListGroups, v, &ListGroupsRequest::default()));
+    }
+    for v in versions(ApiKey::DeleteGroups) {
+        seeds.push(frame(
+            ApiKey::DeleteGroups,
+            v,
+            &DeleteGroupsRequest::default().with_groups_names(vec![group()]),
+        ));
+    }
+    for v in versions(ApiKey::OffsetDelete) {
+        let request = OffsetDeleteRequest::default()
+            .with_group_id(group())
+            .with_topics(vec![
+                offset_delete_request::OffsetDeleteRequestTopic::default()
+                    .with_name(topic())
+                    .with_partitions(vec![
+                        offset_delete_request::OffsetDeleteRequestPartition::default(),
+                    ]),
+            ]);
+        seeds.push(frame(ApiKey::OffsetDelete, v, &request));
+    }
+    // Every advertised API has seeds, so a newly advertised API cannot go unfuzzed.
+    for (api, _) in tributary_broker::protocol::SUPPORTED_APIS {
+        let key = *api as i16;
+        assert!(
+            seeds
+                .iter()
+                .any(|s| i16::from_be_bytes([s[0], s[1]]) == key),
+            "no fuzz seed for {api:?}"
+        );
+    }
     seeds
 }
 
@@ -204,6 +352,7 @@ impl Harness {
         let mut config = BrokerConfig::dev_defaults();
         config.data_dir = dir.path().to_owned();
         config.num_partitions = 2;
+        config.group.initial_rebalance_delay_ms = 0;
         let broker = Broker::open(config).unwrap();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
