@@ -425,3 +425,207 @@ impl GroupCoordinator {
         self.persist_dirty_groups().await;
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::group::GroupConfig;
+
+    fn coordinator() -> Arc<GroupCoordinator> {
+        Arc::new(GroupCoordinator::new(GroupConfig {
+            initial_rebalance_delay_ms: 0,
+            ..GroupConfig::default()
+        }))
+    }
+
+    fn join_request(member_id: &str) -> JoinRequest {
+        JoinRequest {
+            group_id: "g".into(),
+            member_id: member_id.into(),
+            instance_id: None,
+            client_id: "c".into(),
+            client_host: "/127.0.0.1".into(),
+            session_timeout_ms: 10_000,
+            rebalance_timeout_ms: 10_000,
+            protocol_type: "consumer".into(),
+            protocols: vec![("range".into(), Bytes::from_static(b"meta"))],
+            require_known_member: true,
+        }
+    }
+
+    /// Joins with MEMBER_ID_REQUIRED first, as a v4+ client does; returns the task waiting for the join.
+    async fn join_member(c: &Arc<GroupCoordinator>) -> tokio::task::JoinHandle<JoinResult> {
+        let first = c.join(join_request("")).await;
+        assert_eq!(first.error, ResponseError::MemberIdRequired.code());
+        let c = Arc::clone(c);
+        let id = first.member_id;
+        tokio::spawn(async move { c.join(join_request(&id)).await })
+    }
+
+    async fn finish<T>(task: tokio::task::JoinHandle<T>) -> T {
+        tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .expect("request did not complete")
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn two_members_rebalance_and_receive_the_leaders_assignment() {
+        let c = coordinator();
+        let first = finish(join_member(&c).await).await;
+        assert_eq!((first.error, first.generation), (0, 1));
+        assert_eq!(first.leader, first.member_id, "the only member leads");
+        assert_eq!(first.members.len(), 1);
+
+        // A second member joins: the first must rejoin before the new generation completes.
+        let second = join_member(&c).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(
+            c.heartbeat("g", 1, &first.member_id, None),
+            ResponseError::RebalanceInProgress.code()
+        );
+        let first_again = {
+            let c = Arc::clone(&c);
+            let id = first.member_id.clone();
+            tokio::spawn(async move { c.join(join_request(&id)).await })
+        };
+        let (a, b) = (finish(first_again).await, finish(second).await);
+        assert_eq!((a.error, b.error), (0, 0));
+        assert_eq!((a.generation, b.generation), (2, 2));
+        assert_eq!(
+            a.leader, first.member_id,
+            "the existing leader keeps leading"
+        );
+        assert_eq!(a.members.len(), 2, "the leader sees every member");
+        assert!(b.members.is_empty(), "followers get no member list");
+        assert_eq!(a.protocol_name.as_deref(), Some("range"));
+
+        let follower_sync = {
+            let c = Arc::clone(&c);
+            let id = b.member_id.clone();
+            tokio::spawn(async move { c.sync("g", 2, &id, None, (None, None), Vec::new()).await })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let assignments = vec![
+            (a.member_id.clone(), Bytes::from_static(b"A")),
+            (b.member_id.clone(), Bytes::from_static(b"B")),
+        ];
+        let leader_sync = c
+            .sync(
+                "g",
+                2,
+                &a.member_id,
+                None,
+                (Some("consumer"), Some("range")),
+                assignments,
+            )
+            .await;
+        assert_eq!(
+            (leader_sync.error, &leader_sync.assignment[..]),
+            (0, &b"A"[..])
+        );
+        let follower = finish(follower_sync).await;
+        assert_eq!((follower.error, &follower.assignment[..]), (0, &b"B"[..]));
+        assert_eq!(c.heartbeat("g", 2, &b.member_id, None), 0);
+        assert_eq!(
+            c.heartbeat("g", 1, &b.member_id, None),
+            ResponseError::IllegalGeneration.code()
+        );
+        assert_eq!(
+            c.heartbeat("g", 2, "stranger", None),
+            ResponseError::UnknownMemberId.code()
+        );
+        assert_eq!(c.describe("g").unwrap().state, GroupState::Stable);
+    }
+
+    #[tokio::test]
+    async fn leaving_triggers_a_rebalance_and_the_last_leave_empties_the_group() {
+        let c = coordinator();
+        let only = finish(join_member(&c).await).await;
+        let sync = c
+            .sync(
+                "g",
+                1,
+                &only.member_id,
+                None,
+                (None, None),
+                vec![(only.member_id.clone(), Bytes::from_static(b"x"))],
+            )
+            .await;
+        assert_eq!(sync.error, 0);
+        let (top, per_member) = c.leave("g", &[(only.member_id.clone(), None)]);
+        assert_eq!((top, per_member), (0, vec![0]));
+        let group = c.describe("g").unwrap();
+        assert_eq!(group.state, GroupState::Empty);
+        assert!(group.members.is_empty());
+        assert_eq!(
+            c.leave("g", &[(only.member_id, None)]).1,
+            vec![ResponseError::UnknownMemberId.code()]
+        );
+    }
+
+    #[tokio::test]
+    async fn invalid_joins_are_refused() {
+        let c = coordinator();
+        let mut request = join_request("");
+        request.session_timeout_ms = 10;
+        assert_eq!(
+            c.join(request).await.error,
+            ResponseError::InvalidSessionTimeout.code()
+        );
+        let mut request = join_request("");
+        request.group_id = String::new();
+        assert_eq!(
+            c.join(request).await.error,
+            ResponseError::InvalidGroupId.code()
+        );
+        assert_eq!(
+            c.join(join_request("made-up")).await.error,
+            ResponseError::UnknownMemberId.code()
+        );
+        let member = finish(join_member(&c).await).await;
+        let mut other_protocol = join_request("");
+        other_protocol.require_known_member = false;
+        other_protocol.protocols = vec![("roundrobin-only".into(), Bytes::new())];
+        assert_eq!(
+            c.join(other_protocol).await.error,
+            ResponseError::InconsistentGroupProtocol.code()
+        );
+        assert_eq!(
+            c.describe("g").unwrap().members.len(),
+            1,
+            "a refused join must not add a member: {member:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_silent_member_expires_after_its_session_timeout() {
+        let c = coordinator();
+        let only = finish(join_member(&c).await).await;
+        let _ = c
+            .sync("g", 1, &only.member_id, None, (None, None), Vec::new())
+            .await;
+        c.tick().await;
+        assert_eq!(
+            c.describe("g").unwrap().members.len(),
+            1,
+            "still inside the 10 s session"
+        );
+        // Waiting 10 s in a unit test is wasteful: move the deadline to now instead.
+        if let Some(group) = c.lock().get_mut("g") {
+            for member in group.members.values_mut() {
+                member.session_deadline = Instant::now();
+            }
+        }
+        c.tick().await;
+        let group = c.describe("g").unwrap();
+        assert!(
+            group.members.is_empty(),
+            "expired member still in the group"
+        );
+        assert_eq!(group.state, GroupState::Empty);
+    }
+}
