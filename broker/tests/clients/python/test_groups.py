@@ -64,16 +64,14 @@ class Group:
         for c in self.members:
             c.subscribe([topic])
 
-    def pump(self, timeout: float = 0.05) -> None:
+    def pump(self, timeout: float = 0.03) -> None:
         for i, c in enumerate(self.members):
-            m = c.poll(timeout)
-            if m is None:
-                continue
-            if m.error():
-                if m.error().code() == KafkaError._PARTITION_EOF:
-                    continue
-                raise AssertionError(f"group {self.group} member {i}: consumer error {m.error()}")
-            self.got[i].append(Rec(m.partition(), m.key(), m.value(), (), m.timestamp()[1], m.offset()))
+            for m in c.consume(num_messages=500, timeout=timeout):
+                if m.error():
+                    if m.error().code() == KafkaError._PARTITION_EOF:
+                        continue
+                    raise AssertionError(f"group {self.group} member {i}: consumer error {m.error()}")
+                self.got[i].append(Rec(m.partition(), m.key(), m.value(), (), m.timestamp()[1], m.offset()))
 
     def assignments(self) -> list[list[int]]:
         return [sorted(tp.partition for tp in c.assignment() if tp.topic == self.topic) for c in self.members]
@@ -341,11 +339,11 @@ def test_new_member_resumes_at_committed_offsets(restartable):
         done2: list[Rec] = []
 
         def pump():
-            m = c2.poll(0.1)
-            if m is None or (m.error() and m.error().code() == KafkaError._PARTITION_EOF):
-                return
-            assert not m.error(), f"consumer error {m.error()}"
-            done2.append(Rec(m.partition(), m.key(), m.value(), offset=m.offset()))
+            for m in c2.consume(num_messages=500, timeout=0.1):
+                if m.error() and m.error().code() == KafkaError._PARTITION_EOF:
+                    continue
+                assert not m.error(), f"consumer error {m.error()}"
+                done2.append(Rec(m.partition(), m.key(), m.value(), offset=m.offset()))
 
         consume_until(pump, lambda: len(done1) + len(done2), len(first) + len(second), f"resume after {how}")
         firsts = {}
@@ -544,3 +542,71 @@ def test_group_admin(broker):
     left = a.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)])[group].result(timeout=40)
     assert not [tp for tp in left.topic_partitions if tp.offset >= 0], f"offsets survive deletion: {left}"
     assert error_code(a.delete_consumer_groups([group], request_timeout=30)[group]) == KafkaError.GROUP_ID_NOT_FOUND
+
+
+# ------------------------------------------------------------------ log compaction
+
+
+COMPACT_TIMEOUT_S = 60.0
+
+
+@pytest.fixture
+def compact_broker(request):
+    """An external broker as is (Kafka: start it with log.cleaner.backoff.ms low), else a dedicated
+    Tributary broker whose cleaner runs every 500 ms."""
+    if os.environ.get("KAFKA_BOOTSTRAP", "").strip():
+        return request.getfixturevalue("broker")
+    return request.getfixturevalue("broker_factory")({"log.cleaner.backoff.ms": "500"})
+
+
+def test_compaction_keeps_latest_value_per_key(compact_broker):
+    bs = compact_broker.bootstrap
+    topic = unique_topic("compact")
+    create_topic(bs, topic, 1, {"cleanup.policy": "compact", "segment.ms": "100", "min.cleanable.dirty.ratio": "0.01",
+                                "delete.retention.ms": "100", "min.compaction.lag.ms": "0"})
+    keys = [b"key-%02d" % i for i in range(40)]
+    writes: list[tuple[bytes, bytes | None]] = []
+    for wave in range(5):
+        batch = []
+        for i, k in enumerate(keys):
+            if wave == 2 and i < 10:
+                batch.append((k, None))  # tombstone keys 0-9
+            elif wave == 3 and i >= 5:
+                continue  # keys 0-4 come back; 5-9 stay deleted
+            elif wave == 4 and i < 20:
+                continue
+            else:
+                batch.append((k, b"%s@%d" % (k, wave) + b"." * (wave * 7)))
+        if wave % 2:
+            batch.reverse()  # the final offset order is not the key order
+        writes += batch
+        ck_produce(bs, topic, [Rec(0, k, v) for k, v in batch])
+        time.sleep(0.3)  # > segment.ms: the next append rolls a new segment
+    last_index = {k: i for i, (k, _) in enumerate(writes)}
+    live = sorted((i, k) for k, i in last_index.items() if writes[i][1] is not None)
+    want = [(k, writes[i][1]) for i, k in live]
+    deleted = {k for k, i in last_index.items() if writes[i][1] is None}
+    assert len(deleted) == 5 and len(want) == 35
+
+    deadline = time.monotonic() + COMPACT_TIMEOUT_S
+    nudges: list[bytes] = []
+    got: list[Rec] = []
+    while time.monotonic() < deadline:
+        # A record with a fresh key rolls the segment (segment.ms elapsed) and adds dirty bytes, so the
+        # cleaner keeps finding work (tombstones go only in a pass after delete.retention.ms).
+        nudges.append(b"nudge-%03d" % len(nudges))
+        ck_produce(bs, topic, [Rec(0, nudges[-1], b"n" * 500)])
+        time.sleep(1.0)
+        got = ck_read(bs, topic, 1)
+        ks = [r.key for r in got]
+        if len(ks) == len(set(ks)) and not deleted & set(ks):
+            break
+    ks = [r.key for r in got]
+    dups = sorted({k for k in ks if ks.count(k) > 1})
+    assert not dups, f"not compacted within {COMPACT_TIMEOUT_S}s: keys with several records: {dups[:10]}"
+    assert not deleted & set(ks), f"tombstoned keys still present after {COMPACT_TIMEOUT_S}s: {sorted(deleted & set(ks))}"
+    have = [(r.key, r.value) for r in got if r.key in last_index]
+    assert have == want, f"live keys after compaction (in offset order) differ:\n got  {have[:8]}...\n want {want[:8]}..."
+    assert [r.key for r in got if r.key not in last_index] == nudges, "the filler records are not all there, in order"
+    offs = [r.offset for r in got]
+    assert offs == sorted(offs) and len(set(offs)) == len(offs)
