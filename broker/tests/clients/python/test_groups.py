@@ -14,6 +14,7 @@ import queue
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -184,8 +185,9 @@ class Child:
     """group_member.py in a subprocess; its stdout lines are read by a thread."""
 
     def __init__(self, conf: dict, topic: str, lifetime: float = 90.0):
+        self.err = tempfile.TemporaryFile()  # not a pipe: nobody drains it while the test runs
         self.proc = subprocess.Popen([sys.executable, str(HERE / "group_member.py"), json.dumps(conf), topic,
-                                      str(lifetime)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                      str(lifetime)], stdout=subprocess.PIPE, stderr=self.err,
                                      stdin=subprocess.DEVNULL)
         self.lines: queue.Queue = queue.Queue()
         self.assignment: list[int] = []
@@ -209,6 +211,10 @@ class Child:
             else:
                 raise AssertionError(f"child consumer: {ev}")
 
+    def stderr(self) -> bytes:
+        self.err.seek(0)
+        return self.err.read()
+
     def kill(self):
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL)
@@ -225,7 +231,7 @@ def test_killed_member_partitions_reassigned_after_session_timeout(broker):
         def pump():
             g.pump()
             child.drain()
-            assert child.proc.poll() is None, f"child consumer exited early: {child.proc.stderr.read()[-2000:]!r}"
+            assert child.proc.poll() is None, f"child consumer exited early: {child.stderr()[-2000:]!r}"
 
         wait_assignment(pump, lambda: g.assignments() + [child.assignment], PARTS, [2, 2, 2], "3 members")
         killed = child.assignment
@@ -427,11 +433,12 @@ def test_offset_fetch_returns_leader_epoch_and_metadata(broker):
 
 class KcatMember:
     def __init__(self, bootstrap: str, group: str, topic: str):
+        self.err = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(
             ["kcat", "-X", "broker.address.family=v4", "-b", bootstrap, "-G", group, "-q", "-u",
              "-X", "auto.offset.reset=earliest", "-X", f"session.timeout.ms={SESSION_MS}",
              "-X", f"heartbeat.interval.ms={HEARTBEAT_MS}", "-f", "%p %o %s\\n", topic],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+            stdout=subprocess.PIPE, stderr=self.err, stdin=subprocess.DEVNULL)
         self.q: queue.Queue = queue.Queue()
         self.records: list[Rec] = []
         threading.Thread(target=self._read, daemon=True).start()
@@ -457,7 +464,8 @@ class KcatMember:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=10)
-        return self.proc.stderr.read()
+        self.err.seek(0)
+        return self.err.read()
 
 
 def test_kcat_and_kafka_python_share_a_group(broker):
@@ -521,7 +529,7 @@ def test_group_admin(broker):
         assert error_code(a.delete_consumer_groups([group], request_timeout=30)[group]) == \
             KafkaError.NON_EMPTY_GROUP, "DeleteGroups of a group with members must fail with NON_EMPTY_GROUP"
         for c, parts in zip(g.members, assigns):
-            c.commit(offsets=[TopicPartition(topic, p, 10 + p) for p in parts], asynchronous=False)
+            c.commit(offsets=[TopicPartition(topic, p, 1 + p) for p in parts], asynchronous=False)
     finally:
         g.close()
 
@@ -529,13 +537,28 @@ def test_group_admin(broker):
         r = a.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)])[group].result(timeout=40)
         return {(tp.topic, tp.partition): tp.offset for tp in r.topic_partitions}
 
-    assert offsets() == {(topic, p): 10 + p for p in range(PARTS)}
+    assert offsets() == {(topic, p): 1 + p for p in range(PARTS)}
     d = describe(bs, group)
     assert d.state == ConsumerGroupState.EMPTY and not d.members, f"after close: {d.state} {d.members}"
     r = a.alter_consumer_group_offsets([ConsumerGroupTopicPartitions(
         group, [TopicPartition(topic, 0, 3), TopicPartition(topic, 5, 0)])])[group].result(timeout=40)
     assert all(tp.error is None for tp in r.topic_partitions), r.topic_partitions
-    assert offsets() == {**{(topic, p): 10 + p for p in range(PARTS)}, (topic, 0): 3, (topic, 5): 0}
+    want = {**{p: 1 + p for p in range(PARTS)}, 0: 3, 5: 0}
+    assert offsets() == {(topic, p): o for p, o in want.items()}
+    # A new member starts at the altered offsets.
+    sent = produce_values(bs, topic, 12 * PARTS, PARTS)
+    g = Group(bs, group, topic, 1)
+    try:
+        n = sum(12 - o for o in want.values())
+        consume_until(g.pump, lambda: len(g.got[0]), n, "member after AlterOffsets")
+        firsts = {}
+        for r in g.got[0]:
+            firsts.setdefault(r.partition, r.offset)
+        assert firsts == want, f"first offsets read after AlterOffsets {firsts}, want {want}"
+        assert_exactly_once([r for r in sent if r.value and int(r.value[1:]) // PARTS >= want[r.partition]],
+                            g.got[0], "member after AlterOffsets")
+    finally:
+        g.close()
     assert error_code(a.delete_consumer_groups([group], request_timeout=30)[group]) is None
     listed = a.list_consumer_groups(request_timeout=30).result(timeout=40)
     assert group not in [x.group_id for x in listed.valid], "deleted group still listed"
