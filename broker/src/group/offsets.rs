@@ -86,7 +86,10 @@ impl GroupCoordinator {
                 producer_epoch: -1,
                 timestamp_type: TimestampType::Creation,
                 offset: i as i64,
-                sequence: -1,
+                // The encoder starts a new batch whenever offset - sequence changes; keeping them in step
+                // puts all records in one batch (one batch per produce is what the log accepts). The producer
+                // id is -1, so the sequence means nothing to readers.
+                sequence: i as i32,
                 timestamp: now,
                 key: Some(key),
                 value,
