@@ -277,7 +277,9 @@ consume_group() {
   for kv in ${line#group-perf }; do f[${kv%%=*}]="${kv#*=}"; done
   [[ "${f[join_ms]:--1}" == -* ]] || R[$t.$key.join]="${f[join_ms]}"
   [[ "${f[rebalance_ms]:--1}" == -* ]] || R[$t.$key.rebalance]="${f[rebalance_ms]}"
-  R[$t.$key.records]="${f[records]:-}"; R[$t.$key.dups]="${f[duplicates]:-}"; R[$t.$key.redelivered]="${f[redelivered]:-}"
+  if [[ "${f[consume_ms]:--1}" != -* ]]; then  # the consume phase ran
+    R[$t.$key.records]="${f[records]:-}"; R[$t.$key.dups]="${f[duplicates]:-}"; R[$t.$key.redelivered]="${f[redelivered]:-}"
+  fi
   if [[ "${f[status]:-}" == ok || "${f[status]:-}" == rebalance_timeout ]] && [[ "${f[records]:-}" == "$n" ]]; then
     R[$t.$key.rps]="$(printf '%.0f' "${f[records_per_sec]}")"; R[$t.$key.mbps]="${f[mb_per_sec]}"
   fi
@@ -532,10 +534,10 @@ fmt_n() { printf "%'d" "$1" 2>/dev/null || echo "$1"; }
   echo "- tributary: ${TRIB_BIN:-n/a}${TRIB_STATUS:+ ($TRIB_STATUS)}"
   echo "- kafka: $KAFKA_VERSION via hack/kafka-ref.sh (KRaft combined, ${KAFKA_REF_HEAP:--Xms1g -Xmx1g}, G1)"
   echo "- client: kafka-tools $KAFKA_VERSION ProducerPerformance/ConsumerPerformance and hack/bench/AssignConsumerPerf.java, hack/bench/GroupPerf.java (kafka-clients $KAFKA_VERSION), JVM $TOOL_HEAP, default client config + acks; client and broker share the machine"
-  echo "- warm-up before the load: $WARMUP x 512 B, acks=1 (not reported)"
+  [[ "$ONLY" == all ]] && echo "- warm-up before the load: $WARMUP x 512 B, acks=1 (not reported)"
   echo "- consumer group: $G_MEMBERS members (+1), hack/bench/GroupPerf.java, group.protocol=classic, RangeAssignor (eager), default session/heartbeat settings, auto.offset.reset=earliest; topic with $G_PARTS partitions pre-filled with $(fmt_n "$G_RECORDS") x ${G_SIZE} B (acks=1); both brokers with $GROUP_DELAY_PROP"
   [[ "$ONLY" == groups ]] && echo "- BENCH_ONLY=groups: only the consumer-group section (no warm-up)"
-  echo "- load: $(fmt_n "$N_SMALL") x ${S_SMALL} B and $(fmt_n "$N_LARGE") x ${S_LARGE} B records, topics with $PARTS partitions (RF 1); latency: ${LAT_RATE} rec/s x ${LAT_SECS} s, ${LAT_SIZE} B, acks=$LAT_ACKS"
+  [[ "$ONLY" == all ]] && echo "- load: $(fmt_n "$N_SMALL") x ${S_SMALL} B and $(fmt_n "$N_LARGE") x ${S_LARGE} B records, topics with $PARTS partitions (RF 1); latency: ${LAT_RATE} rec/s x ${LAT_SECS} s, ${LAT_SIZE} B, acks=$LAT_ACKS"
   echo "- total wall time: $(( ($(now_ms) - T_BEGIN) / 1000 )) s; load average at start: $LOAD_BEGIN, at end: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews the numbers)"
   echo
   if [[ "$ONLY" == all ]]; then
