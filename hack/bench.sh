@@ -7,8 +7,10 @@
 # Client: Kafka's own org.apache.kafka.tools.ProducerPerformance / ConsumerPerformance / TopicCommand
 # from the kafka-tools jar (classpath from hack/kafka-ref.sh), with default client settings except
 # bootstrap.servers and acks. Group-free consumer rows: hack/bench/AssignConsumerPerf.java (KafkaConsumer
-# with assign() + seekToBeginning, no group.id), compiled with javac into
-# ${TRIBUTARY_CACHE:-~/.cache/tributary}/bench-classes (recompiled when its checksum changes).
+# with assign() + seekToBeginning, no group.id); consumer-group rows: hack/bench/GroupPerf.java (N classic-protocol
+# KafkaConsumer members, range assignor); both compiled with javac into
+# ${TRIBUTARY_CACHE:-~/.cache/tributary}/bench-classes (recompiled when their checksum changes).
+# Both brokers run with group.initial.rebalance.delay.ms=0 (kafka-ref.sh sets it; Tributary gets it via --config).
 #
 # Targets (in this order, each with a fresh data dir):
 #   tributary  $TRIBUTARY_BIN, or built with `cargo build --release -p tributary-broker`
@@ -17,10 +19,14 @@
 #
 # Environment (defaults; BENCH_QUICK=1 switches to the quick values in brackets):
 #   BENCH_TARGETS="tributary kafka"
+#   BENCH_ONLY=all                "groups": only the consumer-group section (smoke produce + group load; no
+#                                 warm-up, produce/consume/latency rows or recovery)
 #   BENCH_SMALL_RECORDS=1000000 [200000]   records of BENCH_SMALL_SIZE=100 bytes
 #   BENCH_LARGE_RECORDS=300000  [50000]    records of BENCH_LARGE_SIZE=1024 bytes
 #   BENCH_PARTITIONS=6
 #   BENCH_LAT_RATE=5000 BENCH_LAT_SECS=20 [5] BENCH_LAT_SIZE=1024 BENCH_LAT_ACKS=all
+#   BENCH_GROUP_MEMBERS=10 BENCH_GROUP_PARTITIONS=60  consumer group section (GroupPerf)
+#   BENCH_GROUP_RECORDS=1000000 [200000] BENCH_GROUP_SIZE=100   records pre-filled into its topic (acks=1)
 #   BENCH_RECOVERY_MB=1024 [128]  unflushed data written before kill -9 (Tributary; 0 disables)
 #   BENCH_KAFKA_RECOVERY=0        1: run the same recovery measurement against Kafka too
 #   BENCH_IDLE_SECS=5 [2]         wait after start before reading VmRSS
@@ -50,6 +56,15 @@ LAT_SECS="${BENCH_LAT_SECS:-$(q 20 5)}"
 LAT_SIZE="${BENCH_LAT_SIZE:-1024}"
 LAT_ACKS="${BENCH_LAT_ACKS:-all}"
 RECOVERY_MB="${BENCH_RECOVERY_MB:-$(q 1024 128)}"
+ONLY="${BENCH_ONLY:-all}"
+[[ "$ONLY" == all || "$ONLY" == groups ]] || { echo "BENCH_ONLY must be all or groups, got $ONLY" >&2; exit 1; }
+[[ "$ONLY" == groups ]] && RECOVERY_MB=0
+G_MEMBERS="${BENCH_GROUP_MEMBERS:-10}"
+G_PARTS="${BENCH_GROUP_PARTITIONS:-60}"
+G_RECORDS="${BENCH_GROUP_RECORDS:-$(q 1000000 200000)}"
+G_SIZE="${BENCH_GROUP_SIZE:-100}"
+# Same for both brokers (hack/kafka-ref.sh writes 0 into Kafka's server.properties; Tributary's default is 3000).
+GROUP_DELAY_PROP="group.initial.rebalance.delay.ms=0"
 KAFKA_RECOVERY="${BENCH_KAFKA_RECOVERY:-0}"
 IDLE_SECS="${BENCH_IDLE_SECS:-$(q 5 2)}"
 WARMUP="${BENCH_WARMUP_RECORDS:-$(q 200000 50000)}"
@@ -111,34 +126,38 @@ help_text="$("${TOOL[@]}" org.apache.kafka.tools.ProducerPerformance --help 2>&1
 help_text="$("${TOOL[@]}" org.apache.kafka.tools.ConsumerPerformance --help 2>&1)"
 [[ "$help_text" == *--num-records* ]] && CP_NUM=--num-records
 
-# Group-free consumer (hack/bench/AssignConsumerPerf.java), compiled against the same kafka-clients jars into
-# $TRIBUTARY_CACHE/bench-classes; recompiled only when the source, the Kafka version or javac change.
-ACP_SRC="$HERE/bench/AssignConsumerPerf.java"
+# Own clients (hack/bench/AssignConsumerPerf.java: group-free consumer; hack/bench/GroupPerf.java: consumer group),
+# compiled together against the same kafka-clients jars into $TRIBUTARY_CACHE/bench-classes; recompiled only
+# when a source, the Kafka version or javac change.
+ACP_SRCS=("$HERE/bench/AssignConsumerPerf.java" "$HERE/bench/GroupPerf.java")
 ACP_DIR="${TRIBUTARY_CACHE:-$HOME/.cache/tributary}/bench-classes"
 ACP=()                 # java command line for AssignConsumerPerf; empty if it could not be compiled
+GP=()                  # java command line for GroupPerf; empty if it could not be compiled
 ACP_STATUS=""          # why not
 compile_acp() {
   command -v javac >/dev/null || { ACP_STATUS="javac not found"; return 1; }
-  [[ -f "$ACP_SRC" ]] || { ACP_STATUS="$ACP_SRC missing"; return 1; }
-  local sum tmp
-  sum="$( { sha256sum <"$ACP_SRC"; echo "kafka=$KAFKA_VERSION"; javac -version 2>&1; } | sha256sum | cut -c1-64)"
-  CMDS+=("javac -d \"\${TRIBUTARY_CACHE:-\$HOME/.cache/tributary}/bench-classes\" -cp \"\$(hack/kafka-ref.sh classpath)\" hack/bench/AssignConsumerPerf.java  # cached by checksum")
+  local src sum tmp
+  for src in "${ACP_SRCS[@]}"; do [[ -f "$src" ]] || { ACP_STATUS="$src missing"; return 1; }; done
+  sum="$( { cat "${ACP_SRCS[@]}" | sha256sum; echo "kafka=$KAFKA_VERSION"; javac -version 2>&1; } | sha256sum | cut -c1-64)"
+  CMDS+=("javac -d \"\${TRIBUTARY_CACHE:-\$HOME/.cache/tributary}/bench-classes\" -cp \"\$(hack/kafka-ref.sh classpath)\" hack/bench/AssignConsumerPerf.java hack/bench/GroupPerf.java  # cached by checksum")
   mkdir -p "$ACP_DIR" || { ACP_STATUS="cannot create $ACP_DIR"; return 1; }
   (
     flock -w 300 9 || { echo "timed out waiting for $ACP_DIR/.lock" >"$WORK/acp-javac.log"; exit 1; }
-    if [[ "$(cat "$ACP_DIR/.checksum" 2>/dev/null)" == "$sum" && -f "$ACP_DIR/AssignConsumerPerf.class" ]]; then exit 0; fi
-    log "compiling $ACP_SRC into $ACP_DIR"
+    if [[ "$(cat "$ACP_DIR/.checksum" 2>/dev/null)" == "$sum" && -f "$ACP_DIR/AssignConsumerPerf.class" \
+          && -f "$ACP_DIR/GroupPerf.class" ]]; then exit 0; fi
+    log "compiling ${ACP_SRCS[*]} into $ACP_DIR"
     tmp="$(mktemp -d "$ACP_DIR/.javac.XXXXXX")" || exit 1
-    if ! timeout 300 javac -nowarn -d "$tmp" -cp "$CP" "$ACP_SRC" >"$WORK/acp-javac.log" 2>&1; then rm -rf "$tmp"; exit 1; fi
-    rm -f "$ACP_DIR"/AssignConsumerPerf*.class "$ACP_DIR/.checksum"
+    if ! timeout 300 javac -nowarn -d "$tmp" -cp "$CP" "${ACP_SRCS[@]}" >"$WORK/acp-javac.log" 2>&1; then rm -rf "$tmp"; exit 1; fi
+    rm -f "$ACP_DIR"/AssignConsumerPerf*.class "$ACP_DIR"/GroupPerf*.class "$ACP_DIR/.checksum"
     mv "$tmp"/*.class "$ACP_DIR"/ && rmdir "$tmp" && echo "$sum" >"$ACP_DIR/.checksum"
   ) 9>"$ACP_DIR/.lock"
   if (( $? != 0 )); then
     ACP_STATUS="javac failed: $(grep -m1 -E 'error|timed out' "$WORK/acp-javac.log" | cut -c1-160)"; return 1
   fi
   ACP=(java $TOOL_HEAP "-Dlog4j2.configurationFile=$L4J" -Dkafka.ref.log.level=WARN -cp "$ACP_DIR:$CP" AssignConsumerPerf)
+  GP=(java $TOOL_HEAP "-Dlog4j2.configurationFile=$L4J" -Dkafka.ref.log.level=WARN -cp "$ACP_DIR:$CP" GroupPerf)
 }
-compile_acp || log "AssignConsumerPerf unavailable: $ACP_STATUS"
+compile_acp || log "AssignConsumerPerf/GroupPerf unavailable: $ACP_STATUS"
 
 # run LABEL TIMEOUT CMD...: stdout/stderr to $WORK/LABEL.{out,err}; records the command line.
 run() {
@@ -155,9 +174,9 @@ run() {
   return $rc
 }
 
-create_topic() { # TARGET BOOTSTRAP TOPIC
+create_topic() { # TARGET BOOTSTRAP TOPIC [PARTITIONS]
   if ! run "$1-create-$3" 120 "${TOOL[@]}" org.apache.kafka.tools.TopicCommand --bootstrap-server "$2" \
-      --create --if-not-exists --topic "$3" --partitions "$PARTS" --replication-factor 1; then
+      --create --if-not-exists --topic "$3" --partitions "${4:-$PARTS}" --replication-factor 1; then
     note "$1" "CreateTopics for $3 failed ($(tail -n 1 "$WORK/$1-create-$3.err" "$WORK/$1-create-$3.out" 2>/dev/null | grep -v '^==>' | grep . | tail -n 1 | cut -c1-160)); relying on auto-creation"
   fi
 }
@@ -235,6 +254,45 @@ consume_assign() {
   [[ "${f[status]:-}" == ok ]] || note "$t" "$key: stopped early (${f[status]:-?}) after ${f[records]:-?} of $n records"
   [[ "${f[records]:-}" == "$n" ]] || note "$t" "$key: read ${f[records]:-?} records, $n were produced"
   [[ "${f[end_offsets]:-}" == "$n" ]] || note "$t" "$key: end offsets of $topic sum to ${f[end_offsets]:-?}, $n were produced"
+  log "$t $key: $line"
+  return 0
+}
+
+# consume_group TARGET KEY BOOTSTRAP TOPIC N -> R[target.KEY.{join,rebalance,rps,mbps,records,dups,redelivered}]
+# GroupPerf: G_MEMBERS classic-protocol members (range assignor) join, read exactly N records once, then one
+# more member joins the stable group.
+consume_group() {
+  local t="$1" key="$2" bs="$3" topic="$4" n="$5" line
+  if (( ${#GP[@]} == 0 )); then note "$t" "$key: GroupPerf unavailable ($ACP_STATUS)"; return 1; fi
+  local cap=$(( RUN_TIMEOUT > 40 ? (RUN_TIMEOUT - 20) * 1000 : RUN_TIMEOUT * 500 ))
+  run "$t-$key" "$RUN_TIMEOUT" "${GP[@]}" --bootstrap-server "$bs" --topic "$topic" --num-records "$n" \
+    --members "$G_MEMBERS" --group "bench-$key-$t" --timeout-ms 60000 --max-ms "$cap"
+  local rc=$?
+  line="$(grep '^group-perf ' "$WORK/$t-$key.out" | tail -n 1)"
+  if [[ -z "$line" ]]; then
+    note "$t" "$key: no result (exit $rc; $(grep -m1 -E 'Exception|Error|GroupPerf:' "$WORK/$t-$key.err" "$WORK/$t-$key.out" | cut -c1-160))"
+    return 1
+  fi
+  local -A f=(); local kv
+  for kv in ${line#group-perf }; do f[${kv%%=*}]="${kv#*=}"; done
+  [[ "${f[join_ms]:--1}" == -* ]] || R[$t.$key.join]="${f[join_ms]}"
+  [[ "${f[rebalance_ms]:--1}" == -* ]] || R[$t.$key.rebalance]="${f[rebalance_ms]}"
+  if [[ "${f[consume_ms]:--1}" != -* ]]; then  # the consume phase ran
+    R[$t.$key.records]="${f[records]:-}"; R[$t.$key.dups]="${f[duplicates]:-}"; R[$t.$key.redelivered]="${f[redelivered]:-}"
+  fi
+  if [[ "${f[status]:-}" == ok || "${f[status]:-}" == rebalance_timeout ]] && [[ "${f[records]:-}" == "$n" ]]; then
+    R[$t.$key.rps]="$(printf '%.0f' "${f[records_per_sec]}")"; R[$t.$key.mbps]="${f[mb_per_sec]}"
+  fi
+  [[ "${f[status]:-}" == ok ]] || note "$t" "$key: GroupPerf stopped (${f[status]:-?}; exit $rc) after join_ms=${f[join_ms]:-?} records=${f[records]:-?} rebalance_ms=${f[rebalance_ms]:-?}"
+  [[ "${f[records]:-}" == "$n" ]] || note "$t" "$key: group read ${f[records]:-?} distinct records, $n were produced"
+  [[ "${f[end_offsets]:-}" == "$n" ]] || note "$t" "$key: end offsets of $topic sum to ${f[end_offsets]:-?}, $n were produced"
+  [[ "${f[duplicates]:-0}" == 0 ]] || note "$t" "$key: ${f[duplicates]} records delivered more than once across members"
+  [[ "${f[redelivered]:-0}" == 0 ]] || note "$t" "$key: ${f[redelivered]} records delivered again after the +1 rebalance (committed offsets not honoured)"
+  [[ "${f[member_errors]:-0}" == 0 ]] || note "$t" "$key: ${f[member_errors]} exceptions in member poll loops"
+  # Client-side warnings (e.g. failed offset commits) and the member states GroupPerf dumps on a timeout.
+  local w
+  w="$(grep -E '^\[.*\] (WARN|ERROR) ' "$WORK/$t-$key.err" | sed -E 's/^\[[^]]*\] //; s/clientId=group-perf-[0-9]+/clientId=group-perf-N/; s/partition [^ ]+ at offset [0-9]+/partition P at offset O/' | sort | uniq -c | sort -rn | head -n 3 | sed -E 's/^ *//' | cut -c1-200 | paste -sd '|' -)"
+  [[ -z "$w" ]] || note "$t" "$key: client log (count message): ${w//|/ || }"
   log "$t $key: $line"
   return 0
 }
@@ -331,8 +389,18 @@ bench_target() {
   rm -rf "$dir"; mkdir -p "$dir"
   port="$(free_port)"
   log "=== $t: starting"
-  if ! broker_start "$t" "$dir/main" "$port" "$START_TIMEOUT"; then
-    note "$t" "broker did not start: $START_FAIL"; return 1
+  local conf=""
+  if [[ "$t" == tributary ]]; then
+    # Same group.initial.rebalance.delay.ms as kafka-ref.sh gives Kafka (Tributary's default is 3000).
+    conf="$WORK/$t/groups.properties"; printf '%s\n' "$GROUP_DELAY_PROP" >"$conf"
+  fi
+  if ! broker_start "$t" "$dir/main" "$port" "$START_TIMEOUT" "$conf"; then
+    if [[ -n "$conf" ]]; then
+      note "$t" "did not start with --config $conf ($GROUP_DELAY_PROP): $START_FAIL; starting without it (its group.initial.rebalance.delay.ms default applies)"
+      broker_start "$t" "$dir/main" "$port" "$START_TIMEOUT" || { note "$t" "broker did not start: $START_FAIL"; return 1; }
+    else
+      note "$t" "broker did not start: $START_FAIL"; return 1
+    fi
   fi
   R[$t.start_ms]="$START_MS"
   [[ "$t" == kafka ]] && note kafka "start-up: port accepts after ${START_MS} ms, 'Kafka Server started' after ${KAFKA_READY_MS} ms (exec of kafka.Kafka, excludes StorageTool format)"
@@ -345,20 +413,23 @@ bench_target() {
     broker_stop "$t" "$dir/main"; return 1
   fi
   # Warm-up (JIT, page cache, segment creation), same for every broker; not reported.
-  if (( WARMUP > 0 )); then
+  if [[ "$ONLY" == all ]] && (( WARMUP > 0 )); then
     create_topic "$t" "$BS" bench-warmup
     produce "$t" warmup "$BS" bench-warmup "$WARMUP" 512 1 -1 || note "$t" "warm-up failed"
   fi
 
-  local spec key size n acks
-  for spec in "p100-a1 $S_SMALL $N_SMALL 1" "p100-all $S_SMALL $N_SMALL all" \
-              "p1k-a1 $S_LARGE $N_LARGE 1" "p1k-all $S_LARGE $N_LARGE all"; do
+  local spec key size n acks specs=()
+  [[ "$ONLY" == all ]] && specs=("p100-a1 $S_SMALL $N_SMALL 1" "p100-all $S_SMALL $N_SMALL all" \
+                                 "p1k-a1 $S_LARGE $N_LARGE 1" "p1k-all $S_LARGE $N_LARGE all")
+  for spec in "${specs[@]}"; do
     read -r key size n acks <<<"$spec"
     kill -0 "$PID" 2>/dev/null || { note "$t" "broker died before $key"; break; }
     create_topic "$t" "$BS" "bench-$key"
     produce "$t" "$key" "$BS" "bench-$key" "$n" "$size" "$acks" -1
   done
-  if kill -0 "$PID" 2>/dev/null; then
+  if [[ "$ONLY" == groups ]]; then
+    :
+  elif kill -0 "$PID" 2>/dev/null; then
     # Group-free reads first (the comparable measurement: both brokers in the same state), then the
     # group-based ConsumerPerformance (fails on Tributary until it has consumer groups).
     consume_assign "$t" a100 "$BS" bench-p100-a1 "$N_SMALL"
@@ -369,6 +440,17 @@ bench_target() {
     produce "$t" lat "$BS" bench-lat $(( LAT_RATE * LAT_SECS )) "$LAT_SIZE" "$LAT_ACKS" "$LAT_RATE"
   else
     note "$t" "broker died during the produce runs"
+  fi
+  # Consumer group: G_MEMBERS members on a G_PARTS-partition topic pre-filled with G_RECORDS records.
+  if kill -0 "$PID" 2>/dev/null; then
+    create_topic "$t" "$BS" bench-group "$G_PARTS"
+    if produce "$t" gload "$BS" bench-group "$G_RECORDS" "$G_SIZE" 1 -1; then
+      consume_group "$t" grp "$BS" bench-group "$G_RECORDS"
+    else
+      note "$t" "consumer group: pre-filling bench-group failed"
+    fi
+  else
+    note "$t" "broker died before the consumer-group section"
   fi
   R[$t.data_mib]="$(data_mib "$dir/main")"
   R[$t.hwm]="$(awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/$PID/status" 2>/dev/null)"
@@ -451,11 +533,14 @@ fmt_n() { printf "%'d" "$1" 2>/dev/null || echo "$1"; }
   echo "- machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2/1048576 }' /proc/meminfo), $(uname -r); $(java -version 2>&1 | head -n 1)"
   echo "- tributary: ${TRIB_BIN:-n/a}${TRIB_STATUS:+ ($TRIB_STATUS)}"
   echo "- kafka: $KAFKA_VERSION via hack/kafka-ref.sh (KRaft combined, ${KAFKA_REF_HEAP:--Xms1g -Xmx1g}, G1)"
-  echo "- client: kafka-tools $KAFKA_VERSION ProducerPerformance/ConsumerPerformance and hack/bench/AssignConsumerPerf.java (kafka-clients $KAFKA_VERSION), JVM $TOOL_HEAP, default client config + acks; client and broker share the machine"
-  echo "- warm-up before the load: $WARMUP x 512 B, acks=1 (not reported)"
-  echo "- load: $(fmt_n "$N_SMALL") x ${S_SMALL} B and $(fmt_n "$N_LARGE") x ${S_LARGE} B records, topics with $PARTS partitions (RF 1); latency: ${LAT_RATE} rec/s x ${LAT_SECS} s, ${LAT_SIZE} B, acks=$LAT_ACKS"
+  echo "- client: kafka-tools $KAFKA_VERSION ProducerPerformance/ConsumerPerformance and hack/bench/AssignConsumerPerf.java, hack/bench/GroupPerf.java (kafka-clients $KAFKA_VERSION), JVM $TOOL_HEAP, default client config + acks; client and broker share the machine"
+  [[ "$ONLY" == all ]] && echo "- warm-up before the load: $WARMUP x 512 B, acks=1 (not reported)"
+  echo "- consumer group: $G_MEMBERS members (+1), hack/bench/GroupPerf.java, group.protocol=classic, RangeAssignor (eager), default session/heartbeat settings, auto.offset.reset=earliest; topic with $G_PARTS partitions pre-filled with $(fmt_n "$G_RECORDS") x ${G_SIZE} B (acks=1); both brokers with $GROUP_DELAY_PROP"
+  [[ "$ONLY" == groups ]] && echo "- BENCH_ONLY=groups: only the consumer-group section (no warm-up)"
+  [[ "$ONLY" == all ]] && echo "- load: $(fmt_n "$N_SMALL") x ${S_SMALL} B and $(fmt_n "$N_LARGE") x ${S_LARGE} B records, topics with $PARTS partitions (RF 1); latency: ${LAT_RATE} rec/s x ${LAT_SECS} s, ${LAT_SIZE} B, acks=$LAT_ACKS"
   echo "- total wall time: $(( ($(now_ms) - T_BEGIN) / 1000 )) s; load average at start: $LOAD_BEGIN, at end: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews the numbers)"
   echo
+  if [[ "$ONLY" == all ]]; then
   echo "| Metric | Tributary | Kafka | Tributary / Kafka | better |"
   echo "|---|---:|---:|---:|---|"
   row "Produce ${S_SMALL} B acks=1, records/s" p100-a1.rps higher
@@ -493,6 +578,7 @@ fmt_n() { printf "%'d" "$1" 2>/dev/null || echo "$1"; }
   row "Peak RSS (VmHWM) over the run, MiB" hwm lower
   row "Start-up ms (exec → /readyz 200 / Kafka port accepts)" start_ms lower
   row "On-disk data after the load, MiB" data_mib lower
+  fi
   if (( RECOVERY_MB > 0 )); then
     row "Recovery: unflushed data at kill -9, MiB" rec_mib -
     row "Recovery: restart → ready after kill -9, ms" rec_ms lower
@@ -501,9 +587,29 @@ fmt_n() { printf "%'d" "$1" 2>/dev/null || echo "$1"; }
   fi
   echo
   echo "Ratios are Tributary / Kafka; \"better\" says which direction is good. n/a: not measured or failed (see notes)."
+  if [[ "$ONLY" == all ]]; then
   echo "\"assign, no group\" rows: hack/bench/AssignConsumerPerf.java (KafkaConsumer, assign() of all partitions + seekToBeginning, no group.id, default client config), reading the topics of the acks=1 produce rows; records/s and MB/s span metadata request → last record (connection set-up, offset reset and client warm-up included, as in time to first record); \"after the first record\" is the steady fetch phase only."
-  echo "ConsumerPerformance rates exclude the group join (fetch.* columns) unless stated; they need consumer groups (FindCoordinator), which Tributary does not implement yet, so its column is n/a there."
+  echo "ConsumerPerformance rates exclude the group join (fetch.* columns) unless stated."
   [[ "$KAFKA_RECOVERY" == 1 ]] || echo "Recovery is measured for Tributary only (BENCH_KAFKA_RECOVERY=1 adds Kafka)."
+  fi
+  echo
+  echo "## Consumer group, N=$G_MEMBERS members, $G_PARTS partitions"
+  echo
+  echo "| Metric | Tributary | Kafka | Tributary / Kafka | better |"
+  echo "|---|---:|---:|---:|---|"
+  row "Initial join (first subscribe → all $G_MEMBERS assigned, every partition once), ms" grp.join lower
+  row "Rebalance on +1 member (subscribe → all $(( G_MEMBERS + 1 )) assigned), ms" grp.rebalance lower
+  row "Group consume ${G_SIZE} B, records/s" grp.rps higher
+  row "Group consume ${G_SIZE} B, MB/s" grp.mbps higher
+  row "Group consume: distinct records read (of $G_RECORDS)" grp.records -
+  row "Group consume: records delivered twice" grp.dups lower
+  row "Produce ${G_SIZE} B acks=1 into the $G_PARTS-partition topic, records/s" gload.rps higher
+  if [[ "$ONLY" == groups ]]; then
+    row "Idle RSS after start, MiB" rss lower
+    row "Peak RSS (VmHWM) over the run, MiB" hwm lower
+  fi
+  echo
+  echo "GroupPerf (hack/bench/GroupPerf.java): $G_MEMBERS KafkaConsumer threads, same group.id, group.protocol=classic, partition.assignment.strategy=RangeAssignor, auto.offset.reset=earliest, otherwise default config (session.timeout.ms 45000, heartbeat.interval.ms 3000, auto-commit on). Join: first subscribe() → every member has an assignment of the same generation covering each partition exactly once (partitions stay paused until then). Consume: resume → the $(fmt_n "$G_RECORDS")th distinct record (duplicates checked per partition/offset across members). Rebalance: the extra member's subscribe() → all $(( G_MEMBERS + 1 )) members stable in a newer generation (eager protocol: includes the members' wait for their next heartbeat, up to heartbeat.interval.ms, and their offset commit before revoking). Both brokers: $GROUP_DELAY_PROP."
   echo
   echo "## Notes"
   echo
