@@ -1,0 +1,693 @@
+//! Behaviour of compaction as a consumer and a restart see it: exact keys, values and offsets.
+#![allow(clippy::unwrap_used)]
+
+use std::{collections::BTreeMap, os::unix::fs::FileExt, path::Path};
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::{
+    protocol::StrBytes,
+    records::{
+        Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
+        TimestampType as RecordTimestampType,
+    },
+};
+use proptest::prelude::*;
+
+use super::super::{batch, segment::segment_path, Log, LogConfig, ReadSlice};
+use super::*;
+
+const DAY: i64 = 24 * 60 * 60 * 1000;
+
+fn config() -> LogConfig {
+    LogConfig {
+        segment_bytes: 600,
+        index_interval_bytes: 100,
+        retention_ms: -1,
+        compact: true,
+        delete_retention_ms: DAY,
+        ..LogConfig::default()
+    }
+}
+
+fn open(dir: &Path) -> Log {
+    Log::open(dir, config(), 0, true).unwrap().0
+}
+
+/// Reopens after a crash: every segment is scanned.
+fn reopen_after_crash(dir: &Path) -> (Log, super::super::RecoveryReport) {
+    Log::open(dir, config(), 0, false).unwrap()
+}
+
+fn record(offset: i64, key: Option<&str>, value: Option<&str>, ts: i64) -> Record {
+    let mut r = Record {
+        transactional: false,
+        control: false,
+        delete_horizon: false,
+        partition_leader_epoch: 3,
+        producer_id: 77,
+        producer_epoch: 2,
+        timestamp_type: RecordTimestampType::Creation,
+        offset,
+        sequence: 100 + offset as i32,
+        timestamp: ts,
+        key: key.map(|k| Bytes::from(k.to_owned())),
+        value: value.map(|v| Bytes::from(v.to_owned())),
+        headers: Default::default(),
+    };
+    r.headers.insert(
+        StrBytes::from_static_str("h"),
+        Some(Bytes::from(format!("hdr-{offset}"))),
+    );
+    r
+}
+
+fn encode(records: &[Record], compression: Compression) -> Vec<u8> {
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression,
+        },
+    )
+    .unwrap();
+    buf.to_vec()
+}
+
+/// Appends one batch of (key, value) pairs, all stamped `ts`; returns the first offset.
+fn put_batch(
+    log: &mut Log,
+    pairs: &[(&str, Option<&str>)],
+    ts: i64,
+    compression: Compression,
+) -> i64 {
+    let records: Vec<Record> = pairs
+        .iter()
+        .enumerate()
+        .map(|(i, (k, v))| record(i as i64, Some(k), *v, ts))
+        .collect();
+    let mut bytes = encode(&records, compression);
+    log.append(&mut bytes, ts).unwrap().first_offset
+}
+
+fn put(log: &mut Log, key: &str, value: Option<&str>, ts: i64) -> i64 {
+    put_batch(log, &[(key, value)], ts, Compression::None)
+}
+
+/// One record as a consumer sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Seen {
+    offset: i64,
+    key: Option<String>,
+    value: Option<String>,
+    timestamp: i64,
+    compression: u8,
+    record: Record,
+}
+
+fn text(b: &Option<Bytes>) -> Option<String> {
+    b.as_ref().map(|b| String::from_utf8(b.to_vec()).unwrap())
+}
+
+fn slice_bytes(s: &ReadSlice) -> Vec<u8> {
+    let mut buf = vec![0u8; s.len];
+    s.file.read_exact_at(&mut buf, s.position).unwrap();
+    buf
+}
+
+fn decode_slice(bytes: &[u8]) -> Vec<Seen> {
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while pos < bytes.len() {
+        let h = batch::parse_header(&bytes[pos..], pos as u64).unwrap();
+        let raw = &bytes[pos..pos + h.size as usize];
+        batch::check_stored_batch(raw, 0).unwrap();
+        let set = RecordBatchDecoder::decode(&mut Bytes::copy_from_slice(raw)).unwrap();
+        assert_eq!(set.records.len(), h.record_count as usize);
+        assert_eq!(
+            set.records.last().unwrap().offset,
+            h.last_offset,
+            "a batch's lastOffsetDelta must point at its last record"
+        );
+        for r in set.records {
+            out.push(Seen {
+                offset: r.offset,
+                key: text(&r.key),
+                value: text(&r.value),
+                timestamp: r.timestamp,
+                compression: h.compression(),
+                record: r,
+            });
+        }
+        pos += h.size as usize;
+    }
+    out
+}
+
+/// Every record from the log start to the end, fetched the way a consumer does (read, advance past the last
+/// batch returned).
+fn read_all(log: &Log) -> Vec<Seen> {
+    let mut out: Vec<Seen> = Vec::new();
+    let mut offset = log.log_start_offset();
+    while offset < log.log_end_offset() {
+        let slice = log.read(offset, 700).unwrap();
+        if slice.len == 0 {
+            break;
+        }
+        let bytes = slice_bytes(&slice);
+        let mut pos = 0;
+        while pos < bytes.len() {
+            let h = batch::parse_header(&bytes[pos..], 0).unwrap();
+            offset = h.last_offset + 1;
+            pos += h.size as usize;
+        }
+        out.extend(decode_slice(&bytes));
+    }
+    let offsets: Vec<i64> = out.iter().map(|s| s.offset).collect();
+    assert!(
+        offsets.windows(2).all(|w| w[0] < w[1]),
+        "offsets must strictly ascend: {offsets:?}"
+    );
+    out
+}
+
+/// (key, value) pairs in offset order.
+fn pairs(seen: &[Seen]) -> Vec<(i64, String, Option<String>)> {
+    seen.iter()
+        .map(|s| (s.offset, s.key.clone().unwrap_or_default(), s.value.clone()))
+        .collect()
+}
+
+fn leftover_files(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(".cleaned") || n.ends_with(".swap"))
+        .collect()
+}
+
+/// The scenario most tests share: keys k0..k4 overwritten 12 times each, k3 deleted by a tombstone at
+/// offset 58, ts = 1000 + offset, all in inactive segments; then k5 at offset 60 in the active segment. Returns the model: key -> (offset, value) of its latest record.
+fn overwrite_scenario(log: &mut Log) -> BTreeMap<String, (i64, Option<String>)> {
+    let mut model = BTreeMap::new();
+    for i in 0..60i64 {
+        let key = format!("k{}", i % 5);
+        let value = if i == 58 { None } else { Some(format!("v{i}")) };
+        let offset = put(log, &key, value.as_deref(), 1000 + i);
+        assert_eq!(offset, i);
+        model.insert(key, (offset, value));
+    }
+    // Keeps the tombstone out of the active segment.
+    log.roll().unwrap();
+    put(log, "k5", Some("v60"), 1060);
+    model.insert("k5".into(), (60, Some("v60".into())));
+    model
+}
+
+#[test]
+fn log_compaction_keeps_the_latest_record_per_key_and_its_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path());
+    let model = overwrite_scenario(&mut log);
+    assert!(
+        log.segment_count() >= 4,
+        "scenario must span several segments"
+    );
+    let (start, end) = (log.log_start_offset(), log.log_end_offset());
+
+    let report = log.clean_now(1000 + 58 + DAY).unwrap().unwrap();
+    assert_eq!(report.outcome, CleanOutcome::Installed);
+    assert_eq!(report.first_dirty_offset, 0);
+    assert_eq!(report.first_uncleanable_offset, 60);
+    assert_eq!(report.stats.tombstones_removed, 0);
+    assert_eq!(log.cleaner_checkpoint(), 60);
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (start, end));
+
+    // Inactive part: the latest record of every key, the tombstone still there (not yet past the horizon).
+    let expected = vec![
+        (55, "k0".to_owned(), Some("v55".to_owned())),
+        (56, "k1".to_owned(), Some("v56".to_owned())),
+        (57, "k2".to_owned(), Some("v57".to_owned())),
+        (58, "k3".to_owned(), None),
+        (59, "k4".to_owned(), Some("v59".to_owned())),
+        (60, "k5".to_owned(), Some("v60".to_owned())),
+    ];
+    let seen = read_all(&log);
+    assert_eq!(pairs(&seen), expected);
+    assert_eq!(seen[0].timestamp, 1055, "timestamps are kept");
+    assert_eq!(
+        seen[0]
+            .record
+            .headers
+            .get(&StrBytes::from_static_str("h"))
+            .cloned()
+            .flatten(),
+        Some(Bytes::from("hdr-0")),
+        "headers are kept"
+    );
+    // The model agrees with what a consumer reading from the start ends up with.
+    let mut consumer = BTreeMap::new();
+    for (offset, k, v) in pairs(&seen) {
+        consumer.insert(k, (offset, v));
+    }
+    assert_eq!(consumer, model);
+
+    // Nothing new is dirty and the tombstone has not expired: no clean is due.
+    assert!(log.compaction_plan(1000 + 58 + DAY).is_none());
+    // Past delete.retention.ms the expired tombstone alone makes a clean due, and it goes.
+    let report = log.clean_now(1000 + 58 + DAY + 1).unwrap().unwrap();
+    assert_eq!(report.stats.tombstones_removed, 1);
+    let after: Vec<_> = expected.iter().filter(|p| p.1 != "k3").cloned().collect();
+    assert_eq!(pairs(&read_all(&log)), after);
+    assert!(leftover_files(dir.path()).is_empty());
+
+    // Everything survives a restart, including the cleaner checkpoint.
+    drop(log);
+    let (log, report) = reopen_after_crash(dir.path());
+    assert_eq!(
+        report.bytes_truncated, 0,
+        "compacted batches must pass recovery"
+    );
+    assert_eq!(pairs(&read_all(&log)), after);
+    assert_eq!(log.cleaner_checkpoint(), 60);
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (start, end));
+}
+
+#[test]
+fn log_compaction_reencodes_partial_batches_with_their_codec() {
+    for codec in [
+        Compression::None,
+        Compression::Gzip,
+        Compression::Snappy,
+        Compression::Lz4,
+        Compression::Zstd,
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = open(dir.path());
+        // Offsets 0-3: a, b, a, c; then 4-5: b, x. Survivors of the first batch: 2 (a), 3 (c).
+        put_batch(
+            &mut log,
+            &[
+                ("a", Some("a0")),
+                ("b", Some("b1")),
+                ("a", Some("a2")),
+                ("c", Some("c3")),
+            ],
+            5000,
+            codec,
+        );
+        put_batch(
+            &mut log,
+            &[("b", Some("b4")), ("x", Some("x5"))],
+            6000,
+            codec,
+        );
+        log.roll().unwrap();
+        put(&mut log, "z", Some("z"), 7000);
+        log.clean_now(8000).unwrap().unwrap();
+
+        let seen = read_all(&log);
+        assert_eq!(
+            pairs(&seen),
+            vec![
+                (2, "a".into(), Some("a2".into())),
+                (3, "c".into(), Some("c3".into())),
+                (4, "b".into(), Some("b4".into())),
+                (5, "x".into(), Some("x5".into())),
+                (6, "z".into(), Some("z".into())),
+            ],
+            "{codec:?}"
+        );
+        for s in &seen[..4] {
+            assert_eq!(s.compression, codec as u8, "{codec:?} codec is kept");
+            assert_eq!(s.record.producer_id, 77);
+            assert_eq!(s.record.producer_epoch, 2);
+            assert_eq!(s.record.partition_leader_epoch, 3);
+        }
+        // Sequence numbers follow the offsets inside each original batch.
+        assert_eq!(seen[0].record.sequence, 102, "{codec:?}");
+        assert_eq!(seen[1].record.sequence, 103, "{codec:?}");
+        // The fully retained second batch is copied byte for byte.
+        assert_eq!(seen[2].record.sequence, 100, "{codec:?}");
+    }
+}
+
+#[test]
+fn log_compaction_encoder_keeps_offset_gaps_as_deltas() {
+    let records = vec![
+        record(10, Some("a"), Some("1"), 1),
+        record(13, Some("b"), Some("2"), 2),
+        record(17, Some("c"), None, 3),
+    ];
+    for codec in [Compression::None, Compression::Zstd] {
+        let bytes = encode(&records, codec);
+        let h = batch::parse_header(&bytes, 0).unwrap();
+        assert_eq!((h.base_offset, h.last_offset, h.record_count), (10, 17, 3));
+        assert_eq!(h.size as usize, bytes.len(), "one batch");
+        batch::check_stored_batch(&bytes, 0).unwrap();
+        assert!(
+            batch::check_batch(&bytes, 0).is_err(),
+            "a producer may not send gaps"
+        );
+        let offsets: Vec<i64> = decode_slice(&bytes).iter().map(|s| s.offset).collect();
+        assert_eq!(offsets, vec![10, 13, 17]);
+    }
+}
+
+#[test]
+fn log_compaction_read_at_a_removed_offset_returns_the_next_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path());
+    overwrite_scenario(&mut log);
+    log.clean_now(2000).unwrap().unwrap();
+    for offset in 0..=55 {
+        let slice = log.read(offset, 1).unwrap();
+        assert_eq!(slice.first_batch_base_offset, 55, "read at {offset}");
+    }
+    assert_eq!(log.read(57, 1).unwrap().first_batch_base_offset, 57);
+    assert_eq!(
+        log.read(0, 1).unwrap().len,
+        slice_bytes(&log.read(55, 1).unwrap()).len()
+    );
+    assert!(log.read(-1, 1).is_err());
+}
+
+#[test]
+fn log_compaction_appends_during_execute_are_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path());
+    overwrite_scenario(&mut log);
+    let plan = log.compaction_plan(2000).unwrap();
+    // The lock is free while the plan executes: producers keep appending and the log keeps rolling.
+    let segments_before = log.segment_count();
+    for i in 61..100 {
+        assert_eq!(put(&mut log, "k1", Some(&format!("v{i}")), 1000 + i), i);
+    }
+    assert!(log.segment_count() > segments_before, "appends must roll");
+    let cleaned = plan.execute().unwrap();
+    put(&mut log, "k2", Some("v100"), 1100);
+    let report = log.install_cleaned(cleaned).unwrap();
+    assert_eq!(report.outcome, CleanOutcome::Installed);
+    assert_eq!(log.log_end_offset(), 101);
+    let seen = pairs(&read_all(&log));
+    assert_eq!(
+        seen[..5].iter().map(|p| p.0).collect::<Vec<_>>(),
+        vec![55, 56, 57, 58, 59]
+    );
+    let tail: Vec<i64> = seen[5..].iter().map(|p| p.0).collect();
+    assert_eq!(
+        tail,
+        (60..101).collect::<Vec<_>>(),
+        "uncleaned appends untouched"
+    );
+    // Next clean picks up the new dirty range.
+    log.roll().unwrap();
+    log.clean_now(3000).unwrap().unwrap();
+    let keys: Vec<_> = pairs(&read_all(&log));
+    assert_eq!(
+        keys,
+        vec![
+            (55, "k0".into(), Some("v55".into())),
+            (58, "k3".into(), None),
+            (59, "k4".into(), Some("v59".into())),
+            (60, "k5".into(), Some("v60".into())),
+            (99, "k1".into(), Some("v99".into())),
+            (100, "k2".into(), Some("v100".into())),
+        ]
+    );
+}
+
+#[test]
+fn log_compaction_fetch_holding_an_old_file_still_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path());
+    overwrite_scenario(&mut log);
+    let before = log.read(0, 200).unwrap();
+    let bytes_before = slice_bytes(&before);
+    log.clean_now(2000).unwrap().unwrap();
+    // The in-flight fetch still holds the replaced segment's inode.
+    let again = slice_bytes(&before);
+    assert_eq!(again, bytes_before);
+    let seen = decode_slice(&again);
+    assert_eq!(seen[0].offset, 0);
+    assert_eq!(seen[0].value.as_deref(), Some("v0"));
+}
+
+#[test]
+fn log_compaction_stale_plan_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path());
+    overwrite_scenario(&mut log);
+    let all_before = pairs(&read_all(&log));
+    let cleaned = log.compaction_plan(2000).unwrap().execute().unwrap();
+    log.truncate_to(30).unwrap();
+    let report = log.install_cleaned(cleaned).unwrap();
+    assert_eq!(report.outcome, CleanOutcome::Stale);
+    assert!(leftover_files(dir.path()).is_empty());
+    assert_eq!(pairs(&read_all(&log)), all_before[..30].to_vec());
+    assert_eq!(log.cleaner_checkpoint(), 0);
+    // A dropped, never installed result also cleans up after itself.
+    log.roll().unwrap();
+    drop(log.compaction_plan(2000).unwrap().execute().unwrap());
+    assert!(leftover_files(dir.path()).is_empty());
+}
+
+#[test]
+fn log_compaction_truncation_below_the_checkpoint_makes_data_dirty_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path());
+    overwrite_scenario(&mut log);
+    log.clean_now(2000).unwrap().unwrap();
+    assert_eq!(log.cleaner_checkpoint(), 60);
+    log.truncate_to(57).unwrap();
+    let end = log.log_end_offset();
+    assert!(end <= 57);
+    assert_eq!(log.cleaner_checkpoint(), end);
+    drop(log);
+    assert_eq!(open(dir.path()).cleaner_checkpoint(), end, "persisted");
+}
+
+#[test]
+fn log_compaction_is_due_by_dirty_ratio_and_lag_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path());
+    overwrite_scenario(&mut log);
+    let mut cfg = config();
+    cfg.compact = false;
+    log.set_config(cfg.clone());
+    assert!(log.compaction_plan(2000).is_none(), "compact is off");
+    cfg.compact = true;
+    cfg.min_compaction_lag_ms = 100;
+    log.set_config(cfg.clone());
+    // At 1130, a segment holding a record stamped after 1030 (offset > 30) is too young to clean.
+    let plan = log.compaction_plan(1130).unwrap();
+    assert!(plan.first_uncleanable_offset() > 0);
+    assert!(plan.first_uncleanable_offset() <= 31);
+    let end = plan.first_uncleanable_offset();
+    log.install_cleaned(plan.execute().unwrap()).unwrap();
+    assert_eq!(log.cleaner_checkpoint(), end);
+    let seen = read_all(&log);
+    assert!(
+        seen.iter().any(|s| s.offset == end),
+        "the first young segment is untouched"
+    );
+    // After one clean with the lag met the whole inactive range is clean; a small dirty tail is below the ratio.
+    cfg.min_compaction_lag_ms = 0;
+    log.set_config(cfg.clone());
+    log.clean_now(2000).unwrap().unwrap();
+    log.roll().unwrap();
+    assert!(
+        log.compaction_plan(2000).is_none(),
+        "1 dirty record of 6 is below 0.5"
+    );
+    cfg.min_cleanable_dirty_ratio = 0.1;
+    log.set_config(cfg);
+    assert!(log.compaction_plan(2000).is_some());
+}
+
+#[test]
+fn log_compaction_policy_without_delete_skips_retention() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path());
+    overwrite_scenario(&mut log);
+    let mut cfg = config();
+    cfg.retention_ms = 1;
+    cfg.delete = false;
+    log.set_config(cfg.clone());
+    assert_eq!(log.apply_retention(i64::MAX / 2).unwrap(), 0);
+    assert_eq!(log.log_start_offset(), 0);
+    cfg.delete = true;
+    log.set_config(cfg);
+    assert!(log.apply_retention(i64::MAX / 2).unwrap() > 0);
+}
+
+#[test]
+fn log_compaction_empty_segments_are_removed_except_the_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path());
+    overwrite_scenario(&mut log);
+    let before = log.segment_count();
+    log.clean_now(2000).unwrap().unwrap();
+    assert!(log.segment_count() < before);
+    assert_eq!(log.log_start_offset(), 0);
+    assert!(
+        segment_path(dir.path(), 0, "log").exists(),
+        "first segment stays"
+    );
+    drop(log);
+    let log = open(dir.path());
+    assert_eq!(log.log_start_offset(), 0, "log start survives a restart");
+    // Retention can still delete past the empty first segment.
+    let mut log = log;
+    let mut cfg = config();
+    cfg.retention_ms = 10;
+    log.set_config(cfg);
+    assert!(log.apply_retention(1_000_000).unwrap() >= 2);
+    assert!(log.log_start_offset() > 0);
+}
+
+/// Runs a clean that "crashes" after `steps` file operations of the install, reopens the directory as
+/// after a crash and checks it: no leftovers, no record lost, no key resurrected, offsets ascending.
+/// Returns whether the install finished.
+fn crash_at(steps: usize) -> bool {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path());
+    let model = overwrite_scenario(&mut log);
+    let end = log.log_end_offset();
+    // Past the horizon: the k3 tombstone is dropped, the hardest case for resurrection.
+    let now = 1000 + 58 + DAY + 1;
+    let cleaned = log.compaction_plan(now).unwrap().execute().unwrap();
+    let finished = log.install_cleaned_steps(cleaned, steps).unwrap().is_some();
+    drop(log);
+
+    let (mut log, _) = reopen_after_crash(dir.path());
+    assert!(leftover_files(dir.path()).is_empty(), "step {steps}");
+    assert_eq!(log.log_end_offset(), end, "step {steps}");
+    assert_eq!(log.log_start_offset(), 0, "step {steps}");
+    let check = |log: &Log, fully: bool| {
+        let seen = read_all(log);
+        let mut last = BTreeMap::new();
+        for s in &seen {
+            last.insert(s.key.clone().unwrap(), (s.offset, s.value.clone()));
+        }
+        for (key, (offset, value)) in &model {
+            let copies = seen.iter().filter(|s| s.offset == *offset).count();
+            match value {
+                Some(_) => {
+                    assert_eq!(
+                        last.get(key),
+                        Some(&(*offset, value.clone())),
+                        "step {steps} {key}"
+                    );
+                    assert_eq!(copies, 1, "step {steps}: latest {key} exactly once");
+                }
+                // Deleted: the tombstone may be gone, but no older value may show.
+                None => assert!(
+                    last.get(key).is_none_or(|l| l == &(*offset, None)),
+                    "step {steps}: {key} resurrected as {:?}",
+                    last.get(key)
+                ),
+            }
+        }
+        if fully {
+            assert_eq!(
+                seen.len(),
+                model.len() - 1,
+                "step {steps}: {:?}",
+                pairs(&seen)
+            );
+        }
+    };
+    check(&log, finished);
+    // Whatever state the crash left, the next clean reaches the fully compacted log.
+    log.clean_now(now).unwrap();
+    check(&log, true);
+    finished
+}
+
+#[test]
+fn log_compaction_survives_a_crash_at_every_install_step() {
+    let mut steps = 0;
+    while !crash_at(steps) {
+        steps += 1;
+    }
+    assert!(steps > 10, "the install has many steps, got {steps}");
+}
+
+#[test]
+fn log_compaction_recovery_drops_cleaned_files_and_completes_swaps() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path());
+    overwrite_scenario(&mut log);
+    let seen_before = pairs(&read_all(&log));
+    // Crash during execute: a half-written cleaned segment next to the originals.
+    std::fs::write(segment_path(dir.path(), 0, "log.cleaned"), b"partial").unwrap();
+    std::fs::write(segment_path(dir.path(), 0, "index.cleaned"), b"").unwrap();
+    drop(log);
+    let (log, report) = reopen_after_crash(dir.path());
+    assert_eq!(report.swaps_completed, 0);
+    assert_eq!(pairs(&read_all(&log)), seen_before);
+    assert!(leftover_files(dir.path()).is_empty());
+
+    // A decided swap, built by hand: segment 0's swap holds only its last batch.
+    let first = log.read(0, 1).unwrap();
+    let second_base = log.segments.keys().nth(1).copied().unwrap();
+    let slice = log.read(second_base - 1, 1).unwrap();
+    assert_eq!(first.first_batch_base_offset, 0);
+    std::fs::write(segment_path(dir.path(), 0, "log.swap"), slice_bytes(&slice)).unwrap();
+    drop(log);
+    let (log, report) = reopen_after_crash(dir.path());
+    assert_eq!(report.swaps_completed, 1);
+    let seen = pairs(&read_all(&log));
+    assert_eq!(seen[0], seen_before[second_base as usize - 1]);
+    assert_eq!(seen[1..], seen_before[second_base as usize..]);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(40))]
+
+    /// Random appends (values and tombstones over a few keys), rolls and cleans: a consumer reading the
+    /// whole log always ends with the model map, and below the cleaner checkpoint each key appears once.
+    #[test]
+    fn log_compaction_matches_a_model_map(
+        ops in prop::collection::vec((0u8..6, prop::option::weighted(0.8, 0u16..1000), 0u8..10), 1..120)
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = open(dir.path());
+        let mut model: BTreeMap<String, Option<String>> = BTreeMap::new();
+        let mut now = 10_000i64;
+        for (key, value, action) in ops {
+            now += 1000;
+            let key = format!("key-{key}");
+            let value = value.map(|v| format!("value-{v}"));
+            put(&mut log, &key, value.as_deref(), now);
+            model.insert(key, value);
+            match action {
+                0 => { log.roll().unwrap(); }
+                1 => { log.clean_now(now).unwrap(); }
+                // Far enough ahead that every tombstone so far has expired.
+                2 => { log.clean_now(now + DAY + 1).unwrap(); }
+                _ => {}
+            }
+            let seen = read_all(&log);
+            let mut consumer: BTreeMap<String, Option<String>> = BTreeMap::new();
+            for s in &seen {
+                consumer.insert(s.key.clone().unwrap(), s.value.clone());
+            }
+            for (k, v) in &model {
+                match v {
+                    Some(_) => prop_assert_eq!(consumer.get(k), Some(v), "key {}", k),
+                    None => prop_assert!(consumer.get(k).is_none_or(|c| c.is_none()), "key {} resurrected", k),
+                }
+            }
+            prop_assert!(consumer.keys().all(|k| model.contains_key(k)));
+            let clean: Vec<_> = seen.iter().filter(|s| s.offset < log.cleaner_checkpoint()).collect();
+            let mut keys: Vec<_> = clean.iter().map(|s| s.key.clone()).collect();
+            let n = keys.len();
+            keys.sort();
+            keys.dedup();
+            prop_assert_eq!(keys.len(), n, "a key appears twice below the checkpoint");
+        }
+    }
+}
