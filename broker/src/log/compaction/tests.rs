@@ -285,14 +285,14 @@ fn log_compaction_reencodes_partial_batches_with_their_codec() {
     ] {
         let dir = tempfile::tempdir().unwrap();
         let mut log = open(dir.path());
-        // Offsets 0-3: a, b, a, c; then 4-5: b, x. Survivors of the first batch: 2 (a), 3 (c).
+        // Offsets 0-3: a, b, c, d; then 4-5: b, x. Survivors of the first batch: 0, 2, 3 (a gap at 1).
         put_batch(
             &mut log,
             &[
                 ("a", Some("a0")),
                 ("b", Some("b1")),
-                ("a", Some("a2")),
-                ("c", Some("c3")),
+                ("c", Some("c2")),
+                ("d", Some("d3")),
             ],
             5000,
             codec,
@@ -305,31 +305,44 @@ fn log_compaction_reencodes_partial_batches_with_their_codec() {
         );
         log.roll().unwrap();
         put(&mut log, "z", Some("z"), 7000);
+        let before_second = log.read(4, 1).unwrap();
         log.clean_now(8000).unwrap().unwrap();
 
         let seen = read_all(&log);
         assert_eq!(
             pairs(&seen),
             vec![
-                (2, "a".into(), Some("a2".into())),
-                (3, "c".into(), Some("c3".into())),
+                (0, "a".into(), Some("a0".into())),
+                (2, "c".into(), Some("c2".into())),
+                (3, "d".into(), Some("d3".into())),
                 (4, "b".into(), Some("b4".into())),
                 (5, "x".into(), Some("x5".into())),
                 (6, "z".into(), Some("z".into())),
             ],
             "{codec:?}"
         );
-        for s in &seen[..4] {
+        for s in &seen[..5] {
             assert_eq!(s.compression, codec as u8, "{codec:?} codec is kept");
             assert_eq!(s.record.producer_id, 77);
             assert_eq!(s.record.producer_epoch, 2);
             assert_eq!(s.record.partition_leader_epoch, 3);
         }
         // Sequence numbers follow the offsets inside each original batch.
-        assert_eq!(seen[0].record.sequence, 102, "{codec:?}");
-        assert_eq!(seen[1].record.sequence, 103, "{codec:?}");
+        let sequences: Vec<i32> = seen.iter().map(|s| s.record.sequence).collect();
+        assert_eq!(sequences[..4], [100, 102, 103, 100], "{codec:?}");
+        assert_eq!(seen[3].timestamp, 6000, "{codec:?}");
         // The fully retained second batch is copied byte for byte.
-        assert_eq!(seen[2].record.sequence, 100, "{codec:?}");
+        assert_eq!(
+            slice_bytes(&log.read(4, 1).unwrap()),
+            slice_bytes(&before_second),
+            "{codec:?}"
+        );
+
+        // A batch with an offset gap passes the recovery scan of an unclean restart.
+        drop(log);
+        let (log, report) = reopen_after_crash(dir.path());
+        assert_eq!(report.bytes_truncated, 0, "{codec:?}");
+        assert_eq!(read_all(&log), seen, "{codec:?}");
     }
 }
 
@@ -560,8 +573,19 @@ fn crash_at(steps: usize) -> bool {
     let cleaned = log.compaction_plan(now).unwrap().execute().unwrap();
     let finished = log.install_cleaned_steps(cleaned, steps).unwrap().is_some();
     drop(log);
+    let decided = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter(|e| {
+            let name = e.as_ref().unwrap().file_name();
+            name.to_str().unwrap().ends_with(".log.swap")
+        })
+        .count();
 
-    let (mut log, _) = reopen_after_crash(dir.path());
+    let (mut log, report) = reopen_after_crash(dir.path());
+    assert_eq!(
+        report.swaps_completed, decided,
+        "step {steps}: decided swaps are completed"
+    );
     assert!(leftover_files(dir.path()).is_empty(), "step {steps}");
     assert_eq!(log.log_end_offset(), end, "step {steps}");
     assert_eq!(log.log_start_offset(), 0, "step {steps}");
@@ -690,4 +714,48 @@ proptest! {
             prop_assert_eq!(keys.len(), n, "a key appears twice below the checkpoint");
         }
     }
+}
+
+#[test]
+fn log_compaction_keeps_no_sequence_and_log_append_time_batches_as_they_were() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path());
+    let mut cfg = config();
+    cfg.timestamp_type = crate::log::TimestampType::LogAppendTime;
+    log.set_config(cfg);
+    // A non-idempotent producer: no producer id, no sequence.
+    let records: Vec<Record> = [("a", "1"), ("b", "2"), ("a", "3"), ("c", "4")]
+        .iter()
+        .enumerate()
+        .map(|(i, (k, v))| {
+            let mut r = record(i as i64, Some(k), Some(v), 500);
+            r.producer_id = -1;
+            r.producer_epoch = -1;
+            // The encoder derives base_sequence from the first record; the rest must follow the offsets.
+            r.sequence = -1 + i as i32;
+            r
+        })
+        .collect();
+    let mut bytes = encode(&records, Compression::Lz4);
+    let produced = batch::parse_header(&bytes, 0).unwrap();
+    assert_eq!(
+        (produced.base_sequence, produced.size as usize),
+        (-1, bytes.len())
+    );
+    log.append(&mut bytes, 9000).unwrap();
+    log.roll().unwrap();
+    put(&mut log, "z", Some("z"), 9500);
+    log.clean_now(10_000).unwrap().unwrap();
+
+    let slice = log.read(0, 1).unwrap();
+    let raw = slice_bytes(&slice);
+    let h = batch::parse_header(&raw, 0).unwrap();
+    assert_eq!((h.base_offset, h.last_offset, h.record_count), (1, 3, 3));
+    assert_eq!(h.base_sequence, -1, "no sequence stays no sequence");
+    assert_eq!(h.producer_id, -1);
+    assert!(h.is_log_append_time(), "LogAppendTime attribute is kept");
+    assert_eq!(h.max_timestamp, 9000, "the broker's append time is kept");
+    assert_eq!(h.compression(), Compression::Lz4 as u8);
+    let kept: Vec<_> = decode_slice(&raw).into_iter().map(|s| s.offset).collect();
+    assert_eq!(kept, vec![1, 2, 3]);
 }
