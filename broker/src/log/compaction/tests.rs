@@ -438,13 +438,19 @@ fn log_compaction_fetch_holding_an_old_file_still_reads() {
     overwrite_scenario(&mut log);
     let before = log.read(0, 200).unwrap();
     let bytes_before = slice_bytes(&before);
+    // Segment holding offset 20 is left without live records: it is removed, not replaced.
+    let removed = log.read(20, 200).unwrap();
+    let removed_before = slice_bytes(&removed);
     log.clean_now(2000).unwrap().unwrap();
-    // The in-flight fetch still holds the replaced segment's inode.
+    assert!(log.read(20, 1).unwrap().first_batch_base_offset > 20);
+    // The in-flight fetches still hold the replaced and the removed segments' inodes.
     let again = slice_bytes(&before);
     assert_eq!(again, bytes_before);
     let seen = decode_slice(&again);
     assert_eq!(seen[0].offset, 0);
     assert_eq!(seen[0].value.as_deref(), Some("v0"));
+    assert_eq!(slice_bytes(&removed), removed_before);
+    assert_eq!(decode_slice(&removed_before)[0].offset, 20);
 }
 
 #[test]
@@ -675,7 +681,8 @@ proptest! {
     /// whole log always ends with the model map, and below the cleaner checkpoint each key appears once.
     #[test]
     fn log_compaction_matches_a_model_map(
-        ops in prop::collection::vec((0u8..6, prop::option::weighted(0.8, 0u16..1000), 0u8..10), 1..120)
+        ops in prop::collection::vec((0u8..6, prop::option::weighted(0.8, 0u16..1000), 0u8..12), 1..120),
+        crash_step in 0usize..30,
     ) {
         let dir = tempfile::tempdir().unwrap();
         let mut log = open(dir.path());
@@ -692,6 +699,17 @@ proptest! {
                 1 => { log.clean_now(now).unwrap(); }
                 // Far enough ahead that every tombstone so far has expired.
                 2 => { log.clean_now(now + DAY + 1).unwrap(); }
+                // A clean that crashes after `crash_step` install steps, then an unclean restart.
+                3 => {
+                    if let Some(plan) = log.compaction_plan(now + DAY + 1) {
+                        let cleaned = plan.execute().unwrap();
+                        if log.install_cleaned_steps(cleaned, crash_step).unwrap().is_none() {
+                            drop(log);
+                            log = reopen_after_crash(dir.path()).0;
+                            prop_assert!(leftover_files(dir.path()).is_empty());
+                        }
+                    }
+                }
                 _ => {}
             }
             let seen = read_all(&log);
