@@ -604,7 +604,19 @@ impl Log {
             };
             std::mem::replace(&mut self.active, previous).delete()?;
         }
+        // Where the log must end: the base of the batch holding `offset`, else `offset` itself, even when
+        // compaction removed the records just below it (the log end offset is never reused).
+        let target = self
+            .active
+            .find_batch(offset)?
+            .map_or(offset, |h| h.base_offset.min(offset));
         let removed = self.active.truncate_to(offset)?;
+        if self.active.next_offset() < target {
+            self.active.seal()?;
+            let fresh = Segment::create(&self.dir, target)?;
+            let old = std::mem::replace(&mut self.active, fresh);
+            self.segments.insert(old.base_offset(), old);
+        }
         self.recovery_point = self.recovery_point.min(self.log_end_offset());
         self.lower_cleaner_checkpoint(self.log_end_offset())?;
         sync_dir(&self.dir)?;

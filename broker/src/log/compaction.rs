@@ -19,22 +19,26 @@
 //! - **One-to-one**: each inactive segment is rewritten into one cleaned segment with the same base offset;
 //!   segments are not grouped. A segment left with no record is removed, except the log's first segment,
 //!   which stays (empty) so the log start offset survives a restart.
-//! - **Tombstones**: a retained tombstone (non-null key, null value) is dropped when
-//!   `now_ms - timestamp > delete.retention.ms`, with `timestamp` the record's timestamp (the batch's
-//!   maxTimestamp for LogAppendTime). This is Kafka's pre-v2 rule applied per record, not Kafka's v2 delete
-//!   horizon (first clean time + delete.retention.ms written into the batch), because the batch encoder cannot
-//!   store a base timestamp different from the records' own. A tombstone whose timestamp is already old when
-//!   it is first cleaned is dropped by that first clean. A log is also due for a clean (whatever its dirty
-//!   ratio) once the earliest retained tombstone has expired.
+//! - **Tombstones** (non-null key, null value) follow Kafka's v2 rule: a tombstone's delete horizon is the
+//!   time of the first clean whose range held it plus `delete.retention.ms`, and a clean at or after the
+//!   horizon drops it. So a tombstone survives its first clean whatever its (producer-set) timestamp, and
+//!   stays readable for delete.retention.ms after that. Kafka writes the horizon into the batch; the batch
+//!   encoder cannot, so the time of each clean is kept in the checkpoint instead (the "clean marks" below)
+//!   and the horizon is computed with the current delete.retention.ms. A log is due for a clean, whatever
+//!   its dirty ratio, once the earliest retained tombstone's horizon has passed.
 //! - **Records without a key** are dropped; **control batches** are kept verbatim. Aborted transactional
 //!   data is not recognised (no transaction index yet): it is compacted like committed data.
 //! - A batch whose every record survives is copied byte for byte; otherwise its retained records are
 //!   re-encoded with the batch's codec, keeping offsets (as non-contiguous offset deltas), timestamps,
 //!   headers, producer id/epoch, per-record sequence numbers and the partition leader epoch.
-//! - **Checkpoint**: `cleaner-offset-checkpoint` in the partition directory: a version line `0`, the first
-//!   dirty offset (everything below it has been cleaned), and the time (ms) the earliest retained tombstone
-//!   expires, or -1. Written atomically (temp file, fsync, rename, fsync directory). Missing or corrupt means
-//!   "nothing cleaned yet", which is always safe.
+//! - **Checkpoint**: `cleaner-offset-checkpoint` in the partition directory, text lines: version `0`; the
+//!   first dirty offset (everything below it has been cleaned); the earliest delete horizon of a retained
+//!   tombstone, or -1; the number of clean marks; then one `end_offset cleaned_at_ms` line per mark, ends
+//!   ascending: offsets below `end_offset` (and at or above the previous mark's) were first cleaned at
+//!   `cleaned_at_ms`. Marks whose tombstones have all been dropped are pruned. Written atomically (temp
+//!   file, fsync, rename, fsync directory) after the swap; a crash before that only makes the next clean
+//!   redo the work and count tombstones as first cleaned later. Missing or corrupt means "nothing cleaned
+//!   yet", which is always safe.
 
 #[cfg(test)]
 mod tests;
@@ -68,18 +72,36 @@ const SWAP: &str = ".swap";
 const EXTENSIONS: [&str; 3] = ["index", "timeindex", "log"];
 
 /// The persisted cleaner state of one partition.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct CleanerCheckpoint {
     /// Kafka's first dirty offset: every record below it has been through a clean.
     pub(crate) first_dirty_offset: i64,
-    /// When the earliest tombstone kept by the last clean may be dropped, or -1.
+    /// The earliest delete horizon of a tombstone kept by the last clean, or -1.
     pub(crate) tombstone_expiry_ms: i64,
+    /// When each range of offsets was first cleaned, ends ascending.
+    pub(crate) marks: Vec<CleanMark>,
+}
+
+/// Offsets below `end_offset` (and at or above the previous mark's) were first cleaned at `cleaned_at_ms`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct CleanMark {
+    pub(crate) end_offset: i64,
+    pub(crate) cleaned_at_ms: i64,
+}
+
+/// When the record at `offset` was first cleaned: its mark, or `now_ms` if this clean is the first.
+fn first_cleaned_at(marks: &[CleanMark], offset: i64, now_ms: i64) -> i64 {
+    marks
+        .iter()
+        .find(|m| m.end_offset > offset)
+        .map_or(now_ms, |m| m.cleaned_at_ms)
 }
 
 impl CleanerCheckpoint {
     pub(crate) const NONE: CleanerCheckpoint = CleanerCheckpoint {
         first_dirty_offset: 0,
         tombstone_expiry_ms: -1,
+        marks: Vec::new(),
     };
 
     /// Reads the checkpoint of partition directory `dir`; missing or unparseable is [`CleanerCheckpoint::NONE`]
@@ -116,17 +138,35 @@ impl CleanerCheckpoint {
         if lines.next() != Some("0") {
             return Err(err(1, "unknown version"));
         }
-        let mut number = |line: usize| -> Result<i64, LogError> {
-            lines
-                .next()
-                .ok_or_else(|| err(line, "missing"))?
-                .trim()
-                .parse()
-                .map_err(|_| err(line, "not an integer"))
+        let mut line = |n: usize| lines.next().ok_or_else(|| err(n, "missing"));
+        let number = |n: usize, text: &str| -> Result<i64, LogError> {
+            text.trim().parse().map_err(|_| err(n, "not an integer"))
         };
+        let first_dirty_offset = number(2, line(2)?)?;
+        let tombstone_expiry_ms = number(3, line(3)?)?;
+        let count = number(4, line(4)?)?;
+        let mut marks = Vec::new();
+        for n in 5..5 + count.max(0) as usize {
+            let text = line(n)?;
+            let (end, at) = text
+                .split_once(' ')
+                .ok_or_else(|| err(n, "expected `end_offset cleaned_at_ms`"))?;
+            let mark = CleanMark {
+                end_offset: number(n, end)?,
+                cleaned_at_ms: number(n, at)?,
+            };
+            if marks
+                .last()
+                .is_some_and(|m: &CleanMark| m.end_offset >= mark.end_offset)
+            {
+                return Err(err(n, "end offsets do not ascend"));
+            }
+            marks.push(mark);
+        }
         Ok(CleanerCheckpoint {
-            first_dirty_offset: number(2)?,
-            tombstone_expiry_ms: number(3)?,
+            first_dirty_offset,
+            tombstone_expiry_ms,
+            marks,
         })
     }
 
@@ -138,12 +178,16 @@ impl CleanerCheckpoint {
             source,
         };
         let mut file = File::create(&tmp).map_err(write_err)?;
-        write!(
-            file,
-            "0\n{}\n{}\n",
-            self.first_dirty_offset, self.tombstone_expiry_ms
-        )
-        .map_err(write_err)?;
+        let mut text = format!(
+            "0\n{}\n{}\n{}\n",
+            self.first_dirty_offset,
+            self.tombstone_expiry_ms,
+            self.marks.len()
+        );
+        for m in &self.marks {
+            text.push_str(&format!("{} {}\n", m.end_offset, m.cleaned_at_ms));
+        }
+        file.write_all(text.as_bytes()).map_err(write_err)?;
         file.sync_all().map_err(|source| LogError::SyncFile {
             path: tmp.clone(),
             source,
@@ -178,6 +222,7 @@ pub struct CompactionPlan {
     index_interval_bytes: u32,
     first_segment_base: i64,
     segments: Vec<SegmentSnapshot>,
+    marks: Vec<CleanMark>,
 }
 
 /// Counters of one clean.
@@ -210,6 +255,8 @@ struct CleanedSegment {
 #[derive(Debug)]
 pub struct CleanedSegments {
     dir: PathBuf,
+    now_ms: i64,
+    delete_retention_ms: i64,
     first_dirty_offset: i64,
     first_uncleanable_offset: i64,
     tombstone_expiry_ms: i64,
@@ -297,7 +344,7 @@ impl Log {
         };
         let dirty_due = dirty_bytes > 0 && ratio >= self.config.min_cleanable_dirty_ratio;
         let expiry = self.cleaner.tombstone_expiry_ms;
-        let tombstones_due = expiry >= 0 && now_ms > expiry;
+        let tombstones_due = expiry >= 0 && now_ms >= expiry;
         if !dirty_due && !tombstones_due {
             return None;
         }
@@ -318,6 +365,7 @@ impl Log {
                     path: s.path().to_path_buf(),
                 })
                 .collect(),
+            marks: self.cleaner.marks.clone(),
         })
     }
 
@@ -416,13 +464,7 @@ impl Log {
             return Ok(None);
         }
         sync_dir(&dir)?;
-        let checkpoint = CleanerCheckpoint {
-            first_dirty_offset: self
-                .cleaner
-                .first_dirty_offset
-                .max(cleaned.first_uncleanable_offset),
-            tombstone_expiry_ms: cleaned.tombstone_expiry_ms,
-        };
+        let checkpoint = self.next_checkpoint(&cleaned);
         if !step() {
             return Ok(None);
         }
@@ -450,6 +492,36 @@ impl Log {
         Ok(Some(report))
     }
 
+    /// The checkpoint after `cleaned` is installed: the dirty range becomes clean as of the clean's time, and
+    /// marks whose every tombstone this clean dropped (horizon passed, range cleaned) are pruned.
+    fn next_checkpoint(&self, cleaned: &CleanedSegments) -> CleanerCheckpoint {
+        let end = cleaned.first_uncleanable_offset;
+        let mut marks: Vec<CleanMark> = self
+            .cleaner
+            .marks
+            .iter()
+            .filter(|m| {
+                let expired =
+                    m.cleaned_at_ms.saturating_add(cleaned.delete_retention_ms) <= cleaned.now_ms;
+                !(expired && m.end_offset <= end)
+            })
+            .copied()
+            .collect();
+        let first_dirty = self.cleaner.first_dirty_offset.max(end);
+        if end > self.cleaner.first_dirty_offset && marks.last().is_none_or(|m| m.end_offset < end)
+        {
+            marks.push(CleanMark {
+                end_offset: end,
+                cleaned_at_ms: cleaned.now_ms,
+            });
+        }
+        CleanerCheckpoint {
+            first_dirty_offset: first_dirty,
+            tombstone_expiry_ms: cleaned.tombstone_expiry_ms,
+            marks,
+        }
+    }
+
     /// Runs all three phases while holding `&mut self`: for tests, tools and small logs.
     pub fn clean_now(&mut self, now_ms: i64) -> Result<Option<CleanReport>, LogError> {
         let Some(plan) = self.compaction_plan(now_ms) else {
@@ -468,6 +540,15 @@ impl Log {
     pub(crate) fn lower_cleaner_checkpoint(&mut self, offset: i64) -> Result<(), LogError> {
         if self.cleaner.first_dirty_offset > offset {
             self.cleaner.first_dirty_offset = offset;
+            let keep = self
+                .cleaner
+                .marks
+                .partition_point(|m| m.end_offset <= offset);
+            self.cleaner.marks.truncate(keep + 1);
+            if let Some(last) = self.cleaner.marks.last_mut() {
+                last.end_offset = last.end_offset.min(offset);
+            }
+            self.cleaner.marks.dedup_by_key(|m| m.end_offset);
             self.cleaner.write(&self.dir)?;
         }
         Ok(())
@@ -518,6 +599,8 @@ impl CompactionPlan {
         let map = self.build_offset_map()?;
         let mut out = CleanedSegments {
             dir: self.dir.clone(),
+            now_ms: self.now_ms,
+            delete_retention_ms: self.delete_retention_ms,
             first_dirty_offset: self.first_dirty_offset,
             first_uncleanable_offset: self.first_uncleanable_offset,
             tombstone_expiry_ms: -1,
@@ -565,16 +648,20 @@ impl CompactionPlan {
         Ok(map)
     }
 
-    fn verdict(&self, h: &BatchHeader, r: &Record, map: &HashMap<Bytes, i64>) -> Verdict {
+    /// Kafka's delete horizon of a tombstone: when it was first cleaned plus delete.retention.ms.
+    fn delete_horizon(&self, r: &Record) -> i64 {
+        first_cleaned_at(&self.marks, r.offset, self.now_ms)
+            .saturating_add(self.delete_retention_ms)
+    }
+
+    fn verdict(&self, r: &Record, map: &HashMap<Bytes, i64>) -> Verdict {
         let Some(key) = &r.key else {
             return Verdict::Keyless;
         };
         if map.get(key).is_some_and(|&latest| latest > r.offset) {
             return Verdict::Superseded;
         }
-        if r.value.is_none()
-            && self.now_ms.saturating_sub(tombstone_time(h, r)) > self.delete_retention_ms
-        {
+        if r.value.is_none() && self.delete_horizon(r) <= self.now_ms {
             return Verdict::ExpiredTombstone;
         }
         Verdict::Keep
@@ -600,10 +687,10 @@ impl CompactionPlan {
             let mut kept = Vec::with_capacity(total);
             for r in records {
                 stats.records_read += 1;
-                match self.verdict(h, &r, map) {
+                match self.verdict(&r, map) {
                     Verdict::Keep => {
                         if r.value.is_none() {
-                            let t = tombstone_time(h, &r).saturating_add(self.delete_retention_ms);
+                            let t = self.delete_horizon(&r);
                             *expiry = if *expiry < 0 { t } else { (*expiry).min(t) };
                         }
                         kept.push(r);
@@ -630,15 +717,6 @@ impl CompactionPlan {
         })?;
         cleaned.seal()?;
         Ok(cleaned.size())
-    }
-}
-
-/// The time a tombstone's retention counts from: the record's timestamp, or the broker's for LogAppendTime.
-fn tombstone_time(h: &BatchHeader, r: &Record) -> i64 {
-    if h.is_log_append_time() {
-        h.max_timestamp
-    } else {
-        r.timestamp
     }
 }
 

@@ -253,10 +253,10 @@ fn log_compaction_keeps_the_latest_record_per_key_and_its_offset() {
     }
     assert_eq!(consumer, model);
 
-    // Nothing new is dirty and the tombstone has not expired: no clean is due.
-    assert!(log.compaction_plan(1000 + 58 + DAY).is_none());
-    // Past delete.retention.ms the expired tombstone alone makes a clean due, and it goes.
-    let report = log.clean_now(1000 + 58 + DAY + 1).unwrap().unwrap();
+    // Nothing new is dirty and the tombstone's horizon (first clean + delete.retention.ms) is ahead.
+    assert!(log.compaction_plan(1000 + 58 + 2 * DAY - 1).is_none());
+    // At the horizon the tombstone alone makes a clean due, and it goes.
+    let report = log.clean_now(1000 + 58 + 2 * DAY).unwrap().unwrap();
     assert_eq!(report.stats.tombstones_removed, 1);
     let after: Vec<_> = expected.iter().filter(|p| p.1 != "k3").cloned().collect();
     assert_eq!(pairs(&read_all(&log)), after);
@@ -481,7 +481,7 @@ fn log_compaction_truncation_below_the_checkpoint_makes_data_dirty_again() {
     assert_eq!(log.cleaner_checkpoint(), 60);
     log.truncate_to(57).unwrap();
     let end = log.log_end_offset();
-    assert!(end <= 57);
+    assert_eq!(end, 57);
     assert_eq!(log.cleaner_checkpoint(), end);
     drop(log);
     assert_eq!(open(dir.path()).cleaner_checkpoint(), end, "persisted");
@@ -572,10 +572,22 @@ fn log_compaction_empty_segments_are_removed_except_the_first() {
 fn crash_at(steps: usize) -> bool {
     let dir = tempfile::tempdir().unwrap();
     let mut log = open(dir.path());
-    let model = overwrite_scenario(&mut log);
+    let mut model = overwrite_scenario(&mut log);
+    // A first clean at 2000 keeps the k3 tombstone (first cleaned at 2000). Then a second round of writes.
+    log.clean_now(2000).unwrap().unwrap();
+    for i in 61..86i64 {
+        if i % 5 == 3 {
+            continue;
+        }
+        let key = format!("k{}", i % 5);
+        let value = format!("v{i}");
+        let offset = put(&mut log, &key, Some(&value), 1000 + i);
+        model.insert(key, (offset, Some(value)));
+    }
+    log.roll().unwrap();
     let end = log.log_end_offset();
-    // Past the horizon: the k3 tombstone is dropped, the hardest case for resurrection.
-    let now = 1000 + 58 + DAY + 1;
+    // The crashing clean drops the tombstone (its horizon has passed) and supersedes the first round.
+    let now = 2000 + DAY;
     let cleaned = log.compaction_plan(now).unwrap().execute().unwrap();
     let finished = log.install_cleaned_steps(cleaned, steps).unwrap().is_some();
     drop(log);
@@ -776,4 +788,107 @@ fn log_compaction_keeps_no_sequence_and_log_append_time_batches_as_they_were() {
     assert_eq!(h.compression(), Compression::Lz4 as u8);
     let kept: Vec<_> = decode_slice(&raw).into_iter().map(|s| s.offset).collect();
     assert_eq!(kept, vec![1, 2, 3]);
+}
+
+#[test]
+fn log_compaction_tombstone_lives_delete_retention_ms_after_its_first_clean() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path());
+    put(&mut log, "a", Some("1"), 0);
+    // A producer clock far behind: the tombstone's own timestamp is already older than delete.retention.ms.
+    put(&mut log, "a", None, 0);
+    put(&mut log, "b", Some("2"), 0);
+    log.roll().unwrap();
+    let t1 = 10 * DAY;
+    let report = log.clean_now(t1).unwrap().unwrap();
+    assert_eq!(
+        report.stats.tombstones_removed, 0,
+        "a first clean never drops a tombstone"
+    );
+    assert_eq!(
+        pairs(&read_all(&log)),
+        vec![(1, "a".into(), None), (2, "b".into(), Some("2".into()))]
+    );
+    // The horizon survives a restart (it lives in the checkpoint).
+    drop(log);
+    let mut log = open(dir.path());
+    log.set_config(LogConfig {
+        min_cleanable_dirty_ratio: 0.01,
+        ..config()
+    });
+    put(&mut log, "b", Some("3"), 0);
+    log.roll().unwrap();
+    log.clean_now(t1 + DAY - 1).unwrap().unwrap();
+    assert_eq!(
+        pairs(&read_all(&log)),
+        vec![(1, "a".into(), None), (3, "b".into(), Some("3".into()))],
+        "one ms before the horizon the tombstone stays"
+    );
+    let report = log.clean_now(t1 + DAY).unwrap().unwrap();
+    assert_eq!(report.stats.tombstones_removed, 1);
+    assert_eq!(
+        pairs(&read_all(&log)),
+        vec![(3, "b".into(), Some("3".into()))]
+    );
+    // Its mark is pruned: only the second clean's range is remembered.
+    assert_eq!(
+        log.cleaner.marks,
+        vec![CleanMark {
+            end_offset: 4,
+            cleaned_at_ms: t1 + DAY - 1
+        }]
+    );
+    // Truncation into a range compaction emptied keeps the requested log end (offsets are never reused)
+    // and clips the marks along with the first dirty offset.
+    log.truncate_to(2).unwrap();
+    assert_eq!(log.log_end_offset(), 2);
+    assert_eq!(log.cleaner.first_dirty_offset, 2);
+    assert_eq!(log.cleaner.marks[0].end_offset, 2);
+    assert_eq!(put(&mut log, "c", Some("4"), 0), 2);
+    drop(log);
+    let log = reopen_after_crash(dir.path()).0;
+    assert_eq!(log.log_end_offset(), 3);
+    assert_eq!(
+        pairs(&read_all(&log)),
+        vec![(2, "c".into(), Some("4".into()))]
+    );
+}
+
+#[test]
+fn log_compaction_checkpoint_round_trips_and_rejects_garbage() {
+    let dir = tempfile::tempdir().unwrap();
+    let checkpoint = CleanerCheckpoint {
+        first_dirty_offset: 42,
+        tombstone_expiry_ms: 7,
+        marks: vec![
+            CleanMark {
+                end_offset: 10,
+                cleaned_at_ms: 100,
+            },
+            CleanMark {
+                end_offset: 42,
+                cleaned_at_ms: 200,
+            },
+        ],
+    };
+    checkpoint.write(dir.path()).unwrap();
+    assert_eq!(CleanerCheckpoint::read(dir.path()).unwrap(), checkpoint);
+    let path = dir.path().join(CLEANER_CHECKPOINT);
+    for garbage in [
+        "",
+        "1\n5\n-1\n0\n",
+        "0\nx\n-1\n0\n",
+        "0\n5\n-1\n2\n3 1\n",
+        "0\n5\n-1\n2\n3 1\n3 2\n",
+    ] {
+        std::fs::write(&path, garbage).unwrap();
+        assert!(
+            CleanerCheckpoint::parse(&path, garbage).is_err(),
+            "{garbage:?}"
+        );
+        assert_eq!(
+            CleanerCheckpoint::read(dir.path()).unwrap(),
+            CleanerCheckpoint::NONE
+        );
+    }
 }
