@@ -176,6 +176,9 @@ pub struct Log {
     last_flush_ms: i64,
     /// The log cleaner's persisted progress (see the `compaction` module).
     cleaner: CleanerCheckpoint,
+    /// Bumped by every truncation, which may rewrite a segment in place: a compaction planned before one
+    /// is stale.
+    truncations: u64,
 }
 
 fn wall_clock_ms() -> i64 {
@@ -219,6 +222,7 @@ impl Log {
             unflushed_messages: 0,
             last_flush_ms: wall_clock_ms(),
             cleaner: CleanerCheckpoint::read(dir)?,
+            truncations: 0,
         };
         tracing::info!(
             dir = %dir.display(),
@@ -595,6 +599,7 @@ impl Log {
         if offset >= self.log_end_offset() {
             return Ok(());
         }
+        self.truncations += 1;
         if offset <= self.log_start_offset {
             return self.truncate_fully_and_start_at(offset);
         }
@@ -625,6 +630,7 @@ impl Log {
     }
 
     fn truncate_fully_and_start_at(&mut self, offset: i64) -> Result<(), LogError> {
+        self.truncations += 1;
         let fresh = Segment::create(&self.dir, offset);
         let old = std::mem::replace(&mut self.active, fresh?);
         // The fresh segment may share the old active's base offset and thus its file names.

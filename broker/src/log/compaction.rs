@@ -223,6 +223,7 @@ pub struct CompactionPlan {
     first_segment_base: i64,
     segments: Vec<SegmentSnapshot>,
     marks: Vec<CleanMark>,
+    truncations: u64,
 }
 
 /// Counters of one clean.
@@ -255,6 +256,7 @@ struct CleanedSegment {
 #[derive(Debug)]
 pub struct CleanedSegments {
     dir: PathBuf,
+    truncations: u64,
     now_ms: i64,
     delete_retention_ms: i64,
     first_dirty_offset: i64,
@@ -290,7 +292,8 @@ impl Drop for CleanedSegments {
 pub enum CleanOutcome {
     /// The cleaned segments replaced the originals.
     Installed,
-    /// A segment it would replace changed (retention, truncation) since the plan; nothing was changed.
+    /// A segment it would replace is gone (retention, DeleteRecords) or the log was truncated since the
+    /// plan; nothing was changed.
     Stale,
 }
 
@@ -366,6 +369,7 @@ impl Log {
                 })
                 .collect(),
             marks: self.cleaner.marks.clone(),
+            truncations: self.truncations,
         })
     }
 
@@ -399,7 +403,9 @@ impl Log {
             stats: cleaned.stats,
         };
         let first_base = self.segments.keys().next().copied();
+        // A truncation may have cut and refilled a planned segment in place (same file, same size).
         let unchanged = cleaned.dir == self.dir
+            && cleaned.truncations == self.truncations
             && cleaned.segments.iter().all(|c| {
                 self.segments.get(&c.base_offset).is_some_and(|s| {
                     Arc::ptr_eq(s.file(), &c.replaced_file) && s.size() == c.replaced_size
@@ -599,6 +605,7 @@ impl CompactionPlan {
         let map = self.build_offset_map()?;
         let mut out = CleanedSegments {
             dir: self.dir.clone(),
+            truncations: self.truncations,
             now_ms: self.now_ms,
             delete_retention_ms: self.delete_retention_ms,
             first_dirty_offset: self.first_dirty_offset,

@@ -466,6 +466,25 @@ fn log_compaction_stale_plan_changes_nothing() {
     assert!(leftover_files(dir.path()).is_empty());
     assert_eq!(pairs(&read_all(&log)), all_before[..30].to_vec());
     assert_eq!(log.cleaner_checkpoint(), 0);
+    // A truncation that cuts and refills a planned segment in place (same file, same size) is caught too.
+    log.roll().unwrap();
+    let plan = log.compaction_plan(2000).unwrap();
+    let last_inactive = *log.segments.keys().next_back().unwrap();
+    let end = log.log_end_offset();
+    log.truncate_to(end - 1).unwrap();
+    put(&mut log, "k9", Some("v29"), 1000);
+    assert_eq!(
+        log.active.base_offset(),
+        last_inactive,
+        "the same segment is active again"
+    );
+    log.roll().unwrap();
+    let cleaned = plan.execute().unwrap();
+    assert_eq!(
+        log.install_cleaned(cleaned).unwrap().outcome,
+        CleanOutcome::Stale
+    );
+    assert!(leftover_files(dir.path()).is_empty());
     // A dropped, never installed result also cleans up after itself.
     log.roll().unwrap();
     drop(log.compaction_plan(2000).unwrap().execute().unwrap());
