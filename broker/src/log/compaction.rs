@@ -30,7 +30,11 @@
 //!   data is not recognised (no transaction index yet): it is compacted like committed data.
 //! - A batch whose every record survives is copied byte for byte; otherwise its retained records are
 //!   re-encoded with the batch's codec, keeping offsets (as non-contiguous offset deltas), timestamps,
-//!   headers, producer id/epoch, per-record sequence numbers and the partition leader epoch.
+//!   headers, producer id/epoch, per-record sequence numbers, the partition leader epoch and, for
+//!   LogAppendTime, the batch's append time. Known loss: kafka-protocol decodes headers into a map, so a
+//!   re-encoded record keeps only the last of duplicate header keys.
+//! - The offset map holds every distinct key of the dirty range in memory (Kafka bounds it with
+//!   `log.cleaner.dedupe.buffer.size` and cleans a shorter dirty range instead; not done here).
 //! - **Checkpoint**: `cleaner-offset-checkpoint` in the partition directory, text lines: version `0`; the
 //!   first dirty offset (everything below it has been cleaned); the earliest delete horizon of a retained
 //!   tombstone, or -1; the number of clean marks; then one `end_offset cleaned_at_ms` line per mark, ends
