@@ -732,3 +732,25 @@ fn log_compaction_checkpoint_round_trips_and_rejects_garbage() {
         );
     }
 }
+
+#[test]
+fn log_compaction_delete_records_passes_an_empty_first_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path());
+    overwrite_scenario(&mut log);
+    log.clean_now(2000).unwrap().unwrap();
+    let bases: Vec<i64> = log.segments.keys().copied().collect();
+    assert_eq!(
+        log.segments[&0].size(),
+        0,
+        "the first segment is left empty"
+    );
+    let second = bases[1];
+    log.delete_records_before(second).unwrap();
+    assert_eq!(log.log_start_offset(), second);
+    assert!(
+        !log.segments.contains_key(&0),
+        "the empty segment below the new start is deleted"
+    );
+    assert_eq!(read_all(&log).first().map(|s| s.offset), Some(55));
+}
