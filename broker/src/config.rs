@@ -500,6 +500,8 @@ pub fn resolve_log_config(
         index_interval_bytes: get("index.interval.bytes").clamp(1, i64::from(i32::MAX)) as u32,
         timestamp_type,
         flush: FlushPolicy::from_kafka(get("flush.messages"), get("flush.ms")),
+        // Compaction settings are wired by the config work; until then they keep their defaults.
+        ..LogConfig::default()
     }
 }
 

@@ -7,6 +7,7 @@
 
 mod batch;
 mod checkpoint;
+mod compaction;
 mod config;
 mod index;
 mod manager;
@@ -30,6 +31,10 @@ pub use batch::{
     LOG_OVERHEAD, MAGIC_V2, TIMESTAMP_TYPE_BIT, TRANSACTIONAL_BIT,
 };
 pub use checkpoint::{read_checkpoint, write_checkpoint, CheckpointError};
+use compaction::CleanerCheckpoint;
+pub use compaction::{
+    CleanOutcome, CleanReport, CleanStats, CleanedSegments, CompactionPlan, CLEANER_CHECKPOINT,
+};
 pub use config::{FlushPolicy, LogConfig, TimestampType};
 pub use manager::{
     LogManager, ManagerError, TopicPartition, CLEAN_SHUTDOWN_MARKER, LOG_START_CHECKPOINT,
@@ -70,6 +75,24 @@ pub enum LogError {
     },
     #[error("removing {path}")]
     RemoveFile { path: PathBuf, source: io::Error },
+    #[error("renaming {from} to {to}")]
+    RenameFile {
+        from: PathBuf,
+        to: PathBuf,
+        source: io::Error,
+    },
+    #[error("re-encoding the retained records of the batch at offset {base_offset} into {path}: {reason}")]
+    EncodeBatch {
+        path: PathBuf,
+        base_offset: i64,
+        reason: String,
+    },
+    #[error("cleaner checkpoint {path} line {line}: {reason}")]
+    CorruptCleanerCheckpoint {
+        path: PathBuf,
+        line: usize,
+        reason: String,
+    },
     #[error("{path} is corrupt at byte {position}: {reason}")]
     CorruptSegment {
         path: PathBuf,
@@ -98,6 +121,7 @@ impl LogError {
             LogError::MessageTooLarge { .. } => "message_too_large",
             LogError::OffsetOutOfRange { .. } => "offset_out_of_range",
             LogError::CorruptSegment { .. } | LogError::UnexpectedFile { .. } => "corrupt_log",
+            LogError::EncodeBatch { .. } => "compaction",
             _ => "io",
         }
     }
@@ -150,6 +174,11 @@ pub struct Log {
     recovery_point: i64,
     unflushed_messages: u64,
     last_flush_ms: i64,
+    /// The log cleaner's persisted progress (see the `compaction` module).
+    cleaner: CleanerCheckpoint,
+    /// Bumped by every truncation, which may rewrite a segment in place: a compaction planned before one
+    /// is stale.
+    truncations: u64,
 }
 
 fn wall_clock_ms() -> i64 {
@@ -192,6 +221,8 @@ impl Log {
             log_start_offset,
             unflushed_messages: 0,
             last_flush_ms: wall_clock_ms(),
+            cleaner: CleanerCheckpoint::read(dir)?,
+            truncations: 0,
         };
         tracing::info!(
             dir = %dir.display(),
@@ -456,14 +487,23 @@ impl Log {
     ///
     /// Like Kafka, a fully expired log first rolls so the log start offset moves up to the log end offset.
     /// There is no high watermark here: the caller must not apply retention to uncommitted data it cares about.
+    /// Does nothing unless `cleanup.policy` contains `delete`. An inactive segment compaction left empty
+    /// counts as expired.
     pub fn apply_retention(&mut self, now_ms: i64) -> Result<usize, LogError> {
+        if !self.config.delete {
+            return Ok(0);
+        }
         let mut deleted = 0;
+        let active_base = self.active.base_offset();
         if self.config.retention_ms >= 0 {
             let retention_ms = self.config.retention_ms;
             let count = self
                 .all_segments()
                 .take_while(|s| {
-                    s.size() > 0 && now_ms.saturating_sub(s.largest_timestamp()) > retention_ms
+                    if s.size() == 0 {
+                        return s.base_offset() != active_base;
+                    }
+                    now_ms.saturating_sub(s.largest_timestamp()) > retention_ms
                 })
                 .count();
             deleted += self.delete_oldest(count, "retention.ms")?;
@@ -473,7 +513,8 @@ impl Log {
             let count = self
                 .all_segments()
                 .take_while(|s| {
-                    let go = s.size() > 0 && excess - s.size() as i64 >= 0;
+                    let go = (s.size() > 0 || s.base_offset() != active_base)
+                        && excess - s.size() as i64 >= 0;
                     if go {
                         excess -= s.size() as i64;
                     }
@@ -528,9 +569,23 @@ impl Log {
             return Ok(());
         }
         self.log_start_offset = offset;
+        // An empty inactive segment (left by compaction) spans up to the next segment's base.
+        let ends = self
+            .segments
+            .keys()
+            .skip(1)
+            .copied()
+            .chain([self.active.base_offset(), i64::MAX]);
         let below = self
             .all_segments()
-            .take_while(|s| s.next_offset() <= offset && s.size() > 0)
+            .zip(ends)
+            .take_while(|(s, end)| {
+                if s.size() == 0 {
+                    *end <= offset && *end != i64::MAX
+                } else {
+                    s.next_offset() <= offset
+                }
+            })
             .count();
         self.delete_oldest(below, "delete-records")?;
         // delete_oldest moves the start to a segment base; the requested offset may lie inside that segment.
@@ -544,6 +599,7 @@ impl Log {
         if offset >= self.log_end_offset() {
             return Ok(());
         }
+        self.truncations += 1;
         if offset <= self.log_start_offset {
             return self.truncate_fully_and_start_at(offset);
         }
@@ -553,14 +609,28 @@ impl Log {
             };
             std::mem::replace(&mut self.active, previous).delete()?;
         }
+        // Where the log must end: the base of the batch holding `offset`, else `offset` itself, even when
+        // compaction removed the records just below it (the log end offset is never reused).
+        let target = self
+            .active
+            .find_batch(offset)?
+            .map_or(offset, |h| h.base_offset.min(offset));
         let removed = self.active.truncate_to(offset)?;
+        if self.active.next_offset() < target {
+            self.active.seal()?;
+            let fresh = Segment::create(&self.dir, target)?;
+            let old = std::mem::replace(&mut self.active, fresh);
+            self.segments.insert(old.base_offset(), old);
+        }
         self.recovery_point = self.recovery_point.min(self.log_end_offset());
+        self.lower_cleaner_checkpoint(self.log_end_offset())?;
         sync_dir(&self.dir)?;
         tracing::info!(dir = %self.dir.display(), offset, removed, log_end_offset = self.log_end_offset(), "truncated");
         Ok(())
     }
 
     fn truncate_fully_and_start_at(&mut self, offset: i64) -> Result<(), LogError> {
+        self.truncations += 1;
         let fresh = Segment::create(&self.dir, offset);
         let old = std::mem::replace(&mut self.active, fresh?);
         // The fresh segment may share the old active's base offset and thus its file names.
@@ -574,6 +644,7 @@ impl Log {
         }
         self.log_start_offset = offset;
         self.recovery_point = offset;
+        self.lower_cleaner_checkpoint(offset)?;
         sync_dir(&self.dir)
     }
 

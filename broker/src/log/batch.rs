@@ -201,6 +201,20 @@ pub fn parse_header(buf: &[u8], position: u64) -> Result<BatchHeader, BatchError
 
 /// Fully validates exactly one batch occupying all of `buf`: header, record count vs lastOffsetDelta, CRC32C.
 pub fn check_batch(buf: &[u8], position: u64) -> Result<BatchHeader, BatchError> {
+    check_batch_inner(buf, position, true)
+}
+
+/// [`check_batch`] for a batch already in a segment: compaction removes records from the middle of a batch,
+/// so lastOffsetDelta may exceed recordCount - 1 (offsets keep their gaps), but never fall below it.
+pub(crate) fn check_stored_batch(buf: &[u8], position: u64) -> Result<BatchHeader, BatchError> {
+    check_batch_inner(buf, position, false)
+}
+
+fn check_batch_inner(
+    buf: &[u8],
+    position: u64,
+    contiguous: bool,
+) -> Result<BatchHeader, BatchError> {
     let header = parse_header(buf, position)?;
     let pos = position as usize;
     if header.size as usize != buf.len() {
@@ -218,7 +232,9 @@ pub fn check_batch(buf: &[u8], position: u64) -> Result<BatchHeader, BatchError>
     }
     let last_offset_delta = be_i32(buf, LAST_OFFSET_DELTA_OFFSET);
     // Producers always send contiguous relative offsets; a mismatch means the header lies about the batch.
-    if i64::from(last_offset_delta) != i64::from(header.record_count) - 1 {
+    let expected = i64::from(header.record_count) - 1;
+    let delta = i64::from(last_offset_delta);
+    if delta < expected || (contiguous && delta != expected) {
         return Err(BatchError::OffsetDeltaMismatch {
             position: pos,
             last_offset_delta,

@@ -3,7 +3,9 @@
 //! Pure data: this module must never touch the disk or know about any particular partition.
 
 /// How a partition's log behaves. Field comments name the Kafka topic config each one mirrors.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Not `Eq`: `min_cleanable_dirty_ratio` is a float.
+#[derive(Debug, Clone, PartialEq)]
 pub struct LogConfig {
     /// `segment.bytes`: roll to a new segment before one would grow past this. Default 1 GiB.
     pub segment_bytes: u64,
@@ -21,6 +23,16 @@ pub struct LogConfig {
     pub timestamp_type: TimestampType,
     /// `flush.messages` / `flush.ms`, as one explicit choice.
     pub flush: FlushPolicy,
+    /// `cleanup.policy` contains `delete`: retention.ms / retention.bytes apply. Default true.
+    pub delete: bool,
+    /// `cleanup.policy` contains `compact`: the log cleaner keeps the latest record per key. Default false.
+    pub compact: bool,
+    /// `delete.retention.ms`: how long a tombstone stays readable before compaction may drop it. Default 1 day.
+    pub delete_retention_ms: i64,
+    /// `min.cleanable.dirty.ratio`: clean once dirty bytes / cleanable bytes reaches this. Default 0.5.
+    pub min_cleanable_dirty_ratio: f64,
+    /// `min.compaction.lag.ms`: a segment whose newest timestamp is younger than this is not cleaned. Default 0.
+    pub min_compaction_lag_ms: i64,
 }
 
 impl Default for LogConfig {
@@ -34,6 +46,11 @@ impl Default for LogConfig {
             index_interval_bytes: 4096,
             timestamp_type: TimestampType::CreateTime,
             flush: FlushPolicy::EveryBatch,
+            delete: true,
+            compact: false,
+            delete_retention_ms: 24 * 60 * 60 * 1000,
+            min_cleanable_dirty_ratio: 0.5,
+            min_compaction_lag_ms: 0,
         }
     }
 }

@@ -25,6 +25,8 @@ pub struct RecoveryReport {
     pub indexes_rebuilt: usize,
     /// Stray files (`.deleted`, `.cleaned`, `.swap`, orphan indexes) removed.
     pub stray_files_removed: usize,
+    /// Segments whose interrupted compaction swap (`<base>.log.swap`) was completed.
+    pub swaps_completed: usize,
     pub log_end_offset: i64,
 }
 
@@ -35,9 +37,9 @@ pub(crate) struct Loaded {
     pub(crate) report: RecoveryReport,
 }
 
-/// Kafka suffixes for files left behind by an interrupted delete, compaction or swap. None of them is data
-/// we own at startup; Kafka would complete or roll back the operation, we only ever produce `.deleted`-free
-/// directories, so they are removed.
+/// Kafka suffixes for files left behind by an interrupted delete, compaction or swap. By the time these are
+/// removed, [`complete_swaps`] has already completed every `.log.swap`; what is left (`.cleaned` files of a
+/// clean that never reached its swap, temp files) is not data we own.
 const STRAY_SUFFIXES: [&str; 4] = [".deleted", ".cleaned", ".swap", ".tmp"];
 
 fn parse_base_offset(stem: &str) -> Option<i64> {
@@ -64,6 +66,7 @@ pub(crate) fn load(
         path: dir.to_path_buf(),
         source,
     };
+    report.swaps_completed = complete_swaps(dir)?;
     let mut bases = Vec::new();
     let mut index_files = Vec::new();
     for entry in fs::read_dir(dir).map_err(list_err)? {
@@ -158,4 +161,81 @@ fn remove_segment_files(dir: &Path, base: i64) -> Result<(), LogError> {
         }
     }
     Ok(())
+}
+
+fn remove_if_present(path: &Path) -> Result<(), LogError> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(LogError::RemoveFile {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+/// Completes a log cleaner swap that a crash interrupted (Kafka's `LogLoader` does the same).
+///
+/// The cleaner renames `<base>.log.cleaned` to `<base>.log.swap` oldest segment first, only once every
+/// cleaned file is fsynced, so a `.log.swap` is complete and its swap was decided: it replaces the segment
+/// with the same base offset. A `.log.swap` of zero bytes that is not the log's first segment means "this
+/// segment had no live record left": the segment is removed. The replaced segment's indexes are removed and
+/// get rebuilt by the scan at open. Returns how many swaps were completed.
+pub(crate) fn complete_swaps(dir: &Path) -> Result<usize, LogError> {
+    use super::segment::segment_path;
+    let list_err = |source| LogError::ListDir {
+        path: dir.to_path_buf(),
+        source,
+    };
+    let mut swaps = Vec::new();
+    let mut first_base: Option<i64> = None;
+    for entry in fs::read_dir(dir).map_err(list_err)? {
+        let path = entry.map_err(list_err)?.path();
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        let base = name
+            .strip_suffix(".log.swap")
+            .map(|stem| (stem, true))
+            .or_else(|| name.strip_suffix(".log").map(|stem| (stem, false)))
+            .and_then(|(stem, swap)| parse_base_offset(stem).map(|b| (b, swap)));
+        if let Some((base, swap)) = base {
+            first_base = Some(first_base.map_or(base, |f| f.min(base)));
+            if swap {
+                swaps.push(base);
+            }
+        }
+    }
+    swaps.sort_unstable();
+    for &base in &swaps {
+        let swap = segment_path(dir, base, "log.swap");
+        let empty = fs::metadata(&swap)
+            .map_err(|source| LogError::ReadFile {
+                path: swap.clone(),
+                position: 0,
+                source,
+            })?
+            .len()
+            == 0;
+        for ext in ["index", "timeindex", "index.swap", "timeindex.swap"] {
+            remove_if_present(&segment_path(dir, base, ext))?;
+        }
+        let target = segment_path(dir, base, "log");
+        if empty && first_base != Some(base) {
+            remove_if_present(&target)?;
+            remove_if_present(&swap)?;
+            tracing::warn!(dir = %dir.display(), base_offset = base, "completed interrupted compaction: removed a segment with no live record");
+        } else {
+            fs::rename(&swap, &target).map_err(|source| LogError::RenameFile {
+                from: swap.clone(),
+                to: target.clone(),
+                source,
+            })?;
+            tracing::warn!(dir = %dir.display(), base_offset = base, "completed interrupted compaction swap");
+        }
+    }
+    if !swaps.is_empty() {
+        sync_dir(dir)?;
+    }
+    Ok(swaps.len())
 }

@@ -64,7 +64,17 @@ impl Segment {
 
     /// Creates an empty segment, replacing any leftover files with the same base offset.
     pub(crate) fn create(dir: &Path, base_offset: i64) -> Result<Segment, LogError> {
-        let path = segment_path(dir, base_offset, "log");
+        Self::create_with_suffix(dir, base_offset, "")
+    }
+
+    /// Creates an empty segment whose three files carry `suffix` after their usual extension
+    /// (`<base>.log.cleaned`, ...), as the log cleaner writes them before they are swapped in.
+    pub(crate) fn create_with_suffix(
+        dir: &Path,
+        base_offset: i64,
+        suffix: &str,
+    ) -> Result<Segment, LogError> {
+        let path = segment_path(dir, base_offset, &format!("log{suffix}"));
         let file = Self::open_log_file(&path, true)?;
         Ok(Segment {
             base_offset,
@@ -72,11 +82,11 @@ impl Segment {
             size: 0,
             next_offset: base_offset,
             offset_index: OffsetIndex::create(
-                &segment_path(dir, base_offset, "index"),
+                &segment_path(dir, base_offset, &format!("index{suffix}")),
                 base_offset,
             )?,
             time_index: TimeIndex::create(
-                &segment_path(dir, base_offset, "timeindex"),
+                &segment_path(dir, base_offset, &format!("timeindex{suffix}")),
                 base_offset,
             )?,
             max_timestamp: -1,
@@ -215,7 +225,7 @@ impl Segment {
             reader
                 .read_exact(&mut buf[LOG_OVERHEAD..])
                 .map_err(|e| read_err(pos, e))?;
-            let header = match batch::check_batch(&buf, pos) {
+            let header = match batch::check_stored_batch(&buf, pos) {
                 Ok(h) => h,
                 Err(reason) => {
                     tracing::warn!(segment = %path.display(), position = pos, %reason, "corrupt batch");
@@ -454,6 +464,9 @@ impl Segment {
     }
     pub(crate) fn size(&self) -> u64 {
         self.size
+    }
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
     }
     pub(crate) fn file(&self) -> &Arc<File> {
         &self.file
