@@ -475,6 +475,31 @@ impl Broker {
         }
     }
 
+    /// Runs a compaction pass on every compacted partition that is due. Blocking.
+    pub fn compact_due(&self) {
+        let now = now_ms();
+        for partition in self
+            .all_partitions()
+            .into_iter()
+            .filter(|p| p.is_compacted())
+        {
+            match partition.clean(now) {
+                Ok(Some(report)) => tracing::info!(
+                    topic = %partition.topic,
+                    partition = partition.index,
+                    outcome = ?report.outcome,
+                    first_dirty_offset = report.first_dirty_offset,
+                    stats = ?report.stats,
+                    "compacted"
+                ),
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::error!(topic = %partition.topic, partition = partition.index, error = %error_chain(&e), "compaction failed")
+                }
+            }
+        }
+    }
+
     /// Fsyncs partitions whose `flush.messages`/`flush.ms` interval is due; returns how long until the next
     /// check is useful.
     pub fn flush_due(&self, since_last_ms: &mut HashMap<TopicPartition, i64>) -> Duration {

@@ -54,6 +54,10 @@ pub struct BrokerConfig {
     /// validated. Topics without an override inherit these.
     pub topic_defaults: BTreeMap<String, String>,
     pub group: crate::group::GroupConfig,
+    /// `log.cleaner.backoff.ms`: pause between compaction passes.
+    pub cleaner_backoff_ms: u64,
+    /// `log.cleaner.enable`
+    pub cleaner_enabled: bool,
 }
 
 impl BrokerConfig {
@@ -75,6 +79,8 @@ impl BrokerConfig {
             retention_check_interval_ms: 300_000,
             topic_defaults: BTreeMap::new(),
             group: crate::group::GroupConfig::default(),
+            cleaner_backoff_ms: 15_000,
+            cleaner_enabled: true,
         }
     }
 
@@ -163,6 +169,15 @@ impl BrokerConfig {
                     self.group.max_metadata_bytes = parse_in_range(value, 0, i64::from(i32::MAX))
                         .ok_or_else(|| invalid("expected a non-negative integer"))?
                         as usize
+                }
+                "log.cleaner.backoff.ms" => {
+                    self.cleaner_backoff_ms = parse_in_range(value, 1, i64::MAX)
+                        .ok_or_else(|| invalid("expected a positive integer"))?
+                        as u64
+                }
+                "log.cleaner.enable" => {
+                    self.cleaner_enabled =
+                        parse_bool(value).ok_or_else(|| invalid("expected true or false"))?
                 }
                 "log.retention.check.interval.ms" => {
                     self.retention_check_interval_ms = parse_in_range(value, 1, i64::MAX)
@@ -256,6 +271,9 @@ pub(crate) fn broker_key_to_topic_key(key: &str) -> Option<(&'static str, i64)> 
         "log.flush.interval.messages" => ("flush.messages", 1),
         "log.flush.interval.ms" => ("flush.ms", 1),
         "log.cleanup.policy" => ("cleanup.policy", 0),
+        "log.cleaner.delete.retention.ms" => ("delete.retention.ms", 1),
+        "log.cleaner.min.cleanable.ratio" => ("min.cleanable.dirty.ratio", 0),
+        "log.cleaner.min.compaction.lag.ms" => ("min.compaction.lag.ms", 1),
         "compression.type" => ("compression.type", 0),
         _ => return None,
     })
@@ -278,6 +296,7 @@ pub(crate) fn scale_value(value: &str, scale: i64) -> Option<String> {
 pub enum ConfigValueType {
     Int = 3,
     Long = 5,
+    Double = 6,
     String = 2,
     List = 7,
 }
@@ -305,6 +324,27 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
     // Tributary acknowledges a write only after it is fsynced (group commit): flush.messages=1. Kafka's default
     // leaves flushing to the OS and relies on replication; set flush.messages/flush.ms to
     // 9223372036854775807 for that behaviour.
+    TopicConfigDef {
+        name: "delete.retention.ms",
+        broker_name: "log.cleaner.delete.retention.ms",
+        default: "86400000",
+        value_type: ConfigValueType::Long,
+        doc: "how long tombstones stay readable in a compacted topic after their first clean",
+    },
+    TopicConfigDef {
+        name: "min.cleanable.dirty.ratio",
+        broker_name: "log.cleaner.min.cleanable.ratio",
+        default: "0.5",
+        value_type: ConfigValueType::Double,
+        doc: "share of not-yet-compacted bytes that makes a compacted partition due for cleaning",
+    },
+    TopicConfigDef {
+        name: "min.compaction.lag.ms",
+        broker_name: "log.cleaner.min.compaction.lag.ms",
+        default: "0",
+        value_type: ConfigValueType::Long,
+        doc: "records younger than this are not compacted",
+    },
     // Batches are stored exactly as the producer sent them; recompressing would mean re-encoding on the hot path.
     TopicConfigDef {
         name: "compression.type",
@@ -411,6 +451,11 @@ pub fn validate_topic_config(name: &str, value: &str) -> Result<(), String> {
             )),
         },
         "flush.messages" | "flush.ms" => long(1),
+        "delete.retention.ms" | "min.compaction.lag.ms" => long(0),
+        "min.cleanable.dirty.ratio" => match value.trim().parse::<f64>() {
+            Ok(v) if (0.0..=1.0).contains(&v) => Ok(()),
+            _ => Err(format!("min.cleanable.dirty.ratio must be a number in [0, 1], got {value:?}")),
+        },
         "index.interval.bytes" => long(1).and_then(|()| fits_i32(name, value)),
         "max.message.bytes" => long(64).and_then(|()| fits_i32(name, value)),
         // A segment must hold at least one batch header; Kafka's floor is 14 bytes, ours the header size.
@@ -485,9 +530,20 @@ pub fn resolve_log_config(
             def.default.parse().unwrap_or(0)
         })
     };
-    let timestamp_type = match topic_config_def("message.timestamp.type")
-        .map(|def| effective_topic_config(def, topic_overrides, dynamic_broker, static_broker).0)
-    {
+    let text = |name: &str| -> &str {
+        topic_config_def(name)
+            .map(|def| {
+                effective_topic_config(def, topic_overrides, dynamic_broker, static_broker).0
+            })
+            .unwrap_or("")
+    };
+    let policies: Vec<&str> = text("cleanup.policy").split(',').map(str::trim).collect();
+    let dirty_ratio = text("min.cleanable.dirty.ratio")
+        .trim()
+        .parse::<f64>()
+        .unwrap_or(0.5)
+        .clamp(0.0, 1.0);
+    let timestamp_type = match Some(text("message.timestamp.type")) {
         Some("LogAppendTime") => TimestampType::LogAppendTime,
         _ => TimestampType::CreateTime,
     };
@@ -500,8 +556,11 @@ pub fn resolve_log_config(
         index_interval_bytes: get("index.interval.bytes").clamp(1, i64::from(i32::MAX)) as u32,
         timestamp_type,
         flush: FlushPolicy::from_kafka(get("flush.messages"), get("flush.ms")),
-        // Compaction settings are wired by the config work; until then they keep their defaults.
-        ..LogConfig::default()
+        delete: policies.contains(&"delete"),
+        compact: policies.contains(&"compact"),
+        delete_retention_ms: get("delete.retention.ms"),
+        min_cleanable_dirty_ratio: dirty_ratio,
+        min_compaction_lag_ms: get("min.compaction.lag.ms"),
     }
 }
 

@@ -132,6 +132,7 @@ async fn run(config: BrokerConfig) -> anyhow::Result<()> {
     ));
     let maintenance = tokio::spawn(maintenance(Arc::clone(&broker), shutdown_rx.clone()));
     let group_timers = tokio::spawn(group_timers(Arc::clone(&broker), shutdown_rx.clone()));
+    let cleaner = tokio::spawn(cleaner(Arc::clone(&broker), shutdown_rx.clone()));
     ready.store(true, Ordering::Release);
     tracing::info!(
         listen = %config.listen,
@@ -152,6 +153,7 @@ async fn run(config: BrokerConfig) -> anyhow::Result<()> {
     let _ = server_task.await;
     let _ = maintenance.await;
     let _ = group_timers.await;
+    let _ = cleaner.await;
     let _ = http_task.await;
     tokio::task::spawn_blocking(move || broker.shutdown())
         .await?
@@ -208,5 +210,22 @@ async fn group_timers(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) 
             _ = interval.tick() => broker.groups.tick().await,
             _ = shutdown.changed() => return,
         }
+    }
+}
+
+/// The log cleaner: compaction passes every `log.cleaner.backoff.ms`, on the blocking pool so a long pass
+/// never stalls request handling. A pass in progress finishes before shutdown closes the logs.
+async fn cleaner(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
+    if !broker.config.cleaner_enabled {
+        return;
+    }
+    let backoff = Duration::from_millis(broker.config.cleaner_backoff_ms);
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = shutdown.changed() => return,
+        }
+        let b = Arc::clone(&broker);
+        let _ = tokio::task::spawn_blocking(move || b.compact_due()).await;
     }
 }

@@ -22,8 +22,8 @@ use self::producer_state::{
     last_sequence, BatchSequence, ProducerStateError, ProducerStates, SequenceCheck,
 };
 use crate::log::{
-    batch_size_from_prefix, parse_header, BatchError, FlushPolicy, Log, LogConfig, LogError,
-    ReadSlice, RecoveryReport,
+    batch_size_from_prefix, parse_header, BatchError, CleanReport, FlushPolicy, Log, LogConfig,
+    LogError, ReadSlice, RecoveryReport,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +36,8 @@ pub enum PartitionError {
     BatchCount(usize),
     #[error("record batch is malformed")]
     MalformedBatch(#[source] BatchError),
+    #[error("a compacted topic cannot accept a record without a key")]
+    KeylessRecordInCompactedTopic,
     #[error("fsync of partition {topic}-{partition} failed")]
     Flush {
         topic: String,
@@ -98,6 +100,22 @@ fn first_record_at_or_after(
         .iter()
         .find(|r| r.timestamp >= timestamp)
         .map(|r| (r.offset, r.timestamp)))
+}
+
+/// A compacted topic keeps the latest record per key, so a record without a key could never be kept; Kafka
+/// refuses it on produce and so do we. Needs the records decoded (and decompressed), which only compacted
+/// topics pay for.
+fn reject_keyless_records(records: &[u8]) -> Result<(), PartitionError> {
+    let mut buf = bytes::Bytes::copy_from_slice(records);
+    let keyless = match kafka_protocol::records::RecordBatchDecoder::decode(&mut buf) {
+        Ok(set) => set.records.iter().any(|r| r.key.is_none() && !r.control),
+        // Undecodable records are the log's to reject with a precise reason.
+        Err(_) => false,
+    };
+    if keyless {
+        return Err(PartitionError::KeylessRecordInCompactedTopic);
+    }
+    Ok(())
 }
 
 #[derive(Debug)]
@@ -199,6 +217,9 @@ impl Partition {
     pub fn append(&self, records: &mut [u8], now_ms: i64) -> Result<AppendOutcome, PartitionError> {
         let fields = single_batch_producer_fields(records)?;
         let mut state = self.lock();
+        if state.config.compact {
+            reject_keyless_records(records)?;
+        }
         let idempotent = fields.producer_id >= 0;
         if idempotent {
             let check = state.producers.check(
@@ -332,6 +353,21 @@ impl Partition {
         let mut state = self.lock();
         state.log.set_config(config.clone());
         state.config = config;
+    }
+
+    /// One compaction pass if the partition is compacted and due. The slow part (reading, deduplicating and
+    /// rewriting segments) runs without the partition lock, so appends and fetches carry on; only planning
+    /// and installing the cleaned segments take it briefly. Blocking: call from a blocking thread.
+    pub fn clean(&self, now_ms: i64) -> Result<Option<CleanReport>, PartitionError> {
+        let Some(plan) = self.lock().log.compaction_plan(now_ms) else {
+            return Ok(None);
+        };
+        let cleaned = plan.execute()?;
+        Ok(Some(self.lock().log.install_cleaned(cleaned)?))
+    }
+
+    pub fn is_compacted(&self) -> bool {
+        self.lock().config.compact
     }
 
     pub fn apply_retention(&self, now_ms: i64) -> Result<usize, PartitionError> {

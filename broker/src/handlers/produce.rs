@@ -41,7 +41,9 @@ pub(crate) fn partition_error(error: &PartitionError) -> (ResponseError, String)
             ResponseError::CorruptMessage
         }
         PartitionError::Log(LogError::OffsetOutOfRange { .. }) => ResponseError::OffsetOutOfRange,
-        PartitionError::BatchCount(_) => ResponseError::InvalidRecord,
+        PartitionError::BatchCount(_) | PartitionError::KeylessRecordInCompactedTopic => {
+            ResponseError::InvalidRecord
+        }
         PartitionError::Producer(ProducerStateError::FencedEpoch { .. }) => {
             ResponseError::InvalidProducerEpoch
         }
