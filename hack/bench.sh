@@ -19,6 +19,7 @@
 #
 # Environment (defaults; BENCH_QUICK=1 switches to the quick values in brackets):
 #   BENCH_TARGETS="tributary kafka"
+#   BENCH_TRIBUTARY_PROPS=""      extra Tributary broker properties, ';'-separated (e.g. Kafka's flush policy)
 #   BENCH_ONLY=all                "groups": only the consumer-group section (smoke produce + group load; no
 #                                 warm-up, produce/consume/latency rows or recovery)
 #   BENCH_SMALL_RECORDS=1000000 [200000]   records of BENCH_SMALL_SIZE=100 bytes
@@ -393,6 +394,12 @@ bench_target() {
   if [[ "$t" == tributary ]]; then
     # Same group.initial.rebalance.delay.ms as kafka-ref.sh gives Kafka (Tributary's default is 3000).
     conf="$WORK/$t/groups.properties"; printf '%s\n' "$GROUP_DELAY_PROP" >"$conf"
+    # Extra broker properties for this run, e.g. Kafka's flush behaviour for an apples-to-apples comparison:
+    # BENCH_TRIBUTARY_PROPS='log.flush.interval.messages=9223372036854775807'
+    if [[ -n "${BENCH_TRIBUTARY_PROPS:-}" ]]; then
+      tr ';' '\n' <<<"$BENCH_TRIBUTARY_PROPS" >>"$conf"
+      note "$t" "extra broker properties: $BENCH_TRIBUTARY_PROPS"
+    fi
   fi
   if ! broker_start "$t" "$dir/main" "$port" "$START_TIMEOUT" "$conf"; then
     if [[ -n "$conf" ]]; then
