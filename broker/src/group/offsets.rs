@@ -188,12 +188,10 @@ impl GroupCoordinator {
                 metadata,
                 commit_timestamp: now,
             };
-            let key = OffsetsKey::Offset {
-                group: group_id.to_owned(),
-                topic: topic.clone(),
-                partition,
-            };
-            records.push((key.encode(), Some(value.encode())));
+            records.push((
+                offset_key(group_id, &topic, partition),
+                Some(value.encode()),
+            ));
             accepted.push((errors.len(), topic, partition, value));
             errors.push(0);
         }
@@ -263,17 +261,7 @@ impl GroupCoordinator {
             let mut keys: Vec<(Bytes, Option<Bytes>)> = group
                 .offsets
                 .keys()
-                .map(|(topic, partition)| {
-                    (
-                        OffsetsKey::Offset {
-                            group: group_id.to_owned(),
-                            topic: topic.clone(),
-                            partition: *partition,
-                        }
-                        .encode(),
-                        None,
-                    )
-                })
+                .map(|(topic, partition)| (offset_key(group_id, topic, *partition), None))
                 .collect();
             keys.push((
                 OffsetsKey::Group {
@@ -328,17 +316,7 @@ impl GroupCoordinator {
         };
         let records = tombstones
             .iter()
-            .map(|(topic, partition)| {
-                (
-                    OffsetsKey::Offset {
-                        group: group_id.to_owned(),
-                        topic: topic.clone(),
-                        partition: *partition,
-                    }
-                    .encode(),
-                    None,
-                )
-            })
+            .map(|(topic, partition)| (offset_key(group_id, topic, *partition), None))
             .collect();
         if let Err(e) = self.append(group_id, records).await {
             tracing::error!(group = %group_id, error = %e, "deleting offsets failed");
@@ -414,6 +392,15 @@ impl GroupCoordinator {
         );
         Ok(applied)
     }
+}
+
+fn offset_key(group: &str, topic: &str, partition: i32) -> Bytes {
+    OffsetsKey::Offset {
+        group: group.to_owned(),
+        topic: topic.to_owned(),
+        partition,
+    }
+    .encode()
 }
 
 fn apply(
