@@ -21,19 +21,23 @@ use crate::{
     config::{resolve_log_config, validate_topic_config, BrokerConfig},
     log::{
         read_checkpoint, write_checkpoint, CheckpointError, FlushPolicy, LogConfig,
-        TopicPartition as LogPartition,
+        TopicPartition as LogPartition, CLEAN_SHUTDOWN_MARKER, LOG_START_CHECKPOINT,
+        RECOVERY_POINT_CHECKPOINT,
     },
     metadata::{
         LocalMetadataStore, MetadataChange, MetadataError, MetadataImage, MetadataStore,
         TopicMetadata,
     },
-    partition::{Partition, PartitionError},
+    partition::{LogStartState, Partition, PartitionError},
 };
 
-const RECOVERY_POINT_CHECKPOINT: &str = "recovery-point-offset-checkpoint";
-const LOG_START_CHECKPOINT: &str = "log-start-offset-checkpoint";
-const CLEAN_SHUTDOWN_MARKER: &str = ".kafka_cleanshutdown";
 const PARTITION_METADATA: &str = "partition.metadata";
+/// A partition created just now: nothing to recover.
+const NEW_LOG: LogStartState = LogStartState {
+    recovery_point: 0,
+    log_start_offset: 0,
+    clean_shutdown: true,
+};
 /// Producer ids are reserved from the metadata store in blocks, like Kafka's controller does.
 const PRODUCER_ID_BLOCK: i64 = 1000;
 
@@ -156,11 +160,14 @@ impl Broker {
         let metadata = Arc::new(LocalMetadataStore::open(&data_dir)?);
         let marker = data_dir.join(CLEAN_SHUTDOWN_MARKER);
         let clean_shutdown = marker.exists();
-        let recovery_points: HashMap<TopicPartition, i64> =
-            read_checkpoint(&data_dir.join(RECOVERY_POINT_CHECKPOINT))?
+        let read = |name: &str| -> Result<HashMap<TopicPartition, i64>, BrokerError> {
+            Ok(read_checkpoint(&data_dir.join(name))?
                 .into_iter()
                 .map(|(tp, offset)| ((tp.topic, tp.partition), offset))
-                .collect();
+                .collect())
+        };
+        let recovery_points = read(RECOVERY_POINT_CHECKPOINT)?;
+        let log_starts = read(LOG_START_CHECKPOINT)?;
         let group_config = config.group.clone();
         let broker = Arc::new(Self {
             config,
@@ -175,8 +182,12 @@ impl Broker {
         for topic in image.topics.values() {
             for index in 0..topic.partitions {
                 let key = (topic.name.clone(), index);
-                let recovery_point = recovery_points.get(&key).copied().unwrap_or(0);
-                broker.open_partition(&image, topic, index, recovery_point, clean_shutdown)?;
+                let start = LogStartState {
+                    recovery_point: recovery_points.get(&key).copied().unwrap_or(0),
+                    log_start_offset: log_starts.get(&key).copied().unwrap_or(0),
+                    clean_shutdown,
+                };
+                broker.open_partition(&image, topic, index, start)?;
             }
         }
         broker.groups.attach(Arc::downgrade(&broker));
@@ -216,8 +227,7 @@ impl Broker {
         image: &MetadataImage,
         topic: &TopicMetadata,
         index: i32,
-        recovery_point: i64,
-        clean_shutdown: bool,
+        start: LogStartState,
     ) -> Result<Arc<Partition>, BrokerError> {
         let dir = self.partition_dir(&topic.name, index);
         let err = |source| BrokerError::OpenPartition {
@@ -235,8 +245,7 @@ impl Broker {
             index,
             &dir,
             self.log_config(image, topic),
-            recovery_point,
-            clean_shutdown,
+            start,
         )
         .map_err(err)?;
         tracing::debug!(topic = %topic.name, partition = index, ?report, "partition opened");
@@ -318,7 +327,7 @@ impl Broker {
             .metadata
             .apply(MetadataChange::CreateTopic(topic.clone()))?;
         for index in 0..partitions {
-            self.open_partition(&image, &topic, index, 0, true)
+            self.open_partition(&image, &topic, index, NEW_LOG)
                 .map_err(|e| TopicError::Storage(error_chain(&e)))?;
         }
         tracing::info!(topic = name, partitions, "topic created");
@@ -353,7 +362,7 @@ impl Broker {
         let topic = &image.topics[name];
         for index in 0..total {
             if self.partition(name, index).is_none() {
-                self.open_partition(&image, topic, index, 0, true)
+                self.open_partition(&image, topic, index, NEW_LOG)
                     .map_err(|e| TopicError::Storage(error_chain(&e)))?;
             }
         }

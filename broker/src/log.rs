@@ -10,7 +10,6 @@ mod checkpoint;
 mod compaction;
 mod config;
 mod index;
-mod manager;
 mod recovery;
 mod segment;
 #[cfg(test)]
@@ -30,16 +29,15 @@ pub use batch::{
     set_partition_leader_epoch, validate_batches, BatchError, BatchHeader, CONTROL_BIT, HEADER_LEN,
     LOG_OVERHEAD, MAGIC_V2, TIMESTAMP_TYPE_BIT, TRANSACTIONAL_BIT,
 };
-pub use checkpoint::{read_checkpoint, write_checkpoint, CheckpointError};
+pub use checkpoint::{
+    read_checkpoint, write_checkpoint, CheckpointError, TopicPartition, CLEAN_SHUTDOWN_MARKER,
+    LOG_START_CHECKPOINT, RECOVERY_POINT_CHECKPOINT,
+};
 use compaction::CleanerCheckpoint;
 pub use compaction::{
     CleanOutcome, CleanReport, CleanStats, CleanedSegments, CompactionPlan, CLEANER_CHECKPOINT,
 };
 pub use config::{FlushPolicy, LogConfig, TimestampType};
-pub use manager::{
-    LogManager, ManagerError, TopicPartition, CLEAN_SHUTDOWN_MARKER, LOG_START_CHECKPOINT,
-    RECOVERY_POINT_CHECKPOINT,
-};
 pub use recovery::RecoveryReport;
 use segment::{Segment, MAX_SEGMENT_BYTES};
 use thiserror::Error;
@@ -555,7 +553,7 @@ impl Log {
     /// DeleteRecords: moves the log start offset up to `offset` and deletes segments wholly below it.
     ///
     /// A start offset inside a segment is only held in memory; persisting it is the job of the
-    /// `log-start-offset-checkpoint` (see [`LogManager::checkpoint`]), which `LogManager::open` reapplies.
+    /// `log-start-offset-checkpoint`, which the broker writes and reapplies on start.
     pub fn delete_records_before(&mut self, offset: i64) -> Result<(), LogError> {
         let log_end = self.log_end_offset();
         if offset > log_end {

@@ -118,6 +118,14 @@ fn reject_keyless_records(records: &[u8]) -> Result<(), PartitionError> {
     Ok(())
 }
 
+/// What the checkpoint files and the clean shutdown marker say about a log before it is opened.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LogStartState {
+    pub recovery_point: i64,
+    pub log_start_offset: i64,
+    pub clean_shutdown: bool,
+}
+
 #[derive(Debug)]
 struct PartitionLog {
     log: Log,
@@ -158,10 +166,20 @@ impl Partition {
         index: i32,
         dir: &Path,
         config: LogConfig,
-        recovery_point: i64,
-        clean_shutdown: bool,
+        start: LogStartState,
     ) -> Result<(Self, RecoveryReport), PartitionError> {
-        let (log, report) = Log::open(dir, config.clone(), recovery_point, clean_shutdown)?;
+        let (mut log, report) = Log::open(
+            dir,
+            config.clone(),
+            start.recovery_point,
+            start.clean_shutdown,
+        )?;
+        // A log start offset inside a segment lives only in the checkpoint; put it back.
+        if start.log_start_offset > log.log_start_offset()
+            && start.log_start_offset <= log.log_end_offset()
+        {
+            log.delete_records_before(start.log_start_offset)?;
+        }
         let mut producers = ProducerStates::default();
         for header in log.batch_headers(log.log_start_offset()) {
             let header = header?;

@@ -119,6 +119,11 @@ pub async fn handle_frame_from(
     frame: BytesMut,
     peer: Option<std::net::SocketAddr>,
 ) -> Result<Pending, ProtocolError> {
+    if frame.len() < MIN_HEADER_BYTES {
+        return Err(ProtocolError::FrameTooShort {
+            size: frame.len() as i32,
+        });
+    }
     let mut body = frame.freeze();
     let raw_key = i16::from_be_bytes([body[0], body[1]]);
     let version = i16::from_be_bytes([body[2], body[3]]);

@@ -608,55 +608,6 @@ fn kafka_protocol_encoded_batches_append_and_decode() {
 }
 
 #[test]
-fn manager_tracks_clean_shutdown_and_checkpoints() {
-    let data = tempfile::tempdir().unwrap();
-    let (manager, opened) = LogManager::open(data.path(), |_| small_config()).unwrap();
-    assert!(opened.is_empty());
-    let tp = TopicPartition::new("orders-eu", 3);
-    let mut log = manager.create_log(&tp, small_config()).unwrap();
-    assert!(matches!(
-        manager.create_log(&tp, small_config()),
-        Err(ManagerError::LogExists { .. })
-    ));
-    fill(&mut log, 30);
-    manager.close_all(vec![(tp.clone(), log)]).unwrap();
-    assert!(data.path().join(CLEAN_SHUTDOWN_MARKER).exists());
-    assert_eq!(
-        std::fs::read_to_string(data.path().join(RECOVERY_POINT_CHECKPOINT)).unwrap(),
-        "0\n1\norders-eu 3 90\n"
-    );
-
-    let (manager, mut opened) = LogManager::open(data.path(), |_| small_config()).unwrap();
-    assert!(
-        !data.path().join(CLEAN_SHUTDOWN_MARKER).exists(),
-        "marker removed once open"
-    );
-    let (got_tp, log, report) = opened.pop().unwrap();
-    assert_eq!(
-        (
-            got_tp,
-            log.log_end_offset(),
-            report.clean_shutdown,
-            report.segments_scanned
-        ),
-        (tp.clone(), 90, true, 0)
-    );
-    manager
-        .checkpoint(&[(tp.clone(), 0, log.log_start_offset())])
-        .unwrap();
-    drop(log); // crash
-
-    let (manager, mut opened) = LogManager::open(data.path(), |_| small_config()).unwrap();
-    let (_, log, report) = opened.pop().unwrap();
-    assert!(!report.clean_shutdown);
-    assert_eq!(report.segments_scanned, log.segment_count());
-    assert_eq!(log.log_end_offset(), 90);
-    let dir = log.dir().to_path_buf();
-    manager.delete_log(&tp, log).unwrap();
-    assert!(!dir.exists());
-}
-
-#[test]
 fn delete_records_before_moves_log_start() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = open(dir.path(), small_config());
@@ -697,29 +648,6 @@ fn stray_files_are_removed_and_odd_segment_names_are_errors() {
         matches!(&err, LogError::UnexpectedFile { path } if path.ends_with("12.log")),
         "{err:?}"
     );
-}
-
-#[test]
-fn manager_restores_log_start_from_checkpoint() {
-    let data = tempfile::tempdir().unwrap();
-    let (manager, _) = LogManager::open(data.path(), |_| small_config()).unwrap();
-    let tp = TopicPartition::new("t", 0);
-    let mut log = manager.create_log(&tp, small_config()).unwrap();
-    fill(&mut log, 30);
-    log.delete_records_before(40).unwrap();
-    manager.close_all(vec![(tp.clone(), log)]).unwrap();
-    assert_eq!(
-        std::fs::read_to_string(data.path().join(LOG_START_CHECKPOINT)).unwrap(),
-        "0\n1\nt 0 40\n"
-    );
-    let (_, mut opened) = LogManager::open(data.path(), |_| small_config()).unwrap();
-    let (_, log, _) = opened.pop().unwrap();
-    assert_eq!(log.log_start_offset(), 40);
-    assert!(matches!(
-        log.read(39, 1),
-        Err(LogError::OffsetOutOfRange { .. })
-    ));
-    assert_eq!(log.read(40, 1).unwrap().first_batch_base_offset, 39);
 }
 
 proptest! {
