@@ -355,7 +355,9 @@ impl Log {
 
     fn maybe_flush(&mut self, now_ms: i64) -> Result<(), LogError> {
         let due = match self.config.flush {
-            FlushPolicy::EveryBatch => true,
+            // Group commit belongs to the caller: it fsyncs (outside its lock, shared by concurrent appends)
+            // before acknowledging. Flushing here would fsync every batch on the request path, under the lock.
+            FlushPolicy::EveryBatch => false,
             FlushPolicy::Interval { messages, ms } => {
                 // A clock that went backwards counts as no time passed.
                 let elapsed = now_ms.saturating_sub(self.last_flush_ms).max(0) as u64;

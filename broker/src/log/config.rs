@@ -69,11 +69,12 @@ pub enum TimestampType {
 ///
 /// The default is [`FlushPolicy::EveryBatch`]: an acknowledged append survives power loss on a single broker.
 /// Kafka's own default is [`FlushPolicy::Os`] (rely on replication and the page cache); choose it explicitly
-/// when replicas provide the durability, or use `Log::active_segment_handle` + `Log::mark_flushed` to
-/// group-commit outside the partition lock.
+/// when replicas provide the durability. With `EveryBatch` the *caller* fsyncs before acknowledging, through
+/// `Log::active_segment_handle` + `Log::mark_flushed`, outside its lock, so concurrent appends share one
+/// fsync (group commit); `Log::append` itself does not fsync.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum FlushPolicy {
-    /// fsync the active segment after every append (`flush.messages=1`).
+    /// fsync before every acknowledgement, done by the caller with group commit (`flush.messages=1`).
     #[default]
     EveryBatch,
     /// fsync once `messages` records have been appended since the last flush, or `ms` have passed.

@@ -528,6 +528,14 @@ fn flush_policy_controls_the_recovery_point() {
         ..log.config().clone()
     });
     fill(&mut log, 1);
+    assert_eq!(
+        log.recovery_point(),
+        12,
+        "EveryBatch leaves the fsync to the caller's group commit"
+    );
+    let (file, end) = log.active_segment_handle();
+    file.sync_data().unwrap();
+    log.mark_flushed(end);
     assert_eq!(log.recovery_point(), 15);
 }
 
