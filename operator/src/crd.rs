@@ -88,8 +88,8 @@ mod tests {
             let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
             assert!(
                 on_disk == expected,
-                "{} is stale (or missing): run `{REGENERATE_COMMAND}` and commit the result",
-                path.display()
+                "crds/{} is stale (or missing): run `{REGENERATE_COMMAND}` and commit the result",
+                generated.file_name
             );
         }
     }

@@ -4,4 +4,8 @@
 //! A KafkaCluster is reconciled as a pipeline: validate (pure) -> build desired objects (pure) -> server-side apply
 //! -> status. Nothing in the pure steps may do I/O.
 
+pub mod cluster;
 pub mod crd;
+
+#[cfg(test)]
+mod fixtures;
