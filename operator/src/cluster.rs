@@ -5,6 +5,8 @@
 //! YAML without an API server.
 
 pub mod build;
+pub mod reconcile;
+pub mod status;
 pub mod validate;
 
 pub use self::{

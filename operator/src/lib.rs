@@ -5,6 +5,7 @@
 //! -> status. Nothing in the pure steps may do I/O.
 
 pub mod cluster;
+pub mod controller;
 pub mod crd;
 
 #[cfg(test)]

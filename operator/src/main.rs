@@ -1,5 +1,25 @@
-//! `tributary-operator`: the controller binary (the reconcile loop lands in a later change).
+//! `tributary-operator`: runs the KafkaCluster controller against the cluster the environment points at
+//! (in-cluster service account, or KUBECONFIG).
 
-fn main() {
-    println!("tributary-operator: controller not wired up yet; see `crdgen` for the CRDs");
+use anyhow::Context as _;
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
+    let client = kube::Client::try_default()
+        .await
+        .context("cannot build a Kubernetes client")?;
+    let instance = std::env::var("POD_NAME").ok();
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        "tributary-operator starting"
+    );
+    tributary_operator::controller::run(client, instance).await;
+    tracing::info!("tributary-operator stopped");
+    Ok(())
 }
