@@ -75,6 +75,9 @@ pub fn crds_dir() -> PathBuf {
 }
 
 #[cfg(test)]
+mod cel_tests;
+
+#[cfg(test)]
 mod tests {
     use serde_json::Value;
 

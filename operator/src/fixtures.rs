@@ -3,7 +3,10 @@
 
 use k8s_openapi::apimachinery::pkg::{api::resource::Quantity, apis::meta::v1::ObjectMeta};
 
-use crate::crd::{KafkaCluster, KafkaClusterSpec, Listeners, Storage};
+use crate::crd::{
+    ClusterRef, DeletionPolicy, KafkaCluster, KafkaClusterSpec, Listeners, Storage, Topic,
+    TopicSpec,
+};
 
 impl KafkaCluster {
     /// A valid, stored three-broker cluster `demo` in namespace `kafka`.
@@ -63,6 +66,60 @@ impl KafkaCluster {
 
     pub(crate) fn ports(mut self, kafka: i32, http: i32) -> Self {
         self.spec.listeners = Listeners { kafka, http };
+        self
+    }
+}
+
+impl Topic {
+    /// A valid Topic `orders` (3 partitions, replication factor 3) on cluster `demo` in namespace `kafka`.
+    pub(crate) fn test() -> Self {
+        let mut topic = Topic::new(
+            "orders",
+            TopicSpec {
+                cluster_ref: ClusterRef {
+                    name: "demo".into(),
+                },
+                topic_name: None,
+                partitions: 3,
+                replication_factor: 3,
+                config: Default::default(),
+                deletion_policy: DeletionPolicy::default(),
+            },
+        );
+        topic.metadata.namespace = Some("kafka".into());
+        topic
+    }
+
+    pub(crate) fn partitions(mut self, partitions: i32) -> Self {
+        self.spec.partitions = partitions;
+        self
+    }
+
+    pub(crate) fn replication_factor(mut self, replication_factor: i32) -> Self {
+        self.spec.replication_factor = replication_factor;
+        self
+    }
+
+    pub(crate) fn topic_name(mut self, topic_name: &str) -> Self {
+        self.spec.topic_name = Some(topic_name.into());
+        self
+    }
+
+    pub(crate) fn cluster(mut self, cluster: &str) -> Self {
+        self.spec.cluster_ref.name = cluster.into();
+        self
+    }
+}
+
+impl KafkaCluster {
+    pub(crate) fn storage_class(mut self, class: &str) -> Self {
+        self.spec.storage.storage_class_name = Some(class.into());
+        self
+    }
+
+    pub(crate) fn delete_claims(mut self, on_scale_down: bool, on_delete: bool) -> Self {
+        self.spec.storage.delete_claims_on_scale_down = on_scale_down;
+        self.spec.storage.delete_claims_on_delete = on_delete;
         self
     }
 }
