@@ -26,6 +26,7 @@ use serde::{de::DeserializeOwned, Serialize};
 
 use super::{
     build::{build, FIELD_MANAGER},
+    scale::guard_scale_down,
     status::{self, Outcome, REASON_INVALID_SPEC},
     validate::validate,
 };
@@ -40,6 +41,9 @@ pub enum Error {
     /// The object has no namespace (KafkaCluster is namespaced, so the API server always sets one).
     #[error("KafkaCluster {name} has no namespace")]
     MissingNamespace { name: String },
+    /// Reading the running StatefulSet failed.
+    #[error("cannot read StatefulSet {name}")]
+    GetStatefulSet { name: String, source: kube::Error },
     /// Server-side apply of the broker ConfigMap failed.
     #[error("cannot apply ConfigMap {name}")]
     ApplyConfigMap { name: String, source: kube::Error },
@@ -62,6 +66,7 @@ impl Error {
     pub fn category(&self) -> &'static str {
         match self {
             Error::MissingNamespace { .. } => "MissingNamespace",
+            Error::GetStatefulSet { .. } => "GetStatefulSetFailed",
             Error::ApplyConfigMap { .. } => "ApplyConfigMapFailed",
             Error::ApplyService { .. } => "ApplyServiceFailed",
             Error::ApplyStatefulSet { .. } => "ApplyStatefulSetFailed",
@@ -117,8 +122,32 @@ pub async fn reconcile(cluster: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<
         }
     };
 
-    let objects = build(&valid);
     let client = &ctx.client;
+    let stateful_sets = Api::<StatefulSet>::namespaced(client.clone(), &namespace);
+
+    // Dereference: the only thing read before building is how many brokers run now.
+    let mut objects = build(&valid);
+    let running = stateful_sets
+        .get_opt(&valid.name)
+        .await
+        .map_err(|source| Error::GetStatefulSet {
+            name: valid.name.clone(),
+            source,
+        })?
+        .and_then(|sts| sts.spec?.replicas);
+    let scale_down_blocked = guard_scale_down(&mut objects, running);
+    if let Some(blocked) = scale_down_blocked {
+        tracing::warn!(cluster = %name, namespace = %namespace, requested = blocked.requested, running = blocked.running, "scale-down blocked");
+        let event = Event {
+            type_: EventType::Warning,
+            reason: status::SCALE_DOWN_BLOCKED.to_owned(),
+            note: Some(blocked.to_string()),
+            action: "Scale".to_owned(),
+            secondary: None,
+        };
+        ctx.publish(cluster.as_ref(), &event).await;
+    }
+
     // Order matters: the pods mount the ConfigMap and take their DNS names from the headless Service, so both exist
     // before the StatefulSet creates pods; the PodDisruptionBudget guards pods that exist.
     apply(
@@ -151,6 +180,7 @@ pub async fn reconcile(cluster: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<
     let outcome = Outcome::Applied {
         cluster: &valid,
         stateful_set: &stateful_set,
+        scale_down_blocked,
     };
     let next = status::status(cluster.status.as_ref(), &outcome, &now);
     let ready = status::is_ready(&next);

@@ -7,7 +7,9 @@ use k8s_openapi::{
     apimachinery::pkg::apis::meta::v1::{Condition, Time},
 };
 
-use super::{build::bootstrap_address, validate::Invalid, ValidatedKafkaCluster};
+use super::{
+    build::bootstrap_address, scale::ScaleDownBlocked, validate::Invalid, ValidatedKafkaCluster,
+};
 use crate::crd::KafkaClusterStatus;
 
 /// Condition type: every broker is Ready (registered and caught up) and runs the current spec.
@@ -16,6 +18,9 @@ pub const READY: &str = "Ready";
 pub const RECONCILING: &str = "Reconciling";
 /// Condition type: something needs a person (an invalid spec, brokers that stay not Ready).
 pub const DEGRADED: &str = "Degraded";
+
+/// Condition type: the spec asks for fewer brokers than run, and the extra brokers cannot be removed yet.
+pub const SCALE_DOWN_BLOCKED: &str = "ScaleDownBlocked";
 
 /// Event and condition reason for a spec that cannot be reconciled.
 pub const REASON_INVALID_SPEC: &str = "InvalidSpec";
@@ -27,6 +32,7 @@ pub enum Outcome<'a> {
     Applied {
         cluster: &'a ValidatedKafkaCluster,
         stateful_set: &'a StatefulSet,
+        scale_down_blocked: Option<ScaleDownBlocked>,
     },
     /// The spec was refused; nothing was applied.
     Invalid {
@@ -35,22 +41,72 @@ pub enum Outcome<'a> {
     },
 }
 
-/// How far the StatefulSet is from running `brokers` current, Ready pods.
+/// How far the StatefulSet is from running all its replicas current and Ready.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Rollout {
+    replicas: i32,
     ready: i32,
     rolling: bool,
 }
 
-fn rollout(stateful_set: &StatefulSet, brokers: i32) -> Rollout {
+fn rollout(stateful_set: &StatefulSet) -> Rollout {
+    let replicas = stateful_set
+        .spec
+        .as_ref()
+        .and_then(|s| s.replicas)
+        .unwrap_or(1);
     let status = stateful_set.status.clone().unwrap_or_default();
     let generation = stateful_set.metadata.generation.unwrap_or_default();
     let ready = status.ready_replicas.unwrap_or_default();
     let rolling = status.observed_generation.unwrap_or_default() < generation
-        || status.updated_replicas.unwrap_or_default() < brokers
-        || status.replicas != brokers
+        || status.updated_replicas.unwrap_or_default() < replicas
+        || status.replicas != replicas
         || status.current_revision != status.update_revision;
-    Rollout { ready, rolling }
+    Rollout {
+        replicas,
+        ready,
+        rolling,
+    }
+}
+
+/// Sets conditions for one generation at one instant.
+struct Conditions<'a> {
+    list: &'a mut Vec<Condition>,
+    generation: Option<i64>,
+    now: &'a Time,
+}
+
+impl Conditions<'_> {
+    fn set(&mut self, type_: &str, value: bool, reason: &str, message: &str) {
+        self.set_status(type_, if value { "True" } else { "False" }, reason, message);
+    }
+
+    /// Sets one condition, keeping its `lastTransitionTime` unless its status changes.
+    fn set_status(&mut self, type_: &str, status: &str, reason: &str, message: &str) {
+        let condition = Condition {
+            type_: type_.to_owned(),
+            status: status.to_owned(),
+            reason: reason.to_owned(),
+            message: message.to_owned(),
+            observed_generation: self.generation,
+            last_transition_time: self.now.clone(),
+        };
+        match self.list.iter_mut().find(|c| c.type_ == type_) {
+            Some(existing) if existing.status == status => {
+                let since = existing.last_transition_time.clone();
+                *existing = Condition {
+                    last_transition_time: since,
+                    ..condition
+                };
+            }
+            Some(existing) => *existing = condition,
+            None => self.list.push(condition),
+        }
+    }
+
+    fn has(&self, type_: &str) -> bool {
+        self.list.iter().any(|c| c.type_ == type_)
+    }
 }
 
 /// The status to write after a reconcile.
@@ -67,113 +123,76 @@ pub fn status(
         } => {
             let message = invalid.to_string();
             next.observed_generation = *generation;
-            set(
-                &mut next.conditions,
-                *generation,
+            let mut conditions = Conditions {
+                list: &mut next.conditions,
+                generation: *generation,
                 now,
-                RECONCILING,
-                false,
-                REASON_INVALID_SPEC,
-                &message,
-            );
-            set(
-                &mut next.conditions,
-                *generation,
-                now,
-                DEGRADED,
-                true,
-                REASON_INVALID_SPEC,
-                &message,
-            );
+            };
+            conditions.set(RECONCILING, false, REASON_INVALID_SPEC, &message);
+            conditions.set(DEGRADED, true, REASON_INVALID_SPEC, &message);
             // The objects of the last valid spec keep running; Ready still describes them.
-            if !next.conditions.iter().any(|c| c.type_ == READY) {
-                set_status(
-                    &mut next.conditions,
-                    *generation,
-                    now,
-                    READY,
-                    "Unknown",
-                    REASON_INVALID_SPEC,
-                    &message,
-                );
+            if !conditions.has(READY) {
+                conditions.set_status(READY, "Unknown", REASON_INVALID_SPEC, &message);
             }
         }
         Outcome::Applied {
             cluster,
             stateful_set,
+            scale_down_blocked,
         } => {
-            let generation = cluster.generation;
-            let Rollout { ready, rolling } = rollout(stateful_set, cluster.brokers);
-            let brokers = cluster.brokers;
-            next.observed_generation = generation;
+            let Rollout {
+                replicas,
+                ready,
+                rolling,
+            } = rollout(stateful_set);
+            next.observed_generation = cluster.generation;
             next.ready_brokers = ready;
             next.bootstrap_address = Some(bootstrap_address(cluster));
-            let counts = format!("{ready}/{brokers} brokers ready");
-            let all_ready = ready >= brokers && !rolling;
-            if all_ready {
-                set(
-                    &mut next.conditions,
-                    generation,
-                    now,
-                    READY,
-                    true,
-                    "AllBrokersReady",
-                    &counts,
-                );
+            let mut conditions = Conditions {
+                list: &mut next.conditions,
+                generation: cluster.generation,
+                now,
+            };
+            let counts = format!("{ready}/{replicas} brokers ready");
+            if ready >= replicas && !rolling {
+                conditions.set(READY, true, "AllBrokersReady", &counts);
             } else {
-                set(
-                    &mut next.conditions,
-                    generation,
-                    now,
-                    READY,
-                    false,
-                    "BrokersNotReady",
-                    &counts,
-                );
+                conditions.set(READY, false, "BrokersNotReady", &counts);
             }
             if rolling {
-                let message = format!("rolling out the StatefulSet: {counts}");
-                set(
-                    &mut next.conditions,
-                    generation,
-                    now,
+                conditions.set(
                     RECONCILING,
                     true,
                     "RollingOut",
-                    &message,
+                    &format!("rolling out the StatefulSet: {counts}"),
                 );
             } else {
-                set(
-                    &mut next.conditions,
-                    generation,
-                    now,
+                conditions.set(
                     RECONCILING,
                     false,
                     "Reconciled",
-                    "the cluster matches its spec",
+                    "the StatefulSet runs the current spec",
                 );
             }
-            if !rolling && ready < brokers {
+            if !rolling && ready < replicas {
                 let message = format!("{counts}; check the pods of StatefulSet {}", cluster.name);
-                set(
-                    &mut next.conditions,
-                    generation,
-                    now,
-                    DEGRADED,
-                    true,
-                    "BrokersNotReady",
-                    &message,
-                );
+                conditions.set(DEGRADED, true, "BrokersNotReady", &message);
             } else {
-                set(
-                    &mut next.conditions,
-                    generation,
-                    now,
-                    DEGRADED,
+                conditions.set(DEGRADED, false, "AsExpected", "no problems found");
+            }
+            match scale_down_blocked {
+                Some(blocked) => conditions.set(
+                    SCALE_DOWN_BLOCKED,
+                    true,
+                    "DrainNotImplemented",
+                    &blocked.to_string(),
+                ),
+                None => conditions.set(
+                    SCALE_DOWN_BLOCKED,
                     false,
-                    "AsExpected",
-                    "no problems found",
-                );
+                    "NoScaleDown",
+                    "no broker is waiting for removal",
+                ),
             }
         }
     }
@@ -188,54 +207,11 @@ pub fn is_ready(status: &KafkaClusterStatus) -> bool {
         .any(|c| c.type_ == READY && c.status == "True")
 }
 
-fn set(
-    conditions: &mut Vec<Condition>,
-    generation: Option<i64>,
-    now: &Time,
-    type_: &str,
-    value: bool,
-    reason: &str,
-    message: &str,
-) {
-    let value = if value { "True" } else { "False" };
-    set_status(conditions, generation, now, type_, value, reason, message);
-}
-
-/// Sets one condition, keeping its `lastTransitionTime` unless its status changes.
-fn set_status(
-    conditions: &mut Vec<Condition>,
-    generation: Option<i64>,
-    now: &Time,
-    type_: &str,
-    status: &str,
-    reason: &str,
-    message: &str,
-) {
-    let condition = Condition {
-        type_: type_.to_owned(),
-        status: status.to_owned(),
-        reason: reason.to_owned(),
-        message: message.to_owned(),
-        observed_generation: generation,
-        last_transition_time: now.clone(),
-    };
-    match conditions.iter_mut().find(|c| c.type_ == type_) {
-        Some(existing) if existing.status == status => {
-            let since = existing.last_transition_time.clone();
-            *existing = Condition {
-                last_transition_time: since,
-                ..condition
-            };
-        }
-        Some(existing) => *existing = condition,
-        None => conditions.push(condition),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use k8s_openapi::{
-        api::apps::v1::StatefulSetStatus, apimachinery::pkg::apis::meta::v1::ObjectMeta,
+        api::apps::v1::{StatefulSetSpec, StatefulSetStatus},
+        apimachinery::pkg::apis::meta::v1::ObjectMeta,
         jiff::Timestamp,
     };
 
@@ -255,6 +231,10 @@ mod tests {
                 generation: Some(generation),
                 ..ObjectMeta::default()
             },
+            spec: Some(StatefulSetSpec {
+                replicas: Some(replicas),
+                ..StatefulSetSpec::default()
+            }),
             status: Some(StatefulSetStatus {
                 observed_generation: Some(observed),
                 replicas,
@@ -264,7 +244,6 @@ mod tests {
                 update_revision: Some("r1".into()),
                 ..StatefulSetStatus::default()
             }),
-            ..StatefulSet::default()
         }
     }
 
@@ -284,6 +263,7 @@ mod tests {
             &Outcome::Applied {
                 cluster: &valid,
                 stateful_set: &sts(2, 2, 3, 3, 3),
+                scale_down_blocked: None,
             },
             &at(10),
         );
@@ -307,6 +287,7 @@ mod tests {
             &Outcome::Applied {
                 cluster: &valid,
                 stateful_set: &sts(3, 2, 3, 1, 2),
+                scale_down_blocked: None,
             },
             &at(10),
         );
@@ -324,6 +305,7 @@ mod tests {
             &Outcome::Applied {
                 cluster: &valid,
                 stateful_set: &sts(2, 2, 3, 3, 2),
+                scale_down_blocked: None,
             },
             &at(10),
         );
@@ -339,6 +321,7 @@ mod tests {
             &Outcome::Applied {
                 cluster: &valid,
                 stateful_set: &sts(2, 2, 3, 3, 3),
+                scale_down_blocked: None,
             },
             &at(10),
         );
@@ -380,6 +363,7 @@ mod tests {
             &Outcome::Applied {
                 cluster: &valid,
                 stateful_set: &sts(2, 2, 3, 3, 3),
+                scale_down_blocked: None,
             },
             &at(10),
         );
@@ -388,6 +372,7 @@ mod tests {
             &Outcome::Applied {
                 cluster: &valid,
                 stateful_set: &sts(2, 2, 3, 3, 3),
+                scale_down_blocked: None,
             },
             &at(20),
         );
@@ -400,10 +385,45 @@ mod tests {
             &Outcome::Applied {
                 cluster: &valid,
                 stateful_set: &sts(2, 2, 3, 3, 2),
+                scale_down_blocked: None,
             },
             &at(30),
         );
         assert_eq!(condition(&down, READY).last_transition_time, at(30));
         assert_eq!(condition(&down, RECONCILING).last_transition_time, at(10));
+    }
+
+    #[test]
+    fn a_blocked_scale_down_is_reported_and_cleared() {
+        let valid = validate(&KafkaCluster::test()).expect("valid");
+        let blocked = ScaleDownBlocked {
+            requested: 3,
+            running: 5,
+        };
+        let outcome = Outcome::Applied {
+            cluster: &valid,
+            stateful_set: &sts(2, 2, 5, 5, 5),
+            scale_down_blocked: Some(blocked),
+        };
+        let first = status(None, &outcome, &at(10));
+        let condition_ = condition(&first, SCALE_DOWN_BLOCKED);
+        assert_eq!(
+            (condition_.status.as_str(), condition_.reason.as_str()),
+            ("True", "DrainNotImplemented")
+        );
+        assert_eq!(first.ready_brokers, 5);
+        assert_eq!(
+            condition(&first, READY).message,
+            "5/5 brokers ready",
+            "Ready describes the brokers that run"
+        );
+
+        let outcome = Outcome::Applied {
+            cluster: &valid,
+            stateful_set: &sts(2, 2, 5, 5, 5),
+            scale_down_blocked: None,
+        };
+        let cleared = status(Some(&first), &outcome, &at(20));
+        assert_eq!(condition(&cleared, SCALE_DOWN_BLOCKED).status, "False");
     }
 }

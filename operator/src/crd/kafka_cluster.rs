@@ -93,7 +93,8 @@ pub struct KafkaClusterSpec {
     pub resources: Option<ResourceRequirements>,
 
     /// Broker configuration, as Kafka property names (for example `log.retention.hours: "168"`). The operator sets
-    /// `node.id`, `listeners`, `advertised.listeners` and `log.dirs` itself; those keys are refused here.
+    /// `node.id` (`broker.id`), `listeners`, `advertised.listeners`, `log.dirs` (`log.dir`) and `http.listener` from
+    /// each pod's identity; those keys are refused here.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub broker_config: BTreeMap<String, String>,
 
