@@ -137,7 +137,13 @@ pub async fn reconcile(cluster: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<
         .and_then(|sts| sts.spec?.replicas);
     let scale_down_blocked = guard_scale_down(&mut objects, running);
     if let Some(blocked) = scale_down_blocked {
-        tracing::warn!(cluster = %name, namespace = %namespace, requested = blocked.requested, running = blocked.running, "scale-down blocked");
+        tracing::warn!(
+            cluster = %name,
+            namespace = %namespace,
+            requested = blocked.requested,
+            running = blocked.running,
+            "scale-down blocked until draining is implemented"
+        );
         let event = Event {
             type_: EventType::Warning,
             reason: status::SCALE_DOWN_BLOCKED.to_owned(),
@@ -164,12 +170,9 @@ pub async fn reconcile(cluster: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<
         .await
         .map_err(|(name, source)| Error::ApplyService { name, source })?;
     }
-    let stateful_set = apply(
-        &Api::<StatefulSet>::namespaced(client.clone(), &namespace),
-        &objects.stateful_set,
-    )
-    .await
-    .map_err(|(name, source)| Error::ApplyStatefulSet { name, source })?;
+    let stateful_set = apply(&stateful_sets, &objects.stateful_set)
+        .await
+        .map_err(|(name, source)| Error::ApplyStatefulSet { name, source })?;
     apply(
         &Api::<PodDisruptionBudget>::namespaced(client.clone(), &namespace),
         &objects.pod_disruption_budget,
