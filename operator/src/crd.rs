@@ -7,7 +7,7 @@
 mod kafka_cluster;
 mod topic;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
@@ -69,9 +69,8 @@ pub fn render(crd: &CustomResourceDefinition) -> Result<String, RenderError> {
 
 /// The `crds/` directory of this repository.
 pub fn crds_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join("crds")
+    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest_dir.parent().unwrap_or(manifest_dir).join("crds")
 }
 
 #[cfg(test)]
