@@ -1,0 +1,16 @@
+//! The KafkaCluster reconciler, as a pipeline: `validate` (pure) -> `build` (pure, every desired object) -> apply
+//! (server-side, with owner references) -> status.
+//!
+//! `validate` and `build` never do I/O, so every decision about what the objects look like is tested on inline
+//! YAML without an API server.
+
+pub mod build;
+pub mod reconcile;
+pub mod scale;
+pub mod status;
+pub mod validate;
+
+pub use self::{
+    build::{build, DesiredObjects},
+    validate::{validate, Invalid, Problem, ValidatedKafkaCluster},
+};

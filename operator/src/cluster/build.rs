@@ -1,0 +1,436 @@
+//! Builds every Kubernetes object a KafkaCluster needs from a `ValidatedKafkaCluster`. Pure: no I/O, no clock, no
+//! randomness, so the same spec always yields byte-identical objects and server-side apply is a no-op when nothing
+//! changed.
+//!
+//! Objects: a ConfigMap with the broker properties, a headless Service (stable per-broker DNS names), a bootstrap
+//! Service, the StatefulSet and a PodDisruptionBudget (at most one broker down).
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::{
+    api::{
+        apps::v1::{
+            StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec,
+            StatefulSetUpdateStrategy,
+        },
+        core::v1::{
+            ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EnvVar, EnvVarSource,
+            HTTPGetAction, ObjectFieldSelector, PersistentVolumeClaim, PersistentVolumeClaimSpec,
+            PodSpec, PodTemplateSpec, Probe, Service, ServicePort, ServiceSpec, Volume,
+            VolumeMount, VolumeResourceRequirements,
+        },
+        policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec},
+    },
+    apimachinery::pkg::{
+        apis::meta::v1::LabelSelector, apis::meta::v1::ObjectMeta, util::intstr::IntOrString,
+    },
+};
+
+use super::validate::ValidatedKafkaCluster;
+
+/// Name of the broker container.
+pub const CONTAINER_NAME: &str = "broker";
+/// Name of the per-broker volume claim template (PVCs are `data-<cluster>-<ordinal>`).
+pub const DATA_VOLUME: &str = "data";
+/// Where the broker's data volume is mounted.
+pub const DATA_DIR: &str = "/var/lib/tributary/data";
+/// Where the broker ConfigMap is mounted.
+pub const CONFIG_DIR: &str = "/etc/tributary";
+/// Key of the broker properties in the ConfigMap.
+pub const CONFIG_FILE: &str = "server.properties";
+/// Pod annotation holding a hash of the broker properties: the broker reads them only at start, so a change must
+/// roll the pods; anything else (such as the broker count) must not.
+pub const CONFIG_HASH_ANNOTATION: &str = "tributary.dev/config-hash";
+/// Label the StatefulSet controller puts on each pod with its ordinal; it becomes the broker id.
+pub const POD_INDEX_LABEL: &str = "apps.kubernetes.io/pod-index";
+/// Field manager of everything the operator applies.
+pub const FIELD_MANAGER: &str = "tributary-operator";
+
+/// Every object a KafkaCluster should have, in the order they are applied.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DesiredObjects {
+    /// Broker properties (`server.properties`).
+    pub config_map: ConfigMap,
+    /// Headless Service: `<pod>.<cluster>-brokers.<ns>.svc` for every broker, ready or not.
+    pub headless_service: Service,
+    /// ClusterIP Service over ready brokers that clients bootstrap from.
+    pub bootstrap_service: Service,
+    /// The brokers.
+    pub stateful_set: StatefulSet,
+    /// At most one broker voluntarily disrupted at a time.
+    pub pod_disruption_budget: PodDisruptionBudget,
+}
+
+/// Names of the objects built for a cluster.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectNames {
+    /// StatefulSet and PodDisruptionBudget: the cluster's name.
+    pub stateful_set: String,
+    /// `<cluster>-config`.
+    pub config_map: String,
+    /// `<cluster>-brokers`.
+    pub headless_service: String,
+    /// `<cluster>-bootstrap`.
+    pub bootstrap_service: String,
+}
+
+impl ObjectNames {
+    /// The names for the cluster called `cluster`.
+    pub fn new(cluster: &str) -> Self {
+        Self {
+            stateful_set: cluster.to_owned(),
+            config_map: format!("{cluster}-config"),
+            headless_service: format!("{cluster}-brokers"),
+            bootstrap_service: format!("{cluster}-bootstrap"),
+        }
+    }
+}
+
+/// `host:port` of the bootstrap Service, as clients inside the cluster reach it.
+pub fn bootstrap_address(cluster: &ValidatedKafkaCluster) -> String {
+    let names = ObjectNames::new(&cluster.name);
+    format!(
+        "{}.{}.svc:{}",
+        names.bootstrap_service, cluster.namespace, cluster.kafka_port
+    )
+}
+
+/// Labels that select the broker pods of `cluster`; they never change for the life of the cluster.
+pub fn selector_labels(cluster: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("app.kubernetes.io/name".to_owned(), "tributary".to_owned()),
+        ("app.kubernetes.io/instance".to_owned(), cluster.to_owned()),
+        (
+            "app.kubernetes.io/component".to_owned(),
+            "broker".to_owned(),
+        ),
+    ])
+}
+
+fn labels(cluster: &str) -> BTreeMap<String, String> {
+    let mut labels = selector_labels(cluster);
+    labels.insert(
+        "app.kubernetes.io/managed-by".to_owned(),
+        FIELD_MANAGER.to_owned(),
+    );
+    labels
+}
+
+fn metadata(cluster: &ValidatedKafkaCluster, name: &str) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name.to_owned()),
+        namespace: Some(cluster.namespace.clone()),
+        labels: Some(labels(&cluster.name)),
+        owner_references: Some(vec![cluster.owner_reference.clone()]),
+        ..ObjectMeta::default()
+    }
+}
+
+/// Builds every desired object of `cluster`.
+pub fn build(cluster: &ValidatedKafkaCluster) -> DesiredObjects {
+    let names = ObjectNames::new(&cluster.name);
+    let properties = broker_properties(&cluster.broker_config);
+    DesiredObjects {
+        config_map: ConfigMap {
+            metadata: metadata(cluster, &names.config_map),
+            data: Some(BTreeMap::from([(
+                CONFIG_FILE.to_owned(),
+                properties.clone(),
+            )])),
+            ..ConfigMap::default()
+        },
+        headless_service: headless_service(cluster, &names),
+        bootstrap_service: bootstrap_service(cluster, &names),
+        stateful_set: stateful_set(cluster, &names, &properties),
+        pod_disruption_budget: PodDisruptionBudget {
+            metadata: metadata(cluster, &names.stateful_set),
+            spec: Some(PodDisruptionBudgetSpec {
+                max_unavailable: Some(IntOrString::Int(1)),
+                selector: Some(LabelSelector {
+                    match_labels: Some(selector_labels(&cluster.name)),
+                    ..LabelSelector::default()
+                }),
+                ..PodDisruptionBudgetSpec::default()
+            }),
+            ..PodDisruptionBudget::default()
+        },
+    }
+}
+
+fn service_port(name: &str, port: i32) -> ServicePort {
+    ServicePort {
+        name: Some(name.to_owned()),
+        port,
+        target_port: Some(IntOrString::String(name.to_owned())),
+        protocol: Some("TCP".to_owned()),
+        ..ServicePort::default()
+    }
+}
+
+fn headless_service(cluster: &ValidatedKafkaCluster, names: &ObjectNames) -> Service {
+    Service {
+        metadata: metadata(cluster, &names.headless_service),
+        spec: Some(ServiceSpec {
+            cluster_ip: Some("None".to_owned()),
+            // Brokers must resolve each other before they are Ready: readiness needs the cluster to form.
+            publish_not_ready_addresses: Some(true),
+            selector: Some(selector_labels(&cluster.name)),
+            ports: Some(vec![
+                service_port("kafka", cluster.kafka_port),
+                service_port("http", cluster.http_port),
+            ]),
+            ..ServiceSpec::default()
+        }),
+        ..Service::default()
+    }
+}
+
+fn bootstrap_service(cluster: &ValidatedKafkaCluster, names: &ObjectNames) -> Service {
+    Service {
+        metadata: metadata(cluster, &names.bootstrap_service),
+        spec: Some(ServiceSpec {
+            type_: Some("ClusterIP".to_owned()),
+            selector: Some(selector_labels(&cluster.name)),
+            ports: Some(vec![service_port("kafka", cluster.kafka_port)]),
+            ..ServiceSpec::default()
+        }),
+        ..Service::default()
+    }
+}
+
+fn env_from_field(name: &str, field_path: &str) -> EnvVar {
+    EnvVar {
+        name: name.to_owned(),
+        value_from: Some(EnvVarSource {
+            field_ref: Some(ObjectFieldSelector {
+                field_path: field_path.to_owned(),
+                ..ObjectFieldSelector::default()
+            }),
+            ..EnvVarSource::default()
+        }),
+        ..EnvVar::default()
+    }
+}
+
+fn http_probe(path: &str, period_seconds: i32, failure_threshold: i32) -> Probe {
+    Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some(path.to_owned()),
+            port: IntOrString::String("http".to_owned()),
+            ..HTTPGetAction::default()
+        }),
+        period_seconds: Some(period_seconds),
+        failure_threshold: Some(failure_threshold),
+        timeout_seconds: Some(2),
+        ..Probe::default()
+    }
+}
+
+fn broker_container(cluster: &ValidatedKafkaCluster, names: &ObjectNames) -> Container {
+    let advertised = format!(
+        "$(POD_NAME).{}.{}.svc:{}",
+        names.headless_service, cluster.namespace, cluster.kafka_port
+    );
+    // Kubernetes expands $(VAR) in args from the container's env, so no shell is needed in the image.
+    let args = vec![
+        "--node-id=$(NODE_ID)".to_owned(),
+        format!("--listen=0.0.0.0:{}", cluster.kafka_port),
+        format!("--advertised-listener={advertised}"),
+        format!("--data-dir={DATA_DIR}"),
+        format!("--http-listen=0.0.0.0:{}", cluster.http_port),
+        format!("--config={CONFIG_DIR}/{CONFIG_FILE}"),
+    ];
+    let mut env = vec![
+        env_from_field("POD_NAME", "metadata.name"),
+        env_from_field("NODE_ID", &format!("metadata.labels['{POD_INDEX_LABEL}']")),
+    ];
+    env.extend(cluster.pod_template.env.iter().cloned());
+    Container {
+        name: CONTAINER_NAME.to_owned(),
+        image: Some(cluster.image.clone()),
+        image_pull_policy: cluster.image_pull_policy.clone(),
+        command: Some(vec!["tributary-broker".to_owned()]),
+        args: Some(args),
+        env: Some(env),
+        ports: Some(vec![
+            ContainerPort {
+                name: Some("kafka".to_owned()),
+                container_port: cluster.kafka_port,
+                protocol: Some("TCP".to_owned()),
+                ..ContainerPort::default()
+            },
+            ContainerPort {
+                name: Some("http".to_owned()),
+                container_port: cluster.http_port,
+                protocol: Some("TCP".to_owned()),
+                ..ContainerPort::default()
+            },
+        ]),
+        // Ready means registered and caught up, so rollouts and the PodDisruptionBudget wait for it.
+        readiness_probe: Some(http_probe("/readyz", 5, 3)),
+        liveness_probe: Some(http_probe("/healthz", 10, 6)),
+        resources: cluster.resources.clone(),
+        volume_mounts: Some(vec![
+            VolumeMount {
+                name: DATA_VOLUME.to_owned(),
+                mount_path: DATA_DIR.to_owned(),
+                ..VolumeMount::default()
+            },
+            VolumeMount {
+                name: "config".to_owned(),
+                mount_path: CONFIG_DIR.to_owned(),
+                read_only: Some(true),
+                ..VolumeMount::default()
+            },
+        ]),
+        ..Container::default()
+    }
+}
+
+fn non_empty<T: Clone>(items: &[T]) -> Option<Vec<T>> {
+    (!items.is_empty()).then(|| items.to_vec())
+}
+
+fn non_empty_map(map: &BTreeMap<String, String>) -> Option<BTreeMap<String, String>> {
+    (!map.is_empty()).then(|| map.clone())
+}
+
+fn stateful_set(
+    cluster: &ValidatedKafkaCluster,
+    names: &ObjectNames,
+    properties: &str,
+) -> StatefulSet {
+    let overrides = &cluster.pod_template;
+    // The user's labels first, so the operator's (which the selector uses) win on conflict.
+    let mut pod_labels = overrides.labels.clone();
+    pod_labels.extend(labels(&cluster.name));
+    let mut pod_annotations = overrides.annotations.clone();
+    pod_annotations.insert(
+        CONFIG_HASH_ANNOTATION.to_owned(),
+        format!("{:016x}", fnv1a(properties.as_bytes())),
+    );
+
+    let retain_or_delete = |delete: bool| Some(if delete { "Delete" } else { "Retain" }.to_owned());
+    let claim = PersistentVolumeClaim {
+        metadata: ObjectMeta {
+            name: Some(DATA_VOLUME.to_owned()),
+            labels: Some(labels(&cluster.name)),
+            ..ObjectMeta::default()
+        },
+        spec: Some(PersistentVolumeClaimSpec {
+            access_modes: Some(vec!["ReadWriteOnce".to_owned()]),
+            storage_class_name: cluster.storage_class_name.clone(),
+            resources: Some(VolumeResourceRequirements {
+                requests: Some(BTreeMap::from([(
+                    "storage".to_owned(),
+                    cluster.storage_size.clone(),
+                )])),
+                ..VolumeResourceRequirements::default()
+            }),
+            ..PersistentVolumeClaimSpec::default()
+        }),
+        ..PersistentVolumeClaim::default()
+    };
+
+    StatefulSet {
+        metadata: metadata(cluster, &names.stateful_set),
+        spec: Some(StatefulSetSpec {
+            replicas: Some(cluster.brokers),
+            service_name: Some(names.headless_service.clone()),
+            selector: LabelSelector {
+                match_labels: Some(selector_labels(&cluster.name)),
+                ..LabelSelector::default()
+            },
+            // Brokers start together: with OrderedReady broker 0 would wait for a quorum that cannot form until the
+            // others start. (Immutable after creation.)
+            pod_management_policy: Some("Parallel".to_owned()),
+            // One broker at a time, each waiting for the previous to be Ready (caught up). The operator's own roll
+            // state machine (active controller last) replaces this later.
+            update_strategy: Some(StatefulSetUpdateStrategy {
+                type_: Some("RollingUpdate".to_owned()),
+                ..StatefulSetUpdateStrategy::default()
+            }),
+            persistent_volume_claim_retention_policy: Some(
+                StatefulSetPersistentVolumeClaimRetentionPolicy {
+                    when_deleted: retain_or_delete(cluster.delete_claims_on_delete),
+                    when_scaled: retain_or_delete(cluster.delete_claims_on_scale_down),
+                },
+            ),
+            volume_claim_templates: Some(vec![claim]),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(pod_labels),
+                    annotations: Some(pod_annotations),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(PodSpec {
+                    containers: vec![broker_container(cluster, names)],
+                    volumes: Some(vec![Volume {
+                        name: "config".to_owned(),
+                        config_map: Some(ConfigMapVolumeSource {
+                            name: names.config_map.clone(),
+                            ..ConfigMapVolumeSource::default()
+                        }),
+                        ..Volume::default()
+                    }]),
+                    // The broker flushes and hands over leadership on SIGTERM; give it time before SIGKILL.
+                    termination_grace_period_seconds: Some(
+                        cluster.termination_grace_period_seconds,
+                    ),
+                    enable_service_links: Some(false),
+                    node_selector: non_empty_map(&overrides.node_selector),
+                    tolerations: non_empty(&overrides.tolerations),
+                    affinity: overrides.affinity.clone(),
+                    topology_spread_constraints: non_empty(&overrides.topology_spread_constraints),
+                    priority_class_name: overrides.priority_class_name.clone(),
+                    service_account_name: overrides.service_account_name.clone(),
+                    image_pull_secrets: non_empty(&overrides.image_pull_secrets),
+                    ..PodSpec::default()
+                }),
+            },
+            ..StatefulSetSpec::default()
+        }),
+        ..StatefulSet::default()
+    }
+}
+
+/// The broker's `server.properties`: the user's Kafka properties in key order, escaped as Java properties.
+pub fn broker_properties(config: &BTreeMap<String, String>) -> String {
+    let mut text = String::from("# Generated by tributary-operator from spec.brokerConfig.\n");
+    for (key, value) in config {
+        escape_properties(&mut text, key, true);
+        text.push('=');
+        escape_properties(&mut text, value, false);
+        text.push('\n');
+    }
+    text
+}
+
+fn escape_properties(out: &mut String, text: &str, is_key: bool) {
+    for (i, c) in text.chars().enumerate() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{c}' => out.push_str("\\f"),
+            '=' | ':' | '#' | '!' if is_key => {
+                out.push('\\');
+                out.push(c);
+            }
+            ' ' if is_key || i == 0 => out.push_str("\\ "),
+            c => out.push(c),
+        }
+    }
+}
+
+/// 64-bit FNV-1a: a hash that is stable across Rust versions and platforms (unlike `DefaultHasher`), so the
+/// config-hash annotation does not change (and roll the cluster) when the operator is rebuilt.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+#[cfg(test)]
+mod tests;

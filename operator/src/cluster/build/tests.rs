@@ -1,0 +1,512 @@
+//! Tests of the pure build step on inline KafkaCluster YAML, as a user would write it.
+
+use k8s_openapi::{
+    api::{apps::v1::StatefulSet, core::v1::Container},
+    apimachinery::pkg::util::intstr::IntOrString,
+};
+use kube::Resource;
+
+use super::*;
+use crate::{
+    cluster::validate::validate,
+    crd::{KafkaCluster, KafkaClusterSpec},
+};
+
+const MINIMAL: &str = r#"
+apiVersion: tributary.dev/v1alpha1
+kind: KafkaCluster
+metadata:
+  name: demo
+  namespace: kafka
+  uid: 0b7e2f8c-52a4-4a4f-8d3a-7c1f6a9e2d10
+  generation: 4
+spec:
+  brokers: 3
+  image: ghcr.io/example/tributary:0.1.0
+  storage:
+    size: 20Gi
+"#;
+
+const FULL: &str = r#"
+apiVersion: tributary.dev/v1alpha1
+kind: KafkaCluster
+metadata:
+  name: events
+  namespace: streaming
+  uid: 5d1c0e1a-2b3f-4c5d-8e9f-0a1b2c3d4e5f
+spec:
+  brokers: 5
+  image: ghcr.io/example/tributary:0.2.0
+  imagePullPolicy: IfNotPresent
+  storage:
+    size: 100Gi
+    storageClassName: fast-ssd
+    deleteClaimsOnScaleDown: true
+    deleteClaimsOnDelete: true
+  resources:
+    requests: {cpu: "2", memory: 4Gi}
+    limits: {memory: 4Gi}
+  brokerConfig:
+    log.retention.hours: "168"
+    min.insync.replicas: "2"
+  listeners:
+    kafka: 9094
+    http: 9644
+  podTemplate:
+    labels:
+      team: payments
+      app.kubernetes.io/instance: hijack
+    annotations:
+      prometheus.io/scrape: "true"
+    nodeSelector:
+      disktype: ssd
+    tolerations:
+    - key: dedicated
+      operator: Equal
+      value: kafka
+      effect: NoSchedule
+    affinity:
+      podAntiAffinity:
+        requiredDuringSchedulingIgnoredDuringExecution:
+        - topologyKey: kubernetes.io/hostname
+          labelSelector:
+            matchLabels:
+              app.kubernetes.io/instance: events
+    priorityClassName: kafka-critical
+    serviceAccountName: tributary
+    env:
+    - name: RUST_LOG
+      value: debug
+    terminationGracePeriodSeconds: 300
+"#;
+
+fn cluster(yaml: &str) -> KafkaCluster {
+    serde_saphyr::from_str(yaml).expect("fixture YAML is a KafkaCluster")
+}
+
+fn built(yaml: &str) -> DesiredObjects {
+    build(&validate(&cluster(yaml)).expect("fixture is valid"))
+}
+
+fn sts_spec(objects: &DesiredObjects) -> &StatefulSetSpec {
+    objects
+        .stateful_set
+        .spec
+        .as_ref()
+        .expect("StatefulSet has a spec")
+}
+
+fn pod_spec(sts: &StatefulSet) -> &PodSpec {
+    sts.spec
+        .as_ref()
+        .and_then(|s| s.template.spec.as_ref())
+        .expect("pod template has a spec")
+}
+
+fn broker(sts: &StatefulSet) -> &Container {
+    let containers = &pod_spec(sts).containers;
+    containers
+        .iter()
+        .find(|c| c.name == CONTAINER_NAME)
+        .expect("broker container")
+}
+
+fn env_field_path<'a>(container: &'a Container, name: &str) -> Option<&'a str> {
+    container
+        .env
+        .iter()
+        .flatten()
+        .find(|e| e.name == name)
+        .and_then(|e| e.value_from.as_ref()?.field_ref.as_ref())
+        .map(|f| f.field_path.as_str())
+}
+
+#[test]
+fn every_object_is_owned_by_the_cluster_and_lives_in_its_namespace() {
+    let objects = built(MINIMAL);
+    let metas = [
+        &objects.config_map.metadata,
+        &objects.headless_service.metadata,
+        &objects.bootstrap_service.metadata,
+        &objects.stateful_set.metadata,
+        &objects.pod_disruption_budget.metadata,
+    ];
+    for meta in metas {
+        let name = meta.name.as_deref().unwrap_or("?");
+        assert_eq!(meta.namespace.as_deref(), Some("kafka"), "{name} namespace");
+        let owners = meta.owner_references.as_deref().unwrap_or_default();
+        assert!(
+            matches!(owners, [o] if o.kind == "KafkaCluster" && o.name == "demo"
+                && o.uid == "0b7e2f8c-52a4-4a4f-8d3a-7c1f6a9e2d10" && o.controller == Some(true)
+                && o.api_version == "tributary.dev/v1alpha1"),
+            "{name} owner references: {owners:?}"
+        );
+        let labels = meta.labels.as_ref().expect("labels");
+        assert_eq!(
+            labels.get("app.kubernetes.io/instance").map(String::as_str),
+            Some("demo"),
+            "{name}"
+        );
+    }
+    let names: Vec<_> = metas.iter().filter_map(|m| m.name.as_deref()).collect();
+    assert_eq!(
+        names,
+        [
+            "demo-config",
+            "demo-brokers",
+            "demo-bootstrap",
+            "demo",
+            "demo"
+        ]
+    );
+}
+
+#[test]
+fn statefulset_runs_one_broker_per_replica_with_identity_from_the_pod() {
+    let objects = built(MINIMAL);
+    let spec = sts_spec(&objects);
+    assert_eq!(spec.replicas, Some(3));
+    assert_eq!(
+        spec.service_name.as_deref(),
+        Some("demo-brokers"),
+        "pods get DNS names from the headless Service"
+    );
+    assert_eq!(spec.pod_management_policy.as_deref(), Some("Parallel"));
+    assert_eq!(
+        spec.selector.match_labels.as_ref(),
+        Some(&selector_labels("demo"))
+    );
+
+    let broker = broker(&objects.stateful_set);
+    assert_eq!(
+        broker.image.as_deref(),
+        Some("ghcr.io/example/tributary:0.1.0")
+    );
+    assert_eq!(
+        broker.command.as_deref(),
+        Some(&["tributary-broker".to_owned()][..])
+    );
+    assert_eq!(
+        broker.args.as_deref().unwrap_or_default(),
+        [
+            "--node-id=$(NODE_ID)",
+            "--listen=0.0.0.0:9092",
+            "--advertised-listener=$(POD_NAME).demo-brokers.kafka.svc:9092",
+            "--data-dir=/var/lib/tributary/data",
+            "--http-listen=0.0.0.0:8080",
+            "--config=/etc/tributary/server.properties",
+        ]
+    );
+    // $(VAR) in args only expands for variables defined earlier in env.
+    assert_eq!(env_field_path(broker, "POD_NAME"), Some("metadata.name"));
+    assert_eq!(
+        env_field_path(broker, "NODE_ID"),
+        Some("metadata.labels['apps.kubernetes.io/pod-index']")
+    );
+}
+
+#[test]
+fn probes_use_readyz_and_healthz_on_the_http_port() {
+    let objects = built(FULL);
+    let broker = broker(&objects.stateful_set);
+    let path_and_port = |probe: Option<&Probe>| {
+        let get = probe.and_then(|p| p.http_get.as_ref()).expect("HTTP probe");
+        (get.path.clone(), get.port.clone())
+    };
+    let http = IntOrString::String("http".into());
+    assert_eq!(
+        path_and_port(broker.readiness_probe.as_ref()),
+        (Some("/readyz".into()), http.clone())
+    );
+    assert_eq!(
+        path_and_port(broker.liveness_probe.as_ref()),
+        (Some("/healthz".into()), http)
+    );
+    let http_port = broker
+        .ports
+        .iter()
+        .flatten()
+        .find(|p| p.name.as_deref() == Some("http"))
+        .expect("http port");
+    assert_eq!(http_port.container_port, 9644);
+    assert!(broker
+        .args
+        .iter()
+        .flatten()
+        .any(|a| a == "--http-listen=0.0.0.0:9644"));
+    assert!(broker
+        .args
+        .iter()
+        .flatten()
+        .any(|a| a == "--advertised-listener=$(POD_NAME).events-brokers.streaming.svc:9094"));
+}
+
+#[test]
+fn volumes_come_from_spec_storage_and_are_kept_by_default() {
+    let objects = built(MINIMAL);
+    let spec = sts_spec(&objects);
+    let policy = spec
+        .persistent_volume_claim_retention_policy
+        .as_ref()
+        .expect("retention policy");
+    assert_eq!(
+        policy.when_deleted.as_deref(),
+        Some("Retain"),
+        "volumes outlive a deleted cluster by default"
+    );
+    assert_eq!(
+        policy.when_scaled.as_deref(),
+        Some("Retain"),
+        "volumes outlive a scale-down by default"
+    );
+    let claims = spec.volume_claim_templates.as_deref().unwrap_or_default();
+    assert_eq!(claims.len(), 1);
+    let claim = claims[0].spec.as_ref().expect("claim spec");
+    assert_eq!(claims[0].metadata.name.as_deref(), Some(DATA_VOLUME));
+    assert_eq!(
+        claim.storage_class_name, None,
+        "the default StorageClass when none is named"
+    );
+    let storage = claim
+        .resources
+        .as_ref()
+        .and_then(|r| r.requests.as_ref())
+        .and_then(|r| r.get("storage"));
+    assert_eq!(storage.map(|q| q.0.as_str()), Some("20Gi"));
+    let mounts = broker(&objects.stateful_set)
+        .volume_mounts
+        .clone()
+        .unwrap_or_default();
+    assert!(
+        mounts
+            .iter()
+            .any(|m| m.name == DATA_VOLUME && m.mount_path == DATA_DIR),
+        "data volume mounted: {mounts:?}"
+    );
+
+    let objects = built(FULL);
+    let spec = sts_spec(&objects);
+    let policy = spec
+        .persistent_volume_claim_retention_policy
+        .as_ref()
+        .expect("retention policy");
+    assert_eq!(
+        (
+            policy.when_deleted.as_deref(),
+            policy.when_scaled.as_deref()
+        ),
+        (Some("Delete"), Some("Delete"))
+    );
+    let claims = spec.volume_claim_templates.as_deref().unwrap_or_default();
+    assert_eq!(
+        claims[0]
+            .spec
+            .as_ref()
+            .and_then(|s| s.storage_class_name.as_deref()),
+        Some("fast-ssd")
+    );
+}
+
+#[test]
+fn services_give_stable_broker_names_and_a_bootstrap_address() {
+    let objects = built(MINIMAL);
+    let headless = objects
+        .headless_service
+        .spec
+        .as_ref()
+        .expect("headless spec");
+    assert_eq!(headless.cluster_ip.as_deref(), Some("None"));
+    assert_eq!(
+        headless.publish_not_ready_addresses,
+        Some(true),
+        "brokers must find each other before Ready"
+    );
+    assert_eq!(headless.selector.as_ref(), Some(&selector_labels("demo")));
+    let bootstrap = objects
+        .bootstrap_service
+        .spec
+        .as_ref()
+        .expect("bootstrap spec");
+    assert_ne!(bootstrap.cluster_ip.as_deref(), Some("None"));
+    assert_ne!(
+        bootstrap.publish_not_ready_addresses,
+        Some(true),
+        "clients bootstrap only from ready brokers"
+    );
+    let ports = bootstrap.ports.as_deref().unwrap_or_default();
+    assert!(
+        matches!(ports, [p] if p.port == 9092 && p.target_port == Some(IntOrString::String("kafka".into())))
+    );
+    let valid = validate(&cluster(MINIMAL)).expect("valid");
+    assert_eq!(bootstrap_address(&valid), "demo-bootstrap.kafka.svc:9092");
+}
+
+#[test]
+fn at_most_one_broker_is_disrupted() {
+    let objects = built(MINIMAL);
+    let pdb = objects
+        .pod_disruption_budget
+        .spec
+        .as_ref()
+        .expect("pdb spec");
+    assert_eq!(pdb.max_unavailable, Some(IntOrString::Int(1)));
+    assert_eq!(pdb.min_available, None);
+    assert_eq!(
+        pdb.selector.as_ref().and_then(|s| s.match_labels.as_ref()),
+        Some(&selector_labels("demo"))
+    );
+}
+
+#[test]
+fn broker_config_becomes_server_properties() {
+    let objects = built(FULL);
+    let data = objects.config_map.data.as_ref().expect("config data");
+    let text = data.get(CONFIG_FILE).expect("server.properties");
+    assert!(
+        text.contains("\nlog.retention.hours=168\nmin.insync.replicas=2\n"),
+        "{text}"
+    );
+    let volumes = pod_spec(&objects.stateful_set)
+        .volumes
+        .clone()
+        .unwrap_or_default();
+    assert!(
+        volumes.iter().any(|v| v
+            .config_map
+            .as_ref()
+            .is_some_and(|c| c.name == "events-config")),
+        "ConfigMap mounted: {volumes:?}"
+    );
+}
+
+#[test]
+fn properties_are_escaped() {
+    let config = BTreeMap::from([
+        (
+            "weird key=x".to_owned(),
+            " leading space\\and\nnewline".to_owned(),
+        ),
+        (
+            "sasl.jaas.config".to_owned(),
+            "a b=c; # not a comment".to_owned(),
+        ),
+    ]);
+    assert_eq!(
+        broker_properties(&config),
+        "# Generated by tributary-operator from spec.brokerConfig.\n\
+         sasl.jaas.config=a b=c; # not a comment\n\
+         weird\\ key\\=x=\\ leading space\\\\and\\nnewline\n"
+    );
+}
+
+#[test]
+fn pod_template_overrides_apply_but_never_replace_operator_labels() {
+    let objects = built(FULL);
+    let template = &sts_spec(&objects).template;
+    let meta = template.metadata.as_ref().expect("template metadata");
+    let labels = meta.labels.as_ref().expect("labels");
+    assert_eq!(labels.get("team").map(String::as_str), Some("payments"));
+    assert_eq!(
+        labels.get("app.kubernetes.io/instance").map(String::as_str),
+        Some("events"),
+        "selector label kept"
+    );
+    let annotations = meta.annotations.as_ref().expect("annotations");
+    assert_eq!(
+        annotations.get("prometheus.io/scrape").map(String::as_str),
+        Some("true")
+    );
+
+    let pod = pod_spec(&objects.stateful_set);
+    assert_eq!(
+        pod.node_selector
+            .as_ref()
+            .and_then(|n| n.get("disktype"))
+            .map(String::as_str),
+        Some("ssd")
+    );
+    assert_eq!(pod.tolerations.as_ref().map(Vec::len), Some(1));
+    assert!(pod
+        .affinity
+        .as_ref()
+        .and_then(|a| a.pod_anti_affinity.as_ref())
+        .is_some());
+    assert_eq!(pod.priority_class_name.as_deref(), Some("kafka-critical"));
+    assert_eq!(pod.service_account_name.as_deref(), Some("tributary"));
+    assert_eq!(pod.termination_grace_period_seconds, Some(300));
+
+    let broker = broker(&objects.stateful_set);
+    let env: Vec<_> = broker
+        .env
+        .iter()
+        .flatten()
+        .map(|e| e.name.as_str())
+        .collect();
+    assert_eq!(env, ["POD_NAME", "NODE_ID", "RUST_LOG"]);
+    assert_eq!(broker.image_pull_policy.as_deref(), Some("IfNotPresent"));
+    let memory = broker
+        .resources
+        .as_ref()
+        .and_then(|r| r.limits.as_ref())
+        .and_then(|l| l.get("memory"));
+    assert_eq!(memory.map(|q| q.0.as_str()), Some("4Gi"));
+}
+
+#[test]
+fn graceful_shutdown_has_a_default_grace_period() {
+    let objects = built(MINIMAL);
+    assert_eq!(
+        pod_spec(&objects.stateful_set).termination_grace_period_seconds,
+        Some(120)
+    );
+}
+
+fn config_hash(objects: &DesiredObjects) -> String {
+    let meta = sts_spec(objects)
+        .template
+        .metadata
+        .as_ref()
+        .expect("template metadata");
+    meta.annotations
+        .as_ref()
+        .and_then(|a| a.get(CONFIG_HASH_ANNOTATION))
+        .cloned()
+        .expect("config hash")
+}
+
+#[test]
+fn only_a_config_change_rolls_the_pods() {
+    let base = cluster(MINIMAL);
+    let before = build(&validate(&base).expect("valid"));
+
+    let mut scaled = base.clone();
+    scaled.spec.brokers = 7;
+    let after_scale = build(&validate(&scaled).expect("valid"));
+    assert_eq!(
+        sts_spec(&after_scale).template,
+        sts_spec(&before).template,
+        "scaling must not change the pod template"
+    );
+
+    let mut reconfigured = base;
+    reconfigured
+        .spec
+        .broker_config
+        .insert("log.retention.hours".into(), "24".into());
+    let after_config = build(&validate(&reconfigured).expect("valid"));
+    assert_ne!(
+        config_hash(&after_config),
+        config_hash(&before),
+        "a broker config change must roll the pods"
+    );
+}
+
+#[test]
+fn building_twice_gives_identical_objects() {
+    let valid = validate(&cluster(FULL)).expect("valid");
+    assert_eq!(build(&valid), build(&valid));
+    // The fixture builder and the YAML agree on what a minimal cluster is.
+    let from_builder: KafkaClusterSpec = KafkaCluster::test().spec;
+    assert_eq!(from_builder.listeners, cluster(MINIMAL).spec.listeners);
+    assert_eq!(cluster(MINIMAL).meta().generation, Some(4));
+}

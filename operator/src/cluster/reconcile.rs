@@ -1,0 +1,235 @@
+//! The I/O half of the KafkaCluster pipeline: validate and build (pure), then server-side apply of every desired
+//! object in a fixed order, then the status. An invalid spec is not an error of the controller: it becomes a
+//! `Degraded` condition and a Warning Event, and the reconcile waits for the next change.
+
+use std::sync::Arc;
+
+use k8s_openapi::{
+    api::{
+        apps::v1::StatefulSet,
+        core::v1::{ConfigMap, Service},
+        policy::v1::PodDisruptionBudget,
+    },
+    apimachinery::pkg::apis::meta::v1::Time,
+    jiff::Timestamp,
+    NamespaceResourceScope,
+};
+use kube::{
+    api::{Patch, PatchParams},
+    runtime::{
+        controller::Action,
+        events::{Event, EventType},
+    },
+    Api, Resource, ResourceExt,
+};
+use serde::{de::DeserializeOwned, Serialize};
+
+use super::{
+    build::{build, FIELD_MANAGER},
+    scale::guard_scale_down,
+    status::{self, Outcome, REASON_INVALID_SPEC},
+    validate::validate,
+};
+use crate::{
+    controller::Context,
+    crd::{KafkaCluster, KafkaClusterStatus},
+};
+
+/// A reconcile step that failed; the controller retries with backoff.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The object has no namespace (KafkaCluster is namespaced, so the API server always sets one).
+    #[error("KafkaCluster {name} has no namespace")]
+    MissingNamespace { name: String },
+    /// Reading the running StatefulSet failed.
+    #[error("cannot read StatefulSet {name}")]
+    GetStatefulSet { name: String, source: kube::Error },
+    /// Server-side apply of the broker ConfigMap failed.
+    #[error("cannot apply ConfigMap {name}")]
+    ApplyConfigMap { name: String, source: kube::Error },
+    /// Server-side apply of a Service failed.
+    #[error("cannot apply Service {name}")]
+    ApplyService { name: String, source: kube::Error },
+    /// Server-side apply of the StatefulSet failed.
+    #[error("cannot apply StatefulSet {name}")]
+    ApplyStatefulSet { name: String, source: kube::Error },
+    /// Server-side apply of the PodDisruptionBudget failed.
+    #[error("cannot apply PodDisruptionBudget {name}")]
+    ApplyPodDisruptionBudget { name: String, source: kube::Error },
+    /// Writing the KafkaCluster status failed.
+    #[error("cannot write the status of KafkaCluster {name}")]
+    PatchStatus { name: String, source: kube::Error },
+}
+
+impl Error {
+    /// Short category, used as Event reason and metric label.
+    pub fn category(&self) -> &'static str {
+        match self {
+            Error::MissingNamespace { .. } => "MissingNamespace",
+            Error::GetStatefulSet { .. } => "GetStatefulSetFailed",
+            Error::ApplyConfigMap { .. } => "ApplyConfigMapFailed",
+            Error::ApplyService { .. } => "ApplyServiceFailed",
+            Error::ApplyStatefulSet { .. } => "ApplyStatefulSetFailed",
+            Error::ApplyPodDisruptionBudget { .. } => "ApplyPodDisruptionBudgetFailed",
+            Error::PatchStatus { .. } => "PatchStatusFailed",
+        }
+    }
+}
+
+/// The body of a server-side apply of the status subresource: only the fields this manager owns.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct StatusApply<'a> {
+    api_version: String,
+    kind: String,
+    status: &'a KafkaClusterStatus,
+}
+
+/// Requeue interval while the cluster is not Ready yet.
+const REQUEUE_NOT_READY: std::time::Duration = std::time::Duration::from_secs(15);
+/// Requeue interval of a Ready cluster (a resync; changes arrive through watches).
+const REQUEUE_READY: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Reconciles one KafkaCluster.
+pub async fn reconcile(cluster: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let name = cluster.name_any();
+    let namespace = cluster
+        .namespace()
+        .ok_or_else(|| Error::MissingNamespace { name: name.clone() })?;
+    let clusters: Api<KafkaCluster> = Api::namespaced(ctx.client.clone(), &namespace);
+    let now = Time(Timestamp::now());
+
+    let valid = match validate(&cluster) {
+        Ok(valid) => valid,
+        Err(invalid) => {
+            tracing::warn!(cluster = %name, namespace = %namespace, error = %invalid, "invalid KafkaCluster spec");
+            let event = Event {
+                type_: EventType::Warning,
+                reason: REASON_INVALID_SPEC.to_owned(),
+                note: Some(invalid.to_string()),
+                action: "Validate".to_owned(),
+                secondary: None,
+            };
+            ctx.publish(cluster.as_ref(), &event).await;
+            let outcome = Outcome::Invalid {
+                generation: cluster.meta().generation,
+                invalid: &invalid,
+            };
+            let next = status::status(cluster.status.as_ref(), &outcome, &now);
+            patch_status(&clusters, &cluster, &next).await?;
+            // Nothing to retry: the next edit of the spec triggers a new reconcile.
+            return Ok(Action::await_change());
+        }
+    };
+
+    let client = &ctx.client;
+    let stateful_sets = Api::<StatefulSet>::namespaced(client.clone(), &namespace);
+
+    // Dereference: the only thing read before building is how many brokers run now.
+    let mut objects = build(&valid);
+    let running = stateful_sets
+        .get_opt(&valid.name)
+        .await
+        .map_err(|source| Error::GetStatefulSet {
+            name: valid.name.clone(),
+            source,
+        })?
+        .and_then(|sts| sts.spec?.replicas);
+    let scale_down_blocked = guard_scale_down(&mut objects, running);
+    if let Some(blocked) = scale_down_blocked {
+        tracing::warn!(
+            cluster = %name,
+            namespace = %namespace,
+            requested = blocked.requested,
+            running = blocked.running,
+            "scale-down blocked until draining is implemented"
+        );
+        let event = Event {
+            type_: EventType::Warning,
+            reason: status::SCALE_DOWN_BLOCKED.to_owned(),
+            note: Some(blocked.to_string()),
+            action: "Scale".to_owned(),
+            secondary: None,
+        };
+        ctx.publish(cluster.as_ref(), &event).await;
+    }
+
+    // Order matters: the pods mount the ConfigMap and take their DNS names from the headless Service, so both exist
+    // before the StatefulSet creates pods; the PodDisruptionBudget guards pods that exist.
+    apply(
+        &Api::<ConfigMap>::namespaced(client.clone(), &namespace),
+        &objects.config_map,
+    )
+    .await
+    .map_err(|(name, source)| Error::ApplyConfigMap { name, source })?;
+    for service in [&objects.headless_service, &objects.bootstrap_service] {
+        apply(
+            &Api::<Service>::namespaced(client.clone(), &namespace),
+            service,
+        )
+        .await
+        .map_err(|(name, source)| Error::ApplyService { name, source })?;
+    }
+    let stateful_set = apply(&stateful_sets, &objects.stateful_set)
+        .await
+        .map_err(|(name, source)| Error::ApplyStatefulSet { name, source })?;
+    apply(
+        &Api::<PodDisruptionBudget>::namespaced(client.clone(), &namespace),
+        &objects.pod_disruption_budget,
+    )
+    .await
+    .map_err(|(name, source)| Error::ApplyPodDisruptionBudget { name, source })?;
+
+    let outcome = Outcome::Applied {
+        cluster: &valid,
+        stateful_set: &stateful_set,
+        scale_down_blocked,
+    };
+    let next = status::status(cluster.status.as_ref(), &outcome, &now);
+    let ready = status::is_ready(&next);
+    patch_status(&clusters, &cluster, &next).await?;
+    tracing::debug!(cluster = %name, namespace = %namespace, ready, ready_brokers = next.ready_brokers, "reconciled");
+    Ok(Action::requeue(if ready {
+        REQUEUE_READY
+    } else {
+        REQUEUE_NOT_READY
+    }))
+}
+
+/// Server-side applies `object` under the operator's field manager (forcing conflicts: the operator owns these
+/// objects) and returns it as stored.
+async fn apply<K>(api: &Api<K>, object: &K) -> Result<K, (String, kube::Error)>
+where
+    K: Resource<Scope = NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + Serialize
+        + std::fmt::Debug,
+{
+    let name = object.name_any();
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    api.patch(&name, &params, &Patch::Apply(object))
+        .await
+        .map_err(|source| (name, source))
+}
+
+async fn patch_status(
+    api: &Api<KafkaCluster>,
+    cluster: &KafkaCluster,
+    next: &KafkaClusterStatus,
+) -> Result<(), Error> {
+    if cluster.status.as_ref() == Some(next) {
+        return Ok(());
+    }
+    let name = cluster.name_any();
+    let body = StatusApply {
+        api_version: KafkaCluster::api_version(&()).into_owned(),
+        kind: KafkaCluster::kind(&()).into_owned(),
+        status: next,
+    };
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    api.patch_status(&name, &params, &Patch::Apply(&body))
+        .await
+        .map_err(|source| Error::PatchStatus { name, source })?;
+    Ok(())
+}

@@ -1,0 +1,169 @@
+//! Wiring of the controllers: watches, shared context (client, Event recorder, per-object retry backoff) and the
+//! error policy. Reconcile logic lives in `cluster` (and later `topic`), never here.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use futures_util::StreamExt;
+use k8s_openapi::api::{
+    apps::v1::StatefulSet,
+    core::v1::{ConfigMap, Service},
+    policy::v1::PodDisruptionBudget,
+};
+use kube::{
+    runtime::{
+        controller::{Action, Controller},
+        events::{Event, Recorder, Reporter},
+        reflector::ObjectRef,
+        watcher,
+    },
+    Api, Client, Resource, ResourceExt,
+};
+
+use crate::{
+    cluster::{build::FIELD_MANAGER, reconcile},
+    crd::KafkaCluster,
+};
+
+/// Shortest retry delay after a failed reconcile.
+const BACKOFF_MIN: Duration = Duration::from_secs(5);
+/// Longest retry delay after repeated failures.
+const BACKOFF_MAX: Duration = Duration::from_secs(300);
+
+/// State shared by every reconcile.
+#[derive(Clone)]
+pub struct Context {
+    /// Kubernetes client.
+    pub client: Client,
+    recorder: Recorder,
+    failures: Arc<Mutex<HashMap<ObjectRef<KafkaCluster>, u32>>>,
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context").finish_non_exhaustive()
+    }
+}
+
+impl Context {
+    /// A context whose Events are reported by `instance` (usually the operator's pod name).
+    pub fn new(client: Client, instance: Option<String>) -> Self {
+        let reporter = Reporter {
+            controller: FIELD_MANAGER.to_owned(),
+            instance,
+        };
+        Self {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            failures: Arc::default(),
+        }
+    }
+
+    /// Publishes an Event about `object`; a failure is logged, never fatal.
+    pub async fn publish<K: Resource<DynamicType = ()>>(&self, object: &K, event: &Event) {
+        if let Err(error) = self.recorder.publish(event, &object.object_ref(&())).await {
+            tracing::warn!(reason = %event.reason, error = %error, "cannot publish Event");
+        }
+    }
+
+    /// The delay before retrying `object` after another failure: doubles from 5 s up to 5 min.
+    fn backoff(&self, object: ObjectRef<KafkaCluster>) -> Duration {
+        let mut failures = self
+            .failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let count = failures.entry(object).or_default();
+        *count = count.saturating_add(1);
+        BACKOFF_MIN
+            .saturating_mul(1 << (*count - 1).min(6))
+            .min(BACKOFF_MAX)
+    }
+
+    fn succeeded(&self, object: &ObjectRef<KafkaCluster>) {
+        self.failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(object);
+    }
+}
+
+/// What to do after a reconcile failed: a transient failure is retried with backoff.
+pub fn error_policy(
+    cluster: Arc<KafkaCluster>,
+    error: &reconcile::Error,
+    ctx: Arc<Context>,
+) -> Action {
+    let delay = ctx.backoff(ObjectRef::from(cluster.as_ref()));
+    tracing::warn!(
+        cluster = %cluster.name_any(),
+        namespace = cluster.namespace().as_deref().unwrap_or_default(),
+        category = error.category(),
+        error = %error_chain(error),
+        retry_in_s = delay.as_secs(),
+        "reconcile failed"
+    );
+    Action::requeue(delay)
+}
+
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        // Some errors (kube's among them) already print their source; say each cause once.
+        let cause_text = cause.to_string();
+        if !text.ends_with(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// Runs the KafkaCluster controller until SIGTERM or Ctrl-C.
+pub async fn run(client: Client, instance: Option<String>) {
+    let ctx = Arc::new(Context::new(client.clone(), instance));
+    // Only the objects this operator manages are watched, so it does not cache every ConfigMap in the cluster.
+    let owned =
+        watcher::Config::default().labels(&format!("app.kubernetes.io/managed-by={FIELD_MANAGER}"));
+    Controller::new(
+        Api::<KafkaCluster>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .owns(Api::<StatefulSet>::all(client.clone()), owned.clone())
+    .owns(Api::<Service>::all(client.clone()), owned.clone())
+    .owns(Api::<ConfigMap>::all(client.clone()), owned.clone())
+    .owns(Api::<PodDisruptionBudget>::all(client), owned)
+    .shutdown_on_signal()
+    .run(reconcile::reconcile, error_policy, ctx.clone())
+    .for_each(|result| {
+        let ctx = ctx.clone();
+        async move {
+            match result {
+                Ok((object, _)) => ctx.succeeded(&object),
+                Err(error) => tracing::debug!(error = %error, "controller stream error"),
+            }
+        }
+    })
+    .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_chains_name_every_cause() {
+        let error = reconcile::Error::ApplyStatefulSet {
+            name: "demo".into(),
+            source: kube::Error::Service(Box::new(std::io::Error::other("connection refused"))),
+        };
+        assert_eq!(
+            error_chain(&error),
+            "cannot apply StatefulSet demo: ServiceError: connection refused"
+        );
+    }
+}

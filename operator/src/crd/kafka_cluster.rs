@@ -1,0 +1,237 @@
+//! The `KafkaCluster` custom resource: what a platform team writes to get a set of Tributary brokers.
+//!
+//! This module owns the shape of the API (and so the generated CRD schema, its descriptions, printer columns and
+//! CEL rules). It must never hold reconcile logic: code after `cluster::validate` reads a
+//! `ValidatedKafkaCluster`, not these raw types.
+
+// `#[derive(KubeSchema)]` emits a `pub` copy of each struct inside a function body, which trips the lint.
+#![allow(unreachable_pub)]
+// Clippy reads the repeated `printcolumn(type_ = ...)` arguments of `#[kube]` as duplicated attributes.
+#![allow(clippy::duplicated_attributes)]
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::{
+    api::core::v1::{
+        Affinity, EnvVar, LocalObjectReference, ResourceRequirements, Toleration,
+        TopologySpreadConstraint,
+    },
+    apimachinery::pkg::{api::resource::Quantity, apis::meta::v1::Condition},
+};
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Default port of the Kafka listener.
+pub const DEFAULT_KAFKA_PORT: i32 = 9092;
+/// Default port of the broker's HTTP side port (`/metrics`, `/healthz`, `/readyz`).
+pub const DEFAULT_HTTP_PORT: i32 = 8080;
+
+/// A Tributary cluster: a StatefulSet of brokers with stable identities and volumes, the Services that make them
+/// reachable, and a PodDisruptionBudget that lets at most one broker be down at a time.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "tributary.dev",
+    version = "v1alpha1",
+    kind = "KafkaCluster",
+    namespaced,
+    status = "KafkaClusterStatus",
+    shortname = "kc",
+    category = "tributary",
+    doc = "A Tributary (Kafka-compatible) broker cluster.",
+    derive = "PartialEq",
+    printcolumn(
+        name = "Brokers",
+        type_ = "integer",
+        json_path = ".spec.brokers",
+        description = "desired brokers"
+    ),
+    printcolumn(
+        name = "Ready",
+        type_ = "integer",
+        json_path = ".status.readyBrokers",
+        description = "ready brokers"
+    ),
+    printcolumn(
+        name = "Status",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status",
+        description = "whether the cluster is ready"
+    ),
+    printcolumn(
+        name = "Bootstrap",
+        type_ = "string",
+        json_path = ".status.bootstrapAddress",
+        description = "address Kafka clients bootstrap from",
+        priority = "1"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct KafkaClusterSpec {
+    /// Number of brokers. Broker ids are the pod ordinals 0..brokers-1.
+    #[x_kube(validation = Rule::new("self >= 1").message("a cluster needs at least one broker"))]
+    pub brokers: i32,
+
+    /// Container image of the broker (it must contain the `tributary-broker` binary).
+    #[schemars(length(min = 1))]
+    pub image: String,
+
+    /// Image pull policy of the broker container (Always, IfNotPresent or Never).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_pull_policy: Option<String>,
+
+    /// Persistent storage of each broker: one PersistentVolumeClaim per broker.
+    pub storage: Storage,
+
+    /// Compute resources of the broker container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+
+    /// Broker configuration, as Kafka property names (for example `log.retention.hours: "168"`). The operator sets
+    /// `node.id` (`broker.id`), `listeners`, `advertised.listeners`, `log.dirs` (`log.dir`) and `http.listener` from
+    /// each pod's identity; those keys are refused here.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub broker_config: BTreeMap<String, String>,
+
+    /// Ports the brokers listen on.
+    #[serde(default)]
+    pub listeners: Listeners,
+
+    /// Overrides applied to the broker pod template.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_template: Option<PodTemplateOverrides>,
+}
+
+/// Per-broker persistent storage.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("self.size == oldSelf.size").message("storage.size cannot be changed after creation (volume expansion is not supported yet)"),
+    validation = Rule::new("has(self.storageClassName) == has(oldSelf.storageClassName) && (!has(self.storageClassName) || self.storageClassName == oldSelf.storageClassName)").message("storage.storageClassName cannot be changed after creation"),
+)]
+pub struct Storage {
+    /// Size of each broker's volume, for example `10Gi`.
+    pub size: Quantity,
+
+    /// StorageClass of the volumes; the cluster's default StorageClass when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_class_name: Option<String>,
+
+    /// Delete a broker's volume when the cluster is scaled down past it. Default: keep it.
+    #[serde(default)]
+    pub delete_claims_on_scale_down: bool,
+
+    /// Delete the volumes when the KafkaCluster is deleted. Default: keep them.
+    #[serde(default)]
+    pub delete_claims_on_delete: bool,
+}
+
+/// Ports of the broker.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.kafka != self.http").message("the kafka and http ports must differ"))]
+pub struct Listeners {
+    /// Port of the Kafka protocol listener.
+    #[serde(default = "default_kafka_port")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub kafka: i32,
+
+    /// Port of the HTTP side port that serves `/metrics`, `/healthz` and `/readyz`.
+    #[serde(default = "default_http_port")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub http: i32,
+}
+
+impl Default for Listeners {
+    fn default() -> Self {
+        Self {
+            kafka: DEFAULT_KAFKA_PORT,
+            http: DEFAULT_HTTP_PORT,
+        }
+    }
+}
+
+fn default_kafka_port() -> i32 {
+    DEFAULT_KAFKA_PORT
+}
+
+fn default_http_port() -> i32 {
+    DEFAULT_HTTP_PORT
+}
+
+/// The parts of the broker pod template a user may override.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct PodTemplateOverrides {
+    /// Extra labels on the broker pods (the operator's own labels win on conflict).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+
+    /// Extra annotations on the broker pods.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+
+    /// Node selector of the broker pods.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub node_selector: BTreeMap<String, String>,
+
+    /// Tolerations of the broker pods.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tolerations: Vec<Toleration>,
+
+    /// Affinity of the broker pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<Affinity>,
+
+    /// Topology spread constraints of the broker pods.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub topology_spread_constraints: Vec<TopologySpreadConstraint>,
+
+    /// Priority class of the broker pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority_class_name: Option<String>,
+
+    /// Service account of the broker pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account_name: Option<String>,
+
+    /// Secrets used to pull the broker image.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub image_pull_secrets: Vec<LocalObjectReference>,
+
+    /// Extra environment variables of the broker container.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<EnvVar>,
+
+    /// Seconds a broker gets to shut down cleanly (flush, hand over leadership) before it is killed. Default 120.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub termination_grace_period_seconds: Option<i64>,
+}
+
+/// Observed state of a KafkaCluster.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct KafkaClusterStatus {
+    /// Standard conditions: `Ready`, `Reconciling`, `Degraded`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+
+    /// Number of brokers whose pods are Ready (registered and caught up).
+    #[serde(default)]
+    pub ready_brokers: i32,
+
+    /// `host:port` that Kafka clients bootstrap from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bootstrap_address: Option<String>,
+}
