@@ -44,7 +44,8 @@ stamp_text() {
   printf 'k8s=%s\netcd=%s\nhelm=%s\n' "$K8S_VERSION" "$ETCD_VERSION" "$HELM_VERSION"
   printf 'go=%s\n' "$(go env GOVERSION)"
   (cd "$_mods" && sha256sum kube/go.mod kube/go.sum etcd/go.mod etcd/go.sum etcd/main.go helm/go.mod helm/go.sum)
-  sha256sum "${BASH_SOURCE[0]}" | awk '{print "script=" $1}'
+  # bump when the build commands below change (ldflags, flags): it forces a rebuild
+  echo "recipe=1"
 }
 
 # go build in a wrapper module, niced so a concurrent build keeps some CPU.
@@ -111,11 +112,28 @@ cmd_build() {
   say "build done in $(since "$t0"); $(du -sh "$BIN_DIR" | cut -f1) in ${BIN_DIR}"
 }
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+# port_or_free [PORT]: PORT when it can be bound on 127.0.0.1, else a free port.
+port_or_free() {
+  python3 - "${1:-0}" <<'PY'
+import socket, sys
+want = int(sys.argv[1] or 0)
+for port in ([want] if want else []) + [0]:
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", port))
+    except OSError:
+        continue
+    print(s.getsockname()[1]); s.close(); break
+PY
 }
 
-alive() { [[ -f "$1" ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
+# alive PIDFILE: the process it names runs and is the binary the file is named after
+# (so a pid reused by another process after a reboot does not count).
+alive() {
+  local pid
+  [[ -f "$1" ]] && pid="$(cat "$1")" && kill -0 "$pid" 2>/dev/null &&
+    tr '\0' ' ' <"/proc/${pid}/cmdline" 2>/dev/null | grep -q "/$(basename "$1" .pid) "
+}
 
 # gen_certs DIR: a CA, a serving cert for 127.0.0.1/localhost, an admin client cert
 # (O=system:masters), the service-account signing key pair and a static admin token.
@@ -169,7 +187,8 @@ EOF
 
 start_proc() { # NAME DIR ARGS...
   local name="$1" dir="$2"; shift 2
-  setsid "$@" </dev/null >"${dir}/${name}.log" 2>&1 &
+  printf '==== %s start %s\n' "$name" "$(date -u +%FT%TZ)" >>"${dir}/${name}.log"
+  setsid "$@" </dev/null >>"${dir}/${name}.log" 2>&1 &
   echo $! >"${dir}/${name}.pid"
 }
 
@@ -184,8 +203,14 @@ cmd_start() {
   done
   gen_certs "$dir"
   local pki="${dir}/pki" etcd_port peer_port api_port kcm_port
-  etcd_port="$(free_port)"; peer_port="$(free_port)"; api_port="$(free_port)"; kcm_port="$(free_port)"
-  printf 'ETCD_PORT=%s\nAPISERVER_PORT=%s\nKCM_PORT=%s\n' "$etcd_port" "$api_port" "$kcm_port" >"${dir}/ports.env"
+  # A restart in the same DIR keeps its ports when they are still free, so the kubeconfig,
+  # the service-account issuer and etcd's member URLs stay the same.
+  local ETCD_PORT="" ETCD_PEER_PORT="" APISERVER_PORT="" KCM_PORT=""
+  [[ -f "${dir}/ports.env" ]] && source "${dir}/ports.env"
+  etcd_port="$(port_or_free "$ETCD_PORT")"; peer_port="$(port_or_free "$ETCD_PEER_PORT")"
+  api_port="$(port_or_free "$APISERVER_PORT")"; kcm_port="$(port_or_free "$KCM_PORT")"
+  printf 'ETCD_PORT=%s\nETCD_PEER_PORT=%s\nAPISERVER_PORT=%s\nKCM_PORT=%s\n' \
+    "$etcd_port" "$peer_port" "$api_port" "$kcm_port" >"${dir}/ports.env"
 
   start_proc etcd "$dir" "${BIN_DIR}/etcd" --name=tributary-test --data-dir="${dir}/etcd-data" \
     --listen-client-urls="http://127.0.0.1:${etcd_port}" --advertise-client-urls="http://127.0.0.1:${etcd_port}" \
@@ -228,6 +253,7 @@ cmd_start() {
   start_proc kube-controller-manager "$dir" "${BIN_DIR}/kube-controller-manager" \
     --kubeconfig="${dir}/kubeconfig" \
     --authentication-kubeconfig="${dir}/kubeconfig" --authorization-kubeconfig="${dir}/kubeconfig" \
+    --authentication-skip-lookup=true \
     --bind-address=127.0.0.1 --secure-port="${kcm_port}" --cert-dir="${dir}/kcm-certs" \
     --leader-elect=false --controllers='*' \
     --service-account-private-key-file="${pki}/sa.key" --root-ca-file="${pki}/ca.crt" \
@@ -249,11 +275,11 @@ cmd_stop() {
     local pf="${dir}/${n}.pid"
     [[ -f "$pf" ]] || continue
     pid="$(cat "$pf")"
-    if kill -0 "$pid" 2>/dev/null; then
+    if alive "$pf"; then
       kill -TERM "$pid" 2>/dev/null || true
       local i=0
       while kill -0 "$pid" 2>/dev/null && (( i < 100 )); do sleep 0.1; i=$((i + 1)); done
-      if kill -0 "$pid" 2>/dev/null; then
+      if alive "$pf"; then
         say "$n (pid $pid) still running after 10s: SIGKILL"
         kill -KILL "$pid" 2>/dev/null || true
       fi
