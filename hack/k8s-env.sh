@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A local Kubernetes control plane for tests, built from Go modules (no images, no
 # downloads of prebuilt binaries): etcd + kube-apiserver + kube-controller-manager on
-# 127.0.0.1, like controller-runtime's envtest plus the controller-manager, and helm.
+# 127.0.0.1, like controller-runtime's envtest plus the controller-manager. kubectl and
+# helm of matching versions are built alongside: put $(hack/k8s-env.sh bindir) on PATH.
 # There is no scheduler and no kubelet: Pods stay Pending and PVCs stay Pending (no
 # provisioner); making them look Running is the test harness's job.
 #
@@ -35,7 +36,7 @@ ETCD_VERSION="$(mod_version etcd go.etcd.io/etcd/server/v3)"
 HELM_VERSION="$(mod_version helm helm.sh/helm/v3)"
 [[ -n $K8S_VERSION && -n $ETCD_VERSION && -n $HELM_VERSION ]] || die "cannot read the pinned versions from ${_mods}/*/go.mod"
 BIN_DIR="${_cache}/k8s-${K8S_VERSION}/bin"
-_bins=(kube-apiserver kube-controller-manager etcd helm)
+_bins=(kube-apiserver kube-controller-manager kubectl etcd helm)
 
 now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN {printf "%.1fs", b - a}'; }
@@ -45,7 +46,7 @@ stamp_text() {
   printf 'go=%s\n' "$(go env GOVERSION)"
   (cd "$_mods" && sha256sum kube/go.mod kube/go.sum etcd/go.mod etcd/go.sum etcd/main.go helm/go.mod helm/go.sum)
   # bump when the build commands below change (ldflags, flags): it forces a rebuild
-  echo "recipe=1"
+  echo "recipe=2"
 }
 
 # go build in a wrapper module, niced so a concurrent build keeps some CPU.
@@ -81,8 +82,9 @@ cmd_build() {
     -X k8s.io/component-base/version.gitMinor=${kmin} \
     -X k8s.io/component-base/version.gitTreeState=clean \
     -X k8s.io/component-base/version.buildDate=1970-01-01T00:00:00Z" \
-    k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager
-  say "kube-apiserver + kube-controller-manager built in $(since "$t")"
+    k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
+    k8s.io/kubernetes/cmd/kubectl
+  say "kube-apiserver + kube-controller-manager + kubectl built in $(since "$t")"
 
   t="$(now)"
   gobuild etcd -o "$tmp/etcd" -ldflags "-s -w" .
@@ -246,7 +248,7 @@ cmd_start() {
       sleep 0.3
     done
   }
-  local kc=(kubectl --kubeconfig "${dir}/kubeconfig" --request-timeout=5s)
+  local kc=("${BIN_DIR}/kubectl" --kubeconfig "${dir}/kubeconfig" --request-timeout=5s)
   wait_for "kube-apiserver /readyz" "${kc[@]}" get --raw /readyz
   say "kube-apiserver ready on https://127.0.0.1:${api_port} after $(since "$t0")"
 
@@ -295,7 +297,7 @@ cmd_status() {
     if alive "${dir}/${n}.pid"; then printf '%-24s running (pid %s)\n' "$n" "$(cat "${dir}/${n}.pid")"
     else printf '%-24s not running\n' "$n"; rc=1; fi
   done
-  if [[ -f "${dir}/kubeconfig" ]] && kubectl --kubeconfig "${dir}/kubeconfig" --request-timeout=5s get --raw /readyz >/dev/null 2>&1; then
+  if [[ -f "${dir}/kubeconfig" ]] && "${BIN_DIR}/kubectl" --kubeconfig "${dir}/kubeconfig" --request-timeout=5s get --raw /readyz >/dev/null 2>&1; then
     printf '%-24s ok (KUBECONFIG=%s)\n' "readyz" "${dir}/kubeconfig"
   else
     printf '%-24s not ready\n' "readyz"; rc=1

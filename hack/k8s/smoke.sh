@@ -14,6 +14,7 @@ fail() { say "FAIL: $*"; "$env_sh" status "$dir" >&2 || true; exit 1; }
 
 "$env_sh" build
 bin="$("$env_sh" bindir)"
+export PATH="${bin}:${PATH}"  # kubectl and helm of the pinned versions
 trap '"$env_sh" stop "$dir" || true' EXIT
 t0=$(date +%s.%N)
 eval "$("$env_sh" start "$dir")"
@@ -83,9 +84,21 @@ for _ in $(seq 1 60); do
 done
 ((pods == 0)) || fail "garbage collector left $pods pods"
 
-"$bin/helm" version >&2
-"$bin/helm" list -A >&2 || fail "helm cannot list releases"
-say "ok: 3 Pods (Pending) + 3 PVCs created, GC removed the Pods, helm reached the apiserver"
+helm version >&2
+# A chart with kubeVersion checks the server version the ldflags set.
+helm create "${dir}/demo" >/dev/null
+sed -i 's/^appVersion:.*/&\nkubeVersion: ">=1.30.0-0"/' "${dir}/demo/Chart.yaml"
+helm lint "${dir}/demo" >&2 || fail "helm lint"
+helm install demo "${dir}/demo" -n demo --create-namespace >/dev/null || fail "helm install"
+helm list -n demo | grep -q 'deployed' || fail "helm release not deployed"
+for _ in $(seq 1 60); do
+  pods=$(kubectl -n demo get pods -o name | wc -l)
+  ((pods == 1)) && break
+  sleep 0.5
+done
+((pods == 1)) || fail "the chart's Deployment made $pods pods, expected 1"
+helm uninstall demo -n demo >/dev/null || fail "helm uninstall"
+say "ok: 3 Pods (Pending) + 3 PVCs created, GC removed the Pods, helm install/uninstall of a chart worked"
 
 "$env_sh" stop "$dir"
 trap - EXIT
