@@ -70,7 +70,7 @@ cmd_build() {
   say "building into ${BIN_DIR} (k8s ${K8S_VERSION}, etcd ${ETCD_VERSION}, helm ${HELM_VERSION})"
   local tmp="${BIN_DIR}.tmp.$$" t
   rm -rf "$tmp"; mkdir -p "$tmp"
-  trap 'rm -rf "$tmp"' EXIT
+  trap "rm -rf '$tmp'" EXIT
 
   local kmaj kmin
   kmaj="${K8S_VERSION#v}"; kmaj="${kmaj%%.*}"
