@@ -70,6 +70,16 @@ fn start(data: &Path, run: usize) -> Running {
     running
 }
 
+/// A failed assertion must not leave a broker running.
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 impl Running {
     fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
