@@ -28,6 +28,21 @@ step "cargo test"
 cargo test --workspace 2>&1 | tee target/cargo-test.log
 grep -q "test result: ok" target/cargo-test.log
 
+step "operator against a real kube-apiserver"
+bash hack/k8s-env.sh build
+k8s_dir="$(mktemp -d "${TMPDIR:-/tmp}/tributary-k8s.XXXXXX")"
+# On failure the control plane is stopped and its logs stay in $k8s_dir.
+trap 'bash hack/k8s-env.sh stop "$k8s_dir" || true; echo "control plane logs: $k8s_dir/*.log" >&2' EXIT
+# An assignment, not `eval "$(...)"`, so a failed start stops the script.
+k8s_env="$(bash hack/k8s-env.sh start "$k8s_dir")"
+eval "$k8s_env"
+export KUBECONFIG
+cargo test -p tributary-operator --test apiserver -- --ignored
+bash hack/k8s-env.sh stop "$k8s_dir"
+trap - EXIT
+unset KUBECONFIG
+rm -rf "$k8s_dir"
+
 if [[ "${SKIP_CLIENTS:-0}" == 1 ]]; then
   exit 0
 fi
