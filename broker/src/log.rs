@@ -185,6 +185,20 @@ fn wall_clock_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
+/// Opens (creating if needed) a segment or index file for reading and appending.
+pub(crate) fn open_read_write(path: &Path, truncate: bool) -> Result<File, LogError> {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(truncate)
+        .open(path)
+        .map_err(|source| LogError::OpenFile {
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
 pub(crate) fn sync_dir(dir: &Path) -> Result<(), LogError> {
     File::open(dir)
         .and_then(|d| d.sync_all())

@@ -5,13 +5,13 @@
 //! that does not look exactly right at load is reported as "rebuild me" rather than trusted.
 
 use std::{
-    fs::{File, OpenOptions},
+    fs::File,
     io::ErrorKind,
     os::unix::fs::FileExt,
     path::{Path, PathBuf},
 };
 
-use super::LogError;
+use super::{open_read_write, LogError};
 
 /// One fixed-size entry format.
 trait Entry: Copy + std::fmt::Debug {
@@ -81,23 +81,10 @@ struct IndexFile<E> {
 }
 
 impl<E: Entry> IndexFile<E> {
-    fn open_file(path: &Path, truncate: bool) -> Result<File, LogError> {
-        OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(truncate)
-            .open(path)
-            .map_err(|source| LogError::OpenFile {
-                path: path.to_path_buf(),
-                source,
-            })
-    }
-
     fn create(path: &Path) -> Result<Self, LogError> {
         Ok(IndexFile {
             path: path.to_path_buf(),
-            file: Self::open_file(path, true)?,
+            file: open_read_write(path, true)?,
             entries: Vec::new(),
         })
     }
@@ -121,7 +108,7 @@ impl<E: Entry> IndexFile<E> {
         let entries = bytes.chunks_exact(E::SIZE).map(E::decode).collect();
         Ok(Some(IndexFile {
             path: path.to_path_buf(),
-            file: Self::open_file(path, false)?,
+            file: open_read_write(path, false)?,
             entries,
         }))
     }

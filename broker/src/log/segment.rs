@@ -4,7 +4,7 @@
 //! It must never decide policy (when to roll, flush or delete): `Log` does. It is not synchronized.
 
 use std::{
-    fs::{File, OpenOptions},
+    fs::File,
     io::{BufReader, ErrorKind, Read, Seek, SeekFrom},
     os::unix::fs::FileExt,
     path::{Path, PathBuf},
@@ -15,7 +15,7 @@ use std::{
 use super::{
     batch::{self, BatchHeader, HEADER_LEN, LOG_OVERHEAD},
     index::{OffsetIndex, TimeIndex},
-    LogError,
+    open_read_write, LogError,
 };
 
 /// Positions in `.index` are 32-bit, so no segment may grow past this regardless of `segment.bytes`.
@@ -49,19 +49,6 @@ pub(crate) struct Segment {
 }
 
 impl Segment {
-    fn open_log_file(path: &Path, truncate: bool) -> Result<File, LogError> {
-        OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(truncate)
-            .open(path)
-            .map_err(|source| LogError::OpenFile {
-                path: path.to_path_buf(),
-                source,
-            })
-    }
-
     /// Creates an empty segment, replacing any leftover files with the same base offset.
     pub(crate) fn create(dir: &Path, base_offset: i64) -> Result<Segment, LogError> {
         Self::create_with_suffix(dir, base_offset, "")
@@ -75,7 +62,7 @@ impl Segment {
         suffix: &str,
     ) -> Result<Segment, LogError> {
         let path = segment_path(dir, base_offset, &format!("log{suffix}"));
-        let file = Self::open_log_file(&path, true)?;
+        let file = open_read_write(&path, true)?;
         Ok(Segment {
             base_offset,
             file: Arc::new(file),
@@ -106,7 +93,7 @@ impl Segment {
         index_interval: u32,
     ) -> Result<(Segment, SegmentRepair), LogError> {
         let path = segment_path(dir, base_offset, "log");
-        let file = Self::open_log_file(&path, false)?;
+        let file = open_read_write(&path, false)?;
         let size = file
             .metadata()
             .map_err(|source| LogError::ReadFile {
