@@ -28,6 +28,7 @@ use crate::{
         LocalMetadataStore, MetadataChange, MetadataError, MetadataImage, MetadataStore,
         TopicMetadata,
     },
+    metrics::{collector::BrokerCollector, BrokerMetrics},
     partition::{LogStartState, Partition, PartitionError},
 };
 
@@ -120,6 +121,7 @@ pub struct Broker {
     topic_admin: tokio::sync::Mutex<()>,
     producer_ids: Mutex<(i64, i64)>,
     pub groups: crate::group::GroupCoordinator,
+    pub metrics: BrokerMetrics,
 }
 
 pub fn now_ms() -> i64 {
@@ -169,13 +171,16 @@ impl Broker {
         let recovery_points = read(RECOVERY_POINT_CHECKPOINT)?;
         let log_starts = read(LOG_START_CHECKPOINT)?;
         let group_config = config.group.clone();
-        let broker = Arc::new(Self {
+        let partition_level = config.metrics_partition_level;
+        // Cyclic: the metrics registry's collector reads this broker at scrape time, and must not keep it alive.
+        let broker = Arc::new_cyclic(|weak| Self {
             config,
             metadata,
             partitions: RwLock::new(HashMap::new()),
             topic_admin: tokio::sync::Mutex::new(()),
             producer_ids: Mutex::new((0, 0)),
             groups: crate::group::GroupCoordinator::new(group_config),
+            metrics: BrokerMetrics::new(BrokerCollector::new(weak.clone(), partition_level)),
         });
         let image = broker.metadata.image();
         let started = std::time::Instant::now();
@@ -246,6 +251,7 @@ impl Broker {
             &dir,
             self.log_config(image, topic),
             start,
+            self.metrics.fsync_duration(),
         )
         .map_err(err)?;
         tracing::debug!(topic = %topic.name, partition = index, ?report, "partition opened");

@@ -58,6 +58,9 @@ pub struct BrokerConfig {
     pub cleaner_backoff_ms: u64,
     /// `log.cleaner.enable`
     pub cleaner_enabled: bool,
+    /// `metrics.partition.level`: per-partition metric series (true) or sums per topic (false), for brokers
+    /// hosting so many partitions that per-partition series would be too many.
+    pub metrics_partition_level: bool,
 }
 
 impl BrokerConfig {
@@ -81,6 +84,7 @@ impl BrokerConfig {
             group: crate::group::GroupConfig::default(),
             cleaner_backoff_ms: 15_000,
             cleaner_enabled: true,
+            metrics_partition_level: true,
         }
     }
 
@@ -177,6 +181,10 @@ impl BrokerConfig {
                 }
                 "log.cleaner.enable" => {
                     self.cleaner_enabled =
+                        parse_bool(value).ok_or_else(|| invalid("expected true or false"))?
+                }
+                "metrics.partition.level" => {
+                    self.metrics_partition_level =
                         parse_bool(value).ok_or_else(|| invalid("expected true or false"))?
                 }
                 "log.retention.check.interval.ms" => {

@@ -548,6 +548,31 @@ impl GroupCoordinator {
         })
     }
 
+    /// Every committed offset of every live group, members online or not, sorted by (group, topic,
+    /// partition). For the lag metric.
+    pub fn committed_offsets(&self) -> Vec<crate::metrics::collector::CommittedOffset> {
+        let groups = self.lock();
+        let mut offsets: Vec<_> = groups
+            .values()
+            .filter(|g| g.state != GroupState::Dead)
+            .flat_map(|g| {
+                g.offsets.iter().map(|((topic, partition), value)| {
+                    crate::metrics::collector::CommittedOffset {
+                        group: g.id.clone(),
+                        topic: topic.clone(),
+                        partition: *partition,
+                        offset: value.offset,
+                    }
+                })
+            })
+            .collect();
+        drop(groups);
+        offsets.sort_by(|a, b| {
+            (&a.group, &a.topic, a.partition).cmp(&(&b.group, &b.topic, b.partition))
+        });
+        offsets
+    }
+
     /// (group id, protocol type, state) of every group.
     pub fn list(&self) -> Vec<(String, String, GroupState)> {
         let groups = self.lock();

@@ -28,25 +28,46 @@ pub mod offset_fetch;
 pub mod produce;
 pub mod sync_group;
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use kafka_protocol::{messages::ApiKey, protocol::StrBytes, ResponseError};
 
-use crate::protocol::{decode_body, encode, Pending, ProtocolError, RequestContext};
+use crate::{
+    metrics::ResponseErrors,
+    protocol::{decode_body, encode, Pending, ProtocolError, RequestContext},
+};
 
-/// Routes a request to its handler and encodes the answer.
+/// Routes a request to its handler and encodes the answer, counting it in the per-API request metrics: a
+/// request that fails here (undecodable, unencodable) counts as an error, and its connection closes.
 pub async fn dispatch(
+    ctx: &RequestContext<'_>,
+    api: ApiKey,
+    body: &mut Bytes,
+) -> Result<Pending, ProtocolError> {
+    let result = route(ctx, api, body).await;
+    if result.is_err() {
+        ctx.broker.metrics.request_finished(api, ctx.received, true);
+    }
+    result
+}
+
+async fn route(
     ctx: &RequestContext<'_>,
     api: ApiKey,
     body: &mut Bytes,
 ) -> Result<Pending, ProtocolError> {
     let version = ctx.version;
     let correlation_id = ctx.header.correlation_id;
+    let metrics = &ctx.broker.metrics;
     macro_rules! simple {
         ($module:ident) => {{
             let request = decode_body(api, version, body)?;
             let response = $module::handle(ctx, request).await;
-            encode(api, version, correlation_id, response, Vec::new())
-                .map(|f| Pending::Ready(Some(f)))
+            let failed = response.has_error();
+            let frame = encode(api, version, correlation_id, response, Vec::new())?;
+            metrics.request_finished(api, ctx.received, failed);
+            Ok(Pending::Ready(Some(frame)))
         }};
     }
     match api {
@@ -74,17 +95,33 @@ pub async fn dispatch(
         ApiKey::Produce => {
             let request = decode_body(api, version, body)?;
             match produce::append(ctx, request) {
-                Some(appended) => Ok(Pending::Deferred(Box::pin(async move {
-                    let response = appended.acknowledge().await;
-                    encode(api, version, correlation_id, response, Vec::new()).map(Some)
-                }))),
-                None => Ok(Pending::Ready(None)),
+                Some(appended) => {
+                    let broker = Arc::clone(ctx.broker);
+                    let received = ctx.received;
+                    Ok(Pending::Deferred(Box::pin(async move {
+                        let response = appended.acknowledge(&broker.metrics).await;
+                        let failed = response.has_error();
+                        let result = encode(api, version, correlation_id, response, Vec::new());
+                        broker
+                            .metrics
+                            .request_finished(api, received, failed || result.is_err());
+                        result.map(Some)
+                    })))
+                }
+                None => {
+                    // acks=0: no response, so nothing to tell success from failure by.
+                    metrics.request_finished(api, ctx.received, false);
+                    Ok(Pending::Ready(None))
+                }
             }
         }
         ApiKey::Fetch => {
             let request = decode_body(api, version, body)?;
             let (response, slices) = fetch::handle(ctx, request).await;
-            encode(api, version, correlation_id, response, slices).map(|f| Pending::Ready(Some(f)))
+            let failed = response.has_error();
+            let frame = encode(api, version, correlation_id, response, slices)?;
+            metrics.request_finished(api, ctx.received, failed);
+            Ok(Pending::Ready(Some(frame)))
         }
         other => Err(ProtocolError::UnsupportedVersion {
             api: other,

@@ -8,6 +8,7 @@ pub mod handlers;
 pub mod http;
 pub mod log;
 pub mod metadata;
+pub mod metrics;
 pub mod partition;
 pub mod protocol;
 pub mod server;

@@ -155,6 +155,8 @@ pub struct ReadSlice {
     pub len: usize,
     /// Base offset of the first batch; may be below the requested offset (the batch contains it).
     pub first_batch_base_offset: i64,
+    /// Records in the slice's batches, from their headers (for the fetched-records metric).
+    pub records: u64,
 }
 
 /// One partition's log: a sequence of segments, the last of which is active.
@@ -432,6 +434,7 @@ impl Log {
             };
             let mut len = u64::from(first.size);
             let mut pos = first.position + len;
+            let mut records = u64::try_from(first.record_count).unwrap_or(0);
             while pos < segment.size() {
                 let next = segment.read_header_at(pos)?;
                 if len + u64::from(next.size) > max_bytes as u64 {
@@ -439,12 +442,14 @@ impl Log {
                 }
                 len += u64::from(next.size);
                 pos += u64::from(next.size);
+                records += u64::try_from(next.record_count).unwrap_or(0);
             }
             return Ok(ReadSlice {
                 file: Arc::clone(segment.file()),
                 position: first.position,
                 len: len as usize,
                 first_batch_base_offset: first.base_offset,
+                records,
             });
         }
         Ok(ReadSlice {
@@ -452,6 +457,7 @@ impl Log {
             position: self.active.size(),
             len: 0,
             first_batch_base_offset: log_end,
+            records: 0,
         })
     }
 

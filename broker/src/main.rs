@@ -5,10 +5,7 @@ use std::{
     collections::HashMap,
     net::SocketAddr,
     path::PathBuf,
-    sync::{
-        atomic::{AtomicBool, Ordering},
-        Arc,
-    },
+    sync::{atomic::Ordering, Arc},
     time::{Duration, Instant},
 };
 
@@ -38,7 +35,7 @@ struct Args {
     /// Broker id (Kafka's `node.id`). Default 1.
     #[arg(long)]
     node_id: Option<i32>,
-    /// HTTP side port for /healthz and /readyz. Default 127.0.0.1:9644.
+    /// HTTP side port for /healthz, /readyz and /metrics. Default 127.0.0.1:9644.
     #[arg(long)]
     http_listen: Option<SocketAddr>,
     /// Java-properties file with Kafka broker property names (server.properties style). Command-line flags
@@ -108,13 +105,14 @@ fn main() -> anyhow::Result<()> {
 async fn run(config: BrokerConfig) -> anyhow::Result<()> {
     let started = Instant::now();
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let ready = Arc::new(AtomicBool::new(false));
+    let http_state = http::HttpState::default();
+    let ready = Arc::clone(&http_state.ready);
     let http_listener = TcpListener::bind(config.http_listen)
         .await
         .with_context(|| format!("binding HTTP port {}", config.http_listen))?;
     let http_task = tokio::spawn(http::serve(
         http_listener,
-        Arc::clone(&ready),
+        http_state.clone(),
         shutdown_rx.clone(),
     ));
 
@@ -122,6 +120,7 @@ async fn run(config: BrokerConfig) -> anyhow::Result<()> {
     let broker = tokio::task::spawn_blocking(move || Broker::open(open_config))
         .await?
         .map_err(|e| anyhow::anyhow!(error_chain(&e)))?;
+    let _ = http_state.broker.set(Arc::clone(&broker));
     let kafka_listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding Kafka port {}", config.listen))?;

@@ -13,17 +13,22 @@ use std::{
         atomic::{AtomicI64, Ordering},
         Mutex, MutexGuard,
     },
+    time::Instant,
 };
 
+use prometheus_client::metrics::histogram::Histogram;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
 use self::producer_state::{
     last_sequence, BatchSequence, ProducerStateError, ProducerStates, SequenceCheck,
 };
-use crate::log::{
-    batch_size_from_prefix, parse_header, BatchError, CleanReport, FlushPolicy, Log, LogConfig,
-    LogError, ReadSlice, RecoveryReport,
+use crate::{
+    log::{
+        batch_size_from_prefix, parse_header, BatchError, CleanReport, FlushPolicy, Log, LogConfig,
+        LogError, ReadSlice, RecoveryReport,
+    },
+    metrics::PartitionCounters,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -133,6 +138,14 @@ struct PartitionLog {
     producers: ProducerStates,
 }
 
+/// Log figures read under one lock, for metrics.
+#[derive(Debug, Clone, Copy)]
+pub struct LogStats {
+    pub size_bytes: u64,
+    pub segments: u64,
+    pub log_end_offset: i64,
+}
+
 /// The result of an append that the produce handler reports back.
 #[derive(Debug, Clone, Copy)]
 pub struct AppendOutcome {
@@ -157,6 +170,10 @@ pub struct Partition {
     flushed_offset: AtomicI64,
     high_watermark: AtomicI64,
     log_start_offset: AtomicI64,
+    /// Produced and fetched bytes and records, read by the metrics scrape.
+    pub counters: PartitionCounters,
+    /// The broker-wide fsync latency histogram.
+    fsync_duration: Histogram,
 }
 
 impl Partition {
@@ -167,6 +184,7 @@ impl Partition {
         dir: &Path,
         config: LogConfig,
         start: LogStartState,
+        fsync_duration: Histogram,
     ) -> Result<(Self, RecoveryReport), PartitionError> {
         let (mut log, report) = Log::open(
             dir,
@@ -218,6 +236,8 @@ impl Partition {
                 flushed_offset: AtomicI64::new(recovered),
                 high_watermark: AtomicI64::new(end),
                 log_start_offset: AtomicI64::new(start),
+                counters: PartitionCounters::default(),
+                fsync_duration,
             },
             report,
         ))
@@ -257,6 +277,10 @@ impl Partition {
             }
         }
         let info = state.log.append(records, now_ms)?;
+        self.counters.produced(
+            records.len() as u64,
+            u64::try_from(info.last_offset - info.first_offset + 1).unwrap_or(0),
+        );
         if idempotent {
             state.producers.record(
                 fields.producer_id,
@@ -299,9 +323,11 @@ impl Partition {
             return Ok(());
         }
         let (file, end) = self.lock().log.active_segment_handle();
+        let started = Instant::now();
         let synced = tokio::task::spawn_blocking(move || file.sync_data())
             .await
             .unwrap_or_else(|join| Err(std::io::Error::other(join)));
+        self.fsync_duration.observe(started.elapsed().as_secs_f64());
         synced.map_err(|source| PartitionError::Flush {
             topic: self.topic.clone(),
             partition: self.index,
@@ -331,6 +357,15 @@ impl Partition {
 
     pub fn log_end_offset(&self) -> i64 {
         self.lock().log.log_end_offset()
+    }
+
+    pub fn log_stats(&self) -> LogStats {
+        let state = self.lock();
+        LogStats {
+            size_bytes: state.log.size_bytes(),
+            segments: state.log.segment_count() as u64,
+            log_end_offset: state.log.log_end_offset(),
+        }
     }
 
     /// A future that completes on the next append; create it *before* checking for data to not miss one.
@@ -404,7 +439,9 @@ impl Partition {
 
     pub fn flush_now(&self) -> Result<(), PartitionError> {
         let mut state = self.lock();
+        let started = Instant::now();
         state.log.flush()?;
+        self.fsync_duration.observe(started.elapsed().as_secs_f64());
         self.flushed_offset
             .fetch_max(state.log.log_end_offset(), Ordering::AcqRel);
         Ok(())

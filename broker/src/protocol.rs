@@ -8,7 +8,7 @@
 pub mod splice;
 mod versions;
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
 use kafka_protocol::{
@@ -61,6 +61,8 @@ pub struct RequestContext<'a> {
     pub client_host: String,
     pub header: &'a RequestHeader,
     pub version: i16,
+    /// When the request was taken up, for the request latency metric.
+    pub received: Instant,
 }
 
 /// Checks a frame length read off the wire before any buffer is allocated for it.
@@ -132,7 +134,10 @@ pub async fn handle_frame_from(
     let Some(range) = supported_versions(api) else {
         return Err(ProtocolError::UnknownApiKey(raw_key));
     };
+    let received = Instant::now();
     if !range.contains(&version) || !versions::decodable(api, version) {
+        // Answered with an error code (ApiVersions) or by closing the connection: an error either way.
+        broker.metrics.request_finished(api, received, true);
         if api == ApiKey::ApiVersions {
             // Clients send their newest ApiVersions first; the answer must be v0-shaped so any client can read
             // the supported ranges and retry with a version both sides know.
@@ -149,6 +154,7 @@ pub async fn handle_frame_from(
     }
     let header_version = api.request_header_version(version);
     let header = RequestHeader::decode(&mut body, header_version).map_err(|source| {
+        broker.metrics.request_finished(api, received, true);
         ProtocolError::DecodeHeader {
             api,
             version,
@@ -160,6 +166,7 @@ pub async fn handle_frame_from(
         client_host: peer.map(|p| format!("/{}", p.ip())).unwrap_or_default(),
         header: &header,
         version,
+        received,
     };
     handlers::dispatch(&ctx, api, &mut body).await
 }

@@ -33,7 +33,13 @@ pub async fn serve(
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    connections.spawn(connection(stream, peer, Arc::clone(&broker), shutdown.clone()));
+                    let open = broker.metrics.connection_opened();
+                    let served = connection(stream, peer, Arc::clone(&broker), shutdown.clone());
+                    // The guard lives as long as the task, however the connection ends (even aborted).
+                    connections.spawn(async move {
+                        let _open = open;
+                        served.await;
+                    });
                 }
                 Err(e) => {
                     // Usually EMFILE: back off instead of spinning.

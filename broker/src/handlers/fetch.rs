@@ -103,13 +103,19 @@ pub async fn handle(
             .flatten()
             .map(|p| Box::pin(p.data_arrived()))
             .collect();
-        let (response, slices, bytes, has_error) =
+        let (response, slices, sent, has_error) =
             build(ctx.version, by_id, &wanted, &partitions, max_bytes);
+        let bytes: u64 = sent.iter().map(|(_, bytes, _)| bytes).sum();
         let now = Instant::now();
-        if bytes >= min_bytes || has_error || now >= deadline || arrivals.is_empty() {
+        if bytes >= min_bytes as u64 || has_error || now >= deadline || arrivals.is_empty() {
+            // Only the answer that goes out counts, not those built and dropped while long-polling.
+            for (partition, bytes, records) in sent {
+                partition.counters.fetched(bytes, records);
+            }
             return (response, slices);
         }
         drop(response);
+        let _waiting = ctx.broker.metrics.fetch_waiting();
         tokio::select! {
             _ = futures_util::future::select_all(arrivals) => {}
             _ = tokio::time::sleep_until(deadline.into()) => {}
@@ -117,14 +123,18 @@ pub async fn handle(
     }
 }
 
-fn build(
+/// What a built response sends from each partition: (partition, bytes, records).
+type Sent<'a> = Vec<(&'a Partition, u64, u64)>;
+
+fn build<'a>(
     version: i16,
     by_id: bool,
     wanted: &[Wanted],
-    partitions: &[Vec<Option<Arc<Partition>>>],
+    partitions: &'a [Vec<Option<Arc<Partition>>>],
     max_bytes: usize,
-) -> (FetchResponse, Vec<SendfileSlice>, usize, bool) {
+) -> (FetchResponse, Vec<SendfileSlice>, Sent<'a>, bool) {
     let mut slices = Vec::new();
+    let mut sent = Vec::new();
     let mut total = 0usize;
     let mut has_error = false;
     let mut responses = Vec::with_capacity(wanted.len());
@@ -172,6 +182,7 @@ fn build(
                 // larger than the limit); later ones wait for the next fetch.
                 Ok(slice) if slice.len > 0 && (total == 0 || slice.len <= budget) => {
                     total += slice.len;
+                    sent.push((partition.as_ref(), slice.len as u64, slice.records));
                     out.push(data.with_records(Some(placeholder(slice.len))));
                     slices.push(SendfileSlice {
                         file: slice.file,
@@ -206,7 +217,7 @@ fn build(
     (
         FetchResponse::default().with_responses(responses),
         slices,
-        total,
+        sent,
         has_error,
     )
 }

@@ -29,6 +29,7 @@ fn versioned_message(
 use crate::{
     broker::{error_chain, now_ms},
     log::{FlushPolicy, LogError},
+    metrics::BrokerMetrics,
     partition::{producer_state::ProducerStateError, Partition, PartitionError},
     protocol::RequestContext,
 };
@@ -69,7 +70,9 @@ pub struct Appended {
 impl Appended {
     /// Waits for the fsyncs this produce needs (shared with concurrent producers) and returns the response;
     /// a partition whose fsync failed reports KAFKA_STORAGE_ERROR instead of an acknowledgement.
-    pub async fn acknowledge(mut self) -> ProduceResponse {
+    pub async fn acknowledge(mut self, metrics: &BrokerMetrics) -> ProduceResponse {
+        // Counted as waiting only when there is an fsync to wait for.
+        let _waiting = (!self.pending_flushes.is_empty()).then(|| metrics.produce_waiting());
         let flushes = self
             .pending_flushes
             .iter()
