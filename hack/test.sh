@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of the project on a bare machine: installs what the suites need (hack/prereqs.sh), checks
 # formatting and lints, runs the Rust tests, then the real-client suites (kcat, confluent-kafka, kafka-python,
-# the Java kafka-clients) against a freshly built broker.
+# the Java kafka-clients) against a freshly built broker, and the metrics test (promtool and a real Prometheus,
+# Debian's package, also installed by hack/prereqs.sh).
 #
 # Environment: TRIBUTARY_CACHE (default ~/.cache/tributary) keeps the Python venv and other downloads between
 # runs; SKIP_CLIENTS=1 runs only the Rust checks.
