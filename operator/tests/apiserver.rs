@@ -223,7 +223,11 @@ async fn operator_against_a_real_apiserver() {
     check_cel_rules(&client, &namespace).await;
 
     // 3. The controller, in-process.
-    let operator = tokio::spawn(controller::run(client.clone(), Some("it".to_owned())));
+    let settings = controller::Settings {
+        instance: Some("it".to_owned()),
+        bootstrap_override: None,
+    };
+    let operator = tokio::spawn(controller::run(client.clone(), settings));
     let clusters: Api<KafkaCluster> = Api::namespaced(client.clone(), &namespace);
     let cluster = clusters
         .create(&PostParams::default(), &kafka_cluster(CLUSTER, 3))
