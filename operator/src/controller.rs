@@ -151,29 +151,43 @@ pub struct Settings {
     pub instance: Option<String>,
     /// Reach every cluster's brokers at this `host:port` instead of its bootstrap Service.
     pub bootstrap_override: Option<String>,
+    /// Watch only this namespace (all namespaces when `None`).
+    pub namespace: Option<String>,
+}
+
+/// An Api over the watched namespace, or over all namespaces.
+fn scoped<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>,
+{
+    match namespace {
+        Some(namespace) => Api::namespaced(client.clone(), namespace),
+        None => Api::all(client.clone()),
+    }
 }
 
 /// Runs the KafkaCluster and Topic controllers until SIGTERM or Ctrl-C.
 pub async fn run(client: Client, settings: Settings) {
     let ctx = Arc::new(Context::new(client.clone(), settings.instance.clone()));
+    let namespace = settings.namespace.as_deref();
     tokio::join!(
-        run_clusters(client.clone(), ctx.clone()),
-        run_topics(client, ctx, settings.bootstrap_override)
+        run_clusters(&client, namespace, ctx.clone()),
+        run_topics(&client, namespace, ctx, settings.bootstrap_override.clone())
     );
 }
 
-async fn run_clusters(client: Client, ctx: Arc<Context>) {
+async fn run_clusters(client: &Client, namespace: Option<&str>, ctx: Arc<Context>) {
     // Only the objects this operator manages are watched, so it does not cache every ConfigMap in the cluster.
     let owned =
         watcher::Config::default().labels(&format!("app.kubernetes.io/managed-by={FIELD_MANAGER}"));
     Controller::new(
-        Api::<KafkaCluster>::all(client.clone()),
+        scoped::<KafkaCluster>(client, namespace),
         watcher::Config::default(),
     )
-    .owns(Api::<StatefulSet>::all(client.clone()), owned.clone())
-    .owns(Api::<Service>::all(client.clone()), owned.clone())
-    .owns(Api::<ConfigMap>::all(client.clone()), owned.clone())
-    .owns(Api::<PodDisruptionBudget>::all(client), owned)
+    .owns(scoped::<StatefulSet>(client, namespace), owned.clone())
+    .owns(scoped::<Service>(client, namespace), owned.clone())
+    .owns(scoped::<ConfigMap>(client, namespace), owned.clone())
+    .owns(scoped::<PodDisruptionBudget>(client, namespace), owned)
     .shutdown_on_signal()
     .run(reconcile::reconcile, error_policy, ctx.clone())
     .for_each(|result| {
@@ -188,16 +202,21 @@ async fn run_clusters(client: Client, ctx: Arc<Context>) {
     .await;
 }
 
-async fn run_topics(client: Client, ctx: Arc<Context>, bootstrap_override: Option<String>) {
+async fn run_topics(
+    client: &Client,
+    namespace: Option<&str>,
+    ctx: Arc<Context>,
+    bootstrap_override: Option<String>,
+) {
     let controller = Controller::new(
-        Api::<Topic>::all(client.clone()),
+        scoped::<Topic>(client, namespace),
         watcher::Config::default(),
     );
     let topics = controller.store();
     // A KafkaCluster that appears (or changes) wakes the Topics that wait for it.
     let waiting = topics.clone();
     let controller = controller.watches(
-        Api::<KafkaCluster>::all(client),
+        scoped::<KafkaCluster>(client, namespace),
         watcher::Config::default(),
         move |cluster| {
             let namespace = cluster.namespace();

@@ -315,7 +315,9 @@ impl AdminClient {
         let request = DescribeConfigsRequest::default().with_resources(vec![
             DescribeConfigsResource::default()
                 .with_resource_type(RESOURCE_TYPE_TOPIC)
-                .with_resource_name(StrBytes::from_string(name.to_owned())),
+                .with_resource_name(StrBytes::from_string(name.to_owned()))
+                // None asks for every config; an empty list (the default) asks for none.
+                .with_configuration_keys(None),
         ]);
         let response = self.send(&request).await?;
         let result = response

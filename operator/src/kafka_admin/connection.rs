@@ -261,8 +261,9 @@ async fn read_responses(
                 .read_exact(&mut body)
                 .await
                 .map_err(|e| e.to_string())?;
-            let mut body = body.freeze();
-            let correlation_id = body.get_i32();
+            let body = body.freeze();
+            // Peeked, not consumed: the caller decodes the whole response header.
+            let correlation_id = (&body[..4]).get_i32();
             let waiter = pending
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
