@@ -1,5 +1,5 @@
 //! Wiring of the controllers: watches, shared context (client, Event recorder, per-object retry backoff) and the
-//! error policy. Reconcile logic lives in `cluster` (and later `topic`), never here.
+//! error policies. Reconcile logic lives in `cluster` and `topic`, never here.
 
 use std::{
     collections::HashMap,
@@ -25,7 +25,9 @@ use kube::{
 
 use crate::{
     cluster::{build::FIELD_MANAGER, reconcile},
-    crd::KafkaCluster,
+    crd::{KafkaCluster, Topic},
+    kafka_admin::AdminClients,
+    topic::{self, TopicContext},
 };
 
 /// Shortest retry delay after a failed reconcile.
@@ -39,7 +41,7 @@ pub struct Context {
     /// Kubernetes client.
     pub client: Client,
     recorder: Recorder,
-    failures: Arc<Mutex<HashMap<ObjectRef<KafkaCluster>, u32>>>,
+    failures: Arc<Mutex<HashMap<String, u32>>>,
 }
 
 impl std::fmt::Debug for Context {
@@ -70,23 +72,23 @@ impl Context {
     }
 
     /// The delay before retrying `object` after another failure: doubles from 5 s up to 5 min.
-    fn backoff(&self, object: ObjectRef<KafkaCluster>) -> Duration {
+    fn backoff<K: Resource<DynamicType = ()>>(&self, object: &ObjectRef<K>) -> Duration {
         let mut failures = self
             .failures
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let count = failures.entry(object).or_default();
+        let count = failures.entry(object.to_string()).or_default();
         *count = count.saturating_add(1);
         BACKOFF_MIN
             .saturating_mul(1 << (*count - 1).min(6))
             .min(BACKOFF_MAX)
     }
 
-    fn succeeded(&self, object: &ObjectRef<KafkaCluster>) {
+    fn succeeded<K: Resource<DynamicType = ()>>(&self, object: &ObjectRef<K>) {
         self.failures
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(object);
+            .remove(&object.to_string());
     }
 }
 
@@ -96,7 +98,7 @@ pub fn error_policy(
     error: &reconcile::Error,
     ctx: Arc<Context>,
 ) -> Action {
-    let delay = ctx.backoff(ObjectRef::from(cluster.as_ref()));
+    let delay = ctx.backoff(&ObjectRef::from(cluster.as_ref()));
     tracing::warn!(
         cluster = %cluster.name_any(),
         namespace = cluster.namespace().as_deref().unwrap_or_default(),
@@ -108,7 +110,26 @@ pub fn error_policy(
     Action::requeue(delay)
 }
 
-fn error_chain(error: &dyn std::error::Error) -> String {
+/// What to do after a Topic reconcile failed: retry with backoff (the status already says why).
+pub fn topic_error_policy(
+    topic: Arc<Topic>,
+    error: &topic::reconcile::Error,
+    ctx: Arc<TopicContext>,
+) -> Action {
+    let delay = ctx.base.backoff(&ObjectRef::from(topic.as_ref()));
+    tracing::warn!(
+        topic = %topic.name_any(),
+        namespace = topic.namespace().as_deref().unwrap_or_default(),
+        category = error.category(),
+        error = %error_chain(error),
+        retry_in_s = delay.as_secs(),
+        "Topic reconcile failed"
+    );
+    Action::requeue(delay)
+}
+
+/// An error and its causes on one line.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
@@ -123,20 +144,50 @@ fn error_chain(error: &dyn std::error::Error) -> String {
     text
 }
 
-/// Runs the KafkaCluster controller until SIGTERM or Ctrl-C.
-pub async fn run(client: Client, instance: Option<String>) {
-    let ctx = Arc::new(Context::new(client.clone(), instance));
+/// How the controllers run.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    /// Reporter instance of Events (usually the operator's pod name).
+    pub instance: Option<String>,
+    /// Reach every cluster's brokers at this `host:port` instead of its bootstrap Service.
+    pub bootstrap_override: Option<String>,
+    /// Watch only this namespace (all namespaces when `None`).
+    pub namespace: Option<String>,
+}
+
+/// An Api over the watched namespace, or over all namespaces.
+fn scoped<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>,
+{
+    match namespace {
+        Some(namespace) => Api::namespaced(client.clone(), namespace),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// Runs the KafkaCluster and Topic controllers until SIGTERM or Ctrl-C.
+pub async fn run(client: Client, settings: Settings) {
+    let ctx = Arc::new(Context::new(client.clone(), settings.instance.clone()));
+    let namespace = settings.namespace.as_deref();
+    tokio::join!(
+        run_clusters(&client, namespace, ctx.clone()),
+        run_topics(&client, namespace, ctx, settings.bootstrap_override.clone())
+    );
+}
+
+async fn run_clusters(client: &Client, namespace: Option<&str>, ctx: Arc<Context>) {
     // Only the objects this operator manages are watched, so it does not cache every ConfigMap in the cluster.
     let owned =
         watcher::Config::default().labels(&format!("app.kubernetes.io/managed-by={FIELD_MANAGER}"));
     Controller::new(
-        Api::<KafkaCluster>::all(client.clone()),
+        scoped::<KafkaCluster>(client, namespace),
         watcher::Config::default(),
     )
-    .owns(Api::<StatefulSet>::all(client.clone()), owned.clone())
-    .owns(Api::<Service>::all(client.clone()), owned.clone())
-    .owns(Api::<ConfigMap>::all(client.clone()), owned.clone())
-    .owns(Api::<PodDisruptionBudget>::all(client), owned)
+    .owns(scoped::<StatefulSet>(client, namespace), owned.clone())
+    .owns(scoped::<Service>(client, namespace), owned.clone())
+    .owns(scoped::<ConfigMap>(client, namespace), owned.clone())
+    .owns(scoped::<PodDisruptionBudget>(client, namespace), owned)
     .shutdown_on_signal()
     .run(reconcile::reconcile, error_policy, ctx.clone())
     .for_each(|result| {
@@ -149,6 +200,54 @@ pub async fn run(client: Client, instance: Option<String>) {
         }
     })
     .await;
+}
+
+async fn run_topics(
+    client: &Client,
+    namespace: Option<&str>,
+    ctx: Arc<Context>,
+    bootstrap_override: Option<String>,
+) {
+    let controller = Controller::new(
+        scoped::<Topic>(client, namespace),
+        watcher::Config::default(),
+    );
+    let topics = controller.store();
+    // A KafkaCluster that appears (or changes) wakes the Topics that wait for it.
+    let waiting = topics.clone();
+    let controller = controller.watches(
+        scoped::<KafkaCluster>(client, namespace),
+        watcher::Config::default(),
+        move |cluster| {
+            let namespace = cluster.namespace();
+            let name = cluster.name_any();
+            waiting
+                .state()
+                .into_iter()
+                .filter(|t| t.namespace() == namespace && t.spec.cluster_ref.name == name)
+                .map(|t| ObjectRef::from(t.as_ref()))
+                .collect::<Vec<_>>()
+        },
+    );
+    let topic_ctx = Arc::new(TopicContext {
+        base: ctx.clone(),
+        topics,
+        admin: AdminClients::default(),
+        bootstrap_override,
+    });
+    controller
+        .shutdown_on_signal()
+        .run(topic::reconcile::reconcile, topic_error_policy, topic_ctx)
+        .for_each(|result| {
+            let ctx = ctx.clone();
+            async move {
+                match result {
+                    Ok((object, _)) => ctx.succeeded(&object),
+                    Err(error) => tracing::debug!(error = %error, "Topic controller stream error"),
+                }
+            }
+        })
+        .await;
 }
 
 #[cfg(test)]

@@ -109,6 +109,24 @@ impl Topic {
         self.spec.cluster_ref.name = cluster.into();
         self
     }
+
+    pub(crate) fn named(mut self, name: &str) -> Self {
+        self.metadata.name = Some(name.into());
+        self
+    }
+
+    pub(crate) fn config(mut self, key: &str, value: &str) -> Self {
+        self.spec.config.insert(key.into(), value.into());
+        self
+    }
+
+    /// Sets `metadata.creationTimestamp` to `seconds` after the Unix epoch.
+    pub(crate) fn created_at(mut self, seconds: i64) -> Self {
+        let at = k8s_openapi::jiff::Timestamp::from_second(seconds).expect("valid timestamp");
+        self.metadata.creation_timestamp =
+            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(at));
+        self
+    }
 }
 
 impl KafkaCluster {

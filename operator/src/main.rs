@@ -19,7 +19,14 @@ async fn main() -> anyhow::Result<()> {
         version = env!("CARGO_PKG_VERSION"),
         "tributary-operator starting"
     );
-    tributary_operator::controller::run(client, instance).await;
+    let settings = tributary_operator::controller::Settings {
+        instance,
+        bootstrap_override: std::env::var("TRIBUTARY_BOOTSTRAP_OVERRIDE").ok(),
+        namespace: std::env::var("WATCH_NAMESPACE")
+            .ok()
+            .filter(|n| !n.is_empty()),
+    };
+    tributary_operator::controller::run(client, settings).await;
     tracing::info!("tributary-operator stopped");
     Ok(())
 }

@@ -2,15 +2,12 @@
 //! clock is an argument, so a status that did not change is byte-identical and its conditions keep their
 //! `lastTransitionTime`.
 
-use k8s_openapi::{
-    api::apps::v1::StatefulSet,
-    apimachinery::pkg::apis::meta::v1::{Condition, Time},
-};
+use k8s_openapi::{api::apps::v1::StatefulSet, apimachinery::pkg::apis::meta::v1::Time};
 
 use super::{
     build::bootstrap_address, scale::ScaleDownBlocked, validate::Invalid, ValidatedKafkaCluster,
 };
-use crate::crd::KafkaClusterStatus;
+use crate::{conditions::Conditions, crd::KafkaClusterStatus};
 
 /// Condition type: every broker is Ready (registered and caught up) and runs the current spec.
 pub const READY: &str = "Ready";
@@ -66,46 +63,6 @@ fn rollout(stateful_set: &StatefulSet) -> Rollout {
         replicas,
         ready,
         rolling,
-    }
-}
-
-/// Sets conditions for one generation at one instant.
-struct Conditions<'a> {
-    list: &'a mut Vec<Condition>,
-    generation: Option<i64>,
-    now: &'a Time,
-}
-
-impl Conditions<'_> {
-    fn set(&mut self, type_: &str, value: bool, reason: &str, message: &str) {
-        self.set_status(type_, if value { "True" } else { "False" }, reason, message);
-    }
-
-    /// Sets one condition, keeping its `lastTransitionTime` unless its status changes.
-    fn set_status(&mut self, type_: &str, status: &str, reason: &str, message: &str) {
-        let condition = Condition {
-            type_: type_.to_owned(),
-            status: status.to_owned(),
-            reason: reason.to_owned(),
-            message: message.to_owned(),
-            observed_generation: self.generation,
-            last_transition_time: self.now.clone(),
-        };
-        match self.list.iter_mut().find(|c| c.type_ == type_) {
-            Some(existing) if existing.status == status => {
-                let since = existing.last_transition_time.clone();
-                *existing = Condition {
-                    last_transition_time: since,
-                    ..condition
-                };
-            }
-            Some(existing) => *existing = condition,
-            None => self.list.push(condition),
-        }
-    }
-
-    fn has(&self, type_: &str) -> bool {
-        self.list.iter().any(|c| c.type_ == type_)
     }
 }
 
@@ -214,6 +171,8 @@ mod tests {
         apimachinery::pkg::apis::meta::v1::ObjectMeta,
         jiff::Timestamp,
     };
+
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 
     use super::*;
     use crate::{

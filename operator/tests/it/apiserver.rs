@@ -1,149 +1,22 @@
 //! The operator against a real kube-apiserver + kube-controller-manager (no scheduler, no kubelet: Pods and PVCs
-//! stay Pending). Needs `KUBECONFIG` pointing at a running control plane; `hack/test.sh` starts one with
-//! `hack/k8s-env.sh` and runs this with `cargo test -p tributary-operator --test apiserver -- --ignored`.
+//! stay Pending).
 
-use std::{future::Future, time::Duration};
-
-use k8s_openapi::{
-    api::{
-        apps::v1::StatefulSet,
-        core::v1::{ConfigMap, Namespace, PersistentVolumeClaim, Pod, Service},
-        policy::v1::PodDisruptionBudget,
-    },
-    apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
-    apimachinery::pkg::apis::meta::v1::OwnerReference,
+use k8s_openapi::api::{
+    apps::v1::StatefulSet,
+    core::v1::{ConfigMap, Namespace, PersistentVolumeClaim, Pod, Service},
+    policy::v1::PodDisruptionBudget,
 };
 use kube::{
     api::{DeleteParams, ListParams, Patch, PatchParams, PostParams},
-    runtime::wait::{await_condition, conditions},
-    Api, Client, Resource, ResourceExt,
+    Api, Client, ResourceExt,
 };
 use serde_json::json;
 use tributary_operator::{
     controller,
-    crd::{crds_dir, KafkaCluster, Topic},
+    crd::{KafkaCluster, Topic},
 };
 
-/// Field manager of what the test itself applies.
-const MANAGER: &str = "tributary-operator-it";
-/// Bound of every wait for the operator or a Kubernetes controller.
-const WAIT: Duration = Duration::from_secs(30);
-const CLUSTER: &str = "demo";
-const CONFIG_HASH_ANNOTATION: &str = "tributary.dev/config-hash";
-
-/// Bound of the wait for the garbage collector. It only follows owner references to kinds it has discovered, and
-/// it rediscovers API resources every 30 s: on a fresh control plane the KafkaCluster CRD is seconds old when the
-/// cluster is deleted, so the collector can need up to ~30 s before it even sees the deletion.
-const GC_WAIT: Duration = Duration::from_secs(75);
-
-/// Polls `check` every 200 ms until it returns `Ok`, or panics after `WAIT` with the last reason it gave.
-async fn eventually<T, F, Fut>(what: &str, check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, String>>,
-{
-    eventually_within(what, WAIT, check).await
-}
-
-/// [`eventually`] with another bound.
-async fn eventually_within<T, F, Fut>(what: &str, bound: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, String>>,
-{
-    let deadline = tokio::time::Instant::now() + bound;
-    loop {
-        match check().await {
-            Ok(value) => return value,
-            Err(reason) if tokio::time::Instant::now() >= deadline => {
-                panic!("timed out after {bound:?} waiting for {what}: {reason}")
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
-        }
-    }
-}
-
-/// The API server's refusal of `result`, with its code and message.
-fn refusal<T: std::fmt::Debug>(result: Result<T, kube::Error>, what: &str) -> (u16, String) {
-    match result {
-        Err(kube::Error::Api(status)) => (status.code, status.message.clone()),
-        other => panic!("{what}: expected the API server to refuse it, got {other:?}"),
-    }
-}
-
-fn kafka_cluster(name: &str, brokers: i32) -> KafkaCluster {
-    serde_json::from_value(json!({
-        "apiVersion": "tributary.dev/v1alpha1",
-        "kind": "KafkaCluster",
-        "metadata": { "name": name },
-        "spec": {
-            "brokers": brokers,
-            "image": "tributary:it",
-            "storage": { "size": "1Gi" },
-        },
-    }))
-    .expect("KafkaCluster from JSON")
-}
-
-fn owned_by(owner_references: &[OwnerReference], cluster: &KafkaCluster) -> bool {
-    owner_references.iter().any(|owner| {
-        owner.kind == "KafkaCluster"
-            && owner.name == cluster.name_any()
-            && Some(&owner.uid) == cluster.meta().uid.as_ref()
-            && owner.controller == Some(true)
-    })
-}
-
-/// Server-side applies every CRD of `crds/` and waits until each is Established.
-async fn install_crds(client: &Client) {
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let mut files: Vec<_> = std::fs::read_dir(crds_dir())
-        .expect("read crds/")
-        .map(|entry| entry.expect("crds/ entry").path())
-        .filter(|path| path.extension().is_some_and(|ext| ext == "yaml"))
-        .collect();
-    files.sort();
-    assert!(!files.is_empty(), "no CRD in {}", crds_dir().display());
-    for path in files {
-        let text = std::fs::read_to_string(&path).expect("read CRD file");
-        let crd: CustomResourceDefinition = serde_saphyr::from_str(&text)
-            .unwrap_or_else(|e| panic!("{} is not a CRD: {e}", path.display()));
-        let name = crd.name_any();
-        crds.patch(
-            &name,
-            &PatchParams::apply(MANAGER).force(),
-            &Patch::Apply(&crd),
-        )
-        .await
-        .unwrap_or_else(|e| panic!("server-side apply of CRD {name}: {e}"));
-        tokio::time::timeout(
-            WAIT,
-            await_condition(crds.clone(), &name, conditions::is_crd_established()),
-        )
-        .await
-        .unwrap_or_else(|_| panic!("CRD {name} not Established after {WAIT:?}"))
-        .unwrap_or_else(|e| panic!("watching CRD {name}: {e}"));
-    }
-}
-
-/// Creates a fresh namespace (its `default` ServiceAccount is not needed: nothing here runs a pod).
-async fn fresh_namespace(client: &Client) -> String {
-    let name = format!(
-        "tributary-it-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() % 1_000_000)
-            .unwrap_or_default()
-    );
-    let namespace: Namespace =
-        serde_json::from_value(json!({ "metadata": { "name": name } })).expect("Namespace");
-    Api::<Namespace>::all(client.clone())
-        .create(&PostParams::default(), &namespace)
-        .await
-        .unwrap_or_else(|e| panic!("create namespace {name}: {e}"));
-    name
-}
+use crate::support::{self, *};
 
 /// The API server evaluates the CRDs' CEL rules.
 async fn check_cel_rules(client: &Client, namespace: &str) {
@@ -198,22 +71,7 @@ async fn check_cel_rules(client: &Client, namespace: &str) {
 #[tokio::test]
 #[ignore = "needs a running kube-apiserver: run it through hack/test.sh (it starts one with hack/k8s-env.sh)"]
 async fn operator_against_a_real_apiserver() {
-    let kubeconfig = std::env::var_os("KUBECONFIG").unwrap_or_else(|| {
-        panic!(
-            "KUBECONFIG is not set: this test needs a running kube-apiserver + kube-controller-manager. Run it \
-             through hack/test.sh, or `eval \"$(hack/k8s-env.sh start DIR)\"` first."
-        )
-    });
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "tributary_operator=debug".into()),
-        )
-        .with_test_writer()
-        .try_init();
-    let client = Client::try_default()
-        .await
-        .unwrap_or_else(|e| panic!("kube client from KUBECONFIG={kubeconfig:?}: {e}"));
+    let client = support::client().await;
 
     // 1. CRDs.
     install_crds(&client).await;
@@ -223,7 +81,12 @@ async fn operator_against_a_real_apiserver() {
     check_cel_rules(&client, &namespace).await;
 
     // 3. The controller, in-process.
-    let operator = tokio::spawn(controller::run(client.clone(), Some("it".to_owned())));
+    let settings = controller::Settings {
+        instance: Some("it".to_owned()),
+        bootstrap_override: None,
+        namespace: Some(namespace.clone()),
+    };
+    let operator = tokio::spawn(controller::run(client.clone(), settings));
     let clusters: Api<KafkaCluster> = Api::namespaced(client.clone(), &namespace);
     let cluster = clusters
         .create(&PostParams::default(), &kafka_cluster(CLUSTER, 3))

@@ -1,0 +1,482 @@
+//! A small Kafka admin client on the `kafka-protocol` types: the topic operations the operator needs (describe,
+//! create, grow, read and change config overrides, delete), over one pipelined connection per bootstrap address.
+//!
+//! It speaks the wire protocol only; deciding what to change is the Topic reconciler's job.
+
+mod connection;
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use kafka_protocol::{
+    error::ResponseError,
+    messages::{
+        create_partitions_request::CreatePartitionsTopic,
+        create_topics_request::{CreatableTopic, CreatableTopicConfig},
+        delete_topics_request::DeleteTopicState,
+        describe_configs_request::DescribeConfigsResource,
+        incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig},
+        metadata_request::MetadataRequestTopic,
+        CreatePartitionsRequest, CreateTopicsRequest, DeleteTopicsRequest, DescribeConfigsRequest,
+        IncrementalAlterConfigsRequest, MetadataRequest, TopicName,
+    },
+    protocol::StrBytes,
+};
+use uuid::Uuid;
+
+use self::connection::Connection;
+
+/// Kafka's resource type code for topics in the config APIs.
+const RESOURCE_TYPE_TOPIC: i8 = 2;
+/// Config source of a per-topic override (`DYNAMIC_TOPIC_CONFIG`).
+const CONFIG_SOURCE_TOPIC_OVERRIDE: i8 = 1;
+/// IncrementalAlterConfigs operations.
+const OPERATION_SET: i8 = 0;
+const OPERATION_DELETE: i8 = 1;
+/// How long the broker may take over a topic change before it answers (Kafka's admin default is 30 s).
+const BROKER_TIMEOUT_MS: i32 = 30_000;
+
+/// A failed admin call.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No TCP connection to the broker.
+    #[error("cannot connect to Kafka at {address}")]
+    Connect {
+        address: String,
+        source: std::io::Error,
+    },
+    /// The connection failed while a request was in flight.
+    #[error("connection to Kafka at {address} failed")]
+    Io {
+        address: String,
+        source: std::io::Error,
+    },
+    /// No response within the request timeout.
+    #[error("{api} to Kafka at {address} timed out")]
+    Timeout { api: &'static str, address: String },
+    /// The broker does not implement a version of the API this client speaks.
+    #[error("Kafka at {address} does not support a usable version of {api}")]
+    UnsupportedApi { api: &'static str, address: String },
+    /// A request could not be encoded or a response decoded.
+    #[error("malformed {api} exchange")]
+    Codec {
+        api: &'static str,
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The broker refused the request.
+    #[error("{api} refused: {}{}", error_name(*.code), .message.as_deref().map(|m| format!(": {m}")).unwrap_or_default())]
+    Broker {
+        api: &'static str,
+        code: i16,
+        message: Option<String>,
+    },
+    /// The response did not mention the resource asked about.
+    #[error("{api} response has no result for {resource}")]
+    MissingResult { api: &'static str, resource: String },
+}
+
+fn error_name(code: i16) -> String {
+    match ResponseError::try_from_code(code) {
+        Some(ResponseError::Unknown(code)) => format!("error code {code}"),
+        Some(error) => format!("{error:?}"),
+        None => "no error".to_owned(),
+    }
+}
+
+impl Error {
+    /// The Kafka error this is, when the broker answered with one.
+    pub fn kafka_error(&self) -> Option<ResponseError> {
+        match self {
+            Error::Broker { code, .. } => ResponseError::try_from_code(*code),
+            _ => None,
+        }
+    }
+
+    /// Whether only a change of the Topic's spec can fix this (retrying the same request cannot).
+    pub fn needs_spec_change(&self) -> bool {
+        matches!(
+            self.kafka_error(),
+            Some(
+                ResponseError::InvalidTopicException
+                    | ResponseError::InvalidPartitions
+                    | ResponseError::InvalidReplicationFactor
+                    | ResponseError::InvalidReplicaAssignment
+                    | ResponseError::InvalidConfig
+                    | ResponseError::PolicyViolation
+                    | ResponseError::InvalidRequest
+            )
+        )
+    }
+
+    /// Whether the connection itself failed (the broker is unreachable or broke the exchange).
+    fn is_connection_failure(&self) -> bool {
+        matches!(
+            self,
+            Error::Connect { .. } | Error::Io { .. } | Error::Timeout { .. } | Error::Codec { .. }
+        )
+    }
+}
+
+/// A topic as the brokers describe it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicDescription {
+    /// Kafka's topic id.
+    pub id: Uuid,
+    /// Number of partitions.
+    pub partitions: i32,
+    /// Replicas of the most-replicated partition (a topic created with a replication factor keeps it everywhere
+    /// unless reassigned).
+    pub replication_factor: i32,
+}
+
+/// One change of a topic's config overrides.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ConfigChange {
+    /// Set `name` to a value.
+    Set { name: String, value: String },
+    /// Remove the override of `name`, so the broker default applies.
+    Delete { name: String },
+}
+
+/// A topic to create.
+#[derive(Debug, Clone)]
+pub struct NewTopic<'a> {
+    /// Topic name.
+    pub name: &'a str,
+    /// Number of partitions.
+    pub partitions: i32,
+    /// Replication factor.
+    pub replication_factor: i16,
+    /// Config overrides.
+    pub config: &'a BTreeMap<String, String>,
+}
+
+/// Kafka's printed form of a topic id: URL-safe base64 without padding, as `kafka-topics.sh --describe` shows it.
+pub fn topic_id_string(id: Uuid) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(id.as_bytes())
+}
+
+/// An admin client for one bootstrap address. Cheap to share: calls from many tasks are pipelined over one
+/// connection, which is re-opened after it fails.
+#[derive(Debug)]
+pub struct AdminClient {
+    address: String,
+    connection: tokio::sync::Mutex<Option<Arc<Connection>>>,
+    connect_timeout: Duration,
+    request_timeout: Duration,
+}
+
+impl AdminClient {
+    /// A client for the broker at `address` (`host:port`). Nothing is connected until the first call.
+    pub fn new(address: impl Into<String>) -> Self {
+        Self {
+            address: address.into(),
+            connection: tokio::sync::Mutex::new(None),
+            connect_timeout: Duration::from_secs(5),
+            // The broker's own timeout plus a margin for the network.
+            request_timeout: Duration::from_millis(BROKER_TIMEOUT_MS as u64 + 5_000),
+        }
+    }
+
+    /// The bootstrap address this client talks to.
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    async fn connection(&self) -> Result<Arc<Connection>, Error> {
+        let mut slot = self.connection.lock().await;
+        if let Some(connection) = slot.as_ref().filter(|c| !c.is_closed()) {
+            return Ok(connection.clone());
+        }
+        let connection = Arc::new(
+            Connection::open(&self.address, self.connect_timeout, self.request_timeout).await?,
+        );
+        *slot = Some(connection.clone());
+        Ok(connection)
+    }
+
+    async fn send<R: kafka_protocol::protocol::Request>(
+        &self,
+        request: &R,
+    ) -> Result<R::Response, Error> {
+        let connection = self.connection().await?;
+        let result = connection.send(request).await;
+        if let Err(error) = &result {
+            if error.is_connection_failure() {
+                // A timed-out or garbled exchange leaves the stream in an unknown state: never reuse it.
+                let mut slot = self.connection.lock().await;
+                if slot.as_ref().is_some_and(|c| Arc::ptr_eq(c, &connection)) {
+                    *slot = None;
+                }
+            }
+        }
+        result
+    }
+
+    /// Describes `name`, or `None` when the topic does not exist.
+    pub async fn describe_topic(&self, name: &str) -> Result<Option<TopicDescription>, Error> {
+        let request = MetadataRequest::default()
+            .with_topics(Some(vec![
+                MetadataRequestTopic::default().with_name(Some(topic_name(name)))
+            ]))
+            .with_allow_auto_topic_creation(false);
+        let response = self.send(&request).await?;
+        let topic = response
+            .topics
+            .into_iter()
+            .find(|t| t.name.as_ref().is_some_and(|n| n.0.as_str() == name))
+            .ok_or_else(|| Error::MissingResult {
+                api: "Metadata",
+                resource: name.to_owned(),
+            })?;
+        match ResponseError::try_from_code(topic.error_code) {
+            None | Some(ResponseError::LeaderNotAvailable) => {}
+            Some(ResponseError::UnknownTopicOrPartition) => return Ok(None),
+            Some(_) => {
+                return Err(Error::Broker {
+                    api: "Metadata",
+                    code: topic.error_code,
+                    message: None,
+                })
+            }
+        }
+        let replication_factor = topic
+            .partitions
+            .iter()
+            .map(|p| p.replica_nodes.len())
+            .max()
+            .unwrap_or(0);
+        Ok(Some(TopicDescription {
+            id: topic.topic_id,
+            partitions: i32::try_from(topic.partitions.len()).unwrap_or(i32::MAX),
+            replication_factor: i32::try_from(replication_factor).unwrap_or(i32::MAX),
+        }))
+    }
+
+    /// Creates a topic and returns its id (nil when the broker's CreateTopics version predates ids).
+    pub async fn create_topic(&self, topic: &NewTopic<'_>) -> Result<Uuid, Error> {
+        let configs = topic
+            .config
+            .iter()
+            .map(|(name, value)| {
+                CreatableTopicConfig::default()
+                    .with_name(StrBytes::from_string(name.clone()))
+                    .with_value(Some(StrBytes::from_string(value.clone())))
+            })
+            .collect();
+        let request = CreateTopicsRequest::default()
+            .with_topics(vec![CreatableTopic::default()
+                .with_name(topic_name(topic.name))
+                .with_num_partitions(topic.partitions)
+                .with_replication_factor(topic.replication_factor)
+                .with_configs(configs)])
+            .with_timeout_ms(BROKER_TIMEOUT_MS);
+        let response = self.send(&request).await?;
+        let result = response
+            .topics
+            .into_iter()
+            .find(|t| t.name.0.as_str() == topic.name)
+            .ok_or_else(|| Error::MissingResult {
+                api: "CreateTopics",
+                resource: topic.name.to_owned(),
+            })?;
+        check("CreateTopics", result.error_code, result.error_message)?;
+        Ok(result.topic_id)
+    }
+
+    /// Grows `name` to `count` partitions.
+    pub async fn create_partitions(&self, name: &str, count: i32) -> Result<(), Error> {
+        let request = CreatePartitionsRequest::default()
+            .with_topics(vec![CreatePartitionsTopic::default()
+                .with_name(topic_name(name))
+                .with_count(count)])
+            .with_timeout_ms(BROKER_TIMEOUT_MS);
+        let response = self.send(&request).await?;
+        let result = response
+            .results
+            .into_iter()
+            .find(|r| r.name.0.as_str() == name)
+            .ok_or_else(|| Error::MissingResult {
+                api: "CreatePartitions",
+                resource: name.to_owned(),
+            })?;
+        check("CreatePartitions", result.error_code, result.error_message)
+    }
+
+    /// The config overrides set on topic `name` (not broker defaults).
+    pub async fn topic_config_overrides(
+        &self,
+        name: &str,
+    ) -> Result<BTreeMap<String, String>, Error> {
+        let request = DescribeConfigsRequest::default().with_resources(vec![
+            DescribeConfigsResource::default()
+                .with_resource_type(RESOURCE_TYPE_TOPIC)
+                .with_resource_name(StrBytes::from_string(name.to_owned()))
+                // None asks for every config; an empty list (the default) asks for none.
+                .with_configuration_keys(None),
+        ]);
+        let response = self.send(&request).await?;
+        let result = response
+            .results
+            .into_iter()
+            .find(|r| r.resource_name.as_str() == name)
+            .ok_or_else(|| Error::MissingResult {
+                api: "DescribeConfigs",
+                resource: name.to_owned(),
+            })?;
+        check("DescribeConfigs", result.error_code, result.error_message)?;
+        Ok(result
+            .configs
+            .into_iter()
+            .filter(|c| c.config_source == CONFIG_SOURCE_TOPIC_OVERRIDE)
+            .map(|c| {
+                (
+                    c.name.to_string(),
+                    c.value.map(|v| v.to_string()).unwrap_or_default(),
+                )
+            })
+            .collect())
+    }
+
+    /// Applies `changes` to topic `name`'s config overrides in one request (the broker applies all or none).
+    pub async fn alter_topic_config(
+        &self,
+        name: &str,
+        changes: &[ConfigChange],
+    ) -> Result<(), Error> {
+        let configs = changes
+            .iter()
+            .map(|change| match change {
+                ConfigChange::Set { name, value } => AlterableConfig::default()
+                    .with_name(StrBytes::from_string(name.clone()))
+                    .with_config_operation(OPERATION_SET)
+                    .with_value(Some(StrBytes::from_string(value.clone()))),
+                ConfigChange::Delete { name } => AlterableConfig::default()
+                    .with_name(StrBytes::from_string(name.clone()))
+                    .with_config_operation(OPERATION_DELETE),
+            })
+            .collect();
+        let request = IncrementalAlterConfigsRequest::default().with_resources(vec![
+            AlterConfigsResource::default()
+                .with_resource_type(RESOURCE_TYPE_TOPIC)
+                .with_resource_name(StrBytes::from_string(name.to_owned()))
+                .with_configs(configs),
+        ]);
+        let response = self.send(&request).await?;
+        let result = response
+            .responses
+            .into_iter()
+            .find(|r| r.resource_name.as_str() == name)
+            .ok_or_else(|| Error::MissingResult {
+                api: "IncrementalAlterConfigs",
+                resource: name.to_owned(),
+            })?;
+        check(
+            "IncrementalAlterConfigs",
+            result.error_code,
+            result.error_message,
+        )
+    }
+
+    /// Deletes topic `name`; `false` when it did not exist.
+    pub async fn delete_topic(&self, name: &str) -> Result<bool, Error> {
+        let request = DeleteTopicsRequest::default()
+            .with_topics(vec![
+                DeleteTopicState::default().with_name(Some(topic_name(name)))
+            ])
+            .with_topic_names(vec![topic_name(name)])
+            .with_timeout_ms(BROKER_TIMEOUT_MS);
+        let response = self.send(&request).await?;
+        let result = response
+            .responses
+            .into_iter()
+            .find(|r| r.name.as_ref().is_some_and(|n| n.0.as_str() == name))
+            .ok_or_else(|| Error::MissingResult {
+                api: "DeleteTopics",
+                resource: name.to_owned(),
+            })?;
+        if ResponseError::try_from_code(result.error_code)
+            == Some(ResponseError::UnknownTopicOrPartition)
+        {
+            return Ok(false);
+        }
+        check("DeleteTopics", result.error_code, result.error_message)?;
+        Ok(true)
+    }
+}
+
+/// Admin clients by bootstrap address, so every Topic of one cluster shares a connection.
+#[derive(Debug, Default)]
+pub struct AdminClients {
+    clients: Mutex<HashMap<String, Arc<AdminClient>>>,
+}
+
+impl AdminClients {
+    /// The client for `address`, created on first use.
+    pub fn get(&self, address: &str) -> Arc<AdminClient> {
+        self.clients
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(address.to_owned())
+            .or_insert_with(|| Arc::new(AdminClient::new(address)))
+            .clone()
+    }
+}
+
+fn topic_name(name: &str) -> TopicName {
+    TopicName(StrBytes::from_string(name.to_owned()))
+}
+
+fn check(api: &'static str, code: i16, message: Option<StrBytes>) -> Result<(), Error> {
+    if code == 0 {
+        return Ok(());
+    }
+    Err(Error::Broker {
+        api,
+        code,
+        message: message.map(|m| m.to_string()).filter(|m| !m.is_empty()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topic_ids_print_like_kafka_tools() {
+        // Kafka's Uuid.toString() of these bytes, as kafka-topics.sh prints it.
+        let id = Uuid::from_bytes([
+            0x5c, 0x2f, 0x46, 0x8a, 0x12, 0x0b, 0x4e, 0x3f, 0x9d, 0x21, 0xa0, 0x7e, 0xc4, 0x11,
+            0x90, 0xfe,
+        ]);
+        assert_eq!(topic_id_string(id), "XC9GihILTj-dIaB-xBGQ_g");
+    }
+
+    #[test]
+    fn broker_errors_name_the_kafka_error_and_keep_its_message() {
+        let error = Error::Broker {
+            api: "CreateTopics",
+            code: 40,
+            message: Some("unknown topic config retention.msx".to_owned()),
+        };
+        assert_eq!(
+            error.to_string(),
+            "CreateTopics refused: InvalidConfig: unknown topic config retention.msx"
+        );
+        assert!(error.needs_spec_change());
+        let unreachable = Error::Broker {
+            api: "CreateTopics",
+            code: 7,
+            message: None,
+        };
+        assert_eq!(
+            unreachable.to_string(),
+            "CreateTopics refused: RequestTimedOut"
+        );
+        assert!(!unreachable.needs_spec_change());
+    }
+}
