@@ -26,6 +26,7 @@ use kube::{
 use crate::{
     cluster::{build::FIELD_MANAGER, reconcile},
     crd::KafkaCluster,
+    metrics::Metrics,
 };
 
 /// Shortest retry delay after a failed reconcile.
@@ -123,32 +124,74 @@ fn error_chain(error: &dyn std::error::Error) -> String {
     text
 }
 
+/// How the controllers run: which replica reports Events, which namespace they watch, where metrics go.
+#[derive(Clone, Debug, Default)]
+pub struct Config {
+    /// Event reporter instance (usually the operator's pod name).
+    pub instance: Option<String>,
+    /// Watch only this namespace; every namespace when `None`.
+    pub namespace: Option<String>,
+    /// Operator metrics.
+    pub metrics: Metrics,
+}
+
+impl Config {
+    /// The API of `K` in the watched namespace(s).
+    fn api<K>(&self, client: &Client) -> Api<K>
+    where
+        K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>,
+    {
+        match &self.namespace {
+            Some(namespace) => Api::namespaced(client.clone(), namespace),
+            None => Api::all(client.clone()),
+        }
+    }
+}
+
 /// Runs the KafkaCluster controller until SIGTERM or Ctrl-C.
-pub async fn run(client: Client, instance: Option<String>) {
-    let ctx = Arc::new(Context::new(client.clone(), instance));
+pub async fn run(client: Client, config: Config) {
+    let ctx = Arc::new(Context::new(client.clone(), config.instance.clone()));
     // Only the objects this operator manages are watched, so it does not cache every ConfigMap in the cluster.
     let owned =
         watcher::Config::default().labels(&format!("app.kubernetes.io/managed-by={FIELD_MANAGER}"));
-    Controller::new(
-        Api::<KafkaCluster>::all(client.clone()),
+    let metrics = config.metrics.clone();
+    let controller = Controller::new(
+        config.api::<KafkaCluster>(&client),
         watcher::Config::default(),
-    )
-    .owns(Api::<StatefulSet>::all(client.clone()), owned.clone())
-    .owns(Api::<Service>::all(client.clone()), owned.clone())
-    .owns(Api::<ConfigMap>::all(client.clone()), owned.clone())
-    .owns(Api::<PodDisruptionBudget>::all(client), owned)
-    .shutdown_on_signal()
-    .run(reconcile::reconcile, error_policy, ctx.clone())
-    .for_each(|result| {
-        let ctx = ctx.clone();
-        async move {
-            match result {
-                Ok((object, _)) => ctx.succeeded(&object),
-                Err(error) => tracing::debug!(error = %error, "controller stream error"),
+    );
+    metrics.watch_store("KafkaCluster", controller.store());
+    controller
+        .owns(config.api::<StatefulSet>(&client), owned.clone())
+        .owns(config.api::<Service>(&client), owned.clone())
+        .owns(config.api::<ConfigMap>(&client), owned.clone())
+        .owns(config.api::<PodDisruptionBudget>(&client), owned)
+        .shutdown_on_signal()
+        .run(
+            move |cluster, ctx| {
+                let metrics = metrics.clone();
+                async move {
+                    metrics
+                        .instrument(
+                            "KafkaCluster",
+                            reconcile::Error::category,
+                            reconcile::reconcile(cluster, ctx),
+                        )
+                        .await
+                }
+            },
+            error_policy,
+            ctx.clone(),
+        )
+        .for_each(|result| {
+            let ctx = ctx.clone();
+            async move {
+                match result {
+                    Ok((object, _)) => ctx.succeeded(&object),
+                    Err(error) => tracing::debug!(error = %error, "controller stream error"),
+                }
             }
-        }
-    })
-    .await;
+        })
+        .await;
 }
 
 #[cfg(test)]

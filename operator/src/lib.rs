@@ -7,6 +7,9 @@
 pub mod cluster;
 pub mod controller;
 pub mod crd;
+pub mod leader;
+pub mod metrics;
+pub mod runtime;
 
 #[cfg(test)]
 mod fixtures;

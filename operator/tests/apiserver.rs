@@ -223,7 +223,13 @@ async fn operator_against_a_real_apiserver() {
     check_cel_rules(&client, &namespace).await;
 
     // 3. The controller, in-process.
-    let operator = tokio::spawn(controller::run(client.clone(), Some("it".to_owned())));
+    let operator = tokio::spawn(controller::run(
+        client.clone(),
+        controller::Config {
+            instance: Some("it".to_owned()),
+            ..controller::Config::default()
+        },
+    ));
     let clusters: Api<KafkaCluster> = Api::namespaced(client.clone(), &namespace);
     let cluster = clusters
         .create(&PostParams::default(), &kafka_cluster(CLUSTER, 3))
