@@ -38,6 +38,32 @@ else
   step "apt packages present (kcat, curl)"
 fi
 
+# 1b. Prometheus and promtool (Debian's 2.42) for the metrics test. The package's maintainer scripts would
+# start a prometheus service on :9090; a policy-rc.d that refuses service starts keeps them from doing so
+# (honoured by invoke-rc.d and deb-systemd-invoke alike) and is removed afterwards if we created it.
+if command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1; then
+  step "prometheus present ($(promtool --version 2>&1 | head -n 1 | cut -d' ' -f1-3))"
+else
+  _sudo=""; [[ $(id -u) -eq 0 ]] || _sudo="sudo"
+  step "apt-get install prometheus (no service start)"
+  _policy=/usr/sbin/policy-rc.d
+  _made_policy=0
+  if [[ ! -e "$_policy" ]]; then
+    printf '#!/bin/sh\nexit 101\n' | $_sudo tee "$_policy" >/dev/null
+    $_sudo chmod 755 "$_policy"
+    _made_policy=1
+  fi
+  _rc=0
+  { $_sudo apt-get update -qq >/dev/null &&
+    DEBIAN_FRONTEND=noninteractive $_sudo apt-get install -y -qq --no-install-recommends prometheus >/dev/null; } ||
+    _rc=$?
+  [[ $_made_policy == 1 ]] && $_sudo rm -f "$_policy"
+  if [[ $_rc != 0 ]] || ! command -v promtool >/dev/null 2>&1; then
+    echo "prereqs: installing prometheus failed (exit $_rc)" >&2
+    exit 1
+  fi
+fi
+
 # 2. Python venv with pinned clients.
 _want="$(printf '%s\n' "${_py_pins[@]}")"
 if [[ -x "${TRIBUTARY_VENV}/bin/python" && -f "$_stamp" && "$(cat "$_stamp")" == "$_want" ]]; then

@@ -16,7 +16,7 @@ use std::{
 
 use kube::{runtime::reflector::Store, Resource};
 use prometheus_client::{
-    encoding::{text::encode, EncodeLabelSet},
+    encoding::{prometheus_text, text, EncodeLabelSet},
     metrics::{
         counter::Counter,
         family::Family,
@@ -26,8 +26,33 @@ use prometheus_client::{
     registry::Registry,
 };
 
-/// Content type of [`Metrics::encode`]'s output (OpenMetrics text; Prometheus scrapes it natively).
-pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+/// The two text formats `/metrics` answers with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// Prometheus text exposition 0.0.4: the default, and what `promtool check metrics` parses.
+    PrometheusText,
+    /// OpenMetrics 1.0 text, for scrapers that ask for it (Prometheus does).
+    OpenMetrics,
+}
+
+impl Format {
+    /// Picks the format from an HTTP `Accept` header: OpenMetrics only when asked for, since plain-text consumers
+    /// (curl, promtool) do not understand its `# EOF` line and counter naming.
+    pub fn negotiate(accept: Option<&str>) -> Self {
+        match accept {
+            Some(accept) if accept.contains("application/openmetrics-text") => Format::OpenMetrics,
+            _ => Format::PrometheusText,
+        }
+    }
+
+    /// The `Content-Type` of this format.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::PrometheusText => prometheus_text::CONTENT_TYPE,
+            Format::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        }
+    }
+}
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct KindLabels {
@@ -225,8 +250,8 @@ impl Metrics {
         self.inner.leader.set(i64::from(leader));
     }
 
-    /// The metrics in the OpenMetrics text format.
-    pub fn encode(&self) -> String {
+    /// The metrics in `format`.
+    pub fn encode(&self, format: Format) -> String {
         for (kind, size) in self
             .inner
             .stores
@@ -242,7 +267,11 @@ impl Metrics {
         }
         let mut text = String::new();
         // Writing into a String cannot fail; an encoder error would be a bug in a metric type.
-        if let Err(error) = encode(&mut text, &self.inner.registry) {
+        let encoded = match format {
+            Format::PrometheusText => prometheus_text::encode(&mut text, &self.inner.registry),
+            Format::OpenMetrics => text::encode(&mut text, &self.inner.registry),
+        };
+        if let Err(error) = encoded {
             tracing::error!(error = %error, "cannot encode metrics");
         }
         text
@@ -288,7 +317,7 @@ mod tests {
             .await;
         assert!(failed.is_err());
         metrics.set_leader(true);
-        let text = metrics.encode();
+        let text = metrics.encode(Format::PrometheusText);
         for line in [
             "tributary_operator_reconciles_total{kind=\"KafkaCluster\",result=\"success\"} 1",
             "tributary_operator_reconciles_total{kind=\"KafkaCluster\",result=\"error\"} 1",
@@ -296,12 +325,22 @@ mod tests {
             "tributary_operator_reconcile_duration_seconds_count{kind=\"KafkaCluster\"} 2",
             "tributary_operator_reconciles_in_flight{kind=\"KafkaCluster\"} 0",
             "tributary_operator_leader 1",
+            "# TYPE tributary_operator_reconciles_total counter",
         ] {
             assert!(
                 text.lines().any(|l| l == line),
                 "missing `{line}` in:\n{text}"
             );
         }
+        let open_metrics = metrics.encode(Format::OpenMetrics);
+        assert!(open_metrics.ends_with("# EOF\n"), "{open_metrics}");
+        assert_eq!(
+            Format::negotiate(Some(
+                "application/openmetrics-text;version=1.0.0,text/plain;q=0.5"
+            )),
+            Format::OpenMetrics
+        );
+        assert_eq!(Format::negotiate(Some("*/*")), Format::PrometheusText);
     }
 
     #[tokio::test]
@@ -315,7 +354,7 @@ mod tests {
         // Poll once so the guard exists, then drop the future as a shutdown would.
         let _ = tokio::time::timeout(std::time::Duration::from_millis(10), pending).await;
         assert!(metrics
-            .encode()
+            .encode(Format::PrometheusText)
             .lines()
             .any(|l| l == "tributary_operator_reconciles_in_flight{kind=\"Topic\"} 0"));
     }

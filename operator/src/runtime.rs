@@ -16,7 +16,7 @@ use std::{
 use anyhow::Context as _;
 use axum::{
     extract::State,
-    http::{header, StatusCode},
+    http::{header, HeaderMap, StatusCode},
     response::IntoResponse,
     routing::get,
     Router,
@@ -28,7 +28,7 @@ use tracing_subscriber::EnvFilter;
 use crate::{
     controller,
     leader::{LeaderElector, Timing},
-    metrics::{Metrics, CONTENT_TYPE},
+    metrics::{Format, Metrics},
 };
 
 /// Log line format.
@@ -106,10 +106,14 @@ struct HttpState {
     ready: Arc<AtomicBool>,
 }
 
-async fn metrics(State(state): State<HttpState>) -> impl IntoResponse {
+async fn metrics(State(state): State<HttpState>, headers: HeaderMap) -> impl IntoResponse {
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|value| value.to_str().ok());
+    let format = Format::negotiate(accept);
     (
-        [(header::CONTENT_TYPE, CONTENT_TYPE)],
-        state.metrics.encode(),
+        [(header::CONTENT_TYPE, format.content_type())],
+        state.metrics.encode(format),
     )
 }
 
