@@ -12,12 +12,13 @@
 #   operator   the operator binary runs locally with a token of that ServiceAccount (no admin rights) and leader
 #              election: it takes the Lease, reconciles manifests/kafkacluster.yaml (StatefulSet, Services,
 #              ConfigMap, PodDisruptionBudget, status, Event) with no Forbidden error; a second replica stands by;
-#              `promtool check metrics` accepts /metrics; SIGTERM releases the Lease and the standby takes over
+#              `promtool check metrics` accepts /metrics; SIGTERM releases the Lease and the standby takes over;
+#              a leader whose Lease is taken stops and exits non-zero
 #   uninstall  `helm uninstall` removes the operator
 #
 # Usage: hack/chart-test.sh            (KUBECONFIG must point at a running control plane, as admin)
 #        hack/chart-test.sh static     only the checks that need no cluster
-# Env:   TRIBUTARY_OPERATOR_BIN (default target/debug/tributary-operator, built when missing);
+# Env:   TRIBUTARY_OPERATOR_BIN (default: cargo build, then target/debug/tributary-operator);
 #        CHART_TEST_DIR keeps logs and kubeconfigs there (default: a temp dir, removed on success).
 # More steps (the Topic reconciler) go into `steps` at the bottom; each step is a function that fails the script.
 set -euo pipefail
@@ -211,10 +212,11 @@ cluster_reconciled() {
 }
 
 step_operator() {
-  operator_bin="${TRIBUTARY_OPERATOR_BIN:-$repo/target/debug/tributary-operator}"
-  if [[ ! -x "$operator_bin" ]]; then
-    say "building the operator binary"
+  operator_bin="${TRIBUTARY_OPERATOR_BIN:-}"
+  if [[ -z "$operator_bin" ]]; then
+    # A no-op when the binary is fresh; never test a stale one.
     cargo build -q -p tributary-operator --bin tributary-operator
+    operator_bin="$repo/target/debug/tributary-operator"
   fi
   port_a="$(free_port)"; port_b="$(free_port)"
   say "operator op-a (ServiceAccount token, --leader-elect, metrics on :$port_a)"
@@ -285,10 +287,20 @@ EOF
   eventually "op-b to reconcile" \
     metric_positive "$port_b" 'tributary_operator_reconciles_total{kind="KafkaCluster",result="success"}'
   say "failover took $(( $(date +%s) - t0 ))s"
-  kill -TERM "$pid_op_b"
+
+  say "another holder takes the Lease: op-b stops acting and exits non-zero"
+  kc -n "$NS" patch lease "$LEASE" --type=merge \
+    -p '{"spec":{"holderIdentity":"intruder","leaseDurationSeconds":60}}' >/dev/null
+  local deadline=$(( $(date +%s) + WAIT ))
+  while kill -0 "$pid_op_b" 2>/dev/null; do
+    (( $(date +%s) < deadline )) || fail "op-b still runs ${WAIT}s after losing the Lease"
+    sleep 0.5
+  done
   rc=0; wait "$pid_op_b" || rc=$?
-  ((rc == 0)) || fail "op-b exited with $rc after SIGTERM"
-  [[ -z "$(lease_holder)" ]] || fail "the Lease is still held by $(lease_holder) after both replicas stopped"
+  ((rc != 0)) || fail "op-b exited with 0 after losing leadership; Kubernetes would not restart it"
+  grep -q 'lost leadership' "$work/operator-op-b.log" || fail "op-b did not log that it lost leadership"
+  [[ "$(lease_holder)" == intruder ]] || fail "op-b stepping down changed the new holder's Lease"
+  kc -n "$NS" delete lease "$LEASE" >/dev/null
   pids=()
 }
 

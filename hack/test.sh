@@ -37,7 +37,7 @@ trap 'bash hack/k8s-env.sh stop "$k8s_dir" || true; echo "control plane logs: $k
 k8s_env="$(bash hack/k8s-env.sh start "$k8s_dir")"
 eval "$k8s_env"
 export KUBECONFIG
-cargo test -p tributary-operator --test apiserver -- --ignored
+cargo test -p tributary-operator --test apiserver --test leader_election -- --ignored
 step "Helm chart, install bundle and the operator binary with the chart's RBAC (same control plane)"
 command -v promtool >/dev/null || bash hack/prereqs.sh
 bash hack/chart-test.sh
