@@ -14,6 +14,8 @@
 #              ConfigMap, PodDisruptionBudget, status, Event) with no Forbidden error; a second replica stands by;
 #              `promtool check metrics` accepts /metrics; SIGTERM releases the Lease and the standby takes over;
 #              a leader whose Lease is taken stops and exits non-zero
+#   namespaced `helm upgrade --set watchNamespace=...` swaps the ClusterRole for a Role; the operator with
+#              --namespace reconciles a cluster there with only that Role
 #   uninstall  `helm uninstall` removes the operator
 #
 # Usage: hack/chart-test.sh            (KUBECONFIG must point at a running control plane, as admin)
@@ -87,10 +89,10 @@ step_static() {
       >/dev/null 2>&1; then
     fail "two replicas without leader election rendered; the chart must refuse them"
   fi
-  helm template "$RELEASE" charts/tributary | grep -q 'kind: ServiceMonitor' \
+  helm template "$RELEASE" charts/tributary | grep 'kind: ServiceMonitor' >/dev/null \
     && fail "the ServiceMonitor is rendered although it is off by default"
   helm template "$RELEASE" charts/tributary --set metrics.serviceMonitor.enabled=true \
-    | grep -q 'kind: ServiceMonitor' || fail "metrics.serviceMonitor.enabled=true renders no ServiceMonitor"
+    | grep 'kind: ServiceMonitor' >/dev/null || fail "metrics.serviceMonitor.enabled=true renders no ServiceMonitor"
   bash hack/render-manifests.sh --check || fail "derived files are stale"
   bash hack/check-images.sh || fail "image references disagree"
 }
@@ -101,7 +103,7 @@ step_dry_run() {
     say "removing the release left by an earlier run"
     helm uninstall "$RELEASE" -n "$NS" >/dev/null
   fi
-  kc -n "$APP_NS" delete kafkacluster dev invalid --ignore-not-found --wait=false >/dev/null 2>&1 || true
+  kc -n "$APP_NS" delete kafkacluster dev invalid scoped --ignore-not-found --wait=false >/dev/null 2>&1 || true
   say "kubectl apply --dry-run=server of the rendered chart and manifests/install.yaml"
   kc create namespace "$NS" --dry-run=client -o yaml | kc apply -f - >/dev/null
   kc create namespace "$APP_NS" --dry-run=client -o yaml | kc apply -f - >/dev/null
@@ -119,7 +121,7 @@ step_install() {
   say "helm install $RELEASE into $NS"
   helm install "$RELEASE" charts/tributary --namespace "$NS" >"$work/helm-install.log" \
     || { cat "$work/helm-install.log" >&2; fail "helm install"; }
-  helm status "$RELEASE" -n "$NS" | grep -q 'STATUS: deployed' || fail "release not deployed"
+  helm status "$RELEASE" -n "$NS" | grep 'STATUS: deployed' >/dev/null || fail "release not deployed"
   grep -q 'kubectl apply' "$work/helm-install.log" || fail "NOTES.txt does not say what to apply next"
   local crd
   for crd in kafkaclusters.tributary.dev topics.tributary.dev; do
@@ -130,7 +132,7 @@ step_install() {
   kc get clusterrolebinding "$SA" >/dev/null || fail "no ClusterRoleBinding $SA"
   kc -n "$NS" get role "$SA-leader-election" >/dev/null || fail "no leader-election Role"
   kc -n "$NS" get service "$SA-metrics" -o jsonpath='{.metadata.annotations.prometheus\.io/scrape}' \
-    | grep -qx true || fail "metrics Service lacks prometheus.io/scrape"
+    | grep -x true >/dev/null || fail "metrics Service lacks prometheus.io/scrape"
   local sts='{.spec.template.spec.containers[0].securityContext.readOnlyRootFilesystem}/{.spec.template.spec.securityContext.runAsNonRoot}/{.spec.template.spec.containers[0].securityContext.capabilities.drop[0]}/{.spec.template.spec.securityContext.seccompProfile.type}'
   [[ "$(kc -n "$NS" get deployment "$SA" -o jsonpath="$sts")" == "true/true/ALL/RuntimeDefault" ]] \
     || fail "Deployment security context is not read-only/non-root/drop ALL/RuntimeDefault"
@@ -195,12 +197,13 @@ EOF
   say "rbac: ${#allowed[@]} needed permissions granted, ${#refused[@]} others refused"
 }
 
-# start_operator NAME PORT: runs the binary with the ServiceAccount token and leader election, logs to $work.
+# start_operator NAME PORT [ARGS...]: runs the binary with the ServiceAccount token and leader election, logs to $work.
 start_operator() {
   local name="$1" port="$2"
+  shift 2
   KUBECONFIG="$work/sa.kubeconfig" POD_NAME="$name" RUST_LOG=info,tributary_operator=debug \
     "$operator_bin" --leader-elect --leader-election-namespace "$NS" --metrics-listen "127.0.0.1:$port" \
-    --log-format json >"$work/operator-$name.log" 2>&1 &
+    --log-format json "$@" >"$work/operator-$name.log" 2>&1 &
   pids+=($!)
   eval "pid_${name//-/_}=$!"
 }
@@ -264,7 +267,7 @@ EOF
   curl -fsS --max-time 5 "http://127.0.0.1:$port_a/metrics" >"$work/metrics.txt"
   promtool check metrics <"$work/metrics.txt" || { cat "$work/metrics.txt" >&2; fail "promtool check metrics"; }
   curl -fsS --max-time 5 -H 'Accept: application/openmetrics-text; version=1.0.0' \
-    "http://127.0.0.1:$port_a/metrics" | tail -n 1 | grep -qx '# EOF' || fail "no OpenMetrics answer when asked for it"
+    "http://127.0.0.1:$port_a/metrics" | tail -n 1 | grep -x '# EOF' >/dev/null || fail "no OpenMetrics answer when asked for it"
   say "metrics: $(grep -c '^tributary_operator_' "$work/metrics.txt") samples, $(grep -c '^# TYPE' "$work/metrics.txt") families"
 
   say "a second replica op-b stands by while op-a leads"
@@ -304,15 +307,55 @@ EOF
   pids=()
 }
 
+step_namespaced() {
+  say "watchNamespace=$APP_NS: helm upgrade to a namespaced Role; the operator runs with --namespace on it alone"
+  helm upgrade "$RELEASE" charts/tributary --namespace "$NS" --set watchNamespace="$APP_NS" >/dev/null \
+    || fail "helm upgrade to watchNamespace=$APP_NS"
+  if kc get clusterrole "$SA" >/dev/null 2>&1; then fail "a ClusterRole is left in namespaced mode"; fi
+  kc -n "$APP_NS" get role "$SA" >/dev/null || fail "no Role $SA in $APP_NS"
+  kc auth can-i list kafkaclusters.tributary.dev -n "$APP_NS" --as="$SA_USER" >/dev/null \
+    || fail "namespaced mode does not grant list kafkaclusters in $APP_NS"
+  if kc auth can-i list kafkaclusters.tributary.dev -A --as="$SA_USER" >/dev/null 2>&1; then
+    fail "namespaced mode still grants cluster-wide list"
+  fi
+  local port
+  port="$(free_port)"
+  start_operator op-c "$port" --namespace "$APP_NS"
+  eventually "op-c to hold the Lease" holder_is op-c
+  kc -n "$APP_NS" apply --server-side --field-manager=chart-test -f - >/dev/null <<'EOF'
+apiVersion: tributary.dev/v1alpha1
+kind: KafkaCluster
+metadata: {name: scoped}
+spec:
+  brokers: 1
+  image: ghcr.io/tributary-dev/tributary-broker:0.1.0
+  storage: {size: 1Gi}
+EOF
+  eventually "StatefulSet scoped (namespaced mode)" kc -n "$APP_NS" get statefulset scoped
+  eventually "status of KafkaCluster scoped" bash -c "kubectl -n $APP_NS get kafkacluster scoped \
+    -o jsonpath='{.status.observedGeneration}' | grep -qx 1"
+  eventually "managed objects gauge (namespaced)" \
+    metric_is "$port" 'tributary_operator_managed_objects{kind="KafkaCluster"}' 3
+  if grep -qi forbidden "$work/operator-op-c.log"; then
+    grep -i forbidden "$work/operator-op-c.log" | head -n 5 >&2
+    fail "namespaced mode: the operator hit a permission the Role does not grant"
+  fi
+  kill -TERM "$pid_op_c"
+  local rc=0
+  wait "$pid_op_c" || rc=$?
+  ((rc == 0)) || fail "op-c exited with $rc after SIGTERM"
+  pids=()
+}
+
 # The Topic reconciler's step (apply manifests/topic.yaml, run an operator with the ServiceAccount token against a
 # broker, check the Topic's status) goes here and into `steps`, after step_operator.
 
 step_uninstall() {
   say "helm uninstall"
-  kc -n "$APP_NS" delete kafkacluster dev invalid --wait=false >/dev/null
+  kc -n "$APP_NS" delete kafkacluster dev invalid scoped --wait=false >/dev/null
   helm uninstall "$RELEASE" -n "$NS" >/dev/null || fail "helm uninstall"
   eventually "Deployment removed" bash -c "! kubectl -n $NS get deployment $SA"
-  if kc get clusterrole "$SA" >/dev/null 2>&1; then fail "ClusterRole left behind"; fi
+  if kc -n "$APP_NS" get role "$SA" >/dev/null 2>&1; then fail "Role left behind"; fi
   kc get crd kafkaclusters.tributary.dev >/dev/null || fail "helm uninstall removed a CRD (Helm keeps crds/ by design)"
 }
 
@@ -321,7 +364,7 @@ if [[ "${1:-}" == static ]]; then
 else
   [[ -n "${KUBECONFIG:-}" ]] || fail "KUBECONFIG is not set; start a control plane with hack/k8s-env.sh start DIR"
   command -v promtool >/dev/null || fail "promtool not found (Debian package prometheus; hack/prereqs.sh installs it)"
-  steps=(step_static step_dry_run step_install step_rbac step_operator step_uninstall)
+  steps=(step_static step_dry_run step_install step_rbac step_operator step_namespaced step_uninstall)
 fi
 t_start="$(date +%s)"
 for step in "${steps[@]}"; do "$step"; done

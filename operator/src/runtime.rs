@@ -265,3 +265,42 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Args::command().debug_assert();
+    }
+
+    #[test]
+    fn flags_parse_as_the_chart_passes_them() {
+        let args = Args::try_parse_from([
+            "tributary-operator",
+            "--metrics-listen=0.0.0.0:8080",
+            "--log-format=json",
+            "--log-level=info",
+            "--namespace=apps",
+            "--leader-elect",
+            "--leader-election-id=tributary-operator",
+        ])
+        .expect("the chart's arguments parse");
+        assert_eq!(
+            args.metrics_listen,
+            "0.0.0.0:8080".parse().expect("address")
+        );
+        assert_eq!(args.log_format, LogFormat::Json);
+        assert_eq!(args.namespace.as_deref(), Some("apps"));
+        assert!(args.leader_elect);
+        assert_eq!(args.leader_election_id, "tributary-operator");
+    }
+
+    #[test]
+    fn a_bad_log_format_is_refused() {
+        assert!(Args::try_parse_from(["tributary-operator", "--log-format=xml"]).is_err());
+    }
+}
