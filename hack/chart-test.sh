@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # The Helm chart, the install bundle and the operator binary against a real control plane (hack/k8s-env.sh).
 #
-#   static     helm lint --strict (default values and the other modes), charts/tributary/crds/ == crds/,
+#   static     helm lint --strict (default values and the other modes), values.schema.json refuses unknown
+#              keys, two replicas without leader election are refused, charts/tributary/crds/ == crds/,
 #              manifests/install.yaml fresh, image references agree (hack/check-images.sh)
 #   dry-run    the rendered chart (cluster-wide and namespaced modes) and install.yaml pass
 #              `kubectl apply --dry-run=server`
-#   install    `helm install` creates the CRDs, Deployment (non-root, read-only root filesystem), ServiceAccount,
-#              RBAC, metrics Service; the examples in manifests/ validate against the installed CRDs
+#   install    `helm install` creates the CRDs, Deployment (its pod admitted under Pod Security "restricted"),
+#              ServiceAccount, RBAC, metrics Service; the examples in manifests/ validate against the CRDs
 #   rbac       `kubectl auth can-i` as the chart's ServiceAccount: what the operator needs is allowed, the rest
 #              (secrets, pods, deleting anything, Leases outside the release namespace) is refused
 #   operator   the operator binary runs locally with a token of that ServiceAccount (no admin rights) and leader
@@ -89,6 +90,9 @@ step_static() {
       >/dev/null 2>&1; then
     fail "two replicas without leader election rendered; the chart must refuse them"
   fi
+  if helm template "$RELEASE" charts/tributary --set replicas=2 >/dev/null 2>&1; then
+    fail "a misspelled value (replicas) rendered; values.schema.json must refuse unknown keys"
+  fi
   helm template "$RELEASE" charts/tributary | grep 'kind: ServiceMonitor' >/dev/null \
     && fail "the ServiceMonitor is rendered although it is off by default"
   helm template "$RELEASE" charts/tributary --set metrics.serviceMonitor.enabled=true \
@@ -106,6 +110,9 @@ step_dry_run() {
   kc -n "$APP_NS" delete kafkacluster dev invalid scoped --ignore-not-found --wait=false >/dev/null 2>&1 || true
   say "kubectl apply --dry-run=server of the rendered chart and manifests/install.yaml"
   kc create namespace "$NS" --dry-run=client -o yaml | kc apply -f - >/dev/null
+  # The PodSecurity admission plugin then refuses an operator pod that is not "restricted"-compliant, and
+  # step_install waits for that pod.
+  kc label namespace "$NS" pod-security.kubernetes.io/enforce=restricted --overwrite >/dev/null
   kc create namespace "$APP_NS" --dry-run=client -o yaml | kc apply -f - >/dev/null
   helm template "$RELEASE" charts/tributary --namespace "$NS" --include-crds \
     | kc apply --server-side --dry-run=server --force-conflicts --field-manager=chart-test -f - >"$work/dry-run.log" \
