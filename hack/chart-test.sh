@@ -113,6 +113,8 @@ step_dry_run() {
   # The PodSecurity admission plugin then refuses an operator pod that is not "restricted"-compliant, and
   # step_install waits for that pod.
   kc label namespace "$NS" pod-security.kubernetes.io/enforce=restricted --overwrite >/dev/null
+  # Likewise the broker pods the operator's StatefulSets create (step_operator waits for pod dev-0).
+  kc label namespace "$APP_NS" pod-security.kubernetes.io/enforce=restricted --overwrite >/dev/null
   kc create namespace "$APP_NS" --dry-run=client -o yaml | kc apply -f - >/dev/null
   helm template "$RELEASE" charts/tributary --namespace "$NS" --include-crds \
     | kc apply --server-side --dry-run=server --force-conflicts --field-manager=chart-test -f - >"$work/dry-run.log" \
@@ -245,7 +247,7 @@ step_operator() {
   eventually "KafkaCluster dev status (observedGeneration 1, conditions)" cluster_reconciled
   [[ "$(kc -n "$APP_NS" get statefulset dev -o jsonpath='{.spec.template.spec.containers[0].image}')" \
     == "$(awk '$1 == "image:" {print $2}' manifests/kafkacluster.yaml)" ]] || fail "StatefulSet image differs from the example"
-  eventually "the StatefulSet controller to create pod dev-0" kc -n "$APP_NS" get pod dev-0
+  eventually "the StatefulSet controller to create pod dev-0 (Pod Security restricted)" kc -n "$APP_NS" get pod dev-0
   # The KafkaCluster pipeline publishes Events about problems: an invalid spec proves the Events permission.
   kc -n "$APP_NS" apply --server-side --field-manager=chart-test -f - >/dev/null <<'EOF'
 apiVersion: tributary.dev/v1alpha1

@@ -23,6 +23,11 @@ for pair in "broker/Dockerfile:${BROKER}" "operator/Dockerfile:${OPERATOR}"; do
   grep -qx "ARG VERSION=${version}" "$file" || bad "$file: ARG VERSION is not ${version}"
 done
 
+# The broker image's user is the group the operator gives broker volumes (fsGroup), so they are writable.
+grep -qx 'USER 65532:65532' broker/Dockerfile || bad "broker/Dockerfile: USER is not 65532:65532"
+grep -q 'pub const BROKER_FS_GROUP: i64 = 65532;' operator/src/cluster/build.rs \
+  || bad "operator/src/cluster/build.rs: BROKER_FS_GROUP is not the broker image's uid 65532"
+
 # Chart: version, appVersion, default image repository (the tag defaults to appVersion).
 chart=charts/tributary/Chart.yaml values=charts/tributary/values.yaml
 grep -qx "version: ${version}" "$chart" || bad "$chart: version is not ${version}"
