@@ -31,6 +31,9 @@ use crate::{
     metrics::{Format, Metrics},
 };
 
+/// How long a stopping leader tries to release its Lease.
+const RELEASE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Log line format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -248,13 +251,18 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     metrics.set_leader(false);
     match outcome {
         Ok(()) => {
-            match elector.release().await {
-                Ok(()) => {
+            // Bounded: an unreachable API server must not hold the pod past its grace period; the Lease then
+            // expires on its own.
+            match tokio::time::timeout(RELEASE_TIMEOUT, elector.release()).await {
+                Ok(Ok(())) => {
                     tracing::info!(lease = %args.leader_election_id, "released the leader-election Lease")
                 }
-                Err(error) => {
+                Ok(Err(error)) => {
                     tracing::warn!(error = %error, "cannot release the leader-election Lease; it expires on its own")
                 }
+                Err(_) => tracing::warn!(
+                    "releasing the leader-election Lease timed out; it expires on its own"
+                ),
             }
             tracing::info!("tributary-operator stopped");
             Ok(())
