@@ -110,12 +110,12 @@ step_dry_run() {
   kc -n "$APP_NS" delete kafkacluster dev invalid scoped --ignore-not-found --wait=false >/dev/null 2>&1 || true
   say "kubectl apply --dry-run=server of the rendered chart and manifests/install.yaml"
   kc create namespace "$NS" --dry-run=client -o yaml | kc apply -f - >/dev/null
+  kc create namespace "$APP_NS" --dry-run=client -o yaml | kc apply -f - >/dev/null
   # The PodSecurity admission plugin then refuses an operator pod that is not "restricted"-compliant, and
   # step_install waits for that pod.
   kc label namespace "$NS" pod-security.kubernetes.io/enforce=restricted --overwrite >/dev/null
   # Likewise the broker pods the operator's StatefulSets create (step_operator waits for pod dev-0).
   kc label namespace "$APP_NS" pod-security.kubernetes.io/enforce=restricted --overwrite >/dev/null
-  kc create namespace "$APP_NS" --dry-run=client -o yaml | kc apply -f - >/dev/null
   helm template "$RELEASE" charts/tributary --namespace "$NS" --include-crds \
     | kc apply --server-side --dry-run=server --force-conflicts --field-manager=chart-test -f - >"$work/dry-run.log" \
     || { cat "$work/dry-run.log" >&2; fail "dry-run of the chart (cluster-wide)"; }
