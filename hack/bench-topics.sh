@@ -6,7 +6,7 @@
 #
 # Runs everything locally: the control plane from hack/k8s-env.sh, a release tributary-broker on loopback (topic
 # auto-creation off, so only the operator creates topics), and the release tributary-operator process pointed at
-# that broker (TRIBUTARY_BOOTSTRAP_OVERRIDE) and watching one namespace.
+# that broker (--bootstrap-override) and watching one namespace.
 #
 # Environment: BENCH_TOPICS=1000, BENCH_PARTITIONS=3, BENCH_TIMEOUT=300 (seconds per measurement),
 # BENCH_KEEP=1 keeps the work directory (logs).
@@ -61,8 +61,9 @@ printf 'auto.create.topics.enable=false\n' > "$work/broker.properties"
 pids+=($!)
 for _ in $(seq 100); do curl -fsS "http://127.0.0.1:$http_port/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
 
-RUST_LOG=warn TRIBUTARY_BOOTSTRAP_OVERRIDE="127.0.0.1:$port" WATCH_NAMESPACE=bench \
-  "$target_dir/release/tributary-operator" > "$work/operator.log" 2>&1 &
+metrics_port="$("$python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+"$target_dir/release/tributary-operator" --log-level warn --bootstrap-override "127.0.0.1:$port" \
+  --namespace bench --metrics-listen "127.0.0.1:$metrics_port" > "$work/operator.log" 2>&1 &
 pids+=($!)
 # The operator is up once it has written the KafkaCluster's status.
 for _ in $(seq 100); do

@@ -47,7 +47,9 @@ trap 'bash hack/k8s-env.sh stop "$k8s_dir" || true; echo "control plane logs: $k
 k8s_env="$(bash hack/k8s-env.sh start "$k8s_dir")"
 eval "$k8s_env"
 export KUBECONFIG
-cargo test -p tributary-operator --test it -- --ignored --test-threads=1
+cargo test -p tributary-operator --test it --test leader_election -- --ignored --test-threads=1
+step "Helm chart, install bundle and the operator binary with the chart's RBAC (same control plane)"
+bash hack/chart-test.sh
 bash hack/k8s-env.sh stop "$k8s_dir"
 trap - EXIT
 unset KUBECONFIG

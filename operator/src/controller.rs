@@ -27,6 +27,7 @@ use crate::{
     cluster::{build::FIELD_MANAGER, reconcile},
     crd::{KafkaCluster, Topic},
     kafka_admin::AdminClients,
+    metrics::Metrics,
     topic::{self, TopicContext},
 };
 
@@ -146,77 +147,92 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
 
 /// How the controllers run.
 #[derive(Debug, Clone, Default)]
-pub struct Settings {
-    /// Reporter instance of Events (usually the operator's pod name).
+pub struct Config {
+    /// Event reporter instance (usually the operator's pod name).
     pub instance: Option<String>,
+    /// Watch only this namespace; every namespace when `None`.
+    pub namespace: Option<String>,
     /// Reach every cluster's brokers at this `host:port` instead of its bootstrap Service.
     pub bootstrap_override: Option<String>,
-    /// Watch only this namespace (all namespaces when `None`).
-    pub namespace: Option<String>,
+    /// Operator metrics.
+    pub metrics: Metrics,
 }
 
-/// An Api over the watched namespace, or over all namespaces.
-fn scoped<K>(client: &Client, namespace: Option<&str>) -> Api<K>
-where
-    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>,
-{
-    match namespace {
-        Some(namespace) => Api::namespaced(client.clone(), namespace),
-        None => Api::all(client.clone()),
+impl Config {
+    /// The API of `K` in the watched namespace(s).
+    fn api<K>(&self, client: &Client) -> Api<K>
+    where
+        K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>,
+    {
+        match &self.namespace {
+            Some(namespace) => Api::namespaced(client.clone(), namespace),
+            None => Api::all(client.clone()),
+        }
     }
 }
 
 /// Runs the KafkaCluster and Topic controllers until SIGTERM or Ctrl-C.
-pub async fn run(client: Client, settings: Settings) {
-    let ctx = Arc::new(Context::new(client.clone(), settings.instance.clone()));
-    let namespace = settings.namespace.as_deref();
+pub async fn run(client: Client, config: Config) {
+    let ctx = Arc::new(Context::new(client.clone(), config.instance.clone()));
     tokio::join!(
-        run_clusters(&client, namespace, ctx.clone()),
-        run_topics(&client, namespace, ctx, settings.bootstrap_override.clone())
+        run_clusters(&client, &config, ctx.clone()),
+        run_topics(&client, &config, ctx)
     );
 }
 
-async fn run_clusters(client: &Client, namespace: Option<&str>, ctx: Arc<Context>) {
+async fn run_clusters(client: &Client, config: &Config, ctx: Arc<Context>) {
     // Only the objects this operator manages are watched, so it does not cache every ConfigMap in the cluster.
     let owned =
         watcher::Config::default().labels(&format!("app.kubernetes.io/managed-by={FIELD_MANAGER}"));
-    Controller::new(
-        scoped::<KafkaCluster>(client, namespace),
-        watcher::Config::default(),
-    )
-    .owns(scoped::<StatefulSet>(client, namespace), owned.clone())
-    .owns(scoped::<Service>(client, namespace), owned.clone())
-    .owns(scoped::<ConfigMap>(client, namespace), owned.clone())
-    .owns(scoped::<PodDisruptionBudget>(client, namespace), owned)
-    .shutdown_on_signal()
-    .run(reconcile::reconcile, error_policy, ctx.clone())
-    .for_each(|result| {
-        let ctx = ctx.clone();
-        async move {
-            match result {
-                Ok((object, _)) => ctx.succeeded(&object),
-                Err(error) => tracing::debug!(error = %error, "controller stream error"),
-            }
-        }
-    })
-    .await;
-}
-
-async fn run_topics(
-    client: &Client,
-    namespace: Option<&str>,
-    ctx: Arc<Context>,
-    bootstrap_override: Option<String>,
-) {
+    let metrics = config.metrics.clone();
     let controller = Controller::new(
-        scoped::<Topic>(client, namespace),
+        config.api::<KafkaCluster>(client),
         watcher::Config::default(),
     );
+    metrics.watch_store("KafkaCluster", controller.store());
+    controller
+        .owns(config.api::<StatefulSet>(client), owned.clone())
+        .owns(config.api::<Service>(client), owned.clone())
+        .owns(config.api::<ConfigMap>(client), owned.clone())
+        .owns(config.api::<PodDisruptionBudget>(client), owned)
+        .shutdown_on_signal()
+        .run(
+            move |cluster, ctx| {
+                let metrics = metrics.clone();
+                async move {
+                    metrics
+                        .instrument(
+                            "KafkaCluster",
+                            reconcile::Error::category,
+                            reconcile::reconcile(cluster, ctx),
+                        )
+                        .await
+                }
+            },
+            error_policy,
+            ctx.clone(),
+        )
+        .for_each(|result| {
+            let ctx = ctx.clone();
+            async move {
+                match result {
+                    Ok((object, _)) => ctx.succeeded(&object),
+                    Err(error) => tracing::debug!(error = %error, "controller stream error"),
+                }
+            }
+        })
+        .await;
+}
+
+async fn run_topics(client: &Client, config: &Config, ctx: Arc<Context>) {
+    let controller = Controller::new(config.api::<Topic>(client), watcher::Config::default());
     let topics = controller.store();
+    let metrics = config.metrics.clone();
+    metrics.watch_store("Topic", topics.clone());
     // A KafkaCluster that appears (or changes) wakes the Topics that wait for it.
     let waiting = topics.clone();
     let controller = controller.watches(
-        scoped::<KafkaCluster>(client, namespace),
+        config.api::<KafkaCluster>(client),
         watcher::Config::default(),
         move |cluster| {
             let namespace = cluster.namespace();
@@ -233,11 +249,26 @@ async fn run_topics(
         base: ctx.clone(),
         topics,
         admin: AdminClients::default(),
-        bootstrap_override,
+        bootstrap_override: config.bootstrap_override.clone(),
     });
     controller
         .shutdown_on_signal()
-        .run(topic::reconcile::reconcile, topic_error_policy, topic_ctx)
+        .run(
+            move |topic, ctx| {
+                let metrics = metrics.clone();
+                async move {
+                    metrics
+                        .instrument(
+                            "Topic",
+                            topic::reconcile::Error::category,
+                            topic::reconcile::reconcile(topic, ctx),
+                        )
+                        .await
+                }
+            },
+            topic_error_policy,
+            topic_ctx,
+        )
         .for_each(|result| {
             let ctx = ctx.clone();
             async move {

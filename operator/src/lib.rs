@@ -10,6 +10,9 @@ pub mod conditions;
 pub mod controller;
 pub mod crd;
 pub mod kafka_admin;
+pub mod leader;
+pub mod metrics;
+pub mod runtime;
 pub mod topic;
 
 #[cfg(test)]

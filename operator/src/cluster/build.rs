@@ -14,9 +14,10 @@ use k8s_openapi::{
             StatefulSetUpdateStrategy,
         },
         core::v1::{
-            ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EnvVar, EnvVarSource,
-            HTTPGetAction, ObjectFieldSelector, PersistentVolumeClaim, PersistentVolumeClaimSpec,
-            PodSpec, PodTemplateSpec, Probe, Service, ServicePort, ServiceSpec, Volume,
+            Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EnvVar,
+            EnvVarSource, HTTPGetAction, ObjectFieldSelector, PersistentVolumeClaim,
+            PersistentVolumeClaimSpec, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
+            SeccompProfile, SecurityContext, Service, ServicePort, ServiceSpec, Volume,
             VolumeMount, VolumeResourceRequirements,
         },
         policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec},
@@ -43,6 +44,9 @@ pub const CONFIG_FILE: &str = "server.properties";
 pub const CONFIG_HASH_ANNOTATION: &str = "tributary.dev/config-hash";
 /// Label the StatefulSet controller puts on each pod with its ordinal; it becomes the broker id.
 pub const POD_INDEX_LABEL: &str = "apps.kubernetes.io/pod-index";
+/// Group of the broker pods' volumes: the uid and gid the broker image runs as (distroless `nonroot`, see
+/// broker/Dockerfile), so a fresh volume is writable by the broker.
+pub const BROKER_FS_GROUP: i64 = 65532;
 /// Field manager of everything the operator applies.
 pub const FIELD_MANAGER: &str = "tributary-operator";
 
@@ -270,6 +274,17 @@ fn broker_container(cluster: &ValidatedKafkaCluster, names: &ObjectNames) -> Con
         readiness_probe: Some(http_probe("/readyz", 5, 3)),
         liveness_probe: Some(http_probe("/healthz", 10, 6)),
         resources: cluster.resources.clone(),
+        // Pod Security "restricted": the broker writes only to its data volume.
+        security_context: Some(SecurityContext {
+            allow_privilege_escalation: Some(false),
+            read_only_root_filesystem: Some(true),
+            run_as_non_root: Some(true),
+            capabilities: Some(Capabilities {
+                drop: Some(vec!["ALL".to_owned()]),
+                ..Capabilities::default()
+            }),
+            ..SecurityContext::default()
+        }),
         volume_mounts: Some(vec![
             VolumeMount {
                 name: DATA_VOLUME.to_owned(),
@@ -378,6 +393,17 @@ fn stateful_set(
                         cluster.termination_grace_period_seconds,
                     ),
                     enable_service_links: Some(false),
+                    security_context: Some(PodSecurityContext {
+                        run_as_non_root: Some(true),
+                        fs_group: Some(BROKER_FS_GROUP),
+                        // Re-own a volume only when its root is not the broker's group yet: large volumes restart fast.
+                        fs_group_change_policy: Some("OnRootMismatch".to_owned()),
+                        seccomp_profile: Some(SeccompProfile {
+                            type_: "RuntimeDefault".to_owned(),
+                            ..SeccompProfile::default()
+                        }),
+                        ..PodSecurityContext::default()
+                    }),
                     node_selector: non_empty_map(&overrides.node_selector),
                     tolerations: non_empty(&overrides.tolerations),
                     affinity: overrides.affinity.clone(),

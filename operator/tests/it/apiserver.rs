@@ -81,12 +81,14 @@ async fn operator_against_a_real_apiserver() {
     check_cel_rules(&client, &namespace).await;
 
     // 3. The controller, in-process.
-    let settings = controller::Settings {
-        instance: Some("it".to_owned()),
-        bootstrap_override: None,
-        namespace: Some(namespace.clone()),
-    };
-    let operator = tokio::spawn(controller::run(client.clone(), settings));
+    let operator = tokio::spawn(controller::run(
+        client.clone(),
+        controller::Config {
+            instance: Some("it".to_owned()),
+            namespace: Some(namespace.clone()),
+            ..controller::Config::default()
+        },
+    ));
     let clusters: Api<KafkaCluster> = Api::namespaced(client.clone(), &namespace);
     let cluster = clusters
         .create(&PostParams::default(), &kafka_cluster(CLUSTER, 3))

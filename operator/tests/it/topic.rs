@@ -246,12 +246,13 @@ async fn topics_against_a_real_broker() {
         .create(&PostParams::default(), &kafka_cluster(CLUSTER, 1))
         .await
         .expect("create KafkaCluster");
-    let settings = controller::Settings {
+    let config = controller::Config {
         instance: Some("it".to_owned()),
-        bootstrap_override: Some(bootstrap.clone()),
         namespace: Some(namespace.clone()),
+        bootstrap_override: Some(bootstrap.clone()),
+        ..controller::Config::default()
     };
-    let operator = tokio::spawn(controller::run(client.clone(), settings));
+    let operator = tokio::spawn(controller::run(client.clone(), config));
     let topics: Api<Topic> = Api::namespaced(client.clone(), &namespace);
 
     // Create with 3 partitions and a retention.

@@ -461,6 +461,35 @@ fn graceful_shutdown_has_a_default_grace_period() {
     );
 }
 
+#[test]
+fn broker_pods_are_restricted_and_own_their_volumes() {
+    let objects = built(MINIMAL);
+    let pod = pod_spec(&objects.stateful_set)
+        .security_context
+        .as_ref()
+        .expect("pod security context");
+    assert_eq!(pod.run_as_non_root, Some(true));
+    assert_eq!(
+        pod.fs_group,
+        Some(BROKER_FS_GROUP),
+        "a fresh volume must be writable by the image's user"
+    );
+    assert_eq!(
+        pod.seccomp_profile.as_ref().map(|p| p.type_.as_str()),
+        Some("RuntimeDefault")
+    );
+    let container = broker(&objects.stateful_set)
+        .security_context
+        .as_ref()
+        .expect("container security context");
+    assert_eq!(container.allow_privilege_escalation, Some(false));
+    assert_eq!(container.read_only_root_filesystem, Some(true));
+    assert_eq!(
+        container.capabilities.as_ref().and_then(|c| c.drop.clone()),
+        Some(vec!["ALL".to_owned()])
+    );
+}
+
 fn config_hash(objects: &DesiredObjects) -> String {
     let meta = sts_spec(objects)
         .template
