@@ -319,7 +319,17 @@ fn stateful_set(
     // The user's labels first, so the operator's (which the selector uses) win on conflict.
     let mut pod_labels = overrides.labels.clone();
     pod_labels.extend(labels(&cluster.name));
-    let mut pod_annotations = overrides.annotations.clone();
+    // Annotation-based Prometheus discovery scrapes every broker's /metrics; the user's annotations win, so
+    // `prometheus.io/scrape: "false"` turns it off.
+    let mut pod_annotations = BTreeMap::from([
+        ("prometheus.io/scrape".to_owned(), "true".to_owned()),
+        (
+            "prometheus.io/port".to_owned(),
+            cluster.http_port.to_string(),
+        ),
+        ("prometheus.io/path".to_owned(), "/metrics".to_owned()),
+    ]);
+    pod_annotations.extend(overrides.annotations.clone());
     pod_annotations.insert(
         CONFIG_HASH_ANNOTATION.to_owned(),
         format!("{:016x}", fnv1a(properties.as_bytes())),

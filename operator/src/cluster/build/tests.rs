@@ -539,3 +539,46 @@ fn building_twice_gives_identical_objects() {
     assert_eq!(from_builder.listeners, cluster(MINIMAL).spec.listeners);
     assert_eq!(cluster(MINIMAL).meta().generation, Some(4));
 }
+
+#[test]
+fn broker_pods_carry_prometheus_scrape_annotations_unless_the_user_overrides_them() {
+    let cluster = KafkaCluster::test().ports(9092, 9644);
+    let objects = build(&validate(&cluster).expect("valid"));
+    let template = &sts_spec(&objects).template;
+    let annotations = template
+        .metadata
+        .as_ref()
+        .and_then(|m| m.annotations.as_ref())
+        .expect("annotations");
+    assert_eq!(
+        annotations.get("prometheus.io/scrape").map(String::as_str),
+        Some("true")
+    );
+    assert_eq!(
+        annotations.get("prometheus.io/port").map(String::as_str),
+        Some("9644")
+    );
+    assert_eq!(
+        annotations.get("prometheus.io/path").map(String::as_str),
+        Some("/metrics")
+    );
+
+    let mut opted_out = KafkaCluster::test();
+    opted_out
+        .spec
+        .pod_template
+        .get_or_insert_with(Default::default)
+        .annotations
+        .insert("prometheus.io/scrape".into(), "false".into());
+    let objects = build(&validate(&opted_out).expect("valid"));
+    let annotations = sts_spec(&objects)
+        .template
+        .metadata
+        .as_ref()
+        .and_then(|m| m.annotations.clone())
+        .expect("annotations");
+    assert_eq!(
+        annotations.get("prometheus.io/scrape").map(String::as_str),
+        Some("false")
+    );
+}
