@@ -151,12 +151,7 @@ async fn apply(topic: &Topic, namespace: &str, ctx: &TopicContext) -> Result<Act
     let kafka_name = kafka_topic_name(topic);
     let generation = topic.meta().generation;
 
-    let namespace_topics: Vec<Arc<Topic>> = ctx
-        .topics
-        .state()
-        .into_iter()
-        .filter(|t| t.namespace().as_deref() == Some(namespace))
-        .collect();
+    let namespace_topics = topics_in(ctx, namespace);
     let owning = owner(topic, namespace_topics.iter().map(AsRef::as_ref));
     if owning.uid() != topic.uid() {
         let owner_name = owning.name_any();
@@ -401,12 +396,7 @@ async fn cleanup(topic: &Topic, namespace: &str, ctx: &TopicContext) -> Result<A
         return Ok(Action::await_change());
     }
     // A duplicate never owned the Kafka topic, so deleting it must not delete the owner's data.
-    let namespace_topics: Vec<Arc<Topic>> = ctx
-        .topics
-        .state()
-        .into_iter()
-        .filter(|t| t.namespace().as_deref() == Some(namespace))
-        .collect();
+    let namespace_topics = topics_in(ctx, namespace);
     if owner(topic, namespace_topics.iter().map(AsRef::as_ref)).uid() != topic.uid() {
         return Ok(Action::await_change());
     }
@@ -432,6 +422,15 @@ async fn cleanup(topic: &Topic, namespace: &str, ctx: &TopicContext) -> Result<A
         tracing::info!(topic = %kafka_name, namespace, "deleted topic");
     }
     Ok(Action::await_change())
+}
+
+/// Every Topic of `namespace` the controller knows, to find the owner of a Kafka topic name.
+fn topics_in(ctx: &TopicContext, namespace: &str) -> Vec<Arc<Topic>> {
+    ctx.topics
+        .state()
+        .into_iter()
+        .filter(|t| t.namespace().as_deref() == Some(namespace))
+        .collect()
 }
 
 fn has_condition(topic: &Topic, type_: &str) -> bool {

@@ -36,23 +36,7 @@ async fn check_cel_rules(client: &Client, namespace: &str) {
             .map_err(|e| e.to_string())
     })
     .await;
-    let (code, message) = refusal(
-        topics
-            .patch(
-                "orders",
-                &PatchParams::default(),
-                &Patch::Merge(json!({ "spec": { "partitions": 3 } })),
-            )
-            .await,
-        "shrinking a Topic from 6 to 3 partitions",
-    );
-    assert_eq!(code, 422, "{message}");
-    assert!(
-        message.contains("partitions cannot be decreased"),
-        "the refusal should name the rule: {message}"
-    );
-    let stored = topics.get("orders").await.expect("get Topic");
-    assert_eq!(stored.spec.partitions, 6, "a refused patch must not apply");
+    assert_partition_decrease_refused(&topics, "orders", 3).await;
 
     let clusters: Api<KafkaCluster> = Api::namespaced(client.clone(), namespace);
     let (code, message) = refusal(

@@ -159,3 +159,30 @@ pub(crate) async fn client() -> Client {
         .await
         .unwrap_or_else(|e| panic!("kube client from KUBECONFIG={kubeconfig:?}: {e}"))
 }
+
+/// Asserts that the API server refuses shrinking Topic `name` to `partitions` with the CRD's CEL message, and that
+/// the stored spec is unchanged.
+pub(crate) async fn assert_partition_decrease_refused(
+    topics: &Api<tributary_operator::crd::Topic>,
+    name: &str,
+    partitions: i32,
+) {
+    let before = topics.get(name).await.expect("get Topic").spec.partitions;
+    let (code, message) = refusal(
+        topics
+            .patch(
+                name,
+                &PatchParams::default(),
+                &Patch::Merge(json!({ "spec": { "partitions": partitions } })),
+            )
+            .await,
+        &format!("shrinking Topic {name} from {before} to {partitions} partitions"),
+    );
+    assert_eq!(code, 422, "{message}");
+    assert!(
+        message.contains("partitions cannot be decreased"),
+        "the refusal should name the rule: {message}"
+    );
+    let after = topics.get(name).await.expect("get Topic").spec.partitions;
+    assert_eq!(after, before, "a refused patch must not apply");
+}

@@ -21,7 +21,10 @@ use tributary_operator::{
     kafka_admin::{AdminClient, NewTopic},
 };
 
-use crate::support::{self, eventually, fresh_namespace, install_crds, kafka_cluster, refusal};
+use crate::support::{
+    self, assert_partition_decrease_refused, eventually, fresh_namespace, install_crds,
+    kafka_cluster,
+};
 
 const CLUSTER: &str = "kafka";
 
@@ -321,21 +324,7 @@ async fn topics_against_a_real_broker() {
     .await;
 
     // Decreasing partitions is refused by the API server, with the rule's message.
-    let (code, message) = refusal(
-        topics
-            .patch(
-                "orders",
-                &PatchParams::default(),
-                &Patch::Merge(json!({ "spec": { "partitions": 2 } })),
-            )
-            .await,
-        "shrinking orders from 6 to 2 partitions",
-    );
-    assert_eq!(code, 422, "{message}");
-    assert!(
-        message.contains("partitions cannot be decreased"),
-        "{message}"
-    );
+    assert_partition_decrease_refused(&topics, "orders", 2).await;
 
     // Adopt a topic created behind the operator's back: grow it, and make its overrides those of the spec.
     let admin = AdminClient::new(bootstrap.clone());
