@@ -16,7 +16,7 @@ use k8s_openapi::api::{
 use kube::{
     runtime::{
         controller::{Action, Controller},
-        events::{Event, Recorder, Reporter},
+        events::{Event, EventType, Recorder, Reporter},
         reflector::ObjectRef,
         watcher,
     },
@@ -72,6 +72,29 @@ impl Context {
         }
     }
 
+    /// Tells a person, with a Warning Event, that reconciling `object` failed and will be retried. Published from
+    /// a task because error policies are synchronous; repeats of one failure are folded into a series by the
+    /// recorder, so backoff retries do not flood the API server.
+    fn report_failure<K>(&self, object: &K, category: &'static str, message: String)
+    where
+        K: Resource<DynamicType = ()>,
+    {
+        let ctx = self.clone();
+        let reference = object.object_ref(&());
+        tokio::spawn(async move {
+            let event = Event {
+                type_: EventType::Warning,
+                reason: category.to_owned(),
+                note: Some(format!("{message}; retrying with backoff")),
+                action: "Reconcile".to_owned(),
+                secondary: None,
+            };
+            if let Err(error) = ctx.recorder.publish(&event, &reference).await {
+                tracing::warn!(reason = %event.reason, error = %error, "cannot publish Event");
+            }
+        });
+    }
+
     /// The delay before retrying `object` after another failure: doubles from 5 s up to 5 min.
     fn backoff<K: Resource<DynamicType = ()>>(&self, object: &ObjectRef<K>) -> Duration {
         let mut failures = self
@@ -108,6 +131,7 @@ pub fn error_policy(
         retry_in_s = delay.as_secs(),
         "reconcile failed"
     );
+    ctx.report_failure(cluster.as_ref(), error.category(), error_chain(error));
     Action::requeue(delay)
 }
 
@@ -126,6 +150,8 @@ pub fn topic_error_policy(
         retry_in_s = delay.as_secs(),
         "Topic reconcile failed"
     );
+    ctx.base
+        .report_failure(topic.as_ref(), error.category(), error_chain(error));
     Action::requeue(delay)
 }
 

@@ -28,17 +28,66 @@ use crate::support::{
 
 const CLUSTER: &str = "kafka";
 
-/// A broker process on a free loopback port, killed on drop.
+/// A broker process on a free loopback port, killed on drop; it can be stopped and started again on the same
+/// address and data.
 struct Broker {
-    child: Child,
+    child: Option<Child>,
     address: String,
-    _data: tempfile::TempDir,
+    http_address: String,
+    data: tempfile::TempDir,
 }
 
 impl Drop for Broker {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.stop();
+    }
+}
+
+impl Broker {
+    async fn start() -> Broker {
+        let mut broker = Broker {
+            child: None,
+            address: format!("127.0.0.1:{}", free_port()),
+            http_address: format!("127.0.0.1:{}", free_port()),
+            data: tempfile::tempdir().expect("broker data dir"),
+        };
+        broker.start_again().await;
+        broker
+    }
+
+    async fn start_again(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.data.path().join("broker.log"))
+            .expect("broker log file");
+        let child = Command::new(broker_binary())
+            .arg("--listen")
+            .arg(&self.address)
+            .arg("--data-dir")
+            .arg(self.data.path().join("data"))
+            .arg("--http-listen")
+            .arg(&self.http_address)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start tributary-broker");
+        self.child = Some(child);
+        let address = self.address.clone();
+        eventually("the broker to accept connections", || async {
+            tokio::net::TcpStream::connect(&address)
+                .await
+                .map(drop)
+                .map_err(|e| e.to_string())
+        })
+        .await;
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
@@ -58,37 +107,6 @@ fn broker_binary() -> PathBuf {
                  at target/debug/tributary-broker (hack/test.sh does)"
             )
         })
-}
-
-async fn start_broker() -> Broker {
-    let data = tempfile::tempdir().expect("broker data dir");
-    let port = free_port();
-    let address = format!("127.0.0.1:{port}");
-    let log = std::fs::File::create(data.path().join("broker.log")).expect("broker log file");
-    let child = Command::new(broker_binary())
-        .arg("--listen")
-        .arg(&address)
-        .arg("--data-dir")
-        .arg(data.path().join("data"))
-        .arg("--http-listen")
-        .arg(format!("127.0.0.1:{}", free_port()))
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("start tributary-broker");
-    let broker = Broker {
-        child,
-        address,
-        _data: data,
-    };
-    eventually("the broker to accept connections", || async {
-        tokio::net::TcpStream::connect(&broker.address)
-            .await
-            .map(drop)
-            .map_err(|e| e.to_string())
-    })
-    .await;
-    broker
 }
 
 fn python() -> PathBuf {
@@ -242,7 +260,7 @@ async fn topics_against_a_real_broker() {
     let client = support::client().await;
     install_crds(&client).await;
     let namespace = fresh_namespace(&client).await;
-    let broker = start_broker().await;
+    let mut broker = Broker::start().await;
     let bootstrap = broker.address.clone();
 
     Api::<KafkaCluster>::namespaced(client.clone(), &namespace)
@@ -478,6 +496,28 @@ async fn topics_against_a_real_broker() {
     )
     .await;
     delete_and_wait_gone(&topics, "stray").await;
+
+    // Brokers that cannot be reached: the Topic says so, a Warning Event tells a person, and the reconcile is
+    // retried with backoff until they are back.
+    broker.stop();
+    patch_spec(&topics, "bad", json!({ "partitions": 2 })).await;
+    let message = wait_reason(&topics, "bad", "KafkaUnavailable").await;
+    assert!(
+        message.contains(&bootstrap),
+        "the condition names the address: {message}"
+    );
+    assert!(event_note(&client, &namespace, "bad", "KafkaUnavailable")
+        .await
+        .contains("retrying"));
+    broker.start_again().await;
+    client_sees(
+        &bootstrap,
+        "bad",
+        "bad grown to 2 partitions once the broker is back",
+        |v| v["partitions"] == 2,
+    )
+    .await;
+    wait_reason(&topics, "bad", "Reconciled").await;
 
     operator.abort();
     drop(broker);
