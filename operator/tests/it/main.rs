@@ -5,5 +5,7 @@
 //! each starts a whole operator that watches every namespace.
 
 mod apiserver;
+mod cluster;
+mod pod_runner;
 mod support;
 mod topic;

@@ -1,0 +1,177 @@
+//! A KafkaCluster whose broker pods really run (as local processes, through the pod runner): the StatefulSet's
+//! pods become Ready when the brokers answer `/readyz`, the cluster's status follows them through a crash and a
+//! scale-up, and Topics reach those brokers; a volume keeps a broker's data across its restart.
+
+use kube::{
+    api::{Patch, PatchParams, PostParams},
+    Api, Client,
+};
+use serde_json::json;
+use tributary_operator::crd::{KafkaCluster, Topic};
+
+use crate::{
+    pod_runner::PodRunner,
+    support::{self, eventually, fresh_namespace, install_crds, kafka_cluster},
+};
+
+const CLUSTER: &str = "live";
+
+/// `(Ready status, readyBrokers)` of the cluster once its status describes the current generation.
+async fn cluster_state(clusters: &Api<KafkaCluster>) -> Result<(String, i32), String> {
+    let cluster = clusters.get(CLUSTER).await.map_err(|e| e.to_string())?;
+    let status = cluster.status.as_ref().ok_or("no status yet")?;
+    if status.observed_generation != cluster.metadata.generation {
+        return Err("status describes an older generation".to_owned());
+    }
+    let ready = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .map(|c| c.status.clone())
+        .ok_or("no Ready condition")?;
+    Ok((ready, status.ready_brokers))
+}
+
+async fn wait_cluster(clusters: &Api<KafkaCluster>, runner: &PodRunner, ready: &str, brokers: i32) {
+    let what = format!("KafkaCluster {CLUSTER} Ready={ready} with {brokers} ready brokers");
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let state = cluster_state(clusters).await;
+        if state
+            .as_ref()
+            .is_ok_and(|(r, b)| r == ready && *b == brokers)
+        {
+            return;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            panic!(
+                "timed out waiting for {what}: {state:?}\nlast lines of live-0's log:\n{}",
+                runner.log_tail("live-0")
+            );
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+}
+
+async fn topic_partitions(
+    admin: &tributary_operator::kafka_admin::AdminClient,
+    name: &str,
+) -> Result<i32, String> {
+    admin
+        .describe_topic(name)
+        .await
+        .map_err(|e| e.to_string())?
+        .map(|d| d.partitions)
+        .ok_or_else(|| format!("topic {name} does not exist"))
+}
+
+#[tokio::test]
+#[ignore = "needs a running kube-apiserver and a broker binary: run it through hack/test.sh"]
+async fn brokers_run_and_the_cluster_follows_them() {
+    let client: Client = support::client().await;
+    install_crds(&client).await;
+    let namespace = fresh_namespace(&client).await;
+    let broker_bin = std::env::var_os("TRIBUTARY_BROKER_BIN")
+        .map(std::path::PathBuf::from)
+        .expect("TRIBUTARY_BROKER_BIN (hack/test.sh sets it)");
+    let runner = PodRunner::start(client.clone(), &namespace, broker_bin);
+    let bootstrap = format!("{}:9092", PodRunner::pod_ip(0));
+
+    let config = tributary_operator::controller::Config {
+        instance: Some("it".to_owned()),
+        namespace: Some(namespace.clone()),
+        bootstrap_override: Some(bootstrap.clone()),
+        ..Default::default()
+    };
+    let operator = tokio::spawn(tributary_operator::controller::run(client.clone(), config));
+
+    let clusters: Api<KafkaCluster> = Api::namespaced(client.clone(), &namespace);
+    clusters
+        .create(&PostParams::default(), &kafka_cluster(CLUSTER, 1))
+        .await
+        .expect("create KafkaCluster");
+    wait_cluster(&clusters, &runner, "True", 1).await;
+    let cluster = clusters.get(CLUSTER).await.expect("get cluster");
+    let bootstrap_status = cluster
+        .status
+        .and_then(|s| s.bootstrap_address)
+        .unwrap_or_default();
+    assert!(
+        bootstrap_status.starts_with(&format!("{CLUSTER}-bootstrap.{namespace}.svc:")),
+        "status names the bootstrap Service: {bootstrap_status}"
+    );
+
+    // A Topic on the running broker.
+    let topics: Api<Topic> = Api::namespaced(client.clone(), &namespace);
+    let topic: Topic = serde_json::from_value(json!({
+        "apiVersion": "tributary.dev/v1alpha1",
+        "kind": "Topic",
+        "metadata": { "name": "payments" },
+        "spec": { "clusterRef": { "name": CLUSTER }, "partitions": 4, "replicationFactor": 1 },
+    }))
+    .expect("Topic");
+    topics
+        .create(&PostParams::default(), &topic)
+        .await
+        .expect("create Topic");
+    let admin = tributary_operator::kafka_admin::AdminClient::new(bootstrap.clone());
+    eventually("topic payments on broker live-0", || async {
+        topic_partitions(&admin, "payments").await.and_then(|p| {
+            if p == 4 {
+                Ok(())
+            } else {
+                Err(format!("{p} partitions"))
+            }
+        })
+    })
+    .await;
+
+    // A crash: the pod turns not Ready, the cluster with it; the restarted broker keeps its data (its volume).
+    runner.crash("live-0");
+    wait_cluster(&clusters, &runner, "False", 0).await;
+    wait_cluster(&clusters, &runner, "True", 1).await;
+    let pod = Api::<k8s_openapi::api::core::v1::Pod>::namespaced(client.clone(), &namespace)
+        .get("live-0")
+        .await
+        .expect("get pod live-0");
+    let restarts = pod
+        .status
+        .and_then(|s| s.container_statuses)
+        .and_then(|c| c.first().map(|c| c.restart_count))
+        .unwrap_or_default();
+    assert_eq!(restarts, 1, "the pod reports the restart");
+    eventually("topic payments after the restart", || async {
+        topic_partitions(&admin, "payments").await.and_then(|p| {
+            if p == 4 {
+                Ok(())
+            } else {
+                Err(format!("{p} partitions"))
+            }
+        })
+    })
+    .await;
+
+    // Scale up: a second broker runs and the cluster is Ready with both.
+    clusters
+        .patch(
+            CLUSTER,
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "spec": { "brokers": 2 } })),
+        )
+        .await
+        .expect("scale to 2 brokers");
+    wait_cluster(&clusters, &runner, "True", 2).await;
+    let second =
+        tributary_operator::kafka_admin::AdminClient::new(format!("{}:9092", PodRunner::pod_ip(1)));
+    eventually("broker live-1 to answer", || async {
+        second
+            .describe_topic("none")
+            .await
+            .map(drop)
+            .map_err(|e| e.to_string())
+    })
+    .await;
+
+    operator.abort();
+    drop(runner);
+}

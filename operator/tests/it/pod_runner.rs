@@ -1,0 +1,481 @@
+//! A stand-in kubelet for broker pods: the test control plane has no scheduler and no kubelet, so this runs each
+//! broker Pod of a namespace as a local `tributary-broker` process and reports its status back, as a kubelet
+//! would. Each pod gets its own loopback address (127.0.2.<ordinal + 1>), ConfigMap volumes are written to files,
+//! volumes from the StatefulSet's claim templates become directories named after their claim (so data survives
+//! a pod's replacement, like a PersistentVolume), a process that exits is restarted (restartPolicy Always), and
+//! the Ready condition follows the container's HTTP readiness probe.
+//!
+//! It knows broker pods only: addresses in the arguments are rewritten to the pod's loopback address, because pod
+//! DNS names do not resolve here.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    net::Ipv4Addr,
+    path::{Path, PathBuf},
+    process::Stdio,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use k8s_openapi::{
+    api::core::v1::{ConfigMap, Container, Pod},
+    jiff::Timestamp,
+};
+use kube::{
+    api::{DeleteParams, ListParams, Patch, PatchParams},
+    Api, Client, ResourceExt,
+};
+use serde_json::json;
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    process::{Child, Command},
+};
+
+/// Label the StatefulSet controller puts on each pod with its ordinal.
+const POD_INDEX_LABEL: &str = "apps.kubernetes.io/pod-index";
+/// How often pods are listed and probed.
+const TICK: Duration = Duration::from_millis(250);
+
+struct RunningPod {
+    uid: String,
+    child: Child,
+    ip: Ipv4Addr,
+    readiness: Option<(u16, String)>,
+    ready: bool,
+    restarts: i32,
+    started_at: String,
+    command: Vec<String>,
+    log: PathBuf,
+}
+
+/// Runs the broker pods of one namespace until dropped.
+pub(crate) struct PodRunner {
+    running: Arc<Mutex<HashMap<String, RunningPod>>>,
+    task: tokio::task::JoinHandle<()>,
+    root: tempfile::TempDir,
+}
+
+impl Drop for PodRunner {
+    fn drop(&mut self) {
+        self.task.abort();
+        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        for (_, mut pod) in running.drain() {
+            let _ = pod.child.start_kill();
+        }
+    }
+}
+
+impl PodRunner {
+    /// Starts running the pods labelled `app.kubernetes.io/component=broker` in `namespace` with `broker_bin`.
+    pub(crate) fn start(client: Client, namespace: &str, broker_bin: PathBuf) -> Self {
+        let root = tempfile::tempdir().expect("pod runner root");
+        let running: Arc<Mutex<HashMap<String, RunningPod>>> = Arc::default();
+        let kubelet = Kubelet {
+            pods: Api::namespaced(client.clone(), namespace),
+            config_maps: Api::namespaced(client, namespace),
+            broker_bin,
+            root: root.path().to_owned(),
+            running: running.clone(),
+        };
+        let task = tokio::spawn(async move {
+            loop {
+                if let Err(error) = kubelet.tick().await {
+                    eprintln!("pod runner: {error}");
+                }
+                tokio::time::sleep(TICK).await;
+            }
+        });
+        Self {
+            running,
+            task,
+            root,
+        }
+    }
+
+    /// The loopback address a pod's processes listen on.
+    pub(crate) fn pod_ip(ordinal: u8) -> Ipv4Addr {
+        Ipv4Addr::new(127, 0, 2, ordinal + 1)
+    }
+
+    /// Kills a pod's process with SIGKILL, as a crash would; the runner restarts it.
+    pub(crate) fn crash(&self, pod: &str) {
+        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        let process = running
+            .get_mut(pod)
+            .unwrap_or_else(|| panic!("pod {pod} is not running"));
+        process.child.start_kill().expect("kill the pod's process");
+    }
+
+    /// The last lines a pod's process wrote to stderr, for failure messages.
+    pub(crate) fn log_tail(&self, pod: &str) -> String {
+        let path = self.root.path().join(format!("{pod}.log"));
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    }
+}
+
+struct Kubelet {
+    pods: Api<Pod>,
+    config_maps: Api<ConfigMap>,
+    broker_bin: PathBuf,
+    root: PathBuf,
+    running: Arc<Mutex<HashMap<String, RunningPod>>>,
+}
+
+impl Kubelet {
+    async fn tick(&self) -> Result<(), String> {
+        let pods = self
+            .pods
+            .list(&ListParams::default().labels("app.kubernetes.io/component=broker"))
+            .await
+            .map_err(|e| format!("list pods: {e}"))?
+            .items;
+        // Processes whose pod is gone (or was replaced) stop.
+        let live: HashMap<String, String> = pods
+            .iter()
+            .map(|p| (p.name_any(), p.uid().unwrap_or_default()))
+            .collect();
+        {
+            let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+            running.retain(|name, process| {
+                let keep = live.get(name) == Some(&process.uid);
+                if !keep {
+                    let _ = process.child.start_kill();
+                }
+                keep
+            });
+        }
+        for pod in pods {
+            let name = pod.name_any();
+            if pod.metadata.deletion_timestamp.is_some() {
+                self.terminate(&pod).await?;
+                continue;
+            }
+            let known = self
+                .running
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains_key(&name);
+            if !known {
+                let process = self.launch(&pod, 0).await?;
+                self.running
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(name.clone(), process);
+                self.report(&name).await?;
+                continue;
+            }
+            self.supervise(&name).await?;
+        }
+        Ok(())
+    }
+
+    /// SIGTERM, a bounded wait, then the pod object is removed (a kubelet confirms deletion the same way).
+    async fn terminate(&self, pod: &Pod) -> Result<(), String> {
+        let name = pod.name_any();
+        let process = self
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&name);
+        if let Some(mut process) = process {
+            if let Some(pid) = process.child.id() {
+                let _ = std::process::Command::new("kill")
+                    .args(["-TERM", &pid.to_string()])
+                    .status();
+            }
+            if tokio::time::timeout(Duration::from_secs(10), process.child.wait())
+                .await
+                .is_err()
+            {
+                let _ = process.child.start_kill();
+            }
+        }
+        self.pods
+            .delete(&name, &DeleteParams::default().grace_period(0))
+            .await
+            .map(drop)
+            .or_else(|e| match e {
+                kube::Error::Api(status) if status.code == 404 => Ok(()),
+                other => Err(format!("delete pod {name}: {other}")),
+            })
+    }
+
+    /// Restarts an exited process and follows readiness, reporting any change.
+    async fn supervise(&self, name: &str) -> Result<(), String> {
+        let (exited, probe) = {
+            let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+            let Some(process) = running.get_mut(name) else {
+                return Ok(());
+            };
+            let exited = matches!(process.child.try_wait(), Ok(Some(_)));
+            (
+                exited,
+                process
+                    .readiness
+                    .clone()
+                    .map(|(port, path)| (process.ip, port, path)),
+            )
+        };
+        if exited {
+            let (command, restarts, ip, log, uid, readiness) = {
+                let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+                let p = &running[name];
+                (
+                    p.command.clone(),
+                    p.restarts + 1,
+                    p.ip,
+                    p.log.clone(),
+                    p.uid.clone(),
+                    p.readiness.clone(),
+                )
+            };
+            let child = spawn(&command, &log)?;
+            let process = RunningPod {
+                uid,
+                child,
+                ip,
+                readiness,
+                ready: false,
+                restarts,
+                started_at: now(),
+                command,
+                log,
+            };
+            self.running
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(name.to_owned(), process);
+            return self.report(name).await;
+        }
+        let ready = match probe {
+            Some((ip, port, path)) => http_ok(ip, port, &path).await,
+            None => true,
+        };
+        let changed = {
+            let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+            match running.get_mut(name) {
+                Some(process) if process.ready != ready => {
+                    process.ready = ready;
+                    true
+                }
+                _ => false,
+            }
+        };
+        if changed {
+            self.report(name).await?;
+        }
+        Ok(())
+    }
+
+    /// Starts the pod's first container as a local process.
+    async fn launch(&self, pod: &Pod, restarts: i32) -> Result<RunningPod, String> {
+        let name = pod.name_any();
+        let spec = pod.spec.as_ref().ok_or("pod without spec")?;
+        let container = spec.containers.first().ok_or("pod without containers")?;
+        let ordinal: u8 = pod
+            .labels()
+            .get(POD_INDEX_LABEL)
+            .and_then(|i| i.parse().ok())
+            .ok_or_else(|| format!("pod {name} has no {POD_INDEX_LABEL} label"))?;
+        let ip = PodRunner::pod_ip(ordinal);
+        let env = environment(pod, container);
+
+        // Volumes: ConfigMaps become files, claim-template volumes directories named after their claim.
+        let mut mounts: Vec<(String, PathBuf)> = Vec::new();
+        for mount in container.volume_mounts.iter().flatten() {
+            let volume = spec.volumes.iter().flatten().find(|v| v.name == mount.name);
+            let dir = match volume.and_then(|v| v.config_map.as_ref()) {
+                Some(source) => {
+                    let dir = self.root.join(&name).join(&mount.name);
+                    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+                    let config_map = self
+                        .config_maps
+                        .get(&source.name)
+                        .await
+                        .map_err(|e| format!("get ConfigMap {}: {e}", source.name))?;
+                    for (key, value) in config_map.data.unwrap_or_default() {
+                        std::fs::write(dir.join(key), value).map_err(|e| e.to_string())?;
+                    }
+                    dir
+                }
+                None => {
+                    let claim = format!("{}-{name}", mount.name);
+                    let dir = self.root.join("volumes").join(claim);
+                    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+                    dir
+                }
+            };
+            mounts.push((mount.mount_path.clone(), dir));
+        }
+
+        let mut command = vec![self.broker_bin.display().to_string()];
+        for arg in container.args.iter().flatten() {
+            command.push(localize(&expand(arg, &env), ip, &mounts));
+        }
+        let readiness = container
+            .readiness_probe
+            .as_ref()
+            .and_then(|p| p.http_get.as_ref())
+            .and_then(|get| {
+                let port = match &get.port {
+                    k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(port) => {
+                        u16::try_from(*port).ok()
+                    }
+                    k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String(named) => {
+                        container
+                            .ports
+                            .iter()
+                            .flatten()
+                            .find(|p| p.name.as_deref() == Some(named))
+                            .and_then(|p| u16::try_from(p.container_port).ok())
+                    }
+                }?;
+                Some((port, get.path.clone().unwrap_or_else(|| "/".to_owned())))
+            });
+        let log = self.root.join(format!("{name}.log"));
+        let child = spawn(&command, &log)?;
+        Ok(RunningPod {
+            uid: pod.uid().unwrap_or_default(),
+            child,
+            ip,
+            readiness,
+            ready: false,
+            restarts,
+            started_at: now(),
+            command,
+            log,
+        })
+    }
+
+    /// Writes the pod status a kubelet would.
+    async fn report(&self, name: &str) -> Result<(), String> {
+        let status = {
+            let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+            let Some(p) = running.get(name) else {
+                return Ok(());
+            };
+            let ready = if p.ready { "True" } else { "False" };
+            let condition = |type_: &str, status: &str| json!({ "type": type_, "status": status, "lastTransitionTime": p.started_at });
+            json!({
+                "status": {
+                    "phase": "Running",
+                    "hostIP": "127.0.0.1",
+                    "podIP": p.ip.to_string(),
+                    "podIPs": [{ "ip": p.ip.to_string() }],
+                    "startTime": p.started_at,
+                    "conditions": [
+                        condition("PodScheduled", "True"),
+                        condition("Initialized", "True"),
+                        condition("ContainersReady", ready),
+                        condition("Ready", ready),
+                    ],
+                    "containerStatuses": [{
+                        "name": "broker",
+                        "ready": p.ready,
+                        "started": true,
+                        "restartCount": p.restarts,
+                        "image": "local",
+                        "imageID": "local",
+                        "state": { "running": { "startedAt": p.started_at } },
+                    }],
+                }
+            })
+        };
+        self.pods
+            .patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
+            .await
+            .map(drop)
+            .map_err(|e| format!("patch status of pod {name}: {e}"))
+    }
+}
+
+fn now() -> String {
+    // Kubernetes times have second precision.
+    Timestamp::from_second(Timestamp::now().as_second())
+        .map(|t| t.to_string())
+        .unwrap_or_default()
+}
+
+fn spawn(command: &[String], log: &Path) -> Result<Child, String> {
+    let stderr = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .map_err(|e| e.to_string())?;
+    Command::new(&command[0])
+        .args(&command[1..])
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("start {}: {e}", command[0]))
+}
+
+/// The container's environment, with the downward-API fields a broker pod uses.
+fn environment(pod: &Pod, container: &Container) -> BTreeMap<String, String> {
+    let mut env = BTreeMap::new();
+    for var in container.env.iter().flatten() {
+        let value = match (
+            &var.value,
+            var.value_from.as_ref().and_then(|v| v.field_ref.as_ref()),
+        ) {
+            (Some(value), _) => Some(value.clone()),
+            (None, Some(field)) => match field.field_path.as_str() {
+                "metadata.name" => Some(pod.name_any()),
+                "metadata.namespace" => pod.namespace(),
+                path => path
+                    .strip_prefix("metadata.labels['")
+                    .and_then(|rest| rest.strip_suffix("']"))
+                    .and_then(|label| pod.labels().get(label).cloned()),
+            },
+            _ => None,
+        };
+        if let Some(value) = value {
+            env.insert(var.name.clone(), value);
+        }
+    }
+    env
+}
+
+/// Expands `$(VAR)` references as Kubernetes does for container args.
+fn expand(arg: &str, env: &BTreeMap<String, String>) -> String {
+    let mut out = arg.to_owned();
+    for (name, value) in env {
+        out = out.replace(&format!("$({name})"), value);
+    }
+    out
+}
+
+/// Rewrites an argument for a local process: mount paths to their directories, wildcard and pod-DNS listener
+/// addresses to the pod's loopback address.
+fn localize(arg: &str, ip: Ipv4Addr, mounts: &[(String, PathBuf)]) -> String {
+    let mut out = arg.to_owned();
+    for (mount_path, dir) in mounts {
+        out = out.replace(mount_path.as_str(), &dir.display().to_string());
+    }
+    out = out.replace("0.0.0.0:", &format!("{ip}:"));
+    if let Some(address) = out.strip_prefix("--advertised-listener=") {
+        let port = address.rsplit(':').next().unwrap_or("9092");
+        out = format!("--advertised-listener={ip}:{port}");
+    }
+    out
+}
+
+/// Whether an HTTP GET of `path` answers 200 within a second.
+async fn http_ok(ip: Ipv4Addr, port: u16, path: &str) -> bool {
+    let attempt = async {
+        let mut stream = tokio::net::TcpStream::connect((ip, port)).await.ok()?;
+        let request = format!("GET {path} HTTP/1.0\r\nHost: {ip}\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.ok()?;
+        let mut head = [0u8; 12];
+        stream.read_exact(&mut head).await.ok()?;
+        Some(head.ends_with(b"200"))
+    };
+    tokio::time::timeout(Duration::from_secs(1), attempt)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or(false)
+}
