@@ -40,9 +40,9 @@ HEADER
 
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
-render_install >"$tmp/install.yaml"
 
 if ((check)); then
+  render_install >"$tmp/install.yaml"
   stale=0
   if ! diff -r crds charts/tributary/crds >"$tmp/crds.diff"; then
     echo "render-manifests: charts/tributary/crds/ differs from crds/ — run hack/render-manifests.sh" >&2
@@ -56,7 +56,9 @@ if ((check)); then
   exit "$stale"
 fi
 
+# The CRDs first: install.yaml includes the chart's copy of them.
 rm -f charts/tributary/crds/*.yaml
 cp crds/*.yaml charts/tributary/crds/
+render_install >"$tmp/install.yaml"
 cp "$tmp/install.yaml" manifests/install.yaml
 echo "render-manifests: wrote charts/tributary/crds/ and manifests/install.yaml"

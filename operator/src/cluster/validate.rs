@@ -241,7 +241,7 @@ mod tests {
         let valid = validate(&KafkaCluster::test()).expect("fixture is valid");
         assert_eq!(valid.brokers, 3);
         assert_eq!(valid.kafka_port, 9092);
-        assert_eq!(valid.http_port, 8080);
+        assert_eq!(valid.http_port, 9644);
         assert_eq!(
             valid.termination_grace_period_seconds,
             DEFAULT_TERMINATION_GRACE_PERIOD_SECONDS

@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 /// Default port of the Kafka listener.
 pub const DEFAULT_KAFKA_PORT: i32 = 9092;
 /// Default port of the broker's HTTP side port (`/metrics`, `/healthz`, `/readyz`).
-pub const DEFAULT_HTTP_PORT: i32 = 8080;
+pub const DEFAULT_HTTP_PORT: i32 = 9644;
 
 /// A Tributary cluster: a StatefulSet of brokers with stable identities and volumes, the Services that make them
 /// reachable, and a PodDisruptionBudget that lets at most one broker be down at a time.

@@ -193,7 +193,7 @@ fn statefulset_runs_one_broker_per_replica_with_identity_from_the_pod() {
             "--listen=0.0.0.0:9092",
             "--advertised-listener=$(POD_NAME).demo-brokers.kafka.svc:9092",
             "--data-dir=/var/lib/tributary/data",
-            "--http-listen=0.0.0.0:8080",
+            "--http-listen=0.0.0.0:9644",
             "--config=/etc/tributary/server.properties",
         ]
     );
