@@ -65,6 +65,26 @@ async fn topic_partitions(
         .ok_or_else(|| format!("topic {name} does not exist"))
 }
 
+async fn wait_partitions(
+    admin: &tributary_operator::kafka_admin::AdminClient,
+    name: &str,
+    partitions: i32,
+    when: &str,
+) {
+    eventually(
+        &format!("topic {name} with {partitions} partitions {when}"),
+        || async {
+            let actual = topic_partitions(admin, name).await?;
+            if actual == partitions {
+                Ok(())
+            } else {
+                Err(format!("{actual} partitions"))
+            }
+        },
+    )
+    .await;
+}
+
 #[tokio::test]
 #[ignore = "needs a running kube-apiserver and a broker binary: run it through hack/test.sh"]
 async fn brokers_run_and_the_cluster_follows_them() {
@@ -115,16 +135,7 @@ async fn brokers_run_and_the_cluster_follows_them() {
         .await
         .expect("create Topic");
     let admin = tributary_operator::kafka_admin::AdminClient::new(bootstrap.clone());
-    eventually("topic payments on broker live-0", || async {
-        topic_partitions(&admin, "payments").await.and_then(|p| {
-            if p == 4 {
-                Ok(())
-            } else {
-                Err(format!("{p} partitions"))
-            }
-        })
-    })
-    .await;
+    wait_partitions(&admin, "payments", 4, "on broker live-0").await;
 
     // A crash: the pod turns not Ready, the cluster with it; the restarted broker keeps its data (its volume).
     runner.crash("live-0");
@@ -140,16 +151,7 @@ async fn brokers_run_and_the_cluster_follows_them() {
         .and_then(|c| c.first().map(|c| c.restart_count))
         .unwrap_or_default();
     assert_eq!(restarts, 1, "the pod reports the restart");
-    eventually("topic payments after the restart", || async {
-        topic_partitions(&admin, "payments").await.and_then(|p| {
-            if p == 4 {
-                Ok(())
-            } else {
-                Err(format!("{p} partitions"))
-            }
-        })
-    })
-    .await;
+    wait_partitions(&admin, "payments", 4, "after the restart").await;
 
     // Scale up: a second broker runs and the cluster is Ready with both.
     clusters

@@ -158,7 +158,7 @@ impl Kubelet {
                 .unwrap_or_else(|e| e.into_inner())
                 .contains_key(&name);
             if !known {
-                let process = self.launch(&pod, 0).await?;
+                let process = self.launch(&pod).await?;
                 self.running
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
@@ -219,34 +219,15 @@ impl Kubelet {
             )
         };
         if exited {
-            let (command, restarts, ip, log, uid, readiness) = {
-                let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
-                let p = &running[name];
-                (
-                    p.command.clone(),
-                    p.restarts + 1,
-                    p.ip,
-                    p.log.clone(),
-                    p.uid.clone(),
-                    p.readiness.clone(),
-                )
-            };
-            let child = spawn(&command, &log)?;
-            let process = RunningPod {
-                uid,
-                child,
-                ip,
-                readiness,
-                ready: false,
-                restarts,
-                started_at: now(),
-                command,
-                log,
-            };
-            self.running
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(name.to_owned(), process);
+            {
+                let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(process) = running.get_mut(name) {
+                    process.child = spawn(&process.command, &process.log)?;
+                    process.restarts += 1;
+                    process.ready = false;
+                    process.started_at = now();
+                }
+            }
             return self.report(name).await;
         }
         let ready = match probe {
@@ -270,7 +251,7 @@ impl Kubelet {
     }
 
     /// Starts the pod's first container as a local process.
-    async fn launch(&self, pod: &Pod, restarts: i32) -> Result<RunningPod, String> {
+    async fn launch(&self, pod: &Pod) -> Result<RunningPod, String> {
         let name = pod.name_any();
         let spec = pod.spec.as_ref().ok_or("pod without spec")?;
         let container = spec.containers.first().ok_or("pod without containers")?;
@@ -342,7 +323,7 @@ impl Kubelet {
             ip,
             readiness,
             ready: false,
-            restarts,
+            restarts: 0,
             started_at: now(),
             command,
             log,
