@@ -409,6 +409,8 @@ step_topic() {
   eventually "Prometheus: the operator's Topic reconciles" \
     prom_has 'tributary_operator_reconciles_total{job="operator",kind="Topic",result="success"}' 1
   eventually "Prometheus: the operator's managed Topics" prom_has 'tributary_operator_managed_objects{job="operator",kind="Topic"}' 1
+  eventually "Prometheus: an empty Topic backlog once reconciled" \
+    prom_has 'tributary_operator_reconcile_backlog{job="operator",kind="Topic"} == bool 0' 1
   eventually "Prometheus: the broker's CreateTopics requests" \
     prom_has 'tributary_requests_total{job="broker",api="CreateTopics"}' 1
   eventually "Prometheus: the broker's 6 partitions of shop.orders" \

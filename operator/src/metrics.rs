@@ -4,9 +4,10 @@
 //! This module owns the metric names and labels and their text encoding; it never decides anything. The registry
 //! is shared by every controller through a cheap `Metrics` handle.
 //!
-//! What is not here, on purpose: kube-runtime does not expose the length of its scheduler queue (objects that are
-//! due for a reconcile but wait for a free slot or a requeue timer), so there is no queue-depth metric; the
-//! in-flight gauge and the managed-objects gauge are what can be measured honestly.
+//! Queue depth: kube-runtime does not expose the length of its scheduler queue, so what stands for it is the
+//! reconcile backlog, read from the controllers' caches at scrape time: objects whose latest spec
+//! (`metadata.generation`) no status describes yet (`status.observedGeneration` behind or missing). It counts
+//! work the operator has not done, whether queued, waiting for a retry, or in flight.
 
 use std::{
     future::Future,
@@ -15,6 +16,8 @@ use std::{
 };
 
 use kube::{runtime::reflector::Store, Resource};
+
+use crate::crd::{KafkaCluster, Topic};
 use prometheus_client::{
     encoding::{prometheus_text, text, EncodeLabelSet},
     metrics::{
@@ -76,8 +79,26 @@ struct BuildLabels {
     version: String,
 }
 
-/// Counts the objects a controller's reflector store holds, read at scrape time.
-type StoreSize = Box<dyn Fn() -> usize + Send + Sync>;
+/// Reads `(objects, objects behind their spec)` from a controller's reflector store at scrape time.
+type StoreCounts = Box<dyn Fn() -> (usize, usize) + Send + Sync>;
+
+/// A managed object whose status says which generation of its spec it describes.
+pub trait ObservedGeneration {
+    /// Whether the latest spec has not been reconciled into the status yet.
+    fn is_behind(&self) -> bool;
+}
+
+impl ObservedGeneration for KafkaCluster {
+    fn is_behind(&self) -> bool {
+        self.status.as_ref().and_then(|s| s.observed_generation) != self.metadata.generation
+    }
+}
+
+impl ObservedGeneration for Topic {
+    fn is_behind(&self) -> bool {
+        self.status.as_ref().and_then(|s| s.observed_generation) != self.metadata.generation
+    }
+}
 
 struct Inner {
     registry: Registry,
@@ -86,8 +107,9 @@ struct Inner {
     duration: Family<KindLabels, Histogram>,
     in_flight: Family<KindLabels, Gauge>,
     managed: Family<KindLabels, Gauge>,
+    backlog: Family<KindLabels, Gauge>,
     leader: Gauge,
-    stores: Mutex<Vec<(String, StoreSize)>>,
+    stores: Mutex<Vec<(String, StoreCounts)>>,
 }
 
 /// Handle on the operator's metrics; clones share one registry.
@@ -149,6 +171,13 @@ impl Metrics {
             "Objects of each watched kind in the controller's cache",
             managed.clone(),
         );
+        let backlog = Family::<KindLabels, Gauge>::default();
+        registry.register(
+            "tributary_operator_reconcile_backlog",
+            "Objects of each kind whose latest spec no reconcile has described yet (status.observedGeneration behind \
+             metadata.generation): queued, retrying or in flight",
+            backlog.clone(),
+        );
         let leader = Gauge::default();
         registry.register(
             "tributary_operator_leader",
@@ -174,6 +203,7 @@ impl Metrics {
                 duration: duration.clone(),
                 in_flight,
                 managed,
+                backlog,
                 leader,
                 stores: Mutex::default(),
             }),
@@ -226,23 +256,28 @@ impl Metrics {
         result
     }
 
-    /// Reports the number of objects in `store` as the managed objects of `kind` at every scrape.
+    /// Reports, at every scrape, the objects in `store` as the managed objects of `kind` and those behind their
+    /// spec as its reconcile backlog.
     pub fn watch_store<K>(&self, kind: &str, store: Store<K>)
     where
-        K: Resource<DynamicType = ()> + Clone + Send + Sync + 'static,
+        K: Resource<DynamicType = ()> + ObservedGeneration + Clone + Send + Sync + 'static,
     {
+        let labels = KindLabels {
+            kind: kind.to_owned(),
+        };
         // Present (as 0) before the first scrape that finds objects.
-        self.inner
-            .managed
-            .get_or_create(&KindLabels {
-                kind: kind.to_owned(),
-            })
-            .set(0);
+        self.inner.managed.get_or_create(&labels).set(0);
+        self.inner.backlog.get_or_create(&labels).set(0);
+        let counts = move || {
+            let objects = store.state();
+            let behind = objects.iter().filter(|o| o.is_behind()).count();
+            (objects.len(), behind)
+        };
         self.inner
             .stores
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push((kind.to_owned(), Box::new(move || store.state().len())));
+            .push((kind.to_owned(), Box::new(counts)));
     }
 
     /// Records whether this replica leads.
@@ -252,18 +287,21 @@ impl Metrics {
 
     /// The metrics in `format`.
     pub fn encode(&self, format: Format) -> String {
-        for (kind, size) in self
+        for (kind, counts) in self
             .inner
             .stores
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .iter()
         {
-            let count = i64::try_from(size()).unwrap_or(i64::MAX);
+            let (objects, behind) = counts();
+            let labels = KindLabels { kind: kind.clone() };
+            let gauge = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
             self.inner
                 .managed
-                .get_or_create(&KindLabels { kind: kind.clone() })
-                .set(count);
+                .get_or_create(&labels)
+                .set(gauge(objects));
+            self.inner.backlog.get_or_create(&labels).set(gauge(behind));
         }
         let mut text = String::new();
         // Writing into a String cannot fail; an encoder error would be a bug in a metric type.
@@ -357,5 +395,46 @@ mod tests {
             .encode(Format::PrometheusText)
             .lines()
             .any(|l| l == "tributary_operator_reconciles_in_flight{kind=\"Topic\"} 0"));
+    }
+
+    #[test]
+    fn backlog_counts_objects_whose_spec_the_status_does_not_describe_yet() {
+        use kube::runtime::{reflector::store::Writer, watcher};
+
+        let mut writer = Writer::<Topic>::default();
+        let reconciled = {
+            let mut topic = crate::crd::Topic::test().named("done");
+            topic.metadata.generation = Some(2);
+            topic.status = Some(crate::crd::TopicStatus {
+                observed_generation: Some(2),
+                ..Default::default()
+            });
+            topic
+        };
+        let edited = {
+            let mut topic = reconciled.clone().named("edited");
+            topic.metadata.generation = Some(3);
+            topic
+        };
+        let new = {
+            let mut topic = crate::crd::Topic::test().named("new");
+            topic.metadata.generation = Some(1);
+            topic
+        };
+        for topic in [reconciled, edited, new] {
+            writer.apply_watcher_event(&watcher::Event::Apply(topic));
+        }
+        let metrics = Metrics::new();
+        metrics.watch_store("Topic", writer.as_reader());
+        let text = metrics.encode(Format::PrometheusText);
+        for line in [
+            "tributary_operator_managed_objects{kind=\"Topic\"} 3",
+            "tributary_operator_reconcile_backlog{kind=\"Topic\"} 2",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in:\n{text}"
+            );
+        }
     }
 }
