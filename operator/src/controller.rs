@@ -10,7 +10,7 @@ use std::{
 use futures_util::StreamExt;
 use k8s_openapi::api::{
     apps::v1::StatefulSet,
-    core::v1::{ConfigMap, Service},
+    core::v1::{ConfigMap, ObjectReference, Service},
     policy::v1::PodDisruptionBudget,
 };
 use kube::{
@@ -67,18 +67,39 @@ impl Context {
 
     /// Publishes an Event about `object`; a failure is logged, never fatal.
     pub async fn publish<K: Resource<DynamicType = ()>>(&self, object: &K, event: &Event) {
-        if let Err(error) = self.recorder.publish(event, &object.object_ref(&())).await {
+        self.publish_to(&object.object_ref(&()), event).await;
+    }
+
+    async fn publish_to(&self, reference: &ObjectReference, event: &Event) {
+        if let Err(error) = self.recorder.publish(event, reference).await {
             tracing::warn!(reason = %event.reason, error = %error, "cannot publish Event");
         }
     }
 
-    /// Tells a person, with a Warning Event, that reconciling `object` failed and will be retried. Published from
-    /// a task because error policies are synchronous; repeats of one failure are folded into a series by the
-    /// recorder, so backoff retries do not flood the API server.
-    fn report_failure<K>(&self, object: &K, category: &'static str, message: String)
+    /// Logs a failed reconcile of `object`, tells a person with a Warning Event (reason: the error's category), and
+    /// schedules the retry with backoff. The Event is published from a task because error policies are
+    /// synchronous; repeats of one failure are folded into a series by the recorder, so backoff retries do not
+    /// flood the API server.
+    fn retry_after_failure<K>(
+        &self,
+        object: &K,
+        category: &'static str,
+        error: &dyn std::error::Error,
+    ) -> Action
     where
         K: Resource<DynamicType = ()>,
     {
+        let delay = self.backoff(&ObjectRef::from_obj(object));
+        let message = error_chain(error);
+        tracing::warn!(
+            kind = %K::kind(&()),
+            name = %object.name_any(),
+            namespace = object.namespace().as_deref().unwrap_or_default(),
+            category,
+            error = %message,
+            retry_in_s = delay.as_secs(),
+            "reconcile failed"
+        );
         let ctx = self.clone();
         let reference = object.object_ref(&());
         tokio::spawn(async move {
@@ -89,10 +110,9 @@ impl Context {
                 action: "Reconcile".to_owned(),
                 secondary: None,
             };
-            if let Err(error) = ctx.recorder.publish(&event, &reference).await {
-                tracing::warn!(reason = %event.reason, error = %error, "cannot publish Event");
-            }
+            ctx.publish_to(&reference, &event).await;
         });
+        Action::requeue(delay)
     }
 
     /// The delay before retrying `object` after another failure: doubles from 5 s up to 5 min.
@@ -116,23 +136,13 @@ impl Context {
     }
 }
 
-/// What to do after a reconcile failed: a transient failure is retried with backoff.
+/// What to do after a KafkaCluster reconcile failed: a transient failure is retried with backoff.
 pub fn error_policy(
     cluster: Arc<KafkaCluster>,
     error: &reconcile::Error,
     ctx: Arc<Context>,
 ) -> Action {
-    let delay = ctx.backoff(&ObjectRef::from(cluster.as_ref()));
-    tracing::warn!(
-        cluster = %cluster.name_any(),
-        namespace = cluster.namespace().as_deref().unwrap_or_default(),
-        category = error.category(),
-        error = %error_chain(error),
-        retry_in_s = delay.as_secs(),
-        "reconcile failed"
-    );
-    ctx.report_failure(cluster.as_ref(), error.category(), error_chain(error));
-    Action::requeue(delay)
+    ctx.retry_after_failure(cluster.as_ref(), error.category(), error)
 }
 
 /// What to do after a Topic reconcile failed: retry with backoff (the status already says why).
@@ -141,18 +151,8 @@ pub fn topic_error_policy(
     error: &topic::reconcile::Error,
     ctx: Arc<TopicContext>,
 ) -> Action {
-    let delay = ctx.base.backoff(&ObjectRef::from(topic.as_ref()));
-    tracing::warn!(
-        topic = %topic.name_any(),
-        namespace = topic.namespace().as_deref().unwrap_or_default(),
-        category = error.category(),
-        error = %error_chain(error),
-        retry_in_s = delay.as_secs(),
-        "Topic reconcile failed"
-    );
     ctx.base
-        .report_failure(topic.as_ref(), error.category(), error_chain(error));
-    Action::requeue(delay)
+        .retry_after_failure(topic.as_ref(), error.category(), error)
 }
 
 /// An error and its causes on one line.

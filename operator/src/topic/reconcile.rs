@@ -199,24 +199,10 @@ async fn apply(topic: &Topic, namespace: &str, ctx: &TopicContext) -> Result<Act
                 drift: &converged.drift,
             };
             write_status(ctx, topic, namespace, generation, &outcome).await?;
-            if !converged.drift.is_empty() {
-                let reason = match converged.drift[0] {
-                    super::plan::Drift::PartitionsAboveSpec { .. } => {
-                        status::REASON_PARTITIONS_ABOVE_SPEC
-                    }
-                    super::plan::Drift::ReplicationFactorDiffers { .. } => {
-                        status::REASON_REPLICATION_FACTOR_DIFFERS
-                    }
-                };
+            if let Some(first) = converged.drift.first() {
                 if status::is_ready(topic.status.as_ref()) || topic.status.is_none() {
-                    warn(
-                        ctx,
-                        topic,
-                        reason,
-                        "Reconcile",
-                        converged.drift[0].to_string(),
-                    )
-                    .await;
+                    let reason = status::drift_reason(first);
+                    warn(ctx, topic, reason, "Reconcile", first.to_string()).await;
                 }
             }
             Ok(Action::requeue(REQUEUE_READY))

@@ -88,10 +88,7 @@ pub fn status(
                 format!("topic {kafka_name} has {partitions} partitions and the declared config"),
             ),
             Some(first) => {
-                let reason = match first {
-                    Drift::PartitionsAboveSpec { .. } => REASON_PARTITIONS_ABOVE_SPEC,
-                    Drift::ReplicationFactorDiffers { .. } => REASON_REPLICATION_FACTOR_DIFFERS,
-                };
+                let reason = drift_reason(first);
                 let message = drift
                     .iter()
                     .map(ToString::to_string)
@@ -131,6 +128,14 @@ pub fn status(
         next.topic_id = (!topic_id.is_nil()).then(|| topic_id_string(*topic_id));
     }
     next
+}
+
+/// The condition and Event reason of a drift.
+pub fn drift_reason(drift: &Drift) -> &'static str {
+    match drift {
+        Drift::PartitionsAboveSpec { .. } => REASON_PARTITIONS_ABOVE_SPEC,
+        Drift::ReplicationFactorDiffers { .. } => REASON_REPLICATION_FACTOR_DIFFERS,
+    }
 }
 
 /// Whether `status` says the topic is Ready.
