@@ -80,6 +80,13 @@ metric() { curl -fsS --max-time 2 "http://127.0.0.1:$1/metrics" | awk -v m="$2" 
 metric_is() { [[ "$(metric "$1" "$2")" == "$3" ]]; }
 metric_positive() { awk -v v="$(metric "$1" "$2")" 'BEGIN {exit !(v + 0 > 0)}'; }
 
+never_forbidden() { # NAME MESSAGE: fails with MESSAGE when operator NAME's log shows a Forbidden answer
+  if grep -qi forbidden "$work/operator-$1.log"; then
+    grep -i forbidden "$work/operator-$1.log" | head -n 5 >&2
+    fail "$2"
+  fi
+}
+
 free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
@@ -272,10 +279,7 @@ EOF
     metric_positive "$port_a" 'tributary_operator_reconciles_total{kind="KafkaCluster",result="success"}'
   # Cluster-wide: every KafkaCluster of the control plane counts, including other tests' (hack/test.sh shares it).
   eventually "managed objects gauge (all KafkaClusters of the control plane)" managed_clusters_match "$port_a"
-  if grep -qi forbidden "$work/operator-op-a.log"; then
-    grep -i forbidden "$work/operator-op-a.log" | head -n 5 >&2
-    fail "the operator hit a permission the chart does not grant"
-  fi
+  never_forbidden op-a "the operator hit a permission the chart does not grant"
 
   say "promtool check metrics on op-a's /metrics"
   curl -fsS --max-time 5 "http://127.0.0.1:$port_a/metrics" >"$work/metrics.txt"
@@ -350,10 +354,7 @@ EOF
     -o jsonpath='{.status.observedGeneration}' | grep -qx 1"
   eventually "managed objects gauge (namespaced)" \
     metric_is "$port" 'tributary_operator_managed_objects{kind="KafkaCluster"}' 3
-  if grep -qi forbidden "$work/operator-op-c.log"; then
-    grep -i forbidden "$work/operator-op-c.log" | head -n 5 >&2
-    fail "namespaced mode: the operator hit a permission the Role does not grant"
-  fi
+  never_forbidden op-c "namespaced mode: the operator hit a permission the Role does not grant"
   kill -TERM "$pid_op_c"
   local rc=0
   wait "$pid_op_c" || rc=$?
@@ -420,10 +421,7 @@ step_topic() {
   say "delete the Topic (deletionPolicy Delete): the operator removes the Kafka topic and its finalizer"
   kc -n "$APP_NS" delete topic orders --timeout="${WAIT}s" >/dev/null || fail "Topic orders was not deleted"
   eventually "shop.orders gone from Kafka" kafka_partitions_are shop.orders 0
-  if grep -qi forbidden "$work/operator-op-t.log"; then
-    grep -i forbidden "$work/operator-op-t.log" | head -n 5 >&2
-    fail "the Topic controller hit a permission the chart does not grant"
-  fi
+  never_forbidden op-t "the Topic controller hit a permission the chart does not grant"
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
   pids=()
