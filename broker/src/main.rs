@@ -42,6 +42,11 @@ struct Args {
     /// win over it.
     #[arg(long)]
     config: Option<PathBuf>,
+    /// Once both listeners are bound, write their addresses to this file (`kafka=127.0.0.1:PORT` and
+    /// `http=127.0.0.1:PORT`, one per line, replaced atomically). With port 0 for `--listen` or
+    /// `--http-listen` this is how a script learns the ports the kernel chose, without racing for a free one.
+    #[arg(long)]
+    bound_addresses_file: Option<PathBuf>,
 }
 
 fn build_config(args: &Args) -> anyhow::Result<BrokerConfig> {
@@ -99,10 +104,10 @@ fn main() -> anyhow::Result<()> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?
-        .block_on(run(config))
+        .block_on(run(config, args.bound_addresses_file))
 }
 
-async fn run(config: BrokerConfig) -> anyhow::Result<()> {
+async fn run(mut config: BrokerConfig, addresses_file: Option<PathBuf>) -> anyhow::Result<()> {
     let started = Instant::now();
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let http_state = http::HttpState::default();
@@ -110,6 +115,21 @@ async fn run(config: BrokerConfig) -> anyhow::Result<()> {
     let http_listener = TcpListener::bind(config.http_listen)
         .await
         .with_context(|| format!("binding HTTP port {}", config.http_listen))?;
+    config.http_listen = http_listener.local_addr()?;
+    // Bound before the logs are opened so that port 0 resolves to a real port that can be advertised; it is
+    // not served until the broker is open (early clients wait in the accept backlog).
+    let kafka_listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding Kafka port {}", config.listen))?;
+    config.listen = kafka_listener.local_addr()?;
+    if config.advertised_port == 0 {
+        config.advertised_port = i32::from(config.listen.port());
+    }
+    if let Some(path) = &addresses_file {
+        let text = format!("kafka={}\nhttp={}\n", config.listen, config.http_listen);
+        write_atomically(path, text.as_bytes())
+            .with_context(|| format!("writing bound addresses to {}", path.display()))?;
+    }
     let http_task = tokio::spawn(http::serve(
         http_listener,
         http_state.clone(),
@@ -121,9 +141,6 @@ async fn run(config: BrokerConfig) -> anyhow::Result<()> {
         .await?
         .map_err(|e| anyhow::anyhow!(error_chain(&e)))?;
     let _ = http_state.broker.set(Arc::clone(&broker));
-    let kafka_listener = TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("binding Kafka port {}", config.listen))?;
     let server_task = tokio::spawn(server::serve(
         kafka_listener,
         Arc::clone(&broker),
@@ -159,6 +176,13 @@ async fn run(config: BrokerConfig) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!(error_chain(&e)))?;
     tracing::info!("shutdown complete");
     Ok(())
+}
+
+/// Replaces `path` with `bytes` so a reader sees the old file or the new one, never a partial one.
+fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
 }
 
 /// Retention, interval flushes and checkpoints. Blocking file work runs on the blocking pool.
