@@ -44,6 +44,8 @@ pub struct BrokerConfig {
     pub advertised_port: i32,
     pub http_listen: SocketAddr,
     pub data_dir: PathBuf,
+    /// `broker.rack`: the rack (or zone) this broker runs in, reported to clients in Metadata.
+    pub rack: Option<String>,
     pub auto_create_topics: bool,
     pub num_partitions: i32,
     pub default_replication_factor: i16,
@@ -74,6 +76,7 @@ impl BrokerConfig {
             advertised_port: i32::from(listen.port()),
             http_listen: ([127, 0, 0, 1], 9644).into(),
             data_dir: PathBuf::from("data"),
+            rack: None,
             auto_create_topics: true,
             num_partitions: 1,
             default_replication_factor: 1,
@@ -119,6 +122,7 @@ impl BrokerConfig {
                     self.advertised_host = host;
                     self.advertised_port = port;
                 }
+                "broker.rack" => self.rack = (!value.is_empty()).then(|| value.to_owned()),
                 "http.listener" => {
                     self.http_listen = value.parse().map_err(|_| invalid("expected ip:port"))?
                 }

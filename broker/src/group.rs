@@ -12,7 +12,7 @@ pub mod records;
 
 use std::{
     collections::HashMap,
-    sync::{Mutex, MutexGuard, OnceLock, Weak},
+    sync::{Arc, Mutex, MutexGuard},
     time::{Duration, Instant},
 };
 
@@ -21,8 +21,9 @@ use kafka_protocol::ResponseError;
 use tokio::sync::oneshot;
 
 pub use self::membership::{JoinRequest, JoinResult, SyncResult};
+pub use self::offsets::{OffsetsLog, OffsetsLogError};
 use self::records::{GroupValue, MemberValue, OffsetValue};
-use crate::broker::Broker;
+use crate::clock::{now_ms, Clock};
 
 /// Kafka's group coordinator settings, with Kafka's defaults.
 #[derive(Debug, Clone)]
@@ -93,7 +94,7 @@ pub struct Member {
 }
 
 impl Member {
-    fn new(member_id: &str, request: &JoinRequest) -> Self {
+    fn new(member_id: &str, request: &JoinRequest, now: Instant) -> Self {
         Self {
             member_id: member_id.to_owned(),
             instance_id: request.instance_id.clone(),
@@ -103,8 +104,7 @@ impl Member {
             rebalance_timeout_ms: request.rebalance_timeout_ms,
             protocols: request.protocols.clone(),
             assignment: Bytes::new(),
-            session_deadline: Instant::now()
-                + Duration::from_millis(request.session_timeout_ms.max(0) as u64),
+            session_deadline: now + Duration::from_millis(request.session_timeout_ms.max(0) as u64),
             join_waiter: None,
             sync_waiter: None,
             awaiting_join: false,
@@ -164,7 +164,7 @@ impl Group {
             join_deadline: None,
             in_initial_delay: false,
             offsets: HashMap::new(),
-            state_changed_ms: crate::broker::now_ms(),
+            state_changed_ms: now_ms(),
             needs_persist: false,
         }
     }
@@ -257,7 +257,7 @@ impl Group {
             member.awaiting_join = member.join_waiter.is_some();
         }
         self.state = GroupState::PreparingRebalance;
-        self.state_changed_ms = crate::broker::now_ms();
+        self.state_changed_ms = now_ms();
     }
 
     fn try_complete_join(&mut self, now: Instant) {
@@ -283,7 +283,7 @@ impl Group {
         self.generation += 1;
         self.join_deadline = None;
         self.in_initial_delay = false;
-        self.state_changed_ms = crate::broker::now_ms();
+        self.state_changed_ms = now_ms();
         self.needs_persist = true;
         if self.members.is_empty() {
             self.state = GroupState::Empty;
@@ -495,25 +495,33 @@ pub struct GroupDescription {
     pub members: Vec<(String, Option<String>, String, String, Bytes, Bytes)>,
 }
 
-#[derive(Debug, Default)]
+/// One committed offset of a consumer group, for the lag metric.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommittedOffset {
+    pub group: String,
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+#[derive(Debug)]
 pub struct GroupCoordinator {
     groups: Mutex<HashMap<String, Group>>,
     pub config: GroupConfig,
-    broker: OnceLock<Weak<Broker>>,
+    /// Where group state and offsets are stored.
+    log: Arc<dyn OffsetsLog>,
+    /// Session and rebalance deadlines.
+    clock: Arc<dyn Clock>,
 }
 
 impl GroupCoordinator {
-    pub fn new(config: GroupConfig) -> Self {
+    pub fn new(config: GroupConfig, log: Arc<dyn OffsetsLog>, clock: Arc<dyn Clock>) -> Self {
         Self {
             groups: Mutex::new(HashMap::new()),
             config,
-            broker: OnceLock::new(),
+            log,
+            clock,
         }
-    }
-
-    /// Connects the coordinator to the broker whose `__consumer_offsets` stores its state.
-    pub fn attach(&self, broker: Weak<Broker>) {
-        let _ = self.broker.set(broker);
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<String, Group>> {
@@ -550,20 +558,20 @@ impl GroupCoordinator {
 
     /// Every committed offset of every live group, members online or not, sorted by (group, topic,
     /// partition). For the lag metric.
-    pub fn committed_offsets(&self) -> Vec<crate::metrics::collector::CommittedOffset> {
+    pub fn committed_offsets(&self) -> Vec<CommittedOffset> {
         let groups = self.lock();
         let mut offsets: Vec<_> = groups
             .values()
             .filter(|g| g.state != GroupState::Dead)
             .flat_map(|g| {
-                g.offsets.iter().map(|((topic, partition), value)| {
-                    crate::metrics::collector::CommittedOffset {
+                g.offsets
+                    .iter()
+                    .map(|((topic, partition), value)| CommittedOffset {
                         group: g.id.clone(),
                         topic: topic.clone(),
                         partition: *partition,
                         offset: value.offset,
-                    }
-                })
+                    })
             })
             .collect();
         drop(groups);

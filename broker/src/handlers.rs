@@ -28,29 +28,24 @@ pub mod offset_fetch;
 pub mod produce;
 pub mod sync_group;
 
+mod dispatch;
+mod errors;
+
 use std::sync::Arc;
 
 use bytes::Bytes;
+pub use dispatch::{
+    encode, handle_frame, handle_frame_from, DeferredResponse, Pending, RequestContext,
+};
+use errors::ResponseErrors;
 use kafka_protocol::{messages::ApiKey, protocol::StrBytes, ResponseError};
 
+pub(crate) use crate::broker::CLIENT_LISTENER;
 use crate::{
-    metrics::ResponseErrors,
-    protocol::{decode_body, encode, Pending, ProtocolError, RequestContext},
+    cluster::controller::TopicError,
+    protocol::{decode_body, ProtocolError},
+    replication::manager::NotServed,
 };
-
-/// Routes a request to its handler and encodes the answer, counting it in the per-API request metrics: a
-/// request that fails here (undecodable, unencodable) counts as an error, and its connection closes.
-pub async fn dispatch(
-    ctx: &RequestContext<'_>,
-    api: ApiKey,
-    body: &mut Bytes,
-) -> Result<Pending, ProtocolError> {
-    let result = route(ctx, api, body).await;
-    if result.is_err() {
-        ctx.broker.metrics.request_finished(api, ctx.received, true);
-    }
-    result
-}
 
 async fn route(
     ctx: &RequestContext<'_>,
@@ -142,15 +137,31 @@ pub(crate) fn code(error: ResponseError) -> i16 {
 }
 
 /// The Kafka error code for a refused topic operation.
-pub(crate) fn topic_error_code(error: &crate::broker::TopicError) -> i16 {
-    use crate::broker::TopicError;
+pub(crate) fn topic_error_code(error: &TopicError) -> i16 {
     code(match error {
-        TopicError::InvalidTopic(_) => ResponseError::InvalidTopicException,
+        TopicError::InvalidNameLength { .. } | TopicError::InvalidNameCharacter { .. } => {
+            ResponseError::InvalidTopicException
+        }
         TopicError::AlreadyExists(_) => ResponseError::TopicAlreadyExists,
         TopicError::Unknown(_) => ResponseError::UnknownTopicOrPartition,
-        TopicError::InvalidPartitions(_) => ResponseError::InvalidPartitions,
-        TopicError::InvalidReplicationFactor(_) => ResponseError::InvalidReplicationFactor,
-        TopicError::InvalidConfig(_) => ResponseError::InvalidConfig,
-        TopicError::Storage(_) => ResponseError::UnknownServerError,
+        TopicError::InvalidPartitionCount(_)
+        | TopicError::PartitionsNotIncreasing { .. }
+        | TopicError::AssignmentsWithCounts => ResponseError::InvalidPartitions,
+        TopicError::ReplicationFactorTooLarge { .. } | TopicError::ReplicationFactorTooSmall(_) => {
+            ResponseError::InvalidReplicationFactor
+        }
+        TopicError::InvalidAssignment { .. } => ResponseError::InvalidReplicaAssignment,
+        TopicError::NullConfig { .. } | TopicError::InvalidConfig { .. } => {
+            ResponseError::InvalidConfig
+        }
+        TopicError::Metadata(_) | TopicError::Apply(_) => ResponseError::UnknownServerError,
+    })
+}
+
+/// The Kafka error code for a partition this broker cannot serve as leader.
+pub(crate) fn not_served_code(error: &NotServed) -> i16 {
+    code(match error {
+        NotServed::UnknownTopicOrPartition { .. } => ResponseError::UnknownTopicOrPartition,
+        NotServed::NotLeader { .. } => ResponseError::NotLeaderOrFollower,
     })
 }

@@ -85,6 +85,11 @@ pub enum LogError {
         base_offset: i64,
         reason: String,
     },
+    #[error("writing cleaner checkpoint {path}")]
+    WriteCleanerCheckpoint {
+        path: PathBuf,
+        source: crate::durable::DurableWriteError,
+    },
     #[error("cleaner checkpoint {path} line {line}: {reason}")]
     CorruptCleanerCheckpoint {
         path: PathBuf,
@@ -202,12 +207,10 @@ pub(crate) fn open_read_write(path: &Path, truncate: bool) -> Result<File, LogEr
 }
 
 pub(crate) fn sync_dir(dir: &Path) -> Result<(), LogError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|source| LogError::SyncDir {
-            path: dir.to_path_buf(),
-            source,
-        })
+    crate::durable::sync_dir(dir).map_err(|source| LogError::SyncDir {
+        path: dir.to_path_buf(),
+        source,
+    })
 }
 
 impl Log {

@@ -2,21 +2,16 @@
 //! data in `./data`.
 
 use std::{
-    collections::HashMap,
     net::SocketAddr,
     path::PathBuf,
     sync::{atomic::Ordering, Arc},
-    time::{Duration, Instant},
+    time::Instant,
 };
 
 use anyhow::Context;
 use clap::Parser;
 use tokio::{net::TcpListener, signal::unix::SignalKind, sync::watch};
-use tributary_broker::{
-    broker::{error_chain, Broker},
-    config::BrokerConfig,
-    http, server,
-};
+use tributary_broker::{broker::Broker, config::BrokerConfig, error_chain, http, server};
 
 /// Kafka-wire-compatible streaming broker.
 #[derive(Debug, Parser)]
@@ -127,7 +122,7 @@ async fn run(mut config: BrokerConfig, addresses_file: Option<PathBuf>) -> anyho
     }
     if let Some(path) = &addresses_file {
         let text = format!("kafka={}\nhttp={}\n", config.listen, config.http_listen);
-        write_atomically(path, text.as_bytes())
+        tributary_broker::durable::write_atomically(path, text.as_bytes())
             .with_context(|| format!("writing bound addresses to {}", path.display()))?;
     }
     let http_task = tokio::spawn(http::serve(
@@ -146,9 +141,7 @@ async fn run(mut config: BrokerConfig, addresses_file: Option<PathBuf>) -> anyho
         Arc::clone(&broker),
         shutdown_rx.clone(),
     ));
-    let maintenance = tokio::spawn(maintenance(Arc::clone(&broker), shutdown_rx.clone()));
-    let group_timers = tokio::spawn(group_timers(Arc::clone(&broker), shutdown_rx.clone()));
-    let cleaner = tokio::spawn(cleaner(Arc::clone(&broker), shutdown_rx.clone()));
+    let background = tokio::spawn(Arc::clone(&broker).run(shutdown_rx.clone()));
     ready.store(true, Ordering::Release);
     tracing::info!(
         listen = %config.listen,
@@ -167,88 +160,11 @@ async fn run(mut config: BrokerConfig, addresses_file: Option<PathBuf>) -> anyho
     ready.store(false, Ordering::Release);
     let _ = shutdown_tx.send(true);
     let _ = server_task.await;
-    let _ = maintenance.await;
-    let _ = group_timers.await;
-    let _ = cleaner.await;
+    let _ = background.await;
     let _ = http_task.await;
     tokio::task::spawn_blocking(move || broker.shutdown())
         .await?
         .map_err(|e| anyhow::anyhow!(error_chain(&e)))?;
     tracing::info!("shutdown complete");
     Ok(())
-}
-
-/// Replaces `path` with `bytes` so a reader sees the old file or the new one, never a partial one.
-fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path)
-}
-
-/// Retention, interval flushes and checkpoints. Blocking file work runs on the blocking pool.
-async fn maintenance(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
-    let retention_every = Duration::from_millis(broker.config.retention_check_interval_ms);
-    let checkpoint_every = Duration::from_secs(60);
-    let mut next_retention = Instant::now() + retention_every;
-    let mut next_checkpoint = Instant::now() + checkpoint_every;
-    let mut last_flush = HashMap::new();
-    loop {
-        let b = Arc::clone(&broker);
-        let (flush_again, map) = tokio::task::spawn_blocking(move || {
-            let mut map = last_flush;
-            let wait = b.flush_due(&mut map);
-            (wait, map)
-        })
-        .await
-        .unwrap_or_else(|_| (Duration::from_secs(1), HashMap::new()));
-        last_flush = map;
-        let now = Instant::now();
-        if now >= next_retention {
-            let b = Arc::clone(&broker);
-            let _ = tokio::task::spawn_blocking(move || b.enforce_retention()).await;
-            next_retention = now + retention_every;
-        }
-        if now >= next_checkpoint {
-            let b = Arc::clone(&broker);
-            if let Ok(Err(e)) = tokio::task::spawn_blocking(move || b.write_checkpoints()).await {
-                tracing::warn!(error = %error_chain(&e), "writing checkpoints failed");
-            }
-            next_checkpoint = now + checkpoint_every;
-        }
-        let wake = (now + flush_again).min(next_retention).min(next_checkpoint);
-        tokio::select! {
-            _ = tokio::time::sleep_until(wake.into()) => {}
-            _ = shutdown.changed() => return,
-        }
-    }
-}
-
-/// Session expiry and rebalance deadlines of consumer groups. 100 ms is far below the smallest session
-/// timeout Kafka allows (6 s), so expiry is never late by a noticeable amount.
-async fn group_timers(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
-    let mut interval = tokio::time::interval(Duration::from_millis(100));
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = interval.tick() => broker.groups.tick().await,
-            _ = shutdown.changed() => return,
-        }
-    }
-}
-
-/// The log cleaner: compaction passes every `log.cleaner.backoff.ms`, on the blocking pool so a long pass
-/// never stalls request handling. A pass in progress finishes before shutdown closes the logs.
-async fn cleaner(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
-    if !broker.config.cleaner_enabled {
-        return;
-    }
-    let backoff = Duration::from_millis(broker.config.cleaner_backoff_ms);
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(backoff) => {}
-            _ = shutdown.changed() => return,
-        }
-        let b = Arc::clone(&broker);
-        let _ = tokio::task::spawn_blocking(move || b.compact_due()).await;
-    }
 }

@@ -11,7 +11,6 @@
 //! add, plus one short per-API histogram lock), partition counters are relaxed atomics in the partition.
 
 pub mod collector;
-mod errors;
 
 use std::{
     fmt,
@@ -26,9 +25,6 @@ use prometheus_client::{
     metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
     registry::{Registry, Unit},
 };
-
-pub(crate) use self::errors::ResponseErrors;
-use crate::protocol::SUPPORTED_APIS;
 
 /// Every metric name starts with this (`tributary_requests_total`).
 pub const PREFIX: &str = "tributary";
@@ -157,8 +153,19 @@ pub struct BrokerMetrics {
 }
 
 impl BrokerMetrics {
-    /// Registers every metric; `collector` adds the series computed from broker state at scrape time.
-    pub fn new(collector: impl Collector) -> Self {
+    /// A histogram for [`BrokerMetrics::new`]'s `fsync_duration`: made first, because the logs that record
+    /// into it open before the collector that reads them can exist.
+    pub fn fsync_histogram() -> Histogram {
+        Histogram::new(FSYNC_BUCKETS)
+    }
+
+    /// Registers every metric, with request series for each of `apis` (the APIs the broker implements);
+    /// `collector` adds the series computed from broker state at scrape time.
+    pub fn new(
+        implemented: &[ApiKey],
+        fsync_duration: Histogram,
+        collector: impl Collector,
+    ) -> Self {
         let mut registry = Registry::with_prefix(PREFIX);
         let requests = Family::<ApiLabels, Counter>::default();
         let errors = Family::<ApiLabels, Counter>::default();
@@ -166,7 +173,7 @@ impl BrokerMetrics {
             Histogram::new(REQUEST_BUCKETS)
         });
         let mut apis = vec![None; 0];
-        for (api, _) in SUPPORTED_APIS {
+        for api in implemented {
             let labels = [("api", api_name(*api))];
             let index = *api as usize;
             if apis.len() <= index {
@@ -215,7 +222,6 @@ impl BrokerMetrics {
             "Fetch requests parked in long poll, waiting for data or their max wait",
             fetch_waiting.clone(),
         );
-        let fsync_duration = Histogram::new(FSYNC_BUCKETS);
         registry.register_with_unit(
             "log_flush_duration",
             "Duration of partition log fsyncs made by the flush policy (group commit and interval flushes)",
@@ -286,9 +292,17 @@ pub fn api_name(api: ApiKey) -> String {
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::metrics::collector::{BrokerCollector, Snapshot};
+
+    pub(crate) fn test_metrics(collector: BrokerCollector) -> BrokerMetrics {
+        BrokerMetrics::new(
+            &[ApiKey::Produce, ApiKey::Fetch, ApiKey::OffsetCommit],
+            BrokerMetrics::fsync_histogram(),
+            collector,
+        )
+    }
 
     #[test]
     fn accept_header_picks_the_format() {
@@ -305,7 +319,7 @@ mod tests {
 
     #[test]
     fn requests_are_counted_per_api_with_kafka_names() {
-        let metrics = BrokerMetrics::new(BrokerCollector::fixed(Snapshot::default(), true));
+        let metrics = test_metrics(BrokerCollector::fixed(Snapshot::default(), true));
         let started = Instant::now();
         metrics.request_finished(ApiKey::Produce, started, false);
         metrics.request_finished(ApiKey::Produce, started, true);
@@ -341,7 +355,7 @@ mod tests {
 
     #[test]
     fn guards_take_gauges_back_down() {
-        let metrics = BrokerMetrics::new(BrokerCollector::fixed(Snapshot::default(), true));
+        let metrics = test_metrics(BrokerCollector::fixed(Snapshot::default(), true));
         let connection = metrics.connection_opened();
         let waiting = metrics.fetch_waiting();
         let text = metrics.encode(Format::PrometheusText).unwrap();

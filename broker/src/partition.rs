@@ -157,6 +157,24 @@ pub struct AppendOutcome {
     pub duplicate: bool,
 }
 
+/// This replica's part in the partition, as the metadata last said.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Role {
+    /// This broker leads; `isr` are the in-sync replicas (this broker among them).
+    Leader { local: i32, isr: Vec<i32> },
+    /// Another broker leads (or none: [`crate::cluster::image::NO_LEADER`]).
+    Follower { leader: i32 },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Leadership {
+    role: Role,
+    leader_epoch: i32,
+    /// Log end offsets followers reported, by broker id. The high watermark is the lowest end offset in the
+    /// ISR, so a follower in the ISR that has not reported holds it back.
+    follower_end_offsets: std::collections::BTreeMap<i32, i64>,
+}
+
 #[derive(Debug)]
 pub struct Partition {
     pub topic: String,
@@ -169,6 +187,7 @@ pub struct Partition {
     flush_lock: tokio::sync::Mutex<()>,
     flushed_offset: AtomicI64,
     high_watermark: AtomicI64,
+    leadership: Mutex<Leadership>,
     log_start_offset: AtomicI64,
     /// Produced and fetched bytes and records, read by the metrics scrape.
     pub counters: PartitionCounters,
@@ -235,6 +254,14 @@ impl Partition {
                 flush_lock: tokio::sync::Mutex::new(()),
                 flushed_offset: AtomicI64::new(recovered),
                 high_watermark: AtomicI64::new(end),
+                // Nothing is served until the replica manager gives the partition a role.
+                leadership: Mutex::new(Leadership {
+                    role: Role::Follower {
+                        leader: crate::cluster::image::NO_LEADER,
+                    },
+                    leader_epoch: -1,
+                    follower_end_offsets: Default::default(),
+                }),
                 log_start_offset: AtomicI64::new(start),
                 counters: PartitionCounters::default(),
                 fsync_duration,
@@ -294,10 +321,9 @@ impl Partition {
                 },
             );
         }
-        // Single replica: everything in the log is committed. Replication will move this to the ISR's minimum.
-        self.high_watermark
-            .store(state.log.log_end_offset(), Ordering::Release);
+        let log_end = state.log.log_end_offset();
         drop(state);
+        self.advance_high_watermark(log_end);
         self.data_arrived.notify_waiters();
         Ok(AppendOutcome {
             base_offset: info.first_offset,
@@ -306,6 +332,62 @@ impl Partition {
             log_start_offset: info.log_start_offset,
             duplicate: false,
         })
+    }
+
+    fn leadership(&self) -> MutexGuard<'_, Leadership> {
+        self.leadership
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Makes this replica the leader for `leader_epoch` with in-sync replicas `isr`.
+    pub fn become_leader(&self, local: i32, leader_epoch: i32, isr: Vec<i32>) {
+        {
+            let mut leadership = self.leadership();
+            leadership
+                .follower_end_offsets
+                .retain(|id, _| isr.contains(id));
+            leadership.role = Role::Leader { local, isr };
+            leadership.leader_epoch = leader_epoch;
+        }
+        self.advance_high_watermark(self.log_end_offset());
+    }
+
+    /// Makes this replica a follower of `leader` for `leader_epoch`.
+    pub fn become_follower(&self, leader: i32, leader_epoch: i32) {
+        let mut leadership = self.leadership();
+        leadership.role = Role::Follower { leader };
+        leadership.leader_epoch = leader_epoch;
+        leadership.follower_end_offsets.clear();
+    }
+
+    pub fn role(&self) -> Role {
+        self.leadership().role.clone()
+    }
+
+    pub fn is_leader(&self) -> bool {
+        matches!(self.leadership().role, Role::Leader { .. })
+    }
+
+    pub fn leader_epoch(&self) -> i32 {
+        self.leadership().leader_epoch
+    }
+
+    /// Moves the high watermark up to the lowest log end offset among the in-sync replicas (this leader's
+    /// own is `log_end`). Never moves it back, and a follower is never the one to move it.
+    fn advance_high_watermark(&self, log_end: i64) {
+        let leadership = self.leadership();
+        let Role::Leader { local, isr } = &leadership.role else {
+            return;
+        };
+        let mut committed = log_end;
+        for replica in isr.iter().filter(|id| *id != local) {
+            match leadership.follower_end_offsets.get(replica) {
+                Some(end) => committed = committed.min(*end),
+                None => return,
+            }
+        }
+        self.high_watermark.fetch_max(committed, Ordering::AcqRel);
     }
 
     pub fn flush_policy(&self) -> FlushPolicy {

@@ -1,24 +1,18 @@
-//! The Kafka wire protocol as this broker speaks it: request framing, header decoding, the table of supported
-//! API versions, dispatch to the handlers and response encoding.
+//! The Kafka wire protocol as this broker speaks it: request framing, the fixed header prefix, the table of
+//! supported API versions, and body decoding and response encoding on the `kafka-protocol` codec.
 //!
-//! Message types and their codec come from the `kafka-protocol` crate; nothing here encodes a message field
-//! by hand. Must never let one bad request affect another connection: decoding failures close only the
-//! connection they arrived on.
+//! Only the wire: it imports nothing else of the crate (dispatch and the request context live with the
+//! handlers, the socket and its sendfile splice with the server). Nothing here encodes a message field by
+//! hand. Decoding failures are errors for the one connection they arrived on.
 
-pub mod splice;
 mod versions;
 
-use std::{sync::Arc, time::Instant};
-
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, Bytes};
 use kafka_protocol::{
-    messages::{ApiKey, RequestHeader, ResponseHeader},
-    protocol::{Decodable, Encodable},
+    messages::{ApiKey, ResponseHeader},
+    protocol::{buf::ByteBufMut, Decodable, Encodable},
 };
-pub use splice::{ResponseFrame, SendfileSlice, SpliceBuf};
-pub use versions::{supported_versions, SUPPORTED_APIS};
-
-use crate::{broker::Broker, handlers};
+pub use versions::{decodable, supported_versions, SUPPORTED_APIS};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProtocolError {
@@ -53,18 +47,6 @@ pub enum ProtocolError {
 /// The fixed prefix of every request header: api key, api version, correlation id.
 pub const MIN_HEADER_BYTES: usize = 8;
 
-/// What a request needs to know about where it came from.
-#[derive(Debug)]
-pub struct RequestContext<'a> {
-    pub broker: &'a Arc<Broker>,
-    /// The client's address as Kafka reports it in group descriptions (`/127.0.0.1`).
-    pub client_host: String,
-    pub header: &'a RequestHeader,
-    pub version: i16,
-    /// When the request was taken up, for the request latency metric.
-    pub received: Instant,
-}
-
 /// Checks a frame length read off the wire before any buffer is allocated for it.
 pub fn check_frame_size(size: i32, max: usize) -> Result<usize, ProtocolError> {
     if size < MIN_HEADER_BYTES as i32 {
@@ -77,98 +59,24 @@ pub fn check_frame_size(size: i32, max: usize) -> Result<usize, ProtocolError> {
     Ok(size)
 }
 
-/// A response still being completed (a produce waiting for its fsync). Its request's effects have already
-/// happened; only the acknowledgement waits.
-pub type DeferredResponse = std::pin::Pin<
-    Box<dyn std::future::Future<Output = Result<Option<ResponseFrame>, ProtocolError>> + Send>,
->;
-
-/// What a handled request gives back, in request order. `Ready(None)`: no response (Produce with acks=0).
-pub enum Pending {
-    Ready(Option<ResponseFrame>),
-    Deferred(DeferredResponse),
+/// The fixed prefix every request starts with, read before the header version is known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestPrefix {
+    pub api_key: i16,
+    pub version: i16,
+    pub correlation_id: i32,
 }
 
-impl std::fmt::Debug for Pending {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Pending::Ready(frame) => f.debug_tuple("Ready").field(frame).finish(),
-            Pending::Deferred(_) => f.write_str("Deferred"),
-        }
+impl RequestPrefix {
+    /// Reads the prefix of a frame (without its length); `None` when the frame is too short for one.
+    pub fn read(frame: &[u8]) -> Option<Self> {
+        let prefix = frame.get(..MIN_HEADER_BYTES)?;
+        Some(Self {
+            api_key: i16::from_be_bytes([prefix[0], prefix[1]]),
+            version: i16::from_be_bytes([prefix[2], prefix[3]]),
+            correlation_id: i32::from_be_bytes([prefix[4], prefix[5], prefix[6], prefix[7]]),
+        })
     }
-}
-
-impl Pending {
-    /// Waits for the response (tests and callers that do not pipeline).
-    pub async fn resolve(self) -> Result<Option<ResponseFrame>, ProtocolError> {
-        match self {
-            Pending::Ready(frame) => Ok(frame),
-            Pending::Deferred(future) => future.await,
-        }
-    }
-}
-
-/// Handles one request frame (without its length prefix). Everything the request does happens before this
-/// returns; only a produce's wait for durability may be left in the returned [`Pending`], so the connection can
-/// read the next request meanwhile and later requests share the same fsync.
-pub async fn handle_frame(broker: &Arc<Broker>, frame: BytesMut) -> Result<Pending, ProtocolError> {
-    handle_frame_from(broker, frame, None).await
-}
-
-/// [`handle_frame`] for a request from a known peer.
-pub async fn handle_frame_from(
-    broker: &Arc<Broker>,
-    frame: BytesMut,
-    peer: Option<std::net::SocketAddr>,
-) -> Result<Pending, ProtocolError> {
-    if frame.len() < MIN_HEADER_BYTES {
-        return Err(ProtocolError::FrameTooShort {
-            size: frame.len() as i32,
-        });
-    }
-    let mut body = frame.freeze();
-    let raw_key = i16::from_be_bytes([body[0], body[1]]);
-    let version = i16::from_be_bytes([body[2], body[3]]);
-    let correlation_id = i32::from_be_bytes([body[4], body[5], body[6], body[7]]);
-    let api = ApiKey::try_from(raw_key).map_err(|()| ProtocolError::UnknownApiKey(raw_key))?;
-    let Some(range) = supported_versions(api) else {
-        return Err(ProtocolError::UnknownApiKey(raw_key));
-    };
-    let received = Instant::now();
-    if !range.contains(&version) || !versions::decodable(api, version) {
-        // Answered with an error code (ApiVersions) or by closing the connection: an error either way.
-        broker.metrics.request_finished(api, received, true);
-        if api == ApiKey::ApiVersions {
-            // Clients send their newest ApiVersions first; the answer must be v0-shaped so any client can read
-            // the supported ranges and retry with a version both sides know.
-            return encode(
-                api,
-                0,
-                correlation_id,
-                handlers::api_versions::unsupported_version_response(),
-                Vec::new(),
-            )
-            .map(|frame| Pending::Ready(Some(frame)));
-        }
-        return Err(ProtocolError::UnsupportedVersion { api, version });
-    }
-    let header_version = api.request_header_version(version);
-    let header = RequestHeader::decode(&mut body, header_version).map_err(|source| {
-        broker.metrics.request_finished(api, received, true);
-        ProtocolError::DecodeHeader {
-            api,
-            version,
-            source,
-        }
-    })?;
-    let ctx = RequestContext {
-        broker,
-        client_host: peer.map(|p| format!("/{}", p.ip())).unwrap_or_default(),
-        header: &header,
-        version,
-        received,
-    };
-    handlers::dispatch(&ctx, api, &mut body).await
 }
 
 /// Decodes a request body. Trailing bytes are tolerated, as Apache Kafka does: librdkafka, for one, sends
@@ -194,30 +102,50 @@ pub fn decode_body<T: Decodable>(
     Ok(request)
 }
 
-/// Encodes a response header and body. `slices` are the log slices whose placeholders the body carries, in
-/// encoding order (see [`SpliceBuf`]).
-pub fn encode<T: Encodable>(
-    api: ApiKey,
-    version: i16,
-    correlation_id: i32,
-    response: T,
-    slices: Vec<SendfileSlice>,
-) -> Result<ResponseFrame, ProtocolError> {
-    let header_version = if api == ApiKey::ApiVersions {
+/// The response header version: ApiVersions answers with a v0 header at every version, so that a client
+/// whose request version was refused can still read the answer.
+pub fn response_header_version(api: ApiKey, version: i16) -> i16 {
+    if api == ApiKey::ApiVersions {
         0
     } else {
         api.response_header_version(version)
-    };
-    let header = ResponseHeader::default().with_correlation_id(correlation_id);
+    }
+}
+
+/// The size of the encoded response header and body (without the frame's length prefix).
+pub fn response_size<T: Encodable>(
+    api: ApiKey,
+    version: i16,
+    response: &T,
+) -> Result<usize, ProtocolError> {
     let err = |source| ProtocolError::Encode {
         api,
         version,
         source,
     };
-    let size = header.compute_size(header_version).map_err(err)?
-        + response.compute_size(version).map_err(err)?;
-    let mut buf = SpliceBuf::new(size, slices);
-    header.encode(&mut buf, header_version).map_err(err)?;
-    response.encode(&mut buf, version).map_err(err)?;
-    buf.finish(size).map_err(err)
+    let header_version = response_header_version(api, version);
+    Ok(ResponseHeader::default()
+        .compute_size(header_version)
+        .map_err(err)?
+        + response.compute_size(version).map_err(err)?)
+}
+
+/// Encodes a response header and body into `buf`.
+pub fn encode_response<T: Encodable, B: ByteBufMut>(
+    buf: &mut B,
+    api: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    response: &T,
+) -> Result<(), ProtocolError> {
+    let err = |source| ProtocolError::Encode {
+        api,
+        version,
+        source,
+    };
+    ResponseHeader::default()
+        .with_correlation_id(correlation_id)
+        .encode(buf, response_header_version(api, version))
+        .map_err(err)?;
+    response.encode(buf, version).map_err(err)
 }

@@ -13,9 +13,13 @@ use tokio::{
     task::JoinSet,
 };
 
+pub mod splice;
+
 use crate::{
-    broker::{error_chain, Broker},
-    protocol::{check_frame_size, handle_frame_from, Pending},
+    broker::Broker,
+    error_chain,
+    handlers::{handle_frame_from, Pending},
+    protocol::check_frame_size,
 };
 
 /// How long in-flight requests get to finish after shutdown starts.

@@ -20,9 +20,7 @@ use kafka_protocol::{
 };
 use proptest::prelude::*;
 use tributary_broker::{
-    broker::Broker,
-    config::BrokerConfig,
-    protocol::{handle_frame, supported_versions},
+    broker::Broker, config::BrokerConfig, handlers::handle_frame, protocol::supported_versions,
 };
 
 fn batch(value: &[u8]) -> Bytes {

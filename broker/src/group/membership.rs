@@ -5,10 +5,7 @@
 //! follower's sync until the leader's assignment arrives) parks a oneshot sender in its member and waits outside
 //! the lock. A periodic [`GroupCoordinator::tick`] expires sessions and ends rebalances whose time is up.
 
-use std::{
-    collections::HashMap,
-    time::{Duration, Instant},
-};
+use std::{collections::HashMap, time::Duration};
 
 use bytes::Bytes;
 use kafka_protocol::ResponseError;
@@ -134,7 +131,7 @@ impl GroupCoordinator {
                 &request.member_id,
             ));
         }
-        let now = Instant::now();
+        let now = self.clock.now();
         let member_id = if request.member_id.is_empty() {
             let new_id = format!("{}-{}", request.client_id, Uuid::new_v4());
             if let Some(instance) = &request.instance_id {
@@ -200,7 +197,7 @@ impl GroupCoordinator {
         let member = group
             .members
             .entry(member_id.clone())
-            .or_insert_with(|| Member::new(&member_id, request));
+            .or_insert_with(|| Member::new(&member_id, request, now));
         member.protocols = request.protocols.clone();
         member.session_timeout_ms = request.session_timeout_ms;
         member.rebalance_timeout_ms = request.rebalance_timeout_ms;
@@ -283,7 +280,7 @@ impl GroupCoordinator {
             if let Some(member) = group.members.get_mut(member_id) {
                 member.sync_waiter = Some(sender);
                 member.session_deadline =
-                    Instant::now() + Duration::from_millis(member.session_timeout_ms as u64);
+                    self.clock.now() + Duration::from_millis(member.session_timeout_ms as u64);
             }
             if group.leader.as_deref() == Some(member_id) {
                 let assigned: HashMap<String, Bytes> = assignments.into_iter().collect();
@@ -292,7 +289,7 @@ impl GroupCoordinator {
                         assigned.get(&member.member_id).cloned().unwrap_or_default();
                 }
                 group.state = GroupState::Stable;
-                group.state_changed_ms = crate::broker::now_ms();
+                group.state_changed_ms = crate::clock::now_ms();
                 group.needs_persist = true;
                 group.answer_syncs();
             }
@@ -325,7 +322,7 @@ impl GroupCoordinator {
         }
         if let Some(member) = group.members.get_mut(member_id) {
             member.session_deadline =
-                Instant::now() + Duration::from_millis(member.session_timeout_ms as u64);
+                self.clock.now() + Duration::from_millis(member.session_timeout_ms as u64);
         }
         match group.state {
             GroupState::PreparingRebalance => code(ResponseError::RebalanceInProgress),
@@ -346,7 +343,7 @@ impl GroupCoordinator {
                     .collect(),
             );
         };
-        let now = Instant::now();
+        let now = self.clock.now();
         let mut errors = Vec::with_capacity(leaving.len());
         for (member_id, instance_id) in leaving {
             let id = match instance_id {
@@ -388,7 +385,7 @@ impl GroupCoordinator {
 
     /// Expires sessions and pending member ids, and completes rebalances whose time is up. Called periodically.
     pub async fn tick(&self) {
-        let now = Instant::now();
+        let now = self.clock.now();
         {
             let mut groups = self.lock();
             for group in groups.values_mut() {
@@ -432,13 +429,50 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::group::GroupConfig;
+    use crate::{
+        clock::ManualClock,
+        group::{
+            offsets::{BoxFuture, OffsetsLogError},
+            GroupConfig, OffsetsLog,
+        },
+    };
+
+    /// Membership alone: nothing is stored, as if `__consumer_offsets` could not be written.
+    #[derive(Debug)]
+    struct NoOffsetsLog;
+
+    impl OffsetsLog for NoOffsetsLog {
+        fn ensure_topic(&self, _: i32) -> BoxFuture<'_, Result<(), OffsetsLogError>> {
+            Box::pin(async { Err(OffsetsLogError::NotHosted(0)) })
+        }
+        fn append_durably(
+            &self,
+            partition: i32,
+            _: bytes::BytesMut,
+        ) -> BoxFuture<'_, Result<(), OffsetsLogError>> {
+            Box::pin(async move { Err(OffsetsLogError::NotHosted(partition)) })
+        }
+        fn readable_range(&self, _: i32) -> Option<(i64, i64)> {
+            None
+        }
+        fn read(&self, partition: i32, _: i64, _: usize) -> Result<Bytes, OffsetsLogError> {
+            Err(OffsetsLogError::NotHosted(partition))
+        }
+    }
+
+    fn coordinator_with(clock: Arc<ManualClock>) -> Arc<GroupCoordinator> {
+        Arc::new(GroupCoordinator::new(
+            GroupConfig {
+                initial_rebalance_delay_ms: 0,
+                ..GroupConfig::default()
+            },
+            Arc::new(NoOffsetsLog),
+            clock,
+        ))
+    }
 
     fn coordinator() -> Arc<GroupCoordinator> {
-        Arc::new(GroupCoordinator::new(GroupConfig {
-            initial_rebalance_delay_ms: 0,
-            ..GroupConfig::default()
-        }))
+        coordinator_with(Arc::new(ManualClock::default()))
     }
 
     fn join_request(member_id: &str) -> JoinRequest {
@@ -603,23 +637,20 @@ mod tests {
 
     #[tokio::test]
     async fn a_silent_member_expires_after_its_session_timeout() {
-        let c = coordinator();
+        let clock = Arc::new(ManualClock::default());
+        let c = coordinator_with(Arc::clone(&clock));
         let only = finish(join_member(&c).await).await;
         let _ = c
             .sync("g", 1, &only.member_id, None, (None, None), Vec::new())
             .await;
+        clock.advance(Duration::from_millis(9_900));
         c.tick().await;
         assert_eq!(
             c.describe("g").unwrap().members.len(),
             1,
             "still inside the 10 s session"
         );
-        // Waiting 10 s in a unit test is wasteful: move the deadline to now instead.
-        if let Some(group) = c.lock().get_mut("g") {
-            for member in group.members.values_mut() {
-                member.session_deadline = Instant::now();
-            }
-        }
+        clock.advance(Duration::from_millis(200));
         c.tick().await;
         let group = c.describe("g").unwrap();
         assert!(

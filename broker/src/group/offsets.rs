@@ -4,7 +4,7 @@
 //! A commit is acknowledged only after its record is in the log and durable under the topic's flush policy;
 //! the in-memory cache is updated after that, so a fetch never returns an offset a crash could lose.
 
-use std::{collections::BTreeMap, os::unix::fs::FileExt, sync::Arc, time::Instant};
+use std::{collections::BTreeMap, time::Instant};
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::{
@@ -21,7 +21,58 @@ use super::{
     records::{partition_for, GroupValue, OffsetValue, OffsetsKey},
     Group, GroupCoordinator, GroupState, OFFSETS_TOPIC,
 };
-use crate::broker::{error_chain, now_ms, Broker};
+use crate::error_chain;
+
+/// How the coordinator reaches `__consumer_offsets`: the only thing it knows of the broker around it.
+pub trait OffsetsLog: Send + Sync + std::fmt::Debug {
+    /// Creates `__consumer_offsets` (compacted, `partitions` partitions) unless it exists, and returns once
+    /// its partitions can be written here.
+    fn ensure_topic(&self, partitions: i32) -> BoxFuture<'_, Result<(), OffsetsLogError>>;
+    /// Appends one record batch to `partition` and returns once it is durable under the topic's flush
+    /// policy.
+    fn append_durably(
+        &self,
+        partition: i32,
+        batch: BytesMut,
+    ) -> BoxFuture<'_, Result<(), OffsetsLogError>>;
+    /// The readable range of `partition`: (log start offset, high watermark); `None` if it is not hosted.
+    fn readable_range(&self, partition: i32) -> Option<(i64, i64)>;
+    /// Whole batches from `offset` on, at most about `max_bytes`; empty at the end.
+    fn read(&self, partition: i32, offset: i64, max_bytes: usize)
+        -> Result<Bytes, OffsetsLogError>;
+}
+
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum OffsetsLogError {
+    #[error("creating {OFFSETS_TOPIC}")]
+    CreateTopic(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("{OFFSETS_TOPIC}-{0} is not hosted here")]
+    NotHosted(i32),
+    #[error("encoding a record batch for {OFFSETS_TOPIC}")]
+    Encode(#[source] anyhow::Error),
+    #[error("appending to {OFFSETS_TOPIC}-{partition}")]
+    Append {
+        partition: i32,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("reading {OFFSETS_TOPIC}-{partition} at offset {offset}")]
+    Read {
+        partition: i32,
+        offset: i64,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("decoding {OFFSETS_TOPIC}-{partition} at offset {offset}")]
+    Decode {
+        partition: i32,
+        offset: i64,
+        #[source]
+        source: anyhow::Error,
+    },
+}
 
 /// One partition's commit: (topic, partition, offset, leader epoch, metadata).
 pub type CommitEntry = (String, i32, i64, i32, Option<String>);
@@ -30,33 +81,9 @@ pub type CommitEntry = (String, i32, i64, i32, Option<String>);
 pub type TopicOffsets = (String, Vec<(i32, Option<OffsetValue>)>);
 
 impl GroupCoordinator {
-    fn broker(&self) -> Option<Arc<Broker>> {
-        self.broker.get().and_then(|weak| weak.upgrade())
-    }
-
     /// Creates `__consumer_offsets` (compacted) on first use, as Kafka does.
-    pub async fn ensure_offsets_topic(&self) -> Result<(), String> {
-        let broker = self.broker().ok_or("broker is shutting down")?;
-        if broker.metadata.image().topics.contains_key(OFFSETS_TOPIC) {
-            return Ok(());
-        }
-        let configs = BTreeMap::from([
-            ("cleanup.policy".to_owned(), "compact".to_owned()),
-            ("segment.bytes".to_owned(), "104857600".to_owned()),
-        ]);
-        match broker
-            .create_topic(
-                OFFSETS_TOPIC,
-                self.config.offsets_partitions,
-                1,
-                configs,
-                false,
-            )
-            .await
-        {
-            Ok(_) | Err(crate::broker::TopicError::AlreadyExists(_)) => Ok(()),
-            Err(e) => Err(e.to_string()),
-        }
+    pub async fn ensure_offsets_topic(&self) -> Result<(), OffsetsLogError> {
+        self.log.ensure_topic(self.config.offsets_partitions).await
     }
 
     /// Appends records for `group` to its `__consumer_offsets` partition and waits until they are durable.
@@ -64,17 +91,13 @@ impl GroupCoordinator {
         &self,
         group: &str,
         records: Vec<(Bytes, Option<Bytes>)>,
-    ) -> Result<(), String> {
+    ) -> Result<(), OffsetsLogError> {
         if records.is_empty() {
             return Ok(());
         }
         self.ensure_offsets_topic().await?;
-        let broker = self.broker().ok_or("broker is shutting down")?;
         let index = partition_for(group, self.config.offsets_partitions);
-        let partition = broker
-            .partition(OFFSETS_TOPIC, index)
-            .ok_or_else(|| format!("{OFFSETS_TOPIC}-{index} is not hosted here"))?;
-        let now = now_ms();
+        let now = self.clock.wall_ms();
         let records: Vec<Record> = records
             .into_iter()
             .enumerate()
@@ -106,14 +129,8 @@ impl GroupCoordinator {
                 compression: Compression::None,
             },
         )
-        .map_err(|e| format!("encoding offsets batch: {e}"))?;
-        let outcome = partition
-            .append(&mut batch, now)
-            .map_err(|e| error_chain(&e))?;
-        partition
-            .flush_until(outcome.last_offset + 1)
-            .await
-            .map_err(|e| error_chain(&e))
+        .map_err(OffsetsLogError::Encode)?;
+        self.log.append_durably(index, batch).await
     }
 
     /// Writes the metadata record of every group whose generation or assignment changed.
@@ -135,7 +152,7 @@ impl GroupCoordinator {
             }
             .encode();
             if let Err(e) = self.append(&group, vec![(key, Some(value.encode()))]).await {
-                tracing::error!(group = %group, error = %e, "persisting group metadata failed");
+                tracing::error!(group = %group, error = %error_chain(&e), "persisting group metadata failed");
             }
         }
     }
@@ -175,7 +192,7 @@ impl GroupCoordinator {
         let mut errors = Vec::with_capacity(entries.len());
         let mut records = Vec::new();
         let mut accepted = Vec::new();
-        let now = now_ms();
+        let now = self.clock.wall_ms();
         for (topic, partition, offset, leader_epoch, metadata) in entries {
             let metadata = metadata.unwrap_or_default();
             if metadata.len() > self.config.max_metadata_bytes {
@@ -196,7 +213,7 @@ impl GroupCoordinator {
             errors.push(0);
         }
         if let Err(e) = self.append(group_id, records).await {
-            tracing::error!(group = %group_id, error = %e, "storing committed offsets failed");
+            tracing::error!(group = %group_id, error = %error_chain(&e), "storing committed offsets failed");
             for (slot, ..) in &accepted {
                 errors[*slot] = ResponseError::CoordinatorNotAvailable.code();
             }
@@ -273,7 +290,7 @@ impl GroupCoordinator {
             keys
         };
         if let Err(e) = self.append(group_id, keys).await {
-            tracing::error!(group = %group_id, error = %e, "deleting group failed");
+            tracing::error!(group = %group_id, error = %error_chain(&e), "deleting group failed");
             return ResponseError::CoordinatorNotAvailable.code();
         }
         self.lock().remove(group_id);
@@ -319,7 +336,7 @@ impl GroupCoordinator {
             .map(|(topic, partition)| (offset_key(group_id, topic, *partition), None))
             .collect();
         if let Err(e) = self.append(group_id, records).await {
-            tracing::error!(group = %group_id, error = %e, "deleting offsets failed");
+            tracing::error!(group = %group_id, error = %error_chain(&e), "deleting offsets failed");
             return Err(ResponseError::CoordinatorNotAvailable.code());
         }
         if let Some(group) = self.lock().get_mut(group_id) {
@@ -331,31 +348,27 @@ impl GroupCoordinator {
     }
 
     /// Rebuilds groups and offsets from `__consumer_offsets`. Runs once at start, before clients connect.
-    pub fn load(&self, broker: &Broker) -> Result<usize, String> {
+    pub fn load(&self) -> Result<usize, OffsetsLogError> {
         let started = Instant::now();
         let mut applied = 0usize;
         let mut groups = self.lock();
         for index in 0..self.config.offsets_partitions {
-            let Some(partition) = broker.partition(OFFSETS_TOPIC, index) else {
+            let Some((start, end)) = self.log.readable_range(index) else {
                 continue;
             };
-            let mut offset = partition.log_start_offset();
-            let end = partition.high_watermark();
+            let mut offset = start;
             while offset < end {
-                let slice = partition
-                    .read(offset, 1 << 20)
-                    .map_err(|e| error_chain(&e))?;
-                if slice.len == 0 {
+                let mut buf = self.log.read(index, offset, 1 << 20)?;
+                if buf.is_empty() {
                     break;
                 }
-                let mut bytes = vec![0u8; slice.len];
-                slice
-                    .file
-                    .read_exact_at(&mut bytes, slice.position)
-                    .map_err(|e| format!("reading {OFFSETS_TOPIC}-{index}: {e}"))?;
-                let mut buf = Bytes::from(bytes);
-                let sets = RecordBatchDecoder::decode_all(&mut buf)
-                    .map_err(|e| format!("decoding {OFFSETS_TOPIC}-{index}: {e}"))?;
+                let sets = RecordBatchDecoder::decode_all(&mut buf).map_err(|source| {
+                    OffsetsLogError::Decode {
+                        partition: index,
+                        offset,
+                        source,
+                    }
+                })?;
                 let mut next = offset;
                 for record in sets.into_iter().flat_map(|s| s.records) {
                     next = next.max(record.offset + 1);

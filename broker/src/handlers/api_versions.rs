@@ -6,8 +6,9 @@ use kafka_protocol::{
     ResponseError,
 };
 
+use super::RequestContext;
 use super::{code, NONE};
-use crate::protocol::{RequestContext, SUPPORTED_APIS};
+use crate::protocol::SUPPORTED_APIS;
 
 fn api_list() -> Vec<ApiVersion> {
     SUPPORTED_APIS

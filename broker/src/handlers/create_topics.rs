@@ -11,11 +11,10 @@ use kafka_protocol::{
     ResponseError,
 };
 
-use super::{code, message, topic_error_code};
+use super::{code, message, topic_error_code, RequestContext};
 use crate::{
-    broker::TopicError,
+    cluster::controller::{AssignmentProblem, Placement, TopicError},
     config::{effective_topic_config, TOPIC_CONFIGS},
-    protocol::RequestContext,
 };
 
 pub async fn handle(
@@ -46,36 +45,60 @@ pub async fn handle(
             continue;
         }
         let created = async {
-            let mut partitions = if topic.num_partitions == -1 { config.num_partitions } else { topic.num_partitions };
-            let mut replication = if topic.replication_factor == -1 { config.default_replication_factor } else { topic.replication_factor };
-            if !topic.assignments.is_empty() {
+            let placement = if topic.assignments.is_empty() {
+                Placement::Spread {
+                    partitions: if topic.num_partitions == -1 {
+                        config.num_partitions
+                    } else {
+                        topic.num_partitions
+                    },
+                    replication_factor: if topic.replication_factor == -1 {
+                        config.default_replication_factor
+                    } else {
+                        topic.replication_factor
+                    },
+                }
+            } else {
                 if topic.num_partitions != -1 || topic.replication_factor != -1 {
-                    return Err(TopicError::InvalidPartitions("give either replica assignments or partitions and replication factor, not both".into()));
+                    return Err(TopicError::AssignmentsWithCounts);
                 }
-                let only_here = topic.assignments.iter().all(|a| a.broker_ids.len() == 1 && a.broker_ids[0].0 == config.node_id);
-                let dense = topic.assignments.iter().enumerate().all(|(i, a)| a.partition_index == i as i32);
-                if !(only_here && dense) {
-                    return Err(TopicError::InvalidReplicationFactor(format!(
-                        "replica assignments must place partitions 0..n on broker {} only",
-                        config.node_id
-                    )));
+                if let Some((index, _)) = topic
+                    .assignments
+                    .iter()
+                    .enumerate()
+                    .find(|(i, a)| usize::try_from(a.partition_index).ok() != Some(*i))
+                {
+                    return Err(TopicError::InvalidAssignment {
+                        partition: i32::try_from(index).unwrap_or(i32::MAX),
+                        problem: AssignmentProblem::NotDense,
+                    });
                 }
-                partitions = topic.assignments.len() as i32;
-                replication = 1;
-            }
+                Placement::Assigned(
+                    topic
+                        .assignments
+                        .iter()
+                        .map(|a| a.broker_ids.iter().map(|id| id.0).collect())
+                        .collect(),
+                )
+            };
             let mut configs = BTreeMap::new();
             for entry in &topic.configs {
                 let Some(value) = &entry.value else {
-                    return Err(TopicError::InvalidConfig(format!("config {} has a null value", &*entry.name)));
+                    return Err(TopicError::NullConfig {
+                        key: entry.name.to_string(),
+                    });
                 };
                 configs.insert(entry.name.to_string(), value.to_string());
             }
-            broker.create_topic(&name, partitions, replication, configs, request.validate_only).await
+            broker
+                .controller
+                .create_topic(&name, placement, configs, request.validate_only)
+                .await
         }
         .await;
         match created {
             Ok(meta) => {
-                let image = broker.metadata.image();
+                let image = broker.image();
                 let configs = TOPIC_CONFIGS
                     .iter()
                     .map(|def| {
@@ -99,7 +122,7 @@ pub async fn handle(
                             uuid::Uuid::nil()
                         })
                         .with_num_partitions(if ctx.version >= 5 {
-                            meta.partitions
+                            meta.partition_count()
                         } else {
                             -1
                         })

@@ -4,7 +4,7 @@ use kafka_protocol::messages::{
     delete_groups_response::DeletableGroupResult, DeleteGroupsRequest, DeleteGroupsResponse,
 };
 
-use crate::protocol::RequestContext;
+use crate::handlers::RequestContext;
 
 pub async fn handle(
     ctx: &RequestContext<'_>,

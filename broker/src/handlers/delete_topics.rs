@@ -10,7 +10,7 @@ use kafka_protocol::{
 };
 
 use super::{code, message, topic_error_code};
-use crate::protocol::RequestContext;
+use crate::handlers::RequestContext;
 
 pub async fn handle(
     ctx: &RequestContext<'_>,
@@ -35,11 +35,7 @@ pub async fn handle(
     for (name, id) in targets {
         let name = match name {
             Some(name) => Some(name),
-            None => broker
-                .metadata
-                .image()
-                .topic_by_id(id)
-                .map(|t| t.name.clone()),
+            None => ctx.image.topic_by_id(id).map(|t| t.name.clone()),
         };
         let result = DeletableTopicResult::default()
             .with_name(name.clone().map(|n| TopicName(StrBytes::from_string(n))))
@@ -48,7 +44,7 @@ pub async fn handle(
             responses.push(result.with_error_code(code(ResponseError::UnknownTopicId)));
             continue;
         };
-        match broker.delete_topic(&name).await {
+        match broker.controller.delete_topic(&name).await {
             Ok(deleted_id) => responses.push(result.with_topic_id(if ctx.version >= 6 {
                 deleted_id
             } else {

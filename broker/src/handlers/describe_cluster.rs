@@ -1,4 +1,4 @@
-//! DescribeCluster (key 60): this broker as the whole cluster and its controller.
+//! DescribeCluster (key 60): the live brokers and the controller, from the request's metadata image.
 
 use kafka_protocol::{
     messages::{
@@ -8,22 +8,30 @@ use kafka_protocol::{
     protocol::StrBytes,
 };
 
-use crate::protocol::RequestContext;
+use super::{RequestContext, CLIENT_LISTENER};
 
 pub async fn handle(
     ctx: &RequestContext<'_>,
     _request: DescribeClusterRequest,
 ) -> DescribeClusterResponse {
-    let config = &ctx.broker.config;
+    let image = &ctx.image;
+    let brokers = image
+        .live_brokers()
+        .filter_map(|b| {
+            let endpoint = b.endpoint(CLIENT_LISTENER)?;
+            Some(
+                DescribeClusterBroker::default()
+                    .with_broker_id(BrokerId(b.id))
+                    .with_host(StrBytes::from_string(endpoint.host.clone()))
+                    .with_port(endpoint.port)
+                    .with_rack(b.rack.clone().map(StrBytes::from_string)),
+            )
+        })
+        .collect();
     DescribeClusterResponse::default()
-        .with_cluster_id(StrBytes::from_string(
-            ctx.broker.metadata.image().cluster_id.clone(),
-        ))
-        .with_controller_id(BrokerId(config.node_id))
+        .with_cluster_id(StrBytes::from_string(image.cluster_id.clone()))
+        .with_controller_id(BrokerId(image.controller.unwrap_or(-1)))
         .with_endpoint_type(1)
         .with_cluster_authorized_operations(i32::MIN)
-        .with_brokers(vec![DescribeClusterBroker::default()
-            .with_broker_id(BrokerId(config.node_id))
-            .with_host(StrBytes::from_string(config.advertised_host.clone()))
-            .with_port(config.advertised_port)])
+        .with_brokers(brokers)
 }

@@ -17,7 +17,7 @@ use kafka_protocol::{
 use super::{code, message};
 use crate::{
     config::{effective_topic_config, ConfigSource, TopicConfigDef, TOPIC_CONFIGS},
-    protocol::RequestContext,
+    handlers::RequestContext,
 };
 
 pub(crate) const RESOURCE_TOPIC: i8 = 2;
@@ -93,7 +93,7 @@ pub async fn handle(
     request: DescribeConfigsRequest,
 ) -> DescribeConfigsResponse {
     let broker = ctx.broker;
-    let image = broker.metadata.image();
+    let image = &ctx.image;
     let node_id = broker.config.node_id.to_string();
     let empty = BTreeMap::new();
     let results = request

@@ -9,7 +9,7 @@ use kafka_protocol::{
     ResponseError,
 };
 
-use crate::protocol::RequestContext;
+use crate::handlers::RequestContext;
 
 pub async fn handle(
     ctx: &RequestContext<'_>,

@@ -21,9 +21,10 @@ use uuid::Uuid;
 
 use super::code;
 use crate::{
+    handlers::RequestContext,
     log::LogError,
     partition::{Partition, PartitionError},
-    protocol::{splice::placeholder, RequestContext, SendfileSlice},
+    server::splice::{placeholder, SendfileSlice},
 };
 
 /// Waits longer than this are cut short so a client with a huge `max_wait_ms` cannot pin a connection.
@@ -48,7 +49,7 @@ pub async fn handle(
         );
     }
     let by_id = ctx.version >= 13;
-    let image = ctx.broker.metadata.image();
+    let image = &ctx.image;
     let wanted: Vec<Wanted> = request
         .topics
         .into_iter()
@@ -75,7 +76,6 @@ pub async fn handle(
             }
         })
         .collect();
-    drop(image);
     let partitions: Vec<Vec<Option<Arc<Partition>>>> = wanted
         .iter()
         .map(|w| {
@@ -84,14 +84,14 @@ pub async fn handle(
                 .map(|(index, _, _)| {
                     w.topic
                         .as_deref()
-                        .and_then(|t| ctx.broker.partition(t, *index))
+                        .and_then(|t| ctx.broker.replicas.leader(t, *index).ok())
                 })
                 .collect()
         })
         .collect();
     let max_bytes = (request.max_bytes.max(0) as usize)
         .min(ctx.broker.config.fetch_max_bytes)
-        .min(crate::protocol::splice::MAX_PLACEHOLDER_BYTES);
+        .min(crate::server::splice::MAX_PLACEHOLDER_BYTES);
     let min_bytes = request.min_bytes.max(0) as usize;
     let deadline =
         Instant::now() + Duration::from_millis(request.max_wait_ms.max(0) as u64).min(MAX_WAIT);
@@ -197,7 +197,7 @@ fn build<'a>(
                 }
                 Err(e) => {
                     has_error = true;
-                    tracing::error!(topic = %partition.topic, partition = index, offset, error = %crate::broker::error_chain(&e), "fetch read failed");
+                    tracing::error!(topic = %partition.topic, partition = index, offset, error = %crate::error_chain(&e), "fetch read failed");
                     out.push(data.with_error_code(code(ResponseError::KafkaStorageError)));
                 }
             }

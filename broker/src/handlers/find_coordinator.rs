@@ -1,4 +1,5 @@
-//! FindCoordinator (key 10): this broker coordinates every group. Creates `__consumer_offsets` on first use.
+//! FindCoordinator (key 10): a group's coordinator is the leader of its `__consumer_offsets` partition, from
+//! the metadata image. Creates `__consumer_offsets` on first use.
 //! Transactions are not implemented, so transaction coordinators are reported as unavailable.
 
 use kafka_protocol::{
@@ -10,56 +11,77 @@ use kafka_protocol::{
     ResponseError,
 };
 
-use super::code;
-use crate::protocol::RequestContext;
+use super::{code, RequestContext, CLIENT_LISTENER};
+use crate::{
+    cluster::image::MetadataImage,
+    group::{records::partition_for, OFFSETS_TOPIC},
+};
 
 const GROUP: i8 = 0;
+
+/// The coordinator of `group`: the leader of its `__consumer_offsets` partition, as (node, host, port).
+fn coordinator(image: &MetadataImage, group: &str, partitions: i32) -> Option<(i32, String, i32)> {
+    let registration = image.partition(OFFSETS_TOPIC, partition_for(group, partitions))?;
+    let leader = image.live_broker(registration.leader)?;
+    let endpoint = leader.endpoint(CLIENT_LISTENER)?;
+    Some((leader.id, endpoint.host.clone(), endpoint.port))
+}
 
 pub async fn handle(
     ctx: &RequestContext<'_>,
     request: FindCoordinatorRequest,
 ) -> FindCoordinatorResponse {
-    let config = &ctx.broker.config;
-    let error = if request.key_type != GROUP {
-        Some((
-            ResponseError::CoordinatorNotAvailable,
-            "transactions are not supported".to_owned(),
-        ))
+    let groups = &ctx.broker.groups;
+    let refused = if request.key_type != GROUP {
+        Some("transactions are not supported".to_owned())
     } else {
-        ctx.broker
-            .groups
+        groups
             .ensure_offsets_topic()
             .await
             .err()
-            .map(|e| (ResponseError::CoordinatorNotAvailable, e))
+            .map(|e| crate::error_chain(&e))
     };
-    let (error_code, error_message) = match &error {
-        Some((e, text)) => (code(*e), Some(StrBytes::from_string(text.clone()))),
-        None => (0, None),
-    };
-    let host = StrBytes::from_string(config.advertised_host.clone());
-    let node = BrokerId(if error.is_some() { -1 } else { config.node_id });
-    let port = if error.is_some() {
-        -1
+    // The offsets topic may have been created just now, after this request's image was taken.
+    let image = if ctx.image.topics.contains_key(OFFSETS_TOPIC) {
+        std::sync::Arc::clone(&ctx.image)
     } else {
-        config.advertised_port
+        ctx.broker.image()
+    };
+    let answer = |key: &str| -> (i16, Option<StrBytes>, i32, StrBytes, i32) {
+        let found = match &refused {
+            Some(text) => Err(text.clone()),
+            None => coordinator(&image, key, groups.config.offsets_partitions)
+                .ok_or_else(|| format!("the {OFFSETS_TOPIC} partition of {key:?} has no leader")),
+        };
+        match found {
+            Ok((node, host, port)) => (0, None, node, StrBytes::from_string(host), port),
+            Err(text) => (
+                code(ResponseError::CoordinatorNotAvailable),
+                Some(StrBytes::from_string(text)),
+                -1,
+                StrBytes::from_string(ctx.broker.config.advertised_host.clone()),
+                -1,
+            ),
+        }
     };
     if ctx.version >= 4 {
         let coordinators = request
             .coordinator_keys
             .into_iter()
             .map(|key| {
+                let (error_code, error_message, node, host, port) = answer(&key);
                 Coordinator::default()
                     .with_key(key)
-                    .with_node_id(node)
-                    .with_host(host.clone())
+                    .with_node_id(BrokerId(node))
+                    .with_host(host)
                     .with_port(port)
                     .with_error_code(error_code)
-                    .with_error_message(error_message.clone())
+                    .with_error_message(error_message)
             })
             .collect();
         return FindCoordinatorResponse::default().with_coordinators(coordinators);
     }
+    let (error_code, error_message, node, host, port) = answer(&request.key);
     FindCoordinatorResponse::default()
         .with_error_code(error_code)
         .with_error_message(if ctx.version >= 1 {
@@ -67,7 +89,7 @@ pub async fn handle(
         } else {
             None
         })
-        .with_node_id(node)
+        .with_node_id(BrokerId(node))
         .with_host(host)
         .with_port(port)
 }

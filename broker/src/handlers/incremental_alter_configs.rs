@@ -21,7 +21,7 @@ use crate::{
         broker_key_to_topic_key, scale_value, topic_config_def, validate_topic_config,
         ConfigValueType,
     },
-    protocol::RequestContext,
+    handlers::RequestContext,
 };
 
 const SET: i8 = 0;
@@ -107,7 +107,7 @@ pub async fn handle(
         let response = AlterConfigsResourceResponse::default()
             .with_resource_type(resource.resource_type)
             .with_resource_name(resource.resource_name.clone());
-        let image = broker.metadata.image();
+        let image = broker.image();
         let outcome: Result<(), (i16, String)> = match resource.resource_type {
             RESOURCE_TOPIC => match image.topics.get(&name) {
                 None => Err((
@@ -133,6 +133,7 @@ pub async fn handle(
                     match ops.and_then(|ops| apply_ops(&topic.configs, &ops)) {
                         Ok(_) if request.validate_only => Ok(()),
                         Ok(next) => broker
+                            .controller
                             .set_topic_configs(&name, next)
                             .await
                             .map_err(|e| (topic_error_code(&e), e.to_string())),
@@ -167,6 +168,7 @@ pub async fn handle(
                 match ops.and_then(|ops| apply_ops(&image.broker_configs, &ops)) {
                     Ok(_) if request.validate_only => Ok(()),
                     Ok(next) => broker
+                        .controller
                         .set_broker_configs(next)
                         .await
                         .map_err(|e| (topic_error_code(&e), e.to_string())),

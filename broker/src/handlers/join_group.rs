@@ -5,7 +5,7 @@ use kafka_protocol::{
     protocol::StrBytes,
 };
 
-use crate::{group::JoinRequest, protocol::RequestContext};
+use crate::{group::JoinRequest, handlers::RequestContext};
 
 pub async fn handle(ctx: &RequestContext<'_>, request: JoinGroupRequest) -> JoinGroupResponse {
     let join = JoinRequest {

@@ -4,7 +4,7 @@ use kafka_protocol::messages::{
     leave_group_response::MemberResponse, LeaveGroupRequest, LeaveGroupResponse,
 };
 
-use crate::protocol::RequestContext;
+use crate::handlers::RequestContext;
 
 pub async fn handle(ctx: &RequestContext<'_>, request: LeaveGroupRequest) -> LeaveGroupResponse {
     let leaving: Vec<(String, Option<String>)> = if ctx.version >= 3 {

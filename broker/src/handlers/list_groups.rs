@@ -5,7 +5,7 @@ use kafka_protocol::{
     protocol::StrBytes,
 };
 
-use crate::protocol::RequestContext;
+use crate::handlers::RequestContext;
 
 pub async fn handle(ctx: &RequestContext<'_>, request: ListGroupsRequest) -> ListGroupsResponse {
     let states: Vec<String> = request

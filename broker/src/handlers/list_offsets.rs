@@ -8,8 +8,7 @@ use kafka_protocol::{
     ResponseError,
 };
 
-use super::code;
-use crate::protocol::RequestContext;
+use super::{code, not_served_code, RequestContext};
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
@@ -31,10 +30,16 @@ pub async fn handle(ctx: &RequestContext<'_>, request: ListOffsetsRequest) -> Li
                         .with_partition_index(p.partition_index)
                         .with_timestamp(-1)
                         .with_offset(-1)
-                        .with_leader_epoch(if ctx.version >= 4 { 0 } else { -1 });
-                    let Some(partition) = ctx.broker.partition(&name, p.partition_index) else {
-                        return response.with_error_code(code(ResponseError::UnknownTopicOrPartition))
-                            .with_leader_epoch(-1);
+                        .with_leader_epoch(-1);
+                    let partition = match ctx.broker.replicas.leader(&name, p.partition_index) {
+                        Ok(partition) => partition,
+                        Err(e) => return response.with_error_code(not_served_code(&e)),
+                    };
+                    let response = match ctx.image.partition(&name, p.partition_index) {
+                        Some(registration) if ctx.version >= 4 => {
+                            response.with_leader_epoch(registration.leader_epoch)
+                        }
+                        _ => response,
                     };
                     match p.timestamp {
                         LATEST => response.with_offset(partition.high_watermark()),
@@ -49,7 +54,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: ListOffsetsRequest) -> Li
                             Ok(Some((offset, found))) => response.with_offset(offset).with_timestamp(found),
                             Ok(None) => response,
                             Err(e) => {
-                                tracing::error!(topic = %name, partition = p.partition_index, error = %crate::broker::error_chain(&e), "timestamp lookup failed");
+                                tracing::error!(topic = %name, partition = p.partition_index, error = %crate::error_chain(&e), "timestamp lookup failed");
                                 response.with_error_code(code(ResponseError::KafkaStorageError))
                             }
                         },

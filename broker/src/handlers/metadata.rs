@@ -1,5 +1,8 @@
 //! Metadata (key 3): brokers, controller and topic/partition leadership; creates missing topics when the
-//! request allows it and `auto.create.topics.enable` is on.
+//! request allows it and `auto.create.topics.enable` is on. Everything in one response comes from one
+//! metadata image.
+
+use std::sync::Arc;
 
 use kafka_protocol::{
     messages::{
@@ -13,25 +16,43 @@ use kafka_protocol::{
 };
 use uuid::Uuid;
 
-use super::code;
-use crate::{
-    broker::{validate_topic_name, TopicError},
-    metadata::TopicMetadata,
-    protocol::RequestContext,
+use super::{code, RequestContext};
+use crate::cluster::{
+    controller::{validate_topic_name, Placement, TopicError},
+    image::{MetadataImage, TopicMetadata},
 };
 
 /// Kafka's "authorized operations not requested" sentinel.
 const OPERATIONS_NOT_REQUESTED: i32 = i32::MIN;
 
-fn topic_response(topic: &TopicMetadata, node_id: i32, version: i16) -> MetadataResponseTopic {
-    let partitions = (0..topic.partitions)
-        .map(|index| {
+fn topic_response(
+    image: &MetadataImage,
+    topic: &TopicMetadata,
+    version: i16,
+) -> MetadataResponseTopic {
+    let partitions = topic
+        .partitions
+        .iter()
+        .enumerate()
+        .map(|(index, registration)| {
+            let ids = |ids: &[i32]| ids.iter().copied().map(BrokerId).collect::<Vec<_>>();
+            let leader_live = image.live_broker(registration.leader).is_some();
             MetadataResponsePartition::default()
-                .with_partition_index(index)
-                .with_leader_id(BrokerId(node_id))
-                .with_leader_epoch(if version >= 7 { 0 } else { -1 })
-                .with_replica_nodes(vec![BrokerId(node_id)])
-                .with_isr_nodes(vec![BrokerId(node_id)])
+                .with_partition_index(i32::try_from(index).unwrap_or(i32::MAX))
+                .with_error_code(if leader_live {
+                    0
+                } else {
+                    code(ResponseError::LeaderNotAvailable)
+                })
+                .with_leader_id(BrokerId(if leader_live { registration.leader } else { -1 }))
+                .with_leader_epoch(if version >= 7 {
+                    registration.leader_epoch
+                } else {
+                    -1
+                })
+                .with_replica_nodes(ids(&registration.replicas))
+                .with_isr_nodes(ids(&registration.isr))
+                .with_offline_replicas(ids(&registration.offline_replicas(image)))
         })
         .collect();
     MetadataResponseTopic::default()
@@ -50,48 +71,43 @@ fn error_topic(name: Option<String>, id: Uuid, error: ResponseError) -> Metadata
         .with_topic_authorized_operations(OPERATIONS_NOT_REQUESTED)
 }
 
+/// What to answer for one requested topic, decided before the answer is built from one image.
+enum Answer {
+    Topic(String),
+    Error(Option<String>, ResponseError),
+}
+
 pub async fn handle(ctx: &RequestContext<'_>, request: MetadataRequest) -> MetadataResponse {
     let broker = ctx.broker;
     let config = &broker.config;
-    let node_id = config.node_id;
     // v0 has no null: an empty list means every topic. From v1 on, null means every topic.
     let requested = match request.topics {
         Some(topics) if !(ctx.version == 0 && topics.is_empty()) => Some(topics),
         _ => None,
     };
-    let topics = match requested {
-        None => broker
-            .metadata
-            .image()
-            .topics
-            .values()
-            .map(|t| topic_response(t, node_id, ctx.version))
-            .collect(),
+    let mut image = Arc::clone(&ctx.image);
+    let answers: Option<Vec<Answer>> = match requested {
+        None => None,
         Some(requested) => {
-            let mut out = Vec::with_capacity(requested.len());
+            let mut answers = Vec::with_capacity(requested.len());
+            let mut created_any = false;
             for wanted in requested {
-                let image = broker.metadata.image();
                 let name = wanted.name.as_ref().map(|n| n.0.to_string());
                 let found = match &name {
                     Some(name) => image.topics.get(name),
                     None => image.topic_by_id(wanted.topic_id),
                 };
                 if let Some(topic) = found {
-                    out.push(topic_response(topic, node_id, ctx.version));
+                    answers.push(Answer::Topic(topic.name.clone()));
                     continue;
                 }
                 let Some(name) = name else {
-                    out.push(error_topic(
-                        None,
-                        wanted.topic_id,
-                        ResponseError::UnknownTopicId,
-                    ));
+                    answers.push(Answer::Error(None, ResponseError::UnknownTopicId));
                     continue;
                 };
                 if validate_topic_name(&name).is_err() {
-                    out.push(error_topic(
+                    answers.push(Answer::Error(
                         Some(name),
-                        Uuid::nil(),
                         ResponseError::InvalidTopicException,
                     ));
                     continue;
@@ -99,57 +115,73 @@ pub async fn handle(ctx: &RequestContext<'_>, request: MetadataRequest) -> Metad
                 // v0-v3 have no allow flag and always allowed auto-creation.
                 let allowed = request.allow_auto_topic_creation || ctx.version < 4;
                 if !(allowed && config.auto_create_topics) {
-                    out.push(error_topic(
+                    answers.push(Answer::Error(
                         Some(name),
-                        Uuid::nil(),
                         ResponseError::UnknownTopicOrPartition,
                     ));
                     continue;
                 }
+                let placement = Placement::Spread {
+                    partitions: config.num_partitions,
+                    replication_factor: config.default_replication_factor,
+                };
                 let created = broker
-                    .create_topic(
-                        &name,
-                        config.num_partitions,
-                        config.default_replication_factor,
-                        Default::default(),
-                        false,
-                    )
+                    .controller
+                    .create_topic(&name, placement, Default::default(), false)
                     .await;
                 match created {
-                    Ok(topic) => out.push(topic_response(&topic, node_id, ctx.version)),
-                    // Another request created it meanwhile.
-                    Err(TopicError::AlreadyExists(_)) => {
-                        match broker.metadata.image().topics.get(&name) {
-                            Some(topic) => out.push(topic_response(topic, node_id, ctx.version)),
-                            None => out.push(error_topic(
-                                Some(name),
-                                Uuid::nil(),
-                                ResponseError::LeaderNotAvailable,
-                            )),
-                        }
+                    // Another request may have created it meanwhile.
+                    Ok(_) | Err(TopicError::AlreadyExists(_)) => {
+                        created_any = true;
+                        answers.push(Answer::Topic(name));
                     }
                     Err(e) => {
-                        tracing::warn!(topic = %name, error = %e, "auto-creating topic failed");
-                        out.push(error_topic(
-                            Some(name),
-                            Uuid::nil(),
-                            ResponseError::UnknownServerError,
-                        ));
+                        tracing::warn!(topic = %name, error = %crate::error_chain(&e), "auto-creating topic failed");
+                        answers.push(Answer::Error(Some(name), ResponseError::UnknownServerError));
                     }
                 }
             }
-            out
+            if created_any {
+                // The answer comes from one image: the first that has every topic this request created.
+                image = broker.image();
+            }
+            Some(answers)
         }
     };
+    let topics = match answers {
+        None => image
+            .topics
+            .values()
+            .map(|t| topic_response(&image, t, ctx.version))
+            .collect(),
+        Some(answers) => answers
+            .into_iter()
+            .map(|answer| match answer {
+                Answer::Topic(name) => match image.topics.get(&name) {
+                    Some(topic) => topic_response(&image, topic, ctx.version),
+                    None => error_topic(Some(name), Uuid::nil(), ResponseError::LeaderNotAvailable),
+                },
+                Answer::Error(name, error) => error_topic(name, Uuid::nil(), error),
+            })
+            .collect(),
+    };
+    let brokers = image
+        .live_brokers()
+        .filter_map(|b| {
+            let endpoint = b.endpoint(super::CLIENT_LISTENER)?;
+            Some(
+                MetadataResponseBroker::default()
+                    .with_node_id(BrokerId(b.id))
+                    .with_host(StrBytes::from_string(endpoint.host.clone()))
+                    .with_port(endpoint.port)
+                    .with_rack(b.rack.clone().map(StrBytes::from_string)),
+            )
+        })
+        .collect();
     MetadataResponse::default()
-        .with_brokers(vec![MetadataResponseBroker::default()
-            .with_node_id(BrokerId(node_id))
-            .with_host(StrBytes::from_string(config.advertised_host.clone()))
-            .with_port(config.advertised_port)])
-        .with_cluster_id(Some(StrBytes::from_string(
-            broker.metadata.image().cluster_id.clone(),
-        )))
-        .with_controller_id(BrokerId(node_id))
+        .with_brokers(brokers)
+        .with_cluster_id(Some(StrBytes::from_string(image.cluster_id.clone())))
+        .with_controller_id(BrokerId(image.controller.unwrap_or(-1)))
         .with_topics(topics)
         .with_cluster_authorized_operations(OPERATIONS_NOT_REQUESTED)
 }

@@ -5,7 +5,7 @@ use kafka_protocol::messages::{
     OffsetCommitRequest, OffsetCommitResponse,
 };
 
-use crate::{group::offsets::CommitEntry, protocol::RequestContext};
+use crate::{group::offsets::CommitEntry, handlers::RequestContext};
 
 pub async fn handle(
     ctx: &RequestContext<'_>,

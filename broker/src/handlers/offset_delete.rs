@@ -5,7 +5,7 @@ use kafka_protocol::messages::{
     OffsetDeleteRequest, OffsetDeleteResponse, TopicName,
 };
 
-use crate::protocol::RequestContext;
+use crate::handlers::RequestContext;
 
 pub async fn handle(
     ctx: &RequestContext<'_>,

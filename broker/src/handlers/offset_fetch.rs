@@ -12,7 +12,7 @@ use kafka_protocol::{
     protocol::StrBytes,
 };
 
-use crate::{group::records::OffsetValue, protocol::RequestContext};
+use crate::{group::records::OffsetValue, handlers::RequestContext};
 
 /// (offset, leader epoch, metadata) as the response reports them.
 fn fields(value: Option<OffsetValue>) -> (i64, i32, Option<StrBytes>) {

@@ -13,7 +13,7 @@ use kafka_protocol::{
     ResponseError,
 };
 
-use super::{code, message};
+use super::{code, message, not_served_code, RequestContext};
 
 /// Error messages exist in Produce responses from v8 on.
 fn versioned_message(
@@ -27,11 +27,11 @@ fn versioned_message(
     }
 }
 use crate::{
-    broker::{error_chain, now_ms},
+    clock::now_ms,
+    error_chain,
     log::{FlushPolicy, LogError},
     metrics::BrokerMetrics,
     partition::{producer_state::ProducerStateError, Partition, PartitionError},
-    protocol::RequestContext,
 };
 
 /// The Kafka error code and message for a failed append.
@@ -52,8 +52,26 @@ pub(crate) fn partition_error(error: &PartitionError) -> (ResponseError, String)
             ResponseError::OutOfOrderSequenceNumber
         }
         PartitionError::Flush { .. } => ResponseError::KafkaStorageError,
-        #[allow(unreachable_patterns)]
-        _ => ResponseError::KafkaStorageError,
+        PartitionError::Log(
+            LogError::CreateDir { .. }
+            | LogError::ListDir { .. }
+            | LogError::SyncDir { .. }
+            | LogError::RemoveDir { .. }
+            | LogError::OpenFile { .. }
+            | LogError::ReadFile { .. }
+            | LogError::WriteFile { .. }
+            | LogError::SyncFile { .. }
+            | LogError::TruncateFile { .. }
+            | LogError::RemoveFile { .. }
+            | LogError::RenameFile { .. }
+            | LogError::WriteCleanerCheckpoint { .. },
+        ) => ResponseError::KafkaStorageError,
+        PartitionError::Log(
+            LogError::EncodeBatch { .. }
+            | LogError::CorruptCleanerCheckpoint { .. }
+            | LogError::CorruptSegment { .. }
+            | LogError::UnexpectedFile { .. },
+        ) => ResponseError::KafkaStorageError,
     };
     (kind, error_chain(error))
 }
@@ -122,10 +140,12 @@ pub fn append(ctx: &RequestContext<'_>, request: ProduceRequest) -> Option<Appen
                 partitions.push(response.with_error_code(code(error)));
                 continue;
             }
-            let Some(partition) = ctx.broker.partition(&name, data.index) else {
-                partitions
-                    .push(response.with_error_code(code(ResponseError::UnknownTopicOrPartition)));
-                continue;
+            let partition = match ctx.broker.replicas.leader(&name, data.index) {
+                Ok(partition) => partition,
+                Err(e) => {
+                    partitions.push(response.with_error_code(not_served_code(&e)));
+                    continue;
+                }
             };
             let Some(records) = data.records else {
                 partitions.push(

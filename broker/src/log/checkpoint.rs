@@ -5,9 +5,7 @@
 //! offsets it stores.
 
 use std::{
-    fmt,
-    fs::{self, File},
-    io::{self, Write},
+    fmt, fs, io,
     path::{Path, PathBuf},
 };
 
@@ -59,9 +57,10 @@ pub enum CheckpointError {
         reason: String,
     },
     #[error("writing checkpoint {path}")]
-    Write { path: PathBuf, source: io::Error },
-    #[error("renaming checkpoint into {path}")]
-    Rename { path: PathBuf, source: io::Error },
+    Write {
+        path: PathBuf,
+        source: crate::durable::DurableWriteError,
+    },
 }
 
 impl CheckpointError {
@@ -135,27 +134,12 @@ pub fn write_checkpoint(
     for (tp, offset) in entries {
         text.push_str(&format!("{} {} {offset}\n", tp.topic, tp.partition));
     }
-    let tmp = path.with_extension("tmp");
-    let write_err = |source| CheckpointError::Write {
-        path: tmp.clone(),
-        source,
-    };
-    let mut file = File::create(&tmp).map_err(write_err)?;
-    file.write_all(text.as_bytes()).map_err(write_err)?;
-    file.sync_all().map_err(write_err)?;
-    drop(file);
-    fs::rename(&tmp, path).map_err(|source| CheckpointError::Rename {
-        path: path.to_path_buf(),
-        source,
+    crate::durable::write_atomically(path, text.as_bytes()).map_err(|source| {
+        CheckpointError::Write {
+            path: path.to_path_buf(),
+            source,
+        }
     })?;
-    if let Some(dir) = path.parent() {
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|source| CheckpointError::Write {
-                path: dir.to_path_buf(),
-                source,
-            })?;
-    }
     Ok(())
 }
 

@@ -10,7 +10,6 @@
 use std::{
     collections::{BTreeMap, HashMap},
     fmt,
-    sync::{Arc, Weak},
 };
 
 use prometheus_client::{
@@ -21,7 +20,6 @@ use prometheus_client::{
 };
 
 use super::Traffic;
-use crate::broker::Broker;
 
 /// One hosted partition as a scrape sees it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -50,35 +48,6 @@ pub struct CommittedOffset {
 pub struct Snapshot {
     pub partitions: Vec<PartitionSample>,
     pub committed: Vec<CommittedOffset>,
-}
-
-impl Snapshot {
-    /// Reads the broker: every hosted partition, then every group's committed offsets.
-    pub fn take(broker: &Broker) -> Self {
-        let mut partitions: Vec<PartitionSample> = broker
-            .all_partitions()
-            .iter()
-            .map(|p| {
-                let stats = p.log_stats();
-                PartitionSample {
-                    topic: p.topic.clone(),
-                    partition: p.index,
-                    traffic: p.counters.snapshot(),
-                    size_bytes: stats.size_bytes,
-                    segments: stats.segments,
-                    log_start_offset: p.log_start_offset(),
-                    log_end_offset: stats.log_end_offset,
-                    high_watermark: p.high_watermark(),
-                }
-            })
-            .collect();
-        // Stable output order makes scrapes diffable and tests simple; the partition map is a HashMap.
-        partitions.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
-        Self {
-            partitions,
-            committed: broker.groups.committed_offsets(),
-        }
-    }
 }
 
 /// How far a group is behind: log end offset minus committed offset. Never negative: a commit past the end
@@ -128,14 +97,26 @@ pub fn per_topic(partitions: &[PartitionSample]) -> BTreeMap<String, PartitionSa
     topics
 }
 
+/// Takes a snapshot of the live broker at scrape time; `None` while it is not serving.
+pub type SnapshotFn = Box<dyn Fn() -> Option<Snapshot> + Send + Sync>;
+
 /// Where a collector gets its snapshot: the live broker, or a fixed one (tests).
-#[derive(Debug)]
 enum Source {
-    Broker(Weak<Broker>),
+    Live(SnapshotFn),
     Fixed(Box<Snapshot>),
 }
 
-/// Encodes the scrape-time series. Holds the broker weakly: the broker owns the registry that owns this.
+impl fmt::Debug for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Live(_) => f.write_str("Live"),
+            Source::Fixed(snapshot) => f.debug_tuple("Fixed").field(snapshot).finish(),
+        }
+    }
+}
+
+/// Encodes the scrape-time series from snapshots of broker state it gets from outside: metrics know
+/// nothing of partitions or groups.
 #[derive(Debug)]
 pub struct BrokerCollector {
     source: Source,
@@ -143,9 +124,9 @@ pub struct BrokerCollector {
 }
 
 impl BrokerCollector {
-    pub fn new(broker: Weak<Broker>, partition_level: bool) -> Self {
+    pub fn new(snapshot: SnapshotFn, partition_level: bool) -> Self {
         Self {
-            source: Source::Broker(broker),
+            source: Source::Live(snapshot),
             partition_level,
         }
     }
@@ -160,7 +141,7 @@ impl BrokerCollector {
 
     fn snapshot(&self) -> Option<Snapshot> {
         match &self.source {
-            Source::Broker(broker) => broker.upgrade().map(|b: Arc<Broker>| Snapshot::take(&b)),
+            Source::Live(take) => take(),
             Source::Fixed(snapshot) => Some(snapshot.as_ref().clone()),
         }
     }
@@ -356,7 +337,7 @@ impl Collector for BrokerCollector {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::metrics::{BrokerMetrics, Format};
+    use crate::metrics::Format;
 
     fn sample(topic: &str, partition: i32, end: i64, bytes: u64) -> PartitionSample {
         PartitionSample {
@@ -429,7 +410,7 @@ mod tests {
 
     #[test]
     fn partition_series_render_with_topic_and_partition_labels() {
-        let metrics = BrokerMetrics::new(BrokerCollector::fixed(snapshot(), true));
+        let metrics = crate::metrics::tests::test_metrics(BrokerCollector::fixed(snapshot(), true));
         let text = metrics.encode(Format::PrometheusText).unwrap();
         for line in [
             "# TYPE tributary_partition_produced_bytes_total counter\n",
@@ -450,7 +431,8 @@ mod tests {
 
     #[test]
     fn topic_level_drops_the_partition_label() {
-        let metrics = BrokerMetrics::new(BrokerCollector::fixed(snapshot(), false));
+        let metrics =
+            crate::metrics::tests::test_metrics(BrokerCollector::fixed(snapshot(), false));
         let text = metrics.encode(Format::PrometheusText).unwrap();
         assert!(!text.contains("partition=\""), "{text}");
         for line in [
@@ -469,7 +451,7 @@ mod tests {
         snap.partitions.push(sample("t", 0, 5, 1));
         snap.committed
             .push(committed("we\"ird\\group\n", "t", 0, 1));
-        let metrics = BrokerMetrics::new(BrokerCollector::fixed(snap, true));
+        let metrics = crate::metrics::tests::test_metrics(BrokerCollector::fixed(snap, true));
         let text = metrics.encode(Format::PrometheusText).unwrap();
         assert!(
             text.contains("group=\"we\\\"ird\\\\group\\n\",topic=\"t\",partition=\"0\"} 4\n"),

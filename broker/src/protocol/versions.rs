@@ -42,7 +42,7 @@ pub fn supported_versions(api: ApiKey) -> Option<RangeInclusive<i16>> {
 }
 
 /// Advertised versions that are nonetheless refused (the codec cannot decode them).
-pub(crate) fn decodable(api: ApiKey, version: i16) -> bool {
+pub fn decodable(api: ApiKey, version: i16) -> bool {
     !(api == ApiKey::Produce && version < 3)
 }
 

@@ -5,13 +5,9 @@
 //! tombstone, or -1; the number of clean marks; one `end_offset cleaned_at_ms` line per mark, ends ascending.
 //! Writes are atomic (temp file, fsync, rename, fsync directory). This module must never decide what to clean.
 
-use std::{
-    fs::{self, File},
-    io::{self, Write},
-    path::Path,
-};
+use std::{fs, io, path::Path};
 
-use super::super::{sync_dir, LogError};
+use super::super::LogError;
 
 /// Name of the per-partition cleaner checkpoint file.
 pub const CLEANER_CHECKPOINT: &str = "cleaner-offset-checkpoint";
@@ -117,12 +113,6 @@ impl CleanerCheckpoint {
 
     pub(crate) fn write(&self, dir: &Path) -> Result<(), LogError> {
         let path = dir.join(CLEANER_CHECKPOINT);
-        let tmp = dir.join(format!("{CLEANER_CHECKPOINT}.tmp"));
-        let write_err = |source| LogError::WriteFile {
-            path: tmp.clone(),
-            source,
-        };
-        let mut file = File::create(&tmp).map_err(write_err)?;
         let mut text = format!(
             "0\n{}\n{}\n{}\n",
             self.first_dirty_offset,
@@ -132,16 +122,7 @@ impl CleanerCheckpoint {
         for m in &self.marks {
             text.push_str(&format!("{} {}\n", m.end_offset, m.cleaned_at_ms));
         }
-        file.write_all(text.as_bytes()).map_err(write_err)?;
-        file.sync_all().map_err(|source| LogError::SyncFile {
-            path: tmp.clone(),
-            source,
-        })?;
-        fs::rename(&tmp, &path).map_err(|source| LogError::RenameFile {
-            from: tmp.clone(),
-            to: path.clone(),
-            source,
-        })?;
-        sync_dir(dir)
+        crate::durable::write_atomically(&path, text.as_bytes())
+            .map_err(|source| LogError::WriteCleanerCheckpoint { path, source })
     }
 }

@@ -1,0 +1,496 @@
+//! The controller: decides topic changes (validation, replica placement, partition growth, deletion, config
+//! overrides) and producer id blocks, and emits them as [`MetadataChange`]s through the publisher.
+//!
+//! It never opens, deletes or reconfigures a partition itself: local partitions follow the published image
+//! (the replica manager does that). Placement reads only the image's live brokers, so the same code places
+//! replicas on one broker or on many. Must never hold its admin lock across anything but metadata work.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    sync::{Arc, Mutex},
+};
+
+use uuid::Uuid;
+
+use super::{
+    image::{MetadataImage, NodeId, PartitionRegistration, TopicMetadata},
+    publisher::{ApplyError, MetadataPublisher, PublishError},
+    store::{MetadataChange, MetadataError},
+};
+use crate::config::validate_topic_config;
+
+/// Kafka's limit on partitions per topic in one request; far above anything a broker can host.
+pub const MAX_PARTITIONS: i32 = 1_000_000;
+/// Producer ids are reserved from the metadata in blocks, like Kafka's controller does.
+const PRODUCER_ID_BLOCK: i64 = 1000;
+
+/// Why a topic operation was refused; handlers map each to its Kafka error code.
+#[derive(Debug, thiserror::Error)]
+pub enum TopicError {
+    #[error("topic name {name:?} must be 1 to 249 characters and not '.' or '..'")]
+    InvalidNameLength { name: String },
+    #[error("topic name {name:?} contains {character:?}; only [a-zA-Z0-9._-] are allowed")]
+    InvalidNameCharacter { name: String, character: char },
+    #[error("topic {0:?} already exists")]
+    AlreadyExists(String),
+    #[error("topic {0:?} does not exist")]
+    Unknown(String),
+    #[error("number of partitions must be 1..={MAX_PARTITIONS}, got {0}")]
+    InvalidPartitionCount(i32),
+    #[error("topic {name:?} has {current} partitions; the new count {requested} must be larger (and at most {MAX_PARTITIONS})")]
+    PartitionsNotIncreasing {
+        name: String,
+        current: i32,
+        requested: i32,
+    },
+    #[error("give either replica assignments or partitions and replication factor, not both")]
+    AssignmentsWithCounts,
+    #[error("replication factor {requested} is larger than the {available} available broker{}", if *available == 1 { "" } else { "s" })]
+    ReplicationFactorTooLarge { requested: i16, available: usize },
+    #[error("replication factor must be at least 1, got {0}")]
+    ReplicationFactorTooSmall(i16),
+    #[error("replica assignment of partition {partition} is invalid: {problem}")]
+    InvalidAssignment {
+        partition: i32,
+        problem: AssignmentProblem,
+    },
+    #[error("config {key} has a null value")]
+    NullConfig { key: String },
+    #[error("{reason}")]
+    InvalidConfig { key: String, reason: String },
+    #[error("storing the topic change")]
+    Metadata(#[source] MetadataError),
+    #[error("the topic change is stored but this broker could not apply it")]
+    Apply(#[source] ApplyError),
+}
+
+/// What is wrong with one partition's replica list.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AssignmentProblem {
+    #[error("it names no broker")]
+    Empty,
+    #[error("broker {0} appears more than once")]
+    Duplicate(NodeId),
+    #[error("broker {0} is not a live broker of this cluster")]
+    UnknownBroker(NodeId),
+    #[error("it has {found} replicas where the other partitions have {expected}")]
+    UnevenReplicationFactor { found: usize, expected: usize },
+    #[error("assignments must be given for partitions 0..n in order")]
+    NotDense,
+}
+
+impl From<PublishError> for TopicError {
+    fn from(e: PublishError) -> Self {
+        match e {
+            PublishError::Store(MetadataError::TopicExists(name)) => {
+                TopicError::AlreadyExists(name)
+            }
+            PublishError::Store(MetadataError::UnknownTopic(name)) => TopicError::Unknown(name),
+            PublishError::Store(other) => TopicError::Metadata(other),
+            PublishError::Apply(e) => TopicError::Apply(e),
+        }
+    }
+}
+
+/// How the partitions of a new topic are to be placed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Placement {
+    /// The controller spreads `partitions` partitions of `replication_factor` replicas over live brokers.
+    Spread {
+        partitions: i32,
+        replication_factor: i16,
+    },
+    /// Replica lists given by the client, one per partition, in partition order.
+    Assigned(Vec<Vec<NodeId>>),
+}
+
+/// Kafka's topic name rule: 1-249 characters of `[a-zA-Z0-9._-]`, and not `.` or `..`.
+pub fn validate_topic_name(name: &str) -> Result<(), TopicError> {
+    if name.is_empty() || name.len() > 249 || name == "." || name == ".." {
+        return Err(TopicError::InvalidNameLength {
+            name: name.to_owned(),
+        });
+    }
+    if let Some(character) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return Err(TopicError::InvalidNameCharacter {
+            name: name.to_owned(),
+            character,
+        });
+    }
+    Ok(())
+}
+
+/// The next block of producer ids this broker hands out: `next..end`.
+#[derive(Debug, Default)]
+struct ProducerIdBlock {
+    next: i64,
+    end: i64,
+}
+
+#[derive(Debug)]
+pub struct Controller {
+    publisher: Arc<MetadataPublisher>,
+    /// Serializes topic changes, so a validation and the change it allows see the same image.
+    topic_admin: tokio::sync::Mutex<()>,
+    producer_ids: Mutex<ProducerIdBlock>,
+}
+
+impl Controller {
+    pub fn new(publisher: Arc<MetadataPublisher>) -> Self {
+        Self {
+            publisher,
+            topic_admin: tokio::sync::Mutex::new(()),
+            producer_ids: Mutex::new(ProducerIdBlock::default()),
+        }
+    }
+
+    pub fn image(&self) -> Arc<MetadataImage> {
+        self.publisher.image()
+    }
+
+    /// Creates a topic: validates, places its replicas and records it. Returns the topic as it was (or, with
+    /// `validate_only`, would be) created.
+    pub async fn create_topic(
+        &self,
+        name: &str,
+        placement: Placement,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<TopicMetadata, TopicError> {
+        validate_topic_name(name)?;
+        for (key, value) in &configs {
+            validate_topic_config(key, value).map_err(|reason| TopicError::InvalidConfig {
+                key: key.clone(),
+                reason,
+            })?;
+        }
+        let _admin = self.topic_admin.lock().await;
+        let image = self.image();
+        if image.topics.contains_key(name) {
+            return Err(TopicError::AlreadyExists(name.to_owned()));
+        }
+        let partitions = match placement {
+            Placement::Spread {
+                partitions,
+                replication_factor,
+            } => {
+                if !(1..=MAX_PARTITIONS).contains(&partitions) {
+                    return Err(TopicError::InvalidPartitionCount(partitions));
+                }
+                spread(&image, 0, partitions, replication_factor)?
+            }
+            Placement::Assigned(assignments) => {
+                let count = i32::try_from(assignments.len()).unwrap_or(i32::MAX);
+                if !(1..=MAX_PARTITIONS).contains(&count) {
+                    return Err(TopicError::InvalidPartitionCount(count));
+                }
+                check_assignments(&image, &assignments, None)?;
+                assignments
+                    .into_iter()
+                    .map(PartitionRegistration::new)
+                    .collect()
+            }
+        };
+        let topic = TopicMetadata {
+            name: name.to_owned(),
+            id: Uuid::new_v4(),
+            replication_factor: i16::try_from(partitions[0].replicas.len()).unwrap_or(i16::MAX),
+            partitions,
+            configs,
+        };
+        if validate_only {
+            return Ok(topic);
+        }
+        self.publisher
+            .submit(MetadataChange::CreateTopic(topic.clone()))?;
+        tracing::info!(
+            topic = name,
+            partitions = topic.partition_count(),
+            "topic created"
+        );
+        Ok(topic)
+    }
+
+    /// Grows a topic to `total` partitions, placed like its existing ones or as `assignments` say.
+    pub async fn create_partitions(
+        &self,
+        name: &str,
+        total: i32,
+        assignments: Option<Vec<Vec<NodeId>>>,
+        validate_only: bool,
+    ) -> Result<(), TopicError> {
+        let _admin = self.topic_admin.lock().await;
+        let image = self.image();
+        let topic = image
+            .topics
+            .get(name)
+            .ok_or_else(|| TopicError::Unknown(name.to_owned()))?;
+        let current = topic.partition_count();
+        if total <= current || total > MAX_PARTITIONS {
+            return Err(TopicError::PartitionsNotIncreasing {
+                name: name.to_owned(),
+                current,
+                requested: total,
+            });
+        }
+        let added = match assignments {
+            Some(assignments) => {
+                check_assignments(&image, &assignments, Some(topic.replication_factor))?;
+                if i64::try_from(assignments.len()).ok() != Some(i64::from(total - current)) {
+                    return Err(TopicError::InvalidAssignment {
+                        partition: current,
+                        problem: AssignmentProblem::NotDense,
+                    });
+                }
+                assignments
+                    .into_iter()
+                    .map(PartitionRegistration::new)
+                    .collect()
+            }
+            None => spread(&image, current, total - current, topic.replication_factor)?,
+        };
+        if validate_only {
+            return Ok(());
+        }
+        self.publisher.submit(MetadataChange::CreatePartitions {
+            name: name.to_owned(),
+            added,
+        })?;
+        tracing::info!(topic = name, partitions = total, "partitions added");
+        Ok(())
+    }
+
+    /// Deletes a topic from the metadata; brokers hosting its partitions delete them as they follow.
+    pub async fn delete_topic(&self, name: &str) -> Result<Uuid, TopicError> {
+        let _admin = self.topic_admin.lock().await;
+        let id = self
+            .image()
+            .topics
+            .get(name)
+            .ok_or_else(|| TopicError::Unknown(name.to_owned()))?
+            .id;
+        self.publisher.submit(MetadataChange::DeleteTopic {
+            name: name.to_owned(),
+        })?;
+        tracing::info!(topic = name, "topic deleted");
+        Ok(id)
+    }
+
+    /// Replaces a topic's config overrides (already validated).
+    pub async fn set_topic_configs(
+        &self,
+        name: &str,
+        configs: BTreeMap<String, String>,
+    ) -> Result<(), TopicError> {
+        let _admin = self.topic_admin.lock().await;
+        self.publisher.submit(MetadataChange::SetTopicConfigs {
+            name: name.to_owned(),
+            configs,
+        })?;
+        Ok(())
+    }
+
+    /// Replaces the cluster-wide dynamic topic defaults (already validated).
+    pub async fn set_broker_configs(
+        &self,
+        configs: BTreeMap<String, String>,
+    ) -> Result<(), TopicError> {
+        let _admin = self.topic_admin.lock().await;
+        self.publisher
+            .submit(MetadataChange::SetBrokerConfigs { configs })?;
+        Ok(())
+    }
+
+    /// Hands out a producer id, reserving a new block in the metadata when the current one is used up, so ids
+    /// are never reused across restarts.
+    pub fn allocate_producer_id(&self) -> Result<i64, TopicError> {
+        let mut block = self
+            .producer_ids
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if block.next >= block.end {
+            let start = self.image().next_producer_id;
+            self.publisher.submit(MetadataChange::AllocateProducerIds {
+                count: PRODUCER_ID_BLOCK,
+            })?;
+            *block = ProducerIdBlock {
+                next: start,
+                end: start + PRODUCER_ID_BLOCK,
+            };
+        }
+        let id = block.next;
+        block.next += 1;
+        Ok(id)
+    }
+}
+
+/// Places `count` new partitions, numbered from `first_index`, of `replication_factor` replicas each on the
+/// live brokers: round-robin from a start that moves with the partition index, so leaders (first replicas)
+/// and followers spread evenly, as Kafka's assignor does without racks.
+fn spread(
+    image: &MetadataImage,
+    first_index: i32,
+    count: i32,
+    replication_factor: i16,
+) -> Result<Vec<PartitionRegistration>, TopicError> {
+    let brokers: Vec<NodeId> = image.live_brokers().map(|b| b.id).collect();
+    if replication_factor < 1 {
+        return Err(TopicError::ReplicationFactorTooSmall(replication_factor));
+    }
+    let factor = usize::try_from(replication_factor).unwrap_or(usize::MAX);
+    if factor > brokers.len() {
+        return Err(TopicError::ReplicationFactorTooLarge {
+            requested: replication_factor,
+            available: brokers.len(),
+        });
+    }
+    Ok((first_index..first_index + count)
+        .map(|index| {
+            let start = usize::try_from(index).unwrap_or(0) % brokers.len();
+            let replicas = (0..factor)
+                .map(|r| brokers[(start + r) % brokers.len()])
+                .collect();
+            PartitionRegistration::new(replicas)
+        })
+        .collect())
+}
+
+/// Checks client-given replica lists: every broker live and named once per partition, the same number of
+/// replicas everywhere (`expected` when the topic has a replication factor already).
+fn check_assignments(
+    image: &MetadataImage,
+    assignments: &[Vec<NodeId>],
+    expected: Option<i16>,
+) -> Result<(), TopicError> {
+    let expected = expected
+        .and_then(|f| usize::try_from(f).ok())
+        .or_else(|| assignments.first().map(Vec::len));
+    for (partition, replicas) in assignments.iter().enumerate() {
+        let invalid = |problem| TopicError::InvalidAssignment {
+            partition: i32::try_from(partition).unwrap_or(i32::MAX),
+            problem,
+        };
+        if replicas.is_empty() {
+            return Err(invalid(AssignmentProblem::Empty));
+        }
+        let mut seen = BTreeSet::new();
+        for broker in replicas {
+            if !seen.insert(*broker) {
+                return Err(invalid(AssignmentProblem::Duplicate(*broker)));
+            }
+            if image.live_broker(*broker).is_none() {
+                return Err(invalid(AssignmentProblem::UnknownBroker(*broker)));
+            }
+        }
+        if let Some(expected) = expected.filter(|e| *e != replicas.len()) {
+            return Err(invalid(AssignmentProblem::UnevenReplicationFactor {
+                found: replicas.len(),
+                expected,
+            }));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::cluster::image::BrokerRegistration;
+
+    fn cluster(ids: &[NodeId]) -> MetadataImage {
+        MetadataImage {
+            brokers: ids
+                .iter()
+                .map(|id| {
+                    (
+                        *id,
+                        BrokerRegistration {
+                            id: *id,
+                            epoch: 0,
+                            endpoints: Vec::new(),
+                            rack: None,
+                            fenced: false,
+                        },
+                    )
+                })
+                .collect(),
+            ..MetadataImage::default()
+        }
+    }
+
+    #[test]
+    fn topic_names_follow_kafka_rules() {
+        assert!(validate_topic_name("orders.v1_eu-west").is_ok());
+        for bad in ["", ".", "..", "has space", "slash/", &"x".repeat(250)] {
+            assert!(
+                validate_topic_name(bad).is_err(),
+                "{bad:?} should be rejected"
+            );
+        }
+    }
+
+    #[test]
+    fn spread_balances_leaders_and_replicas() {
+        let image = cluster(&[1, 2, 3]);
+        let placed = spread(&image, 0, 6, 2).unwrap();
+        let mut leaders = BTreeMap::new();
+        let mut replicas = BTreeMap::new();
+        for p in &placed {
+            *leaders.entry(p.leader).or_insert(0) += 1;
+            for r in &p.replicas {
+                *replicas.entry(*r).or_insert(0) += 1;
+            }
+            assert_eq!(p.isr, p.replicas);
+            assert_ne!(p.replicas[0], p.replicas[1]);
+        }
+        assert_eq!(leaders.values().copied().collect::<Vec<_>>(), [2, 2, 2]);
+        assert_eq!(replicas.values().copied().collect::<Vec<_>>(), [4, 4, 4]);
+    }
+
+    #[test]
+    fn replication_factor_is_bounded_by_live_brokers() {
+        let mut image = cluster(&[1, 2]);
+        assert!(matches!(
+            spread(&image, 0, 1, 3),
+            Err(TopicError::ReplicationFactorTooLarge {
+                requested: 3,
+                available: 2
+            })
+        ));
+        image.brokers.get_mut(&2).unwrap().fenced = true;
+        let err = spread(&image, 0, 1, 2).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "replication factor 2 is larger than the 1 available broker"
+        );
+        assert!(matches!(
+            spread(&image, 0, 1, 0),
+            Err(TopicError::ReplicationFactorTooSmall(0))
+        ));
+    }
+
+    #[test]
+    fn assignments_must_name_live_distinct_brokers_evenly() {
+        let image = cluster(&[1, 2]);
+        assert!(check_assignments(&image, &[vec![1, 2], vec![2, 1]], None).is_ok());
+        let problem =
+            |assignments: &[Vec<NodeId>]| match check_assignments(&image, assignments, None) {
+                Err(TopicError::InvalidAssignment { problem, .. }) => problem,
+                other => panic!("expected an invalid assignment, got {other:?}"),
+            };
+        assert_eq!(problem(&[vec![]]), AssignmentProblem::Empty);
+        assert_eq!(problem(&[vec![1, 1]]), AssignmentProblem::Duplicate(1));
+        assert_eq!(problem(&[vec![3]]), AssignmentProblem::UnknownBroker(3));
+        assert_eq!(
+            problem(&[vec![1], vec![1, 2]]),
+            AssignmentProblem::UnevenReplicationFactor {
+                found: 2,
+                expected: 1
+            }
+        );
+    }
+}
