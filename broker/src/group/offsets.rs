@@ -8,12 +8,7 @@ use std::{collections::BTreeMap, os::unix::fs::FileExt, sync::Arc, time::Instant
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::{
-    messages::ConsumerProtocolSubscription,
-    protocol::Decodable,
-    records::{
-        Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
-        TimestampType,
-    },
+    messages::ConsumerProtocolSubscription, protocol::Decodable, records::RecordBatchDecoder,
     ResponseError,
 };
 
@@ -21,7 +16,10 @@ use super::{
     records::{partition_for, GroupValue, OffsetValue, OffsetsKey},
     Group, GroupCoordinator, GroupState, OFFSETS_TOPIC,
 };
-use crate::broker::{error_chain, now_ms, Broker};
+use crate::{
+    broker::{error_chain, now_ms, Broker},
+    log::builder::BatchBuilder,
+};
 
 /// One partition's commit: (topic, partition, offset, leader epoch, metadata).
 pub type CommitEntry = (String, i32, i64, i32, Option<String>);
@@ -75,38 +73,16 @@ impl GroupCoordinator {
             .partition(OFFSETS_TOPIC, index)
             .ok_or_else(|| format!("{OFFSETS_TOPIC}-{index} is not hosted here"))?;
         let now = now_ms();
-        let records: Vec<Record> = records
+        let builder = records
             .into_iter()
-            .enumerate()
-            .map(|(i, (key, value))| Record {
-                transactional: false,
-                control: false,
-                partition_leader_epoch: 0,
-                producer_id: -1,
-                producer_epoch: -1,
-                timestamp_type: TimestampType::Creation,
-                offset: i as i64,
-                // The encoder starts a new batch whenever offset - sequence changes; keeping them in step
-                // puts all records in one batch (one batch per produce is what the log accepts). The producer
-                // id is -1, so the sequence means nothing to readers.
-                sequence: i as i32,
-                timestamp: now,
-                key: Some(key),
-                value,
-                headers: Default::default(),
-                delete_horizon: false,
-            })
-            .collect();
-        let mut batch = BytesMut::new();
-        RecordBatchEncoder::encode(
-            &mut batch,
-            records.iter(),
-            &RecordEncodeOptions {
-                version: 2,
-                compression: Compression::None,
-            },
-        )
-        .map_err(|e| format!("encoding offsets batch: {e}"))?;
+            .fold(BatchBuilder::new().timestamp(now), |b, (key, value)| {
+                b.record(Some(key), value)
+            });
+        let mut batch = BytesMut::from(
+            &builder
+                .build()
+                .map_err(|e| format!("encoding offsets batch: {}", error_chain(&e)))?[..],
+        );
         let outcome = partition
             .append(&mut batch, now)
             .map_err(|e| error_chain(&e))?;
