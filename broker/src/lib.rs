@@ -12,3 +12,5 @@ pub mod metrics;
 pub mod partition;
 pub mod protocol;
 pub mod server;
+/// In-process brokers for tests (see the module docs); not used by the broker itself.
+pub mod testing;
