@@ -17,6 +17,9 @@ pub mod protocol;
 pub mod replication;
 pub mod server;
 
+/// In-process brokers for tests (see the module docs); not used by the broker itself.
+pub mod testing;
+
 /// Formats an error with its sources, for log lines and client-visible messages.
 pub fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();

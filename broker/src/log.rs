@@ -24,6 +24,7 @@ use std::{
     time::{SystemTime, UNIX_EPOCH},
 };
 
+pub use batch::builder;
 pub use batch::{
     batch_size_from_prefix, check_batch, parse_header, set_base_offset, set_log_append_time,
     set_partition_leader_epoch, validate_batches, BatchError, BatchHeader, CONTROL_BIT, HEADER_LEN,

@@ -1,13 +1,13 @@
 //! Fuzzes the request path from raw frame bytes to response (decoding, dispatch, handlers, encoding) with
 //! proptest: valid requests of every advertised API and version are mutated (bit flips, truncation,
-//! insertion, header tampering) and fed to `handle_frame` on a real broker with a real data directory.
+//! insertion, header tampering) and fed to the frame entry point of a real broker (the `testing` fixture) with a real data directory.
 //! Nothing may panic, and afterwards the broker must still serve and the data written before must be intact.
 //!
 //! Stable Rust only (cargo-fuzz needs nightly); run longer with `PROPTEST_CASES=100000 cargo test --test
 //! request_fuzz`.
 #![allow(clippy::unwrap_used)]
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::{
@@ -15,56 +15,30 @@ use kafka_protocol::{
         create_topics_request::CreatableTopic, fetch_request::*, list_offsets_request::*,
         metadata_request::MetadataRequestTopic, produce_request::*, *,
     },
-    protocol::{Encodable, StrBytes},
-    records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType},
+    protocol::{Request, StrBytes},
 };
 use proptest::prelude::*;
 use tributary_broker::{
-    broker::Broker, config::BrokerConfig, handlers::handle_frame, protocol::supported_versions,
+    log::builder::BatchBuilder,
+    protocol::supported_versions,
+    testing::{request_frame, TestBroker},
 };
 
 fn batch(value: &[u8]) -> Bytes {
-    let record = Record {
-        transactional: false,
-        control: false,
-        partition_leader_epoch: 0,
-        producer_id: -1,
-        producer_epoch: -1,
-        timestamp_type: TimestampType::Creation,
-        offset: 0,
-        sequence: -1,
-        timestamp: 1_700_000_000_000,
-        key: Some(Bytes::from_static(b"k")),
-        value: Some(Bytes::copy_from_slice(value)),
-        headers: Default::default(),
-        delete_horizon: false,
-    };
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        [&record],
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .unwrap();
-    buf.freeze()
+    BatchBuilder::new()
+        .timestamp(1_700_000_000_000)
+        .record(
+            Some(Bytes::from_static(b"k")),
+            Some(Bytes::copy_from_slice(value)),
+        )
+        .build()
+        .unwrap()
 }
 
-fn frame<T: Encodable>(api: ApiKey, version: i16, body: &T) -> Vec<u8> {
-    let header = RequestHeader::default()
-        .with_request_api_key(api as i16)
-        .with_request_api_version(version)
-        .with_correlation_id(7)
-        .with_client_id(Some(StrBytes::from_static_str("fuzz")));
-    let mut buf = BytesMut::new();
-    header
-        .encode(&mut buf, api.request_header_version(version))
-        .unwrap();
-    body.encode(&mut buf, version)
-        .unwrap_or_else(|e| panic!("encoding {api:?} v{version}: {e}"));
-    buf.to_vec()
+fn frame<R: Request>(version: i16, body: &R) -> Vec<u8> {
+    request_frame(body, version, 7)
+        .unwrap_or_else(|e| panic!("encoding API key {} v{version}: {e}", R::KEY))
+        .to_vec()
 }
 
 fn topic() -> TopicName {
@@ -80,11 +54,7 @@ fn seeds() -> Vec<Vec<u8>> {
     };
     let mut seeds = Vec::new();
     for v in versions(ApiKey::ApiVersions) {
-        seeds.push(frame(
-            ApiKey::ApiVersions,
-            v,
-            &ApiVersionsRequest::default(),
-        ));
+        seeds.push(frame(v, &ApiVersionsRequest::default()));
     }
     for v in versions(ApiKey::Metadata) {
         let request = MetadataRequest::default()
@@ -92,7 +62,7 @@ fn seeds() -> Vec<Vec<u8>> {
                 MetadataRequestTopic::default().with_name(Some(topic()))
             ]))
             .with_allow_auto_topic_creation(true);
-        seeds.push(frame(ApiKey::Metadata, v, &request));
+        seeds.push(frame(v, &request));
     }
     for v in versions(ApiKey::Produce) {
         let request = ProduceRequest::default()
@@ -103,7 +73,7 @@ fn seeds() -> Vec<Vec<u8>> {
                 .with_partition_data(vec![PartitionProduceData::default()
                     .with_index(0)
                     .with_records(Some(batch(b"v")))])]);
-        seeds.push(frame(ApiKey::Produce, v, &request));
+        seeds.push(frame(v, &request));
     }
     for v in versions(ApiKey::Fetch).filter(|v| *v < 13) {
         let request = FetchRequest::default()
@@ -115,31 +85,27 @@ fn seeds() -> Vec<Vec<u8>> {
                     .with_partition(0)
                     .with_fetch_offset(0)
                     .with_partition_max_bytes(1 << 20)])]);
-        seeds.push(frame(ApiKey::Fetch, v, &request));
+        seeds.push(frame(v, &request));
     }
     for v in versions(ApiKey::ListOffsets) {
         let request = ListOffsetsRequest::default().with_topics(vec![ListOffsetsTopic::default()
             .with_name(topic())
             .with_partitions(vec![ListOffsetsPartition::default().with_timestamp(-2)])]);
-        seeds.push(frame(ApiKey::ListOffsets, v, &request));
+        seeds.push(frame(v, &request));
     }
     for v in versions(ApiKey::CreateTopics) {
         let request = CreateTopicsRequest::default().with_topics(vec![CreatableTopic::default()
             .with_name(TopicName(StrBytes::from_static_str("other")))
             .with_num_partitions(2)
             .with_replication_factor(1)]);
-        seeds.push(frame(ApiKey::CreateTopics, v, &request));
+        seeds.push(frame(v, &request));
     }
     for v in versions(ApiKey::InitProducerId) {
         let request = InitProducerIdRequest::default().with_transaction_timeout_ms(1000);
-        seeds.push(frame(ApiKey::InitProducerId, v, &request));
+        seeds.push(frame(v, &request));
     }
     for v in versions(ApiKey::DescribeCluster) {
-        seeds.push(frame(
-            ApiKey::DescribeCluster,
-            v,
-            &DescribeClusterRequest::default(),
-        ));
+        seeds.push(frame(v, &DescribeClusterRequest::default()));
     }
     for v in versions(ApiKey::DescribeConfigs) {
         let request = DescribeConfigsRequest::default().with_resources(vec![
@@ -147,7 +113,7 @@ fn seeds() -> Vec<Vec<u8>> {
                 .with_resource_type(2)
                 .with_resource_name(StrBytes::from_static_str("fuzzed")),
         ]);
-        seeds.push(frame(ApiKey::DescribeConfigs, v, &request));
+        seeds.push(frame(v, &request));
     }
     for v in versions(ApiKey::CreatePartitions) {
         let request = CreatePartitionsRequest::default().with_topics(vec![
@@ -155,21 +121,13 @@ fn seeds() -> Vec<Vec<u8>> {
                 .with_name(TopicName(StrBytes::from_static_str("other")))
                 .with_count(3),
         ]);
-        seeds.push(frame(ApiKey::CreatePartitions, v, &request));
+        seeds.push(frame(v, &request));
     }
     for v in versions(ApiKey::DeleteTopics) {
-        seeds.push(frame(
-            ApiKey::DeleteTopics,
-            v,
-            &DeleteTopicsRequest::default(),
-        ));
+        seeds.push(frame(v, &DeleteTopicsRequest::default()));
     }
     for v in versions(ApiKey::IncrementalAlterConfigs) {
-        seeds.push(frame(
-            ApiKey::IncrementalAlterConfigs,
-            v,
-            &IncrementalAlterConfigsRequest::default(),
-        ));
+        seeds.push(frame(v, &IncrementalAlterConfigsRequest::default()));
     }
     let group = || GroupId(StrBytes::from_static_str("fuzz-group"));
     for v in versions(ApiKey::FindCoordinator) {
@@ -179,7 +137,7 @@ fn seeds() -> Vec<Vec<u8>> {
         } else {
             FindCoordinatorRequest::default().with_key(StrBytes::from_static_str("fuzz-group"))
         };
-        seeds.push(frame(ApiKey::FindCoordinator, v, &request));
+        seeds.push(frame(v, &request));
     }
     for v in versions(ApiKey::JoinGroup) {
         let request = JoinGroupRequest::default()
@@ -192,19 +150,19 @@ fn seeds() -> Vec<Vec<u8>> {
             )
             .with_name(StrBytes::from_static_str("range"))
             .with_metadata(Bytes::from_static(b"\0\0\0\0\0\0\0\0"))]);
-        seeds.push(frame(ApiKey::JoinGroup, v, &request));
+        seeds.push(frame(v, &request));
     }
     for v in versions(ApiKey::SyncGroup) {
         let request = SyncGroupRequest::default()
             .with_group_id(group())
             .with_member_id(StrBytes::from_static_str("m"));
-        seeds.push(frame(ApiKey::SyncGroup, v, &request));
+        seeds.push(frame(v, &request));
     }
     for v in versions(ApiKey::Heartbeat) {
         let request = HeartbeatRequest::default()
             .with_group_id(group())
             .with_member_id(StrBytes::from_static_str("m"));
-        seeds.push(frame(ApiKey::Heartbeat, v, &request));
+        seeds.push(frame(v, &request));
     }
     for v in versions(ApiKey::LeaveGroup) {
         let request = if v >= 3 {
@@ -217,7 +175,7 @@ fn seeds() -> Vec<Vec<u8>> {
                 .with_group_id(group())
                 .with_member_id(StrBytes::from_static_str("m"))
         };
-        seeds.push(frame(ApiKey::LeaveGroup, v, &request));
+        seeds.push(frame(v, &request));
     }
     for v in versions(ApiKey::OffsetCommit) {
         let request = OffsetCommitRequest::default()
@@ -231,7 +189,7 @@ fn seeds() -> Vec<Vec<u8>> {
                             .with_committed_offset(1),
                     ]),
             ]);
-        seeds.push(frame(ApiKey::OffsetCommit, v, &request));
+        seeds.push(frame(v, &request));
     }
     for v in versions(ApiKey::OffsetFetch) {
         let request = if v >= 8 {
@@ -247,21 +205,19 @@ fn seeds() -> Vec<Vec<u8>> {
                         .with_partition_indexes(vec![0]),
                 ]))
         };
-        seeds.push(frame(ApiKey::OffsetFetch, v, &request));
+        seeds.push(frame(v, &request));
     }
     for v in versions(ApiKey::DescribeGroups) {
         seeds.push(frame(
-            ApiKey::DescribeGroups,
             v,
             &DescribeGroupsRequest::default().with_groups(vec![group()]),
         ));
     }
     for v in versions(ApiKey::ListGroups) {
-        seeds.push(frame(ApiKey::ListGroups, v, &ListGroupsRequest::default()));
+        seeds.push(frame(v, &ListGroupsRequest::default()));
     }
     for v in versions(ApiKey::DeleteGroups) {
         seeds.push(frame(
-            ApiKey::DeleteGroups,
             v,
             &DeleteGroupsRequest::default().with_groups_names(vec![group()]),
         ));
@@ -276,7 +232,7 @@ fn seeds() -> Vec<Vec<u8>> {
                         offset_delete_request::OffsetDeleteRequestPartition::default(),
                     ]),
             ]);
-        seeds.push(frame(ApiKey::OffsetDelete, v, &request));
+        seeds.push(frame(v, &request));
     }
     // Every advertised API has seeds, so a newly advertised API cannot go unfuzzed.
     for (api, _) in tributary_broker::protocol::SUPPORTED_APIS {
@@ -340,48 +296,34 @@ fn mutation() -> impl Strategy<Value = Mutation> {
 
 struct Harness {
     runtime: tokio::runtime::Runtime,
-    broker: Arc<Broker>,
-    _dir: tempfile::TempDir,
+    broker: TestBroker,
 }
 
 impl Harness {
     fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let mut config = BrokerConfig::dev_defaults();
-        config.data_dir = dir.path().to_owned();
-        config.num_partitions = 2;
-        config.group.initial_rebalance_delay_ms = 0;
-        let broker = Broker::open(config).unwrap();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap();
-        Self {
-            runtime,
-            broker,
-            _dir: dir,
-        }
+        let broker = runtime.block_on(
+            TestBroker::builder()
+                .property("num.partitions", "2")
+                .group_initial_rebalance_delay_ms(0)
+                // A mutated request may park (a join waiting for a rebalance); that is an answer too.
+                .call_timeout(Duration::from_millis(200))
+                .start(),
+        );
+        Self { runtime, broker }
     }
 
-    /// Sends one frame; a closed connection (Err) is an acceptable answer to garbage, a panic is not.
+    /// Sends one frame and returns the response without its size prefix; a closed connection (Err) is an
+    /// acceptable answer to garbage, a panic is not.
     fn send(&self, frame: &[u8]) -> Option<Vec<u8>> {
-        if frame.len() < 8 {
-            return None;
-        }
-        let broker = Arc::clone(&self.broker);
-        let frame = BytesMut::from(frame);
-        self.runtime.block_on(async move {
-            let answered = async {
-                match handle_frame(&broker, frame).await {
-                    Ok(pending) => pending.resolve().await.ok().flatten(),
-                    Err(_) => None,
-                }
-            };
-            match tokio::time::timeout(Duration::from_millis(200), answered).await {
-                Ok(Some(response)) => Some(response.to_vec().unwrap()),
-                _ => None,
-            }
-        })
+        self.runtime
+            .block_on(self.broker.call_frame(frame))
+            .ok()
+            .flatten()
+            .map(|response| response.to_vec())
     }
 }
 
@@ -395,7 +337,7 @@ fn fetch_all(h: &Harness) -> Vec<u8> {
                 .with_partition(0)
                 .with_fetch_offset(0)
                 .with_partition_max_bytes(1 << 20)])]);
-    h.send(&frame(ApiKey::Fetch, 12, &request))
+    h.send(&frame(12, &request))
         .expect("a valid fetch must be answered")
 }
 
@@ -438,9 +380,7 @@ fn mutated_requests_never_panic_or_damage_stored_data() {
     );
     let metadata = MetadataRequest::default().with_topics(None);
     assert!(
-        harness
-            .send(&frame(ApiKey::Metadata, 12, &metadata))
-            .is_some(),
+        harness.send(&frame(12, &metadata)).is_some(),
         "broker stopped answering Metadata"
     );
 }
@@ -474,9 +414,7 @@ fn huge_array_counts_are_a_decode_error_not_an_abort() {
     let bomb = [0u8, 3, 0, 0, 0, 0, 0, 1, 0, 0, 0x03, 0x3c, 0x0c, 0x00, 0xb6];
     assert!(harness.send(&bomb).is_none());
     let metadata = MetadataRequest::default().with_topics(None);
-    assert!(harness
-        .send(&frame(ApiKey::Metadata, 12, &metadata))
-        .is_some());
+    assert!(harness.send(&frame(12, &metadata)).is_some());
 }
 
 #[test]
@@ -489,7 +427,7 @@ fn api_versions_with_an_unknown_version_gets_a_v0_answer_listing_the_ranges() {
     let response = harness
         .send(&request)
         .expect("an unsupported ApiVersions must be answered");
-    let mut body = Bytes::from(response[4..].to_vec());
+    let mut body = Bytes::from(response);
     let correlation = i32::from_be_bytes([body[0], body[1], body[2], body[3]]);
     assert_eq!(
         correlation, 5,

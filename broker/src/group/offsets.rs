@@ -8,12 +8,7 @@ use std::{collections::BTreeMap, time::Instant};
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::{
-    messages::ConsumerProtocolSubscription,
-    protocol::Decodable,
-    records::{
-        Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
-        TimestampType,
-    },
+    messages::ConsumerProtocolSubscription, protocol::Decodable, records::RecordBatchDecoder,
     ResponseError,
 };
 
@@ -21,7 +16,7 @@ use super::{
     records::{partition_for, GroupValue, OffsetValue, OffsetsKey},
     Group, GroupCoordinator, GroupState, OFFSETS_TOPIC,
 };
-use crate::error_chain;
+use crate::{error_chain, log::builder::BatchBuilder};
 
 /// How the coordinator reaches `__consumer_offsets`: the only thing it knows of the broker around it.
 pub trait OffsetsLog: Send + Sync + std::fmt::Debug {
@@ -51,7 +46,7 @@ pub enum OffsetsLogError {
     #[error("{OFFSETS_TOPIC}-{0} is not hosted here")]
     NotHosted(i32),
     #[error("encoding a record batch for {OFFSETS_TOPIC}")]
-    Encode(#[source] anyhow::Error),
+    Encode(#[source] crate::log::builder::BatchBuildError),
     #[error("appending to {OFFSETS_TOPIC}-{partition}")]
     Append {
         partition: i32,
@@ -98,38 +93,12 @@ impl GroupCoordinator {
         self.ensure_offsets_topic().await?;
         let index = partition_for(group, self.config.offsets_partitions);
         let now = self.clock.wall_ms();
-        let records: Vec<Record> = records
+        let builder = records
             .into_iter()
-            .enumerate()
-            .map(|(i, (key, value))| Record {
-                transactional: false,
-                control: false,
-                partition_leader_epoch: 0,
-                producer_id: -1,
-                producer_epoch: -1,
-                timestamp_type: TimestampType::Creation,
-                offset: i as i64,
-                // The encoder starts a new batch whenever offset - sequence changes; keeping them in step
-                // puts all records in one batch (one batch per produce is what the log accepts). The producer
-                // id is -1, so the sequence means nothing to readers.
-                sequence: i as i32,
-                timestamp: now,
-                key: Some(key),
-                value,
-                headers: Default::default(),
-                delete_horizon: false,
-            })
-            .collect();
-        let mut batch = BytesMut::new();
-        RecordBatchEncoder::encode(
-            &mut batch,
-            records.iter(),
-            &RecordEncodeOptions {
-                version: 2,
-                compression: Compression::None,
-            },
-        )
-        .map_err(OffsetsLogError::Encode)?;
+            .fold(BatchBuilder::new().timestamp(now), |b, (key, value)| {
+                b.record(Some(key), value)
+            });
+        let batch = BytesMut::from(&builder.build().map_err(OffsetsLogError::Encode)?[..]);
         self.log.append_durably(index, batch).await
     }
 

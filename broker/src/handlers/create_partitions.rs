@@ -15,12 +15,17 @@ pub async fn handle(
     for topic in request.topics {
         let name = topic.name.0.to_string();
         let result = CreatePartitionsTopicResult::default().with_name(topic.name.clone());
-        let assignments = topic.assignments.as_ref().map(|assignments| {
-            assignments
-                .iter()
-                .map(|a| a.broker_ids.iter().map(|id| id.0).collect())
-                .collect()
-        });
+        // An empty list is what clients send when they leave placement to the controller.
+        let assignments = topic
+            .assignments
+            .as_ref()
+            .filter(|a| !a.is_empty())
+            .map(|assignments| {
+                assignments
+                    .iter()
+                    .map(|a| a.broker_ids.iter().map(|id| id.0).collect())
+                    .collect()
+            });
         match ctx
             .broker
             .controller

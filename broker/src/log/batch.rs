@@ -4,6 +4,8 @@
 //! This module owns the byte layout. It must never re-encode, decompress or otherwise touch the records
 //! section of a batch: the bytes a producer sent are the bytes a consumer reads.
 
+pub mod builder;
+
 use thiserror::Error;
 
 /// Bytes before the `batchLength` field's coverage starts: baseOffset (8) + batchLength (4).

@@ -1,0 +1,287 @@
+//! IncrementalAlterConfigs (key 44).
+
+use kafka_protocol::{
+    messages::{
+        describe_configs_request::DescribeConfigsResource,
+        incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig},
+        incremental_alter_configs_response::AlterConfigsResourceResponse,
+        DescribeConfigsRequest, IncrementalAlterConfigsRequest,
+    },
+    ResponseError,
+};
+use tributary_broker::testing::TestBroker;
+
+use crate::{batch, code, create_topic, produce, s};
+
+const TOPIC: i8 = 2;
+const BROKER: i8 = 4;
+const SET: i8 = 0;
+const DELETE: i8 = 1;
+const APPEND: i8 = 2;
+const SUBTRACT: i8 = 3;
+
+fn op(name: &str, operation: i8, value: Option<&str>) -> AlterableConfig {
+    AlterableConfig::default()
+        .with_name(s(name))
+        .with_config_operation(operation)
+        .with_value(value.map(s))
+}
+
+fn on(kind: i8, name: &str, ops: Vec<AlterableConfig>) -> AlterConfigsResource {
+    AlterConfigsResource::default()
+        .with_resource_type(kind)
+        .with_resource_name(s(name))
+        .with_configs(ops)
+}
+
+async fn alter(
+    broker: &TestBroker,
+    resources: Vec<AlterConfigsResource>,
+    validate_only: bool,
+) -> Vec<AlterConfigsResourceResponse> {
+    let request = IncrementalAlterConfigsRequest::default()
+        .with_resources(resources)
+        .with_validate_only(validate_only);
+    broker.call(request, 1).await.responses
+}
+
+async fn topic_config(broker: &TestBroker, topic: &str, name: &str) -> String {
+    let request =
+        DescribeConfigsRequest::default().with_resources(vec![DescribeConfigsResource::default()
+            .with_resource_type(TOPIC)
+            .with_resource_name(s(topic))
+            .with_configuration_keys(Some(vec![s(name)]))]);
+    let response = broker.call(request, 4).await;
+    response.results[0].configs[0]
+        .value
+        .as_deref()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn set_delete_append_and_subtract_on_a_topic() {
+    let broker = TestBroker::start().await;
+    create_topic(&broker, "tuned", 1).await;
+    for version in 0..=1 {
+        let request = IncrementalAlterConfigsRequest::default().with_resources(vec![on(
+            TOPIC,
+            "tuned",
+            vec![op("retention.ms", SET, Some("1000"))],
+        )]);
+        assert_eq!(
+            broker.call(request, version).await.responses[0].error_code,
+            0,
+            "v{version}"
+        );
+    }
+    assert_eq!(topic_config(&broker, "tuned", "retention.ms").await, "1000");
+    let results = alter(
+        &broker,
+        vec![on(TOPIC, "tuned", vec![op("retention.ms", DELETE, None)])],
+        false,
+    )
+    .await;
+    assert_eq!(results[0].error_code, 0);
+    assert_eq!(
+        topic_config(&broker, "tuned", "retention.ms").await,
+        "604800000",
+        "back to the default"
+    );
+    let results = alter(
+        &broker,
+        vec![on(
+            TOPIC,
+            "tuned",
+            vec![op("cleanup.policy", APPEND, Some("compact"))],
+        )],
+        false,
+    )
+    .await;
+    assert_eq!(results[0].error_code, 0);
+    assert_eq!(
+        topic_config(&broker, "tuned", "cleanup.policy").await,
+        "delete,compact"
+    );
+    let results = alter(
+        &broker,
+        vec![on(
+            TOPIC,
+            "tuned",
+            vec![op("cleanup.policy", SUBTRACT, Some("delete"))],
+        )],
+        false,
+    )
+    .await;
+    assert_eq!(results[0].error_code, 0);
+    assert_eq!(
+        topic_config(&broker, "tuned", "cleanup.policy").await,
+        "compact"
+    );
+}
+
+#[tokio::test]
+async fn a_change_takes_effect_on_the_open_log() {
+    let broker = TestBroker::start().await;
+    create_topic(&broker, "tuned", 1).await;
+    let results = alter(
+        &broker,
+        vec![on(
+            TOPIC,
+            "tuned",
+            vec![op("max.message.bytes", SET, Some("100"))],
+        )],
+        false,
+    )
+    .await;
+    assert_eq!(results[0].error_code, 0);
+    let written = produce(&broker, "tuned", 0, batch(&[&"x".repeat(200)])).await;
+    assert_eq!(written.error_code, code(ResponseError::MessageTooLarge));
+}
+
+#[tokio::test]
+async fn invalid_changes_leave_the_whole_resource_unchanged() {
+    let broker = TestBroker::start().await;
+    create_topic(&broker, "tuned", 1).await;
+    let cases = [
+        vec![
+            op("retention.ms", SET, Some("1000")),
+            op("retention.ms", SET, Some("soon")),
+        ],
+        vec![
+            op("segment.ms", SET, Some("1000")),
+            op("no.such.config", SET, Some("1")),
+        ],
+        vec![op("retention.ms", APPEND, Some("1"))],
+        vec![op("cleanup.policy", SUBTRACT, Some("delete"))],
+        vec![op("retention.ms", SET, None)],
+        vec![op("retention.ms", 9, Some("1"))],
+    ];
+    for ops in cases {
+        let described = format!(
+            "{:?}",
+            ops.iter()
+                .map(|o| (o.name.to_string(), o.config_operation))
+                .collect::<Vec<_>>()
+        );
+        let results = alter(&broker, vec![on(TOPIC, "tuned", ops)], false).await;
+        assert_eq!(
+            results[0].error_code,
+            code(ResponseError::InvalidConfig),
+            "{described}"
+        );
+        assert!(results[0].error_message.is_some(), "{described} says why");
+    }
+    assert_eq!(
+        topic_config(&broker, "tuned", "retention.ms").await,
+        "604800000"
+    );
+    assert_eq!(
+        topic_config(&broker, "tuned", "segment.ms").await,
+        "604800000"
+    );
+    assert_eq!(
+        topic_config(&broker, "tuned", "cleanup.policy").await,
+        "delete"
+    );
+}
+
+#[tokio::test]
+async fn validate_only_changes_nothing() {
+    let broker = TestBroker::start().await;
+    create_topic(&broker, "tuned", 1).await;
+    let results = alter(
+        &broker,
+        vec![on(
+            TOPIC,
+            "tuned",
+            vec![op("retention.ms", SET, Some("1000"))],
+        )],
+        true,
+    )
+    .await;
+    assert_eq!(results[0].error_code, 0);
+    assert_eq!(
+        topic_config(&broker, "tuned", "retention.ms").await,
+        "604800000"
+    );
+}
+
+#[tokio::test]
+async fn broker_defaults_apply_to_topics_without_an_override() {
+    let broker = TestBroker::start().await;
+    create_topic(&broker, "inherits", 1).await;
+    let results = alter(
+        &broker,
+        vec![on(
+            BROKER,
+            "",
+            vec![
+                op("log.retention.hours", SET, Some("1")),
+                op("log.cleanup.policy", SET, Some("compact")),
+            ],
+        )],
+        false,
+    )
+    .await;
+    assert_eq!(results[0].error_code, 0, "{:?}", results[0].error_message);
+    assert_eq!(
+        topic_config(&broker, "inherits", "retention.ms").await,
+        "3600000",
+        "hours become milliseconds"
+    );
+    assert_eq!(
+        topic_config(&broker, "inherits", "cleanup.policy").await,
+        "compact"
+    );
+    let results = alter(
+        &broker,
+        vec![on(
+            BROKER,
+            "1",
+            vec![op("log.retention.hours", DELETE, None)],
+        )],
+        false,
+    )
+    .await;
+    assert_eq!(results[0].error_code, 0, "by this broker's id");
+    assert_eq!(
+        topic_config(&broker, "inherits", "retention.ms").await,
+        "604800000"
+    );
+}
+
+#[tokio::test]
+async fn unknown_resources_and_static_broker_configs_are_refused() {
+    let broker = TestBroker::start().await;
+    let results = alter(
+        &broker,
+        vec![
+            on(TOPIC, "ghost", vec![op("retention.ms", SET, Some("1"))]),
+            on(BROKER, "42", vec![op("log.retention.ms", SET, Some("1"))]),
+            on(BROKER, "", vec![op("num.partitions", SET, Some("3"))]),
+            on(3, "group", vec![op("retention.ms", SET, Some("1"))]),
+        ],
+        false,
+    )
+    .await;
+    assert_eq!(
+        results[0].error_code,
+        code(ResponseError::UnknownTopicOrPartition)
+    );
+    assert_eq!(
+        results[1].error_code,
+        code(ResponseError::InvalidRequest),
+        "another broker"
+    );
+    assert_eq!(
+        results[2].error_code,
+        code(ResponseError::InvalidConfig),
+        "not a dynamic config"
+    );
+    assert_eq!(
+        results[3].error_code,
+        code(ResponseError::InvalidRequest),
+        "unsupported resource type"
+    );
+}
