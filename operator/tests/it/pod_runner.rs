@@ -41,6 +41,12 @@ struct RunningPod {
     child: Child,
     ip: Ipv4Addr,
     readiness: Option<(u16, String)>,
+    /// The readiness probe's `periodSeconds` (Kubernetes' default 10 s when unset).
+    probe_period: Duration,
+    /// No readiness probe before this: a restarted container stays not Ready until the kubelet's next
+    /// probe. Kubelet probes on the period's tick, so a restart is visible as not Ready for up to one
+    /// period; the runner always waits the whole period, so that anyone watching the pod sees it.
+    probe_not_before: Option<std::time::Instant>,
     ready: bool,
     restarts: i32,
     started_at: String,
@@ -210,6 +216,13 @@ impl Kubelet {
                 return Ok(());
             };
             let exited = matches!(process.child.try_wait(), Ok(Some(_)));
+            if !exited
+                && process
+                    .probe_not_before
+                    .is_some_and(|at| std::time::Instant::now() < at)
+            {
+                return Ok(());
+            }
             (
                 exited,
                 process
@@ -225,6 +238,8 @@ impl Kubelet {
                     process.child = spawn(&process.command, &process.log)?;
                     process.restarts += 1;
                     process.ready = false;
+                    process.probe_not_before =
+                        Some(std::time::Instant::now() + process.probe_period);
                     process.started_at = now();
                 }
             }
@@ -295,6 +310,14 @@ impl Kubelet {
         for arg in container.args.iter().flatten() {
             command.push(localize(&expand(arg, &env), ip, &mounts));
         }
+        let probe_period = Duration::from_secs(
+            container
+                .readiness_probe
+                .as_ref()
+                .and_then(|p| p.period_seconds)
+                .and_then(|s| u64::try_from(s).ok())
+                .unwrap_or(10),
+        );
         let readiness = container
             .readiness_probe
             .as_ref()
@@ -322,6 +345,8 @@ impl Kubelet {
             child,
             ip,
             readiness,
+            probe_period,
+            probe_not_before: None,
             ready: false,
             restarts: 0,
             started_at: now(),
