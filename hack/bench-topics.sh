@@ -2,7 +2,7 @@
 # Topic operator benchmark: time from `kubectl apply` of Topic manifests to the topics being usable in Kafka (a
 # confluent-kafka client sees every partition) and to every Topic reporting Ready, for 1 Topic (three runs) and
 # for BENCH_TOPICS (default 1000) Topics applied at once; then the time until deleting them all removed them from
-# Kafka. A benchmark, not a test: it prints figures and writes hack/bench/results-topics-<date>.md.
+# Kafka. A benchmark, not a test: it prints figures and writes hack/bench/results/topics-<date>.md.
 #
 # Runs everything locally: the control plane from hack/k8s-env.sh, a release tributary-broker on loopback (topic
 # auto-creation off, so only the operator creates topics), and the release tributary-operator process pointed at
@@ -83,7 +83,8 @@ done
 results+=("$(run "$topics" many)")
 echo "${results[-1]}"
 
-out="hack/bench/results-topics-$(date -u +%Y-%m-%d-%H%M%S).md"
+mkdir -p hack/bench/results
+out="hack/bench/results/topics-$(date -u +%Y-%m-%d-%H%M%S).md"
 {
   echo "# Topic operator benchmark, $(date -u +'%Y-%m-%d %H:%M UTC')"
   echo

@@ -37,7 +37,7 @@
 #   BENCH_START_TIMEOUT=60 BENCH_RECOVERY_TIMEOUT=600
 #   BENCH_TOOL_HEAP="-Xmx1g"      client JVM heap
 #   BENCH_WORK=<mktemp dir>       data dirs and raw outputs; removed at the end unless BENCH_KEEP=1
-#   BENCH_RESULTS=hack/bench/results-<date>[-quick].md
+#   BENCH_RESULTS=hack/bench/results/<date>[-quick].md
 #   KAFKA_VERSION, TRIBUTARY_CACHE, KAFKA_REF_*: see hack/kafka-ref.sh
 set -uo pipefail
 
@@ -78,7 +78,7 @@ RECOVERY_TIMEOUT="${BENCH_RECOVERY_TIMEOUT:-600}"
 TOOL_HEAP="${BENCH_TOOL_HEAP:--Xmx1g}"
 KAFKA_VERSION="${KAFKA_VERSION:-4.4.0}"; export KAFKA_VERSION
 STAMP="$(date -u +%Y-%m-%d)"
-RESULTS="${BENCH_RESULTS:-$HERE/bench/results-$STAMP$( [[ "$QUICK" == 1 ]] && echo -quick).md}"
+RESULTS="${BENCH_RESULTS:-$HERE/bench/results/$STAMP$( [[ "$QUICK" == 1 ]] && echo -quick).md}"
 if [[ -z "${BENCH_RESULTS:-}" && -e "$RESULTS" ]]; then
   RESULTS="${RESULTS%.md}-$(date -u +%H%M%S).md"
 fi
