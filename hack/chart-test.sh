@@ -36,6 +36,14 @@ repo="$PWD"
 # shellcheck source=hack/lib.sh
 source hack/lib.sh
 
+usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
+case "$*" in
+  static) mode=static ;;
+  "") mode=all ;;
+  -h|--help) usage; exit 0 ;;
+  *) usage >&2; echo "chart-test: unknown arguments: $*" >&2; exit 2 ;;
+esac
+
 PATH="$(bash hack/k8s-env.sh bindir):$PATH"
 export PATH
 
@@ -429,13 +437,6 @@ step_uninstall() {
   kc get crd kafkaclusters.tributary.dev >/dev/null || fail "helm uninstall removed a CRD (Helm keeps crds/ by design)"
 }
 
-usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
-case "$*" in
-  static) mode=static ;;
-  "") mode=all ;;
-  -h|--help) usage; exit 0 ;;
-  *) usage >&2; say "unknown arguments: $*"; exit 2 ;;
-esac
 if [[ "$mode" == static ]]; then
   steps=(step_static)
 else
