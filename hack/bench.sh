@@ -330,7 +330,7 @@ start_tributary() {
 
 stop_tributary() {
   [[ -n "$TRIB_PID" ]] || return 0
-  stop_broker "$TRIB_PID" 30
+  stop_broker   # TRIB_PID is start_broker's BROKER_PID
   TRIB_PID=""
 }
 

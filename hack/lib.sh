@@ -206,11 +206,12 @@ _broker_start_failed() { # OFFSET WHY
   BROKER_PID=""
 }
 
-# stop_broker [PID] [SECS]: stop_process for a broker (default: $BROKER_PID, 30 s), clearing BROKER_PID.
-# Returns the broker's exit status (0 after a clean SIGTERM shutdown).
+# stop_broker: stop_process for the broker start_broker started ($BROKER_PID; a grace period of
+# $BROKER_STOP_TIMEOUT seconds, default 30), then clears BROKER_PID. Returns the broker's exit status (0 after
+# a clean SIGTERM shutdown); 0 when there is none.
 stop_broker() {
-  local pid="${1:-${BROKER_PID:-}}" rc=0
-  stop_process "$pid" "${2:-30}" tributary-broker || rc=$?
-  [[ "$pid" != "${BROKER_PID:-}" ]] || BROKER_PID=""
+  local rc=0
+  stop_process "${BROKER_PID:-}" "${BROKER_STOP_TIMEOUT:-30}" tributary-broker || rc=$?
+  BROKER_PID=""
   return "$rc"
 }

@@ -12,7 +12,7 @@ set -uo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../../.." && pwd)"
-# shellcheck source=../../../hack/lib.sh
+# shellcheck source=hack/lib.sh
 source "$repo/hack/lib.sh"
 bash "$repo/hack/prereqs.sh" || { echo "run.sh: prereqs failed" >&2; exit 2; }
 venv="${TRIBUTARY_CACHE:-$HOME/.cache/tributary}/venv"
@@ -34,7 +34,6 @@ fi
 java_rc=0
 if [[ "${TRIBUTARY_SKIP_JAVA:-0}" != 1 ]]; then
   work=""
-  BROKER_PID=""
   trap 'stop_broker || true' EXIT
   bootstrap="$external"
   if [[ -z "$bootstrap" ]]; then
