@@ -2,16 +2,18 @@
 # Topic operator benchmark: time from `kubectl apply` of Topic manifests to the topics being usable in Kafka (a
 # confluent-kafka client sees every partition) and to every Topic reporting Ready, for 1 Topic (three runs) and
 # for BENCH_TOPICS (default 1000) Topics applied at once; then the time until deleting them all removed them from
-# Kafka. A benchmark, not a test: it prints figures and writes hack/bench/results-topics-<date>.md.
+# Kafka. A benchmark, not a test: it prints figures and writes hack/bench/results/topics-<date>.md.
 #
 # Runs everything locally: the control plane from hack/k8s-env.sh, a release tributary-broker on loopback (topic
 # auto-creation off, so only the operator creates topics), and the release tributary-operator process pointed at
-# that broker (--bootstrap-override) and watching one namespace.
+# that broker (--bootstrap-override) and watching one namespace. Both listen on port 0 (hack/lib.sh start_broker).
 #
 # Environment: BENCH_TOPICS=1000, BENCH_PARTITIONS=3, BENCH_TIMEOUT=300 (seconds per measurement),
 # BENCH_KEEP=1 keeps the work directory (logs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=hack/lib.sh
+source hack/lib.sh
 
 topics="${BENCH_TOPICS:-1000}"
 partitions="${BENCH_PARTITIONS:-3}"
@@ -28,8 +30,8 @@ PATH="$(bash hack/k8s-env.sh bindir):$PATH"
 work="$(mktemp -d "${TMPDIR:-/tmp}/tributary-bench-topics.XXXXXX")"
 pids=()
 cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
+  local pid
+  for pid in "${pids[@]}"; do stop_process "$pid" 30 || true; done
   bash hack/k8s-env.sh stop "$work/k8s" >/dev/null 2>&1 || true
   if [[ "${BENCH_KEEP:-0}" == 1 ]]; then echo "work dir kept: $work"; else rm -rf "$work"; fi
 }
@@ -53,26 +55,23 @@ spec:
     size: 1Gi
 YAML
 
-port="$("$python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
-http_port="$("$python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
-printf 'auto.create.topics.enable=false\n' > "$work/broker.properties"
-"$target_dir/release/tributary-broker" --listen "127.0.0.1:$port" --http-listen "127.0.0.1:$http_port" \
-  --data-dir "$work/data" --config "$work/broker.properties" 2> "$work/broker.log" &
-pids+=($!)
-for _ in $(seq 100); do curl -fsS "http://127.0.0.1:$http_port/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
+mkdir -p "$work/broker"
+printf 'auto.create.topics.enable=false\n' > "$work/broker/broker.properties"
+start_broker "$target_dir/release/tributary-broker" "$work/broker" --config "$work/broker/broker.properties"
+pids+=("$BROKER_PID")
+bootstrap="$BROKER_KAFKA"
 
-metrics_port="$("$python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
-"$target_dir/release/tributary-operator" --log-level warn --bootstrap-override "127.0.0.1:$port" \
-  --namespace bench --metrics-listen "127.0.0.1:$metrics_port" > "$work/operator.log" 2>&1 &
+# Nothing here reads the operator's metrics: port 0, wherever it lands.
+"$target_dir/release/tributary-operator" --log-level warn --bootstrap-override "$bootstrap" \
+  --namespace bench --metrics-listen 127.0.0.1:0 > "$work/operator.log" 2>&1 &
 pids+=($!)
 # The operator is up once it has written the KafkaCluster's status.
-for _ in $(seq 100); do
-  [[ -n "$(kubectl get kafkacluster bench -n bench -o jsonpath='{.status.observedGeneration}' 2>/dev/null)" ]] && break
-  sleep 0.1
-done
+cluster_observed() { [[ -n "$(kubectl get kafkacluster bench -n bench -o jsonpath='{.status.observedGeneration}')" ]]; }
+eventually --timeout 60 --interval 0.1 "the operator to write KafkaCluster bench's status" cluster_observed \
+  || { log_tail "$work/operator.log"; exit 1; }
 
 run() { # COUNT PREFIX
-  "$python" hack/bench/topics.py --bootstrap "127.0.0.1:$port" --namespace bench --cluster bench \
+  "$python" hack/bench/topics.py --bootstrap "$bootstrap" --namespace bench --cluster bench \
     --count "$1" --partitions "$partitions" --prefix "$2" --timeout "$timeout_s"
 }
 
@@ -84,7 +83,8 @@ done
 results+=("$(run "$topics" many)")
 echo "${results[-1]}"
 
-out="hack/bench/results-topics-$(date -u +%Y-%m-%d-%H%M%S).md"
+mkdir -p hack/bench/results
+out="hack/bench/results/topics-$(date -u +%Y-%m-%d-%H%M%S).md"
 {
   echo "# Topic operator benchmark, $(date -u +'%Y-%m-%d %H:%M UTC')"
   echo

@@ -14,7 +14,8 @@
 #
 # Targets (in this order, each with a fresh data dir):
 #   tributary  $TRIBUTARY_BIN, or built with `cargo build --release -p tributary-broker`
-#              (BENCH_NO_BUILD=1 to skip building); readiness: GET /readyz == 200.
+#              (BENCH_NO_BUILD=1 to skip building); ports: 0, read from --bound-addresses-file
+#              (hack/lib.sh start_broker); readiness: GET /readyz == 200.
 #   kafka      hack/kafka-ref.sh (Apache Kafka $KAFKA_VERSION, KRaft single node, -Xmx1g).
 #
 # Environment (defaults; BENCH_QUICK=1 switches to the quick values in brackets):
@@ -36,13 +37,15 @@
 #   BENCH_START_TIMEOUT=60 BENCH_RECOVERY_TIMEOUT=600
 #   BENCH_TOOL_HEAP="-Xmx1g"      client JVM heap
 #   BENCH_WORK=<mktemp dir>       data dirs and raw outputs; removed at the end unless BENCH_KEEP=1
-#   BENCH_RESULTS=hack/bench/results-<date>[-quick].md
+#   BENCH_RESULTS=hack/bench/results/<date>[-quick].md
 #   KAFKA_VERSION, TRIBUTARY_CACHE, KAFKA_REF_*: see hack/kafka-ref.sh
 set -uo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(git -C "$HERE" rev-parse --show-toplevel 2>/dev/null || (cd "$HERE/.." && pwd))"
 KREF="$HERE/kafka-ref.sh"
+# shellcheck source=hack/lib.sh
+source "$HERE/lib.sh"
 
 QUICK="${BENCH_QUICK:-0}"
 q() { if [[ "$QUICK" == 1 ]]; then echo "$2"; else echo "$1"; fi; }
@@ -75,7 +78,7 @@ RECOVERY_TIMEOUT="${BENCH_RECOVERY_TIMEOUT:-600}"
 TOOL_HEAP="${BENCH_TOOL_HEAP:--Xmx1g}"
 KAFKA_VERSION="${KAFKA_VERSION:-4.4.0}"; export KAFKA_VERSION
 STAMP="$(date -u +%Y-%m-%d)"
-RESULTS="${BENCH_RESULTS:-$HERE/bench/results-$STAMP$( [[ "$QUICK" == 1 ]] && echo -quick).md}"
+RESULTS="${BENCH_RESULTS:-$HERE/bench/results/$STAMP$( [[ "$QUICK" == 1 ]] && echo -quick).md}"
 if [[ -z "${BENCH_RESULTS:-}" && -e "$RESULTS" ]]; then
   RESULTS="${RESULTS%.md}-$(date -u +%H%M%S).md"
 fi
@@ -93,17 +96,9 @@ log() { printf '[bench %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 now_ms() { date +%s%3N; }
 note() { NOTE[$1]="${NOTE[$1]:+${NOTE[$1]}; }$2"; log "note ($1): $2"; }
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-free_port() {
-  local i p
-  for i in $(seq 1 100); do
-    p=$(( 20000 + RANDOM % 30000 ))
-    if ! port_open "$p" && ! ss -Htln "sport = :$p" 2>/dev/null | grep -q .; then echo "$p"; return 0; fi
-  done
-  die "no free port"
-}
 rss_mib() { awk '/^VmRSS:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status" 2>/dev/null; }
 
+# shellcheck disable=SC2317 # run by the EXIT trap
 cleanup() {
   local d
   if [[ -n "$TRIB_PID" ]] && kill -0 "$TRIB_PID" 2>/dev/null; then kill -KILL "$TRIB_PID" 2>/dev/null; fi
@@ -118,7 +113,8 @@ command -v java >/dev/null || die "java not found"
 log "resolving Kafka $KAFKA_VERSION jars (cached after the first run)"
 CP="$("$KREF" classpath)" || die "hack/kafka-ref.sh classpath failed"
 L4J="$("$KREF" log4j)" || die "hack/kafka-ref.sh log4j failed"
-TOOL=(java $TOOL_HEAP "-Dlog4j2.configurationFile=$L4J" -Dkafka.ref.log.level=WARN -cp "$CP")
+read -ra HEAP <<<"$TOOL_HEAP"   # one or more JVM flags
+TOOL=(java "${HEAP[@]}" "-Dlog4j2.configurationFile=$L4J" -Dkafka.ref.log.level=WARN -cp "$CP")
 
 # Newer tools renamed some options (the old ones are deprecated); use whatever this version has.
 PP_PROPS=--producer-props; CP_NUM=--messages
@@ -142,7 +138,7 @@ compile_acp() {
   sum="$( { cat "${ACP_SRCS[@]}" | sha256sum; echo "kafka=$KAFKA_VERSION"; javac -version 2>&1; } | sha256sum | cut -c1-64)"
   CMDS+=("javac -d \"\${TRIBUTARY_CACHE:-\$HOME/.cache/tributary}/bench-classes\" -cp \"\$(hack/kafka-ref.sh classpath)\" hack/bench/AssignConsumerPerf.java hack/bench/GroupPerf.java  # cached by checksum")
   mkdir -p "$ACP_DIR" || { ACP_STATUS="cannot create $ACP_DIR"; return 1; }
-  (
+  if ! (
     flock -w 300 9 || { echo "timed out waiting for $ACP_DIR/.lock" >"$WORK/acp-javac.log"; exit 1; }
     if [[ "$(cat "$ACP_DIR/.checksum" 2>/dev/null)" == "$sum" && -f "$ACP_DIR/AssignConsumerPerf.class" \
           && -f "$ACP_DIR/GroupPerf.class" ]]; then exit 0; fi
@@ -151,16 +147,16 @@ compile_acp() {
     if ! timeout 300 javac -nowarn -d "$tmp" -cp "$CP" "${ACP_SRCS[@]}" >"$WORK/acp-javac.log" 2>&1; then rm -rf "$tmp"; exit 1; fi
     rm -f "$ACP_DIR"/AssignConsumerPerf*.class "$ACP_DIR"/GroupPerf*.class "$ACP_DIR/.checksum"
     mv "$tmp"/*.class "$ACP_DIR"/ && rmdir "$tmp" && echo "$sum" >"$ACP_DIR/.checksum"
-  ) 9>"$ACP_DIR/.lock"
-  if (( $? != 0 )); then
+  ) 9>"$ACP_DIR/.lock"; then
     ACP_STATUS="javac failed: $(grep -m1 -E 'error|timed out' "$WORK/acp-javac.log" | cut -c1-160)"; return 1
   fi
-  ACP=(java $TOOL_HEAP "-Dlog4j2.configurationFile=$L4J" -Dkafka.ref.log.level=WARN -cp "$ACP_DIR:$CP" AssignConsumerPerf)
-  GP=(java $TOOL_HEAP "-Dlog4j2.configurationFile=$L4J" -Dkafka.ref.log.level=WARN -cp "$ACP_DIR:$CP" GroupPerf)
+  ACP=(java "${HEAP[@]}" "-Dlog4j2.configurationFile=$L4J" -Dkafka.ref.log.level=WARN -cp "$ACP_DIR:$CP" AssignConsumerPerf)
+  GP=(java "${HEAP[@]}" "-Dlog4j2.configurationFile=$L4J" -Dkafka.ref.log.level=WARN -cp "$ACP_DIR:$CP" GroupPerf)
 }
 compile_acp || log "AssignConsumerPerf/GroupPerf unavailable: $ACP_STATUS"
 
 # run LABEL TIMEOUT CMD...: stdout/stderr to $WORK/LABEL.{out,err}; records the command line.
+# shellcheck disable=SC2016 # the recorded command line keeps $(...) for its reader to run
 run() {
   local label="$1" tmo="$2"; shift 2
   local shown; shown="$(printf '%q ' "$@")"
@@ -221,7 +217,7 @@ consume() {
   fi
   # start.time, end.time, data.consumed.in.MB, MB.sec, data.consumed.in.nMsg, nMsg.sec,
   # rebalance.time.ms, fetch.time.ms, fetch.MB.sec, fetch.nMsg.sec
-  IFS=',' read -r _ _ mb mbps nmsg nps join ftime fmbps fnps <<<"$line"
+  IFS=',' read -r _ _ _ _ nmsg nps join _ fmbps fnps <<<"$line"
   R[$t.$key.rps]="$(printf '%.0f' "$fnps")"; R[$t.$key.mbps]="$(printf '%.2f' "$fmbps")"
   R[$t.$key.total_rps]="$(printf '%.0f' "$nps")"; R[$t.$key.join]="$(printf '%.0f' "$join")"
   (( ${nmsg// /} < n )) && note "$t" "$key: consumed only ${nmsg// /} of $n records"
@@ -317,38 +313,25 @@ prepare_tributary() {
   return 0
 }
 
-# start_tributary DIR PORT HTTP TIMEOUT [CONFIG] -> TRIB_PID, START_MS; returns 1 if not ready.
+# start_tributary DIR TIMEOUT [CONFIG] -> TRIB_PID, START_MS, BS; returns 1 if not ready.
 start_tributary() {
-  local dir="$1" port="$2" http="$3" tmo="$4" conf="${5:-}" t0 code i
-  mkdir -p "$dir"
-  local args=(--listen "127.0.0.1:$port" --advertised-listener "127.0.0.1:$port" --data-dir "$dir/data"
-              --http-listen "127.0.0.1:$http")
+  local dir="$1" tmo="$2" conf="${3:-}" args=()
   [[ -n "$conf" ]] && args+=(--config "$conf")
-  CMDS+=("$(printf '%q ' "$TRIB_BIN" "${args[@]}")")
+  if ! BROKER_START_TIMEOUT="$tmo" start_broker "$TRIB_BIN" "$dir" "${args[@]}"; then
+    START_FAIL="$BROKER_ERROR: $(tail -n 3 "$BROKER_LOG" | tr '\n' ' ' | cut -c1-300)"
+    log "tributary $START_FAIL"
+    CMDS+=("$(printf '%q ' "${BROKER_CMD[@]}")")
+    TRIB_PID=""; return 1
+  fi
+  CMDS+=("$(printf '%q ' "${BROKER_CMD[@]}")")
   log "+ ${CMDS[-1]}"
-  t0="$(now_ms)"
-  "$TRIB_BIN" "${args[@]}" >>"$dir/broker.log" 2>&1 </dev/null &
-  TRIB_PID=$!
-  for (( i = 0; i < tmo * 50; i++ )); do
-    if ! kill -0 "$TRIB_PID" 2>/dev/null; then
-      wait "$TRIB_PID" 2>/dev/null; local rc=$?
-      START_FAIL="exited during start-up with status $rc: $(tail -n 3 "$dir/broker.log" | tr '\n' ' ' | cut -c1-300)"
-      log "tributary $START_FAIL"
-      TRIB_PID=""; return 1
-    fi
-    code="$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "http://127.0.0.1:$http/readyz" 2>/dev/null)"
-    if [[ "$code" == 200 ]]; then START_MS=$(( $(now_ms) - t0 )); return 0; fi
-    sleep 0.02
-  done
-  START_FAIL="/readyz not 200 within ${tmo}s"; log "tributary $START_FAIL"; stop_tributary; return 1
+  TRIB_PID="$BROKER_PID" START_MS="$BROKER_READY_MS" BS="$BROKER_KAFKA"
 }
 
 stop_tributary() {
   [[ -n "$TRIB_PID" ]] || return 0
-  kill -TERM "$TRIB_PID" 2>/dev/null
-  local i; for i in $(seq 1 300); do kill -0 "$TRIB_PID" 2>/dev/null || break; sleep 0.1; done
-  kill -0 "$TRIB_PID" 2>/dev/null && { log "tributary ignored SIGTERM for 30s, SIGKILL"; kill -KILL "$TRIB_PID"; }
-  wait "$TRIB_PID" 2>/dev/null; TRIB_PID=""
+  stop_broker   # TRIB_PID is start_broker's BROKER_PID
+  TRIB_PID=""
 }
 
 kill9_tributary() {
@@ -356,23 +339,26 @@ kill9_tributary() {
   kill -KILL "$TRIB_PID" 2>/dev/null; wait "$TRIB_PID" 2>/dev/null; TRIB_PID=""
 }
 
-# generic broker control: broker_start TARGET DIR PORT TIMEOUT [CONFIG] -> PID, START_MS, BS
+# generic broker control: broker_start TARGET DIR TIMEOUT [CONFIG] -> PID, START_MS, BS
 broker_start() {
-  local t="$1" dir="$2" port="$3" tmo="$4" conf="${5:-}"
-  BS="127.0.0.1:$port"
+  local t="$1" dir="$2" tmo="$3" conf="${4:-}"
   if [[ "$t" == tributary ]]; then
-    local http; http="$(free_port)"
-    start_tributary "$dir" "$port" "$http" "$tmo" "$conf" || return 1
+    start_tributary "$dir" "$tmo" "$conf" || return 1
     PID="$TRIB_PID"
   else
+    # Apache Kafka advertises the port it is configured with, so it needs a real one up front (racy).
+    local port; port="$(free_port)"
+    BS="127.0.0.1:$port"
     KAFKA_DIRS+=("$dir")
     local args=(start "$port" "$dir"); [[ -n "$conf" ]] && args+=("$conf")
     CMDS+=("hack/kafka-ref.sh ${args[*]}")
     log "+ hack/kafka-ref.sh ${args[*]}"
     PID="$(KAFKA_REF_START_TIMEOUT="$tmo" "$KREF" "${args[@]}" 2>"$dir.start.err")" || {
       START_FAIL="kafka-ref start failed: $(tail -n 5 "$dir.start.err" | tr '\n' ' ' | cut -c1-300)"; log "$START_FAIL"; return 1; }
-    # shellcheck disable=SC1091
-    local PORT_MS READY_MS CONTROLLER_PORT; source "$dir/startup.env"
+    # shellcheck disable=SC2034 # startup.env sets all three; CONTROLLER_PORT is not needed here
+    local PORT_MS READY_MS CONTROLLER_PORT
+    # shellcheck disable=SC1091 # written by hack/kafka-ref.sh start
+    source "$dir/startup.env"
     START_MS="$PORT_MS"; KAFKA_READY_MS="$READY_MS"
   fi
 }
@@ -386,9 +372,9 @@ data_mib() { du -sm "$1" 2>/dev/null | awk '{print $1}'; }
 
 # --- one target -----------------------------------------------------------------------------------
 bench_target() {
-  local t="$1" dir="$WORK/$t" port
+  local t="$1"
+  local dir="$WORK/$t"
   rm -rf "$dir"; mkdir -p "$dir"
-  port="$(free_port)"
   log "=== $t: starting"
   local conf=""
   if [[ "$t" == tributary ]]; then
@@ -401,10 +387,10 @@ bench_target() {
       note "$t" "extra broker properties: $BENCH_TRIBUTARY_PROPS"
     fi
   fi
-  if ! broker_start "$t" "$dir/main" "$port" "$START_TIMEOUT" "$conf"; then
+  if ! broker_start "$t" "$dir/main" "$START_TIMEOUT" "$conf"; then
     if [[ -n "$conf" ]]; then
       note "$t" "did not start with --config $conf ($GROUP_DELAY_PROP): $START_FAIL; starting without it (its group.initial.rebalance.delay.ms default applies)"
-      broker_start "$t" "$dir/main" "$port" "$START_TIMEOUT" || { note "$t" "broker did not start: $START_FAIL"; return 1; }
+      broker_start "$t" "$dir/main" "$START_TIMEOUT" || { note "$t" "broker did not start: $START_FAIL"; return 1; }
     else
       note "$t" "broker did not start: $START_FAIL"; return 1
     fi
@@ -468,16 +454,17 @@ bench_target() {
 }
 
 bench_recovery() {
-  local t="$1" dir="$WORK/$t/recovery" port conf n
+  local t="$1"
+  local dir="$WORK/$t/recovery" conf n
   (( RECOVERY_MB > 0 )) || return 0
-  mkdir -p "$dir"; port="$(free_port)"; conf="$WORK/$t/no-fsync.properties"
+  mkdir -p "$dir"; conf="$WORK/$t/no-fsync.properties"
   printf 'log.flush.interval.messages=9223372036854775807\n' >"$conf"
   log "=== $t: recovery of ~${RECOVERY_MB} MiB unflushed log"
-  if ! broker_start "$t" "$dir" "$port" "$START_TIMEOUT" "$conf"; then
+  if ! broker_start "$t" "$dir" "$START_TIMEOUT" "$conf"; then
     if [[ "$t" == tributary ]]; then
       note "$t" "did not start with --config $conf (log.flush.interval.messages=9223372036854775807): $START_FAIL; measuring recovery without --config"
       conf=""
-      broker_start "$t" "$dir" "$port" "$START_TIMEOUT" || { note "$t" "recovery: broker did not start"; return 1; }
+      broker_start "$t" "$dir" "$START_TIMEOUT" || { note "$t" "recovery: broker did not start"; return 1; }
     else
       note "$t" "recovery: broker did not start"; return 1
     fi
@@ -489,7 +476,7 @@ bench_recovery() {
   log "$t: kill -9 with ${R[$t.rec_mib]} MiB in $dir"
   CMDS+=("kill -9 <broker pid>")
   broker_kill9 "$t" "$dir"
-  if broker_start "$t" "$dir" "$port" "$RECOVERY_TIMEOUT" "$conf"; then
+  if broker_start "$t" "$dir" "$RECOVERY_TIMEOUT" "$conf"; then
     R[$t.rec_ms]="$START_MS"
     [[ "$t" == kafka ]] && R[$t.rec_ms]="$KAFKA_READY_MS"
     # How many records are visible after the restart (sum of end offsets).

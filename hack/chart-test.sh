@@ -24,12 +24,25 @@
 #
 # Usage: hack/chart-test.sh            (KUBECONFIG must point at a running control plane, as admin)
 #        hack/chart-test.sh static     only the checks that need no cluster
-# Env:   TRIBUTARY_OPERATOR_BIN, TRIBUTARY_BROKER_BIN (default: cargo build, then target/debug/...);
-#        CHART_TEST_DIR keeps logs and kubeconfigs there (default: a temp dir, removed on success).
-# Each step is a function that fails the script.
+# Env:   TRIBUTARY_OPERATOR_BIN, TRIBUTARY_BROKER_BIN (default: cargo build, then
+#        ${CARGO_TARGET_DIR:-target}/debug/...); CHART_TEST_DIR keeps logs and kubeconfigs there (default: a
+#        temp dir, removed on success).
+# Each step is a function that fails the script; on any failure the operators' and the broker's log tails are
+# printed. The broker, the operators and Prometheus listen on port 0 and report the port the kernel chose
+# (the broker in an addresses file, the operators and Prometheus in their logs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo="$PWD"
+# shellcheck source=hack/lib.sh
+source hack/lib.sh
+
+usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
+case "$*" in
+  static) mode=static ;;
+  "") mode=all ;;
+  -h|--help) usage; exit 0 ;;
+  *) usage >&2; echo "chart-test: unknown arguments: $*" >&2; exit 2 ;;
+esac
 
 PATH="$(bash hack/k8s-env.sh bindir):$PATH"
 export PATH
@@ -41,41 +54,33 @@ SA=tributary-operator        # the chart's ServiceAccount for release "tributary
 SA_USER="system:serviceaccount:${NS}:${SA}"
 LEASE=tributary-operator
 WAIT=45                      # bound of every wait, seconds
+EVENTUALLY_TIMEOUT=$WAIT     # for eventually (hack/lib.sh)
 
 work="${CHART_TEST_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/tributary-chart.XXXXXX")}"
 mkdir -p "$work"
 pids=()
 
 say() { printf 'chart-test: %s\n' "$*" >&2; }
-fail() {
-  say "FAIL: $*"
-  for log in "$work"/operator-*.log; do
-    [[ -f "$log" ]] && { say "last lines of $log:"; tail -n 20 "$log" >&2; }
-  done
-  exit 1
-}
+fail() { say "FAIL: $*"; exit 1; }
+# On any exit: stop what is still running (SIGTERM, then SIGKILL after 10 s); after a failure, show its logs.
 cleanup() {
-  local pid
-  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  local rc=$? pid log
+  for pid in "${pids[@]}"; do stop_process "$pid" 10 || true; done
+  if (( rc != 0 )); then
+    for log in "$work"/operator-*.log "$work"/broker/broker.log; do
+      [[ -f "$log" ]] && log_tail "$log" 20
+    done
+    say "failed (exit $rc); logs in $work"
+  fi
 }
 trap cleanup EXIT
-
-# eventually WHAT CMD...: retries CMD every 0.5 s until it succeeds, failing after $WAIT seconds.
-eventually() {
-  local what="$1" deadline=$(( $(date +%s) + WAIT ))
-  shift
-  until "$@" >/dev/null 2>&1; do
-    (( $(date +%s) < deadline )) || fail "timed out after ${WAIT}s waiting for ${what}"
-    sleep 0.5
-  done
-}
 
 kc() { kubectl --request-timeout=10s "$@"; }
 as_sa() { kc --kubeconfig "$work/sa.kubeconfig" "$@"; }
 lease_holder() { kc -n "$NS" get lease "$LEASE" -o jsonpath='{.spec.holderIdentity}' 2>/dev/null; }
 holder_is() { [[ "$(lease_holder)" == "$1"_* ]]; }
 http_ok() { curl -fsS --max-time 2 "$1" >/dev/null; }
+exited() { ! kill -0 "$1" 2>/dev/null; }
 metric() { curl -fsS --max-time 2 "http://127.0.0.1:$1/metrics" | awk -v m="$2" '$1 == m {print $2}'; }
 metric_is() { [[ "$(metric "$1" "$2")" == "$3" ]]; }
 metric_positive() { awk -v v="$(metric "$1" "$2")" 'BEGIN {exit !(v + 0 > 0)}'; }
@@ -85,10 +90,6 @@ never_forbidden() { # NAME MESSAGE: fails with MESSAGE when operator NAME's log 
     grep -i forbidden "$work/operator-$1.log" | head -n 5 >&2
     fail "$2"
   fi
-}
-
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
 step_static() {
@@ -217,15 +218,21 @@ EOF
   say "rbac: ${#allowed[@]} needed permissions granted, ${#refused[@]} others refused"
 }
 
-# start_operator NAME PORT [ARGS...]: runs the binary with the ServiceAccount token and leader election, logs to $work.
+# start_operator NAME [ARGS...]: runs the binary with the ServiceAccount token and leader election, logs to
+# $work; its metrics side port is port 0, read back from its "serving /metrics" log line. Sets op_pid[NAME]
+# and op_port[NAME].
+declare -A op_pid=() op_port=()
 start_operator() {
-  local name="$1" port="$2"
-  shift 2
+  local name="$1" address
+  shift
   KUBECONFIG="$work/sa.kubeconfig" POD_NAME="$name" RUST_LOG=info,tributary_operator=debug \
-    "$operator_bin" --leader-elect --leader-election-namespace "$NS" --metrics-listen "127.0.0.1:$port" \
+    "$operator_bin" --leader-elect --leader-election-namespace "$NS" --metrics-listen 127.0.0.1:0 \
     --log-format json "$@" >"$work/operator-$name.log" 2>&1 &
   pids+=($!)
-  eval "pid_${name//-/_}=$!"
+  op_pid[$name]=$!
+  address="$(eventually --print "$name to log its metrics address" \
+    log_address "$work/operator-$name.log" 'serving /metrics')"
+  op_port[$name]="${address##*:}"
 }
 
 cluster_reconciled() {
@@ -239,11 +246,12 @@ step_operator() {
   if [[ -z "$operator_bin" ]]; then
     # A no-op when the binary is fresh; never test a stale one.
     cargo build -q -p tributary-operator --bin tributary-operator
-    operator_bin="$repo/target/debug/tributary-operator"
+    operator_bin="$(cargo_target_dir "$repo")/debug/tributary-operator"
   fi
-  port_a="$(free_port)"; port_b="$(free_port)"
+  local port_a port_b
+  start_operator op-a
+  port_a="${op_port[op-a]}"
   say "operator op-a (ServiceAccount token, --leader-elect, metrics on :$port_a)"
-  start_operator op-a "$port_a"
   eventually "op-a /readyz" http_ok "http://127.0.0.1:$port_a/readyz"
   eventually "op-a to hold Lease $NS/$LEASE" holder_is op-a
   eventually "op-a leader gauge" metric_is "$port_a" tributary_operator_leader 1
@@ -289,7 +297,8 @@ EOF
   say "metrics: $(grep -c '^tributary_operator_' "$work/metrics.txt") samples, $(grep -c '^# TYPE' "$work/metrics.txt") families"
 
   say "a second replica op-b stands by while op-a leads"
-  start_operator op-b "$port_b"
+  start_operator op-b
+  port_b="${op_port[op-b]}"
   eventually "op-b /readyz" http_ok "http://127.0.0.1:$port_b/readyz"
   eventually "op-b to wait for the Lease" grep -q 'waiting for the leader-election Lease' "$work/operator-op-b.log"
   metric_is "$port_b" tributary_operator_leader 0 || fail "op-b claims leadership while op-a holds the Lease"
@@ -300,8 +309,7 @@ EOF
   say "SIGTERM op-a: it releases the Lease and op-b takes over"
   local t0 rc=0
   t0="$(date +%s)"
-  kill -TERM "$pid_op_a"
-  wait "$pid_op_a" || rc=$?
+  stop_process "${op_pid[op-a]}" "$WAIT" op-a || rc=$?
   ((rc == 0)) || fail "op-a exited with $rc after SIGTERM"
   grep -q 'released the leader-election Lease' "$work/operator-op-a.log" || fail "op-a did not release the Lease"
   eventually "op-b to hold the Lease" holder_is op-b
@@ -312,12 +320,8 @@ EOF
   say "another holder takes the Lease: op-b stops acting and exits non-zero"
   kc -n "$NS" patch lease "$LEASE" --type=merge \
     -p '{"spec":{"holderIdentity":"intruder","leaseDurationSeconds":60}}' >/dev/null
-  local deadline=$(( $(date +%s) + WAIT ))
-  while kill -0 "$pid_op_b" 2>/dev/null; do
-    (( $(date +%s) < deadline )) || fail "op-b still runs ${WAIT}s after losing the Lease"
-    sleep 0.5
-  done
-  rc=0; wait "$pid_op_b" || rc=$?
+  eventually "op-b to exit" exited "${op_pid[op-b]}" || fail "op-b still runs ${WAIT}s after losing the Lease"
+  rc=0; wait "${op_pid[op-b]}" || rc=$?
   ((rc != 0)) || fail "op-b exited with 0 after losing leadership; Kubernetes would not restart it"
   grep -q 'lost leadership' "$work/operator-op-b.log" || fail "op-b did not log that it lost leadership"
   [[ "$(lease_holder)" == intruder ]] || fail "op-b stepping down changed the new holder's Lease"
@@ -337,8 +341,8 @@ step_namespaced() {
     fail "namespaced mode still grants cluster-wide list"
   fi
   local port
-  port="$(free_port)"
-  start_operator op-c "$port" --namespace "$APP_NS"
+  start_operator op-c --namespace "$APP_NS"
+  port="${op_port[op-c]}"
   eventually "op-c to hold the Lease" holder_is op-c
   kc -n "$APP_NS" apply --server-side --field-manager=chart-test -f - >/dev/null <<'EOF'
 apiVersion: tributary.dev/v1alpha1
@@ -355,9 +359,8 @@ EOF
   eventually "managed objects gauge (namespaced)" \
     metric_is "$port" 'tributary_operator_managed_objects{kind="KafkaCluster"}' 3
   never_forbidden op-c "namespaced mode: the operator hit a permission the Role does not grant"
-  kill -TERM "$pid_op_c"
   local rc=0
-  wait "$pid_op_c" || rc=$?
+  stop_process "${op_pid[op-c]}" "$WAIT" op-c || rc=$?
   ((rc == 0)) || fail "op-c exited with $rc after SIGTERM"
   pids=()
 }
@@ -375,7 +378,7 @@ managed_clusters_match() { # PORT: the gauge equals the KafkaClusters the API se
 }
 
 kafka_partitions() { # TOPIC: partitions a Kafka client (kcat) sees, 0 when the topic does not exist
-  kcat -L -J -b "127.0.0.1:$kafka_port" -m 5 \
+  kcat -L -J -b "$BROKER_KAFKA" -m 5 \
     | python3 -c 'import json, sys; t = [t for t in json.load(sys.stdin)["topics"] if t["topic"] == sys.argv[1]]; print(len(t[0]["partitions"]) if t else 0)' "$1"
 }
 kafka_partitions_are() { [[ "$(kafka_partitions "$1")" == "$2" ]]; }
@@ -385,17 +388,14 @@ step_topic() {
   local broker_bin="${TRIBUTARY_BROKER_BIN:-}"
   if [[ -z "$broker_bin" ]]; then
     cargo build -q -p tributary-broker
-    broker_bin="$repo/target/debug/tributary-broker"
+    broker_bin="$(cargo_target_dir "$repo")/debug/tributary-broker"
   fi
-  local http_port op_port
-  kafka_port="$(free_port)"; http_port="$(free_port)"; op_port="$(free_port)"
   # Auto-creation off: only the operator creates the topic.
-  printf 'auto.create.topics.enable=false\n' >"$work/broker.properties"
-  "$broker_bin" --listen "127.0.0.1:$kafka_port" --http-listen "127.0.0.1:$http_port" --data-dir "$work/broker-data" \
-    --config "$work/broker.properties" 2>"$work/broker.log" &
-  pids+=($!)
-  eventually "broker /readyz" http_ok "http://127.0.0.1:$http_port/readyz"
-  start_operator op-t "$op_port" --bootstrap-override "127.0.0.1:$kafka_port"
+  mkdir -p "$work/broker"
+  printf 'auto.create.topics.enable=false\n' >"$work/broker/broker.properties"
+  start_broker "$broker_bin" "$work/broker" --config "$work/broker/broker.properties" || fail "the broker did not start"
+  pids+=("$BROKER_PID")
+  start_operator op-t --bootstrap-override "$BROKER_KAFKA"
   eventually "op-t to hold the Lease" holder_is op-t
 
   kc -n "$APP_NS" apply --server-side --field-manager=chart-test -f manifests/topic.yaml >/dev/null
@@ -406,7 +406,7 @@ step_topic() {
 
   say "Prometheus scrapes the operator and the broker"
   prom_url="$(python3 broker/tests/clients/python/prom.py start "$work/prometheus" \
-    "operator=127.0.0.1:$op_port" "broker=127.0.0.1:$http_port")" || fail "prometheus did not start"
+    "operator=127.0.0.1:${op_port[op-t]}" "broker=$BROKER_HTTP")" || fail "prometheus did not start"
   eventually "Prometheus: the operator's Topic reconciles" \
     prom_has 'tributary_operator_reconciles_total{job="operator",kind="Topic",result="success"}' 1
   eventually "Prometheus: the operator's managed Topics" prom_has 'tributary_operator_managed_objects{job="operator",kind="Topic"}' 1
@@ -422,8 +422,8 @@ step_topic() {
   kc -n "$APP_NS" delete topic orders --timeout="${WAIT}s" >/dev/null || fail "Topic orders was not deleted"
   eventually "shop.orders gone from Kafka" kafka_partitions_are shop.orders 0
   never_forbidden op-t "the Topic controller hit a permission the chart does not grant"
-  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  local pid
+  for pid in "${pids[@]}"; do stop_process "$pid" 30 || true; done
   pids=()
   kc -n "$NS" delete lease "$LEASE" --ignore-not-found >/dev/null
 }
@@ -437,7 +437,7 @@ step_uninstall() {
   kc get crd kafkaclusters.tributary.dev >/dev/null || fail "helm uninstall removed a CRD (Helm keeps crds/ by design)"
 }
 
-if [[ "${1:-}" == static ]]; then
+if [[ "$mode" == static ]]; then
   steps=(step_static)
 else
   [[ -n "${KUBECONFIG:-}" ]] || fail "KUBECONFIG is not set; start a control plane with hack/k8s-env.sh start DIR"

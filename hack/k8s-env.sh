@@ -22,6 +22,8 @@
 set -euo pipefail
 
 _repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=hack/lib.sh
+source "${_repo}/hack/lib.sh"
 _mods="${_repo}/hack/k8s"
 _cache="${TRIBUTARY_CACHE:-$HOME/.cache/tributary}"
 
@@ -70,6 +72,7 @@ cmd_build() {
   say "building into ${BIN_DIR} (k8s ${K8S_VERSION}, etcd ${ETCD_VERSION}, helm ${HELM_VERSION})"
   local tmp="${BIN_DIR}.tmp.$$" t
   rm -rf "$tmp"; mkdir -p "$tmp"
+  # shellcheck disable=SC2064 # $tmp is local: expanded now, on purpose
   trap "rm -rf '$tmp'" EXIT
 
   local kmaj kmin
@@ -112,21 +115,6 @@ cmd_build() {
   printf '%s\n' "$want" >"${BIN_DIR}/.stamp"
   rm -rf "$tmp"; trap - EXIT
   say "build done in $(since "$t0"); $(du -sh "$BIN_DIR" | cut -f1) in ${BIN_DIR}"
-}
-
-# port_or_free [PORT]: PORT when it can be bound on 127.0.0.1, else a free port.
-port_or_free() {
-  python3 - "${1:-0}" <<'PY'
-import socket, sys
-want = int(sys.argv[1] or 0)
-for port in ([want] if want else []) + [0]:
-    s = socket.socket()
-    try:
-        s.bind(("127.0.0.1", port))
-    except OSError:
-        continue
-    print(s.getsockname()[1]); s.close(); break
-PY
 }
 
 # alive PIDFILE: the process it names runs and is the binary the file is named after
@@ -206,8 +194,11 @@ cmd_start() {
   gen_certs "$dir"
   local pki="${dir}/pki" etcd_port peer_port api_port kcm_port
   # A restart in the same DIR keeps its ports when they are still free, so the kubeconfig,
-  # the service-account issuer and etcd's member URLs stay the same.
+  # the service-account issuer and etcd's member URLs stay the same. Picked here (port_or_free,
+  # racy) because etcd, kube-apiserver and kube-controller-manager cannot report a port-0 bind (and
+  # etcd and kube-apiserver are told their own URLs up front).
   local ETCD_PORT="" ETCD_PEER_PORT="" APISERVER_PORT="" KCM_PORT=""
+  # shellcheck disable=SC1091 # written below by an earlier start
   [[ -f "${dir}/ports.env" ]] && source "${dir}/ports.env"
   etcd_port="$(port_or_free "$ETCD_PORT")"; peer_port="$(port_or_free "$ETCD_PEER_PORT")"
   api_port="$(port_or_free "$APISERVER_PORT")"; kcm_port="$(port_or_free "$KCM_PORT")"
@@ -235,18 +226,21 @@ cmd_start() {
 
   write_kubeconfig "${dir}/kubeconfig" "$api_port" "$pki"
 
-  local deadline=$(( $(date +%s) + timeout ))
-  wait_for() { # WHAT CMD...
-    local what="$1"; shift
-    until "$@" >/dev/null 2>&1; do
-      for n in etcd kube-apiserver kube-controller-manager; do
-        if [[ -f "${dir}/${n}.pid" ]] && ! alive "${dir}/${n}.pid"; then
-          tail -n 30 "${dir}/${n}.log" >&2; die "$n exited while waiting for ${what}; log: ${dir}/${n}.log"
-        fi
-      done
-      (( $(date +%s) < deadline )) || die "timed out after ${timeout}s waiting for ${what}; logs in ${dir}"
-      sleep 0.3
+  local deadline=$(( $(date +%s) + timeout )) dead=""
+  # started_alive: every process started so far from DIR still runs; the first that does not is in $dead.
+  started_alive() {
+    for n in etcd kube-apiserver kube-controller-manager; do
+      if [[ -f "${dir}/${n}.pid" ]] && ! alive "${dir}/${n}.pid"; then dead="$n"; return 1; fi
     done
+  }
+  wait_for() { # WHAT CMD...: eventually, within the start's deadline, as long as every process runs
+    local what="$1" rc=0 left=$(( deadline - $(date +%s) ))
+    (( left > 0 )) || left=1
+    eventually --timeout "$left" --interval 0.3 --while started_alive "$@" || rc=$?
+    if (( rc == 2 )); then
+      log_tail "${dir}/${dead}.log" 30; die "$dead exited while waiting for ${what}; log: ${dir}/${dead}.log"
+    fi
+    (( rc == 0 )) || die "timed out after ${timeout}s waiting for ${what}; logs in ${dir}"
   }
   local kc=("${BIN_DIR}/kubectl" --kubeconfig "${dir}/kubeconfig" --request-timeout=5s)
   wait_for "kube-apiserver /readyz" "${kc[@]}" get --raw /readyz
@@ -278,13 +272,7 @@ cmd_stop() {
     [[ -f "$pf" ]] || continue
     pid="$(cat "$pf")"
     if alive "$pf"; then
-      kill -TERM "$pid" 2>/dev/null || true
-      local i=0
-      while kill -0 "$pid" 2>/dev/null && (( i < 100 )); do sleep 0.1; i=$((i + 1)); done
-      if alive "$pf"; then
-        say "$n (pid $pid) still running after 10s: SIGKILL"
-        kill -KILL "$pid" 2>/dev/null || true
-      fi
+      stop_process "$pid" 10 "k8s-env: $n" || true
       say "stopped $n (pid $pid)"
     fi
     rm -f "$pf"

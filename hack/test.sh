@@ -1,15 +1,50 @@
 #!/usr/bin/env bash
-# Runs every test of the project on a bare machine: installs what the suites need (hack/prereqs.sh), checks
-# formatting and lints, runs the Rust tests, then the real-client suites (kcat, confluent-kafka, kafka-python,
-# the Java kafka-clients) against a freshly built broker, and the metrics test (promtool and a real Prometheus,
-# Debian's package, also installed by hack/prereqs.sh).
+# Runs the project's tests on a bare machine, installing what they need. Stages, in this order:
+#   rust           cargo fmt --check, cargo clippy -D warnings, cargo test --workspace (tests that need a
+#                  control plane are #[ignore]d there and run in the control-plane stage)
+#   prerequisites  hack/prereqs.sh (kcat, curl, Debian's prometheus with promtool, a Python venv with
+#                  confluent-kafka and kafka-python, the Java suite's Maven dependencies) and a debug
+#                  tributary-broker, for the two stages below
+#   control plane  kube-apiserver, etcd and kube-controller-manager from hack/k8s-env.sh (built from their Go
+#                  modules once, then cached); against them the operator's ignored tests (operator/tests/it,
+#                  operator/tests/leader_election.rs: Topics against a real broker process) and
+#                  hack/chart-test.sh (the Helm chart, the install bundle, the operator with the chart's RBAC)
+#   clients        broker/tests/clients/run.sh: the kcat, confluent-kafka and kafka-python suites, the Java
+#                  kafka-clients suite, and the metrics test (promtool and a real Prometheus)
 #
-# Environment: TRIBUTARY_CACHE (default ~/.cache/tributary) keeps the Python venv and other downloads between
-# runs; SKIP_CLIENTS=1 runs only the Rust checks.
+# Usage: hack/test.sh [--fast] [--skip-clients]
+#   (no option)      full mode, every stage: what CI runs (.ci/run)
+#   --fast           rust, prerequisites and clients; no control plane and no chart (no Go build either)
+#   --skip-clients   leave out the clients stage, in either mode (also SKIP_CLIENTS=1); with --fast only the
+#                    rust stage runs
+#   -h, --help       this text
+# Environment: TRIBUTARY_CACHE (default ~/.cache/tributary) keeps the venv, the Kubernetes binaries and other
+# downloads between runs; CARGO_TARGET_DIR is honoured.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=hack/lib.sh
+source hack/lib.sh
+
+usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
+
+mode=full
+skip_clients="${SKIP_CLIENTS:-0}"
+[[ "$skip_clients" == 0 || "$skip_clients" == 1 ]] || { echo "test.sh: SKIP_CLIENTS must be 0 or 1, got $skip_clients" >&2; exit 2; }
+while (( $# )); do
+  case "$1" in
+    --fast) mode=fast ;;
+    --skip-clients) skip_clients=1 ;;
+    -h|--help) usage; exit 0 ;;
+    *) usage >&2; echo "test.sh: unknown argument: $1" >&2; exit 2 ;;
+  esac
+  shift
+done
+run_control_plane=1; [[ "$mode" == fast ]] && run_control_plane=0
+run_clients=1; [[ "$skip_clients" == 1 ]] && run_clients=0
 
 step() { printf '\n==> %s\n' "$*"; }
+t_start="$(date +%s)"
+ran=(rust) skipped=()
 
 step "toolchain"
 cargo --version
@@ -26,39 +61,53 @@ step "cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 
 step "cargo test"
-cargo test --workspace 2>&1 | tee target/cargo-test.log
-grep -q "test result: ok" target/cargo-test.log
+target="$(cargo_target_dir "$PWD")"
+mkdir -p "$target"
+cargo test --workspace 2>&1 | tee "$target/cargo-test.log"
+grep -q "test result: ok" "$target/cargo-test.log"
 
-step "prerequisites (kcat, Python clients, Maven deps)"
-bash hack/prereqs.sh
-# The operator's Topic test looks at topics through confluent-kafka from this venv.
-export TRIBUTARY_PYTHON="${TRIBUTARY_CACHE:-$HOME/.cache/tributary}/venv/bin/python"
+if (( run_control_plane || run_clients )); then
+  step "prerequisites (kcat, Prometheus, Python clients, Maven deps)"
+  bash hack/prereqs.sh
+  # The operator's Topic test looks at topics through confluent-kafka from this venv.
+  export TRIBUTARY_PYTHON="${TRIBUTARY_CACHE:-$HOME/.cache/tributary}/venv/bin/python"
 
-step "broker binary (for the Topic tests and the client suites)"
-cargo build -p tributary-broker
-export TRIBUTARY_BROKER_BIN="$PWD/target/debug/tributary-broker"
-
-step "operator against a real kube-apiserver (and Topics against a real broker)"
-bash hack/k8s-env.sh build
-k8s_dir="$(mktemp -d "${TMPDIR:-/tmp}/tributary-k8s.XXXXXX")"
-# On failure the control plane is stopped and its logs stay in $k8s_dir.
-trap 'bash hack/k8s-env.sh stop "$k8s_dir" || true; echo "control plane logs: $k8s_dir/*.log" >&2' EXIT
-# An assignment, not `eval "$(...)"`, so a failed start stops the script.
-k8s_env="$(bash hack/k8s-env.sh start "$k8s_dir")"
-eval "$k8s_env"
-export KUBECONFIG
-cargo test -p tributary-operator --test it --test leader_election -- --ignored --test-threads=1
-step "Helm chart, install bundle and the operator binary with the chart's RBAC (same control plane)"
-bash hack/chart-test.sh
-bash hack/k8s-env.sh stop "$k8s_dir"
-trap - EXIT
-unset KUBECONFIG
-rm -rf "$k8s_dir"
-
-if [[ "${SKIP_CLIENTS:-0}" == 1 ]]; then
-  exit 0
+  step "broker binary (for the Topic tests and the client suites)"
+  cargo build -p tributary-broker
+  export TRIBUTARY_BROKER_BIN="$target/debug/tributary-broker"
 fi
 
+if (( run_control_plane )); then
+  step "operator against a real kube-apiserver (and Topics against a real broker)"
+  bash hack/k8s-env.sh build
+  k8s_dir="$(mktemp -d "${TMPDIR:-/tmp}/tributary-k8s.XXXXXX")"
+  # On failure the control plane is stopped and its logs stay in $k8s_dir.
+  trap 'bash hack/k8s-env.sh stop "$k8s_dir" || true; echo "control plane logs: $k8s_dir/*.log" >&2' EXIT
+  # An assignment, not `eval "$(...)"`, so a failed start stops the script.
+  k8s_env="$(bash hack/k8s-env.sh start "$k8s_dir")"
+  eval "$k8s_env"
+  export KUBECONFIG
+  cargo test -p tributary-operator --test it --test leader_election -- --ignored --test-threads=1
+  step "Helm chart, install bundle and the operator binary with the chart's RBAC (same control plane)"
+  bash hack/chart-test.sh
+  bash hack/k8s-env.sh stop "$k8s_dir"
+  trap - EXIT
+  unset KUBECONFIG
+  rm -rf "$k8s_dir"
+  ran+=("control plane")
+else
+  skipped+=("control plane (--fast)")
+fi
 
-step "real-client suites"
-bash broker/tests/clients/run.sh
+if (( run_clients )); then
+  step "real-client suites"
+  bash broker/tests/clients/run.sh
+  ran+=(clients)
+else
+  skipped+=("clients (--skip-clients / SKIP_CLIENTS=1)")
+fi
+
+summary="ran: ${ran[0]}"
+for stage in "${ran[@]:1}"; do summary+=", $stage"; done
+for stage in "${skipped[@]}"; do summary+="; skipped: $stage"; done
+step "ok in $(( $(date +%s) - t_start ))s ($mode mode; $summary)"

@@ -4,7 +4,7 @@
 
 use std::{
     io::{Read, Write},
-    net::{TcpListener, TcpStream},
+    net::TcpStream,
     path::Path,
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
@@ -19,14 +19,6 @@ use kafka_protocol::{
 };
 use nix::{sys::signal, unistd::Pid};
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 struct Running {
     child: Child,
     http: u16,
@@ -34,16 +26,15 @@ struct Running {
     log: std::path::PathBuf,
 }
 
+/// Starts the broker on ports the kernel picks (port 0) and learns them from `--bound-addresses-file`; then
+/// waits for /readyz. Each start gets new ports: nothing here needs the old address back.
 fn start(data: &Path, run: usize) -> Running {
-    let (kafka, http) = (free_port(), free_port());
     let log = data.with_file_name(format!("broker-{run}.log"));
+    let addresses = data.with_file_name(format!("addresses-{run}"));
     let child = Command::new(env!("CARGO_BIN_EXE_tributary-broker"))
-        .args([
-            "--listen",
-            &format!("127.0.0.1:{kafka}"),
-            "--http-listen",
-            &format!("127.0.0.1:{http}"),
-        ])
+        .args(["--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"])
+        .arg("--bound-addresses-file")
+        .arg(&addresses)
         .arg("--data-dir")
         .arg(data)
         .env("RUST_LOG", "info")
@@ -52,14 +43,29 @@ fn start(data: &Path, run: usize) -> Running {
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
-    let running = Running {
+    let mut running = Running {
         child,
-        http,
-        kafka,
+        http: 0,
+        kafka: 0,
         log,
     };
     let deadline = Instant::now() + Duration::from_secs(20);
+    let (kafka, http) = loop {
+        if let Some(ports) = bound_ports(&addresses) {
+            break ports;
+        }
+        running.assert_alive();
+        assert!(
+            Instant::now() < deadline,
+            "broker wrote no {} in 20 s; log:\n{}",
+            addresses.display(),
+            running.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    (running.kafka, running.http) = (kafka, http);
     while http_status(running.http, "/readyz") != Some(200) {
+        running.assert_alive();
         assert!(
             Instant::now() < deadline,
             "broker not ready in 20 s; log:\n{}",
@@ -68,6 +74,19 @@ fn start(data: &Path, run: usize) -> Running {
         std::thread::sleep(Duration::from_millis(20));
     }
     running
+}
+
+/// The Kafka and HTTP ports in a `--bound-addresses-file` (`kafka=127.0.0.1:PORT`, `http=127.0.0.1:PORT`), once
+/// the broker has written it.
+fn bound_ports(path: &Path) -> Option<(u16, u16)> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let port = |key: &str| -> Option<u16> {
+        let line = text
+            .lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))?;
+        line.rsplit_once(':')?.1.parse().ok()
+    };
+    Some((port("kafka")?, port("http")?))
 }
 
 /// A failed assertion must not leave a broker running.
@@ -83,6 +102,15 @@ impl Drop for Running {
 impl Running {
     fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn assert_alive(&mut self) {
+        if let Some(status) = self.child.try_wait().unwrap() {
+            panic!(
+                "broker exited with {status} during start-up; log:\n{}",
+                self.log_text()
+            );
+        }
     }
 
     fn signal(&mut self, sig: signal::Signal) -> std::process::ExitStatus {

@@ -26,10 +26,9 @@ use kube::{
     Api, Client, ResourceExt,
 };
 use serde_json::json;
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    process::{Child, Command},
-};
+use tokio::process::{Child, Command};
+
+use crate::support;
 
 /// Label the StatefulSet controller puts on each pod with its ordinal.
 const POD_INDEX_LABEL: &str = "apps.kubernetes.io/pod-index";
@@ -246,7 +245,7 @@ impl Kubelet {
             return self.report(name).await;
         }
         let ready = match probe {
-            Some((ip, port, path)) => http_ok(ip, port, &path).await,
+            Some((ip, port, path)) => support::http_ok((ip, port).into(), &path).await,
             None => true,
         };
         let changed = {
@@ -467,21 +466,4 @@ fn localize(arg: &str, ip: Ipv4Addr, mounts: &[(String, PathBuf)]) -> String {
         out = format!("--advertised-listener={ip}:{port}");
     }
     out
-}
-
-/// Whether an HTTP GET of `path` answers 200 within a second.
-async fn http_ok(ip: Ipv4Addr, port: u16, path: &str) -> bool {
-    let attempt = async {
-        let mut stream = tokio::net::TcpStream::connect((ip, port)).await.ok()?;
-        let request = format!("GET {path} HTTP/1.0\r\nHost: {ip}\r\n\r\n");
-        stream.write_all(request.as_bytes()).await.ok()?;
-        let mut head = [0u8; 12];
-        stream.read_exact(&mut head).await.ok()?;
-        Some(head.ends_with(b"200"))
-    };
-    tokio::time::timeout(Duration::from_secs(1), attempt)
-        .await
-        .ok()
-        .flatten()
-        .unwrap_or(false)
 }

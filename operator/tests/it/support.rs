@@ -1,7 +1,7 @@
 //! Helpers shared by the tests against a real control plane: waiting with a bound, CRD installation, fresh
-//! namespaces, a client from KUBECONFIG.
+//! namespaces, a client from KUBECONFIG, an HTTP probe.
 
-use std::{future::Future, time::Duration};
+use std::{future::Future, net::SocketAddr, time::Duration};
 
 use k8s_openapi::{
     api::core::v1::Namespace,
@@ -14,6 +14,7 @@ use kube::{
     Api, Client, Resource, ResourceExt,
 };
 use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tributary_operator::crd::{crds_dir, KafkaCluster};
 
 /// Field manager of what the test itself applies.
@@ -53,6 +54,23 @@ where
             Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
         }
     }
+}
+
+/// Whether an HTTP GET of `path` on `address` answers 200 within a second.
+pub(crate) async fn http_ok(address: SocketAddr, path: &str) -> bool {
+    let attempt = async {
+        let mut stream = tokio::net::TcpStream::connect(address).await.ok()?;
+        let request = format!("GET {path} HTTP/1.0\r\nHost: {}\r\n\r\n", address.ip());
+        stream.write_all(request.as_bytes()).await.ok()?;
+        let mut head = [0u8; 12];
+        stream.read_exact(&mut head).await.ok()?;
+        Some(head.ends_with(b"200"))
+    };
+    tokio::time::timeout(Duration::from_secs(1), attempt)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or(false)
 }
 
 /// The API server's refusal of `result`, with its code and message.

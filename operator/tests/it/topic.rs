@@ -3,8 +3,8 @@
 //! status and Events.
 
 use std::{
-    net::TcpListener,
-    path::PathBuf,
+    net::SocketAddr,
+    path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     time::Duration,
 };
@@ -28,12 +28,12 @@ use crate::support::{
 
 const CLUSTER: &str = "kafka";
 
-/// A broker process on a free loopback port, killed on drop; it can be stopped and started again on the same
-/// address and data.
+/// A broker process on a loopback port the kernel picks, killed on drop; it can be stopped and started again on
+/// the same Kafka address (the operator was given it as its bootstrap override) and data.
 struct Broker {
     child: Option<Child>,
+    /// Kafka `host:port`, learned from the broker's addresses file on the first start.
     address: String,
-    http_address: String,
     data: tempfile::TempDir,
 }
 
@@ -47,40 +47,68 @@ impl Broker {
     async fn start() -> Broker {
         let mut broker = Broker {
             child: None,
-            address: format!("127.0.0.1:{}", free_port()),
-            http_address: format!("127.0.0.1:{}", free_port()),
+            address: "127.0.0.1:0".to_owned(),
             data: tempfile::tempdir().expect("broker data dir"),
         };
         broker.start_again().await;
         broker
     }
 
+    /// Starts the process on `address` (port 0 the first time) with its HTTP port on port 0, then waits for the
+    /// addresses file it writes once both are bound and for its /readyz.
     async fn start_again(&mut self) {
+        let log_path = self.data.path().join("broker.log");
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(self.data.path().join("broker.log"))
+            .open(&log_path)
             .expect("broker log file");
+        let addresses = self.data.path().join("addresses");
+        // A file left by the previous start would name its ports.
+        let _ = std::fs::remove_file(&addresses);
         let child = Command::new(broker_binary())
             .arg("--listen")
             .arg(&self.address)
+            .arg("--http-listen")
+            .arg("127.0.0.1:0")
+            .arg("--bound-addresses-file")
+            .arg(&addresses)
             .arg("--data-dir")
             .arg(self.data.path().join("data"))
-            .arg("--http-listen")
-            .arg(&self.http_address)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .expect("start tributary-broker");
-        self.child = Some(child);
-        let address = self.address.clone();
-        eventually("the broker to accept connections", || async {
-            tokio::net::TcpStream::connect(&address)
-                .await
-                .map(drop)
-                .map_err(|e| e.to_string())
-        })
-        .await;
+        let child = self.child.insert(child);
+        let deadline = tokio::time::Instant::now() + support::WAIT;
+        let mut http = None;
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!(
+                    "the broker exited with {status} before it was ready; log:\n{}",
+                    std::fs::read_to_string(&log_path).unwrap_or_default()
+                );
+            }
+            if http.is_none() {
+                if let Some((kafka, bound_http)) = read_addresses(&addresses) {
+                    self.address = kafka;
+                    http = Some(bound_http);
+                }
+            }
+            if let Some(http) = http {
+                if support::http_ok(http, "/readyz").await {
+                    return;
+                }
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the broker was not ready within {:?} (addresses file read: {}); log:\n{}",
+                support::WAIT,
+                http.is_some(),
+                std::fs::read_to_string(&log_path).unwrap_or_default()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     fn stop(&mut self) {
@@ -91,11 +119,15 @@ impl Broker {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free loopback port")
+/// The Kafka address and the HTTP address from a broker's `--bound-addresses-file`, once it is written.
+fn read_addresses(path: &Path) -> Option<(String, SocketAddr)> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let value = |key: &str| {
+        text.lines()
+            .find_map(|line| line.strip_prefix(key)?.strip_prefix('='))
+            .map(str::to_owned)
+    };
+    Some((value("kafka")?, value("http")?.parse().ok()?))
 }
 
 fn broker_binary() -> PathBuf {

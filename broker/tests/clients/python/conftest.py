@@ -1,8 +1,8 @@
 """Fixtures that run the tributary-broker binary for the client compatibility suite.
 
 The suite is black-box: it only starts the binary (``TRIBUTARY_BROKER_BIN``, default
-``<repo>/target/debug/tributary-broker``) on free loopback ports with a temp data dir
-and talks to it with real clients.  ``KAFKA_BOOTSTRAP=host:port`` runs the tests that
+``<repo>/target/debug/tributary-broker``) on loopback ports the kernel picks (port 0, read
+back from ``--bound-addresses-file``) with a temp data dir and talks to it with real clients.  ``KAFKA_BOOTSTRAP=host:port`` runs the tests that
 do not need to restart or configure the broker against an external broker instead
 (used to validate the tests themselves against Apache Kafka).
 """
@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -36,14 +35,13 @@ def broker_bin() -> Path:
     return Path(os.environ.get("TRIBUTARY_BROKER_BIN", REPO / "target" / "debug" / "tributary-broker"))
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class Broker:
-    """One tributary-broker process; restartable on the same ports and data dir."""
+    """One tributary-broker process; restartable on the same Kafka port and data dir.
+
+    The first start binds port 0 for both listeners and learns the ports from the addresses file; a restart
+    asks for the Kafka port it learned (clients that were connected reconnect to the same address) and a new
+    HTTP port (``http_port`` is then the new one).
+    """
 
     def __init__(self, workdir: Path, config: dict[str, str] | None = None):
         self.workdir = workdir
@@ -53,8 +51,9 @@ class Broker:
         cfg = {"auto.create.topics.enable": "true", "num.partitions": "1"}
         cfg.update(config or {})
         self.config_file.write_text("".join(f"{k}={v}\n" for k, v in cfg.items()))
-        self.port = free_port()
-        self.http_port = free_port()
+        self.port = 0
+        self.http_port = 0
+        self.addresses_file = workdir / "addresses"
         self.log_path = workdir / "broker.log"
         self.proc: subprocess.Popen | None = None
         self.starts = 0
@@ -73,17 +72,37 @@ class Broker:
         log = open(self.log_path, "ab")
         log.write(f"\n==== start #{self.starts} at {time.strftime('%H:%M:%S')} ====\n".encode())
         log.flush()
+        # A file left by the previous start would name its ports.
+        self.addresses_file.unlink(missing_ok=True)
         self.proc = subprocess.Popen(
-            [str(binary), "--listen", self.bootstrap, "--advertised-listener", self.bootstrap,
-             "--data-dir", str(self.data_dir), "--http-listen", f"127.0.0.1:{self.http_port}",
-             "--node-id", "1", "--config", str(self.config_file)],
+            [str(binary), "--listen", f"127.0.0.1:{self.port}", "--http-listen", "127.0.0.1:0",
+             "--bound-addresses-file", str(self.addresses_file),
+             "--data-dir", str(self.data_dir), "--node-id", "1", "--config", str(self.config_file)],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             env={**os.environ, "RUST_BACKTRACE": "1"})
         log.close()
         self.wait_ready()
 
+    def read_addresses(self, deadline: float) -> None:
+        """Waits for the addresses file the broker writes once its listeners are bound; sets the ports."""
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"broker exited with code {self.proc.returncode} before binding its "
+                                     f"ports\n{self.tail()}")
+            try:
+                text = self.addresses_file.read_text()
+            except FileNotFoundError:
+                time.sleep(0.02)
+                continue
+            bound = dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+            self.port = int(bound["kafka"].rsplit(":", 1)[1])
+            self.http_port = int(bound["http"].rsplit(":", 1)[1])
+            return
+        raise AssertionError(f"broker wrote no {self.addresses_file} within {READY_TIMEOUT_S}s\n{self.tail()}")
+
     def wait_ready(self) -> None:
         deadline = time.monotonic() + READY_TIMEOUT_S
+        self.read_addresses(deadline)
         url = f"http://127.0.0.1:{self.http_port}/readyz"
         last = "no answer"
         while time.monotonic() < deadline:

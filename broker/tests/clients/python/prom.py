@@ -1,5 +1,6 @@
-"""A real Prometheus server for tests: started on a free loopback port with a config that scrapes the
-given targets every second, queried through its HTTP API, stopped (SIGTERM, then SIGKILL) at the end.
+"""A real Prometheus server for tests: started on a loopback port the kernel picks (port 0, read back from
+Prometheus' own "Listening on" log line) with a config that scrapes the given targets every second, queried
+through its HTTP API, stopped (SIGTERM, then SIGKILL) at the end.
 
 Reusable by any test that needs to see its metrics the way a user's Prometheus would (the broker's here;
 the operator's later). Needs the `prometheus` binary (Debian package, installed by hack/prereqs.sh).
@@ -20,9 +21,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -36,10 +37,8 @@ STOP_TIMEOUT_S = 10.0
 SCRAPE_INTERVAL = "1s"
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+# What Prometheus (its exporter-toolkit web server) logs at info level once it serves, with the bound address.
+_LISTENING = re.compile(r'msg="Listening on" address=127\.0\.0\.1:(\d+)')
 
 
 def prometheus_binary() -> str:
@@ -65,13 +64,15 @@ def render_config(targets: dict[str, list[str]], interval: str = SCRAPE_INTERVAL
 
 
 class Prometheus:
-    """One Prometheus process; `workdir` holds its config, TSDB and log."""
+    """One Prometheus process; `workdir` holds its config, TSDB and log. Without `port` it listens on port 0
+    and `port` and `url` are known once `start()` returns."""
 
     def __init__(self, workdir: Path | str, targets: dict[str, list[str]], port: int | None = None):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.targets = targets
-        self.port = port or _free_port()
+        self.requested_port = port or 0
+        self.port = port or 0
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = self.workdir / "prometheus.log"
         self.proc: subprocess.Popen | None = None
@@ -80,16 +81,28 @@ class Prometheus:
         config = self.workdir / "prometheus.yml"
         config.write_text(render_config(self.targets))
         log = open(self.log_path, "ab")
+        offset = log.tell()
+        # Info level: the "Listening on" line carries the port bound for port 0.
         self.proc = subprocess.Popen(
             [prometheus_binary(), f"--config.file={config}", f"--storage.tsdb.path={self.workdir / 'tsdb'}",
-             f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn"],
+             f"--web.listen-address=127.0.0.1:{self.requested_port}", "--log.level=info"],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
         log.close()
         (self.workdir / "pid").write_text(str(self.proc.pid))
         deadline = time.monotonic() + START_TIMEOUT_S
+        self.port = self.requested_port
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise AssertionError(f"prometheus exited with {self.proc.returncode} on start\n{self.tail()}")
+            if not self.port:
+                with open(self.log_path, "rb") as f:
+                    f.seek(offset)
+                    found = _LISTENING.search(f.read().decode(errors="replace"))
+                if found is None:
+                    time.sleep(0.05)
+                    continue
+                self.port = int(found.group(1))
+                self.url = f"http://127.0.0.1:{self.port}"
             try:
                 with urllib.request.urlopen(f"{self.url}/-/ready", timeout=1) as r:
                     if r.status == 200:
@@ -98,6 +111,8 @@ class Prometheus:
                 pass
             time.sleep(0.1)
         self.stop()
+        if not self.port:
+            raise AssertionError(f"prometheus logged no 'Listening on' address within {START_TIMEOUT_S}s\n{self.tail()}")
         raise AssertionError(f"prometheus not ready within {START_TIMEOUT_S}s\n{self.tail()}")
 
     def stop(self) -> None:
