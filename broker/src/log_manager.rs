@@ -20,7 +20,7 @@ use uuid::Uuid;
 
 use crate::{
     clock::Clock,
-    durable::{create_marker, sync_dir, write_atomically, DurableWriteError},
+    durable::{create_marker, write_atomically, DurableWriteError},
     error_chain,
     log::{
         read_checkpoint, write_checkpoint, CheckpointError, FlushPolicy, LogConfig, TopicPartition,
@@ -483,10 +483,9 @@ fn claim_partition_dir(dir: &Path, topic_id: Uuid) -> Result<(), LogManagerError
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(claim(e)),
     }
+    // The new directory's entry in the data directory is not fsynced: the partition is empty, and if power
+    // loss drops the entry the next start creates it again from the metadata, which is the truth.
     fs::create_dir_all(dir).map_err(claim)?;
-    if let Some(parent) = dir.parent() {
-        sync_dir(parent).map_err(claim)?;
-    }
     write_atomically(&file, expected.as_bytes())
         .map_err(|source| LogManagerError::PartitionMetadata { path: file, source })
 }

