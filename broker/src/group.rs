@@ -20,7 +20,10 @@ use bytes::Bytes;
 use kafka_protocol::ResponseError;
 use tokio::sync::oneshot;
 
-pub use self::membership::{JoinRequest, JoinResult, SyncResult};
+pub use self::membership::{
+    JoinRequest, JoinResult, JoinedMember, LeaveResult, LeavingMember, MemberAssignment,
+    SyncRequest, SyncResult,
+};
 pub use self::offsets::{OffsetsLog, OffsetsLogError};
 use self::records::{GroupValue, MemberValue, OffsetValue};
 use crate::clock::{now_ms, Clock};
@@ -77,6 +80,14 @@ impl GroupState {
     }
 }
 
+/// One protocol a member can use (for consumers, an assignment strategy) with the member's metadata for it
+/// (for consumers, its encoded subscription).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Protocol {
+    pub name: String,
+    pub metadata: Bytes,
+}
+
 #[derive(Debug)]
 pub struct Member {
     pub member_id: String,
@@ -85,7 +96,8 @@ pub struct Member {
     pub client_host: String,
     pub session_timeout_ms: i32,
     pub rebalance_timeout_ms: i32,
-    pub protocols: Vec<(String, Bytes)>,
+    /// In the member's order of preference.
+    pub protocols: Vec<Protocol>,
     pub assignment: Bytes,
     session_deadline: Instant,
     join_waiter: Option<oneshot::Sender<JoinResult>>,
@@ -121,8 +133,8 @@ impl Member {
     pub fn metadata_for(&self, protocol: &str) -> Bytes {
         self.protocols
             .iter()
-            .find(|(name, _)| name == protocol)
-            .map(|(_, m)| m.clone())
+            .find(|p| p.name == protocol)
+            .map(|p| p.metadata.clone())
             .unwrap_or_default()
     }
 }
@@ -182,14 +194,14 @@ impl Group {
         let Some(first) = members.next() else {
             return Vec::new();
         };
-        let mut names: Vec<String> = first.protocols.iter().map(|(n, _)| n.clone()).collect();
+        let mut names: Vec<String> = first.protocols.iter().map(|p| p.name.clone()).collect();
         for member in members {
-            names.retain(|n| member.protocols.iter().any(|(m, _)| m == n));
+            names.retain(|n| member.protocols.iter().any(|p| &p.name == n));
         }
         names
     }
 
-    fn supports(&self, protocol_type: &str, protocols: &[(String, Bytes)]) -> bool {
+    fn supports(&self, protocol_type: &str, protocols: &[Protocol]) -> bool {
         self.protocol_type
             .as_deref()
             .is_none_or(|t| t == protocol_type)
@@ -197,7 +209,7 @@ impl Group {
                 || self
                     .candidate_protocols()
                     .iter()
-                    .any(|c| protocols.iter().any(|(n, _)| n == c)))
+                    .any(|c| protocols.iter().any(|p| &p.name == c)))
     }
 
     fn check_member(
@@ -239,7 +251,7 @@ impl Group {
             for member in self.members.values_mut() {
                 if let Some(waiter) = member.sync_waiter.take() {
                     let _ = waiter.send(SyncResult {
-                        error: ResponseError::RebalanceInProgress.code(),
+                        error: Some(ResponseError::RebalanceInProgress),
                         ..SyncResult::default()
                     });
                 }
@@ -326,12 +338,12 @@ impl Group {
         let candidates = self.candidate_protocols();
         let mut votes: Vec<(String, usize)> = candidates.iter().map(|c| (c.clone(), 0)).collect();
         for member in self.members.values() {
-            if let Some((name, _)) = member
+            if let Some(preferred) = member
                 .protocols
                 .iter()
-                .find(|(n, _)| candidates.contains(n))
+                .find(|p| candidates.contains(&p.name))
             {
-                if let Some(entry) = votes.iter_mut().find(|(c, _)| c == name) {
+                if let Some(entry) = votes.iter_mut().find(|(c, _)| *c == preferred.name) {
                     entry.1 += 1;
                 }
             }
@@ -349,19 +361,17 @@ impl Group {
             self.join_order
                 .iter()
                 .filter_map(|id| self.members.get(id))
-                .map(|m| {
-                    (
-                        m.member_id.clone(),
-                        m.instance_id.clone(),
-                        m.metadata_for(&protocol),
-                    )
+                .map(|m| JoinedMember {
+                    member_id: m.member_id.clone(),
+                    instance_id: m.instance_id.clone(),
+                    metadata: m.metadata_for(&protocol),
                 })
                 .collect()
         } else {
             Vec::new()
         };
         JoinResult {
-            error: 0,
+            error: None,
             generation: self.generation,
             protocol_type: self.protocol_type.clone(),
             protocol_name: self.protocol.clone(),
@@ -373,7 +383,7 @@ impl Group {
 
     fn sync_result_for(&self, member_id: &str) -> SyncResult {
         SyncResult {
-            error: 0,
+            error: None,
             protocol_type: self.protocol_type.clone(),
             protocol_name: self.protocol.clone(),
             assignment: self
@@ -467,7 +477,10 @@ impl Group {
                     client_host: m.client_host,
                     session_timeout_ms: m.session_timeout_ms,
                     rebalance_timeout_ms: m.rebalance_timeout_ms,
-                    protocols: vec![(protocol.clone(), m.subscription)],
+                    protocols: vec![Protocol {
+                        name: protocol.clone(),
+                        metadata: m.subscription,
+                    }],
                     assignment: m.assignment,
                     session_deadline: now
                         + Duration::from_millis(m.session_timeout_ms.max(0) as u64),
