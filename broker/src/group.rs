@@ -24,9 +24,15 @@ pub use self::membership::{
     JoinRequest, JoinResult, JoinedMember, LeaveResult, LeavingMember, MemberAssignment,
     SyncRequest, SyncResult,
 };
-pub use self::offsets::{OffsetsLog, OffsetsLogError};
+pub use self::offsets::{
+    CommitEntry, OffsetsLog, OffsetsLogError, PartitionOffset, PartitionOutcome, TopicOffsets,
+    TopicOutcomes, TopicPartitions,
+};
 use self::records::{GroupValue, MemberValue, OffsetValue};
-use crate::clock::{now_ms, Clock};
+use crate::{
+    clock::{now_ms, Clock},
+    log::TopicPartition,
+};
 
 /// Kafka's group coordinator settings, with Kafka's defaults.
 #[derive(Debug, Clone)]
@@ -155,7 +161,7 @@ pub struct Group {
     pending_members: HashMap<String, Instant>,
     join_deadline: Option<Instant>,
     in_initial_delay: bool,
-    pub offsets: HashMap<(String, i32), OffsetValue>,
+    pub offsets: HashMap<TopicPartition, OffsetValue>,
     pub state_changed_ms: i64,
     needs_persist: bool,
 }
@@ -577,14 +583,12 @@ impl GroupCoordinator {
             .values()
             .filter(|g| g.state != GroupState::Dead)
             .flat_map(|g| {
-                g.offsets
-                    .iter()
-                    .map(|((topic, partition), value)| CommittedOffset {
-                        group: g.id.clone(),
-                        topic: topic.clone(),
-                        partition: *partition,
-                        offset: value.offset,
-                    })
+                g.offsets.iter().map(|(key, value)| CommittedOffset {
+                    group: g.id.clone(),
+                    topic: key.topic.clone(),
+                    partition: key.partition,
+                    offset: value.offset,
+                })
             })
             .collect();
         drop(groups);

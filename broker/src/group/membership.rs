@@ -506,7 +506,7 @@ mod tests {
         ) -> BoxFuture<'_, Result<(), OffsetsLogError>> {
             Box::pin(async move { Err(OffsetsLogError::NotHosted(partition)) })
         }
-        fn readable_range(&self, _: i32) -> Option<(i64, i64)> {
+        fn readable_range(&self, _: i32) -> Option<std::ops::Range<i64>> {
             None
         }
         fn read(&self, partition: i32, _: i64, _: usize) -> Result<Bytes, OffsetsLogError> {
