@@ -510,8 +510,28 @@ pub struct GroupDescription {
     pub state: GroupState,
     pub protocol_type: String,
     pub protocol: String,
-    /// (member id, instance id, client id, client host, metadata, assignment)
-    pub members: Vec<(String, Option<String>, String, String, Bytes, Bytes)>,
+    /// In join order.
+    pub members: Vec<MemberDescription>,
+}
+
+/// One member as DescribeGroups reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberDescription {
+    pub member_id: String,
+    pub instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    /// The member's metadata for the group's chosen protocol.
+    pub metadata: Bytes,
+    pub assignment: Bytes,
+}
+
+/// One group as ListGroups reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupListing {
+    pub group_id: String,
+    pub protocol_type: String,
+    pub state: GroupState,
 }
 
 /// One committed offset of a consumer group, for the lag metric.
@@ -561,15 +581,13 @@ impl GroupCoordinator {
                 .join_order
                 .iter()
                 .filter_map(|id| group.members.get(id))
-                .map(|m| {
-                    (
-                        m.member_id.clone(),
-                        m.instance_id.clone(),
-                        m.client_id.clone(),
-                        m.client_host.clone(),
-                        m.metadata_for(&protocol),
-                        m.assignment.clone(),
-                    )
+                .map(|m| MemberDescription {
+                    member_id: m.member_id.clone(),
+                    instance_id: m.instance_id.clone(),
+                    client_id: m.client_id.clone(),
+                    client_host: m.client_host.clone(),
+                    metadata: m.metadata_for(&protocol),
+                    assignment: m.assignment.clone(),
                 })
                 .collect(),
         })
@@ -598,33 +616,20 @@ impl GroupCoordinator {
         offsets
     }
 
-    /// (group id, protocol type, state) of every group.
-    pub fn list(&self) -> Vec<(String, String, GroupState)> {
+    /// Every live group, by group id.
+    pub fn list(&self) -> Vec<GroupListing> {
         let groups = self.lock();
         let mut list: Vec<_> = groups
             .values()
             .filter(|g| g.state != GroupState::Dead)
-            .map(|g| {
-                (
-                    g.id.clone(),
-                    g.protocol_type.clone().unwrap_or_default(),
-                    g.state,
-                )
+            .map(|g| GroupListing {
+                group_id: g.id.clone(),
+                protocol_type: g.protocol_type.clone().unwrap_or_default(),
+                state: g.state,
             })
             .collect();
-        list.sort();
+        drop(groups);
+        list.sort_by(|a, b| a.group_id.cmp(&b.group_id));
         list
-    }
-}
-
-impl PartialOrd for GroupState {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for GroupState {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.name().cmp(other.name())
     }
 }
