@@ -156,7 +156,7 @@ pub(crate) fn topic_error_code(error: &TopicError) -> i16 {
             ResponseError::InvalidReplicationFactor
         }
         TopicError::InvalidAssignment { .. } => ResponseError::InvalidReplicaAssignment,
-        TopicError::NullConfig { .. } | TopicError::InvalidConfig { .. } => {
+        TopicError::NullConfig { .. } | TopicError::InvalidConfig(_) => {
             ResponseError::InvalidConfig
         }
         TopicError::Metadata(_) | TopicError::Apply(_) => ResponseError::UnknownServerError,

@@ -53,7 +53,7 @@ fn apply_ops(
                     .value
                     .clone()
                     .ok_or_else(|| format!("SET of {name} needs a value"))?;
-                validate_topic_config(op.key, &value)?;
+                validate_topic_config(op.key, &value).map_err(|e| e.to_string())?;
                 next.insert(op.key.to_owned(), value);
             }
             DELETE => {
@@ -86,7 +86,7 @@ fn apply_ops(
                     }
                 }
                 let joined = items.join(",");
-                validate_topic_config(op.key, &joined)?;
+                validate_topic_config(op.key, &joined).map_err(|e| e.to_string())?;
                 next.insert(op.key.to_owned(), joined);
             }
             other => return Err(format!("unknown config operation {other}")),
