@@ -275,9 +275,9 @@ impl OffsetsLog for LocalOffsetsLog {
         })
     }
 
-    fn readable_range(&self, partition: i32) -> Option<(i64, i64)> {
+    fn readable_range(&self, partition: i32) -> Option<std::ops::Range<i64>> {
         let replica = self.replicas.partition(OFFSETS_TOPIC, partition)?;
-        Some((replica.log_start_offset(), replica.high_watermark()))
+        Some(replica.log_start_offset()..replica.high_watermark())
     }
 
     fn read(

@@ -30,8 +30,44 @@ pub enum ConfigError {
     InvalidValue {
         key: String,
         value: String,
-        reason: String,
+        reason: &'static str,
     },
+    #[error("invalid value {value:?} for {key}")]
+    InvalidTopicDefault {
+        key: String,
+        value: String,
+        source: TopicConfigError,
+    },
+}
+
+/// Why a topic config value is refused. The text is sent to clients as the error message with INVALID_CONFIG,
+/// so it names the config and the value and makes sense on its own.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TopicConfigError {
+    #[error("unknown topic config {name:?}")]
+    UnknownName { name: String },
+    #[error("{name} must be an integer >= {min}, got {value:?}")]
+    NotAnInteger {
+        name: String,
+        min: i64,
+        value: String,
+    },
+    #[error("{name} must be an integer >= {min}, got {value:?}")]
+    BelowMinimum {
+        name: String,
+        min: i64,
+        value: String,
+    },
+    #[error("{name} must fit in a 32-bit integer, got {value:?}")]
+    NotAnInt32 { name: String, value: String },
+    #[error("cleanup.policy must be delete, compact or both, got {value:?}")]
+    InvalidCleanupPolicy { value: String },
+    #[error("compression.type {value:?} is not supported: batches are stored as the producer sent them (producer)")]
+    UnsupportedCompression { value: String },
+    #[error("min.cleanable.dirty.ratio must be a number in [0, 1], got {value:?}")]
+    InvalidDirtyRatio { value: String },
+    #[error("message.timestamp.type must be CreateTime or LogAppendTime, got {value:?}")]
+    InvalidTimestampType { value: String },
 }
 
 /// The broker's static configuration. Cheap to clone; handlers read it through the broker context.
@@ -99,10 +135,10 @@ impl BrokerConfig {
     ) -> Result<(), ConfigError> {
         for (key, value) in props {
             let value = value.trim();
-            let invalid = |reason: &str| ConfigError::InvalidValue {
+            let invalid = |reason: &'static str| ConfigError::InvalidValue {
                 key: key.clone(),
                 value: value.to_owned(),
-                reason: reason.to_owned(),
+                reason,
             };
             match key.as_str() {
                 "node.id" | "broker.id" => {
@@ -200,8 +236,13 @@ impl BrokerConfig {
                     Some((topic_key, scale)) => {
                         let scaled = scale_value(value, scale)
                             .ok_or_else(|| invalid("expected an integer"))?;
-                        validate_topic_config(topic_key, &scaled)
-                            .map_err(|reason| invalid(&reason))?;
+                        validate_topic_config(topic_key, &scaled).map_err(|source| {
+                            ConfigError::InvalidTopicDefault {
+                                key: key.clone(),
+                                value: value.to_owned(),
+                                source,
+                            }
+                        })?;
                         self.topic_defaults.insert(topic_key.to_owned(), scaled);
                     }
                     None => tracing::warn!(key = other, "ignoring unknown broker property"),
@@ -434,12 +475,21 @@ pub fn topic_config_def(name: &str) -> Option<&'static TopicConfigDef> {
     TOPIC_CONFIGS.iter().find(|def| def.name == name)
 }
 
-/// Checks one topic config value; the error text is sent to clients with INVALID_CONFIG.
-pub fn validate_topic_config(name: &str, value: &str) -> Result<(), String> {
-    let long = |min: i64| -> Result<(), String> {
+/// Checks one topic config value.
+pub fn validate_topic_config(name: &str, value: &str) -> Result<(), TopicConfigError> {
+    let long = |min: i64| -> Result<(), TopicConfigError> {
         match value.trim().parse::<i64>() {
             Ok(v) if v >= min => Ok(()),
-            _ => Err(format!("{name} must be an integer >= {min}, got {value:?}")),
+            Ok(_) => Err(TopicConfigError::BelowMinimum {
+                name: name.to_owned(),
+                min,
+                value: value.to_owned(),
+            }),
+            Err(_) => Err(TopicConfigError::NotAnInteger {
+                name: name.to_owned(),
+                min,
+                value: value.to_owned(),
+            }),
         }
     };
     match name {
@@ -451,22 +501,24 @@ pub fn validate_topic_config(name: &str, value: &str) -> Result<(), String> {
             if ok {
                 Ok(())
             } else {
-                Err(format!(
-                    "cleanup.policy must be delete, compact or both, got {value:?}"
-                ))
+                Err(TopicConfigError::InvalidCleanupPolicy {
+                    value: value.to_owned(),
+                })
             }
         }
         "compression.type" => match value {
             "producer" => Ok(()),
-            _ => Err(format!(
-                "compression.type {value:?} is not supported: batches are stored as the producer sent them (producer)"
-            )),
+            _ => Err(TopicConfigError::UnsupportedCompression {
+                value: value.to_owned(),
+            }),
         },
         "flush.messages" | "flush.ms" => long(1),
         "delete.retention.ms" | "min.compaction.lag.ms" => long(0),
         "min.cleanable.dirty.ratio" => match value.trim().parse::<f64>() {
             Ok(v) if (0.0..=1.0).contains(&v) => Ok(()),
-            _ => Err(format!("min.cleanable.dirty.ratio must be a number in [0, 1], got {value:?}")),
+            _ => Err(TopicConfigError::InvalidDirtyRatio {
+                value: value.to_owned(),
+            }),
         },
         "index.interval.bytes" => long(1).and_then(|()| fits_i32(name, value)),
         "max.message.bytes" => long(64).and_then(|()| fits_i32(name, value)),
@@ -476,20 +528,23 @@ pub fn validate_topic_config(name: &str, value: &str) -> Result<(), String> {
         "retention.ms" | "retention.bytes" => long(-1),
         "message.timestamp.type" => match value {
             "CreateTime" | "LogAppendTime" => Ok(()),
-            _ => Err(format!(
-                "message.timestamp.type must be CreateTime or LogAppendTime, got {value:?}"
-            )),
+            _ => Err(TopicConfigError::InvalidTimestampType {
+                value: value.to_owned(),
+            }),
         },
-        _ => Err(format!("unknown topic config {name:?}")),
+        _ => Err(TopicConfigError::UnknownName {
+            name: name.to_owned(),
+        }),
     }
 }
 
-fn fits_i32(name: &str, value: &str) -> Result<(), String> {
+fn fits_i32(name: &str, value: &str) -> Result<(), TopicConfigError> {
     match value.trim().parse::<i32>() {
         Ok(_) => Ok(()),
-        Err(_) => Err(format!(
-            "{name} must fit in a 32-bit integer, got {value:?}"
-        )),
+        Err(_) => Err(TopicConfigError::NotAnInt32 {
+            name: name.to_owned(),
+            value: value.to_owned(),
+        }),
     }
 }
 
@@ -623,9 +678,74 @@ mod tests {
         assert!(validate_topic_config("cleanup.policy", "compact,delete").is_ok());
         assert!(validate_topic_config("cleanup.policy", "forever").is_err());
         assert!(validate_topic_config("segment.bytes", "99999999999").is_err());
-        assert!(validate_topic_config("no.such.config", "1")
-            .unwrap_err()
-            .contains("unknown"));
+        assert_eq!(
+            validate_topic_config("no.such.config", "1"),
+            Err(TopicConfigError::UnknownName {
+                name: "no.such.config".to_owned()
+            })
+        );
+    }
+
+    /// Clients get these texts as error messages; they must not change by accident.
+    #[test]
+    fn topic_config_error_texts() {
+        let cases = [
+            (
+                "no.such.config",
+                "1",
+                r#"unknown topic config "no.such.config""#,
+            ),
+            (
+                "retention.ms",
+                "soon",
+                r#"retention.ms must be an integer >= -1, got "soon""#,
+            ),
+            (
+                "retention.ms",
+                "-2",
+                r#"retention.ms must be an integer >= -1, got "-2""#,
+            ),
+            (
+                "segment.bytes",
+                "99999999999",
+                r#"segment.bytes must fit in a 32-bit integer, got "99999999999""#,
+            ),
+            (
+                "cleanup.policy",
+                "forever",
+                r#"cleanup.policy must be delete, compact or both, got "forever""#,
+            ),
+            (
+                "compression.type",
+                "zstd",
+                r#"compression.type "zstd" is not supported: batches are stored as the producer sent them (producer)"#,
+            ),
+            (
+                "min.cleanable.dirty.ratio",
+                "2",
+                r#"min.cleanable.dirty.ratio must be a number in [0, 1], got "2""#,
+            ),
+            (
+                "message.timestamp.type",
+                "Now",
+                r#"message.timestamp.type must be CreateTime or LogAppendTime, got "Now""#,
+            ),
+        ];
+        for (name, value, text) in cases {
+            let err = validate_topic_config(name, value).unwrap_err();
+            assert_eq!(err.to_string(), text, "{name}={value}");
+        }
+    }
+
+    #[test]
+    fn invalid_topic_default_keeps_the_validation_text_as_its_cause() {
+        let mut config = BrokerConfig::dev_defaults();
+        let props = BTreeMap::from([("log.retention.ms".to_owned(), "-5".to_owned())]);
+        let err = config.apply_properties(&props).unwrap_err();
+        assert_eq!(
+            crate::error_chain(&err),
+            r#"invalid value "-5" for log.retention.ms: retention.ms must be an integer >= -1, got "-5""#
+        );
     }
 
     #[test]

@@ -20,10 +20,19 @@ use bytes::Bytes;
 use kafka_protocol::ResponseError;
 use tokio::sync::oneshot;
 
-pub use self::membership::{JoinRequest, JoinResult, SyncResult};
-pub use self::offsets::{OffsetsLog, OffsetsLogError};
+pub use self::membership::{
+    JoinRequest, JoinResult, JoinedMember, LeaveResult, LeavingMember, MemberAssignment,
+    SyncRequest, SyncResult,
+};
+pub use self::offsets::{
+    CommitEntry, OffsetsLog, OffsetsLogError, PartitionOffset, PartitionOutcome, TopicOffsets,
+    TopicOutcomes, TopicPartitions,
+};
 use self::records::{GroupValue, MemberValue, OffsetValue};
-use crate::clock::{now_ms, Clock};
+use crate::{
+    clock::{now_ms, Clock},
+    log::TopicPartition,
+};
 
 /// Kafka's group coordinator settings, with Kafka's defaults.
 #[derive(Debug, Clone)]
@@ -77,6 +86,14 @@ impl GroupState {
     }
 }
 
+/// One protocol a member can use (for consumers, an assignment strategy) with the member's metadata for it
+/// (for consumers, its encoded subscription).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Protocol {
+    pub name: String,
+    pub metadata: Bytes,
+}
+
 #[derive(Debug)]
 pub struct Member {
     pub member_id: String,
@@ -85,7 +102,8 @@ pub struct Member {
     pub client_host: String,
     pub session_timeout_ms: i32,
     pub rebalance_timeout_ms: i32,
-    pub protocols: Vec<(String, Bytes)>,
+    /// In the member's order of preference.
+    pub protocols: Vec<Protocol>,
     pub assignment: Bytes,
     session_deadline: Instant,
     join_waiter: Option<oneshot::Sender<JoinResult>>,
@@ -121,8 +139,8 @@ impl Member {
     pub fn metadata_for(&self, protocol: &str) -> Bytes {
         self.protocols
             .iter()
-            .find(|(name, _)| name == protocol)
-            .map(|(_, m)| m.clone())
+            .find(|p| p.name == protocol)
+            .map(|p| p.metadata.clone())
             .unwrap_or_default()
     }
 }
@@ -143,7 +161,7 @@ pub struct Group {
     pending_members: HashMap<String, Instant>,
     join_deadline: Option<Instant>,
     in_initial_delay: bool,
-    pub offsets: HashMap<(String, i32), OffsetValue>,
+    pub offsets: HashMap<TopicPartition, OffsetValue>,
     pub state_changed_ms: i64,
     needs_persist: bool,
 }
@@ -182,14 +200,14 @@ impl Group {
         let Some(first) = members.next() else {
             return Vec::new();
         };
-        let mut names: Vec<String> = first.protocols.iter().map(|(n, _)| n.clone()).collect();
+        let mut names: Vec<String> = first.protocols.iter().map(|p| p.name.clone()).collect();
         for member in members {
-            names.retain(|n| member.protocols.iter().any(|(m, _)| m == n));
+            names.retain(|n| member.protocols.iter().any(|p| &p.name == n));
         }
         names
     }
 
-    fn supports(&self, protocol_type: &str, protocols: &[(String, Bytes)]) -> bool {
+    fn supports(&self, protocol_type: &str, protocols: &[Protocol]) -> bool {
         self.protocol_type
             .as_deref()
             .is_none_or(|t| t == protocol_type)
@@ -197,7 +215,7 @@ impl Group {
                 || self
                     .candidate_protocols()
                     .iter()
-                    .any(|c| protocols.iter().any(|(n, _)| n == c)))
+                    .any(|c| protocols.iter().any(|p| &p.name == c)))
     }
 
     fn check_member(
@@ -239,7 +257,7 @@ impl Group {
             for member in self.members.values_mut() {
                 if let Some(waiter) = member.sync_waiter.take() {
                     let _ = waiter.send(SyncResult {
-                        error: ResponseError::RebalanceInProgress.code(),
+                        error: Some(ResponseError::RebalanceInProgress),
                         ..SyncResult::default()
                     });
                 }
@@ -326,12 +344,12 @@ impl Group {
         let candidates = self.candidate_protocols();
         let mut votes: Vec<(String, usize)> = candidates.iter().map(|c| (c.clone(), 0)).collect();
         for member in self.members.values() {
-            if let Some((name, _)) = member
+            if let Some(preferred) = member
                 .protocols
                 .iter()
-                .find(|(n, _)| candidates.contains(n))
+                .find(|p| candidates.contains(&p.name))
             {
-                if let Some(entry) = votes.iter_mut().find(|(c, _)| c == name) {
+                if let Some(entry) = votes.iter_mut().find(|(c, _)| *c == preferred.name) {
                     entry.1 += 1;
                 }
             }
@@ -349,19 +367,17 @@ impl Group {
             self.join_order
                 .iter()
                 .filter_map(|id| self.members.get(id))
-                .map(|m| {
-                    (
-                        m.member_id.clone(),
-                        m.instance_id.clone(),
-                        m.metadata_for(&protocol),
-                    )
+                .map(|m| JoinedMember {
+                    member_id: m.member_id.clone(),
+                    instance_id: m.instance_id.clone(),
+                    metadata: m.metadata_for(&protocol),
                 })
                 .collect()
         } else {
             Vec::new()
         };
         JoinResult {
-            error: 0,
+            error: None,
             generation: self.generation,
             protocol_type: self.protocol_type.clone(),
             protocol_name: self.protocol.clone(),
@@ -373,7 +389,7 @@ impl Group {
 
     fn sync_result_for(&self, member_id: &str) -> SyncResult {
         SyncResult {
-            error: 0,
+            error: None,
             protocol_type: self.protocol_type.clone(),
             protocol_name: self.protocol.clone(),
             assignment: self
@@ -467,7 +483,10 @@ impl Group {
                     client_host: m.client_host,
                     session_timeout_ms: m.session_timeout_ms,
                     rebalance_timeout_ms: m.rebalance_timeout_ms,
-                    protocols: vec![(protocol.clone(), m.subscription)],
+                    protocols: vec![Protocol {
+                        name: protocol.clone(),
+                        metadata: m.subscription,
+                    }],
                     assignment: m.assignment,
                     session_deadline: now
                         + Duration::from_millis(m.session_timeout_ms.max(0) as u64),
@@ -491,8 +510,28 @@ pub struct GroupDescription {
     pub state: GroupState,
     pub protocol_type: String,
     pub protocol: String,
-    /// (member id, instance id, client id, client host, metadata, assignment)
-    pub members: Vec<(String, Option<String>, String, String, Bytes, Bytes)>,
+    /// In join order.
+    pub members: Vec<MemberDescription>,
+}
+
+/// One member as DescribeGroups reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberDescription {
+    pub member_id: String,
+    pub instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    /// The member's metadata for the group's chosen protocol.
+    pub metadata: Bytes,
+    pub assignment: Bytes,
+}
+
+/// One group as ListGroups reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupListing {
+    pub group_id: String,
+    pub protocol_type: String,
+    pub state: GroupState,
 }
 
 /// One committed offset of a consumer group, for the lag metric.
@@ -542,15 +581,13 @@ impl GroupCoordinator {
                 .join_order
                 .iter()
                 .filter_map(|id| group.members.get(id))
-                .map(|m| {
-                    (
-                        m.member_id.clone(),
-                        m.instance_id.clone(),
-                        m.client_id.clone(),
-                        m.client_host.clone(),
-                        m.metadata_for(&protocol),
-                        m.assignment.clone(),
-                    )
+                .map(|m| MemberDescription {
+                    member_id: m.member_id.clone(),
+                    instance_id: m.instance_id.clone(),
+                    client_id: m.client_id.clone(),
+                    client_host: m.client_host.clone(),
+                    metadata: m.metadata_for(&protocol),
+                    assignment: m.assignment.clone(),
                 })
                 .collect(),
         })
@@ -564,14 +601,12 @@ impl GroupCoordinator {
             .values()
             .filter(|g| g.state != GroupState::Dead)
             .flat_map(|g| {
-                g.offsets
-                    .iter()
-                    .map(|((topic, partition), value)| CommittedOffset {
-                        group: g.id.clone(),
-                        topic: topic.clone(),
-                        partition: *partition,
-                        offset: value.offset,
-                    })
+                g.offsets.iter().map(|(key, value)| CommittedOffset {
+                    group: g.id.clone(),
+                    topic: key.topic.clone(),
+                    partition: key.partition,
+                    offset: value.offset,
+                })
             })
             .collect();
         drop(groups);
@@ -581,33 +616,20 @@ impl GroupCoordinator {
         offsets
     }
 
-    /// (group id, protocol type, state) of every group.
-    pub fn list(&self) -> Vec<(String, String, GroupState)> {
+    /// Every live group, by group id.
+    pub fn list(&self) -> Vec<GroupListing> {
         let groups = self.lock();
         let mut list: Vec<_> = groups
             .values()
             .filter(|g| g.state != GroupState::Dead)
-            .map(|g| {
-                (
-                    g.id.clone(),
-                    g.protocol_type.clone().unwrap_or_default(),
-                    g.state,
-                )
+            .map(|g| GroupListing {
+                group_id: g.id.clone(),
+                protocol_type: g.protocol_type.clone().unwrap_or_default(),
+                state: g.state,
             })
             .collect();
-        list.sort();
+        drop(groups);
+        list.sort_by(|a, b| a.group_id.cmp(&b.group_id));
         list
-    }
-}
-
-impl PartialOrd for GroupState {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for GroupState {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.name().cmp(other.name())
     }
 }

@@ -136,6 +136,11 @@ pub(crate) fn code(error: ResponseError) -> i16 {
     error.code()
 }
 
+/// The wire code of an optional error: NONE when there is none.
+pub(crate) fn error_code(error: Option<ResponseError>) -> i16 {
+    error.map_or(NONE, code)
+}
+
 /// The Kafka error code for a refused topic operation.
 pub(crate) fn topic_error_code(error: &TopicError) -> i16 {
     code(match error {
@@ -151,7 +156,7 @@ pub(crate) fn topic_error_code(error: &TopicError) -> i16 {
             ResponseError::InvalidReplicationFactor
         }
         TopicError::InvalidAssignment { .. } => ResponseError::InvalidReplicaAssignment,
-        TopicError::NullConfig { .. } | TopicError::InvalidConfig { .. } => {
+        TopicError::NullConfig { .. } | TopicError::InvalidConfig(_) => {
             ResponseError::InvalidConfig
         }
         TopicError::Metadata(_) | TopicError::Apply(_) => ResponseError::UnknownServerError,

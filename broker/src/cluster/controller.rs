@@ -17,7 +17,7 @@ use super::{
     publisher::{ApplyError, MetadataPublisher, PublishError},
     store::{MetadataChange, MetadataError},
 };
-use crate::config::validate_topic_config;
+use crate::config::{validate_topic_config, TopicConfigError};
 
 /// Kafka's limit on partitions per topic in one request; far above anything a broker can host.
 pub const MAX_PARTITIONS: i32 = 1_000_000;
@@ -56,8 +56,9 @@ pub enum TopicError {
     },
     #[error("config {key} has a null value")]
     NullConfig { key: String },
-    #[error("{reason}")]
-    InvalidConfig { key: String, reason: String },
+    /// Transparent: the validation text is what clients get as the error message.
+    #[error(transparent)]
+    InvalidConfig(#[from] TopicConfigError),
     #[error("storing the topic change")]
     Metadata(#[source] MetadataError),
     #[error("the topic change is stored but this broker could not apply it")]
@@ -162,10 +163,7 @@ impl Controller {
     ) -> Result<TopicMetadata, TopicError> {
         validate_topic_name(name)?;
         for (key, value) in &configs {
-            validate_topic_config(key, value).map_err(|reason| TopicError::InvalidConfig {
-                key: key.clone(),
-                reason,
-            })?;
+            validate_topic_config(key, value)?;
         }
         let _admin = self.topic_admin.lock().await;
         let image = self.image();

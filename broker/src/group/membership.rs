@@ -12,11 +12,7 @@ use kafka_protocol::ResponseError;
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
-use super::{Group, GroupCoordinator, GroupState, Member};
-
-fn code(e: ResponseError) -> i16 {
-    e.code()
-}
+use super::{Group, GroupCoordinator, GroupState, Member, Protocol};
 
 /// A JoinGroup as the coordinator sees it.
 #[derive(Debug, Clone)]
@@ -29,27 +25,38 @@ pub struct JoinRequest {
     pub session_timeout_ms: i32,
     pub rebalance_timeout_ms: i32,
     pub protocol_type: String,
-    pub protocols: Vec<(String, Bytes)>,
+    /// In the member's order of preference.
+    pub protocols: Vec<Protocol>,
     /// v4+: an unknown member first gets a member id back with MEMBER_ID_REQUIRED.
     pub require_known_member: bool,
 }
 
 #[derive(Debug, Clone, Default)]
 pub struct JoinResult {
-    pub error: i16,
+    /// MEMBER_ID_REQUIRED comes with the `member_id` to join with.
+    pub error: Option<ResponseError>,
     pub generation: i32,
     pub protocol_type: Option<String>,
     pub protocol_name: Option<String>,
     pub leader: String,
     pub member_id: String,
-    /// Filled for the leader only: (member id, instance id, metadata for the chosen protocol).
-    pub members: Vec<(String, Option<String>, Bytes)>,
+    /// Filled for the leader only, in join order.
+    pub members: Vec<JoinedMember>,
+}
+
+/// A member of the new generation, as its leader sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JoinedMember {
+    pub member_id: String,
+    pub instance_id: Option<String>,
+    /// The member's metadata for the chosen protocol.
+    pub metadata: Bytes,
 }
 
 impl JoinResult {
     fn error(e: ResponseError, member_id: &str) -> Self {
         Self {
-            error: code(e),
+            error: Some(e),
             generation: -1,
             member_id: member_id.to_owned(),
             ..Self::default()
@@ -57,9 +64,31 @@ impl JoinResult {
     }
 }
 
+/// A SyncGroup as the coordinator sees it.
+#[derive(Debug, Clone, Default)]
+pub struct SyncRequest {
+    pub group_id: String,
+    pub generation: i32,
+    pub member_id: String,
+    pub instance_id: Option<String>,
+    /// v5+: when given, must match the group's.
+    pub protocol_type: Option<String>,
+    /// v5+: when given, must match the group's.
+    pub protocol_name: Option<String>,
+    /// The leader's assignment; ignored from followers.
+    pub assignments: Vec<MemberAssignment>,
+}
+
+/// The assignment the leader hands one member.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberAssignment {
+    pub member_id: String,
+    pub assignment: Bytes,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct SyncResult {
-    pub error: i16,
+    pub error: Option<ResponseError>,
     pub protocol_type: Option<String>,
     pub protocol_name: Option<String>,
     pub assignment: Bytes,
@@ -68,10 +97,26 @@ pub struct SyncResult {
 impl SyncResult {
     fn error(e: ResponseError) -> Self {
         Self {
-            error: code(e),
+            error: Some(e),
             ..Self::default()
         }
     }
+}
+
+/// A member named in a LeaveGroup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeavingMember {
+    /// May be empty for a static member (v3+), which is then found by `instance_id`.
+    pub member_id: String,
+    pub instance_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaveResult {
+    /// The request-level error (v0-v2): the one member's outcome, or UNKNOWN_MEMBER_ID for an unknown group.
+    pub error: Option<ResponseError>,
+    /// One outcome per [`LeavingMember`], in order (v3+).
+    pub members: Vec<Result<(), ResponseError>>,
 }
 
 /// What a parked request waits for, with the longest it may wait.
@@ -238,26 +283,27 @@ impl GroupCoordinator {
         Err((receiver, wait))
     }
 
-    pub async fn sync(
-        &self,
-        group_id: &str,
-        generation: i32,
-        member_id: &str,
-        instance_id: Option<&str>,
-        protocol: (Option<&str>, Option<&str>),
-        assignments: Vec<(String, Bytes)>,
-    ) -> SyncResult {
+    pub async fn sync(&self, request: SyncRequest) -> SyncResult {
+        let SyncRequest {
+            group_id,
+            generation,
+            member_id,
+            instance_id,
+            protocol_type,
+            protocol_name,
+            assignments,
+        } = request;
+        let member_id = member_id.as_str();
         let parked = {
             let mut groups = self.lock();
-            let Some(group) = groups.get_mut(group_id) else {
+            let Some(group) = groups.get_mut(&group_id) else {
                 return SyncResult::error(ResponseError::UnknownMemberId);
             };
-            if let Err(e) = group.check_member(member_id, instance_id, generation) {
+            if let Err(e) = group.check_member(member_id, instance_id.as_deref(), generation) {
                 return SyncResult::error(e);
             }
-            let (protocol_type, protocol_name) = protocol;
-            if protocol_type.is_some_and(|t| Some(t) != group.protocol_type.as_deref())
-                || protocol_name.is_some_and(|n| Some(n) != group.protocol.as_deref())
+            if protocol_type.is_some_and(|t| Some(t) != group.protocol_type)
+                || protocol_name.is_some_and(|n| Some(n) != group.protocol)
             {
                 return SyncResult::error(ResponseError::InconsistentGroupProtocol);
             }
@@ -283,7 +329,10 @@ impl GroupCoordinator {
                     self.clock.now() + Duration::from_millis(member.session_timeout_ms as u64);
             }
             if group.leader.as_deref() == Some(member_id) {
-                let assigned: HashMap<String, Bytes> = assignments.into_iter().collect();
+                let assigned: HashMap<String, Bytes> = assignments
+                    .into_iter()
+                    .map(|a| (a.member_id, a.assignment))
+                    .collect();
                 for member in group.members.values_mut() {
                     member.assignment =
                         assigned.get(&member.member_id).cloned().unwrap_or_default();
@@ -312,47 +361,46 @@ impl GroupCoordinator {
         generation: i32,
         member_id: &str,
         instance_id: Option<&str>,
-    ) -> i16 {
+    ) -> Result<(), ResponseError> {
         let mut groups = self.lock();
-        let Some(group) = groups.get_mut(group_id) else {
-            return code(ResponseError::UnknownMemberId);
-        };
-        if let Err(e) = group.check_member(member_id, instance_id, generation) {
-            return code(e);
-        }
+        let group = groups
+            .get_mut(group_id)
+            .ok_or(ResponseError::UnknownMemberId)?;
+        group.check_member(member_id, instance_id, generation)?;
         if let Some(member) = group.members.get_mut(member_id) {
             member.session_deadline =
                 self.clock.now() + Duration::from_millis(member.session_timeout_ms as u64);
         }
         match group.state {
-            GroupState::PreparingRebalance => code(ResponseError::RebalanceInProgress),
-            GroupState::Empty | GroupState::Dead => code(ResponseError::UnknownMemberId),
-            GroupState::CompletingRebalance | GroupState::Stable => 0,
+            GroupState::PreparingRebalance => Err(ResponseError::RebalanceInProgress),
+            GroupState::Empty | GroupState::Dead => Err(ResponseError::UnknownMemberId),
+            GroupState::CompletingRebalance | GroupState::Stable => Ok(()),
         }
     }
 
-    /// Removes members that leave; returns one error code per (member id, instance id) given.
-    pub fn leave(&self, group_id: &str, leaving: &[(String, Option<String>)]) -> (i16, Vec<i16>) {
+    /// Removes members that leave.
+    pub fn leave(&self, group_id: &str, leaving: &[LeavingMember]) -> LeaveResult {
         let mut groups = self.lock();
         let Some(group) = groups.get_mut(group_id) else {
-            return (
-                code(ResponseError::UnknownMemberId),
-                leaving
-                    .iter()
-                    .map(|_| code(ResponseError::UnknownMemberId))
-                    .collect(),
-            );
+            return LeaveResult {
+                error: Some(ResponseError::UnknownMemberId),
+                members: vec![Err(ResponseError::UnknownMemberId); leaving.len()],
+            };
         };
         let now = self.clock.now();
-        let mut errors = Vec::with_capacity(leaving.len());
-        for (member_id, instance_id) in leaving {
+        let mut outcomes = Vec::with_capacity(leaving.len());
+        for LeavingMember {
+            member_id,
+            instance_id,
+        } in leaving
+        {
             let id = match instance_id {
                 Some(instance) => match group.static_members.get(instance) {
                     Some(known) if member_id.is_empty() || known == member_id => {
                         Some(known.clone())
                     }
                     Some(_) => {
-                        errors.push(code(ResponseError::FencedInstanceId));
+                        outcomes.push(Err(ResponseError::FencedInstanceId));
                         continue;
                     }
                     None => None,
@@ -365,12 +413,12 @@ impl GroupCoordinator {
             match id {
                 Some(id) => {
                     group.remove_member(&id);
-                    errors.push(0);
+                    outcomes.push(Ok(()));
                 }
-                None => errors.push(code(ResponseError::UnknownMemberId)),
+                None => outcomes.push(Err(ResponseError::UnknownMemberId)),
             }
         }
-        if errors.contains(&0) {
+        if outcomes.iter().any(Result::is_ok) {
             match group.state {
                 GroupState::Stable | GroupState::CompletingRebalance => {
                     group.prepare_rebalance(now, 0)
@@ -379,8 +427,14 @@ impl GroupCoordinator {
             }
             group.try_complete_join(now);
         }
-        let top = if leaving.len() == 1 { errors[0] } else { 0 };
-        (top, errors)
+        let error = match outcomes.as_slice() {
+            [only] => only.err(),
+            _ => None,
+        };
+        LeaveResult {
+            error,
+            members: outcomes,
+        }
     }
 
     /// Expires sessions and pending member ids, and completes rebalances whose time is up. Called periodically.
@@ -452,7 +506,7 @@ mod tests {
         ) -> BoxFuture<'_, Result<(), OffsetsLogError>> {
             Box::pin(async move { Err(OffsetsLogError::NotHosted(partition)) })
         }
-        fn readable_range(&self, _: i32) -> Option<(i64, i64)> {
+        fn readable_range(&self, _: i32) -> Option<std::ops::Range<i64>> {
             None
         }
         fn read(&self, partition: i32, _: i64, _: usize) -> Result<Bytes, OffsetsLogError> {
@@ -485,15 +539,41 @@ mod tests {
             session_timeout_ms: 10_000,
             rebalance_timeout_ms: 10_000,
             protocol_type: "consumer".into(),
-            protocols: vec![("range".into(), Bytes::from_static(b"meta"))],
+            protocols: vec![Protocol {
+                name: "range".into(),
+                metadata: Bytes::from_static(b"meta"),
+            }],
             require_known_member: true,
+        }
+    }
+
+    fn sync_request(member_id: &str, generation: i32) -> SyncRequest {
+        SyncRequest {
+            group_id: "g".into(),
+            generation,
+            member_id: member_id.into(),
+            ..SyncRequest::default()
+        }
+    }
+
+    fn assignment(member_id: &str, assignment: &'static [u8]) -> MemberAssignment {
+        MemberAssignment {
+            member_id: member_id.into(),
+            assignment: Bytes::from_static(assignment),
+        }
+    }
+
+    fn leaving(member_id: &str) -> LeavingMember {
+        LeavingMember {
+            member_id: member_id.into(),
+            instance_id: None,
         }
     }
 
     /// Joins with MEMBER_ID_REQUIRED first, as a v4+ client does; returns the task waiting for the join.
     async fn join_member(c: &Arc<GroupCoordinator>) -> tokio::task::JoinHandle<JoinResult> {
         let first = c.join(join_request("")).await;
-        assert_eq!(first.error, ResponseError::MemberIdRequired.code());
+        assert_eq!(first.error, Some(ResponseError::MemberIdRequired));
         let c = Arc::clone(c);
         let id = first.member_id;
         tokio::spawn(async move { c.join(join_request(&id)).await })
@@ -510,7 +590,7 @@ mod tests {
     async fn two_members_rebalance_and_receive_the_leaders_assignment() {
         let c = coordinator();
         let first = finish(join_member(&c).await).await;
-        assert_eq!((first.error, first.generation), (0, 1));
+        assert_eq!((first.error, first.generation), (None, 1));
         assert_eq!(first.leader, first.member_id, "the only member leads");
         assert_eq!(first.members.len(), 1);
 
@@ -519,7 +599,7 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert_eq!(
             c.heartbeat("g", 1, &first.member_id, None),
-            ResponseError::RebalanceInProgress.code()
+            Err(ResponseError::RebalanceInProgress)
         );
         let first_again = {
             let c = Arc::clone(&c);
@@ -527,7 +607,7 @@ mod tests {
             tokio::spawn(async move { c.join(join_request(&id)).await })
         };
         let (a, b) = (finish(first_again).await, finish(second).await);
-        assert_eq!((a.error, b.error), (0, 0));
+        assert_eq!((a.error, b.error), (None, None));
         assert_eq!((a.generation, b.generation), (2, 2));
         assert_eq!(
             a.leader, first.member_id,
@@ -540,37 +620,37 @@ mod tests {
         let follower_sync = {
             let c = Arc::clone(&c);
             let id = b.member_id.clone();
-            tokio::spawn(async move { c.sync("g", 2, &id, None, (None, None), Vec::new()).await })
+            tokio::spawn(async move { c.sync(sync_request(&id, 2)).await })
         };
         tokio::time::sleep(Duration::from_millis(50)).await;
-        let assignments = vec![
-            (a.member_id.clone(), Bytes::from_static(b"A")),
-            (b.member_id.clone(), Bytes::from_static(b"B")),
-        ];
         let leader_sync = c
-            .sync(
-                "g",
-                2,
-                &a.member_id,
-                None,
-                (Some("consumer"), Some("range")),
-                assignments,
-            )
+            .sync(SyncRequest {
+                protocol_type: Some("consumer".into()),
+                protocol_name: Some("range".into()),
+                assignments: vec![
+                    assignment(&a.member_id, b"A"),
+                    assignment(&b.member_id, b"B"),
+                ],
+                ..sync_request(&a.member_id, 2)
+            })
             .await;
         assert_eq!(
             (leader_sync.error, &leader_sync.assignment[..]),
-            (0, &b"A"[..])
+            (None, &b"A"[..])
         );
         let follower = finish(follower_sync).await;
-        assert_eq!((follower.error, &follower.assignment[..]), (0, &b"B"[..]));
-        assert_eq!(c.heartbeat("g", 2, &b.member_id, None), 0);
+        assert_eq!(
+            (follower.error, &follower.assignment[..]),
+            (None, &b"B"[..])
+        );
+        assert_eq!(c.heartbeat("g", 2, &b.member_id, None), Ok(()));
         assert_eq!(
             c.heartbeat("g", 1, &b.member_id, None),
-            ResponseError::IllegalGeneration.code()
+            Err(ResponseError::IllegalGeneration)
         );
         assert_eq!(
             c.heartbeat("g", 2, "stranger", None),
-            ResponseError::UnknownMemberId.code()
+            Err(ResponseError::UnknownMemberId)
         );
         assert_eq!(c.describe("g").unwrap().state, GroupState::Stable);
     }
@@ -580,24 +660,25 @@ mod tests {
         let c = coordinator();
         let only = finish(join_member(&c).await).await;
         let sync = c
-            .sync(
-                "g",
-                1,
-                &only.member_id,
-                None,
-                (None, None),
-                vec![(only.member_id.clone(), Bytes::from_static(b"x"))],
-            )
+            .sync(SyncRequest {
+                assignments: vec![assignment(&only.member_id, b"x")],
+                ..sync_request(&only.member_id, 1)
+            })
             .await;
-        assert_eq!(sync.error, 0);
-        let (top, per_member) = c.leave("g", &[(only.member_id.clone(), None)]);
-        assert_eq!((top, per_member), (0, vec![0]));
+        assert_eq!(sync.error, None);
+        assert_eq!(
+            c.leave("g", &[leaving(&only.member_id)]),
+            LeaveResult {
+                error: None,
+                members: vec![Ok(())]
+            }
+        );
         let group = c.describe("g").unwrap();
         assert_eq!(group.state, GroupState::Empty);
         assert!(group.members.is_empty());
         assert_eq!(
-            c.leave("g", &[(only.member_id, None)]).1,
-            vec![ResponseError::UnknownMemberId.code()]
+            c.leave("g", &[leaving(&only.member_id)]).members,
+            vec![Err(ResponseError::UnknownMemberId)]
         );
     }
 
@@ -608,25 +689,28 @@ mod tests {
         request.session_timeout_ms = 10;
         assert_eq!(
             c.join(request).await.error,
-            ResponseError::InvalidSessionTimeout.code()
+            Some(ResponseError::InvalidSessionTimeout)
         );
         let mut request = join_request("");
         request.group_id = String::new();
         assert_eq!(
             c.join(request).await.error,
-            ResponseError::InvalidGroupId.code()
+            Some(ResponseError::InvalidGroupId)
         );
         assert_eq!(
             c.join(join_request("made-up")).await.error,
-            ResponseError::UnknownMemberId.code()
+            Some(ResponseError::UnknownMemberId)
         );
         let member = finish(join_member(&c).await).await;
         let mut other_protocol = join_request("");
         other_protocol.require_known_member = false;
-        other_protocol.protocols = vec![("roundrobin-only".into(), Bytes::new())];
+        other_protocol.protocols = vec![Protocol {
+            name: "roundrobin-only".into(),
+            metadata: Bytes::new(),
+        }];
         assert_eq!(
             c.join(other_protocol).await.error,
-            ResponseError::InconsistentGroupProtocol.code()
+            Some(ResponseError::InconsistentGroupProtocol)
         );
         assert_eq!(
             c.describe("g").unwrap().members.len(),
@@ -640,9 +724,7 @@ mod tests {
         let clock = Arc::new(ManualClock::default());
         let c = coordinator_with(Arc::clone(&clock));
         let only = finish(join_member(&c).await).await;
-        let _ = c
-            .sync("g", 1, &only.member_id, None, (None, None), Vec::new())
-            .await;
+        let _ = c.sync(sync_request(&only.member_id, 1)).await;
         clock.advance(Duration::from_millis(9_900));
         c.tick().await;
         assert_eq!(

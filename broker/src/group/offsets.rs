@@ -4,7 +4,7 @@
 //! A commit is acknowledged only after its record is in the log and durable under the topic's flush policy;
 //! the in-memory cache is updated after that, so a fetch never returns an offset a crash could lose.
 
-use std::{collections::BTreeMap, time::Instant};
+use std::{collections::BTreeMap, ops::Range, time::Instant};
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::{
@@ -16,7 +16,10 @@ use super::{
     records::{partition_for, GroupValue, OffsetValue, OffsetsKey},
     Group, GroupCoordinator, GroupState, OFFSETS_TOPIC,
 };
-use crate::{error_chain, log::builder::BatchBuilder};
+use crate::{
+    error_chain,
+    log::{builder::BatchBuilder, TopicPartition},
+};
 
 /// How the coordinator reaches `__consumer_offsets`: the only thing it knows of the broker around it.
 pub trait OffsetsLog: Send + Sync + std::fmt::Debug {
@@ -30,8 +33,8 @@ pub trait OffsetsLog: Send + Sync + std::fmt::Debug {
         partition: i32,
         batch: BytesMut,
     ) -> BoxFuture<'_, Result<(), OffsetsLogError>>;
-    /// The readable range of `partition`: (log start offset, high watermark); `None` if it is not hosted.
-    fn readable_range(&self, partition: i32) -> Option<(i64, i64)>;
+    /// The readable offsets of `partition`: log start offset to high watermark; `None` if it is not hosted.
+    fn readable_range(&self, partition: i32) -> Option<Range<i64>>;
     /// Whole batches from `offset` on, at most about `max_bytes`; empty at the end.
     fn read(&self, partition: i32, offset: i64, max_bytes: usize)
         -> Result<Bytes, OffsetsLogError>;
@@ -69,11 +72,50 @@ pub enum OffsetsLogError {
     },
 }
 
-/// One partition's commit: (topic, partition, offset, leader epoch, metadata).
-pub type CommitEntry = (String, i32, i64, i32, Option<String>);
+/// One partition's commit in an OffsetCommit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitEntry {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    /// -1 when the client sent none (before v6).
+    pub leader_epoch: i32,
+    pub metadata: Option<String>,
+}
 
-/// Committed offsets of one topic: (partition, offset if any).
-pub type TopicOffsets = (String, Vec<(i32, Option<OffsetValue>)>);
+/// Partitions of one topic, as OffsetFetch and OffsetDelete name them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicPartitions {
+    pub topic: String,
+    pub partitions: Vec<i32>,
+}
+
+/// Committed offsets of one topic, in an OffsetFetch answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicOffsets {
+    pub topic: String,
+    pub partitions: Vec<PartitionOffset>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionOffset {
+    pub partition: i32,
+    /// `None` when the group has committed nothing for the partition.
+    pub committed: Option<OffsetValue>,
+}
+
+/// What happened to each partition of one topic, in an OffsetDelete answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicOutcomes {
+    pub topic: String,
+    pub partitions: Vec<PartitionOutcome>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionOutcome {
+    pub partition: i32,
+    pub outcome: Result<(), ResponseError>,
+}
 
 impl GroupCoordinator {
     /// Creates `__consumer_offsets` (compacted) on first use, as Kafka does.
@@ -126,7 +168,7 @@ impl GroupCoordinator {
         }
     }
 
-    /// OffsetCommit: returns one error code per entry, in order.
+    /// OffsetCommit: returns one outcome per entry, in order.
     pub async fn commit(
         &self,
         group_id: &str,
@@ -134,8 +176,8 @@ impl GroupCoordinator {
         member_id: &str,
         instance_id: Option<&str>,
         entries: Vec<CommitEntry>,
-    ) -> Vec<i16> {
-        let all = |e: ResponseError| vec![e.code(); entries.len()];
+    ) -> Vec<Result<(), ResponseError>> {
+        let all = |e: ResponseError| vec![Err(e); entries.len()];
         if group_id.is_empty() {
             return all(ResponseError::InvalidGroupId);
         }
@@ -158,14 +200,21 @@ impl GroupCoordinator {
                 }
             }
         }
-        let mut errors = Vec::with_capacity(entries.len());
+        let mut outcomes = Vec::with_capacity(entries.len());
         let mut records = Vec::new();
         let mut accepted = Vec::new();
         let now = self.clock.wall_ms();
-        for (topic, partition, offset, leader_epoch, metadata) in entries {
+        for CommitEntry {
+            topic,
+            partition,
+            offset,
+            leader_epoch,
+            metadata,
+        } in entries
+        {
             let metadata = metadata.unwrap_or_default();
             if metadata.len() > self.config.max_metadata_bytes {
-                errors.push(ResponseError::OffsetMetadataTooLarge.code());
+                outcomes.push(Err(ResponseError::OffsetMetadataTooLarge));
                 continue;
             }
             let value = OffsetValue {
@@ -178,76 +227,80 @@ impl GroupCoordinator {
                 offset_key(group_id, &topic, partition),
                 Some(value.encode()),
             ));
-            accepted.push((errors.len(), topic, partition, value));
-            errors.push(0);
+            accepted.push((outcomes.len(), TopicPartition::new(topic, partition), value));
+            outcomes.push(Ok(()));
         }
         if let Err(e) = self.append(group_id, records).await {
             tracing::error!(group = %group_id, error = %error_chain(&e), "storing committed offsets failed");
             for (slot, ..) in &accepted {
-                errors[*slot] = ResponseError::CoordinatorNotAvailable.code();
+                outcomes[*slot] = Err(ResponseError::CoordinatorNotAvailable);
             }
-            return errors;
+            return outcomes;
         }
         let mut groups = self.lock();
         let group = groups
             .entry(group_id.to_owned())
             .or_insert_with(|| Group::new(group_id));
-        for (_, topic, partition, value) in accepted {
-            group.offsets.insert((topic, partition), value);
+        for (_, key, value) in accepted {
+            group.offsets.insert(key, value);
         }
-        errors
+        outcomes
     }
 
     /// OffsetFetch: committed offsets of `topics` (all of the group's when `None`).
-    pub fn fetch(
-        &self,
-        group_id: &str,
-        topics: Option<Vec<(String, Vec<i32>)>>,
-    ) -> Vec<TopicOffsets> {
+    pub fn fetch(&self, group_id: &str, topics: Option<Vec<TopicPartitions>>) -> Vec<TopicOffsets> {
         let groups = self.lock();
         let offsets = groups.get(group_id).map(|g| &g.offsets);
         match topics {
             Some(topics) => topics
                 .into_iter()
-                .map(|(topic, partitions)| {
-                    let found = partitions
+                .map(|TopicPartitions { topic, partitions }| {
+                    let partitions = partitions
                         .into_iter()
-                        .map(|p| (p, offsets.and_then(|o| o.get(&(topic.clone(), p))).cloned()))
+                        .map(|partition| PartitionOffset {
+                            partition,
+                            committed: offsets
+                                .and_then(|o| o.get(&TopicPartition::new(topic.clone(), partition)))
+                                .cloned(),
+                        })
                         .collect();
-                    (topic, found)
+                    TopicOffsets { topic, partitions }
                 })
                 .collect(),
             None => {
-                let mut by_topic: BTreeMap<String, Vec<(i32, Option<OffsetValue>)>> =
-                    BTreeMap::new();
-                for ((topic, partition), value) in offsets.into_iter().flatten() {
+                let mut by_topic: BTreeMap<String, Vec<PartitionOffset>> = BTreeMap::new();
+                for (key, value) in offsets.into_iter().flatten() {
                     by_topic
-                        .entry(topic.clone())
+                        .entry(key.topic.clone())
                         .or_default()
-                        .push((*partition, Some(value.clone())));
+                        .push(PartitionOffset {
+                            partition: key.partition,
+                            committed: Some(value.clone()),
+                        });
                 }
-                for partitions in by_topic.values_mut() {
-                    partitions.sort_by_key(|(p, _)| *p);
-                }
-                by_topic.into_iter().collect()
+                by_topic
+                    .into_iter()
+                    .map(|(topic, mut partitions)| {
+                        partitions.sort_by_key(|p| p.partition);
+                        TopicOffsets { topic, partitions }
+                    })
+                    .collect()
             }
         }
     }
 
     /// DeleteGroups: only groups without members can go; their offsets and metadata get tombstones.
-    pub async fn delete_group(&self, group_id: &str) -> i16 {
+    pub async fn delete_group(&self, group_id: &str) -> Result<(), ResponseError> {
         let keys = {
             let groups = self.lock();
-            let Some(group) = groups.get(group_id) else {
-                return ResponseError::GroupIdNotFound.code();
-            };
+            let group = groups.get(group_id).ok_or(ResponseError::GroupIdNotFound)?;
             if !group.members.is_empty() || group.state != GroupState::Empty {
-                return ResponseError::NonEmptyGroup.code();
+                return Err(ResponseError::NonEmptyGroup);
             }
             let mut keys: Vec<(Bytes, Option<Bytes>)> = group
                 .offsets
                 .keys()
-                .map(|(topic, partition)| (offset_key(group_id, topic, *partition), None))
+                .map(|key| (offset_key(group_id, &key.topic, key.partition), None))
                 .collect();
             keys.push((
                 OffsetsKey::Group {
@@ -260,53 +313,53 @@ impl GroupCoordinator {
         };
         if let Err(e) = self.append(group_id, keys).await {
             tracing::error!(group = %group_id, error = %error_chain(&e), "deleting group failed");
-            return ResponseError::CoordinatorNotAvailable.code();
+            return Err(ResponseError::CoordinatorNotAvailable);
         }
         self.lock().remove(group_id);
-        0
+        Ok(())
     }
 
     /// OffsetDelete: removes committed offsets of topics the group's members are not subscribed to.
     pub async fn delete_offsets(
         &self,
         group_id: &str,
-        topics: Vec<(String, Vec<i32>)>,
-    ) -> Result<Vec<(String, Vec<(i32, i16)>)>, i16> {
+        topics: Vec<TopicPartitions>,
+    ) -> Result<Vec<TopicOutcomes>, ResponseError> {
         let (results, tombstones) = {
             let groups = self.lock();
-            let Some(group) = groups.get(group_id) else {
-                return Err(ResponseError::GroupIdNotFound.code());
-            };
+            let group = groups.get(group_id).ok_or(ResponseError::GroupIdNotFound)?;
             let subscribed = subscribed_topics(group);
             let mut tombstones = Vec::new();
-            let results: Vec<(String, Vec<(i32, i16)>)> = topics
+            let results: Vec<TopicOutcomes> = topics
                 .into_iter()
-                .map(|(topic, partitions)| {
-                    let codes = partitions
+                .map(|TopicPartitions { topic, partitions }| {
+                    let partitions = partitions
                         .into_iter()
-                        .map(|p| {
-                            if subscribed.contains(&topic) {
-                                (p, ResponseError::GroupSubscribedToTopic.code())
+                        .map(|partition| {
+                            let outcome = if subscribed.contains(&topic) {
+                                Err(ResponseError::GroupSubscribedToTopic)
                             } else {
-                                if group.offsets.contains_key(&(topic.clone(), p)) {
-                                    tombstones.push((topic.clone(), p));
+                                let key = TopicPartition::new(topic.clone(), partition);
+                                if group.offsets.contains_key(&key) {
+                                    tombstones.push(key);
                                 }
-                                (p, 0)
-                            }
+                                Ok(())
+                            };
+                            PartitionOutcome { partition, outcome }
                         })
                         .collect();
-                    (topic, codes)
+                    TopicOutcomes { topic, partitions }
                 })
                 .collect();
             (results, tombstones)
         };
         let records = tombstones
             .iter()
-            .map(|(topic, partition)| (offset_key(group_id, topic, *partition), None))
+            .map(|key| (offset_key(group_id, &key.topic, key.partition), None))
             .collect();
         if let Err(e) = self.append(group_id, records).await {
             tracing::error!(group = %group_id, error = %error_chain(&e), "deleting offsets failed");
-            return Err(ResponseError::CoordinatorNotAvailable.code());
+            return Err(ResponseError::CoordinatorNotAvailable);
         }
         if let Some(group) = self.lock().get_mut(group_id) {
             for key in tombstones {
@@ -322,7 +375,7 @@ impl GroupCoordinator {
         let mut applied = 0usize;
         let mut groups = self.lock();
         for index in 0..self.config.offsets_partitions {
-            let Some((start, end)) = self.log.readable_range(index) else {
+            let Some(Range { start, end }) = self.log.readable_range(index) else {
                 continue;
             };
             let mut offset = start;
@@ -403,7 +456,7 @@ fn apply(
                     .entry(group_id.clone())
                     .or_insert_with(|| Group::new(&group_id))
                     .offsets
-                    .insert((topic, partition), value);
+                    .insert(TopicPartition::new(topic, partition), value);
             }
             Err(e) => {
                 tracing::warn!(group = %group_id, error = %e, "skipping unreadable offset value")
@@ -416,7 +469,7 @@ fn apply(
             None,
         ) => {
             if let Some(group) = groups.get_mut(&group_id) {
-                group.offsets.remove(&(topic, partition));
+                group.offsets.remove(&TopicPartition::new(topic, partition));
             }
         }
         (OffsetsKey::Group { .. }, Some(value)) => match GroupValue::decode(value) {

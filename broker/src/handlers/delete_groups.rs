@@ -4,6 +4,7 @@ use kafka_protocol::messages::{
     delete_groups_response::DeletableGroupResult, DeleteGroupsRequest, DeleteGroupsResponse,
 };
 
+use super::error_code;
 use crate::handlers::RequestContext;
 
 pub async fn handle(
@@ -12,11 +13,11 @@ pub async fn handle(
 ) -> DeleteGroupsResponse {
     let mut results = Vec::with_capacity(request.groups_names.len());
     for group in request.groups_names {
-        let error = ctx.broker.groups.delete_group(&group.0).await;
+        let outcome = ctx.broker.groups.delete_group(&group.0).await;
         results.push(
             DeletableGroupResult::default()
                 .with_group_id(group)
-                .with_error_code(error),
+                .with_error_code(error_code(outcome.err())),
         );
     }
     DeleteGroupsResponse::default().with_results(results)

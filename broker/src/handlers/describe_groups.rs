@@ -27,21 +27,19 @@ pub async fn handle(
                     let members = group
                         .members
                         .into_iter()
-                        .map(
-                            |(member_id, instance, client_id, host, metadata, assignment)| {
-                                DescribedGroupMember::default()
-                                    .with_member_id(StrBytes::from_string(member_id))
-                                    .with_group_instance_id(if ctx.version >= 4 {
-                                        instance.map(StrBytes::from_string)
-                                    } else {
-                                        None
-                                    })
-                                    .with_client_id(StrBytes::from_string(client_id))
-                                    .with_client_host(StrBytes::from_string(host))
-                                    .with_member_metadata(metadata)
-                                    .with_member_assignment(assignment)
-                            },
-                        )
+                        .map(|member| {
+                            DescribedGroupMember::default()
+                                .with_member_id(StrBytes::from_string(member.member_id))
+                                .with_group_instance_id(if ctx.version >= 4 {
+                                    member.instance_id.map(StrBytes::from_string)
+                                } else {
+                                    None
+                                })
+                                .with_client_id(StrBytes::from_string(member.client_id))
+                                .with_client_host(StrBytes::from_string(member.client_host))
+                                .with_member_metadata(member.metadata)
+                                .with_member_assignment(member.assignment)
+                        })
                         .collect();
                     described
                         .with_group_state(StrBytes::from_static_str(group.state.name()))

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use kafka_protocol::{
     messages::{
+        incremental_alter_configs_request::AlterableConfig,
         incremental_alter_configs_response::AlterConfigsResourceResponse,
         IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
     },
@@ -17,9 +18,11 @@ use super::{
     message, topic_error_code,
 };
 use crate::{
+    broker::Broker,
+    cluster::controller::TopicError,
     config::{
         broker_key_to_topic_key, scale_value, topic_config_def, validate_topic_config,
-        ConfigValueType,
+        ConfigValueType, TopicConfigError,
     },
     handlers::RequestContext,
 };
@@ -28,6 +31,55 @@ const SET: i8 = 0;
 const DELETE: i8 = 1;
 const APPEND: i8 = 2;
 const SUBTRACT: i8 = 3;
+
+/// Why a resource's changes were refused. The text is the client's error message.
+#[derive(Debug, thiserror::Error)]
+enum AlterConfigsError {
+    #[error("topic {0:?} does not exist")]
+    UnknownTopic(String),
+    #[error("this is broker {node_id}, not {name:?}")]
+    OtherBroker { node_id: i32, name: String },
+    #[error("resource type {0} is not supported")]
+    UnsupportedResourceType(i8),
+    #[error("broker config {0:?} cannot be changed dynamically")]
+    NotDynamic(String),
+    /// A broker-level value in hours or minutes that cannot be scaled to milliseconds.
+    #[error("{name} must be an integer, got {value:?}")]
+    NotScalable { name: String, value: String },
+    #[error("unknown config {0:?}")]
+    UnknownConfig(String),
+    #[error("SET of {0} needs a value")]
+    SetWithoutValue(String),
+    #[error("{0} is not a list; APPEND and SUBTRACT apply to lists only")]
+    NotAList(String),
+    #[error("{0} needs a value")]
+    ListOpWithoutValue(String),
+    #[error("unknown config operation {0}")]
+    UnknownOperation(i8),
+    #[error(transparent)]
+    InvalidValue(#[from] TopicConfigError),
+    #[error(transparent)]
+    Store(#[from] TopicError),
+}
+
+impl AlterConfigsError {
+    fn code(&self) -> i16 {
+        match self {
+            AlterConfigsError::UnknownTopic(_) => code(ResponseError::UnknownTopicOrPartition),
+            AlterConfigsError::OtherBroker { .. }
+            | AlterConfigsError::UnsupportedResourceType(_) => code(ResponseError::InvalidRequest),
+            AlterConfigsError::NotDynamic(_)
+            | AlterConfigsError::NotScalable { .. }
+            | AlterConfigsError::UnknownConfig(_)
+            | AlterConfigsError::SetWithoutValue(_)
+            | AlterConfigsError::NotAList(_)
+            | AlterConfigsError::ListOpWithoutValue(_)
+            | AlterConfigsError::UnknownOperation(_)
+            | AlterConfigsError::InvalidValue(_) => code(ResponseError::InvalidConfig),
+            AlterConfigsError::Store(e) => topic_error_code(e),
+        }
+    }
+}
 
 /// One requested change, with the name already mapped to the stored (topic-level) config name and the value
 /// already converted to that name's unit.
@@ -42,17 +94,18 @@ struct Op {
 fn apply_ops(
     current: &BTreeMap<String, String>,
     ops: &[Op],
-) -> Result<BTreeMap<String, String>, String> {
+) -> Result<BTreeMap<String, String>, AlterConfigsError> {
     let mut next = current.clone();
     for op in ops {
         let name = &op.requested;
-        let def = topic_config_def(op.key).ok_or_else(|| format!("unknown config {name:?}"))?;
+        let def = topic_config_def(op.key)
+            .ok_or_else(|| AlterConfigsError::UnknownConfig(name.clone()))?;
         match op.operation {
             SET => {
                 let value = op
                     .value
                     .clone()
-                    .ok_or_else(|| format!("SET of {name} needs a value"))?;
+                    .ok_or_else(|| AlterConfigsError::SetWithoutValue(name.clone()))?;
                 validate_topic_config(op.key, &value)?;
                 next.insert(op.key.to_owned(), value);
             }
@@ -61,14 +114,12 @@ fn apply_ops(
             }
             APPEND | SUBTRACT => {
                 if def.value_type != ConfigValueType::List {
-                    return Err(format!(
-                        "{name} is not a list; APPEND and SUBTRACT apply to lists only"
-                    ));
+                    return Err(AlterConfigsError::NotAList(name.clone()));
                 }
                 let value = op
                     .value
                     .clone()
-                    .ok_or_else(|| format!("{name} needs a value"))?;
+                    .ok_or_else(|| AlterConfigsError::ListOpWithoutValue(name.clone()))?;
                 let base = next
                     .get(op.key)
                     .cloned()
@@ -89,10 +140,83 @@ fn apply_ops(
                 validate_topic_config(op.key, &joined)?;
                 next.insert(op.key.to_owned(), joined);
             }
-            other => return Err(format!("unknown config operation {other}")),
+            other => return Err(AlterConfigsError::UnknownOperation(other)),
         }
     }
     Ok(next)
+}
+
+/// Changes one topic's config overrides.
+async fn alter_topic(
+    broker: &Broker,
+    name: &str,
+    configs: &[AlterableConfig],
+    validate_only: bool,
+) -> Result<(), AlterConfigsError> {
+    let image = broker.image();
+    let topic = image
+        .topics
+        .get(name)
+        .ok_or_else(|| AlterConfigsError::UnknownTopic(name.to_owned()))?;
+    let ops = configs
+        .iter()
+        .map(|c| {
+            let requested = c.name.to_string();
+            let def =
+                topic_config_def(&requested).ok_or_else(|| TopicConfigError::UnknownName {
+                    name: requested.clone(),
+                })?;
+            Ok(Op {
+                requested,
+                key: def.name,
+                operation: c.config_operation,
+                value: c.value.as_ref().map(ToString::to_string),
+            })
+        })
+        .collect::<Result<Vec<Op>, AlterConfigsError>>()?;
+    let next = apply_ops(&topic.configs, &ops)?;
+    if !validate_only {
+        broker.controller.set_topic_configs(name, next).await?;
+    }
+    Ok(())
+}
+
+/// Changes the cluster-wide topic defaults, named by their broker-level names.
+async fn alter_broker(
+    broker: &Broker,
+    configs: &[AlterableConfig],
+    validate_only: bool,
+) -> Result<(), AlterConfigsError> {
+    let image = broker.image();
+    let ops = configs
+        .iter()
+        .map(|c| {
+            let requested = c.name.to_string();
+            let (key, scale) = broker_key_to_topic_key(&requested)
+                .ok_or_else(|| AlterConfigsError::NotDynamic(requested.clone()))?;
+            let value =
+                match &c.value {
+                    Some(v) => Some(scale_value(v, scale).ok_or_else(|| {
+                        AlterConfigsError::NotScalable {
+                            name: requested.clone(),
+                            value: v.to_string(),
+                        }
+                    })?),
+                    None => None,
+                };
+            Ok(Op {
+                requested,
+                key,
+                operation: c.config_operation,
+                value,
+            })
+        })
+        .collect::<Result<Vec<Op>, AlterConfigsError>>()?;
+    let next = apply_ops(&image.broker_configs, &ops)?;
+    if !validate_only {
+        broker.controller.set_broker_configs(next).await?;
+    }
+    Ok(())
 }
 
 pub async fn handle(
@@ -100,95 +224,28 @@ pub async fn handle(
     request: IncrementalAlterConfigsRequest,
 ) -> IncrementalAlterConfigsResponse {
     let broker = ctx.broker;
-    let node_id = broker.config.node_id.to_string();
+    let node_id = broker.config.node_id;
     let mut responses = Vec::with_capacity(request.resources.len());
     for resource in request.resources {
         let name = resource.resource_name.to_string();
         let response = AlterConfigsResourceResponse::default()
             .with_resource_type(resource.resource_type)
             .with_resource_name(resource.resource_name.clone());
-        let image = broker.image();
-        let outcome: Result<(), (i16, String)> = match resource.resource_type {
-            RESOURCE_TOPIC => match image.topics.get(&name) {
-                None => Err((
-                    code(ResponseError::UnknownTopicOrPartition),
-                    format!("topic {name:?} does not exist"),
-                )),
-                Some(topic) => {
-                    let ops: Result<Vec<Op>, String> = resource
-                        .configs
-                        .iter()
-                        .map(|c| {
-                            let requested = c.name.to_string();
-                            let def = topic_config_def(&requested)
-                                .ok_or_else(|| format!("unknown topic config {requested:?}"))?;
-                            Ok(Op {
-                                requested,
-                                key: def.name,
-                                operation: c.config_operation,
-                                value: c.value.as_ref().map(ToString::to_string),
-                            })
-                        })
-                        .collect();
-                    match ops.and_then(|ops| apply_ops(&topic.configs, &ops)) {
-                        Ok(_) if request.validate_only => Ok(()),
-                        Ok(next) => broker
-                            .controller
-                            .set_topic_configs(&name, next)
-                            .await
-                            .map_err(|e| (topic_error_code(&e), e.to_string())),
-                        Err(text) => Err((code(ResponseError::InvalidConfig), text)),
-                    }
-                }
-            },
-            RESOURCE_BROKER if name.is_empty() || name == node_id => {
-                let ops: Result<Vec<Op>, String> = resource
-                    .configs
-                    .iter()
-                    .map(|c| {
-                        let requested = c.name.to_string();
-                        let (key, scale) =
-                            broker_key_to_topic_key(&requested).ok_or_else(|| {
-                                format!("broker config {requested:?} cannot be changed dynamically")
-                            })?;
-                        let value = match &c.value {
-                            Some(v) => Some(scale_value(v, scale).ok_or_else(|| {
-                                format!("{requested} must be an integer, got {v:?}")
-                            })?),
-                            None => None,
-                        };
-                        Ok(Op {
-                            requested,
-                            key,
-                            operation: c.config_operation,
-                            value,
-                        })
-                    })
-                    .collect();
-                match ops.and_then(|ops| apply_ops(&image.broker_configs, &ops)) {
-                    Ok(_) if request.validate_only => Ok(()),
-                    Ok(next) => broker
-                        .controller
-                        .set_broker_configs(next)
-                        .await
-                        .map_err(|e| (topic_error_code(&e), e.to_string())),
-                    Err(text) => Err((code(ResponseError::InvalidConfig), text)),
-                }
+        let outcome = match resource.resource_type {
+            RESOURCE_TOPIC => {
+                alter_topic(broker, &name, &resource.configs, request.validate_only).await
             }
-            RESOURCE_BROKER => Err((
-                code(ResponseError::InvalidRequest),
-                format!("this is broker {node_id}, not {name:?}"),
-            )),
-            other => Err((
-                code(ResponseError::InvalidRequest),
-                format!("resource type {other} is not supported"),
-            )),
+            RESOURCE_BROKER if name.is_empty() || name == node_id.to_string() => {
+                alter_broker(broker, &resource.configs, request.validate_only).await
+            }
+            RESOURCE_BROKER => Err(AlterConfigsError::OtherBroker { node_id, name }),
+            other => Err(AlterConfigsError::UnsupportedResourceType(other)),
         };
         responses.push(match outcome {
             Ok(()) => response,
-            Err((error, text)) => response
-                .with_error_code(error)
-                .with_error_message(message(text)),
+            Err(e) => response
+                .with_error_code(e.code())
+                .with_error_message(message(e.to_string())),
         });
     }
     IncrementalAlterConfigsResponse::default().with_responses(responses)
@@ -230,10 +287,27 @@ mod tests {
     #[test]
     fn invalid_values_and_list_ops_on_scalars_are_refused() {
         let current = BTreeMap::new();
-        assert!(apply_ops(&current, &[op("retention.ms", SET, Some("soon"))]).is_err());
-        assert!(apply_ops(&current, &[op("retention.ms", APPEND, Some("1"))]).is_err());
+        assert!(matches!(
+            apply_ops(&current, &[op("retention.ms", SET, Some("soon"))]),
+            Err(AlterConfigsError::InvalidValue(
+                TopicConfigError::NotAnInteger { .. }
+            ))
+        ));
+        let err = apply_ops(&current, &[op("retention.ms", APPEND, Some("1"))]).unwrap_err();
+        assert_eq!(
+            (err.code(), err.to_string().as_str()),
+            (
+                ResponseError::InvalidConfig.code(),
+                "retention.ms is not a list; APPEND and SUBTRACT apply to lists only"
+            )
+        );
         assert!(
-            apply_ops(&current, &[op("cleanup.policy", SUBTRACT, Some("delete"))]).is_err(),
+            matches!(
+                apply_ops(&current, &[op("cleanup.policy", SUBTRACT, Some("delete"))]),
+                Err(AlterConfigsError::InvalidValue(
+                    TopicConfigError::InvalidCleanupPolicy { .. }
+                ))
+            ),
             "an empty policy is invalid"
         );
     }

@@ -5,7 +5,11 @@ use kafka_protocol::{
     protocol::StrBytes,
 };
 
-use crate::{group::JoinRequest, handlers::RequestContext};
+use super::error_code;
+use crate::{
+    group::{JoinRequest, Protocol},
+    handlers::RequestContext,
+};
 
 pub async fn handle(ctx: &RequestContext<'_>, request: JoinGroupRequest) -> JoinGroupResponse {
     let join = JoinRequest {
@@ -30,7 +34,10 @@ pub async fn handle(ctx: &RequestContext<'_>, request: JoinGroupRequest) -> Join
         protocols: request
             .protocols
             .into_iter()
-            .map(|p| (p.name.to_string(), p.metadata))
+            .map(|p| Protocol {
+                name: p.name.to_string(),
+                metadata: p.metadata,
+            })
             .collect(),
         require_known_member: ctx.version >= 4,
     };
@@ -38,19 +45,19 @@ pub async fn handle(ctx: &RequestContext<'_>, request: JoinGroupRequest) -> Join
     let members = result
         .members
         .into_iter()
-        .map(|(id, instance, metadata)| {
+        .map(|member| {
             JoinGroupResponseMember::default()
-                .with_member_id(StrBytes::from_string(id))
+                .with_member_id(StrBytes::from_string(member.member_id))
                 .with_group_instance_id(if ctx.version >= 5 {
-                    instance.map(StrBytes::from_string)
+                    member.instance_id.map(StrBytes::from_string)
                 } else {
                     None
                 })
-                .with_metadata(metadata)
+                .with_metadata(member.metadata)
         })
         .collect();
     JoinGroupResponse::default()
-        .with_error_code(result.error)
+        .with_error_code(error_code(result.error))
         .with_generation_id(result.generation)
         .with_protocol_type(if ctx.version >= 7 {
             result.protocol_type.map(StrBytes::from_string)

@@ -23,15 +23,15 @@ pub async fn handle(ctx: &RequestContext<'_>, request: ListGroupsRequest) -> Lis
         .groups
         .list()
         .into_iter()
-        .filter(|(_, _, state)| states.is_empty() || states.contains(&state.name().to_lowercase()))
+        .filter(|g| states.is_empty() || states.contains(&g.state.name().to_lowercase()))
         // Every group here is a classic group.
         .filter(|_| types.is_empty() || types.iter().any(|t| t == "classic"))
-        .map(|(id, protocol_type, state)| {
+        .map(|g| {
             ListedGroup::default()
-                .with_group_id(GroupId(StrBytes::from_string(id)))
-                .with_protocol_type(StrBytes::from_string(protocol_type))
+                .with_group_id(GroupId(StrBytes::from_string(g.group_id)))
+                .with_protocol_type(StrBytes::from_string(g.protocol_type))
                 .with_group_state(if ctx.version >= 4 {
-                    StrBytes::from_static_str(state.name())
+                    StrBytes::from_static_str(g.state.name())
                 } else {
                     StrBytes::default()
                 })

@@ -5,7 +5,8 @@ use kafka_protocol::messages::{
     OffsetCommitRequest, OffsetCommitResponse,
 };
 
-use crate::{group::offsets::CommitEntry, handlers::RequestContext};
+use super::error_code;
+use crate::{group::CommitEntry, handlers::RequestContext};
 
 pub async fn handle(
     ctx: &RequestContext<'_>,
@@ -15,23 +16,21 @@ pub async fn handle(
         .topics
         .iter()
         .flat_map(|t| {
-            t.partitions.iter().map(move |p| {
-                (
-                    t.name.0.to_string(),
-                    p.partition_index,
-                    p.committed_offset,
-                    // v6 added the leader epoch; older commits carry none.
-                    if ctx.version >= 6 {
-                        p.committed_leader_epoch
-                    } else {
-                        -1
-                    },
-                    p.committed_metadata.as_ref().map(ToString::to_string),
-                )
+            t.partitions.iter().map(move |p| CommitEntry {
+                topic: t.name.0.to_string(),
+                partition: p.partition_index,
+                offset: p.committed_offset,
+                // v6 added the leader epoch; older commits carry none.
+                leader_epoch: if ctx.version >= 6 {
+                    p.committed_leader_epoch
+                } else {
+                    -1
+                },
+                metadata: p.committed_metadata.as_ref().map(ToString::to_string),
             })
         })
         .collect();
-    let mut errors = ctx
+    let mut outcomes = ctx
         .broker
         .groups
         .commit(
@@ -53,7 +52,7 @@ pub async fn handle(
                 .map(|p| {
                     OffsetCommitResponsePartition::default()
                         .with_partition_index(p.partition_index)
-                        .with_error_code(errors.next().unwrap_or(0))
+                        .with_error_code(error_code(outcomes.next().and_then(Result::err)))
                 })
                 .collect();
             OffsetCommitResponseTopic::default()

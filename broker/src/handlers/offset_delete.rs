@@ -5,7 +5,8 @@ use kafka_protocol::messages::{
     OffsetDeleteRequest, OffsetDeleteResponse, TopicName,
 };
 
-use crate::handlers::RequestContext;
+use super::{code, error_code};
+use crate::{group::TopicPartitions, handlers::RequestContext};
 
 pub async fn handle(
     ctx: &RequestContext<'_>,
@@ -14,14 +15,13 @@ pub async fn handle(
     let topics = request
         .topics
         .into_iter()
-        .map(|t| {
-            (
-                t.name.0.to_string(),
-                t.partitions
-                    .into_iter()
-                    .map(|p| p.partition_index)
-                    .collect(),
-            )
+        .map(|t| TopicPartitions {
+            topic: t.name.0.to_string(),
+            partitions: t
+                .partitions
+                .into_iter()
+                .map(|p| p.partition_index)
+                .collect(),
         })
         .collect();
     match ctx
@@ -30,20 +30,21 @@ pub async fn handle(
         .delete_offsets(&request.group_id.0, topics)
         .await
     {
-        Err(error) => OffsetDeleteResponse::default().with_error_code(error),
+        Err(error) => OffsetDeleteResponse::default().with_error_code(code(error)),
         Ok(results) => OffsetDeleteResponse::default().with_topics(
             results
                 .into_iter()
-                .map(|(topic, partitions)| {
+                .map(|topic| {
                     OffsetDeleteResponseTopic::default()
-                        .with_name(TopicName(topic.into()))
+                        .with_name(TopicName(topic.topic.into()))
                         .with_partitions(
-                            partitions
+                            topic
+                                .partitions
                                 .into_iter()
-                                .map(|(p, code)| {
+                                .map(|p| {
                                     OffsetDeleteResponsePartition::default()
-                                        .with_partition_index(p)
-                                        .with_error_code(code)
+                                        .with_partition_index(p.partition)
+                                        .with_error_code(error_code(p.outcome.err()))
                                 })
                                 .collect(),
                         )

@@ -12,7 +12,10 @@ use kafka_protocol::{
     protocol::StrBytes,
 };
 
-use crate::{group::records::OffsetValue, handlers::RequestContext};
+use crate::{
+    group::{records::OffsetValue, TopicPartitions},
+    handlers::RequestContext,
+};
 
 /// (offset, leader epoch, metadata) as the response reports them.
 fn fields(value: Option<OffsetValue>) -> (i64, i32, Option<StrBytes>) {
@@ -36,26 +39,30 @@ pub async fn handle(ctx: &RequestContext<'_>, request: OffsetFetchRequest) -> Of
             .map(|g| {
                 let wanted = g.topics.map(|ts| {
                     ts.into_iter()
-                        .map(|t| (t.name.0.to_string(), t.partition_indexes))
+                        .map(|t| TopicPartitions {
+                            topic: t.name.0.to_string(),
+                            partitions: t.partition_indexes,
+                        })
                         .collect()
                 });
                 let topics = groups
                     .fetch(&g.group_id.0, wanted)
                     .into_iter()
-                    .map(|(topic, partitions)| {
-                        let partitions = partitions
+                    .map(|topic| {
+                        let partitions = topic
+                            .partitions
                             .into_iter()
-                            .map(|(p, value)| {
-                                let (offset, epoch, metadata) = fields(value);
+                            .map(|p| {
+                                let (offset, epoch, metadata) = fields(p.committed);
                                 OffsetFetchResponsePartitions::default()
-                                    .with_partition_index(p)
+                                    .with_partition_index(p.partition)
                                     .with_committed_offset(offset)
                                     .with_committed_leader_epoch(epoch)
                                     .with_metadata(metadata)
                             })
                             .collect();
                         OffsetFetchResponseTopics::default()
-                            .with_name(TopicName(StrBytes::from_string(topic)))
+                            .with_name(TopicName(StrBytes::from_string(topic.topic)))
                             .with_partitions(partitions)
                     })
                     .collect();
@@ -68,26 +75,30 @@ pub async fn handle(ctx: &RequestContext<'_>, request: OffsetFetchRequest) -> Of
     }
     let wanted = request.topics.map(|ts| {
         ts.into_iter()
-            .map(|t| (t.name.0.to_string(), t.partition_indexes))
+            .map(|t| TopicPartitions {
+                topic: t.name.0.to_string(),
+                partitions: t.partition_indexes,
+            })
             .collect()
     });
     let topics = groups
         .fetch(&request.group_id.0, wanted)
         .into_iter()
-        .map(|(topic, partitions)| {
-            let partitions = partitions
+        .map(|topic| {
+            let partitions = topic
+                .partitions
                 .into_iter()
-                .map(|(p, value)| {
-                    let (offset, epoch, metadata) = fields(value);
+                .map(|p| {
+                    let (offset, epoch, metadata) = fields(p.committed);
                     OffsetFetchResponsePartition::default()
-                        .with_partition_index(p)
+                        .with_partition_index(p.partition)
                         .with_committed_offset(offset)
                         .with_committed_leader_epoch(if with_epoch { epoch } else { -1 })
                         .with_metadata(metadata)
                 })
                 .collect();
             OffsetFetchResponseTopic::default()
-                .with_name(TopicName(StrBytes::from_string(topic)))
+                .with_name(TopicName(StrBytes::from_string(topic.topic)))
                 .with_partitions(partitions)
         })
         .collect();
