@@ -548,13 +548,14 @@ fn fits_i32(name: &str, value: &str) -> Result<(), TopicConfigError> {
     }
 }
 
-/// Where an effective config value came from, for DescribeConfigs (Kafka's `ConfigSource` ids).
+/// Where an effective config value came from, for DescribeConfigs: Kafka's `ConfigSource` ids (0 unknown,
+/// 1 topic, 2 dynamic broker, 3 dynamic default broker, 4 static broker, 5 default, 6 dynamic broker logger).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConfigSource {
     TopicOverride = 1,
-    DynamicDefaultBroker = 4,
-    StaticBroker = 5,
-    Default = 6,
+    DynamicDefaultBroker = 3,
+    StaticBroker = 4,
+    Default = 5,
 }
 
 /// The effective value of one topic config and its source.
