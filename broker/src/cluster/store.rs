@@ -71,6 +71,10 @@ pub enum MetadataChange {
     },
     /// Registers a broker, replacing an older registration of the same id.
     RegisterBroker(BrokerRegistration),
+    /// Forgets a broker (Kafka's `UnregisterBrokerRecord`).
+    UnregisterBroker {
+        id: NodeId,
+    },
     /// Replaces the whole override map of a topic (the handler computes the new map).
     SetTopicConfigs {
         name: String,
@@ -146,6 +150,9 @@ pub fn apply_change(
                 .get(&registration.id)
                 .map_or(0, |old| old.epoch + 1);
             next.brokers.insert(registration.id, registration);
+        }
+        MetadataChange::UnregisterBroker { id } => {
+            next.brokers.remove(&id);
         }
         MetadataChange::SetTopicConfigs { name, configs } => {
             let topic = next
@@ -223,8 +230,9 @@ fn single_node_changes(image: &MetadataImage, local: &BrokerRegistration) -> Vec
         tracing::warn!(
             broker = stale,
             node_id = local.id,
-            "single-node metadata names another broker; its partitions move to this one"
+            "single-node metadata names another broker; it is unregistered and its partitions move to this one"
         );
+        changes.push(MetadataChange::UnregisterBroker { id: *stale });
     }
     let only_local: Vec<NodeId> = vec![local.id];
     for topic in image.topics.values() {
@@ -397,6 +405,11 @@ mod tests {
         drop(moved);
         let renumbered = LocalMetadataStore::open(dir.path(), local(7, 19092)).unwrap();
         let image = renumbered.image();
+        assert_eq!(
+            image.brokers.keys().copied().collect::<Vec<_>>(),
+            [7],
+            "the old node id is no longer a broker of the cluster"
+        );
         let registration = image.partition("a", 1).unwrap();
         assert_eq!(
             (
