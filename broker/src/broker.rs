@@ -286,7 +286,6 @@ impl OffsetsLog for LocalOffsetsLog {
         offset: i64,
         max_bytes: usize,
     ) -> Result<Bytes, OffsetsLogError> {
-        use std::os::unix::fs::FileExt;
         let replica = self
             .replicas
             .partition(OFFSETS_TOPIC, partition)
@@ -299,11 +298,6 @@ impl OffsetsLog for LocalOffsetsLog {
         let slice = replica
             .read(offset, max_bytes)
             .map_err(|e| read(Box::new(e)))?;
-        let mut bytes = vec![0u8; slice.len];
-        slice
-            .file
-            .read_exact_at(&mut bytes, slice.position)
-            .map_err(|e| read(Box::new(e)))?;
-        Ok(Bytes::from(bytes))
+        slice.read_bytes().map_err(|e| read(Box::new(e)))
     }
 }

@@ -165,6 +165,17 @@ pub struct ReadSlice {
     pub records: u64,
 }
 
+impl ReadSlice {
+    /// The slice's bytes, copied out of the file: for readers that decode records in the broker (offset
+    /// lookups by time, rebuilding group state), not for fetch responses, which use sendfile.
+    pub fn read_bytes(&self) -> io::Result<bytes::Bytes> {
+        use std::os::unix::fs::FileExt;
+        let mut bytes = vec![0u8; self.len];
+        self.file.read_exact_at(&mut bytes, self.position)?;
+        Ok(bytes::Bytes::from(bytes))
+    }
+}
+
 /// One partition's log: a sequence of segments, the last of which is active.
 ///
 /// Not internally synchronized: every `&mut self` method changes files, so callers wrap a `Log` in a `Mutex`

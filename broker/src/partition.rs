@@ -95,10 +95,7 @@ fn first_record_at_or_after(
     slice: &ReadSlice,
     timestamp: i64,
 ) -> anyhow::Result<Option<(i64, i64)>> {
-    use std::os::unix::fs::FileExt;
-    let mut bytes = vec![0u8; slice.len];
-    slice.file.read_exact_at(&mut bytes, slice.position)?;
-    let mut buf = bytes::Bytes::from(bytes);
+    let mut buf = slice.read_bytes()?;
     let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut buf)?;
     Ok(set
         .records

@@ -123,9 +123,7 @@ fn crate_imports(text: &str) -> BTreeSet<String> {
                     }
                     _ => {}
                 }
-                if depth == 0 || c != '{' {
-                    item.push(c);
-                }
+                item.push(c);
             }
             if !item.trim().is_empty() {
                 found.insert(first_segment(&item));

@@ -168,6 +168,15 @@ impl MetadataImage {
         self.brokers.values().filter(|b| !b.fenced)
     }
 
+    /// Live brokers with their endpoint for `listener`: what Metadata and DescribeCluster list.
+    pub fn live_endpoints<'a>(
+        &'a self,
+        listener: &'a str,
+    ) -> impl Iterator<Item = (&'a BrokerRegistration, &'a Endpoint)> {
+        self.live_brokers()
+            .filter_map(move |b| Some((b, b.endpoint(listener)?)))
+    }
+
     /// The registration of `id` if it is live.
     pub fn live_broker(&self, id: NodeId) -> Option<&BrokerRegistration> {
         self.brokers.get(&id).filter(|b| !b.fenced)

@@ -16,16 +16,13 @@ pub async fn handle(
 ) -> DescribeClusterResponse {
     let image = &ctx.image;
     let brokers = image
-        .live_brokers()
-        .filter_map(|b| {
-            let endpoint = b.endpoint(CLIENT_LISTENER)?;
-            Some(
-                DescribeClusterBroker::default()
-                    .with_broker_id(BrokerId(b.id))
-                    .with_host(StrBytes::from_string(endpoint.host.clone()))
-                    .with_port(endpoint.port)
-                    .with_rack(b.rack.clone().map(StrBytes::from_string)),
-            )
+        .live_endpoints(CLIENT_LISTENER)
+        .map(|(b, endpoint)| {
+            DescribeClusterBroker::default()
+                .with_broker_id(BrokerId(b.id))
+                .with_host(StrBytes::from_string(endpoint.host.clone()))
+                .with_port(endpoint.port)
+                .with_rack(b.rack.clone().map(StrBytes::from_string))
         })
         .collect();
     DescribeClusterResponse::default()

@@ -18,8 +18,7 @@ use crate::{
     broker::Broker,
     cluster::image::MetadataImage,
     protocol::{
-        decodable, encode_response, response_size, supported_versions, ProtocolError,
-        RequestPrefix, MIN_HEADER_BYTES,
+        decodable, encode_response, response_size, supported_versions, ProtocolError, RequestPrefix,
     },
     server::splice::{ResponseFrame, SendfileSlice, SpliceBuf},
 };
@@ -133,7 +132,6 @@ pub async fn handle_frame_from(
         }
         return Err(ProtocolError::UnsupportedVersion { api, version });
     }
-    debug_assert!(body.len() >= MIN_HEADER_BYTES);
     let header_version = api.request_header_version(version);
     let header = RequestHeader::decode(&mut body, header_version).map_err(|source| {
         broker.metrics.request_finished(api, received, true);

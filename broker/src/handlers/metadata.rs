@@ -166,16 +166,13 @@ pub async fn handle(ctx: &RequestContext<'_>, request: MetadataRequest) -> Metad
             .collect(),
     };
     let brokers = image
-        .live_brokers()
-        .filter_map(|b| {
-            let endpoint = b.endpoint(super::CLIENT_LISTENER)?;
-            Some(
-                MetadataResponseBroker::default()
-                    .with_node_id(BrokerId(b.id))
-                    .with_host(StrBytes::from_string(endpoint.host.clone()))
-                    .with_port(endpoint.port)
-                    .with_rack(b.rack.clone().map(StrBytes::from_string)),
-            )
+        .live_endpoints(super::CLIENT_LISTENER)
+        .map(|(b, endpoint)| {
+            MetadataResponseBroker::default()
+                .with_node_id(BrokerId(b.id))
+                .with_host(StrBytes::from_string(endpoint.host.clone()))
+                .with_port(endpoint.port)
+                .with_rack(b.rack.clone().map(StrBytes::from_string))
         })
         .collect();
     MetadataResponse::default()
