@@ -6,4 +6,5 @@
 pub mod controller;
 pub mod image;
 pub mod publisher;
+pub mod raft;
 pub mod store;
