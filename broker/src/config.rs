@@ -9,6 +9,12 @@ use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf};
 
 use crate::log::{FlushPolicy, LogConfig, TimestampType};
 
+mod cluster;
+mod listeners;
+
+pub use cluster::{ClusterConfig, ProcessRoles, QuorumConfig, QuorumVoter};
+pub use listeners::{ListenerConfig, SecurityProtocol, DEFAULT_INTER_BROKER_LISTENER};
+
 /// Kafka's `socket.request.max.bytes` default: the largest request frame accepted.
 pub const DEFAULT_MAX_REQUEST_BYTES: usize = 104_857_600;
 /// Kafka's `fetch.max.bytes` default for a whole fetch response.
@@ -38,6 +44,59 @@ pub enum ConfigError {
         value: String,
         source: TopicConfigError,
     },
+    #[error("log.dirs {value:?} names several directories: JBOD not supported; use one directory")]
+    Jbod { value: String },
+    #[error("{key} lists listener {name} twice")]
+    DuplicateListener { key: String, name: String },
+    #[error("listeners {value:?}: cannot resolve host {host:?} to an address to bind")]
+    UnresolvableListenerHost { value: String, host: String },
+    #[error(
+        "listeners {first} and {second} both use port {port}; each listener needs its own port"
+    )]
+    ListenerPortClash {
+        first: String,
+        second: String,
+        port: u16,
+    },
+    #[error("listener {name} has no security protocol: add {name}:PLAINTEXT to listener.security.protocol.map")]
+    ListenerWithoutProtocol { name: String },
+    #[error("listener {name} uses security protocol {protocol}, which is not supported yet; only PLAINTEXT listeners are")]
+    UnsupportedSecurityProtocol {
+        name: String,
+        protocol: &'static str,
+    },
+    #[error("advertised.listeners names listener {name}, which is not in listeners")]
+    AdvertisedListenerNotInListeners { name: String },
+    #[error("advertised.listeners contains controller listener {name}, which a node with process.roles=broker does not serve")]
+    AdvertisedControllerListener { name: String },
+    #[error("controller.listener.names is required with process.roles={roles}")]
+    ControllerListenerNamesMissing { roles: &'static str },
+    #[error("controller.listener.names names {name}, which is not in listeners; a controller must listen on it")]
+    ControllerListenerNotInListeners { name: String },
+    #[error("listener {name} is not in controller.listener.names; a node with process.roles=controller listens only on controller listeners")]
+    ControllerOnlyListener { name: String },
+    #[error("listener {name} is in controller.listener.names; a node with process.roles=broker must not listen on it")]
+    BrokerOnlyControllerListener { name: String },
+    #[error("listeners has no listener outside controller.listener.names; the broker role needs one for clients")]
+    NoBrokerListener,
+    #[error("inter.broker.listener.name {name} is a controller listener; brokers reach each other on a broker listener")]
+    InterBrokerIsControllerListener { name: String },
+    #[error("inter.broker.listener.name {name} is not in listeners")]
+    InterBrokerListenerMissing { name: String },
+    #[error("node.id is required when process.roles is set")]
+    NodeIdMissing,
+    #[error("node.id {node_id} is negative; a cluster node needs an id >= 0")]
+    NegativeNodeId { node_id: i32 },
+    #[error("process.roles is set but neither controller.quorum.voters nor controller.quorum.bootstrap.servers is")]
+    QuorumMissing,
+    #[error("controller.quorum.voters lists node {id} twice")]
+    DuplicateVoter { id: i32 },
+    #[error("node.id {node_id} has process.roles={roles} but is not in controller.quorum.voters")]
+    ControllerNotAVoter { node_id: i32, roles: &'static str },
+    #[error("node.id {node_id} is in controller.quorum.voters but process.roles=broker has no controller role")]
+    BrokerIsAVoter { node_id: i32 },
+    #[error("broker.heartbeat.interval.ms {heartbeat_ms} must be below broker.session.timeout.ms {session_ms}")]
+    HeartbeatNotBelowSession { heartbeat_ms: u64, session_ms: u64 },
 }
 
 /// Why a topic config value is refused. The text is sent to clients as the error message with INVALID_CONFIG,
@@ -74,10 +133,21 @@ pub enum TopicConfigError {
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
     pub node_id: i32,
+    /// Bind address of the primary listener: the inter-broker listener (`inter.broker.listener.name`), else
+    /// the first client listener. Always equal to `listeners[0].bind` when there is a client listener.
     pub listen: SocketAddr,
-    /// `host:port` that clients are told to connect to (Metadata, DescribeCluster).
+    /// `host:port` of the primary listener that clients are told to connect to (Metadata, DescribeCluster).
     pub advertised_host: String,
     pub advertised_port: i32,
+    /// Every Kafka (non-controller) listener, the primary one first. Empty only on a controller-only node.
+    pub listeners: Vec<ListenerConfig>,
+    /// Bind address of the controller listener (the first of `controller.listener.names`), on a node with the
+    /// controller role; the metadata quorum's RPC is served there.
+    pub controller_listen: Option<SocketAddr>,
+    /// Name of that controller listener.
+    pub controller_listener_name: Option<String>,
+    /// The KRaft configuration; None (no `process.roles`) is single-node mode.
+    pub cluster: Option<ClusterConfig>,
     pub http_listen: SocketAddr,
     pub data_dir: PathBuf,
     /// `broker.rack`: the rack (or zone) this broker runs in, reported to clients in Metadata.
@@ -110,6 +180,16 @@ impl BrokerConfig {
             listen,
             advertised_host: listen.ip().to_string(),
             advertised_port: i32::from(listen.port()),
+            listeners: vec![ListenerConfig {
+                name: DEFAULT_INTER_BROKER_LISTENER.to_owned(),
+                bind: listen,
+                advertised_host: listen.ip().to_string(),
+                advertised_port: i32::from(listen.port()),
+                security_protocol: SecurityProtocol::Plaintext,
+            }],
+            controller_listen: None,
+            controller_listener_name: None,
+            cluster: None,
             http_listen: ([127, 0, 0, 1], 9644).into(),
             data_dir: PathBuf::from("data"),
             rack: None,
@@ -145,19 +225,23 @@ impl BrokerConfig {
                     self.node_id = value.parse().map_err(|_| invalid("not an integer"))?
                 }
                 "log.dirs" | "log.dir" => {
-                    let first = value.split(',').next().unwrap_or(value);
-                    self.data_dir = PathBuf::from(first.trim());
+                    let dirs: Vec<&str> = value
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|d| !d.is_empty())
+                        .collect();
+                    match dirs.as_slice() {
+                        [dir] => self.data_dir = PathBuf::from(dir),
+                        [] => return Err(invalid("expected a directory")),
+                        _ => {
+                            return Err(ConfigError::Jbod {
+                                value: value.to_owned(),
+                            })
+                        }
+                    }
                 }
-                "listeners" => {
-                    self.listen = parse_listener(value)
-                        .ok_or_else(|| invalid("expected [NAME://]host:port"))?
-                }
-                "advertised.listeners" => {
-                    let (host, port) = parse_advertised(value)
-                        .ok_or_else(|| invalid("expected [NAME://]host:port"))?;
-                    self.advertised_host = host;
-                    self.advertised_port = port;
-                }
+                // Resolved together after this loop: they constrain each other.
+                k if LISTENER_KEYS.contains(&k) || cluster::CLUSTER_KEYS.contains(&k) => {}
                 "broker.rack" => self.rack = (!value.is_empty()).then(|| value.to_owned()),
                 "http.listener" => {
                     self.http_listen = value.parse().map_err(|_| invalid("expected ip:port"))?
@@ -245,11 +329,90 @@ impl BrokerConfig {
                         })?;
                         self.topic_defaults.insert(topic_key.to_owned(), scaled);
                     }
+                    None if KAFKA_KEYS_WITHOUT_EFFECT.contains(&other) => {
+                        tracing::debug!(key = other, "Kafka broker property has no effect here")
+                    }
                     None => tracing::warn!(key = other, "ignoring unknown broker property"),
                 },
             }
         }
+        self.apply_listener_and_cluster_properties(props)
+    }
+
+    /// The keys that only make sense together: `process.roles`, the quorum and the listeners.
+    fn apply_listener_and_cluster_properties(
+        &mut self,
+        props: &BTreeMap<String, String>,
+    ) -> Result<(), ConfigError> {
+        let roles = cluster::parse_roles(props)?;
+        if roles.is_some() && !props.contains_key("node.id") && !props.contains_key("broker.id") {
+            return Err(ConfigError::NodeIdMissing);
+        }
+        if roles.is_none() && !LISTENER_KEYS.iter().any(|k| props.contains_key(*k)) {
+            self.cluster = None;
+            return Ok(());
+        }
+        let current = self
+            .listeners
+            .first()
+            .cloned()
+            .unwrap_or_else(|| ListenerConfig {
+                name: DEFAULT_INTER_BROKER_LISTENER.to_owned(),
+                bind: self.listen,
+                advertised_host: self.advertised_host.clone(),
+                advertised_port: self.advertised_port,
+                security_protocol: SecurityProtocol::Plaintext,
+            });
+        let resolved = listeners::resolve(props, &current, roles)?;
+        self.listeners = resolved.client;
+        if let Some(primary) = self.listeners.first() {
+            self.listen = primary.bind;
+            self.advertised_host = primary.advertised_host.clone();
+            self.advertised_port = primary.advertised_port;
+        }
+        self.controller_listen = resolved.controller.as_ref().map(|c| c.bind);
+        self.controller_listener_name = resolved.controller.as_ref().map(|c| c.name.clone());
+        self.cluster = match roles {
+            Some(roles) => Some(cluster::parse(
+                props,
+                roles,
+                self.node_id,
+                resolved.controller_listener_names,
+                resolved.inter_broker_listener_name,
+                resolved.controller.map(|c| c.advertised),
+            )?),
+            None => None,
+        };
         Ok(())
+    }
+
+    /// Sets the node id (the `--node-id` flag), repeating the checks that depend on it in cluster mode.
+    pub fn set_node_id(&mut self, node_id: i32) -> Result<(), ConfigError> {
+        if let Some(cluster) = &mut self.cluster {
+            cluster.check_node(node_id)?;
+            cluster.node_id = node_id;
+        }
+        self.node_id = node_id;
+        Ok(())
+    }
+
+    /// Moves the primary listener (the `--listen` flag).
+    pub fn set_listen(&mut self, bind: SocketAddr) {
+        self.listen = bind;
+        if let Some(primary) = self.listeners.first_mut() {
+            primary.bind = bind;
+        }
+    }
+
+    /// Changes what the primary listener advertises (the `--advertised-listener` flag, or a port 0 that got a
+    /// real port).
+    pub fn set_advertised(&mut self, host: String, port: i32) {
+        if let Some(primary) = self.listeners.first_mut() {
+            primary.advertised_host = host.clone();
+            primary.advertised_port = port;
+        }
+        self.advertised_host = host;
+        self.advertised_port = port;
     }
 
     pub fn load_properties_file(
@@ -284,29 +447,29 @@ fn parse_in_range(value: &str, min: i64, max: i64) -> Option<i64> {
         .filter(|v| (min..=max).contains(v))
 }
 
-/// Accepts `host:port` or Kafka's `NAME://host:port` (first listener only).
-fn parse_listener(value: &str) -> Option<SocketAddr> {
-    let (host, port) = parse_advertised(value)?;
-    let host = if host.is_empty() {
-        "0.0.0.0".to_owned()
-    } else {
-        host
-    };
-    format!("{host}:{port}").parse().ok()
-}
+/// Kafka broker properties that a stock `server.properties` sets and that mean nothing to Tributary (thread
+/// pools, socket buffers, internal topics it does not have); accepted quietly so that a real typo still stands
+/// out as a warning.
+const KAFKA_KEYS_WITHOUT_EFFECT: &[&str] = &[
+    "num.network.threads",
+    "num.io.threads",
+    "socket.send.buffer.bytes",
+    "socket.receive.buffer.bytes",
+    "num.recovery.threads.per.data.dir",
+    "transaction.state.log.replication.factor",
+    "transaction.state.log.min.isr",
+    "share.coordinator.state.topic.replication.factor",
+    "share.coordinator.state.topic.min.isr",
+];
 
-fn parse_advertised(value: &str) -> Option<(String, i32)> {
-    let first = value.split(',').next()?.trim();
-    let without_scheme = first.rsplit("://").next()?;
-    let (host, port) = without_scheme.rsplit_once(':')?;
-    let port: u16 = port.parse().ok()?;
-    Some((
-        host.trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_owned(),
-        i32::from(port),
-    ))
-}
+/// The listener keys, resolved by [`listeners::resolve`] after the other keys.
+const LISTENER_KEYS: &[&str] = &[
+    "listeners",
+    "advertised.listeners",
+    "listener.security.protocol.map",
+    "controller.listener.names",
+    "inter.broker.listener.name",
+];
 
 /// Kafka's broker-level names for topic defaults; the scale turns hours/minutes into milliseconds.
 pub(crate) fn broker_key_to_topic_key(key: &str) -> Option<(&'static str, i64)> {
@@ -777,3 +940,6 @@ mod tests {
         assert!(matches!(resolved.flush, FlushPolicy::EveryBatch));
     }
 }
+
+#[cfg(test)]
+mod kraft_tests;

@@ -4,6 +4,7 @@
 pub mod broker;
 pub mod clock;
 pub mod cluster;
+pub mod cluster_identity;
 pub mod config;
 pub mod durable;
 pub mod group;

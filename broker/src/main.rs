@@ -1,5 +1,6 @@
-//! `tributary-broker`: a single-node broker. With no arguments it listens on 127.0.0.1:9092 and keeps its
-//! data in `./data`.
+//! `tributary-broker`: the broker. With no arguments it is a single-node broker that listens on 127.0.0.1:9092
+//! and keeps its data in `./data`; with `process.roles` in its `--config` file it is a cluster node, whose log
+//! directory `tributary-broker format` must have formatted first. `random-uuid` prints a new cluster id.
 
 use std::{
     net::SocketAddr,
@@ -9,13 +10,61 @@ use std::{
 };
 
 use anyhow::Context;
-use clap::Parser;
+use clap::{Args as ClapArgs, Parser, Subcommand};
 use tokio::{net::TcpListener, signal::unix::SignalKind, sync::watch};
-use tributary_broker::{broker::Broker, config::BrokerConfig, error_chain, http, server};
+use tributary_broker::{
+    broker::Broker,
+    cluster_identity::{self, FormatOutcome, InitialVoters},
+    config::BrokerConfig,
+    error_chain, http, server,
+};
 
-/// Kafka-wire-compatible streaming broker.
+/// Kafka-wire-compatible streaming broker. Without a subcommand it runs the broker.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(version, about, args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    run: Args,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Formats the log directory of a cluster node once, like Kafka's `kafka-storage.sh format`: writes
+    /// meta.properties (cluster id, node id, directory id) and, with --standalone or --initial-controllers,
+    /// the initial voter set.
+    Format(FormatArgs),
+    /// Prints a new random cluster id (a UUID as 22 characters of base64url), like `kafka-storage.sh
+    /// random-uuid`.
+    RandomUuid,
+}
+
+#[derive(Debug, ClapArgs)]
+#[command(group = clap::ArgGroup::new("voters").multiple(false))]
+struct FormatArgs {
+    /// The cluster id, the same on every node (`tributary-broker random-uuid` makes one).
+    #[arg(short = 't', long)]
+    cluster_id: String,
+    /// The node's server.properties; its log.dirs is the directory formatted.
+    #[arg(short = 'c', long)]
+    config: PathBuf,
+    /// Succeed without writing anything when the directory is formatted already.
+    #[arg(short = 'g', long)]
+    ignore_formatted: bool,
+    /// With controller.quorum.bootstrap.servers: start a new quorum whose only voter is this node.
+    #[arg(short = 's', long, group = "voters")]
+    standalone: bool,
+    /// With controller.quorum.bootstrap.servers: the voters of a new quorum, `ID@HOST:PORT:DIRECTORY_ID,...`.
+    #[arg(short = 'I', long, group = "voters", value_name = "VOTERS")]
+    initial_controllers: Option<String>,
+    /// With controller.quorum.bootstrap.servers: this controller joins an existing quorum.
+    #[arg(short = 'N', long, group = "voters")]
+    no_initial_controllers: bool,
+}
+
+/// Flags of the broker itself.
+#[derive(Debug, ClapArgs)]
 struct Args {
     /// Kafka listener address (Kafka's `listeners`). Default 127.0.0.1:9092.
     #[arg(long)]
@@ -37,9 +86,10 @@ struct Args {
     /// win over it.
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Once both listeners are bound, write their addresses to this file (`kafka=127.0.0.1:PORT` and
-    /// `http=127.0.0.1:PORT`, one per line, replaced atomically). With port 0 for `--listen` or
-    /// `--http-listen` this is how a script learns the ports the kernel chose, without racing for a free one.
+    /// Once the listeners are bound, write their addresses to this file, one per line, replaced atomically:
+    /// `kafka=IP:PORT` (the primary listener), `listener.NAME=IP:PORT` for each Kafka listener,
+    /// `controller=IP:PORT` on a controller, `http=IP:PORT`. With port 0 for `--listen` or `--http-listen`
+    /// this is how a script learns the ports the kernel chose, without racing for a free one.
     #[arg(long)]
     bound_addresses_file: Option<PathBuf>,
 }
@@ -52,7 +102,7 @@ fn build_config(args: &Args) -> anyhow::Result<BrokerConfig> {
     }
     let mut listen_changed = false;
     if let Some(listen) = args.listen {
-        config.listen = listen;
+        config.set_listen(listen);
         listen_changed = true;
     }
     if let Some(advertised) = &args.advertised_listener {
@@ -60,21 +110,21 @@ fn build_config(args: &Args) -> anyhow::Result<BrokerConfig> {
             .rsplit_once(':')
             .and_then(|(h, p)| Some((h.to_owned(), p.parse::<u16>().ok()?)))
             .with_context(|| format!("--advertised-listener {advertised:?} is not host:port"))?;
-        config.advertised_host = host;
-        config.advertised_port = i32::from(port);
+        config.set_advertised(host, i32::from(port));
     } else if listen_changed {
-        config.advertised_host = if config.listen.ip().is_unspecified() {
+        let host = if config.listen.ip().is_unspecified() {
             "127.0.0.1".to_owned()
         } else {
             config.listen.ip().to_string()
         };
-        config.advertised_port = i32::from(config.listen.port());
+        let port = i32::from(config.listen.port());
+        config.set_advertised(host, port);
     }
     if let Some(dir) = &args.data_dir {
         config.data_dir = dir.clone();
     }
     if let Some(id) = args.node_id {
-        config.node_id = id;
+        config.set_node_id(id)?;
     }
     if let Some(addr) = args.http_listen {
         config.http_listen = addr;
@@ -94,16 +144,75 @@ fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
-    let args = Args::parse();
-    let config = build_config(&args)?;
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?
-        .block_on(run(config, args.bound_addresses_file))
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Format(format)) => run_format(&format),
+        Some(Command::RandomUuid) => {
+            println!("{}", cluster_identity::random_uuid());
+            Ok(())
+        }
+        None => {
+            let config = build_config(&cli.run)?;
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?
+                .block_on(run(config, cli.run.bound_addresses_file))
+        }
+    }
+}
+
+fn run_format(args: &FormatArgs) -> anyhow::Result<()> {
+    let mut config = BrokerConfig::dev_defaults();
+    let props = BrokerConfig::load_properties_file(&args.config)?;
+    config.apply_properties(&props)?;
+    let voters = match (
+        args.standalone,
+        &args.initial_controllers,
+        args.no_initial_controllers,
+    ) {
+        (true, _, _) => InitialVoters::Standalone,
+        (_, Some(list), _) => InitialVoters::InitialControllers(list.clone()),
+        (_, _, true) => InitialVoters::NoInitialControllers,
+        _ => InitialVoters::Unset,
+    };
+    let outcome =
+        cluster_identity::format(&config, &args.cluster_id, &voters, args.ignore_formatted)
+            .map_err(|e| anyhow::anyhow!(error_chain(&e)))?;
+    match outcome {
+        FormatOutcome::Formatted(identity) => println!(
+            "Formatted {} for cluster {} as node {} (directory id {}).",
+            config.data_dir.display(),
+            identity.cluster_id,
+            identity.node_id,
+            identity.directory_id
+        ),
+        FormatOutcome::AlreadyFormatted => println!(
+            "{} is already formatted; left as it is (--ignore-formatted).",
+            config.data_dir.display()
+        ),
+    }
+    Ok(())
 }
 
 async fn run(mut config: BrokerConfig, addresses_file: Option<PathBuf>) -> anyhow::Result<()> {
     let started = Instant::now();
+    // A cluster node runs only on a log directory formatted for it; the quorum and replication take this
+    // identity (cluster id, directory id, initial voters) from here.
+    let identity = match &config.cluster {
+        Some(cluster) => Some(
+            cluster_identity::load(&config.data_dir, cluster)
+                .map_err(|e| anyhow::anyhow!(error_chain(&e)))?,
+        ),
+        None => None,
+    };
+    if let Some(identity) = &identity {
+        tracing::info!(
+            cluster_id = %identity.cluster_id,
+            node = identity.node_id,
+            directory_id = %identity.directory_id,
+            "cluster identity loaded"
+        );
+    }
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let http_state = http::HttpState::default();
     let ready = Arc::clone(&http_state.ready);
@@ -111,17 +220,56 @@ async fn run(mut config: BrokerConfig, addresses_file: Option<PathBuf>) -> anyho
         .await
         .with_context(|| format!("binding HTTP port {}", config.http_listen))?;
     config.http_listen = http_listener.local_addr()?;
-    // Bound before the logs are opened so that port 0 resolves to a real port that can be advertised; it is
+    // Bound before the logs are opened so that port 0 resolves to a real port that can be advertised; they are
     // not served until the broker is open (early clients wait in the accept backlog).
-    let kafka_listener = TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("binding Kafka port {}", config.listen))?;
-    config.listen = kafka_listener.local_addr()?;
-    if config.advertised_port == 0 {
-        config.advertised_port = i32::from(config.listen.port());
+    let mut kafka_listeners = Vec::with_capacity(config.listeners.len());
+    for listener in &mut config.listeners {
+        let bound = TcpListener::bind(listener.bind).await.with_context(|| {
+            format!(
+                "binding Kafka listener {} on {}",
+                listener.name, listener.bind
+            )
+        })?;
+        listener.bind = bound.local_addr()?;
+        if listener.advertised_port == 0 {
+            listener.advertised_port = i32::from(listener.bind.port());
+        }
+        kafka_listeners.push(bound);
     }
+    if let Some(primary) = config.listeners.first().cloned() {
+        config.set_listen(primary.bind);
+        config.set_advertised(primary.advertised_host, primary.advertised_port);
+    }
+    // The metadata quorum's RPC port, bound now so that a port clash fails the start and port 0 gets its real
+    // port; the quorum's RPC server takes this listener over.
+    let controller_listener = match config.controller_listen {
+        Some(addr) => {
+            let name = config
+                .controller_listener_name
+                .as_deref()
+                .unwrap_or("CONTROLLER");
+            let bound = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding controller listener {name} on {addr}"))?;
+            let local = bound.local_addr()?;
+            config.controller_listen = Some(local);
+            tracing::info!(listener = name, addr = %local, "controller listener bound");
+            Some(bound)
+        }
+        None => None,
+    };
     if let Some(path) = &addresses_file {
-        let text = format!("kafka={}\nhttp={}\n", config.listen, config.http_listen);
+        let mut text = String::new();
+        if let Some(primary) = config.listeners.first() {
+            text.push_str(&format!("kafka={}\n", primary.bind));
+        }
+        for listener in &config.listeners {
+            text.push_str(&format!("listener.{}={}\n", listener.name, listener.bind));
+        }
+        if let Some(addr) = config.controller_listen {
+            text.push_str(&format!("controller={addr}\n"));
+        }
+        text.push_str(&format!("http={}\n", config.http_listen));
         tributary_broker::durable::write_atomically(path, text.as_bytes())
             .with_context(|| format!("writing bound addresses to {}", path.display()))?;
     }
@@ -136,15 +284,19 @@ async fn run(mut config: BrokerConfig, addresses_file: Option<PathBuf>) -> anyho
         .await?
         .map_err(|e| anyhow::anyhow!(error_chain(&e)))?;
     let _ = http_state.broker.set(Arc::clone(&broker));
-    let server_task = tokio::spawn(server::serve(
-        kafka_listener,
-        Arc::clone(&broker),
-        shutdown_rx.clone(),
-    ));
+    let mut server_tasks = Vec::with_capacity(kafka_listeners.len());
+    for listener in kafka_listeners {
+        server_tasks.push(tokio::spawn(server::serve(
+            listener,
+            Arc::clone(&broker),
+            shutdown_rx.clone(),
+        )));
+    }
     let background = tokio::spawn(Arc::clone(&broker).run(shutdown_rx.clone()));
     ready.store(true, Ordering::Release);
     tracing::info!(
         listen = %config.listen,
+        listeners = config.listeners.len(),
         advertised = %format!("{}:{}", config.advertised_host, config.advertised_port),
         http = %config.http_listen,
         data_dir = %config.data_dir.display(),
@@ -159,7 +311,10 @@ async fn run(mut config: BrokerConfig, addresses_file: Option<PathBuf>) -> anyho
     }
     ready.store(false, Ordering::Release);
     let _ = shutdown_tx.send(true);
-    let _ = server_task.await;
+    for task in server_tasks {
+        let _ = task.await;
+    }
+    drop(controller_listener);
     let _ = background.await;
     let _ = http_task.await;
     tokio::task::spawn_blocking(move || broker.shutdown())
