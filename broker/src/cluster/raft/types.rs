@@ -86,3 +86,6 @@ openraft::declare_raft_types!(
 /// A snapshot as it is stored and shipped: the JSON encoding of the state machine's image and applied state
 /// (the state machine's `SnapshotData`, which the network sends as it is).
 pub type MetadataSnapshotData = Vec<u8>;
+
+/// The metadata quorum's Raft node.
+pub type MetadataRaft = openraft::Raft<TypeConfig, super::state_machine::MetadataStateMachine>;
