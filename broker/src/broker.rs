@@ -6,17 +6,20 @@
 //! coordinator (reaches `__consumer_offsets` through [`LocalOffsetsLog`]) -> metrics (reads snapshots of the
 //! parts). No part holds a pointer back to the broker.
 
-use std::{collections::BTreeMap, sync::Arc, time::Duration};
+use std::{collections::BTreeMap, net::IpAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use bytes::{Bytes, BytesMut};
-use tokio::sync::watch;
+use tokio::{net::TcpListener, sync::watch};
 
 use crate::{
     clock::{Clock, SystemClock},
     cluster::{
-        controller::{Controller, Placement, TopicError},
-        image::{BrokerRegistration, Endpoint, MetadataImage},
+        controller::{liveness::LivenessSettings, Controller, Placement, QuorumLink, TopicError},
+        image::{BrokerRegistration, Endpoint, MetadataImage, NodeId},
+        member::ClusterMember,
         publisher::{ApplyError, MetadataPublisher},
+        raft::quorum::{MetadataQuorum, QuorumError, QuorumSettings},
+        rpc::RpcIdentity,
         store::{LocalMetadataStore, MetadataError, MetadataStore},
     },
     config::BrokerConfig,
@@ -40,6 +43,23 @@ pub enum BrokerError {
     Partitions(#[source] ApplyError),
     #[error("rebuilding group state from {OFFSETS_TOPIC}")]
     LoadGroups(#[source] OffsetsLogError),
+    #[error("starting the metadata quorum")]
+    Quorum(#[from] QuorumError),
+}
+
+/// What a cluster member needs beyond the single-node configuration: who the voters are, the formatted
+/// cluster id, and the bound controller listener.
+#[derive(Debug)]
+pub struct ClusterSetup {
+    pub cluster_id: String,
+    /// Voter id -> controller listener `host:port` (`controller.quorum.voters`).
+    pub voters: BTreeMap<NodeId, String>,
+    /// `controller.quorum.election.timeout.ms`.
+    pub election_timeout: Duration,
+    pub liveness: LivenessSettings,
+    pub controller_listener: TcpListener,
+    /// Outbound controller connections bind here (see [`RpcIdentity::bind_source`]).
+    pub bind_source: Option<IpAddr>,
 }
 
 /// The listener name clients are registered under while the broker has one listener.
@@ -54,6 +74,8 @@ pub struct Broker {
     pub controller: Arc<Controller>,
     pub groups: Arc<GroupCoordinator>,
     pub metrics: BrokerMetrics,
+    /// Set when this broker is a member of a cluster.
+    pub cluster: Option<Arc<ClusterMember>>,
 }
 
 impl Broker {
@@ -131,7 +153,106 @@ impl Broker {
             controller,
             groups,
             metrics,
+            cluster: None,
         }))
+    }
+
+    /// Opens a member of a cluster: the data directory, then the metadata quorum, whose committed images
+    /// open, lead, follow or delete the local partitions as they arrive. Directories that no metadata names
+    /// are set aside and group state is rebuilt only once this broker has caught up with the metadata log
+    /// ([`Broker::run`]), because before that the image is incomplete.
+    pub async fn open_cluster(
+        config: BrokerConfig,
+        setup: ClusterSetup,
+    ) -> Result<Arc<Self>, BrokerError> {
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let fsync_duration = BrokerMetrics::fsync_histogram();
+        let logs = Arc::new(LogManager::open(
+            LogManagerConfig {
+                data_dir: config.data_dir.clone(),
+                retention_check_interval: Duration::from_millis(config.retention_check_interval_ms),
+                cleaner_backoff: config
+                    .cleaner_enabled
+                    .then(|| Duration::from_millis(config.cleaner_backoff_ms)),
+            },
+            Arc::clone(&clock),
+            fsync_duration.clone(),
+        )?);
+        let replicas = Arc::new(ReplicaManager::new(
+            config.node_id,
+            Arc::clone(&logs),
+            config.topic_defaults.clone(),
+        ));
+        let publisher = Arc::new(MetadataPublisher::following(vec![
+            Arc::clone(&replicas) as _
+        ]));
+        let identity = Arc::new(RpcIdentity {
+            cluster_id: setup.cluster_id.clone(),
+            node_id: config.node_id,
+            bind_source: setup.bind_source,
+        });
+        let quorum = MetadataQuorum::start(
+            QuorumSettings {
+                node_id: config.node_id,
+                voters: setup.voters.clone(),
+                dir: metadata_log_dir(&config.data_dir),
+                election_timeout: setup.election_timeout,
+                identity: Arc::clone(&identity),
+                cluster_id: setup.cluster_id.clone(),
+            },
+            Arc::clone(&publisher) as _,
+        )
+        .await?;
+        let controller = Arc::new(Controller::clustered(
+            Arc::clone(&publisher),
+            QuorumLink::new(Arc::clone(&quorum), Arc::clone(&identity)),
+            setup.liveness.clone(),
+        ));
+        let member = Arc::new(ClusterMember::new(
+            quorum,
+            Arc::clone(&controller),
+            identity,
+            local_registration(&config),
+            setup.liveness.heartbeat_interval,
+            setup.controller_listener,
+        ));
+        let offsets_log = Arc::new(LocalOffsetsLog {
+            controller: Arc::clone(&controller),
+            replicas: Arc::clone(&replicas),
+        });
+        let groups = Arc::new(GroupCoordinator::new(
+            config.group.clone(),
+            offsets_log,
+            clock,
+        ));
+        let snapshot = {
+            let (replicas, groups) = (Arc::clone(&replicas), Arc::clone(&groups));
+            Box::new(move || Some(snapshot(&replicas, &groups)))
+        };
+        let apis: Vec<_> = SUPPORTED_APIS.iter().map(|(api, _)| *api).collect();
+        let metrics = BrokerMetrics::new(
+            &apis,
+            fsync_duration,
+            BrokerCollector::new(snapshot, config.metrics_partition_level),
+        );
+        Ok(Arc::new(Self {
+            config,
+            logs,
+            replicas,
+            publisher,
+            controller,
+            groups,
+            metrics,
+            cluster: Some(member),
+        }))
+    }
+
+    /// The node clients are told is the controller: the metadata quorum's leader in a cluster.
+    pub fn active_controller(&self, image: &MetadataImage) -> Option<NodeId> {
+        match &self.cluster {
+            Some(member) => member.quorum().leader().map(|(id, _)| id),
+            None => image.controller,
+        }
     }
 
     /// The metadata image handlers answer from.
@@ -142,10 +263,49 @@ impl Broker {
     /// The broker's background work until `shutdown` turns true: the log manager's loops and the group
     /// coordinator's timers.
     pub async fn run(self: Arc<Self>, shutdown: watch::Receiver<bool>) {
-        let logs = tokio::spawn(Arc::clone(&self.logs).run(shutdown.clone()));
-        let timers = tokio::spawn(group_timers(Arc::clone(&self.groups), shutdown));
-        let _ = logs.await;
-        let _ = timers.await;
+        let mut tasks = tokio::task::JoinSet::new();
+        tasks.spawn(Arc::clone(&self.logs).run(shutdown.clone()));
+        tasks.spawn(group_timers(Arc::clone(&self.groups), shutdown.clone()));
+        if let Some(member) = &self.cluster {
+            tasks.spawn(Arc::clone(member).serve(shutdown.clone()));
+            tasks.spawn(Arc::clone(member).run_lifecycle(shutdown.clone()));
+            tasks.spawn(Arc::clone(&self.controller).run_liveness(shutdown.clone()));
+            tasks.spawn(Arc::clone(&self).finish_joining(shutdown));
+        }
+        while tasks.join_next().await.is_some() {}
+    }
+
+    /// Once this member first comes into service (registered, caught up, unfenced) its image names every
+    /// partition it hosts: set aside directories nothing names and rebuild group state.
+    async fn finish_joining(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let Some(member) = &self.cluster else {
+            return;
+        };
+        let mut state = member.state();
+        tokio::select! {
+            served = state.wait_for(|s| s.in_service()) => if served.is_err() { return },
+            _ = shutdown.changed() => return,
+        }
+        let broker = Arc::clone(&self);
+        let joined = tokio::task::spawn_blocking(move || {
+            broker.logs.finish_startup();
+            broker.groups.load()
+        })
+        .await;
+        match joined {
+            Ok(Ok(groups)) => tracing::info!(groups, "in service: group state rebuilt"),
+            Ok(Err(e)) => {
+                tracing::error!(error = %crate::error_chain(&e), "rebuilding group state failed")
+            }
+            Err(e) => tracing::error!(error = %e, "rebuilding group state panicked"),
+        }
+    }
+
+    /// Before the listeners close: a cluster member hands its leaderships over (controlled shutdown).
+    pub async fn prepare_shutdown(&self, timeout: Duration) {
+        if let Some(member) = &self.cluster {
+            member.controlled_shutdown(timeout).await;
+        }
     }
 
     /// Closes every log cleanly. Called once, after the listeners and [`Broker::run`] stopped.
@@ -154,17 +314,35 @@ impl Broker {
     }
 }
 
+/// Where a cluster member keeps its metadata log: beside the partitions, under KRaft's name.
+pub fn metadata_log_dir(data_dir: &std::path::Path) -> PathBuf {
+    data_dir.join("__cluster_metadata-0")
+}
+
 /// How this broker registers itself: its advertised client endpoint and rack.
 pub fn local_registration(config: &BrokerConfig) -> BrokerRegistration {
-    BrokerRegistration {
-        id: config.node_id,
-        epoch: 0,
-        endpoints: vec![Endpoint {
+    let mut endpoints: Vec<Endpoint> = config
+        .listeners
+        .iter()
+        .map(|l| Endpoint {
+            listener: l.name.clone(),
+            host: l.advertised_host.clone(),
+            port: l.advertised_port,
+            security_protocol: l.security_protocol.name().to_owned(),
+        })
+        .collect();
+    if endpoints.is_empty() {
+        endpoints.push(Endpoint {
             listener: CLIENT_LISTENER.to_owned(),
             host: config.advertised_host.clone(),
             port: config.advertised_port,
             security_protocol: "PLAINTEXT".to_owned(),
-        }],
+        });
+    }
+    BrokerRegistration {
+        id: config.node_id,
+        epoch: 0,
+        endpoints,
         rack: config.rack.clone(),
         fenced: false,
     }

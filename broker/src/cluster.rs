@@ -5,6 +5,8 @@
 
 pub mod controller;
 pub mod image;
+pub mod member;
 pub mod publisher;
 pub mod raft;
+pub mod rpc;
 pub mod store;

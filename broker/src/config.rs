@@ -101,7 +101,7 @@ pub enum ConfigError {
 
 /// Why a topic config value is refused. The text is sent to clients as the error message with INVALID_CONFIG,
 /// so it names the config and the value and makes sense on its own.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum TopicConfigError {
     #[error("unknown topic config {name:?}")]
     UnknownName { name: String },

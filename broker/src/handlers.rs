@@ -159,7 +159,10 @@ pub(crate) fn topic_error_code(error: &TopicError) -> i16 {
         TopicError::NullConfig { .. } | TopicError::InvalidConfig(_) => {
             ResponseError::InvalidConfig
         }
-        TopicError::Metadata(_) | TopicError::Apply(_) => ResponseError::UnknownServerError,
+        TopicError::Metadata(_) | TopicError::Apply(_) | TopicError::Internal(_) => {
+            ResponseError::UnknownServerError
+        }
+        TopicError::ControllerUnavailable(_) => ResponseError::RequestTimedOut,
     })
 }
 

@@ -3,19 +3,21 @@
 //! directory `tributary-broker format` must have formatted first. `random-uuid` prints a new cluster id.
 
 use std::{
+    collections::BTreeMap,
     net::SocketAddr,
     path::PathBuf,
     sync::{atomic::Ordering, Arc},
-    time::Instant,
+    time::{Duration, Instant},
 };
 
 use anyhow::Context;
 use clap::{Args as ClapArgs, Parser, Subcommand};
 use tokio::{net::TcpListener, signal::unix::SignalKind, sync::watch};
 use tributary_broker::{
-    broker::Broker,
-    cluster_identity::{self, FormatOutcome, InitialVoters},
-    config::BrokerConfig,
+    broker::{Broker, ClusterSetup},
+    cluster::controller::liveness::LivenessSettings,
+    cluster_identity::{self, ClusterIdentity, FormatOutcome, InitialVoters},
+    config::{BrokerConfig, ClusterConfig, QuorumConfig},
     error_chain, http, server,
 };
 
@@ -194,6 +196,59 @@ fn run_format(args: &FormatArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// How long a SIGTERM waits for the controller to move this broker's leaderships away before stopping anyway.
+const CONTROLLED_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The cluster part of the start: voters from `controller.quorum.voters` or from `format`'s record of the
+/// initial voters, and the bound controller listener.
+fn cluster_setup(
+    config: &BrokerConfig,
+    cluster: &ClusterConfig,
+    identity: ClusterIdentity,
+    controller_listener: Option<TcpListener>,
+) -> anyhow::Result<ClusterSetup> {
+    let voters: BTreeMap<i32, String> = match (&cluster.quorum, &identity.bootstrap_voters) {
+        (QuorumConfig::StaticVoters(voters), _) => voters
+            .iter()
+            .map(|v| (v.id, format!("{}:{}", v.host, v.port)))
+            .collect(),
+        (QuorumConfig::Bootstrap(_), Some(voters)) => voters
+            .iter()
+            .map(|v| (v.id, format!("{}:{}", v.host, v.port)))
+            .collect(),
+        (QuorumConfig::Bootstrap(_), None) => anyhow::bail!(
+            "controller.quorum.bootstrap.servers is set but {} records no initial voters; format it with \
+             --standalone or --initial-controllers (joining an existing quorum as a new voter is not supported yet)",
+            config.data_dir.display()
+        ),
+    };
+    let Some(controller_listener) = controller_listener else {
+        anyhow::bail!(
+            "process.roles={}: broker-only nodes are not supported yet; run every node as broker,controller \
+             (Kafka's combined mode) with a controller listener",
+            cluster.roles.as_str()
+        );
+    };
+    if !cluster.roles.is_broker() {
+        anyhow::bail!("process.roles=controller: controller-only nodes are not supported yet; use broker,controller");
+    }
+    let bind_source = config
+        .controller_listen
+        .map(|addr| addr.ip())
+        .filter(|ip| !ip.is_unspecified());
+    Ok(ClusterSetup {
+        cluster_id: identity.cluster_id,
+        voters,
+        election_timeout: Duration::from_millis(cluster.election_timeout_ms),
+        liveness: LivenessSettings {
+            session_timeout: Duration::from_millis(cluster.broker_session_timeout_ms),
+            heartbeat_interval: Duration::from_millis(cluster.broker_heartbeat_interval_ms),
+        },
+        controller_listener,
+        bind_source,
+    })
+}
+
 async fn run(mut config: BrokerConfig, addresses_file: Option<PathBuf>) -> anyhow::Result<()> {
     let started = Instant::now();
     // A cluster node runs only on a log directory formatted for it; the quorum and replication take this
@@ -242,7 +297,7 @@ async fn run(mut config: BrokerConfig, addresses_file: Option<PathBuf>) -> anyho
     }
     // The metadata quorum's RPC port, bound now so that a port clash fails the start and port 0 gets its real
     // port; the quorum's RPC server takes this listener over.
-    let controller_listener = match config.controller_listen {
+    let mut controller_listener = match config.controller_listen {
         Some(addr) => {
             let name = config
                 .controller_listener_name
@@ -279,10 +334,20 @@ async fn run(mut config: BrokerConfig, addresses_file: Option<PathBuf>) -> anyho
         shutdown_rx.clone(),
     ));
 
-    let open_config = config.clone();
-    let broker = tokio::task::spawn_blocking(move || Broker::open(open_config))
-        .await?
-        .map_err(|e| anyhow::anyhow!(error_chain(&e)))?;
+    let broker = match (&config.cluster, identity) {
+        (Some(cluster), Some(identity)) => {
+            let setup = cluster_setup(&config, cluster, identity, controller_listener.take())?;
+            Broker::open_cluster(config.clone(), setup)
+                .await
+                .map_err(|e| anyhow::anyhow!(error_chain(&e)))?
+        }
+        _ => {
+            let open_config = config.clone();
+            tokio::task::spawn_blocking(move || Broker::open(open_config))
+                .await?
+                .map_err(|e| anyhow::anyhow!(error_chain(&e)))?
+        }
+    };
     let _ = http_state.broker.set(Arc::clone(&broker));
     let mut server_tasks = Vec::with_capacity(kafka_listeners.len());
     for listener in kafka_listeners {
@@ -293,7 +358,24 @@ async fn run(mut config: BrokerConfig, addresses_file: Option<PathBuf>) -> anyho
         )));
     }
     let background = tokio::spawn(Arc::clone(&broker).run(shutdown_rx.clone()));
-    ready.store(true, Ordering::Release);
+    match &broker.cluster {
+        // A cluster member is ready once registered, caught up with the metadata and unfenced; it stops
+        // being ready when fenced.
+        Some(member) => {
+            let mut state = member.state();
+            let ready = Arc::clone(&ready);
+            tokio::spawn(async move {
+                loop {
+                    let in_service = state.borrow_and_update().in_service();
+                    ready.store(in_service, Ordering::Release);
+                    if state.changed().await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        None => ready.store(true, Ordering::Release),
+    }
     tracing::info!(
         listen = %config.listen,
         listeners = config.listeners.len(),
@@ -310,6 +392,8 @@ async fn run(mut config: BrokerConfig, addresses_file: Option<PathBuf>) -> anyho
         _ = tokio::signal::ctrl_c() => tracing::info!("interrupt received; shutting down"),
     }
     ready.store(false, Ordering::Release);
+    // Leaderships move away while clients can still reach this broker and learn the new leaders.
+    broker.prepare_shutdown(CONTROLLED_SHUTDOWN_TIMEOUT).await;
     let _ = shutdown_tx.send(true);
     for task in server_tasks {
         let _ = task.await;

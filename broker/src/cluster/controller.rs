@@ -7,9 +7,10 @@
 
 use std::{
     collections::{BTreeMap, BTreeSet},
-    sync::{Arc, Mutex},
+    sync::Arc,
 };
 
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{
@@ -19,13 +20,20 @@ use super::{
 };
 use crate::config::{validate_topic_config, TopicConfigError};
 
+pub mod calls;
+pub mod liveness;
+
+pub use calls::{CallOutput, ControllerCall, QuorumLink};
+
 /// Kafka's limit on partitions per topic in one request; far above anything a broker can host.
 pub const MAX_PARTITIONS: i32 = 1_000_000;
 /// Producer ids are reserved from the metadata in blocks, like Kafka's controller does.
 const PRODUCER_ID_BLOCK: i64 = 1000;
 
-/// Why a topic operation was refused; handlers map each to its Kafka error code.
-#[derive(Debug, thiserror::Error)]
+/// Why a topic operation was refused; handlers map each to its Kafka error code. Crosses the controller
+/// listener when a broker forwards an operation to the active controller, so all but the two local-only
+/// variants are serde ([`TopicError::for_wire`] turns those into [`TopicError::Internal`]).
+#[derive(Debug, thiserror::Error, Serialize, Deserialize)]
 pub enum TopicError {
     #[error("topic name {name:?} must be 1 to 249 characters and not '.' or '..'")]
     InvalidNameLength { name: String },
@@ -60,13 +68,32 @@ pub enum TopicError {
     #[error(transparent)]
     InvalidConfig(#[from] TopicConfigError),
     #[error("storing the topic change")]
+    #[serde(skip)]
     Metadata(#[source] MetadataError),
     #[error("the topic change is stored but this broker could not apply it")]
+    #[serde(skip)]
     Apply(#[source] ApplyError),
+    /// No active controller took the operation in time (an election in progress, or no quorum).
+    #[error("no active controller is available: {0}")]
+    ControllerUnavailable(String),
+    /// The active controller failed in a way this broker can only report.
+    #[error("the controller failed: {0}")]
+    Internal(String),
+}
+
+impl TopicError {
+    /// The error as it can be sent to another broker.
+    pub fn for_wire(self) -> Self {
+        match self {
+            Self::Metadata(e) => Self::Internal(crate::error_chain(&e)),
+            Self::Apply(e) => Self::Internal(crate::error_chain(&e)),
+            other => other,
+        }
+    }
 }
 
 /// What is wrong with one partition's replica list.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 pub enum AssignmentProblem {
     #[error("it names no broker")]
     Empty,
@@ -89,12 +116,13 @@ impl From<PublishError> for TopicError {
             PublishError::Store(MetadataError::UnknownTopic(name)) => TopicError::Unknown(name),
             PublishError::Store(other) => TopicError::Metadata(other),
             PublishError::Apply(e) => TopicError::Apply(e),
+            e @ PublishError::Following => TopicError::Internal(e.to_string()),
         }
     }
 }
 
 /// How the partitions of a new topic are to be placed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Placement {
     /// The controller spreads `partitions` partitions of `replication_factor` replicas over live brokers.
     Spread {
@@ -131,25 +159,73 @@ struct ProducerIdBlock {
     end: i64,
 }
 
+/// Decides metadata changes. Every broker has one: in single-node mode it decides and stores changes
+/// itself; in a cluster the one on the active controller (the Raft leader) decides, and the others forward
+/// each operation to it ([`calls`]) and return once their own image has caught up with the result.
 #[derive(Debug)]
 pub struct Controller {
+    /// The image decisions are made on, and the sink of changes in single-node mode.
     publisher: Arc<MetadataPublisher>,
+    /// Set in a cluster: the metadata quorum changes are written to, and the way to the active controller.
+    quorum: Option<QuorumLink>,
     /// Serializes topic changes, so a validation and the change it allows see the same image.
     topic_admin: tokio::sync::Mutex<()>,
-    producer_ids: Mutex<ProducerIdBlock>,
+    producer_ids: tokio::sync::Mutex<ProducerIdBlock>,
+    liveness: liveness::Liveness,
 }
 
 impl Controller {
+    /// A single-node controller: changes go straight to the local store.
     pub fn new(publisher: Arc<MetadataPublisher>) -> Self {
+        Self::build(publisher, None, liveness::LivenessSettings::default())
+    }
+
+    /// A cluster member's controller: decisions are made by the active controller and stored in the quorum.
+    pub fn clustered(
+        publisher: Arc<MetadataPublisher>,
+        quorum: QuorumLink,
+        settings: liveness::LivenessSettings,
+    ) -> Self {
+        Self::build(publisher, Some(quorum), settings)
+    }
+
+    fn build(
+        publisher: Arc<MetadataPublisher>,
+        quorum: Option<QuorumLink>,
+        settings: liveness::LivenessSettings,
+    ) -> Self {
         Self {
             publisher,
+            quorum,
             topic_admin: tokio::sync::Mutex::new(()),
-            producer_ids: Mutex::new(ProducerIdBlock::default()),
+            producer_ids: tokio::sync::Mutex::new(ProducerIdBlock::default()),
+            liveness: liveness::Liveness::new(settings),
         }
     }
 
     pub fn image(&self) -> Arc<MetadataImage> {
         self.publisher.image()
+    }
+
+    /// Stores `changes` as one unit and returns the image after them and, in a cluster, the log index
+    /// of their entry (0 in single-node mode). Only the active controller calls this.
+    async fn submit(
+        &self,
+        changes: Vec<MetadataChange>,
+    ) -> Result<(Arc<MetadataImage>, u64), TopicError> {
+        match &self.quorum {
+            None => {
+                let mut image = self.publisher.image();
+                for change in changes {
+                    image = self.publisher.submit(change).map_err(TopicError::from)?;
+                }
+                Ok((image, 0))
+            }
+            Some(link) => {
+                let index = link.write(changes).await?;
+                Ok((self.publisher.image(), index))
+            }
+        }
     }
 
     /// Creates a topic: validates, places its replicas and records it. Returns the topic as it was (or, with
@@ -161,6 +237,25 @@ impl Controller {
         configs: BTreeMap<String, String>,
         validate_only: bool,
     ) -> Result<TopicMetadata, TopicError> {
+        let call = ControllerCall::CreateTopic {
+            name: name.to_owned(),
+            placement,
+            configs,
+            validate_only,
+        };
+        match self.call(call).await? {
+            CallOutput::Topic(topic) => Ok(topic),
+            other => Err(calls::unexpected(&other)),
+        }
+    }
+
+    async fn create_topic_here(
+        &self,
+        name: &str,
+        placement: Placement,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<(CallOutput, u64), TopicError> {
         validate_topic_name(name)?;
         for (key, value) in &configs {
             validate_topic_config(key, value)?;
@@ -200,16 +295,17 @@ impl Controller {
             configs,
         };
         if validate_only {
-            return Ok(topic);
+            return Ok((CallOutput::Topic(topic), 0));
         }
-        self.publisher
-            .submit(MetadataChange::CreateTopic(topic.clone()))?;
+        let (_, index) = self
+            .submit(vec![MetadataChange::CreateTopic(topic.clone())])
+            .await?;
         tracing::info!(
             topic = name,
             partitions = topic.partition_count(),
             "topic created"
         );
-        Ok(topic)
+        Ok((CallOutput::Topic(topic), index))
     }
 
     /// Grows a topic to `total` partitions, placed like its existing ones or as `assignments` say.
@@ -220,6 +316,22 @@ impl Controller {
         assignments: Option<Vec<Vec<NodeId>>>,
         validate_only: bool,
     ) -> Result<(), TopicError> {
+        let call = ControllerCall::CreatePartitions {
+            name: name.to_owned(),
+            total,
+            assignments,
+            validate_only,
+        };
+        self.call(call).await.map(drop)
+    }
+
+    async fn create_partitions_here(
+        &self,
+        name: &str,
+        total: i32,
+        assignments: Option<Vec<Vec<NodeId>>>,
+        validate_only: bool,
+    ) -> Result<(CallOutput, u64), TopicError> {
         let _admin = self.topic_admin.lock().await;
         let image = self.image();
         let topic = image
@@ -251,18 +363,32 @@ impl Controller {
             None => spread(&image, current, total - current, topic.replication_factor)?,
         };
         if validate_only {
-            return Ok(());
+            return Ok((CallOutput::Done, 0));
         }
-        self.publisher.submit(MetadataChange::CreatePartitions {
-            name: name.to_owned(),
-            added,
-        })?;
+        let (_, index) = self
+            .submit(vec![MetadataChange::CreatePartitions {
+                name: name.to_owned(),
+                added,
+            }])
+            .await?;
         tracing::info!(topic = name, partitions = total, "partitions added");
-        Ok(())
+        Ok((CallOutput::Done, index))
     }
 
     /// Deletes a topic from the metadata; brokers hosting its partitions delete them as they follow.
     pub async fn delete_topic(&self, name: &str) -> Result<Uuid, TopicError> {
+        match self
+            .call(ControllerCall::DeleteTopic {
+                name: name.to_owned(),
+            })
+            .await?
+        {
+            CallOutput::TopicDeleted(id) => Ok(id),
+            other => Err(calls::unexpected(&other)),
+        }
+    }
+
+    async fn delete_topic_here(&self, name: &str) -> Result<(CallOutput, u64), TopicError> {
         let _admin = self.topic_admin.lock().await;
         let id = self
             .image()
@@ -270,11 +396,13 @@ impl Controller {
             .get(name)
             .ok_or_else(|| TopicError::Unknown(name.to_owned()))?
             .id;
-        self.publisher.submit(MetadataChange::DeleteTopic {
-            name: name.to_owned(),
-        })?;
+        let (_, index) = self
+            .submit(vec![MetadataChange::DeleteTopic {
+                name: name.to_owned(),
+            }])
+            .await?;
         tracing::info!(topic = name, "topic deleted");
-        Ok(id)
+        Ok((CallOutput::TopicDeleted(id), index))
     }
 
     /// Replaces a topic's config overrides (already validated).
@@ -283,12 +411,11 @@ impl Controller {
         name: &str,
         configs: BTreeMap<String, String>,
     ) -> Result<(), TopicError> {
-        let _admin = self.topic_admin.lock().await;
-        self.publisher.submit(MetadataChange::SetTopicConfigs {
+        let call = ControllerCall::SetTopicConfigs {
             name: name.to_owned(),
             configs,
-        })?;
-        Ok(())
+        };
+        self.call(call).await.map(drop)
     }
 
     /// Replaces the cluster-wide dynamic topic defaults (already validated).
@@ -296,32 +423,57 @@ impl Controller {
         &self,
         configs: BTreeMap<String, String>,
     ) -> Result<(), TopicError> {
-        let _admin = self.topic_admin.lock().await;
-        self.publisher
-            .submit(MetadataChange::SetBrokerConfigs { configs })?;
-        Ok(())
+        self.call(ControllerCall::SetBrokerConfigs { configs })
+            .await
+            .map(drop)
     }
 
-    /// Hands out a producer id, reserving a new block in the metadata when the current one is used up, so ids
-    /// are never reused across restarts.
-    pub fn allocate_producer_id(&self) -> Result<i64, TopicError> {
-        let mut block = self
-            .producer_ids
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+    async fn set_configs_here(
+        &self,
+        change: MetadataChange,
+    ) -> Result<(CallOutput, u64), TopicError> {
+        let _admin = self.topic_admin.lock().await;
+        let (_, index) = self.submit(vec![change]).await?;
+        Ok((CallOutput::Done, index))
+    }
+
+    /// Hands out a producer id, reserving a new block from the (active) controller when the current one is
+    /// used up, so ids are never reused across restarts or brokers.
+    pub async fn allocate_producer_id(&self) -> Result<i64, TopicError> {
+        let mut block = self.producer_ids.lock().await;
         if block.next >= block.end {
-            let start = self.image().next_producer_id;
-            self.publisher.submit(MetadataChange::AllocateProducerIds {
-                count: PRODUCER_ID_BLOCK,
-            })?;
-            *block = ProducerIdBlock {
-                next: start,
-                end: start + PRODUCER_ID_BLOCK,
-            };
+            match self.call(ControllerCall::AllocateProducerIds).await? {
+                CallOutput::ProducerIds { start, count } => {
+                    *block = ProducerIdBlock {
+                        next: start,
+                        end: start + count,
+                    };
+                }
+                other => return Err(calls::unexpected(&other)),
+            }
         }
         let id = block.next;
         block.next += 1;
         Ok(id)
+    }
+
+    async fn allocate_producer_ids_here(&self) -> Result<(CallOutput, u64), TopicError> {
+        // The admin lock makes the start read and the reservation one step.
+        let _admin = self.topic_admin.lock().await;
+        let start = self.image().next_producer_id;
+        let (image, index) = self
+            .submit(vec![MetadataChange::AllocateProducerIds {
+                count: PRODUCER_ID_BLOCK,
+            }])
+            .await?;
+        debug_assert!(image.next_producer_id >= start + PRODUCER_ID_BLOCK);
+        Ok((
+            CallOutput::ProducerIds {
+                start,
+                count: PRODUCER_ID_BLOCK,
+            },
+            index,
+        ))
     }
 }
 

@@ -43,11 +43,18 @@ pub enum PublishError {
     Store(#[from] MetadataError),
     #[error(transparent)]
     Apply(#[from] ApplyError),
+    /// Changes of a cluster go through the metadata log, not to a publisher.
+    #[error(
+        "this broker follows the cluster's metadata log; changes go through the active controller"
+    )]
+    Following,
 }
 
 #[derive(Debug)]
 pub struct MetadataPublisher {
-    store: Arc<dyn MetadataStore>,
+    /// The single-node store changes are submitted to; `None` in a cluster, where images arrive from the
+    /// metadata log ([`MetadataPublisher::publish_committed`]).
+    store: Option<Arc<dyn MetadataStore>>,
     subscribers: Vec<Arc<dyn MetadataSubscriber>>,
     published: watch::Sender<Arc<MetadataImage>>,
     /// Held from a change's apply to its publication, so deltas reach subscribers in commit order.
@@ -61,7 +68,18 @@ impl MetadataPublisher {
         subscribers: Vec<Arc<dyn MetadataSubscriber>>,
     ) -> Self {
         Self {
-            store,
+            store: Some(store),
+            subscribers,
+            published: watch::Sender::new(Arc::new(MetadataImage::default())),
+            in_order: Mutex::new(()),
+        }
+    }
+
+    /// A publisher that follows a replicated metadata log: nothing is submitted to it; every committed
+    /// image is handed to it in log order.
+    pub fn following(subscribers: Vec<Arc<dyn MetadataSubscriber>>) -> Self {
+        Self {
+            store: None,
             subscribers,
             published: watch::Sender::new(Arc::new(MetadataImage::default())),
             in_order: Mutex::new(()),
@@ -69,12 +87,23 @@ impl MetadataPublisher {
     }
 
     /// Publishes the store's current image as one delta from nothing: on start every subscriber catches up
-    /// with all of the metadata.
+    /// with all of the metadata. A following publisher has nothing to start from.
     pub fn start(&self) -> Result<Arc<MetadataImage>, ApplyError> {
         let _in_order = self.lock();
-        let image = self.store.image();
+        let Some(store) = &self.store else {
+            return Ok(self.image());
+        };
+        let image = store.image();
         let delta = MetadataDelta::between(&self.published.borrow(), &image);
         self.publish(&delta, image)
+    }
+
+    /// Publishes an image the metadata log committed (including one restored from a snapshot). A
+    /// subscriber's failure is logged and the image published anyway: the log has moved on regardless.
+    pub fn publish_committed(&self, image: Arc<MetadataImage>) {
+        let _in_order = self.lock();
+        let delta = MetadataDelta::between(&self.published.borrow(), &image);
+        let _ = self.publish(&delta, image);
     }
 
     /// The image readers see: the last one every subscriber has applied.
@@ -90,8 +119,11 @@ impl MetadataPublisher {
     /// Applies `change` and publishes the image it leads to. Returns once every subscriber applied it.
     pub fn submit(&self, change: MetadataChange) -> Result<Arc<MetadataImage>, PublishError> {
         let _in_order = self.lock();
+        let Some(store) = &self.store else {
+            return Err(PublishError::Following);
+        };
         let before = self.image();
-        let image = self.store.apply(change)?;
+        let image = store.apply(change)?;
         let delta = MetadataDelta::between(&before, &image);
         Ok(self.publish(&delta, image)?)
     }

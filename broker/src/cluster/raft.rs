@@ -3,5 +3,7 @@
 
 pub mod config;
 pub mod log_store;
+pub mod network;
+pub mod quorum;
 pub mod state_machine;
 pub mod types;

@@ -35,6 +35,8 @@ pub enum MetadataError {
     },
     #[error("topic {topic:?} has no partition {partition}")]
     UnknownPartition { topic: String, partition: i32 },
+    #[error("broker {0} is not registered")]
+    UnknownBroker(NodeId),
     #[error("encoding the metadata snapshot")]
     Encode(#[source] serde_json::Error),
     #[error("writing metadata snapshot")]
@@ -75,6 +77,12 @@ pub enum MetadataChange {
     UnregisterBroker {
         id: NodeId,
     },
+    /// Fences or unfences a registered broker (Kafka's `FenceBrokerRecord` / `UnfenceBrokerRecord`).
+    FenceBroker {
+        id: NodeId,
+        fenced: bool,
+    },
+
     /// Replaces the whole override map of a topic (the handler computes the new map).
     SetTopicConfigs {
         name: String,
@@ -154,6 +162,13 @@ pub fn apply_change(
         MetadataChange::UnregisterBroker { id } => {
             next.brokers.remove(&id);
         }
+        MetadataChange::FenceBroker { id, fenced } => {
+            next.brokers
+                .get_mut(&id)
+                .ok_or(MetadataError::UnknownBroker(id))?
+                .fenced = fenced;
+        }
+
         MetadataChange::SetTopicConfigs { name, configs } => {
             let topic = next
                 .topics
@@ -177,6 +192,8 @@ pub struct LocalMetadataStore {
 }
 
 const SNAPSHOT_FILE: &str = "tributary-metadata.json";
+/// Producer ids start here, as they always have on single nodes (ids below are never handed out).
+pub const FIRST_PRODUCER_ID: i64 = 1000;
 
 impl LocalMetadataStore {
     /// Loads the snapshot from `data_dir`, or starts a new cluster with a fresh id, and makes `local` the
@@ -194,7 +211,7 @@ impl LocalMetadataStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let image = MetadataImage {
                     cluster_id: new_cluster_id(),
-                    next_producer_id: 1000,
+                    next_producer_id: FIRST_PRODUCER_ID,
                     ..MetadataImage::default()
                 };
                 persist(&path, &image)?;

@@ -27,7 +27,7 @@ pub async fn handle(
         .collect();
     DescribeClusterResponse::default()
         .with_cluster_id(StrBytes::from_string(image.cluster_id.clone()))
-        .with_controller_id(BrokerId(image.controller.unwrap_or(-1)))
+        .with_controller_id(BrokerId(ctx.broker.active_controller(image).unwrap_or(-1)))
         .with_endpoint_type(1)
         .with_cluster_authorized_operations(i32::MIN)
         .with_brokers(brokers)

@@ -19,7 +19,7 @@ pub async fn handle(
     if request.transactional_id.is_some() {
         return response.with_error_code(code(ResponseError::TransactionalIdAuthorizationFailed));
     }
-    match ctx.broker.controller.allocate_producer_id() {
+    match ctx.broker.controller.allocate_producer_id().await {
         Ok(id) => response
             .with_producer_id(ProducerId(id))
             .with_producer_epoch(0),

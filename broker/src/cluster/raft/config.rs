@@ -10,15 +10,17 @@ pub const METADATA_CLUSTER_NAME: &str = "tributary-metadata";
 /// Entries applied since the last snapshot before openraft builds a new one.
 pub const SNAPSHOT_EVERY_ENTRIES: u64 = 1000;
 
-/// Timers follow KRaft's spirit on a small, possibly loaded machine: a heartbeat every 200 ms and an
-/// election after 1-2 s of silence (openraft draws a new timeout per campaign, so ties resolve), with
-/// PreVote so that a paused or partitioned voter does not depose a healthy leader when it returns.
-pub fn metadata_quorum_config() -> Result<Arc<Config>, ConfigError> {
+/// Timers follow KRaft's: an election after `election_timeout_ms` (`controller.quorum.election.timeout.ms`,
+/// 1000) to twice that of silence (openraft draws a new timeout per campaign, so ties resolve), a
+/// heartbeat five times as often, and PreVote so that a paused or partitioned voter does not depose a
+/// healthy leader when it returns.
+pub fn metadata_quorum_config(election_timeout_ms: u64) -> Result<Arc<Config>, ConfigError> {
+    let election_timeout_ms = election_timeout_ms.max(100);
     let config = Config {
         cluster_name: METADATA_CLUSTER_NAME.to_owned(),
-        heartbeat_interval: 200,
-        election_timeout_min: 1000,
-        election_timeout_max: 2000,
+        heartbeat_interval: election_timeout_ms / 5,
+        election_timeout_min: election_timeout_ms,
+        election_timeout_max: election_timeout_ms * 2,
         enable_pre_vote: Some(true),
         // Metadata commands are small; 300 per AppendEntries keeps a request well under a megabyte.
         max_payload_entries: 300,
@@ -42,7 +44,7 @@ mod tests {
 
     #[test]
     fn the_recommended_config_is_valid() {
-        let config = metadata_quorum_config().unwrap();
+        let config = metadata_quorum_config(1000).unwrap();
         assert_eq!(config.enable_pre_vote, Some(true));
         assert!(config.election_timeout_min > config.heartbeat_interval);
     }

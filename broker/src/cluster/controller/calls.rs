@@ -1,0 +1,276 @@
+//! Controller operations as messages, and their routing: in a cluster, an operation runs on the active
+//! controller (the metadata quorum's leader). Any other broker forwards it over the controller listener and,
+//! once the answer is in, waits until its own image has applied the result, so a client that created a topic
+//! through broker 2 sees it in broker 2's next Metadata response (Kafka's forwarding, KIP-590).
+
+use std::{
+    collections::BTreeMap,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{Controller, Placement, TopicError};
+use crate::cluster::{
+    image::{BrokerRegistration, NodeId, TopicMetadata},
+    raft::{
+        quorum::{MetadataQuorum, QuorumError},
+        types::Rejection,
+    },
+    rpc::{RpcClient, RpcIdentity, RpcRequest, RpcResponse},
+    store::MetadataChange,
+};
+
+/// How long an operation may wait for an active controller (an election takes about a second) before the
+/// client gets REQUEST_TIMED_OUT. Below the 30 s default `request.timeout.ms` of Kafka's admin client.
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(15);
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+const RETRY_BACKOFF: Duration = Duration::from_millis(100);
+
+/// One controller operation, as a broker forwards it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum ControllerCall {
+    CreateTopic {
+        name: String,
+        placement: Placement,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    },
+    CreatePartitions {
+        name: String,
+        total: i32,
+        assignments: Option<Vec<Vec<NodeId>>>,
+        validate_only: bool,
+    },
+    DeleteTopic {
+        name: String,
+    },
+    SetTopicConfigs {
+        name: String,
+        configs: BTreeMap<String, String>,
+    },
+    SetBrokerConfigs {
+        configs: BTreeMap<String, String>,
+    },
+    AllocateProducerIds,
+    /// Kafka's BrokerRegistration: the broker is registered fenced, with a new epoch.
+    RegisterBroker(BrokerRegistration),
+    /// Kafka's BrokerHeartbeat.
+    BrokerHeartbeat {
+        id: NodeId,
+        epoch: i64,
+        /// The index of the last metadata entry the broker has applied.
+        metadata_offset: u64,
+        want_shut_down: bool,
+    },
+}
+
+/// What an operation produced.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum CallOutput {
+    Done,
+    Topic(TopicMetadata),
+    TopicDeleted(Uuid),
+    ProducerIds {
+        start: i64,
+        count: i64,
+    },
+    Registered {
+        epoch: i64,
+    },
+    Heartbeat {
+        /// False when the controller does not know this broker at this epoch: it must register again.
+        registered: bool,
+        is_fenced: bool,
+        should_shut_down: bool,
+    },
+}
+
+/// The answer to a forwarded operation: its output and the log index that holds its changes (0 if none).
+pub type CallReply = Result<(CallOutput, u64), TopicError>;
+
+pub(super) fn unexpected(output: &CallOutput) -> TopicError {
+    TopicError::Internal(format!("the controller answered {output:?}"))
+}
+
+/// A cluster member's way to the metadata quorum and the active controller.
+#[derive(Debug)]
+pub struct QuorumLink {
+    quorum: Arc<MetadataQuorum>,
+    identity: Arc<RpcIdentity>,
+    /// The connection to the active controller, replaced when the leader moves.
+    to_leader: tokio::sync::Mutex<Option<RpcClient>>,
+}
+
+impl QuorumLink {
+    pub fn new(quorum: Arc<MetadataQuorum>, identity: Arc<RpcIdentity>) -> Self {
+        Self {
+            quorum,
+            identity,
+            to_leader: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    pub fn quorum(&self) -> &Arc<MetadataQuorum> {
+        &self.quorum
+    }
+
+    /// Writes `changes` as one entry; the caller is the active controller. Returns the entry's index once
+    /// it is committed and applied here.
+    pub(super) async fn write(&self, changes: Vec<MetadataChange>) -> Result<u64, TopicError> {
+        let outcome = Box::pin(self.quorum.write(changes))
+            .await
+            .map_err(quorum_error)?;
+        match outcome.result {
+            Ok(()) => Ok(outcome.index),
+            Err(Rejection::TopicExists(name)) => Err(TopicError::AlreadyExists(name)),
+            Err(Rejection::UnknownTopic(name)) => Err(TopicError::Unknown(name)),
+            Err(Rejection::PartitionsNotIncreasing { topic, current }) => {
+                Err(TopicError::PartitionsNotIncreasing {
+                    name: topic,
+                    current,
+                    requested: current,
+                })
+            }
+            Err(rejection) => Err(TopicError::Internal(rejection.to_string())),
+        }
+    }
+
+    async fn forward(&self, call: &ControllerCall) -> CallReply {
+        let (leader, addr) = self.quorum.leader().ok_or_else(|| {
+            TopicError::ControllerUnavailable("the metadata quorum has no leader".to_owned())
+        })?;
+        if leader == self.identity.node_id {
+            return Err(TopicError::ControllerUnavailable(
+                "leadership is changing".to_owned(),
+            ));
+        }
+        let mut client = self.to_leader.lock().await;
+        if client.as_ref().is_none_or(|c| c.addr() != addr) {
+            *client = Some(RpcClient::new(addr.clone(), Arc::clone(&self.identity)));
+        }
+        let Some(client) = client.as_mut() else {
+            return Err(TopicError::ControllerUnavailable(addr));
+        };
+        match client
+            .call(&RpcRequest::Controller(call.clone()), CALL_TIMEOUT)
+            .await
+        {
+            Ok(RpcResponse::Controller(reply)) => reply,
+            Ok(_) => Err(TopicError::Internal(format!(
+                "controller {leader} at {addr} answered another kind of request"
+            ))),
+            Err(e) => Err(TopicError::ControllerUnavailable(format!(
+                "controller {leader}: {}",
+                crate::error_chain(&e)
+            ))),
+        }
+    }
+}
+
+fn quorum_error(error: QuorumError) -> TopicError {
+    match error {
+        QuorumError::NotLeader { .. } => TopicError::ControllerUnavailable(
+            "this broker is no longer the active controller".into(),
+        ),
+        other => TopicError::Internal(crate::error_chain(&other)),
+    }
+}
+
+impl Controller {
+    /// Runs `call` where it must run: here in single-node mode or on the active controller, else forwarded
+    /// to it. Retries (bounded) while there is no reachable active controller.
+    pub async fn call(&self, call: ControllerCall) -> Result<CallOutput, TopicError> {
+        // Boxed: the operations' futures nest openraft's, deep enough to exceed the compiler's default
+        // layout depth in callers that nest them further.
+        let Some(link) = &self.quorum else {
+            return Box::pin(self.execute(call)).await.map(|(output, _)| output);
+        };
+        let deadline = Instant::now() + FORWARD_TIMEOUT;
+        loop {
+            let attempt = if link.quorum.is_leader() {
+                Box::pin(self.execute(call.clone())).await
+            } else {
+                Box::pin(link.forward(&call)).await
+            };
+            match attempt {
+                Ok((output, index)) => {
+                    if index > 0 {
+                        let left = deadline.saturating_duration_since(Instant::now());
+                        link.quorum
+                            .wait_applied(index, left.max(Duration::from_secs(1)))
+                            .await
+                            .map_err(quorum_error)?;
+                    }
+                    return Ok(output);
+                }
+                Err(TopicError::ControllerUnavailable(reason)) => {
+                    if Instant::now() >= deadline {
+                        return Err(TopicError::ControllerUnavailable(reason));
+                    }
+                    tracing::debug!(%reason, "no active controller yet; retrying");
+                    tokio::time::sleep(RETRY_BACKOFF).await;
+                }
+                Err(other) => return Err(other),
+            }
+        }
+    }
+
+    /// Runs `call` on this node, which must be the active controller (or a single node). Called by the
+    /// controller listener for forwarded operations.
+    pub async fn execute(&self, call: ControllerCall) -> CallReply {
+        if let Some(link) = &self.quorum {
+            if !link.quorum.is_leader() {
+                return Err(TopicError::ControllerUnavailable(format!(
+                    "node {} is not the active controller",
+                    link.identity.node_id
+                )));
+            }
+        }
+        match call {
+            ControllerCall::CreateTopic {
+                name,
+                placement,
+                configs,
+                validate_only,
+            } => {
+                self.create_topic_here(&name, placement, configs, validate_only)
+                    .await
+            }
+            ControllerCall::CreatePartitions {
+                name,
+                total,
+                assignments,
+                validate_only,
+            } => {
+                self.create_partitions_here(&name, total, assignments, validate_only)
+                    .await
+            }
+            ControllerCall::DeleteTopic { name } => self.delete_topic_here(&name).await,
+            ControllerCall::SetTopicConfigs { name, configs } => {
+                self.set_configs_here(MetadataChange::SetTopicConfigs { name, configs })
+                    .await
+            }
+            ControllerCall::SetBrokerConfigs { configs } => {
+                self.set_configs_here(MetadataChange::SetBrokerConfigs { configs })
+                    .await
+            }
+            ControllerCall::AllocateProducerIds => self.allocate_producer_ids_here().await,
+            ControllerCall::RegisterBroker(registration) => {
+                self.register_broker_here(registration).await
+            }
+            ControllerCall::BrokerHeartbeat {
+                id,
+                epoch,
+                metadata_offset,
+                want_shut_down,
+            } => {
+                self.heartbeat_here(id, epoch, metadata_offset, want_shut_down)
+                    .await
+            }
+        }
+        .map_err(TopicError::for_wire)
+    }
+}

@@ -1,0 +1,383 @@
+//! Broker liveness on the active controller (KIP-631): registration with a broker epoch, heartbeats,
+//! fencing after `broker.session.timeout.ms` without one, unfencing once the broker has caught up with the
+//! metadata log, controlled shutdown, and the leader elections these force.
+//!
+//! Heartbeat times live only in the active controller's memory: a new active controller gives every broker
+//! a full session from the moment it took over, as Kafka's does, so a controller failover never fences a
+//! live broker. Elections are clean: a new leader comes only from the ISR (unclean election is not offered).
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use tokio::sync::watch;
+
+use super::{calls::CallOutput, Controller, TopicError};
+use crate::cluster::{
+    image::{BrokerRegistration, MetadataImage, NodeId, PartitionChange, NO_LEADER},
+    store::MetadataChange,
+};
+
+/// Kafka's names and defaults.
+#[derive(Debug, Clone)]
+pub struct LivenessSettings {
+    /// `broker.session.timeout.ms` (9000).
+    pub session_timeout: Duration,
+    /// `broker.heartbeat.interval.ms` (2000).
+    pub heartbeat_interval: Duration,
+}
+
+impl Default for LivenessSettings {
+    fn default() -> Self {
+        Self {
+            session_timeout: Duration::from_millis(9000),
+            heartbeat_interval: Duration::from_millis(2000),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub(super) struct Liveness {
+    settings: LivenessSettings,
+    state: Mutex<LivenessState>,
+}
+
+#[derive(Debug, Default)]
+struct LivenessState {
+    /// The quorum term this node has been active controller in; `None` while it is not.
+    term: Option<u64>,
+    last_heartbeat: HashMap<NodeId, Instant>,
+}
+
+impl Liveness {
+    pub(super) fn new(settings: LivenessSettings) -> Self {
+        Self {
+            settings,
+            state: Mutex::new(LivenessState::default()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, LivenessState> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn touch(&self, id: NodeId) {
+        self.lock().last_heartbeat.insert(id, Instant::now());
+    }
+
+    /// Brokers of `image` that are unfenced and have not been heard from within the session timeout.
+    /// On the first call of a new term every broker starts a fresh session.
+    fn expired(&self, term: u64, image: &MetadataImage) -> Vec<NodeId> {
+        let now = Instant::now();
+        let mut state = self.lock();
+        if state.term != Some(term) {
+            state.term = Some(term);
+            state.last_heartbeat = image.brokers.keys().map(|id| (*id, now)).collect();
+            return Vec::new();
+        }
+        image
+            .live_brokers()
+            .filter(|b| {
+                let last = *state.last_heartbeat.entry(b.id).or_insert(now);
+                now.duration_since(last) > self.settings.session_timeout
+            })
+            .map(|b| b.id)
+            .collect()
+    }
+
+    fn step_down(&self) {
+        let mut state = self.lock();
+        state.term = None;
+        state.last_heartbeat.clear();
+    }
+}
+
+/// The changes that take `broker` out of service: fenced, out of every ISR it can leave, and replaced as
+/// leader by the first live ISR member in replica order (no leader when there is none: the partition waits
+/// for an ISR member rather than losing acknowledged records).
+pub fn fence_changes(image: &MetadataImage, broker: NodeId) -> Vec<MetadataChange> {
+    let mut changes = vec![MetadataChange::FenceBroker {
+        id: broker,
+        fenced: true,
+    }];
+    let live = |id: NodeId| id != broker && image.live_broker(id).is_some();
+    for topic in image.topics.values() {
+        for (index, partition) in topic.partitions.iter().enumerate() {
+            if !partition.replicas.contains(&broker) {
+                continue;
+            }
+            // The ISR never becomes empty: its last member is the only replica known to hold everything.
+            let isr: Vec<NodeId> = if partition.isr.len() > 1 {
+                partition
+                    .isr
+                    .iter()
+                    .copied()
+                    .filter(|id| *id != broker)
+                    .collect()
+            } else {
+                partition.isr.clone()
+            };
+            let mut change = PartitionChange::default();
+            if isr != partition.isr {
+                change.isr = Some(isr.clone());
+            }
+            if partition.leader == broker {
+                let leader = partition
+                    .replicas
+                    .iter()
+                    .copied()
+                    .find(|id| isr.contains(id) && live(*id))
+                    .unwrap_or(NO_LEADER);
+                change.leader = Some(leader);
+            }
+            if change != PartitionChange::default() {
+                changes.push(MetadataChange::ChangePartition {
+                    topic: topic.name.clone(),
+                    partition: i32::try_from(index).unwrap_or(i32::MAX),
+                    change,
+                });
+            }
+        }
+    }
+    changes
+}
+
+/// The changes that put `broker` back in service: unfenced, and leader of every leaderless partition whose
+/// ISR it is in (it holds everything acknowledged there).
+pub fn unfence_changes(image: &MetadataImage, broker: NodeId) -> Vec<MetadataChange> {
+    let mut changes = vec![MetadataChange::FenceBroker {
+        id: broker,
+        fenced: false,
+    }];
+    for topic in image.topics.values() {
+        for (index, partition) in topic.partitions.iter().enumerate() {
+            if partition.leader == NO_LEADER && partition.isr.contains(&broker) {
+                changes.push(MetadataChange::ChangePartition {
+                    topic: topic.name.clone(),
+                    partition: i32::try_from(index).unwrap_or(i32::MAX),
+                    change: PartitionChange {
+                        leader: Some(broker),
+                        ..PartitionChange::default()
+                    },
+                });
+            }
+        }
+    }
+    changes
+}
+
+impl Controller {
+    /// Registers a broker, fenced, with a new epoch. An older incarnation that is still unfenced is taken
+    /// out of service first, so its leaderships move (with new leader epochs) before the new one catches up.
+    pub(super) async fn register_broker_here(
+        &self,
+        mut registration: BrokerRegistration,
+    ) -> Result<(CallOutput, u64), TopicError> {
+        let _decisions = self.topic_admin.lock().await;
+        let image = self.image();
+        let id = registration.id;
+        let mut changes = match image.live_broker(id) {
+            Some(_) => fence_changes(&image, id),
+            None => Vec::new(),
+        };
+        registration.fenced = true;
+        changes.push(MetadataChange::RegisterBroker(registration));
+        let (image, index) = self.submit(changes).await?;
+        self.liveness.touch(id);
+        let epoch = image.brokers.get(&id).map(|b| b.epoch).ok_or_else(|| {
+            TopicError::Internal(format!("broker {id} vanished after registering"))
+        })?;
+        tracing::info!(broker = id, epoch, "broker registered");
+        Ok((CallOutput::Registered { epoch }, index))
+    }
+
+    /// A heartbeat: keeps the session alive, unfences a broker that has caught up with the metadata log
+    /// (its registration's entry is applied there), and carries out a controlled shutdown on request.
+    pub(super) async fn heartbeat_here(
+        &self,
+        id: NodeId,
+        epoch: i64,
+        metadata_offset: u64,
+        want_shut_down: bool,
+    ) -> Result<(CallOutput, u64), TopicError> {
+        let _decisions = self.topic_admin.lock().await;
+        let image = self.image();
+        let Some(registration) = image.brokers.get(&id).filter(|b| b.epoch == epoch) else {
+            return Ok((
+                CallOutput::Heartbeat {
+                    registered: false,
+                    is_fenced: true,
+                    should_shut_down: false,
+                },
+                0,
+            ));
+        };
+        self.liveness.touch(id);
+        let caught_up = u64::try_from(registration.epoch).is_ok_and(|e| metadata_offset >= e);
+        let (changes, fenced_after) = match (registration.fenced, want_shut_down) {
+            (false, true) => (fence_changes(&image, id), true),
+            (true, false) if caught_up => (unfence_changes(&image, id), false),
+            (fenced, _) => (Vec::new(), fenced),
+        };
+        let index = if changes.is_empty() {
+            0
+        } else {
+            let (_, index) = self.submit(changes).await?;
+            if fenced_after {
+                tracing::info!(broker = id, "broker shutting down: leaderships moved away");
+            } else {
+                tracing::info!(broker = id, epoch, "broker unfenced");
+            }
+            index
+        };
+        Ok((
+            CallOutput::Heartbeat {
+                registered: true,
+                is_fenced: fenced_after,
+                should_shut_down: want_shut_down,
+            },
+            index,
+        ))
+    }
+
+    /// On the active controller: fences brokers whose session expired. Runs until `shutdown` turns true; does nothing in single-node mode.
+    pub async fn run_liveness(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let Some(link) = &self.quorum else {
+            return;
+        };
+        let mut interval = tokio::time::interval(Duration::from_millis(250));
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = interval.tick() => {}
+                _ = shutdown.changed() => return,
+            }
+            let Some(term) = link.quorum().leader_term() else {
+                self.liveness.step_down();
+                continue;
+            };
+            if let Err(e) = self.check_sessions(term).await {
+                tracing::warn!(error = %crate::error_chain(&e), "fencing brokers failed; will retry");
+            }
+        }
+    }
+
+    async fn check_sessions(&self, term: u64) -> Result<(), TopicError> {
+        let _decisions = self.topic_admin.lock().await;
+        let image = self.image();
+        for broker in self.liveness.expired(term, &image) {
+            let image = self.image();
+            tracing::warn!(
+                broker,
+                timeout_ms = self.liveness.settings.session_timeout.as_millis() as u64,
+                "broker missed its heartbeats; fencing it"
+            );
+            self.submit(fence_changes(&image, broker)).await?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::cluster::{
+        image::{PartitionRegistration, TopicMetadata},
+        store::apply_change,
+    };
+
+    fn image(brokers: &[NodeId], partitions: Vec<PartitionRegistration>) -> MetadataImage {
+        let mut image = MetadataImage::default();
+        for id in brokers {
+            image.brokers.insert(
+                *id,
+                BrokerRegistration {
+                    id: *id,
+                    epoch: 1,
+                    endpoints: Vec::new(),
+                    rack: None,
+                    fenced: false,
+                },
+            );
+        }
+        image.topics.insert(
+            "t".into(),
+            TopicMetadata {
+                name: "t".into(),
+                id: uuid::Uuid::new_v4(),
+                replication_factor: 3,
+                partitions,
+                configs: Default::default(),
+            },
+        );
+        image
+    }
+
+    fn apply(image: &MetadataImage, changes: Vec<MetadataChange>) -> MetadataImage {
+        changes
+            .into_iter()
+            .fold(image.clone(), |i, c| apply_change(&i, c).unwrap())
+    }
+
+    #[test]
+    fn fencing_a_leader_elects_the_next_live_isr_member_with_a_new_epoch() {
+        let start = image(&[1, 2, 3], vec![PartitionRegistration::new(vec![1, 2, 3])]);
+        let after = apply(&start, fence_changes(&start, 1));
+        let p = &after.topics["t"].partitions[0];
+        assert_eq!((p.leader, p.leader_epoch), (2, 1));
+        assert_eq!(p.isr, [2, 3]);
+        assert!(after.brokers[&1].fenced);
+    }
+
+    #[test]
+    fn a_follower_outside_the_isr_is_never_elected() {
+        let mut registration = PartitionRegistration::new(vec![1, 2, 3]);
+        registration.isr = vec![1, 3];
+        let start = image(&[1, 2, 3], vec![registration]);
+        let after = apply(&start, fence_changes(&start, 1));
+        assert_eq!(after.topics["t"].partitions[0].leader, 3);
+    }
+
+    #[test]
+    fn the_last_isr_member_stays_in_the_isr_and_leadership_waits_for_it() {
+        let mut registration = PartitionRegistration::new(vec![1, 2]);
+        registration.isr = vec![1];
+        let start = image(&[1, 2], vec![registration]);
+        let fenced = apply(&start, fence_changes(&start, 1));
+        let p = &fenced.topics["t"].partitions[0];
+        assert_eq!((p.leader, p.isr.clone()), (NO_LEADER, vec![1]));
+        // Broker 2 returning does not lead (it may miss acknowledged records); broker 1 does.
+        let two_back = apply(&fenced, unfence_changes(&fenced, 2));
+        assert_eq!(two_back.topics["t"].partitions[0].leader, NO_LEADER);
+        let one_back = apply(&fenced, unfence_changes(&fenced, 1));
+        let p = &one_back.topics["t"].partitions[0];
+        assert_eq!((p.leader, p.leader_epoch), (1, 2));
+    }
+
+    #[test]
+    fn two_brokers_fenced_in_turn_leave_the_third_leading() {
+        let start = image(&[1, 2, 3], vec![PartitionRegistration::new(vec![1, 2, 3])]);
+        let one = apply(&start, fence_changes(&start, 1));
+        let two = apply(&one, fence_changes(&one, 2));
+        let p = &two.topics["t"].partitions[0];
+        assert_eq!((p.leader, p.isr.clone(), p.leader_epoch), (3, vec![3], 2));
+    }
+
+    #[test]
+    fn a_new_term_gives_every_broker_a_fresh_session() {
+        let liveness = Liveness::new(LivenessSettings {
+            session_timeout: Duration::from_millis(0),
+            heartbeat_interval: Duration::from_millis(0),
+        });
+        let start = image(&[1, 2], Vec::new());
+        assert!(liveness.expired(7, &start).is_empty());
+        std::thread::sleep(Duration::from_millis(2));
+        assert_eq!(liveness.expired(7, &start), [1, 2]);
+        assert!(liveness.expired(8, &start).is_empty());
+    }
+}

@@ -1,0 +1,239 @@
+//! The metadata quorum as the rest of the broker sees it: start the Raft node (voter set from
+//! `controller.quorum.voters`), write entries on the leader, learn who leads, wait for the local state
+//! machine to apply an index, and answer Raft RPCs. No openraft type crosses this boundary.
+
+use std::{collections::BTreeMap, path::PathBuf, sync::Arc, time::Duration};
+
+use openraft::async_runtime::WatchReceiver;
+
+use super::{
+    config::metadata_quorum_config,
+    log_store::MetadataLogStore,
+    network::{self, MetadataNetwork, RaftRpc, RaftRpcReply},
+    state_machine::{CommittedImageListener, MetadataStateMachine},
+    types::{CommandOutcome, MetadataCommand, MetadataRaft, QuorumNode, RaftNodeId},
+};
+use crate::cluster::{
+    image::{MetadataImage, NodeId},
+    publisher::MetadataPublisher,
+    rpc::RpcIdentity,
+    store::{MetadataChange, FIRST_PRODUCER_ID},
+};
+
+impl CommittedImageListener for MetadataPublisher {
+    fn committed(&self, _index: u64, image: Arc<MetadataImage>) {
+        self.publish_committed(image);
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum QuorumError {
+    #[error("node.id {0} is negative; a quorum member needs a non-negative id")]
+    NegativeNodeId(NodeId),
+    #[error("opening the metadata log in {dir}")]
+    Storage {
+        dir: PathBuf,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("invalid Raft configuration")]
+    Config(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("starting the metadata quorum")]
+    Start(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("this node is not the metadata quorum's leader (the leader is {leader:?})")]
+    NotLeader { leader: Option<NodeId> },
+    #[error("the metadata quorum failed to commit the change")]
+    Write(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("the metadata log did not reach index {index} here within {timeout:?}")]
+    WaitTimeout { index: u64, timeout: Duration },
+}
+
+/// How to start this node's member of the quorum.
+#[derive(Debug, Clone)]
+pub struct QuorumSettings {
+    pub node_id: NodeId,
+    /// Every voter's id and controller listener `host:port` (`controller.quorum.voters`).
+    pub voters: BTreeMap<NodeId, String>,
+    /// Where the metadata log, vote and snapshots live (`<log.dirs>/__cluster_metadata-0`).
+    pub dir: PathBuf,
+    /// `controller.quorum.election.timeout.ms`: the shortest election timeout; the longest is twice it.
+    pub election_timeout: Duration,
+    pub identity: Arc<RpcIdentity>,
+    /// The id given to `format`; the first image of the log carries it.
+    pub cluster_id: String,
+}
+
+#[derive(Debug)]
+pub struct MetadataQuorum {
+    raft: MetadataRaft,
+    node_id: NodeId,
+}
+
+fn raft_id(id: NodeId) -> Result<RaftNodeId, QuorumError> {
+    RaftNodeId::try_from(id).map_err(|_| QuorumError::NegativeNodeId(id))
+}
+
+fn node_id(id: RaftNodeId) -> NodeId {
+    NodeId::try_from(id).unwrap_or(NodeId::MAX)
+}
+
+impl MetadataQuorum {
+    /// Opens the log and state machine, starts the Raft node and, on a log that has never been
+    /// initialized, proposes the configured voter set (every voter does, with the same set; openraft keeps
+    /// the first and refuses the rest).
+    pub async fn start(
+        settings: QuorumSettings,
+        listener: Arc<dyn CommittedImageListener>,
+    ) -> Result<Arc<Self>, QuorumError> {
+        let id = raft_id(settings.node_id)?;
+        let storage = |source: Box<dyn std::error::Error + Send + Sync>| QuorumError::Storage {
+            dir: settings.dir.clone(),
+            source,
+        };
+        let log_store = MetadataLogStore::open(&settings.dir).map_err(|e| storage(Box::new(e)))?;
+        // Every voter starts from the same image (the formatted cluster id), so replaying the log from
+        // the start gives the same result everywhere.
+        let initial = MetadataImage {
+            cluster_id: settings.cluster_id.clone(),
+            next_producer_id: FIRST_PRODUCER_ID,
+            ..MetadataImage::default()
+        };
+        let (state_machine, _applied) =
+            MetadataStateMachine::open(&settings.dir, initial, listener)
+                .map_err(|e| storage(Box::new(e)))?;
+        let election_ms = u64::try_from(settings.election_timeout.as_millis()).unwrap_or(1000);
+        let config =
+            metadata_quorum_config(election_ms).map_err(|e| QuorumError::Config(Box::new(e)))?;
+        let network = MetadataNetwork::new(Arc::clone(&settings.identity));
+        let raft = MetadataRaft::new(id, config, network, log_store, state_machine)
+            .await
+            .map_err(|e| QuorumError::Start(Box::new(e)))?;
+        let initialized = raft
+            .is_initialized()
+            .await
+            .map_err(|e| QuorumError::Start(Box::new(e)))?;
+        if !initialized && settings.voters.contains_key(&settings.node_id) {
+            let mut members = BTreeMap::new();
+            for (voter, addr) in &settings.voters {
+                members.insert(
+                    raft_id(*voter)?,
+                    QuorumNode {
+                        controller_addr: addr.clone(),
+                    },
+                );
+            }
+            if let Err(e) = raft.initialize(members).await {
+                // Another voter's proposal got here first: the log is initialized either way.
+                tracing::debug!(error = %e, "metadata quorum already initialized");
+            }
+        }
+        tracing::info!(
+            node = settings.node_id,
+            voters = ?settings.voters.keys().collect::<Vec<_>>(),
+            "metadata quorum started"
+        );
+        Ok(Arc::new(Self {
+            raft,
+            node_id: settings.node_id,
+        }))
+    }
+
+    pub fn node_id(&self) -> NodeId {
+        self.node_id
+    }
+
+    /// Whether this node is the quorum's leader, i.e. the active controller.
+    pub fn is_leader(&self) -> bool {
+        self.raft.is_leader()
+    }
+
+    /// The term this node leads in, if it leads.
+    pub fn leader_term(&self) -> Option<u64> {
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow_watched();
+        metrics.state.is_leader().then_some(metrics.current_term)
+    }
+
+    /// The known leader and its controller listener address.
+    pub fn leader(&self) -> Option<(NodeId, String)> {
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow_watched();
+        let leader = metrics.current_leader?;
+        let node = metrics.membership_config.get_node(&leader)?;
+        Some((node_id(leader), node.controller_addr.clone()))
+    }
+
+    /// The voters of the current membership.
+    pub fn voters(&self) -> Vec<NodeId> {
+        self.raft.voter_ids().map(node_id).collect()
+    }
+
+    /// The index of the last entry the local state machine applied (0 before any).
+    pub fn applied_index(&self) -> u64 {
+        self.raft
+            .metrics()
+            .borrow_watched()
+            .last_applied
+            .as_ref()
+            .map_or(0, |log_id| log_id.index)
+    }
+
+    /// Writes `changes` as one entry and returns once it is committed and applied here. Only the leader
+    /// can; others get [`QuorumError::NotLeader`].
+    pub async fn write(&self, changes: Vec<MetadataChange>) -> Result<CommandOutcome, QuorumError> {
+        match self.raft.client_write(MetadataCommand { changes }).await {
+            Ok(response) => Ok(response.data),
+            Err(e) => match e.forward_to_leader() {
+                Some(forward) => Err(QuorumError::NotLeader {
+                    leader: forward.leader_id.map(node_id),
+                }),
+                None => Err(QuorumError::Write(Box::new(e))),
+            },
+        }
+    }
+
+    /// Waits until the local state machine has applied `index`.
+    pub async fn wait_applied(&self, index: u64, timeout: Duration) -> Result<(), QuorumError> {
+        self.raft
+            .wait(Some(timeout))
+            .applied_index_at_least(Some(index), "forwarded metadata change")
+            .await
+            .map(drop)
+            .map_err(|_| QuorumError::WaitTimeout { index, timeout })
+    }
+
+    /// Answers a Raft RPC from another controller.
+    pub async fn serve(&self, request: RaftRpc) -> RaftRpcReply {
+        network::serve(&self.raft, request).await
+    }
+
+    /// Hands leadership to another voter before this node stops, so the quorum does not wait out an
+    /// election timeout. Best effort: the caller goes on after a short wait either way.
+    pub async fn resign(&self, wait: Duration) {
+        if !self.is_leader() {
+            return;
+        }
+        let target = self
+            .raft
+            .voter_ids()
+            .find(|id| node_id(*id) != self.node_id);
+        if let Some(target) = target {
+            if let Err(e) = self.raft.trigger().transfer_leader(target).await {
+                tracing::warn!(error = %e, "handing over metadata leadership failed");
+                return;
+            }
+            let _ = tokio::time::timeout(wait, async {
+                while self.is_leader() {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            })
+            .await;
+        }
+    }
+
+    pub async fn shutdown(&self) {
+        if let Err(e) = self.raft.shutdown().await {
+            tracing::warn!(error = %e, "metadata quorum did not stop cleanly");
+        }
+    }
+}

@@ -1,0 +1,376 @@
+//! A three-broker cluster of real `tributary-broker` processes, configured the way Apache Kafka's KRaft
+//! combined-mode nodes are (`server.properties` with Kafka's names, `format -t ID -c FILE` first): the
+//! brokers form one cluster with one metadata quorum, admin calls work on any broker, and a killed broker is
+//! fenced and its leaderships move to the in-sync replicas. Loopback only; every wait is bounded.
+#![allow(clippy::unwrap_used)]
+
+use std::{
+    collections::BTreeSet,
+    io::{Read, Write},
+    net::{TcpListener, TcpStream},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use bytes::Bytes;
+use kafka_protocol::{
+    messages::{
+        create_topics_request::CreatableTopic, metadata_request::MetadataRequestTopic,
+        CreateTopicsRequest, DescribeClusterRequest, MetadataRequest, MetadataResponse, TopicName,
+    },
+    protocol::{Request, StrBytes},
+};
+use tributary_broker::testing::{decode_response, request_frame};
+
+const BIN: &str = env!("CARGO_BIN_EXE_tributary-broker");
+const CLUSTER_ID: &str = "4L6g3nShT-eMCtK--X86sw";
+/// Short enough that a killed broker is fenced within the test's patience, long enough to survive a busy
+/// two-core machine (heartbeats every 250 ms).
+const SESSION_TIMEOUT_MS: u64 = 3000;
+
+/// A port the kernel just handed out. The voter list must name every controller port before any node
+/// starts, so these cannot be port 0; the window between dropping the probe and the broker binding it is
+/// tiny, and a collision fails loudly (bind error in the log), never silently.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Node {
+    id: i32,
+    dir: PathBuf,
+    properties: PathBuf,
+    kafka_port: u16,
+    child: Option<Child>,
+    http_port: u16,
+    run: usize,
+}
+
+struct Cluster {
+    _root: tempfile::TempDir,
+    nodes: Vec<Node>,
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Node {
+    fn log_path(&self) -> PathBuf {
+        self.dir
+            .with_file_name(format!("broker-{}-{}.log", self.id, self.run))
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    fn start(&mut self) {
+        self.run += 1;
+        let addresses = self
+            .dir
+            .with_file_name(format!("addresses-{}-{}", self.id, self.run));
+        let child = Command::new(BIN)
+            .arg("--config")
+            .arg(&self.properties)
+            .args(["--http-listen", "127.0.0.1:0"])
+            .arg("--bound-addresses-file")
+            .arg(&addresses)
+            .env("RUST_LOG", "info,openraft=warn")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(self.log_path()).unwrap())
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        self.http_port = loop {
+            if let Some(port) = bound_port(&addresses, "http") {
+                break port;
+            }
+            self.assert_alive();
+            assert!(
+                Instant::now() < deadline,
+                "node {} wrote no addresses; log:\n{}",
+                self.id,
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+    }
+
+    fn assert_alive(&mut self) {
+        if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+            panic!(
+                "node {} exited with {status}; log:\n{}",
+                self.id,
+                self.log_text()
+            );
+        }
+    }
+
+    fn ready(&self) -> bool {
+        http_status(self.http_port, "/readyz") == Some(200)
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+
+    fn call<R: Request>(&self, request: R, version: i16) -> R::Response {
+        let frame = request_frame(&request, version, 7).unwrap();
+        let mut stream = TcpStream::connect(("127.0.0.1", self.kafka_port)).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        stream
+            .write_all(&u32::try_from(frame.len()).unwrap().to_be_bytes())
+            .unwrap();
+        stream.write_all(&frame).unwrap();
+        let mut size = [0; 4];
+        stream.read_exact(&mut size).unwrap();
+        let mut body = vec![0; u32::from_be_bytes(size) as usize];
+        stream.read_exact(&mut body).unwrap();
+        decode_response::<R>(Bytes::from(body), version, 7).unwrap()
+    }
+
+    fn metadata(&self, topic: &str) -> MetadataResponse {
+        let request = MetadataRequest::default()
+            .with_topics(Some(vec![MetadataRequestTopic::default().with_name(Some(
+                TopicName(StrBytes::from_string(topic.to_owned())),
+            ))]))
+            .with_allow_auto_topic_creation(false);
+        self.call(request, 12)
+    }
+}
+
+fn bound_port(path: &Path, key: &str) -> Option<u16> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let line = text
+        .lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))?;
+    line.rsplit_once(':')?.1.parse().ok()
+}
+
+fn http_status(port: u16, path: &str) -> Option<u16> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(stream, "GET {path} HTTP/1.0\r\n\r\n").ok()?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).ok()?;
+    text.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Formats and starts `size` combined-mode nodes with ids 1..=size, then waits until every one is ready.
+fn start_cluster(size: i32) -> Cluster {
+    let root = tempfile::tempdir().unwrap();
+    let ports: Vec<(u16, u16)> = (0..size).map(|_| (free_port(), free_port())).collect();
+    let voters = ports
+        .iter()
+        .enumerate()
+        .map(|(i, (_, controller))| format!("{}@127.0.0.1:{controller}", i + 1))
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut nodes = Vec::new();
+    for (i, (kafka, controller)) in ports.iter().enumerate() {
+        let id = i32::try_from(i).unwrap() + 1;
+        let dir = root.path().join(format!("node-{id}"));
+        let properties = root.path().join(format!("server-{id}.properties"));
+        std::fs::write(
+            &properties,
+            format!(
+                "process.roles=broker,controller\n\
+                 node.id={id}\n\
+                 controller.quorum.voters={voters}\n\
+                 listeners=PLAINTEXT://127.0.0.1:{kafka},CONTROLLER://127.0.0.1:{controller}\n\
+                 advertised.listeners=PLAINTEXT://127.0.0.1:{kafka}\n\
+                 controller.listener.names=CONTROLLER\n\
+                 inter.broker.listener.name=PLAINTEXT\n\
+                 listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT\n\
+                 log.dirs={}\n\
+                 num.partitions=1\n\
+                 default.replication.factor=3\n\
+                 min.insync.replicas=2\n\
+                 offsets.topic.replication.factor=3\n\
+                 group.initial.rebalance.delay.ms=0\n\
+                 broker.session.timeout.ms={SESSION_TIMEOUT_MS}\n\
+                 broker.heartbeat.interval.ms=250\n",
+                dir.display()
+            ),
+        )
+        .unwrap();
+        let formatted = Command::new(BIN)
+            .args(["format", "-t", CLUSTER_ID, "-c"])
+            .arg(&properties)
+            .output()
+            .unwrap();
+        assert!(
+            formatted.status.success(),
+            "format failed: {}",
+            String::from_utf8_lossy(&formatted.stderr)
+        );
+        nodes.push(Node {
+            id,
+            dir,
+            properties,
+            kafka_port: *kafka,
+            child: None,
+            http_port: 0,
+            run: 0,
+        });
+    }
+    for node in &mut nodes {
+        node.start();
+    }
+    let mut cluster = Cluster { _root: root, nodes };
+    cluster.wait_until("every broker is ready", Duration::from_secs(30), |c| {
+        c.nodes.iter().all(Node::ready)
+    });
+    cluster
+}
+
+impl Cluster {
+    fn node(&mut self, id: i32) -> &mut Node {
+        self.nodes.iter_mut().find(|n| n.id == id).unwrap()
+    }
+
+    fn running(&self) -> impl Iterator<Item = &Node> {
+        self.nodes.iter().filter(|n| n.child.is_some())
+    }
+
+    fn wait_until(&mut self, what: &str, limit: Duration, mut done: impl FnMut(&mut Self) -> bool) {
+        let deadline = Instant::now() + limit;
+        while !done(self) {
+            for node in self.nodes.iter_mut().filter(|n| n.child.is_some()) {
+                node.assert_alive();
+            }
+            if Instant::now() > deadline {
+                let logs: String = self
+                    .nodes
+                    .iter()
+                    .map(|n| format!("--- node {} ---\n{}\n", n.id, n.log_text()))
+                    .collect();
+                panic!("waited {limit:?} for: {what}\n{logs}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+fn broker_ids(metadata: &MetadataResponse) -> BTreeSet<i32> {
+    metadata.brokers.iter().map(|b| b.node_id.0).collect()
+}
+
+fn create_topic(node: &Node, name: &str, partitions: i32, replication_factor: i16) -> i16 {
+    let request = CreateTopicsRequest::default()
+        .with_topics(vec![CreatableTopic::default()
+            .with_name(TopicName(StrBytes::from_string(name.to_owned())))
+            .with_num_partitions(partitions)
+            .with_replication_factor(replication_factor)])
+        .with_timeout_ms(30_000);
+    node.call(request, 5).topics[0].error_code
+}
+
+#[test]
+fn three_brokers_form_one_cluster_and_fail_over() {
+    let mut cluster = start_cluster(3);
+
+    // One cluster: every broker lists all three, and names the same controller.
+    for node in cluster.running() {
+        let metadata = node.metadata("none-yet");
+        assert_eq!(
+            broker_ids(&metadata),
+            BTreeSet::from([1, 2, 3]),
+            "brokers listed by node {}",
+            node.id
+        );
+        assert_eq!(metadata.cluster_id.as_deref(), Some(CLUSTER_ID));
+        let described = node.call(DescribeClusterRequest::default(), 0);
+        assert!(
+            [1, 2, 3].contains(&described.controller_id.0),
+            "controller {:?}",
+            described.controller_id
+        );
+    }
+
+    // A topic created through one broker (forwarded to the active controller) is placed on all three. The
+    // broker that took the call sees it as soon as the call returns; the others within a heartbeat or two.
+    assert_eq!(create_topic(cluster.node(2), "orders", 3, 3), 0);
+    assert_eq!(cluster.node(2).metadata("orders").topics[0].error_code, 0);
+    cluster.wait_until("every broker sees the topic", Duration::from_secs(5), |c| {
+        c.running()
+            .all(|n| n.metadata("orders").topics[0].error_code == 0)
+    });
+    for node in cluster.running() {
+        let metadata = node.metadata("orders");
+        let topic = &metadata.topics[0];
+        assert_eq!(topic.error_code, 0, "orders on node {}", node.id);
+        assert_eq!(topic.partitions.len(), 3);
+        let leaders: BTreeSet<i32> = topic.partitions.iter().map(|p| p.leader_id.0).collect();
+        assert_eq!(leaders, BTreeSet::from([1, 2, 3]), "leaders spread evenly");
+        for partition in &topic.partitions {
+            assert_eq!(partition.replica_nodes.len(), 3);
+            assert_eq!(partition.isr_nodes.len(), 3);
+        }
+    }
+    assert_eq!(
+        create_topic(cluster.node(3), "too-wide", 1, 4),
+        38,
+        "RF 4 > 3 brokers: INVALID_REPLICATION_FACTOR"
+    );
+
+    // kill -9 the leader of partition 0: after the session timeout it is fenced, its partitions get new
+    // leaders (with a bumped epoch) from the ISR, and it leaves the broker list.
+    let before = cluster.node(1).metadata("orders").topics[0].partitions[0].clone();
+    let victim = before.leader_id.0;
+    cluster.node(victim).kill();
+    let survivor = if victim == 1 { 2 } else { 1 };
+    cluster.wait_until(
+        "the killed broker is fenced",
+        Duration::from_secs(20),
+        |c| !broker_ids(&c.node(survivor).metadata("orders")).contains(&victim),
+    );
+    let after = cluster.node(survivor).metadata("orders");
+    let partition = &after.topics[0].partitions[0];
+    assert_ne!(partition.leader_id.0, victim);
+    assert!(partition.leader_epoch > before.leader_epoch);
+    assert!(!partition.isr_nodes.iter().any(|id| id.0 == victim));
+    assert_eq!(
+        partition
+            .offline_replicas
+            .iter()
+            .map(|id| id.0)
+            .collect::<Vec<_>>(),
+        [victim]
+    );
+
+    // The two left still take admin calls (a majority of the quorum is up).
+    assert_eq!(
+        create_topic(cluster.node(survivor), "while-degraded", 1, 2),
+        0
+    );
+
+    // The killed broker comes back, registers again and is listed again.
+    cluster.node(victim).start();
+    cluster.wait_until(
+        "the restarted broker is back",
+        Duration::from_secs(30),
+        |c| c.node(victim).ready() && broker_ids(&c.node(survivor).metadata("orders")).len() == 3,
+    );
+    assert_eq!(
+        cluster.node(victim).metadata("while-degraded").topics[0].error_code,
+        0
+    );
+}
