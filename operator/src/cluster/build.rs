@@ -4,6 +4,11 @@
 //!
 //! Objects: a ConfigMap with the broker properties, a headless Service (stable per-broker DNS names), a bootstrap
 //! Service, the StatefulSet and a PodDisruptionBudget (at most one broker down).
+//!
+//! The brokers form one KRaft-style cluster: node.id is the pod ordinal, the first [`MAX_VOTERS`] pods are
+//! `broker,controller` voters of the metadata quorum and the others `broker`s. Each pod reads its own complete
+//! `server.properties` (`broker-<ordinal>.properties` in the ConfigMap, picked with `$(NODE_ID)` as the other
+//! per-pod flags are), and an init container formats its volume once with the cluster id.
 
 use std::collections::BTreeMap;
 
@@ -37,8 +42,13 @@ pub const DATA_VOLUME: &str = "data";
 pub const DATA_DIR: &str = "/var/lib/tributary/data";
 /// Where the broker ConfigMap is mounted.
 pub const CONFIG_DIR: &str = "/etc/tributary";
-/// Key of the broker properties in the ConfigMap.
-pub const CONFIG_FILE: &str = "server.properties";
+/// Port of the controller (metadata quorum) listener on every broker.
+pub const CONTROLLER_PORT: i32 = 9093;
+/// The metadata quorum's voters are the first pods, at most this many: three voters survive one loss, and
+/// scaling beyond three adds only brokers, so the voter set never changes with the broker count.
+pub const MAX_VOTERS: i32 = 3;
+/// Name of the init container that formats a broker's volume.
+pub const FORMAT_CONTAINER_NAME: &str = "format";
 /// Pod annotation holding a hash of the broker properties: the broker reads them only at start, so a change must
 /// roll the pods; anything else (such as the broker count) must not.
 pub const CONFIG_HASH_ANNOTATION: &str = "tributary.dev/config-hash";
@@ -130,22 +140,59 @@ fn metadata(cluster: &ValidatedKafkaCluster, name: &str) -> ObjectMeta {
     }
 }
 
+/// Key in the ConfigMap of the properties of the broker with `ordinal`.
+pub fn config_file(ordinal: i32) -> String {
+    format!("broker-{ordinal}.properties")
+}
+
+/// Number of voters of a cluster of `brokers`.
+pub fn voter_count(brokers: i32) -> i32 {
+    brokers.clamp(1, MAX_VOTERS)
+}
+
+/// The cluster id: Kafka's form (22 characters of unpadded base64url of 16 bytes) of the KafkaCluster's uid. The
+/// uid is fixed for the object's life, so the id survives operator restarts without being stored anywhere, and
+/// the build stays pure (no randomness). A uid that is not a UUID (never from an API server) is hashed instead.
+pub fn cluster_id(uid: &str) -> String {
+    let bytes = match uuid::Uuid::parse_str(uid) {
+        Ok(uuid) => *uuid.as_bytes(),
+        Err(_) => {
+            let mut bytes = [0u8; 16];
+            bytes[..8].copy_from_slice(&fnv1a(uid.as_bytes()).to_be_bytes());
+            bytes[8..]
+                .copy_from_slice(&fnv1a(format!("{uid}/cluster-id").as_bytes()).to_be_bytes());
+            bytes
+        }
+    };
+    base64::engine::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, bytes)
+}
+
+/// Stable DNS name of the broker pod with `ordinal`, from the headless Service.
+fn pod_host(cluster: &ValidatedKafkaCluster, names: &ObjectNames, ordinal: i32) -> String {
+    format!(
+        "{}-{ordinal}.{}.{}.svc",
+        names.stateful_set, names.headless_service, cluster.namespace
+    )
+}
+
 /// Builds every desired object of `cluster`.
 pub fn build(cluster: &ValidatedKafkaCluster) -> DesiredObjects {
     let names = ObjectNames::new(&cluster.name);
-    let properties = broker_properties(&cluster.broker_config);
+    let data = (0..cluster.brokers)
+        .map(|ordinal| (config_file(ordinal), node_properties(cluster, ordinal)))
+        .collect();
+    // Every pod's file is pod 0's with only the ordinal's own lines changed (node.id, roles, advertised host),
+    // so pod 0's file is what a roll must follow; adding brokers past the voters leaves it as it is.
+    let rolled_by = node_properties(cluster, 0);
     DesiredObjects {
         config_map: ConfigMap {
             metadata: metadata(cluster, &names.config_map),
-            data: Some(BTreeMap::from([(
-                CONFIG_FILE.to_owned(),
-                properties.clone(),
-            )])),
+            data: Some(data),
             ..ConfigMap::default()
         },
         headless_service: headless_service(cluster, &names),
         bootstrap_service: bootstrap_service(cluster, &names),
-        stateful_set: stateful_set(cluster, &names, &properties),
+        stateful_set: stateful_set(cluster, &names, &rolled_by),
         pod_disruption_budget: PodDisruptionBudget {
             metadata: metadata(cluster, &names.stateful_set),
             spec: Some(PodDisruptionBudgetSpec {
@@ -181,6 +228,7 @@ fn headless_service(cluster: &ValidatedKafkaCluster, names: &ObjectNames) -> Ser
             selector: Some(selector_labels(&cluster.name)),
             ports: Some(vec![
                 service_port("kafka", cluster.kafka_port),
+                service_port("controller", CONTROLLER_PORT),
                 service_port("http", cluster.http_port),
             ]),
             ..ServiceSpec::default()
@@ -230,24 +278,88 @@ fn http_probe(path: &str, period_seconds: i32, failure_threshold: i32) -> Probe 
     }
 }
 
+/// The pod's own properties file, picked by its ordinal.
+fn pod_config_path() -> String {
+    format!("{CONFIG_DIR}/broker-$(NODE_ID).properties")
+}
+
+fn security_context() -> SecurityContext {
+    // Pod Security "restricted": the broker writes only to its data volume.
+    SecurityContext {
+        allow_privilege_escalation: Some(false),
+        read_only_root_filesystem: Some(true),
+        run_as_non_root: Some(true),
+        capabilities: Some(Capabilities {
+            drop: Some(vec!["ALL".to_owned()]),
+            ..Capabilities::default()
+        }),
+        ..SecurityContext::default()
+    }
+}
+
+fn volume_mounts() -> Vec<VolumeMount> {
+    vec![
+        VolumeMount {
+            name: DATA_VOLUME.to_owned(),
+            mount_path: DATA_DIR.to_owned(),
+            ..VolumeMount::default()
+        },
+        VolumeMount {
+            name: "config".to_owned(),
+            mount_path: CONFIG_DIR.to_owned(),
+            read_only: Some(true),
+            ..VolumeMount::default()
+        },
+    ]
+}
+
+fn node_id_env() -> EnvVar {
+    env_from_field("NODE_ID", &format!("metadata.labels['{POD_INDEX_LABEL}']"))
+}
+
+/// Formats the broker's volume for the cluster before the broker starts; a formatted volume is left as it is
+/// (`--ignore-formatted`), so restarts and rolls pass straight through.
+fn format_container(cluster: &ValidatedKafkaCluster) -> Container {
+    Container {
+        name: FORMAT_CONTAINER_NAME.to_owned(),
+        image: Some(cluster.image.clone()),
+        image_pull_policy: cluster.image_pull_policy.clone(),
+        command: Some(vec!["tributary-broker".to_owned()]),
+        // `--cluster-id=` with `=`: an id may start with `-`.
+        args: Some(vec![
+            "format".to_owned(),
+            format!(
+                "--cluster-id={}",
+                cluster_id(cluster.owner_reference.uid.as_str())
+            ),
+            format!("--config={}", pod_config_path()),
+            "--ignore-formatted".to_owned(),
+        ]),
+        env: Some(vec![node_id_env()]),
+        resources: cluster.resources.clone(),
+        security_context: Some(security_context()),
+        volume_mounts: Some(volume_mounts()),
+        ..Container::default()
+    }
+}
+
 fn broker_container(cluster: &ValidatedKafkaCluster, names: &ObjectNames) -> Container {
     let advertised = format!(
         "$(POD_NAME).{}.{}.svc:{}",
         names.headless_service, cluster.namespace, cluster.kafka_port
     );
-    // Kubernetes expands $(VAR) in args from the container's env, so no shell is needed in the image.
+    // Kubernetes expands $(VAR) in args from the container's env, so no shell is needed in the image. The
+    // flags repeat what the pod's properties file says, so a pod runner that rewrites addresses in flags can
+    // run the pod elsewhere.
     let args = vec![
         "--node-id=$(NODE_ID)".to_owned(),
         format!("--listen=0.0.0.0:{}", cluster.kafka_port),
         format!("--advertised-listener={advertised}"),
         format!("--data-dir={DATA_DIR}"),
         format!("--http-listen=0.0.0.0:{}", cluster.http_port),
-        format!("--config={CONFIG_DIR}/{CONFIG_FILE}"),
+        format!("--config={}", pod_config_path()),
     ];
-    let mut env = vec![
-        env_from_field("POD_NAME", "metadata.name"),
-        env_from_field("NODE_ID", &format!("metadata.labels['{POD_INDEX_LABEL}']")),
-    ];
+    let mut env = vec![env_from_field("POD_NAME", "metadata.name"), node_id_env()];
     env.extend(cluster.pod_template.env.iter().cloned());
     Container {
         name: CONTAINER_NAME.to_owned(),
@@ -264,6 +376,12 @@ fn broker_container(cluster: &ValidatedKafkaCluster, names: &ObjectNames) -> Con
                 ..ContainerPort::default()
             },
             ContainerPort {
+                name: Some("controller".to_owned()),
+                container_port: CONTROLLER_PORT,
+                protocol: Some("TCP".to_owned()),
+                ..ContainerPort::default()
+            },
+            ContainerPort {
                 name: Some("http".to_owned()),
                 container_port: cluster.http_port,
                 protocol: Some("TCP".to_owned()),
@@ -274,30 +392,8 @@ fn broker_container(cluster: &ValidatedKafkaCluster, names: &ObjectNames) -> Con
         readiness_probe: Some(http_probe("/readyz", 5, 3)),
         liveness_probe: Some(http_probe("/healthz", 10, 6)),
         resources: cluster.resources.clone(),
-        // Pod Security "restricted": the broker writes only to its data volume.
-        security_context: Some(SecurityContext {
-            allow_privilege_escalation: Some(false),
-            read_only_root_filesystem: Some(true),
-            run_as_non_root: Some(true),
-            capabilities: Some(Capabilities {
-                drop: Some(vec!["ALL".to_owned()]),
-                ..Capabilities::default()
-            }),
-            ..SecurityContext::default()
-        }),
-        volume_mounts: Some(vec![
-            VolumeMount {
-                name: DATA_VOLUME.to_owned(),
-                mount_path: DATA_DIR.to_owned(),
-                ..VolumeMount::default()
-            },
-            VolumeMount {
-                name: "config".to_owned(),
-                mount_path: CONFIG_DIR.to_owned(),
-                read_only: Some(true),
-                ..VolumeMount::default()
-            },
-        ]),
+        security_context: Some(security_context()),
+        volume_mounts: Some(volume_mounts()),
         ..Container::default()
     }
 }
@@ -389,6 +485,7 @@ fn stateful_set(
                     ..ObjectMeta::default()
                 }),
                 spec: Some(PodSpec {
+                    init_containers: Some(vec![format_container(cluster)]),
                     containers: vec![broker_container(cluster, names)],
                     volumes: Some(vec![Volume {
                         name: "config".to_owned(),
@@ -430,9 +527,82 @@ fn stateful_set(
     }
 }
 
-/// The broker's `server.properties`: the user's Kafka properties in key order, escaped as Java properties.
-pub fn broker_properties(config: &BTreeMap<String, String>) -> String {
-    let mut text = String::from("# Generated by tributary-operator from spec.brokerConfig.\n");
+/// The complete `server.properties` of the broker with `ordinal`, in key order: the operator's replication
+/// defaults for the broker count, the user's `spec.brokerConfig` over them, and the node's identity (which
+/// validation keeps the user from setting).
+pub fn node_properties(cluster: &ValidatedKafkaCluster, ordinal: i32) -> String {
+    let names = ObjectNames::new(&cluster.name);
+    let voters = voter_count(cluster.brokers);
+    let is_voter = ordinal < voters;
+    // From three brokers a partition survives one loss with acks=all; below that, every broker holds every
+    // partition and one in-sync replica is enough.
+    let replication = cluster.brokers.clamp(1, 3);
+    let min_insync = if cluster.brokers >= 3 { 2 } else { 1 };
+    let mut config = BTreeMap::from([
+        (
+            "default.replication.factor".to_owned(),
+            replication.to_string(),
+        ),
+        (
+            "offsets.topic.replication.factor".to_owned(),
+            replication.to_string(),
+        ),
+        ("min.insync.replicas".to_owned(), min_insync.to_string()),
+    ]);
+    config.extend(cluster.broker_config.clone());
+    let host = pod_host(cluster, &names, ordinal);
+    let quorum = (0..voters)
+        .map(|v| format!("{v}@{}:{CONTROLLER_PORT}", pod_host(cluster, &names, v)))
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut advertised = format!("PLAINTEXT://{host}:{}", cluster.kafka_port);
+    if is_voter {
+        advertised.push_str(&format!(",CONTROLLER://{host}:{CONTROLLER_PORT}"));
+    }
+    let roles = if is_voter {
+        "broker,controller"
+    } else {
+        "broker"
+    };
+    config.extend(
+        [
+            ("process.roles", roles.to_owned()),
+            ("node.id", ordinal.to_string()),
+            ("controller.quorum.voters", quorum),
+            (
+                "listeners",
+                format!(
+                    "PLAINTEXT://0.0.0.0:{},CONTROLLER://0.0.0.0:{CONTROLLER_PORT}",
+                    cluster.kafka_port
+                ),
+            ),
+            ("advertised.listeners", advertised),
+            ("controller.listener.names", "CONTROLLER".to_owned()),
+            ("inter.broker.listener.name", "PLAINTEXT".to_owned()),
+            ("log.dirs", DATA_DIR.to_owned()),
+        ]
+        .map(|(k, v)| (k.to_owned(), v)),
+    );
+    if !is_voter {
+        // A broker-only node must not listen on the controller listener; it only connects to it.
+        config.insert(
+            "listeners".to_owned(),
+            format!("PLAINTEXT://0.0.0.0:{}", cluster.kafka_port),
+        );
+    }
+    render_properties(
+        &format!(
+            "# Generated by tributary-operator for broker {ordinal} of KafkaCluster {}/{}: the operator's \
+             defaults, spec.brokerConfig, then this broker's identity.\n",
+            cluster.namespace, cluster.name
+        ),
+        &config,
+    )
+}
+
+/// `header` and then `config` in key order, escaped as Java properties.
+pub fn render_properties(header: &str, config: &BTreeMap<String, String>) -> String {
+    let mut text = header.to_owned();
     for (key, value) in config {
         escape_properties(&mut text, key, true);
         text.push('=');

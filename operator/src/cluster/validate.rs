@@ -25,6 +25,13 @@ pub const RESERVED_BROKER_CONFIG: &[&str] = &[
     "log.dirs",
     "log.dir",
     "http.listener",
+    // The cluster's shape: roles, quorum and listener names follow from the pod ordinal and the broker count.
+    "process.roles",
+    "controller.quorum.voters",
+    "controller.quorum.bootstrap.servers",
+    "controller.listener.names",
+    "inter.broker.listener.name",
+    "listener.security.protocol.map",
 ];
 
 /// Default grace period for a broker to shut down cleanly.
@@ -93,6 +100,9 @@ pub enum Problem {
     /// Both listeners on one port.
     #[error("spec.listeners.kafka and spec.listeners.http are both {0}; they must differ")]
     SamePort(i32),
+    /// A listener on the port of the controller (metadata quorum) listener.
+    #[error("spec.listeners.{listener} is {port}, the port of the brokers' controller listener; choose another")]
+    ControllerPort { listener: &'static str, port: i32 },
     /// The storage size is not a positive Kubernetes quantity.
     #[error("spec.storage.size {0:?} is not a positive quantity such as 10Gi")]
     BadStorageSize(String),
@@ -158,6 +168,14 @@ pub fn validate(cluster: &KafkaCluster) -> Result<ValidatedKafkaCluster, Invalid
     ] {
         if !(1..=65535).contains(&port) {
             problems.push(Problem::PortOutOfRange { listener, port });
+        }
+    }
+    for (listener, port) in [
+        ("kafka", spec.listeners.kafka),
+        ("http", spec.listeners.http),
+    ] {
+        if port == super::build::CONTROLLER_PORT {
+            problems.push(Problem::ControllerPort { listener, port });
         }
     }
     if spec.listeners.kafka == spec.listeners.http {
@@ -304,6 +322,32 @@ mod tests {
                 },
             ]
         );
+    }
+
+    #[test]
+    fn the_controller_port_and_the_cluster_shape_are_the_operators() {
+        let invalid =
+            validate(&KafkaCluster::test().ports(9093, 9644)).expect_err("controller port");
+        assert_eq!(
+            invalid.problems,
+            vec![Problem::ControllerPort {
+                listener: "kafka",
+                port: 9093
+            }]
+        );
+        let cluster = KafkaCluster::test()
+            .broker_config("process.roles", "broker")
+            .broker_config("controller.quorum.voters", "1@x:9093");
+        let invalid = validate(&cluster).expect_err("reserved keys");
+        assert_eq!(
+            invalid.problems,
+            vec![
+                Problem::ReservedBrokerConfig("controller.quorum.voters".into()),
+                Problem::ReservedBrokerConfig("process.roles".into()),
+            ]
+        );
+        // Replication defaults stay the user's to change.
+        assert!(validate(&KafkaCluster::test().broker_config("min.insync.replicas", "1")).is_ok());
     }
 
     #[test]

@@ -277,8 +277,10 @@ impl Kubelet {
         let ip = PodRunner::pod_ip(ordinal);
         let env = environment(pod, container);
 
-        // Volumes: ConfigMaps become files, claim-template volumes directories named after their claim.
+        // Volumes: ConfigMaps become files, claim-template volumes directories named after their claim. Files
+        // are written once every mount is known, with mount paths and addresses in them localized too.
         let mut mounts: Vec<(String, PathBuf)> = Vec::new();
+        let mut files: Vec<(PathBuf, String)> = Vec::new();
         for mount in container.volume_mounts.iter().flatten() {
             let volume = spec.volumes.iter().flatten().find(|v| v.name == mount.name);
             let dir = match volume.and_then(|v| v.config_map.as_ref()) {
@@ -291,7 +293,7 @@ impl Kubelet {
                         .await
                         .map_err(|e| format!("get ConfigMap {}: {e}", source.name))?;
                     for (key, value) in config_map.data.unwrap_or_default() {
-                        std::fs::write(dir.join(key), value).map_err(|e| e.to_string())?;
+                        files.push((dir.join(key), value));
                     }
                     dir
                 }
@@ -303,6 +305,31 @@ impl Kubelet {
                 }
             };
             mounts.push((mount.mount_path.clone(), dir));
+        }
+        for (path, value) in files {
+            std::fs::write(path, localize_file(&value, ip, &mounts)).map_err(|e| e.to_string())?;
+        }
+
+        // Init containers (the volume format) run to completion first, as a kubelet runs them; they share the
+        // broker container's mounts here.
+        for init in spec.init_containers.iter().flatten() {
+            let init_env = environment(pod, init);
+            let mut command = vec![self.broker_bin.display().to_string()];
+            for arg in init.args.iter().flatten() {
+                command.push(localize(&expand(arg, &init_env), ip, &mounts));
+            }
+            let log = self.root.join(format!("{name}.log"));
+            let status = spawn(&command, &log)?
+                .wait()
+                .await
+                .map_err(|e| format!("wait for init container {}: {e}", init.name))?;
+            if !status.success() {
+                return Err(format!(
+                    "init container {} of pod {name} failed ({status}); see {}",
+                    init.name,
+                    log.display()
+                ));
+            }
         }
 
         let mut command = vec![self.broker_bin.display().to_string()];
@@ -453,6 +480,48 @@ fn expand(arg: &str, env: &BTreeMap<String, String>) -> String {
     out
 }
 
+/// Rewrites a mounted ConfigMap file for a local process: mount paths to their directories, wildcard listener
+/// addresses to the pod's loopback address, and the brokers' pod DNS names
+/// (`<sts>-<ordinal>.<headless>.<ns>.svc`) to their loopback addresses.
+fn localize_file(text: &str, ip: Ipv4Addr, mounts: &[(String, PathBuf)]) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        let mut line = line.to_owned();
+        for (mount_path, dir) in mounts {
+            line = line.replace(mount_path.as_str(), &dir.display().to_string());
+        }
+        line = line.replace("0.0.0.0:", &format!("{ip}:"));
+        out.push_str(&localize_pod_names(&line));
+    }
+    out
+}
+
+/// Replaces each `<name>-<ordinal>.<rest>.svc` host with that pod's loopback address.
+fn localize_pod_names(line: &str) -> String {
+    let mut out = String::new();
+    let mut rest = line;
+    while let Some(end) = rest.find(".svc") {
+        let (before, after) = rest.split_at(end);
+        let start = before
+            .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '.'))
+            .map_or(0, |i| i + 1);
+        let host = &before[start..];
+        let ordinal = host
+            .split('.')
+            .next()
+            .and_then(|pod| pod.rsplit_once('-'))
+            .and_then(|(_, ordinal)| ordinal.parse::<u8>().ok());
+        out.push_str(&before[..start]);
+        match ordinal {
+            Some(ordinal) => out.push_str(&PodRunner::pod_ip(ordinal).to_string()),
+            None => out.push_str(&format!("{host}.svc")),
+        }
+        rest = &after[".svc".len()..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// Rewrites an argument for a local process: mount paths to their directories, wildcard and pod-DNS listener
 /// addresses to the pod's loopback address.
 fn localize(arg: &str, ip: Ipv4Addr, mounts: &[(String, PathBuf)]) -> String {
@@ -466,4 +535,23 @@ fn localize(arg: &str, ip: Ipv4Addr, mounts: &[(String, PathBuf)]) -> String {
         out = format!("--advertised-listener={ip}:{port}");
     }
     out
+}
+
+#[test]
+fn mounted_properties_are_localized() {
+    let mounts = vec![(
+        "/var/lib/tributary/data".to_owned(),
+        PathBuf::from("/tmp/v/data-demo-1"),
+    )];
+    let text = "listeners=PLAINTEXT://0.0.0.0:9092,CONTROLLER://0.0.0.0:9093\n\
+                controller.quorum.voters=0@demo-0.demo-brokers.ns.svc:9093,1@demo-1.demo-brokers.ns.svc:9093\n\
+                log.dirs=/var/lib/tributary/data\n\
+                other=a.svc\n";
+    assert_eq!(
+        localize_file(text, Ipv4Addr::new(127, 0, 2, 2), &mounts),
+        "listeners=PLAINTEXT://127.0.2.2:9092,CONTROLLER://127.0.2.2:9093\n\
+         controller.quorum.voters=0@127.0.2.1:9093,1@127.0.2.2:9093\n\
+         log.dirs=/tmp/v/data-demo-1\n\
+         other=a.svc\n"
+    );
 }
