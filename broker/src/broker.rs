@@ -58,6 +58,9 @@ pub struct ClusterSetup {
     pub election_timeout: Duration,
     pub liveness: LivenessSettings,
     pub controller_listener: TcpListener,
+    /// On a broker that does not vote: the address (advertised host, bound port) of `controller_listener`,
+    /// announced at registration so that the leader can replicate the metadata log to it.
+    pub metadata_addr: Option<String>,
     /// Outbound controller connections bind here (see [`RpcIdentity::bind_source`]).
     pub bind_source: Option<IpAddr>,
 }
@@ -205,7 +208,11 @@ impl Broker {
         .await?;
         let controller = Arc::new(Controller::clustered(
             Arc::clone(&publisher),
-            QuorumLink::new(Arc::clone(&quorum), Arc::clone(&identity)),
+            QuorumLink::new(
+                Arc::clone(&quorum),
+                Arc::clone(&identity),
+                setup.voters.clone().into_iter().collect(),
+            ),
             setup.liveness.clone(),
         ));
         let member = Arc::new(ClusterMember::new(
@@ -213,6 +220,7 @@ impl Broker {
             Arc::clone(&controller),
             identity,
             local_registration(&config),
+            setup.metadata_addr.clone(),
             setup.liveness.heartbeat_interval,
             setup.controller_listener,
         ));

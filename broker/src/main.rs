@@ -222,18 +222,35 @@ fn cluster_setup(
             config.data_dir.display()
         ),
     };
-    let Some(controller_listener) = controller_listener else {
-        anyhow::bail!(
-            "process.roles={}: broker-only nodes are not supported yet; run every node as broker,controller \
-             (Kafka's combined mode) with a controller listener",
-            cluster.roles.as_str()
-        );
-    };
     if !cluster.roles.is_broker() {
         anyhow::bail!("process.roles=controller: controller-only nodes are not supported yet; use broker,controller");
     }
+    let (controller_listener, metadata_addr) = match controller_listener {
+        Some(listener) => (listener, None),
+        // A broker that does not vote still takes the metadata log from the leader (as a Raft learner), so
+        // it serves the controller protocol too: on its inter-broker host, on a port the kernel picks, which
+        // it announces when it registers.
+        None => {
+            let primary = config
+                .listeners
+                .first()
+                .context("a broker needs a client listener")?;
+            let bound = std::net::TcpListener::bind((primary.bind.ip(), 0)).with_context(|| {
+                format!(
+                    "binding the metadata replication port on {}",
+                    primary.bind.ip()
+                )
+            })?;
+            bound.set_nonblocking(true)?;
+            let port = bound.local_addr()?.port();
+            let addr = format!("{}:{port}", primary.advertised_host);
+            tracing::info!(%addr, "broker-only node: metadata log replicated to it here");
+            (TcpListener::from_std(bound)?, Some(addr))
+        }
+    };
     let bind_source = config
         .controller_listen
+        .or_else(|| config.listeners.first().map(|l| l.bind))
         .map(|addr| addr.ip())
         .filter(|ip| !ip.is_unspecified());
     Ok(ClusterSetup {
@@ -245,6 +262,7 @@ fn cluster_setup(
             heartbeat_interval: Duration::from_millis(cluster.broker_heartbeat_interval_ms),
         },
         controller_listener,
+        metadata_addr,
         bind_source,
     })
 }

@@ -173,12 +173,14 @@ fn http_status(port: u16, path: &str) -> Option<u16> {
     text.split_whitespace().nth(1)?.parse().ok()
 }
 
-/// Formats and starts `size` combined-mode nodes with ids 1..=size, then waits until every one is ready.
-fn start_cluster(size: i32) -> Cluster {
+/// Formats and starts `size` nodes with ids 1..=size, the first `voters` of them combined-mode voters and
+/// the rest brokers only, then waits until every one is ready.
+fn start_cluster(size: i32, voters: i32) -> Cluster {
     let root = tempfile::tempdir().unwrap();
     let ports: Vec<(u16, u16)> = (0..size).map(|_| (free_port(), free_port())).collect();
-    let voters = ports
+    let voter_list = ports
         .iter()
+        .take(usize::try_from(voters).unwrap())
         .enumerate()
         .map(|(i, (_, controller))| format!("{}@127.0.0.1:{controller}", i + 1))
         .collect::<Vec<_>>()
@@ -188,13 +190,21 @@ fn start_cluster(size: i32) -> Cluster {
         let id = i32::try_from(i).unwrap() + 1;
         let dir = root.path().join(format!("node-{id}"));
         let properties = root.path().join(format!("server-{id}.properties"));
+        let (roles, listeners) = if id <= voters {
+            (
+                "broker,controller",
+                format!("PLAINTEXT://127.0.0.1:{kafka},CONTROLLER://127.0.0.1:{controller}"),
+            )
+        } else {
+            ("broker", format!("PLAINTEXT://127.0.0.1:{kafka}"))
+        };
         std::fs::write(
             &properties,
             format!(
-                "process.roles=broker,controller\n\
+                "process.roles={roles}\n\
                  node.id={id}\n\
-                 controller.quorum.voters={voters}\n\
-                 listeners=PLAINTEXT://127.0.0.1:{kafka},CONTROLLER://127.0.0.1:{controller}\n\
+                 controller.quorum.voters={voter_list}\n\
+                 listeners={listeners}\n\
                  advertised.listeners=PLAINTEXT://127.0.0.1:{kafka}\n\
                  controller.listener.names=CONTROLLER\n\
                  inter.broker.listener.name=PLAINTEXT\n\
@@ -285,7 +295,7 @@ fn create_topic(node: &Node, name: &str, partitions: i32, replication_factor: i1
 
 #[test]
 fn three_brokers_form_one_cluster_and_fail_over() {
-    let mut cluster = start_cluster(3);
+    let mut cluster = start_cluster(3, 3);
 
     // One cluster: every broker lists all three, and names the same controller.
     for node in cluster.running() {
@@ -371,6 +381,38 @@ fn three_brokers_form_one_cluster_and_fail_over() {
     );
     assert_eq!(
         cluster.node(victim).metadata("while-degraded").topics[0].error_code,
+        0
+    );
+}
+
+#[test]
+fn a_broker_that_does_not_vote_follows_the_metadata_log() {
+    let mut cluster = start_cluster(4, 3);
+    assert_eq!(create_topic(cluster.node(1), "wide", 4, 4), 0);
+    cluster.wait_until(
+        "the broker-only node sees the topic",
+        Duration::from_secs(5),
+        |c| c.node(4).metadata("wide").topics[0].error_code == 0,
+    );
+    let metadata = cluster.node(4).metadata("wide");
+    assert_eq!(broker_ids(&metadata), BTreeSet::from([1, 2, 3, 4]));
+    let leaders: BTreeSet<i32> = metadata.topics[0]
+        .partitions
+        .iter()
+        .map(|p| p.leader_id.0)
+        .collect();
+    assert_eq!(leaders, BTreeSet::from([1, 2, 3, 4]));
+    // It forwards admin calls like any broker, and survives a restart (it rejoins as a learner).
+    assert_eq!(create_topic(cluster.node(4), "from-four", 1, 3), 0);
+    cluster.node(4).kill();
+    cluster.node(4).start();
+    cluster.wait_until(
+        "the broker-only node is back",
+        Duration::from_secs(30),
+        |c| c.node(4).ready(),
+    );
+    assert_eq!(
+        cluster.node(4).metadata("from-four").topics[0].error_code,
         0
     );
 }

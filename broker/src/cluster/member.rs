@@ -41,6 +41,8 @@ pub struct ClusterMember {
     controller: Arc<Controller>,
     identity: Arc<RpcIdentity>,
     registration: BrokerRegistration,
+    /// Set on a broker that does not vote: where it takes metadata log entries from the leader.
+    metadata_addr: Option<String>,
     heartbeat_interval: Duration,
     state: watch::Sender<MemberState>,
     /// Taken by [`ClusterMember::serve`].
@@ -53,6 +55,7 @@ impl ClusterMember {
         controller: Arc<Controller>,
         identity: Arc<RpcIdentity>,
         registration: BrokerRegistration,
+        metadata_addr: Option<String>,
         heartbeat_interval: Duration,
         listener: TcpListener,
     ) -> Self {
@@ -61,6 +64,7 @@ impl ClusterMember {
             controller,
             identity,
             registration,
+            metadata_addr,
             heartbeat_interval,
             state: watch::Sender::new(MemberState::default()),
             listener: std::sync::Mutex::new(Some(listener)),
@@ -130,7 +134,10 @@ impl ClusterMember {
     async fn register(&self) {
         match self
             .controller
-            .call(ControllerCall::RegisterBroker(self.registration.clone()))
+            .call(ControllerCall::RegisterBroker {
+                registration: self.registration.clone(),
+                metadata_addr: self.metadata_addr.clone(),
+            })
             .await
         {
             Ok(CallOutput::Registered { epoch }) => {

@@ -55,8 +55,12 @@ pub enum ControllerCall {
         configs: BTreeMap<String, String>,
     },
     AllocateProducerIds,
-    /// Kafka's BrokerRegistration: the broker is registered fenced, with a new epoch.
-    RegisterBroker(BrokerRegistration),
+    /// Kafka's BrokerRegistration: the broker is registered fenced, with a new epoch. A broker that does
+    /// not vote names the controller-protocol address it follows the metadata log on.
+    RegisterBroker {
+        registration: BrokerRegistration,
+        metadata_addr: Option<String>,
+    },
     /// Kafka's BrokerHeartbeat.
     BrokerHeartbeat {
         id: NodeId,
@@ -100,17 +104,46 @@ pub(super) fn unexpected(output: &CallOutput) -> TopicError {
 pub struct QuorumLink {
     quorum: Arc<MetadataQuorum>,
     identity: Arc<RpcIdentity>,
+    /// The configured voters' controller addresses: where a broker that has not yet joined the log (and
+    /// so does not know the leader) looks for the active controller, one after the other.
+    voters: Vec<(NodeId, String)>,
+    next_voter: std::sync::atomic::AtomicUsize,
     /// The connection to the active controller, replaced when the leader moves.
     to_leader: tokio::sync::Mutex<Option<RpcClient>>,
 }
 
 impl QuorumLink {
-    pub fn new(quorum: Arc<MetadataQuorum>, identity: Arc<RpcIdentity>) -> Self {
+    pub fn new(
+        quorum: Arc<MetadataQuorum>,
+        identity: Arc<RpcIdentity>,
+        voters: Vec<(NodeId, String)>,
+    ) -> Self {
         Self {
             quorum,
             identity,
+            voters,
+            next_voter: std::sync::atomic::AtomicUsize::new(0),
             to_leader: tokio::sync::Mutex::new(None),
         }
+    }
+
+    /// Where to send a call: the known leader, else the next configured voter other than this node.
+    fn target(&self) -> Option<(NodeId, String)> {
+        if let Some(leader) = self.quorum.leader() {
+            return Some(leader);
+        }
+        let others: Vec<_> = self
+            .voters
+            .iter()
+            .filter(|(id, _)| *id != self.identity.node_id)
+            .collect();
+        if others.is_empty() {
+            return None;
+        }
+        let turn = self
+            .next_voter
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        others.get(turn % others.len()).map(|v| (*v).clone())
     }
 
     pub fn quorum(&self) -> &Arc<MetadataQuorum> {
@@ -138,8 +171,14 @@ impl QuorumLink {
         }
     }
 
+    pub(super) async fn add_learner(&self, id: NodeId, addr: &str) -> Result<(), TopicError> {
+        Box::pin(self.quorum.ensure_learner(id, addr))
+            .await
+            .map_err(quorum_error)
+    }
+
     async fn forward(&self, call: &ControllerCall) -> CallReply {
-        let (leader, addr) = self.quorum.leader().ok_or_else(|| {
+        let (leader, addr) = self.target().ok_or_else(|| {
             TopicError::ControllerUnavailable("the metadata quorum has no leader".to_owned())
         })?;
         if leader == self.identity.node_id {
@@ -258,9 +297,10 @@ impl Controller {
                     .await
             }
             ControllerCall::AllocateProducerIds => self.allocate_producer_ids_here().await,
-            ControllerCall::RegisterBroker(registration) => {
-                self.register_broker_here(registration).await
-            }
+            ControllerCall::RegisterBroker {
+                registration,
+                metadata_addr,
+            } => self.register_broker_here(registration, metadata_addr).await,
             ControllerCall::BrokerHeartbeat {
                 id,
                 epoch,

@@ -176,8 +176,12 @@ impl Controller {
     pub(super) async fn register_broker_here(
         &self,
         mut registration: BrokerRegistration,
+        metadata_addr: Option<String>,
     ) -> Result<(CallOutput, u64), TopicError> {
         let _decisions = self.topic_admin.lock().await;
+        if let (Some(link), Some(addr)) = (&self.quorum, &metadata_addr) {
+            link.add_learner(registration.id, addr).await?;
+        }
         let image = self.image();
         let id = registration.id;
         let mut changes = match image.live_broker(id) {

@@ -168,6 +168,64 @@ impl MetadataQuorum {
         self.raft.voter_ids().map(node_id).collect()
     }
 
+    /// Makes `id` (a broker that does not vote) a learner that replicates the metadata log from its
+    /// controller-protocol address `addr`, or moves it there when its address changed. Leader only; returns
+    /// without waiting for the learner to catch up (its heartbeats say when it has).
+    pub async fn ensure_learner(&self, id: NodeId, addr: &str) -> Result<(), QuorumError> {
+        let raft_id = raft_id(id)?;
+        let known = {
+            let metrics = self.raft.metrics();
+            let metrics = metrics.borrow_watched();
+            let membership = metrics.membership_config.membership();
+            if membership.voter_ids().any(|v| v == raft_id) {
+                return Ok(());
+            }
+            match membership.get_node(&raft_id) {
+                Some(node) if node.controller_addr == addr => return Ok(()),
+                Some(_) => true,
+                None => false,
+            }
+        };
+        let node = QuorumNode {
+            controller_addr: addr.to_owned(),
+        };
+        if known {
+            // A restarted learner listens on a new port. openraft keeps replicating to the address it
+            // connected to when only a node's metadata changes, so the learner is removed and added again,
+            // which opens a new replication stream (the way openraft's guide prefers over SetNodes).
+            let removed = self
+                .raft
+                .change_membership(
+                    openraft::ChangeMembers::RemoveNodes(std::collections::BTreeSet::from([
+                        raft_id,
+                    ])),
+                    false,
+                )
+                .await;
+            if let Err(e) = removed {
+                return Err(match e.forward_to_leader() {
+                    Some(forward) => QuorumError::NotLeader {
+                        leader: forward.leader_id.map(node_id),
+                    },
+                    None => QuorumError::Write(Box::new(e)),
+                });
+            }
+        }
+        let changed = self.raft.add_learner(raft_id, node, false).await;
+        match changed {
+            Ok(_) => {
+                tracing::info!(broker = id, %addr, "broker added to the metadata quorum as a learner");
+                Ok(())
+            }
+            Err(e) => match e.forward_to_leader() {
+                Some(forward) => Err(QuorumError::NotLeader {
+                    leader: forward.leader_id.map(node_id),
+                }),
+                None => Err(QuorumError::Write(Box::new(e))),
+            },
+        }
+    }
+
     /// The index of the last entry the local state machine applied (0 before any).
     pub fn applied_index(&self) -> u64 {
         self.raft
