@@ -2,3 +2,4 @@
 //! fetchers, ISR changes, the high watermark across brokers and truncation by leader epoch.
 
 pub mod manager;
+pub mod truncation;

@@ -51,7 +51,9 @@ pub(crate) fn partition_error(error: &PartitionError) -> (ResponseError, String)
         PartitionError::Producer(ProducerStateError::OutOfOrder { .. }) => {
             ResponseError::OutOfOrderSequenceNumber
         }
-        PartitionError::Flush { .. } => ResponseError::KafkaStorageError,
+        PartitionError::Flush { .. } | PartitionError::LeaderEpoch { .. } => {
+            ResponseError::KafkaStorageError
+        }
         PartitionError::Log(
             LogError::CreateDir { .. }
             | LogError::ListDir { .. }
@@ -70,7 +72,8 @@ pub(crate) fn partition_error(error: &PartitionError) -> (ResponseError, String)
             LogError::EncodeBatch { .. }
             | LogError::CorruptCleanerCheckpoint { .. }
             | LogError::CorruptSegment { .. }
-            | LogError::UnexpectedFile { .. },
+            | LogError::UnexpectedFile { .. }
+            | LogError::UnexpectedAppendOffset { .. },
         ) => ResponseError::KafkaStorageError,
     };
     (kind, error_chain(error))

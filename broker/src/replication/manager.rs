@@ -146,13 +146,22 @@ impl ReplicaManager {
                 }
             };
             if registration.leader == self.local {
-                partition.become_leader(
-                    self.local,
-                    registration.leader_epoch,
-                    registration.isr.clone(),
-                );
+                if let Err(e) =
+                    partition.become_leader(self.local, registration, crate::clock::now_ms())
+                {
+                    failures.push((changed.topic.clone(), changed.index));
+                    first.get_or_insert(LogManagerError::OpenPartition {
+                        topic: changed.topic.clone(),
+                        partition: changed.index,
+                        source: e,
+                    });
+                }
             } else {
-                partition.become_follower(registration.leader, registration.leader_epoch);
+                partition.become_follower(
+                    registration.leader,
+                    registration.leader_epoch,
+                    registration.partition_epoch,
+                );
             }
         }
         if delta.broker_configs_changed || !delta.changed_topic_configs.is_empty() {
