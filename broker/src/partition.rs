@@ -791,6 +791,22 @@ impl Partition {
         Ok(())
     }
 
+    /// True when this replicated leader has not fsynced up to `offset` (capped at its log end) although
+    /// its flush policy makes the fsync part of the high watermark.
+    pub fn needs_flush_for(&self, offset: i64) -> bool {
+        let (log_end, policy) = {
+            let state = self.lock();
+            (state.log.log_end_offset(), state.config.flush)
+        };
+        policy == FlushPolicy::EveryBatch
+            && self.flushed_offset.load(Ordering::Acquire) < offset.min(log_end)
+            && self
+                .leadership()
+                .replicas
+                .as_ref()
+                .is_some_and(ReplicaSet::is_replicated)
+    }
+
     /// Offsets appended but not yet fsynced.
     pub fn unflushed(&self) -> i64 {
         self.log_end_offset() - self.flushed_offset.load(Ordering::Acquire)
