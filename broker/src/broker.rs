@@ -81,11 +81,14 @@ impl Broker {
             Arc::clone(&clock),
             fsync_duration.clone(),
         )?);
-        let replicas = Arc::new(ReplicaManager::new(
-            config.node_id,
-            Arc::clone(&logs),
-            config.topic_defaults.clone(),
-        ));
+        let replicas = Arc::new(
+            ReplicaManager::new(
+                config.node_id,
+                Arc::clone(&logs),
+                config.topic_defaults.clone(),
+            )
+            .with_replication(config.replication.clone()),
+        );
         let store: Arc<dyn MetadataStore> = Arc::new(LocalMetadataStore::open(
             &config.data_dir,
             local_registration(&config),
@@ -96,6 +99,7 @@ impl Broker {
         ));
         publisher.start().map_err(BrokerError::Partitions)?;
         let controller = Arc::new(Controller::new(Arc::clone(&publisher)));
+        replicas.set_isr_proposer(Arc::new(Arc::clone(&controller)));
         let offsets_log = Arc::new(LocalOffsetsLog {
             controller: Arc::clone(&controller),
             replicas: Arc::clone(&replicas),
@@ -143,8 +147,10 @@ impl Broker {
     /// coordinator's timers.
     pub async fn run(self: Arc<Self>, shutdown: watch::Receiver<bool>) {
         let logs = tokio::spawn(Arc::clone(&self.logs).run(shutdown.clone()));
+        let replication = tokio::spawn(Arc::clone(&self.replicas).run(shutdown.clone()));
         let timers = tokio::spawn(group_timers(Arc::clone(&self.groups), shutdown));
         let _ = logs.await;
+        let _ = replication.await;
         let _ = timers.await;
     }
 

@@ -13,7 +13,7 @@ use std::{
 use uuid::Uuid;
 
 use super::{
-    image::{MetadataImage, NodeId, PartitionRegistration, TopicMetadata},
+    image::{MetadataImage, NodeId, PartitionChange, PartitionRegistration, TopicMetadata},
     publisher::{ApplyError, MetadataPublisher, PublishError},
     store::{MetadataChange, MetadataError},
 };
@@ -91,6 +91,44 @@ impl From<PublishError> for TopicError {
             PublishError::Apply(e) => TopicError::Apply(e),
         }
     }
+}
+
+/// A leader's request to change a partition's ISR (Kafka's AlterPartition, key 56, in the broker's terms).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlterPartitionRequest {
+    pub topic: String,
+    pub partition: i32,
+    pub leader_id: NodeId,
+    /// The leader epoch and partition epoch the leader computed the change under.
+    pub leader_epoch: i32,
+    pub partition_epoch: i32,
+    pub new_isr: Vec<NodeId>,
+}
+
+/// Why an ISR change was refused; each maps to Kafka's AlterPartition error.
+#[derive(Debug, thiserror::Error)]
+pub enum AlterPartitionError {
+    #[error("partition {topic}-{partition} does not exist")]
+    UnknownTopicOrPartition { topic: String, partition: i32 },
+    /// FENCED_LEADER_EPOCH: the requester is not the leader of the current epoch.
+    #[error("leader {leader_id} epoch {requested} is not the current leader {current_leader} epoch {current}")]
+    FencedLeaderEpoch {
+        leader_id: NodeId,
+        requested: i32,
+        current_leader: NodeId,
+        current: i32,
+    },
+    /// INVALID_UPDATE_VERSION: the change was computed on an older registration.
+    #[error("partition epoch {requested} is not the current {current}")]
+    InvalidUpdateVersion { requested: i32, current: i32 },
+    /// INELIGIBLE_REPLICA: a new ISR member is not a replica, or its broker is fenced or unregistered.
+    #[error("broker {0} cannot join the ISR")]
+    IneligibleReplica(NodeId),
+    /// INVALID_REQUEST: the leader must stay in the ISR.
+    #[error("the new ISR {0:?} does not contain the leader")]
+    LeaderNotInIsr(Vec<NodeId>),
+    #[error("storing the ISR change")]
+    Publish(#[source] PublishError),
 }
 
 /// How the partitions of a new topic are to be placed.
@@ -300,6 +338,67 @@ impl Controller {
         self.publisher
             .submit(MetadataChange::SetBrokerConfigs { configs })?;
         Ok(())
+    }
+
+    /// AlterPartition: checks a leader's proposed ISR against the current registration and commits it as a
+    /// `ChangePartition` (the store bumps the partition epoch). The leader applies the new ISR when the
+    /// published registration reaches it, not when this returns.
+    pub async fn alter_partition(
+        &self,
+        request: AlterPartitionRequest,
+    ) -> Result<PartitionRegistration, AlterPartitionError> {
+        let _admin = self.topic_admin.lock().await;
+        let image = self.image();
+        let current = image
+            .partition(&request.topic, request.partition)
+            .ok_or_else(|| AlterPartitionError::UnknownTopicOrPartition {
+                topic: request.topic.clone(),
+                partition: request.partition,
+            })?;
+        if current.leader != request.leader_id || current.leader_epoch != request.leader_epoch {
+            return Err(AlterPartitionError::FencedLeaderEpoch {
+                leader_id: request.leader_id,
+                requested: request.leader_epoch,
+                current_leader: current.leader,
+                current: current.leader_epoch,
+            });
+        }
+        if current.partition_epoch != request.partition_epoch {
+            return Err(AlterPartitionError::InvalidUpdateVersion {
+                requested: request.partition_epoch,
+                current: current.partition_epoch,
+            });
+        }
+        if !request.new_isr.contains(&request.leader_id) {
+            return Err(AlterPartitionError::LeaderNotInIsr(request.new_isr));
+        }
+        for member in &request.new_isr {
+            let joining = !current.isr.contains(member);
+            let eligible = current.replicas.contains(member)
+                && (!joining || image.live_broker(*member).is_some());
+            if !eligible {
+                return Err(AlterPartitionError::IneligibleReplica(*member));
+            }
+        }
+        let image = self
+            .publisher
+            .submit(MetadataChange::ChangePartition {
+                topic: request.topic.clone(),
+                partition: request.partition,
+                change: PartitionChange {
+                    isr: Some(request.new_isr.clone()),
+                    ..PartitionChange::default()
+                },
+            })
+            .map_err(AlterPartitionError::Publish)?;
+        tracing::info!(topic = %request.topic, partition = request.partition, isr = ?request.new_isr, "ISR changed");
+        image
+            .partition(&request.topic, request.partition)
+            .cloned()
+            .ok_or(AlterPartitionError::UnknownTopicOrPartition {
+                topic: request.topic,
+                partition: request.partition,
+            })
     }
 
     /// Hands out a producer id, reserving a new block in the metadata when the current one is used up, so ids
