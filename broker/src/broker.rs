@@ -106,11 +106,14 @@ impl Broker {
             Arc::clone(&clock),
             fsync_duration.clone(),
         )?);
-        let replicas = Arc::new(ReplicaManager::new(
-            config.node_id,
-            Arc::clone(&logs),
-            config.topic_defaults.clone(),
-        ));
+        let replicas = Arc::new(
+            ReplicaManager::new(
+                config.node_id,
+                Arc::clone(&logs),
+                config.topic_defaults.clone(),
+            )
+            .with_replication(config.replication.clone()),
+        );
         let store: Arc<dyn MetadataStore> = Arc::new(LocalMetadataStore::open(
             &config.data_dir,
             local_registration(&config),
@@ -121,6 +124,7 @@ impl Broker {
         ));
         publisher.start().map_err(BrokerError::Partitions)?;
         let controller = Arc::new(Controller::new(Arc::clone(&publisher)));
+        replicas.set_isr_proposer(Arc::new(Arc::clone(&controller)));
         let offsets_log = Arc::new(LocalOffsetsLog {
             controller: Arc::clone(&controller),
             replicas: Arc::clone(&replicas),
@@ -181,11 +185,14 @@ impl Broker {
             Arc::clone(&clock),
             fsync_duration.clone(),
         )?);
-        let replicas = Arc::new(ReplicaManager::new(
-            config.node_id,
-            Arc::clone(&logs),
-            config.topic_defaults.clone(),
-        ));
+        let replicas = Arc::new(
+            ReplicaManager::new(
+                config.node_id,
+                Arc::clone(&logs),
+                config.topic_defaults.clone(),
+            )
+            .with_replication(config.replication.clone()),
+        );
         let publisher = Arc::new(MetadataPublisher::following(vec![
             Arc::clone(&replicas) as _
         ]));
@@ -215,6 +222,7 @@ impl Broker {
             ),
             setup.liveness.clone(),
         ));
+        replicas.set_isr_proposer(Arc::new(Arc::clone(&controller)));
         let member = Arc::new(ClusterMember::new(
             quorum,
             Arc::clone(&controller),
@@ -273,6 +281,7 @@ impl Broker {
     pub async fn run(self: Arc<Self>, shutdown: watch::Receiver<bool>) {
         let mut tasks = tokio::task::JoinSet::new();
         tasks.spawn(Arc::clone(&self.logs).run(shutdown.clone()));
+        tasks.spawn(Arc::clone(&self.replicas).run(shutdown.clone()));
         tasks.spawn(group_timers(Arc::clone(&self.groups), shutdown.clone()));
         if let Some(member) = &self.cluster {
             tasks.spawn(Arc::clone(member).serve(shutdown.clone()));

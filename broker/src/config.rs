@@ -169,6 +169,45 @@ pub struct BrokerConfig {
     /// `metrics.partition.level`: per-partition metric series (true) or sums per topic (false), for brokers
     /// hosting so many partitions that per-partition series would be too many.
     pub metrics_partition_level: bool,
+    /// Follower fetching and ISR maintenance (`replica.*`, Kafka's names and defaults).
+    pub replication: ReplicationConfig,
+}
+
+/// How followers fetch and when leaders change the ISR; Kafka's broker settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicationConfig {
+    /// `replica.lag.time.max.ms`: a follower not caught up to the leader's log end for this long leaves
+    /// the ISR. Default 30000.
+    pub lag_time_max_ms: u64,
+    /// `replica.fetch.max.bytes`: per-partition bytes a follower asks for. Default 1048576.
+    pub fetch_max_bytes: i32,
+    /// `replica.fetch.response.max.bytes`: bytes per follower fetch response. Default 10485760.
+    pub fetch_response_max_bytes: i32,
+    /// `replica.fetch.wait.max.ms`: how long the leader may hold a follower fetch. Default 500.
+    pub fetch_wait_max_ms: i32,
+    /// `replica.fetch.min.bytes`. Default 1.
+    pub fetch_min_bytes: i32,
+    /// `replica.fetch.backoff.ms`: pause after a failed follower fetch. Default 1000.
+    pub fetch_backoff_ms: u64,
+    /// `inter.broker.listener.name`: the listener followers fetch from. Default PLAINTEXT.
+    pub inter_broker_listener: String,
+    /// `unclean.leader.election.enable`: read by the controller's elections; default false.
+    pub unclean_leader_election: bool,
+}
+
+impl Default for ReplicationConfig {
+    fn default() -> Self {
+        Self {
+            lag_time_max_ms: 30_000,
+            fetch_max_bytes: 1_048_576,
+            fetch_response_max_bytes: 10_485_760,
+            fetch_wait_max_ms: 500,
+            fetch_min_bytes: 1,
+            fetch_backoff_ms: 1_000,
+            inter_broker_listener: "PLAINTEXT".to_owned(),
+            unclean_leader_election: false,
+        }
+    }
 }
 
 impl BrokerConfig {
@@ -204,6 +243,7 @@ impl BrokerConfig {
             cleaner_backoff_ms: 15_000,
             cleaner_enabled: true,
             metrics_partition_level: true,
+            replication: ReplicationConfig::default(),
         }
     }
 
@@ -240,8 +280,6 @@ impl BrokerConfig {
                         }
                     }
                 }
-                // Resolved together after this loop: they constrain each other.
-                k if LISTENER_KEYS.contains(&k) || cluster::CLUSTER_KEYS.contains(&k) => {}
                 "broker.rack" => self.rack = (!value.is_empty()).then(|| value.to_owned()),
                 "http.listener" => {
                     self.http_listen = value.parse().map_err(|_| invalid("expected ip:port"))?
@@ -311,6 +349,45 @@ impl BrokerConfig {
                     self.metrics_partition_level =
                         parse_bool(value).ok_or_else(|| invalid("expected true or false"))?
                 }
+                "replica.lag.time.max.ms" => {
+                    self.replication.lag_time_max_ms = parse_in_range(value, 1, i64::MAX)
+                        .ok_or_else(|| invalid("expected a positive integer"))?
+                        as u64
+                }
+                "replica.fetch.max.bytes" => {
+                    self.replication.fetch_max_bytes = parse_in_range(value, 1, i64::from(i32::MAX))
+                        .ok_or_else(|| invalid("expected a positive integer"))?
+                        as i32
+                }
+                "replica.fetch.response.max.bytes" => {
+                    self.replication.fetch_response_max_bytes =
+                        parse_in_range(value, 1, i64::from(i32::MAX))
+                            .ok_or_else(|| invalid("expected a positive integer"))?
+                            as i32
+                }
+                "replica.fetch.wait.max.ms" => {
+                    self.replication.fetch_wait_max_ms =
+                        parse_in_range(value, 0, i64::from(i32::MAX))
+                            .ok_or_else(|| invalid("expected 0..=2147483647"))?
+                            as i32
+                }
+                "replica.fetch.min.bytes" => {
+                    self.replication.fetch_min_bytes = parse_in_range(value, 1, i64::from(i32::MAX))
+                        .ok_or_else(|| invalid("expected a positive integer"))?
+                        as i32
+                }
+                "replica.fetch.backoff.ms" => {
+                    self.replication.fetch_backoff_ms = parse_in_range(value, 0, i64::MAX)
+                        .ok_or_else(|| invalid("expected a non-negative integer"))?
+                        as u64
+                }
+                "inter.broker.listener.name" => {
+                    self.replication.inter_broker_listener = value.to_owned()
+                }
+                "unclean.leader.election.enable" => {
+                    self.replication.unclean_leader_election =
+                        parse_bool(value).ok_or_else(|| invalid("expected true or false"))?
+                }
                 "log.retention.check.interval.ms" => {
                     self.retention_check_interval_ms = parse_in_range(value, 1, i64::MAX)
                         .ok_or_else(|| invalid("expected a positive integer"))?
@@ -329,6 +406,11 @@ impl BrokerConfig {
                         })?;
                         self.topic_defaults.insert(topic_key.to_owned(), scaled);
                     }
+                    // Resolved together after this loop: they constrain each other. (Keys that also
+                    // set something above, such as replica.* or min.insync.replicas, were matched there
+                    // first and are read again by the cluster parse.)
+                    None if LISTENER_KEYS.contains(&other)
+                        || cluster::CLUSTER_KEYS.contains(&other) => {}
                     None if KAFKA_KEYS_WITHOUT_EFFECT.contains(&other) => {
                         tracing::debug!(key = other, "Kafka broker property has no effect here")
                     }
@@ -487,6 +569,7 @@ pub(crate) fn broker_key_to_topic_key(key: &str) -> Option<(&'static str, i64)> 
         "log.flush.interval.messages" => ("flush.messages", 1),
         "log.flush.interval.ms" => ("flush.ms", 1),
         "log.cleanup.policy" => ("cleanup.policy", 0),
+        "min.insync.replicas" => ("min.insync.replicas", 1),
         "log.cleaner.delete.retention.ms" => ("delete.retention.ms", 1),
         "log.cleaner.min.cleanable.ratio" => ("min.cleanable.dirty.ratio", 0),
         "log.cleaner.min.compaction.lag.ms" => ("min.compaction.lag.ms", 1),
@@ -605,6 +688,13 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
         doc: "CreateTime or LogAppendTime",
     },
     TopicConfigDef {
+        name: "min.insync.replicas",
+        broker_name: "min.insync.replicas",
+        default: "1",
+        value_type: ConfigValueType::Int,
+        doc: "in-sync replicas an acks=all write needs; the high watermark waits for at least this many",
+    },
+    TopicConfigDef {
         name: "retention.bytes",
         broker_name: "log.retention.bytes",
         default: "-1",
@@ -683,7 +773,9 @@ pub fn validate_topic_config(name: &str, value: &str) -> Result<(), TopicConfigE
                 value: value.to_owned(),
             }),
         },
-        "index.interval.bytes" => long(1).and_then(|()| fits_i32(name, value)),
+        "index.interval.bytes" | "min.insync.replicas" => {
+            long(1).and_then(|()| fits_i32(name, value))
+        }
         "max.message.bytes" => long(64).and_then(|()| fits_i32(name, value)),
         // A segment must hold at least one batch header; Kafka's floor is 14 bytes, ours the header size.
         "segment.bytes" => long(1024).and_then(|()| fits_i32(name, value)),
@@ -792,6 +884,7 @@ pub fn resolve_log_config(
         delete_retention_ms: get("delete.retention.ms"),
         min_cleanable_dirty_ratio: dirty_ratio,
         min_compaction_lag_ms: get("min.compaction.lag.ms"),
+        min_insync_replicas: get("min.insync.replicas").clamp(1, i64::from(i32::MAX)) as usize,
     }
 }
 

@@ -25,6 +25,7 @@ pub mod metadata;
 pub mod offset_commit;
 pub mod offset_delete;
 pub mod offset_fetch;
+pub mod offset_for_leader_epoch;
 pub mod produce;
 pub mod sync_group;
 
@@ -42,7 +43,11 @@ use kafka_protocol::{messages::ApiKey, protocol::StrBytes, ResponseError};
 
 pub(crate) use crate::broker::CLIENT_LISTENER;
 use crate::{
-    cluster::controller::TopicError,
+    cluster::{
+        controller::TopicError,
+        image::{MetadataImage, NO_LEADER},
+    },
+    partition::EpochCheck,
     protocol::{decode_body, ProtocolError},
     replication::manager::NotServed,
 };
@@ -87,6 +92,7 @@ async fn route(
         ApiKey::ListGroups => simple!(list_groups),
         ApiKey::DeleteGroups => simple!(delete_groups),
         ApiKey::OffsetDelete => simple!(offset_delete),
+        ApiKey::OffsetForLeaderEpoch => simple!(offset_for_leader_epoch),
         ApiKey::Produce => {
             let request = decode_body(api, version, body)?;
             match produce::append(ctx, request) {
@@ -164,6 +170,39 @@ pub(crate) fn topic_error_code(error: &TopicError) -> i16 {
         }
         TopicError::ControllerUnavailable(_) => ResponseError::RequestTimedOut,
     })
+}
+
+/// A partition's leader as the image knows it: the KIP-951 hints of NOT_LEADER_OR_FOLLOWER answers.
+pub(crate) struct LeaderHint {
+    pub leader: i32,
+    pub epoch: i32,
+    /// The leader's client endpoint (host, port, rack), when it is live.
+    pub endpoint: Option<(String, i32, Option<String>)>,
+}
+
+/// The leader of `topic`-`index` in `image`; None when the image has no leader.
+pub(crate) fn leader_hint(image: &MetadataImage, topic: &str, index: i32) -> Option<LeaderHint> {
+    let registration = image.partition(topic, index)?;
+    if registration.leader == NO_LEADER {
+        return None;
+    }
+    let endpoint = image.live_broker(registration.leader).and_then(|b| {
+        b.endpoint(CLIENT_LISTENER)
+            .map(|e| (e.host.clone(), e.port, b.rack.clone()))
+    });
+    Some(LeaderHint {
+        leader: registration.leader,
+        epoch: registration.leader_epoch,
+        endpoint,
+    })
+}
+
+/// The Kafka error for a request whose `current_leader_epoch` does not match this replica's.
+pub(crate) fn epoch_check_error(check: &EpochCheck) -> ResponseError {
+    match check {
+        EpochCheck::Fenced { .. } => ResponseError::FencedLeaderEpoch,
+        EpochCheck::Unknown { .. } => ResponseError::UnknownLeaderEpoch,
+    }
 }
 
 /// The Kafka error code for a partition this broker cannot serve as leader.

@@ -10,6 +10,7 @@ mod checkpoint;
 mod compaction;
 mod config;
 mod index;
+mod leader_epoch;
 mod recovery;
 mod segment;
 #[cfg(test)]
@@ -39,6 +40,10 @@ pub use compaction::{
     CleanOutcome, CleanReport, CleanStats, CleanedSegments, CompactionPlan, CLEANER_CHECKPOINT,
 };
 pub use config::{FlushPolicy, LogConfig, TimestampType};
+pub use leader_epoch::{
+    EpochEntry, LeaderEpochCache, LeaderEpochError, LEADER_EPOCH_CHECKPOINT, UNDEFINED_EPOCH,
+    UNDEFINED_EPOCH_OFFSET,
+};
 pub use recovery::RecoveryReport;
 use segment::{Segment, MAX_SEGMENT_BYTES};
 use thiserror::Error;
@@ -109,6 +114,8 @@ pub enum LogError {
     CorruptRecord(#[source] BatchError),
     #[error("record batch of {size} bytes exceeds max.message.bytes {max}")]
     MessageTooLarge { size: usize, max: u32 },
+    #[error("replicated batch starts at offset {found}, below the log end offset {log_end}")]
+    UnexpectedAppendOffset { found: i64, log_end: i64 },
     #[error("offset {offset} is outside the log [{log_start}, {log_end}]")]
     OffsetOutOfRange {
         offset: i64,
@@ -347,6 +354,58 @@ impl Log {
         })
     }
 
+    /// Appends batches copied from a leader as they are: offsets, timestamps, leader epochs and CRCs are
+    /// the leader's. Each batch is checked (framing, CRC) and must start at or after the log end offset and
+    /// after the previous one; offset gaps between batches are allowed, since a compacted leader has them.
+    pub fn append_replicated(
+        &mut self,
+        batches: &[u8],
+        now_ms: i64,
+    ) -> Result<(Vec<BatchHeader>, AppendInfo), LogError> {
+        let mut headers = Vec::new();
+        let mut pos = 0usize;
+        let mut next = self.log_end_offset();
+        while pos < batches.len() {
+            let rest = &batches[pos..];
+            let size = batch::batch_size_from_prefix(rest, pos).map_err(LogError::from_batch)?;
+            if size > rest.len() {
+                return Err(LogError::CorruptRecord(BatchError::Truncated {
+                    position: pos,
+                    needed: size,
+                    available: rest.len(),
+                }));
+            }
+            let mut header =
+                batch::check_stored_batch(&rest[..size], 0).map_err(LogError::from_batch)?;
+            header.position = pos as u64;
+            if header.base_offset < next {
+                return Err(LogError::UnexpectedAppendOffset {
+                    found: header.base_offset,
+                    log_end: next,
+                });
+            }
+            next = header.last_offset + 1;
+            headers.push(header);
+            pos += size;
+        }
+        let (Some(first), Some(last)) = (headers.first(), headers.last()) else {
+            return Err(LogError::CorruptRecord(BatchError::Empty));
+        };
+        let info = AppendInfo {
+            first_offset: first.base_offset,
+            last_offset: last.last_offset,
+            max_timestamp: headers.iter().map(|h| h.max_timestamp).max().unwrap_or(-1),
+            log_append_time: None,
+            log_start_offset: self.log_start_offset,
+        };
+        self.maybe_roll(batches.len() as u64, info.last_offset, now_ms)?;
+        self.active
+            .append(batches, &headers, self.config.index_interval_bytes, now_ms)?;
+        self.unflushed_messages += (next - info.first_offset).max(0) as u64;
+        self.maybe_flush(now_ms)?;
+        Ok((headers, info))
+    }
+
     fn maybe_roll(&mut self, incoming: u64, last_offset: i64, now_ms: i64) -> Result<(), LogError> {
         let active = &self.active;
         if active.size() == 0 {
@@ -435,6 +494,17 @@ impl Log {
 
     /// Whole batches starting with the one containing `offset`, up to `max_bytes` but at least one batch.
     pub fn read(&self, offset: i64, max_bytes: usize) -> Result<ReadSlice, LogError> {
+        self.read_below(offset, max_bytes, i64::MAX)
+    }
+
+    /// [`Log::read`] without any batch whose last offset is at or above `upper`: consumers read up to the
+    /// high watermark, and a batch straddling it waits until it is wholly committed (empty slice then).
+    pub fn read_below(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        upper: i64,
+    ) -> Result<ReadSlice, LogError> {
         let log_end = self.log_end_offset();
         if offset < self.log_start_offset || offset > log_end {
             return Err(LogError::OffsetOutOfRange {
@@ -447,12 +517,15 @@ impl Log {
             let Some(first) = segment.find_batch(offset)? else {
                 continue;
             };
+            if first.last_offset >= upper {
+                break;
+            }
             let mut len = u64::from(first.size);
             let mut pos = first.position + len;
             let mut records = u64::try_from(first.record_count).unwrap_or(0);
             while pos < segment.size() {
                 let next = segment.read_header_at(pos)?;
-                if len + u64::from(next.size) > max_bytes as u64 {
+                if len + u64::from(next.size) > max_bytes as u64 || next.last_offset >= upper {
                     break;
                 }
                 len += u64::from(next.size);

@@ -6,6 +6,7 @@
 //! across an `.await`.
 
 pub mod producer_state;
+pub mod replica_state;
 
 use std::{
     path::Path,
@@ -17,15 +18,20 @@ use std::{
 };
 
 use prometheus_client::metrics::histogram::Histogram;
-use tokio::sync::Notify;
+use tokio::sync::{watch, Notify};
 use uuid::Uuid;
 
-use self::producer_state::{
-    last_sequence, BatchSequence, ProducerStateError, ProducerStates, SequenceCheck,
+use self::{
+    producer_state::{
+        last_sequence, BatchSequence, ProducerStateError, ProducerStates, SequenceCheck,
+    },
+    replica_state::{IsrChange, ReplicaSet},
 };
 use crate::{
+    cluster::image::{NodeId, PartitionRegistration, NO_LEADER},
     log::{
-        batch_size_from_prefix, parse_header, BatchError, CleanReport, FlushPolicy, Log, LogConfig,
+        batch_size_from_prefix, parse_header, set_partition_leader_epoch, AppendInfo, BatchError,
+        BatchHeader, CleanReport, FlushPolicy, LeaderEpochCache, LeaderEpochError, Log, LogConfig,
         LogError, ReadSlice, RecoveryReport,
     },
     metrics::PartitionCounters,
@@ -43,6 +49,12 @@ pub enum PartitionError {
     MalformedBatch(#[source] BatchError),
     #[error("a compacted topic cannot accept a record without a key")]
     KeylessRecordInCompactedTopic,
+    #[error("leader epoch cache of partition {topic}-{partition}")]
+    LeaderEpoch {
+        topic: String,
+        partition: i32,
+        source: Box<LeaderEpochError>,
+    },
     #[error("fsync of partition {topic}-{partition} failed")]
     Flush {
         topic: String,
@@ -133,6 +145,41 @@ struct PartitionLog {
     log: Log,
     config: LogConfig,
     producers: ProducerStates,
+    /// Epoch -> start offset, truncated together with the log.
+    epochs: LeaderEpochCache,
+    /// The leader epoch stamped on produced batches while this replica leads; set under this lock together
+    /// with the epoch cache entry, so no batch of the new epoch lands before its epoch's start offset.
+    append_epoch: Option<i32>,
+}
+
+/// Rebuilds idempotent-producer state from the batches of `log` (on open and after a truncation), so a
+/// retry of a batch already in the log is recognised whoever wrote it.
+fn producer_states(log: &Log) -> Result<ProducerStates, LogError> {
+    let mut producers = ProducerStates::default();
+    for header in log.batch_headers(log.log_start_offset()) {
+        record_producer_batch(&mut producers, &header?);
+    }
+    Ok(producers)
+}
+
+fn record_producer_batch(producers: &mut ProducerStates, header: &BatchHeader) {
+    if header.producer_id < 0 {
+        return;
+    }
+    producers.record(
+        header.producer_id,
+        header.producer_epoch,
+        BatchSequence {
+            first_seq: header.base_sequence,
+            last_seq: last_sequence(
+                header.base_sequence,
+                (header.last_offset - header.base_offset).clamp(0, i64::from(i32::MAX)) as i32,
+            ),
+            first_offset: header.base_offset,
+            last_offset: header.last_offset,
+            max_timestamp: header.max_timestamp,
+        },
+    );
 }
 
 /// Log figures read under one lock, for metrics.
@@ -141,6 +188,15 @@ pub struct LogStats {
     pub size_bytes: u64,
     pub segments: u64,
     pub log_end_offset: i64,
+}
+
+/// Why an acks=all wait for the high watermark ended without it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum HighWatermarkWait {
+    #[error("this replica stopped leading")]
+    NotLeader,
+    #[error("the ISR fell below min.insync.replicas")]
+    NotEnoughReplicas,
 }
 
 /// The result of an append that the produce handler reports back.
@@ -167,9 +223,28 @@ pub enum Role {
 struct Leadership {
     role: Role,
     leader_epoch: i32,
-    /// Log end offsets followers reported, by broker id. The high watermark is the lowest end offset in the
-    /// ISR, so a follower in the ISR that has not reported holds it back.
-    follower_end_offsets: std::collections::BTreeMap<i32, i64>,
+    partition_epoch: i32,
+    /// Follower progress and the ISR, while this replica leads.
+    replicas: Option<ReplicaSet>,
+    /// Where this leader's epoch starts in the log (its log end offset when it became leader).
+    epoch_start: i64,
+}
+
+/// The leader epoch and partition epoch a leader proposes an ISR change under, and the change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IsrProposal {
+    pub leader_epoch: i32,
+    pub partition_epoch: i32,
+    pub change: IsrChange,
+}
+
+/// A lost race with the metadata: the partition's leadership is no longer the one a caller started with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum EpochCheck {
+    #[error("leader epoch {requested} is older than the current {current}")]
+    Fenced { requested: i32, current: i32 },
+    #[error("leader epoch {requested} is newer than the current {current}")]
+    Unknown { requested: i32, current: i32 },
 }
 
 #[derive(Debug)]
@@ -183,8 +258,11 @@ pub struct Partition {
     /// Serializes fsyncs; waiters that find their offset already flushed return at once (group commit).
     flush_lock: tokio::sync::Mutex<()>,
     flushed_offset: AtomicI64,
-    high_watermark: AtomicI64,
+    /// The high watermark; receivers (acks=all produce waits) wake when it moves.
+    high_watermark: watch::Sender<i64>,
     leadership: Mutex<Leadership>,
+    /// `min.insync.replicas` in effect (topic override, else the broker's).
+    min_insync: std::sync::atomic::AtomicUsize,
     log_start_offset: AtomicI64,
     /// Produced and fetched bytes and records, read by the metrics scrape.
     pub counters: PartitionCounters,
@@ -214,26 +292,30 @@ impl Partition {
         {
             log.delete_records_before(start.log_start_offset)?;
         }
-        let mut producers = ProducerStates::default();
-        for header in log.batch_headers(log.log_start_offset()) {
-            let header = header?;
-            if header.producer_id >= 0 {
-                producers.record(
-                    header.producer_id,
-                    header.producer_epoch,
-                    BatchSequence {
-                        first_seq: header.base_sequence,
-                        last_seq: last_sequence(
-                            header.base_sequence,
-                            (header.last_offset - header.base_offset) as i32,
-                        ),
-                        first_offset: header.base_offset,
-                        last_offset: header.last_offset,
-                        max_timestamp: header.max_timestamp,
-                    },
-                );
+        let producers = producer_states(&log)?;
+        let epoch_error = |source| PartitionError::LeaderEpoch {
+            topic: topic.to_owned(),
+            partition: index,
+            source: Box::new(source),
+        };
+        let mut epochs = match LeaderEpochCache::load(dir).map_err(epoch_error)? {
+            Some(epochs) => epochs,
+            None => {
+                let mut stamped = Vec::new();
+                for header in log.batch_headers(log.log_start_offset()) {
+                    let header = header?;
+                    stamped.push((header.partition_leader_epoch, header.base_offset));
+                }
+                LeaderEpochCache::rebuild(dir, stamped).map_err(epoch_error)?
             }
-        }
+        };
+        // Recovery may have cut a torn tail, and the start may have moved: the cache follows the log.
+        epochs
+            .truncate_from_end(log.log_end_offset())
+            .map_err(epoch_error)?;
+        epochs
+            .truncate_from_start(log.log_start_offset())
+            .map_err(epoch_error)?;
         let end = log.log_end_offset();
         let start = log.log_start_offset();
         let recovered = log.recovery_point();
@@ -242,22 +324,25 @@ impl Partition {
                 topic: topic.to_owned(),
                 topic_id,
                 index,
+                min_insync: std::sync::atomic::AtomicUsize::new(config.min_insync_replicas),
                 state: Mutex::new(PartitionLog {
                     log,
                     config,
                     producers,
+                    epochs,
+                    append_epoch: None,
                 }),
                 data_arrived: Notify::new(),
                 flush_lock: tokio::sync::Mutex::new(()),
                 flushed_offset: AtomicI64::new(recovered),
-                high_watermark: AtomicI64::new(end),
+                high_watermark: watch::Sender::new(end),
                 // Nothing is served until the replica manager gives the partition a role.
                 leadership: Mutex::new(Leadership {
-                    role: Role::Follower {
-                        leader: crate::cluster::image::NO_LEADER,
-                    },
+                    role: Role::Follower { leader: NO_LEADER },
                     leader_epoch: -1,
-                    follower_end_offsets: Default::default(),
+                    partition_epoch: -1,
+                    replicas: None,
+                    epoch_start: end,
                 }),
                 log_start_offset: AtomicI64::new(start),
                 counters: PartitionCounters::default(),
@@ -275,7 +360,16 @@ impl Partition {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Validates and appends one producer batch, rewriting its offsets in place.
+    fn epoch_error(&self, source: LeaderEpochError) -> PartitionError {
+        PartitionError::LeaderEpoch {
+            topic: self.topic.clone(),
+            partition: self.index,
+            source: Box::new(source),
+        }
+    }
+
+    /// Validates and appends one producer batch, rewriting its offsets in place and stamping this leader's
+    /// epoch on it (partitionLeaderEpoch lies outside the CRC-covered bytes, so the CRC stays valid).
     pub fn append(&self, records: &mut [u8], now_ms: i64) -> Result<AppendOutcome, PartitionError> {
         let fields = single_batch_producer_fields(records)?;
         let mut state = self.lock();
@@ -300,6 +394,9 @@ impl Partition {
                 });
             }
         }
+        if let Some(epoch) = state.append_epoch {
+            set_partition_leader_epoch(records, epoch);
+        }
         let info = state.log.append(records, now_ms)?;
         self.counters.produced(
             records.len() as u64,
@@ -318,9 +415,8 @@ impl Partition {
                 },
             );
         }
-        let log_end = state.log.log_end_offset();
         drop(state);
-        self.advance_high_watermark(log_end);
+        self.advance_high_watermark();
         self.data_arrived.notify_waiters();
         Ok(AppendOutcome {
             base_offset: info.first_offset,
@@ -331,31 +427,182 @@ impl Partition {
         })
     }
 
+    /// Appends batches fetched from the leader as they are (offsets, timestamps, epochs, CRCs), updates the
+    /// epoch cache with any newer epoch they carry and the producer state with their sequences, then sets
+    /// the follower high watermark to min(`leader_high_watermark`, own log end offset). The caller fsyncs
+    /// ([`Partition::flush_until`]) before its next fetch, which is what makes its fetch offset durable.
+    pub fn append_as_follower(
+        &self,
+        records: &[u8],
+        leader_high_watermark: i64,
+        now_ms: i64,
+    ) -> Result<AppendInfo, PartitionError> {
+        let mut state = self.lock();
+        let (headers, info) = state.log.append_replicated(records, now_ms)?;
+        for header in &headers {
+            if state.epochs.latest_epoch() < Some(header.partition_leader_epoch) {
+                state
+                    .epochs
+                    .assign(header.partition_leader_epoch, header.base_offset)
+                    .map_err(|e| self.epoch_error(e))?;
+            }
+            record_producer_batch(&mut state.producers, header);
+        }
+        let log_end = state.log.log_end_offset();
+        drop(state);
+        self.counters.produced(
+            records.len() as u64,
+            headers
+                .iter()
+                .map(|h| u64::try_from(h.record_count).unwrap_or(0))
+                .sum(),
+        );
+        self.set_follower_high_watermark(leader_high_watermark.min(log_end));
+        self.data_arrived.notify_waiters();
+        Ok(info)
+    }
+
+    /// A follower's high watermark is the leader's, capped by what it holds; it may move down after a
+    /// truncation, never above the log end.
+    pub fn set_follower_high_watermark(&self, high_watermark: i64) {
+        if self.is_leader() {
+            return;
+        }
+        let capped = high_watermark.min(self.log_end_offset()).max(0);
+        if self.high_watermark.send_if_modified(|hw| {
+            let changed = *hw != capped;
+            *hw = capped;
+            changed
+        }) {
+            self.data_arrived.notify_waiters();
+        }
+    }
+
+    /// Removes every offset >= `offset` from the log and the epoch cache (at batch granularity, as
+    /// [`Log::truncate_to`]), and rebuilds producer state from what is left. Used by a follower whose log
+    /// diverged from its leader's.
+    pub fn truncate_to(&self, offset: i64) -> Result<(), PartitionError> {
+        let mut state = self.lock();
+        if offset >= state.log.log_end_offset() {
+            return Ok(());
+        }
+        state.log.truncate_to(offset)?;
+        let log_end = state.log.log_end_offset();
+        state
+            .epochs
+            .truncate_from_end(log_end)
+            .map_err(|e| self.epoch_error(e))?;
+        // Rebuilding from the whole log is simple and correct; producer snapshots would make it cheap.
+        state.producers = producer_states(&state.log)?;
+        self.log_start_offset
+            .store(state.log.log_start_offset(), Ordering::Release);
+        drop(state);
+        self.flushed_offset.fetch_min(log_end, Ordering::AcqRel);
+        self.high_watermark.send_if_modified(|hw| {
+            let changed = *hw > log_end;
+            *hw = (*hw).min(log_end);
+            changed
+        });
+        tracing::info!(topic = %self.topic, partition = self.index, offset, log_end_offset = log_end, "truncated replica");
+        Ok(())
+    }
+
+    /// OffsetForLeaderEpoch: the largest epoch <= `epoch` this log knows and its end offset (where the next
+    /// epoch starts, or the log end offset), or (-1, -1).
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> (i32, i64) {
+        let state = self.lock();
+        state
+            .epochs
+            .end_offset_for(epoch, state.log.log_end_offset())
+    }
+
+    /// The newest epoch in this replica's log, what a follower sends as `last_fetched_epoch`.
+    pub fn latest_epoch(&self) -> Option<i32> {
+        self.lock().epochs.latest_epoch()
+    }
+
+    /// The epoch cache's entries, for tests and diagnostics.
+    pub fn epoch_entries(&self) -> Vec<crate::log::EpochEntry> {
+        self.lock().epochs.entries().to_vec()
+    }
+
     fn leadership(&self) -> MutexGuard<'_, Leadership> {
         self.leadership
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Makes this replica the leader for `leader_epoch` with in-sync replicas `isr`.
-    pub fn become_leader(&self, local: i32, leader_epoch: i32, isr: Vec<i32>) {
+    /// Makes this replica the leader as `registration` says. A new leader epoch starts in the epoch cache at
+    /// the log end offset and every follower's progress starts unknown; a registration of the same epoch
+    /// (an ISR change) keeps the progress.
+    pub fn become_leader(
+        &self,
+        local: NodeId,
+        registration: &PartitionRegistration,
+        now_ms: i64,
+    ) -> Result<(), PartitionError> {
+        let same_leadership = {
+            let leadership = self.leadership();
+            leadership.replicas.is_some() && leadership.leader_epoch == registration.leader_epoch
+        };
+        let epoch_start = if same_leadership {
+            None
+        } else {
+            let mut state = self.lock();
+            let start = state.log.log_end_offset();
+            state
+                .epochs
+                .assign(registration.leader_epoch, start)
+                .map_err(|e| self.epoch_error(e))?;
+            state.append_epoch = Some(registration.leader_epoch);
+            Some(start)
+        };
         {
             let mut leadership = self.leadership();
-            leadership
-                .follower_end_offsets
-                .retain(|id, _| isr.contains(id));
-            leadership.role = Role::Leader { local, isr };
-            leadership.leader_epoch = leader_epoch;
+            match (&mut leadership.replicas, epoch_start) {
+                (Some(replicas), None) => {
+                    replicas.update(registration.replicas.clone(), registration.isr.clone())
+                }
+                (replicas, start) => {
+                    *replicas = Some(ReplicaSet::new(
+                        local,
+                        registration.replicas.clone(),
+                        registration.isr.clone(),
+                        now_ms,
+                    ));
+                    if let Some(start) = start {
+                        leadership.epoch_start = start;
+                    }
+                }
+            }
+            leadership.role = Role::Leader {
+                local,
+                isr: registration.isr.clone(),
+            };
+            leadership.leader_epoch = registration.leader_epoch;
+            leadership.partition_epoch = registration.partition_epoch;
         }
-        self.advance_high_watermark(self.log_end_offset());
+        self.advance_high_watermark();
+        // A smaller ISR may let the high watermark move, and waiters must re-check min.insync either way.
+        self.data_arrived.notify_waiters();
+        self.high_watermark.send_modify(|_| {});
+        Ok(())
     }
 
-    /// Makes this replica a follower of `leader` for `leader_epoch`.
-    pub fn become_follower(&self, leader: i32, leader_epoch: i32) {
-        let mut leadership = self.leadership();
-        leadership.role = Role::Follower { leader };
-        leadership.leader_epoch = leader_epoch;
-        leadership.follower_end_offsets.clear();
+    /// Makes this replica a follower of `leader` for `leader_epoch`: produced batches are refused from now
+    /// on and follower progress is forgotten. The log is left as it is; the fetcher truncates it by epoch.
+    pub fn become_follower(&self, leader: NodeId, leader_epoch: i32, partition_epoch: i32) {
+        self.lock().append_epoch = None;
+        {
+            let mut leadership = self.leadership();
+            leadership.role = Role::Follower { leader };
+            leadership.leader_epoch = leader_epoch;
+            leadership.partition_epoch = partition_epoch;
+            leadership.replicas = None;
+        }
+        // Waiting acks=all producers must learn they lost leadership.
+        self.high_watermark.send_modify(|_| {});
+        self.data_arrived.notify_waiters();
     }
 
     pub fn role(&self) -> Role {
@@ -370,21 +617,146 @@ impl Partition {
         self.leadership().leader_epoch
     }
 
-    /// Moves the high watermark up to the lowest log end offset among the in-sync replicas (this leader's
-    /// own is `log_end`). Never moves it back, and a follower is never the one to move it.
-    fn advance_high_watermark(&self, log_end: i64) {
-        let leadership = self.leadership();
-        let Role::Leader { local, isr } = &leadership.role else {
+    pub fn partition_epoch(&self) -> i32 {
+        self.leadership().partition_epoch
+    }
+
+    /// Checks a request's `current_leader_epoch` against this replica's (-1 skips the check, as in Kafka).
+    pub fn check_leader_epoch(&self, requested: i32) -> Result<(), EpochCheck> {
+        let current = self.leader_epoch();
+        match requested {
+            -1 => Ok(()),
+            r if r < current => Err(EpochCheck::Fenced { requested, current }),
+            r if r > current => Err(EpochCheck::Unknown { requested, current }),
+            _ => Ok(()),
+        }
+    }
+
+    /// The committed ISR size while leading (0 otherwise).
+    pub fn isr_len(&self) -> usize {
+        self.leadership()
+            .replicas
+            .as_ref()
+            .map_or(0, |r| r.isr.len())
+    }
+
+    pub fn min_insync_replicas(&self) -> usize {
+        self.min_insync.load(Ordering::Acquire)
+    }
+
+    /// The offset below which this leader's own log is durable: what it fsynced under the default flush
+    /// policy; with a relaxed flush policy (flush.messages > 1) the operator chose the page cache, so its
+    /// log end offset.
+    fn leader_durable_offset(&self, log_end: i64, policy: FlushPolicy) -> i64 {
+        match policy {
+            FlushPolicy::EveryBatch => self.flushed_offset.load(Ordering::Acquire).min(log_end),
+            _ => log_end,
+        }
+    }
+
+    /// Moves the high watermark up to the offset every member of the maximal ISR holds durably (see
+    /// [`ReplicaSet::committed_offset`]). A partition without other replicas keeps the single-node rule:
+    /// the high watermark is the log end offset (acks wait for the fsync themselves). Never moves it back,
+    /// and a follower never moves it.
+    fn advance_high_watermark(&self) {
+        let (log_end, policy) = {
+            let state = self.lock();
+            (state.log.log_end_offset(), state.config.flush)
+        };
+        let durable = self.leader_durable_offset(log_end, policy);
+        let min_insync = self.min_insync_replicas();
+        let committed = {
+            let leadership = self.leadership();
+            let Some(replicas) = &leadership.replicas else {
+                return;
+            };
+            if replicas.is_replicated() {
+                replicas.committed_offset(durable, min_insync)
+            } else if replicas.isr.len() >= min_insync {
+                Some(log_end)
+            } else {
+                None
+            }
+        };
+        let Some(committed) = committed else {
             return;
         };
-        let mut committed = log_end;
-        for replica in isr.iter().filter(|id| *id != local) {
-            match leadership.follower_end_offsets.get(replica) {
-                Some(end) => committed = committed.min(*end),
-                None => return,
+        if self.high_watermark.send_if_modified(|hw| {
+            let moved = committed > *hw;
+            if moved {
+                *hw = committed;
+            }
+            moved
+        }) {
+            // Consumers read up to the high watermark: their long-polls wake when it moves.
+            self.data_arrived.notify_waiters();
+        }
+    }
+
+    /// Records a follower's fetch at `fetch_offset` (durable on that follower) and advances the high
+    /// watermark. Returns false when this replica does not lead.
+    pub fn record_follower_fetch(&self, replica: NodeId, fetch_offset: i64, now_ms: i64) -> bool {
+        let log_end = self.log_end_offset();
+        {
+            let mut leadership = self.leadership();
+            let Some(replicas) = &mut leadership.replicas else {
+                return false;
+            };
+            replicas.record_fetch(replica, fetch_offset, log_end, now_ms);
+        }
+        self.advance_high_watermark();
+        true
+    }
+
+    /// The ISR change this leader should propose now (see [`ReplicaSet::isr_change`]), marked pending so
+    /// the high watermark uses the maximal ISR until the metadata answers.
+    pub fn propose_isr_change(
+        &self,
+        now_ms: i64,
+        lag_max_ms: i64,
+        eligible: impl Fn(NodeId) -> bool,
+    ) -> Option<IsrProposal> {
+        let high_watermark = self.high_watermark();
+        let mut leadership = self.leadership();
+        let epoch_start = leadership.epoch_start;
+        let (leader_epoch, partition_epoch) = (leadership.leader_epoch, leadership.partition_epoch);
+        let replicas = leadership.replicas.as_mut()?;
+        let change =
+            replicas.isr_change(now_ms, lag_max_ms, high_watermark, epoch_start, eligible)?;
+        replicas.pending_isr = Some(change.new_isr.clone());
+        Some(IsrProposal {
+            leader_epoch,
+            partition_epoch,
+            change,
+        })
+    }
+
+    /// Forgets a pending ISR proposal the controller refused, so the next check can propose again.
+    pub fn clear_pending_isr(&self) {
+        if let Some(replicas) = &mut self.leadership().replicas {
+            replicas.pending_isr = None;
+        }
+        self.advance_high_watermark();
+    }
+
+    /// Waits until the high watermark reaches `offset`. Errors (returns the reason) when this replica
+    /// stops leading meanwhile or the ISR falls below min.insync.replicas after the append.
+    pub async fn wait_for_high_watermark(&self, offset: i64) -> Result<(), HighWatermarkWait> {
+        let mut hw = self.high_watermark.subscribe();
+        loop {
+            if *hw.borrow_and_update() >= offset {
+                return Ok(());
+            }
+            if !self.is_leader() {
+                return Err(HighWatermarkWait::NotLeader);
+            }
+            if self.isr_len() < self.min_insync_replicas() {
+                return Err(HighWatermarkWait::NotEnoughReplicas);
+            }
+            if hw.changed().await.is_err() {
+                return Err(HighWatermarkWait::NotLeader);
             }
         }
-        self.high_watermark.fetch_max(committed, Ordering::AcqRel);
     }
 
     pub fn flush_policy(&self) -> FlushPolicy {
@@ -414,7 +786,25 @@ impl Partition {
         })?;
         self.lock().log.mark_flushed(end);
         self.flushed_offset.fetch_max(end, Ordering::AcqRel);
+        // The leader's own durable offset is part of the high watermark of a replicated partition.
+        self.advance_high_watermark();
         Ok(())
+    }
+
+    /// True when this replicated leader has not fsynced up to `offset` (capped at its log end) although
+    /// its flush policy makes the fsync part of the high watermark.
+    pub fn needs_flush_for(&self, offset: i64) -> bool {
+        let (log_end, policy) = {
+            let state = self.lock();
+            (state.log.log_end_offset(), state.config.flush)
+        };
+        policy == FlushPolicy::EveryBatch
+            && self.flushed_offset.load(Ordering::Acquire) < offset.min(log_end)
+            && self
+                .leadership()
+                .replicas
+                .as_ref()
+                .is_some_and(ReplicaSet::is_replicated)
     }
 
     /// Offsets appended but not yet fsynced.
@@ -426,8 +816,19 @@ impl Partition {
         Ok(self.lock().log.read(offset, max_bytes)?)
     }
 
+    /// [`Partition::read`] that returns no batch holding an offset at or above `upper` (the high watermark
+    /// for consumers), so no record above it is ever sent.
+    pub fn read_below(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        upper: i64,
+    ) -> Result<ReadSlice, PartitionError> {
+        Ok(self.lock().log.read_below(offset, max_bytes, upper)?)
+    }
+
     pub fn high_watermark(&self) -> i64 {
-        self.high_watermark.load(Ordering::Acquire)
+        *self.high_watermark.borrow()
     }
 
     pub fn log_start_offset(&self) -> i64 {
@@ -484,7 +885,13 @@ impl Partition {
     pub fn set_config(&self, config: LogConfig) {
         let mut state = self.lock();
         state.log.set_config(config.clone());
+        self.min_insync
+            .store(config.min_insync_replicas, Ordering::Release);
         state.config = config;
+        drop(state);
+        // A lower min.insync.replicas may let the high watermark move; waiters re-check either way.
+        self.advance_high_watermark();
+        self.high_watermark.send_modify(|_| {});
     }
 
     /// One compaction pass if the partition is compacted and due. The slow part (reading, deduplicating and
@@ -505,8 +912,12 @@ impl Partition {
     pub fn apply_retention(&self, now_ms: i64) -> Result<usize, PartitionError> {
         let mut state = self.lock();
         let deleted = state.log.apply_retention(now_ms)?;
-        self.log_start_offset
-            .store(state.log.log_start_offset(), Ordering::Release);
+        let start = state.log.log_start_offset();
+        state
+            .epochs
+            .truncate_from_start(start)
+            .map_err(|e| self.epoch_error(e))?;
+        self.log_start_offset.store(start, Ordering::Release);
         Ok(deleted)
     }
 
@@ -538,6 +949,9 @@ impl Partition {
             .log
     }
 }
+
+#[cfg(test)]
+mod replication_tests;
 
 #[cfg(test)]
 mod tests {

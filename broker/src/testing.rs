@@ -22,6 +22,8 @@ use kafka_protocol::{
 use tempfile::TempDir;
 use tokio::task::JoinHandle;
 
+pub mod replicated;
+
 /// The client id of every request the fixture sends (Kafka reports it in DescribeGroups, and group member ids
 /// start with it).
 pub const CLIENT_ID: &str = "tributary-test";

@@ -234,6 +234,19 @@ fn seeds() -> Vec<Vec<u8>> {
             ]);
         seeds.push(frame(v, &request));
     }
+    for v in versions(ApiKey::OffsetForLeaderEpoch) {
+        let request = kafka_protocol::messages::OffsetForLeaderEpochRequest::default()
+            .with_replica_id((-1).into())
+            .with_topics(vec![
+                kafka_protocol::messages::offset_for_leader_epoch_request::OffsetForLeaderTopic::default()
+                    .with_topic(topic())
+                    .with_partitions(vec![
+                        kafka_protocol::messages::offset_for_leader_epoch_request::OffsetForLeaderPartition::default()
+                            .with_leader_epoch(0),
+                    ]),
+            ]);
+        seeds.push(frame(v, &request));
+    }
     // Every advertised API has seeds, so a newly advertised API cannot go unfuzzed.
     for (api, _) in tributary_broker::protocol::SUPPORTED_APIS {
         let key = *api as i16;

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{
-    image::{MetadataImage, NodeId, PartitionRegistration, TopicMetadata},
+    image::{MetadataImage, NodeId, PartitionChange, PartitionRegistration, TopicMetadata},
     publisher::{ApplyError, MetadataPublisher, PublishError},
     store::{MetadataChange, MetadataError},
 };
@@ -119,6 +119,49 @@ impl From<PublishError> for TopicError {
             e @ PublishError::Following => TopicError::Internal(e.to_string()),
         }
     }
+}
+
+/// A leader's request to change a partition's ISR (Kafka's AlterPartition, key 56, in the broker's terms).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlterPartitionRequest {
+    pub topic: String,
+    pub partition: i32,
+    pub leader_id: NodeId,
+    /// The leader epoch and partition epoch the leader computed the change under.
+    pub leader_epoch: i32,
+    pub partition_epoch: i32,
+    pub new_isr: Vec<NodeId>,
+}
+
+/// Why an ISR change was refused; each maps to Kafka's AlterPartition error. Crosses the controller
+/// listener, so it carries only data.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+pub enum AlterPartitionError {
+    #[error("partition {topic}-{partition} does not exist")]
+    UnknownTopicOrPartition { topic: String, partition: i32 },
+    /// FENCED_LEADER_EPOCH: the requester is not the leader of the current epoch.
+    #[error("leader {leader_id} epoch {requested} is not the current leader {current_leader} epoch {current}")]
+    FencedLeaderEpoch {
+        leader_id: NodeId,
+        requested: i32,
+        current_leader: NodeId,
+        current: i32,
+    },
+    /// INVALID_UPDATE_VERSION: the change was computed on an older registration.
+    #[error("partition epoch {requested} is not the current {current}")]
+    InvalidUpdateVersion { requested: i32, current: i32 },
+    /// INELIGIBLE_REPLICA: a new ISR member is not a replica, or its broker is fenced or unregistered.
+    #[error("broker {0} cannot join the ISR")]
+    IneligibleReplica(NodeId),
+    /// INVALID_REQUEST: the leader must stay in the ISR.
+    #[error("the new ISR {0:?} does not contain the leader")]
+    LeaderNotInIsr(Vec<NodeId>),
+    /// Storing the change failed on the active controller.
+    #[error("storing the ISR change failed: {0}")]
+    Store(String),
+    /// No active controller took the request in time.
+    #[error("no active controller: {0}")]
+    Controller(String),
 }
 
 /// How the partitions of a new topic are to be placed.
@@ -435,6 +478,101 @@ impl Controller {
         let _admin = self.topic_admin.lock().await;
         let (_, index) = self.submit(vec![change]).await?;
         Ok((CallOutput::Done, index))
+    }
+
+    /// AlterPartition: checks a leader's proposed ISR against the current registration and commits it as a
+    /// `ChangePartition` (the store bumps the partition epoch). The leader applies the new ISR when the
+    /// published registration reaches it, not when this returns.
+    pub async fn alter_partition(
+        &self,
+        request: AlterPartitionRequest,
+    ) -> Result<PartitionRegistration, AlterPartitionError> {
+        match self.call(ControllerCall::AlterPartition(request)).await {
+            Ok(CallOutput::Partition(result)) => result,
+            Ok(other) => Err(AlterPartitionError::Controller(
+                calls::unexpected(&other).to_string(),
+            )),
+            Err(e) => Err(AlterPartitionError::Controller(crate::error_chain(&e))),
+        }
+    }
+
+    async fn alter_partition_here(
+        &self,
+        request: AlterPartitionRequest,
+    ) -> Result<(CallOutput, u64), TopicError> {
+        let (result, index) = match self.decide_alter_partition(request).await {
+            Ok((registration, index)) => (Ok(registration), index),
+            // Lost leadership mid-way: the caller retries with the new active controller.
+            Err(AlterPartitionError::Controller(reason)) => {
+                return Err(TopicError::ControllerUnavailable(reason))
+            }
+            Err(refused) => (Err(refused), 0),
+        };
+        Ok((CallOutput::Partition(result), index))
+    }
+
+    async fn decide_alter_partition(
+        &self,
+        request: AlterPartitionRequest,
+    ) -> Result<(PartitionRegistration, u64), AlterPartitionError> {
+        let _admin = self.topic_admin.lock().await;
+        let image = self.image();
+        let current = image
+            .partition(&request.topic, request.partition)
+            .ok_or_else(|| AlterPartitionError::UnknownTopicOrPartition {
+                topic: request.topic.clone(),
+                partition: request.partition,
+            })?;
+        if current.leader != request.leader_id || current.leader_epoch != request.leader_epoch {
+            return Err(AlterPartitionError::FencedLeaderEpoch {
+                leader_id: request.leader_id,
+                requested: request.leader_epoch,
+                current_leader: current.leader,
+                current: current.leader_epoch,
+            });
+        }
+        if current.partition_epoch != request.partition_epoch {
+            return Err(AlterPartitionError::InvalidUpdateVersion {
+                requested: request.partition_epoch,
+                current: current.partition_epoch,
+            });
+        }
+        if !request.new_isr.contains(&request.leader_id) {
+            return Err(AlterPartitionError::LeaderNotInIsr(request.new_isr));
+        }
+        for member in &request.new_isr {
+            let joining = !current.isr.contains(member);
+            let eligible = current.replicas.contains(member)
+                && (!joining || image.live_broker(*member).is_some());
+            if !eligible {
+                return Err(AlterPartitionError::IneligibleReplica(*member));
+            }
+        }
+        let (image, index) = self
+            .submit(vec![MetadataChange::ChangePartition {
+                topic: request.topic.clone(),
+                partition: request.partition,
+                change: PartitionChange {
+                    isr: Some(request.new_isr.clone()),
+                    ..PartitionChange::default()
+                },
+            }])
+            .await
+            .map_err(|e| match e {
+                TopicError::ControllerUnavailable(reason) => {
+                    AlterPartitionError::Controller(reason)
+                }
+                other => AlterPartitionError::Store(crate::error_chain(&other)),
+            })?;
+        tracing::info!(topic = %request.topic, partition = request.partition, isr = ?request.new_isr, "ISR changed");
+        let registration = image
+            .partition(&request.topic, request.partition)
+            .cloned()
+            .ok_or(AlterPartitionError::UnknownTopicOrPartition {
+                topic: request.topic,
+                partition: request.partition,
+            })?;
+        Ok((registration, index))
     }
 
     /// Hands out a producer id, reserving a new block from the (active) controller when the current one is

@@ -424,7 +424,7 @@ fn invalid_combinations_say_what_to_fix() {
         ),
         (
             with(combined(), "min.insync.replicas", "0"),
-            r#"invalid value "0" for min.insync.replicas: expected an integer in range"#,
+            r#"invalid value "0" for min.insync.replicas: min.insync.replicas must be an integer >= 1, got "0""#,
         ),
         (
             with(combined(), "broker.heartbeat.interval.ms", "9000"),

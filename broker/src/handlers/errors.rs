@@ -12,7 +12,7 @@ use kafka_protocol::messages::{
     FetchResponse, FindCoordinatorResponse, HeartbeatResponse, IncrementalAlterConfigsResponse,
     InitProducerIdResponse, JoinGroupResponse, LeaveGroupResponse, ListGroupsResponse,
     ListOffsetsResponse, MetadataResponse, OffsetCommitResponse, OffsetDeleteResponse,
-    OffsetFetchResponse, ProduceResponse, SyncGroupResponse,
+    OffsetFetchResponse, OffsetForLeaderEpochResponse, ProduceResponse, SyncGroupResponse,
 };
 
 /// A response that can say whether it carries an error code.
@@ -131,6 +131,15 @@ impl ResponseErrors for ProduceResponse {
         self.responses
             .iter()
             .any(|t| t.partition_responses.iter().any(|p| p.error_code != 0))
+    }
+}
+
+impl ResponseErrors for OffsetForLeaderEpochResponse {
+    fn has_error(&self) -> bool {
+        self.topics
+            .iter()
+            .flat_map(|t| &t.partitions)
+            .any(|p| p.error_code != 0)
     }
 }
 

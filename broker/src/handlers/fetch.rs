@@ -2,6 +2,13 @@
 //! offset (the client skips records before it) and holds whole batches, within the per-partition and total
 //! byte limits; the first partition with data always gets at least one batch. Record bytes are not copied:
 //! they go from the segment file to the socket with sendfile (see `protocol::splice`).
+//!
+//! Two kinds of fetchers: consumers (replica id -1) read up to the high watermark and never get a record
+//! above it; followers (replica id >= 0: `replica_id` before v15, `replica_state.replica_id` from v15) read up
+//! to the log end offset, and their fetch offset is recorded as their progress. A follower fsyncs what it
+//! appended before it fetches again, so its fetch offset is durable on it: that is how it reports durability
+//! over Kafka's Fetch without a new field. A follower whose `last_fetched_epoch` disagrees with this leader's
+//! epoch cache gets `diverging_epoch` instead of records (KIP-595's truncation without a round trip).
 
 use std::{
     sync::Arc,
@@ -11,7 +18,9 @@ use std::{
 use bytes::Bytes;
 use kafka_protocol::{
     messages::{
-        fetch_response::{FetchableTopicResponse, PartitionData},
+        fetch_response::{
+            EpochEndOffset, FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint, PartitionData,
+        },
         BrokerId, FetchRequest, FetchResponse, TopicName,
     },
     protocol::StrBytes,
@@ -19,9 +28,9 @@ use kafka_protocol::{
 };
 use uuid::Uuid;
 
-use super::code;
+use super::{code, epoch_check_error, leader_hint, RequestContext};
 use crate::{
-    handlers::RequestContext,
+    cluster::image::MetadataImage,
     log::LogError,
     partition::{Partition, PartitionError},
     server::splice::{placeholder, SendfileSlice},
@@ -33,7 +42,33 @@ const MAX_WAIT: Duration = Duration::from_secs(30);
 struct Wanted {
     topic: Option<String>,
     topic_id: Uuid,
-    partitions: Vec<(i32, i64, usize)>,
+    partitions: Vec<WantedPartition>,
+}
+
+struct WantedPartition {
+    index: i32,
+    offset: i64,
+    max_bytes: usize,
+    current_leader_epoch: i32,
+    last_fetched_epoch: i32,
+}
+
+/// Why a hosted partition answers with an error before any read.
+enum Refused {
+    Unknown,
+    /// Not the leader: the error and the leader hint to send.
+    NotLeader(ResponseError),
+    Epoch(ResponseError),
+}
+
+/// The follower's broker id, or None for a consumer.
+fn replica_id(request: &FetchRequest, version: i16) -> Option<i32> {
+    let id = if version >= 15 {
+        request.replica_state.replica_id.0
+    } else {
+        request.replica_id.0
+    };
+    (id >= 0).then_some(id)
 }
 
 pub async fn handle(
@@ -49,6 +84,7 @@ pub async fn handle(
         );
     }
     let by_id = ctx.version >= 13;
+    let follower = replica_id(&request, ctx.version);
     let image = &ctx.image;
     let wanted: Vec<Wanted> = request
         .topics
@@ -65,26 +101,39 @@ pub async fn handle(
                 partitions: t
                     .partitions
                     .into_iter()
-                    .map(|p| {
-                        (
-                            p.partition,
-                            p.fetch_offset,
-                            p.partition_max_bytes.max(0) as usize,
-                        )
+                    .map(|p| WantedPartition {
+                        index: p.partition,
+                        offset: p.fetch_offset,
+                        max_bytes: p.partition_max_bytes.max(0) as usize,
+                        current_leader_epoch: p.current_leader_epoch,
+                        last_fetched_epoch: p.last_fetched_epoch,
                     })
                     .collect(),
             }
         })
         .collect();
-    let partitions: Vec<Vec<Option<Arc<Partition>>>> = wanted
+    let now = crate::clock::now_ms();
+    let partitions: Vec<Vec<Result<Arc<Partition>, Refused>>> = wanted
         .iter()
         .map(|w| {
             w.partitions
                 .iter()
-                .map(|(index, _, _)| {
-                    w.topic
+                .map(|p| {
+                    let partition = w
+                        .topic
                         .as_deref()
-                        .and_then(|t| ctx.broker.replicas.leader(t, *index).ok())
+                        .and_then(|t| ctx.broker.replicas.partition(t, p.index))
+                        .ok_or(Refused::Unknown)?;
+                    if let Err(e) = partition.check_leader_epoch(p.current_leader_epoch) {
+                        return Err(Refused::Epoch(epoch_check_error(&e)));
+                    }
+                    if !partition.is_leader() {
+                        return Err(Refused::NotLeader(ResponseError::NotLeaderOrFollower));
+                    }
+                    if let Some(replica) = follower {
+                        record_follower_progress(&partition, replica, p.offset, now);
+                    }
+                    Ok(partition)
                 })
                 .collect()
         })
@@ -100,11 +149,20 @@ pub async fn handle(
         let arrivals: Vec<_> = partitions
             .iter()
             .flatten()
-            .flatten()
+            .filter_map(|p| p.as_ref().ok())
             .map(|p| Box::pin(p.data_arrived()))
             .collect();
-        let (response, slices, sent, has_error) =
-            build(ctx.version, by_id, &wanted, &partitions, max_bytes);
+        let (response, slices, sent, has_error) = build(
+            &Build {
+                version: ctx.version,
+                by_id,
+                follower: follower.is_some(),
+                image,
+            },
+            &wanted,
+            &partitions,
+            max_bytes,
+        );
         let bytes: u64 = sent.iter().map(|(_, bytes, _)| bytes).sum();
         let now = Instant::now();
         if bytes >= min_bytes as u64 || has_error || now >= deadline || arrivals.is_empty() {
@@ -123,24 +181,84 @@ pub async fn handle(
     }
 }
 
+/// Records a follower's fetch offset on the leader. The follower fsynced everything below it; if this
+/// leader has not fsynced that far itself (acks=0/1 writes under the default flush policy wait for no one),
+/// it does so now, since the high watermark needs the leader's own copy durable too.
+fn record_follower_progress(partition: &Arc<Partition>, replica: i32, offset: i64, now_ms: i64) {
+    partition.record_follower_fetch(replica, offset, now_ms);
+    if partition.needs_flush_for(offset) {
+        let partition = Arc::clone(partition);
+        tokio::spawn(async move {
+            if let Err(e) = partition.flush_until(offset).await {
+                tracing::error!(topic = %partition.topic, partition = partition.index, error = %crate::error_chain(&e), "leader fsync for a follower's progress failed");
+            }
+        });
+    }
+}
+
 /// What a built response sends from each partition: (partition, bytes, records).
 type Sent<'a> = Vec<(&'a Partition, u64, u64)>;
 
-fn build<'a>(
+struct Build<'a> {
     version: i16,
     by_id: bool,
+    follower: bool,
+    image: &'a MetadataImage,
+}
+
+/// The leader of a partition as the image knows it, and its client endpoint, for NOT_LEADER_OR_FOLLOWER
+/// and FENCED_LEADER_EPOCH answers (KIP-951: v12+ `current_leader`, v16+ `node_endpoints`).
+fn hint(
+    image: &MetadataImage,
+    topic: Option<&str>,
+    index: i32,
+    endpoints: &mut Vec<NodeEndpoint>,
+) -> LeaderIdAndEpoch {
+    let Some(super::LeaderHint {
+        leader,
+        epoch,
+        endpoint,
+    }) = topic.and_then(|t| leader_hint(image, t, index))
+    else {
+        return LeaderIdAndEpoch::default();
+    };
+    if let Some((host, port, rack)) = endpoint {
+        if !endpoints.iter().any(|e| e.node_id.0 == leader) {
+            endpoints.push(
+                NodeEndpoint::default()
+                    .with_node_id(BrokerId(leader))
+                    .with_host(StrBytes::from_string(host))
+                    .with_port(port)
+                    .with_rack(rack.map(StrBytes::from_string)),
+            );
+        }
+    }
+    LeaderIdAndEpoch::default()
+        .with_leader_id(BrokerId(leader))
+        .with_leader_epoch(epoch)
+}
+
+fn build<'a>(
+    how: &Build<'_>,
     wanted: &[Wanted],
-    partitions: &'a [Vec<Option<Arc<Partition>>>],
+    partitions: &'a [Vec<Result<Arc<Partition>, Refused>>],
     max_bytes: usize,
 ) -> (FetchResponse, Vec<SendfileSlice>, Sent<'a>, bool) {
+    let (version, by_id) = (how.version, how.by_id);
     let mut slices = Vec::new();
     let mut sent = Vec::new();
     let mut total = 0usize;
     let mut has_error = false;
+    let mut endpoints = Vec::new();
     let mut responses = Vec::with_capacity(wanted.len());
     for (w, hosted) in wanted.iter().zip(partitions) {
         let mut out = Vec::with_capacity(w.partitions.len());
-        for (&(index, offset, partition_max), partition) in w.partitions.iter().zip(hosted) {
+        for (wanted_partition, partition) in w.partitions.iter().zip(hosted) {
+            let (index, offset, partition_max) = (
+                wanted_partition.index,
+                wanted_partition.offset,
+                wanted_partition.max_bytes,
+            );
             let data = PartitionData::default()
                 .with_partition_index(index)
                 .with_high_watermark(-1)
@@ -148,15 +266,29 @@ fn build<'a>(
                 .with_log_start_offset(-1)
                 .with_preferred_read_replica(BrokerId(-1))
                 .with_records(Some(Bytes::new()));
-            let Some(partition) = partition else {
-                has_error = true;
-                let error = if by_id {
-                    ResponseError::UnknownTopicId
-                } else {
-                    ResponseError::UnknownTopicOrPartition
-                };
-                out.push(data.with_error_code(code(error)));
-                continue;
+            let partition = match partition {
+                Ok(partition) => partition,
+                Err(Refused::Unknown) => {
+                    has_error = true;
+                    let error = if by_id {
+                        ResponseError::UnknownTopicId
+                    } else {
+                        ResponseError::UnknownTopicOrPartition
+                    };
+                    out.push(data.with_error_code(code(error)));
+                    continue;
+                }
+                Err(Refused::NotLeader(error) | Refused::Epoch(error)) => {
+                    has_error = true;
+                    let current_leader = hint(how.image, w.topic.as_deref(), index, &mut endpoints);
+                    let data = data.with_error_code(code(*error));
+                    out.push(if version >= 12 {
+                        data.with_current_leader(current_leader)
+                    } else {
+                        data
+                    });
+                    continue;
+                }
             };
             let high_watermark = partition.high_watermark();
             let data = data
@@ -167,17 +299,37 @@ fn build<'a>(
                 } else {
                     -1
                 });
-            if offset > high_watermark || offset < partition.log_start_offset() {
+            // Followers read up to the log end, consumers up to the high watermark.
+            let upper = if how.follower {
+                partition.log_end_offset()
+            } else {
+                high_watermark
+            };
+            if how.follower && version >= 12 && wanted_partition.last_fetched_epoch >= 0 {
+                let requested = wanted_partition.last_fetched_epoch;
+                let (epoch, end_offset) = partition.end_offset_for_epoch(requested);
+                if epoch != requested || end_offset < offset {
+                    out.push(
+                        data.with_diverging_epoch(
+                            EpochEndOffset::default()
+                                .with_epoch(epoch)
+                                .with_end_offset(end_offset),
+                        ),
+                    );
+                    continue;
+                }
+            }
+            if offset > upper || offset < partition.log_start_offset() {
                 has_error = true;
                 out.push(data.with_error_code(code(ResponseError::OffsetOutOfRange)));
                 continue;
             }
             let budget = partition_max.min(max_bytes.saturating_sub(total));
-            if offset == high_watermark || budget == 0 {
+            if offset == upper || budget == 0 {
                 out.push(data);
                 continue;
             }
-            match partition.read(offset, budget) {
+            match partition.read_below(offset, budget, upper) {
                 // Only the first partition with data may exceed the limits (to make progress past a batch
                 // larger than the limit); later ones wait for the next fetch.
                 Ok(slice) if slice.len > 0 && (total == 0 || slice.len <= budget) => {
@@ -214,10 +366,11 @@ fn build<'a>(
                 .with_partitions(out),
         );
     }
-    (
-        FetchResponse::default().with_responses(responses),
-        slices,
-        sent,
-        has_error,
-    )
+    let response = FetchResponse::default().with_responses(responses);
+    let response = if version >= 16 {
+        response.with_node_endpoints(endpoints)
+    } else {
+        response
+    };
+    (response, slices, sent, has_error)
 }

@@ -8,7 +8,7 @@ use kafka_protocol::{
     ResponseError,
 };
 
-use super::{code, not_served_code, RequestContext};
+use super::{code, epoch_check_error, not_served_code, RequestContext};
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
@@ -35,6 +35,9 @@ pub async fn handle(ctx: &RequestContext<'_>, request: ListOffsetsRequest) -> Li
                         Ok(partition) => partition,
                         Err(e) => return response.with_error_code(not_served_code(&e)),
                     };
+                    if let Err(e) = partition.check_leader_epoch(p.current_leader_epoch) {
+                        return response.with_error_code(code(epoch_check_error(&e)));
+                    }
                     let response = match ctx.image.partition(&name, p.partition_index) {
                         Some(registration) if ctx.version >= 4 => {
                             response.with_leader_epoch(registration.leader_epoch)

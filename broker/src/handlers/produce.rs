@@ -1,19 +1,25 @@
 //! Produce (key 0): appends each partition's record batch, bytes as the producer sent them (offsets assigned
 //! in the batch header), then answers according to `acks`. With the default flush policy a write is
-//! acknowledged only after it is fsynced; concurrent producers share fsyncs (group commit).
+//! acknowledged only after it is fsynced; concurrent producers share fsyncs (group commit). acks=1 means "in
+//! the leader's log, fsynced"; acks=all also waits until the high watermark covers the batch, i.e. every
+//! in-sync replica holds it durably, within the request's timeout, and is refused up front when the ISR is
+//! smaller than `min.insync.replicas`.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use bytes::BytesMut;
 use kafka_protocol::{
     messages::{
-        produce_response::{PartitionProduceResponse, TopicProduceResponse},
-        ProduceRequest, ProduceResponse, TopicName,
+        produce_response::{
+            LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse, TopicProduceResponse,
+        },
+        BrokerId, ProduceRequest, ProduceResponse, TopicName,
     },
+    protocol::StrBytes,
     ResponseError,
 };
 
-use super::{code, message, not_served_code, RequestContext};
+use super::{code, leader_hint, message, not_served_code, RequestContext};
 
 /// Error messages exist in Produce responses from v8 on.
 fn versioned_message(
@@ -31,7 +37,8 @@ use crate::{
     error_chain,
     log::{FlushPolicy, LogError},
     metrics::BrokerMetrics,
-    partition::{producer_state::ProducerStateError, Partition, PartitionError},
+    partition::{producer_state::ProducerStateError, HighWatermarkWait, Partition, PartitionError},
+    replication::manager::NotServed,
 };
 
 /// The Kafka error code and message for a failed append.
@@ -51,7 +58,9 @@ pub(crate) fn partition_error(error: &PartitionError) -> (ResponseError, String)
         PartitionError::Producer(ProducerStateError::OutOfOrder { .. }) => {
             ResponseError::OutOfOrderSequenceNumber
         }
-        PartitionError::Flush { .. } => ResponseError::KafkaStorageError,
+        PartitionError::Flush { .. } | PartitionError::LeaderEpoch { .. } => {
+            ResponseError::KafkaStorageError
+        }
         PartitionError::Log(
             LogError::CreateDir { .. }
             | LogError::ListDir { .. }
@@ -70,7 +79,8 @@ pub(crate) fn partition_error(error: &PartitionError) -> (ResponseError, String)
             LogError::EncodeBatch { .. }
             | LogError::CorruptCleanerCheckpoint { .. }
             | LogError::CorruptSegment { .. }
-            | LogError::UnexpectedFile { .. },
+            | LogError::UnexpectedFile { .. }
+            | LogError::UnexpectedAppendOffset { .. },
         ) => ResponseError::KafkaStorageError,
     };
     (kind, error_chain(error))
@@ -82,6 +92,10 @@ pub struct Appended {
     response: ProduceResponse,
     /// (partition slot, topic slot, partition, offset that must be durable).
     pending_flushes: Vec<(usize, usize, Arc<Partition>, i64)>,
+    /// acks=all: (partition slot, topic slot, partition, offset the high watermark must reach).
+    pending_replication: Vec<(usize, usize, Arc<Partition>, i64)>,
+    /// The request's `timeout_ms`: how long acks=all waits for the in-sync replicas.
+    timeout: Duration,
     version: i16,
 }
 
@@ -108,6 +122,35 @@ impl Appended {
                 slot.error_message = versioned_message(self.version, text);
             }
         }
+        if self.pending_replication.is_empty() {
+            return self.response;
+        }
+        let _waiting = metrics.produce_waiting();
+        let waits = self
+            .pending_replication
+            .iter()
+            .map(|(_, _, partition, offset)| {
+                tokio::time::timeout(self.timeout, partition.wait_for_high_watermark(*offset))
+            });
+        let results = futures_util::future::join_all(waits).await;
+        for ((partition_slot, topic_slot, _, _), result) in
+            self.pending_replication.iter().zip(results)
+        {
+            let slot =
+                &mut self.response.responses[*topic_slot].partition_responses[*partition_slot];
+            if slot.error_code != 0 {
+                continue;
+            }
+            let error = match result {
+                Ok(Ok(())) => continue,
+                Ok(Err(HighWatermarkWait::NotEnoughReplicas)) => {
+                    ResponseError::NotEnoughReplicasAfterAppend
+                }
+                Ok(Err(HighWatermarkWait::NotLeader)) => ResponseError::NotLeaderOrFollower,
+                Err(_elapsed) => ResponseError::RequestTimedOut,
+            };
+            slot.error_code = code(error);
+        }
         self.response
     }
 }
@@ -126,6 +169,8 @@ pub fn append(ctx: &RequestContext<'_>, request: ProduceRequest) -> Option<Appen
     };
     let now = now_ms();
     let mut pending_flushes = Vec::new();
+    let mut pending_replication = Vec::new();
+    let mut node_endpoints: Vec<NodeEndpoint> = Vec::new();
     let mut responses = Vec::with_capacity(request.topic_data.len());
     for topic in request.topic_data {
         let name = topic.name.0.to_string();
@@ -143,10 +188,36 @@ pub fn append(ctx: &RequestContext<'_>, request: ProduceRequest) -> Option<Appen
             let partition = match ctx.broker.replicas.leader(&name, data.index) {
                 Ok(partition) => partition,
                 Err(e) => {
-                    partitions.push(response.with_error_code(not_served_code(&e)));
+                    let response = response.with_error_code(not_served_code(&e));
+                    let not_leader = matches!(e, NotServed::NotLeader { .. });
+                    partitions.push(if not_leader && ctx.version >= 10 {
+                        response.with_current_leader(current_leader(
+                            &ctx.image,
+                            &name,
+                            data.index,
+                            &mut node_endpoints,
+                        ))
+                    } else {
+                        response
+                    });
                     continue;
                 }
             };
+            if acks == -1 && partition.isr_len() < partition.min_insync_replicas() {
+                partitions.push(
+                    response
+                        .with_error_code(code(ResponseError::NotEnoughReplicas))
+                        .with_error_message(versioned_message(
+                            ctx.version,
+                            format!(
+                                "{} in-sync replicas, min.insync.replicas is {}",
+                                partition.isr_len(),
+                                partition.min_insync_replicas()
+                            ),
+                        )),
+                );
+                continue;
+            }
             let Some(records) = data.records else {
                 partitions.push(
                     response
@@ -164,6 +235,14 @@ pub fn append(ctx: &RequestContext<'_>, request: ProduceRequest) -> Option<Appen
                         && !outcome.duplicate
                     {
                         pending_flushes.push((
+                            partitions.len(),
+                            responses.len(),
+                            partition.clone(),
+                            outcome.last_offset + 1,
+                        ));
+                    }
+                    if acks == -1 {
+                        pending_replication.push((
                             partitions.len(),
                             responses.len(),
                             partition.clone(),
@@ -202,9 +281,48 @@ pub fn append(ctx: &RequestContext<'_>, request: ProduceRequest) -> Option<Appen
     if acks == 0 {
         return None;
     }
+    let response = ProduceResponse::default().with_responses(responses);
     Some(Appended {
-        response: ProduceResponse::default().with_responses(responses),
+        response: if ctx.version >= 10 {
+            response.with_node_endpoints(node_endpoints)
+        } else {
+            response
+        },
         pending_flushes,
+        pending_replication,
+        timeout: Duration::from_millis(u64::try_from(request.timeout_ms).unwrap_or(0)),
         version: ctx.version,
     })
+}
+
+/// KIP-951: the leader this broker knows for a partition it does not lead, with its endpoint added to
+/// `endpoints` once.
+fn current_leader(
+    image: &crate::cluster::image::MetadataImage,
+    topic: &str,
+    index: i32,
+    endpoints: &mut Vec<NodeEndpoint>,
+) -> LeaderIdAndEpoch {
+    let Some(super::LeaderHint {
+        leader,
+        epoch,
+        endpoint,
+    }) = leader_hint(image, topic, index)
+    else {
+        return LeaderIdAndEpoch::default();
+    };
+    if let Some((host, port, rack)) = endpoint {
+        if !endpoints.iter().any(|e| e.node_id.0 == leader) {
+            endpoints.push(
+                NodeEndpoint::default()
+                    .with_node_id(BrokerId(leader))
+                    .with_host(StrBytes::from_string(host))
+                    .with_port(port)
+                    .with_rack(rack.map(StrBytes::from_string)),
+            );
+        }
+    }
+    LeaderIdAndEpoch::default()
+        .with_leader_id(BrokerId(leader))
+        .with_leader_epoch(epoch)
 }

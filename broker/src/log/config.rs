@@ -33,6 +33,9 @@ pub struct LogConfig {
     pub min_cleanable_dirty_ratio: f64,
     /// `min.compaction.lag.ms`: a segment whose newest timestamp is younger than this is not cleaned. Default 0.
     pub min_compaction_lag_ms: i64,
+    /// `min.insync.replicas`: acks=all needs at least this many in-sync replicas, and the high watermark
+    /// does not move with fewer. Not used by the log itself; the partition reads it. Default 1.
+    pub min_insync_replicas: usize,
 }
 
 impl Default for LogConfig {
@@ -51,6 +54,7 @@ impl Default for LogConfig {
             delete_retention_ms: 24 * 60 * 60 * 1000,
             min_cleanable_dirty_ratio: 0.5,
             min_compaction_lag_ms: 0,
+            min_insync_replicas: 1,
         }
     }
 }

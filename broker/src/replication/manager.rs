@@ -5,14 +5,25 @@
 //!
 //! It never changes the metadata. Must never hold a lock across I/O: the log manager owns the map.
 
-use std::{collections::BTreeMap, sync::Arc};
+use std::{
+    collections::BTreeMap,
+    sync::{Arc, RwLock},
+    time::Duration,
+};
 
+use tokio::sync::watch;
+
+use super::{
+    fetcher::FetchAssignments,
+    isr::{AlterPartitionRequest, IsrProposer},
+};
 use crate::{
     cluster::{
-        image::{MetadataDelta, MetadataImage, NodeId, TopicMetadata},
+        image::{MetadataDelta, MetadataImage, NodeId, TopicMetadata, NO_LEADER},
         publisher::MetadataSubscriber,
     },
-    config::resolve_log_config,
+    config::{resolve_log_config, ReplicationConfig},
+    error_chain,
     log::LogConfig,
     log_manager::{LogManager, LogManagerError},
     partition::Partition,
@@ -42,6 +53,13 @@ pub struct ReplicaManager {
     logs: Arc<LogManager>,
     /// Static broker defaults of topic configs, below the image's dynamic ones.
     topic_defaults: BTreeMap<String, String>,
+    replication: ReplicationConfig,
+    /// What the follower fetchers copy, from whom.
+    assignments: Arc<FetchAssignments>,
+    /// Where leaders send ISR changes; set once the controller exists (it is built after this manager).
+    isr_proposer: RwLock<Option<Arc<dyn IsrProposer>>>,
+    /// The last image applied, for broker liveness in ISR expansion.
+    image: RwLock<Arc<MetadataImage>>,
 }
 
 impl ReplicaManager {
@@ -54,6 +72,104 @@ impl ReplicaManager {
             local,
             logs,
             topic_defaults,
+            replication: ReplicationConfig::default(),
+            assignments: Arc::default(),
+            isr_proposer: RwLock::new(None),
+            image: RwLock::new(Arc::default()),
+        }
+    }
+
+    /// Sets the `replica.*` settings (Kafka's defaults otherwise).
+    pub fn with_replication(mut self, replication: ReplicationConfig) -> Self {
+        self.replication = replication;
+        self
+    }
+
+    /// Where this broker's leaders propose ISR changes.
+    pub fn set_isr_proposer(&self, proposer: Arc<dyn IsrProposer>) {
+        *self
+            .isr_proposer
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(proposer);
+    }
+
+    pub fn fetch_assignments(&self) -> Arc<FetchAssignments> {
+        Arc::clone(&self.assignments)
+    }
+
+    /// The leader's address on the inter-broker listener.
+    fn source_address(&self, image: &MetadataImage, leader: NodeId) -> Option<String> {
+        let broker = image.brokers.get(&leader)?;
+        let endpoint = broker.endpoint(&self.replication.inter_broker_listener)?;
+        Some(format!("{}:{}", endpoint.host, endpoint.port))
+    }
+
+    /// The replication background work until `shutdown`: follower fetchers and the leaders' ISR checks.
+    /// With nothing to follow and no replicated partition it only ticks.
+    pub async fn run(self: Arc<Self>, shutdown: watch::Receiver<bool>) {
+        let fetchers = tokio::spawn(super::fetcher::run(
+            Arc::clone(&self),
+            self.replication.clone(),
+            shutdown.clone(),
+        ));
+        let isr = tokio::spawn(Arc::clone(&self).isr_checks(shutdown));
+        let _ = fetchers.await;
+        let _ = isr.await;
+    }
+
+    /// Every `replica.lag.time.max.ms / 2` (Kafka's schedule), each leader proposes the ISR change its
+    /// followers' progress calls for.
+    async fn isr_checks(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let lag = self.replication.lag_time_max_ms;
+        let mut interval =
+            tokio::time::interval(Duration::from_millis((lag / 2).clamp(10, 30_000)));
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = interval.tick() => self.check_isrs().await,
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+
+    /// One pass of ISR checks over the partitions this broker leads.
+    pub async fn check_isrs(&self) {
+        let proposer = self
+            .isr_proposer
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone();
+        let Some(proposer) = proposer else {
+            return;
+        };
+        let image = Arc::clone(
+            &self
+                .image
+                .read()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+        );
+        let lag = i64::try_from(self.replication.lag_time_max_ms).unwrap_or(i64::MAX);
+        for partition in self.all_partitions() {
+            let now = crate::clock::now_ms();
+            let Some(proposal) =
+                partition.propose_isr_change(now, lag, |id| image.live_broker(id).is_some())
+            else {
+                continue;
+            };
+            tracing::info!(topic = %partition.topic, partition = partition.index, shrunk = ?proposal.change.shrunk,
+                expanded = ?proposal.change.expanded, "proposing an ISR change");
+            let request = AlterPartitionRequest {
+                topic: partition.topic.clone(),
+                partition: partition.index,
+                leader_id: self.local,
+                leader_epoch: proposal.leader_epoch,
+                partition_epoch: proposal.partition_epoch,
+                new_isr: proposal.change.new_isr,
+            };
+            if let Err(e) = proposer.alter_partition(request).await {
+                tracing::warn!(topic = %partition.topic, partition = partition.index, error = %error_chain(&e), "ISR change refused");
+                partition.clear_pending_isr();
+            }
         }
     }
 
@@ -98,14 +214,25 @@ impl ReplicaManager {
     fn apply_delta(
         &self,
         delta: &MetadataDelta,
-        image: &MetadataImage,
+        image: &Arc<MetadataImage>,
     ) -> Result<(), ApplyFailures> {
+        *self
+            .image
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::clone(image);
         for topic in &delta.deleted_topics {
             for index in 0..topic.partition_count() {
                 let hosted = self.partition(&topic.name, index);
                 if hosted.is_some_and(|p| p.topic_id == topic.id) {
+                    self.assignments.stop(&topic.name, index);
                     self.logs.delete_partition(&topic.name, index);
                 }
+            }
+        }
+        if delta.brokers_changed {
+            for source in self.assignments.source_ids() {
+                self.assignments
+                    .set_address(source, self.source_address(image, source));
             }
         }
         let mut failures = Vec::new();
@@ -119,6 +246,7 @@ impl ReplicaManager {
                 || (hosted.is_some() && !registration.replicas.contains(&self.local))
             {
                 // An older topic's replica under the same name, or a replica moved off this broker.
+                self.assignments.stop(&changed.topic, changed.index);
                 self.logs.delete_partition(&changed.topic, changed.index);
             }
             if !registration.replicas.contains(&self.local) {
@@ -146,13 +274,34 @@ impl ReplicaManager {
                 }
             };
             if registration.leader == self.local {
-                partition.become_leader(
-                    self.local,
-                    registration.leader_epoch,
-                    registration.isr.clone(),
-                );
+                self.assignments.stop(&changed.topic, changed.index);
+                if let Err(e) =
+                    partition.become_leader(self.local, registration, crate::clock::now_ms())
+                {
+                    failures.push((changed.topic.clone(), changed.index));
+                    first.get_or_insert(LogManagerError::OpenPartition {
+                        topic: changed.topic.clone(),
+                        partition: changed.index,
+                        source: e,
+                    });
+                }
             } else {
-                partition.become_follower(registration.leader, registration.leader_epoch);
+                partition.become_follower(
+                    registration.leader,
+                    registration.leader_epoch,
+                    registration.partition_epoch,
+                );
+                if registration.leader == NO_LEADER {
+                    self.assignments.stop(&changed.topic, changed.index);
+                } else {
+                    self.assignments.follow(
+                        &changed.topic,
+                        changed.index,
+                        registration.leader,
+                        registration.leader_epoch,
+                        self.source_address(image, registration.leader),
+                    );
+                }
             }
         }
         if delta.broker_configs_changed || !delta.changed_topic_configs.is_empty() {

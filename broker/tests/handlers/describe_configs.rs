@@ -28,6 +28,7 @@ const TOPIC_CONFIGS: &[&str] = &[
     "message.timestamp.type",
     "min.cleanable.dirty.ratio",
     "min.compaction.lag.ms",
+    "min.insync.replicas",
     "retention.bytes",
     "retention.ms",
     "segment.bytes",

@@ -12,9 +12,9 @@ use std::{
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{Controller, Placement, TopicError};
+use super::{AlterPartitionError, AlterPartitionRequest, Controller, Placement, TopicError};
 use crate::cluster::{
-    image::{BrokerRegistration, NodeId, TopicMetadata},
+    image::{BrokerRegistration, NodeId, PartitionRegistration, TopicMetadata},
     raft::{
         quorum::{MetadataQuorum, QuorumError},
         types::Rejection,
@@ -61,6 +61,8 @@ pub enum ControllerCall {
         registration: BrokerRegistration,
         metadata_addr: Option<String>,
     },
+    /// Kafka's AlterPartition: a leader's ISR change.
+    AlterPartition(AlterPartitionRequest),
     /// Kafka's BrokerHeartbeat.
     BrokerHeartbeat {
         id: NodeId,
@@ -84,6 +86,8 @@ pub enum CallOutput {
     Registered {
         epoch: i64,
     },
+    /// The new registration, or why the controller refused the ISR change.
+    Partition(Result<PartitionRegistration, AlterPartitionError>),
     Heartbeat {
         /// False when the controller does not know this broker at this epoch: it must register again.
         registered: bool,
@@ -301,6 +305,7 @@ impl Controller {
                 registration,
                 metadata_addr,
             } => self.register_broker_here(registration, metadata_addr).await,
+            ControllerCall::AlterPartition(request) => self.alter_partition_here(request).await,
             ControllerCall::BrokerHeartbeat {
                 id,
                 epoch,
