@@ -16,12 +16,19 @@ use std::{
 use bytes::Bytes;
 use kafka_protocol::{
     messages::{
-        create_topics_request::CreatableTopic, metadata_request::MetadataRequestTopic,
-        CreateTopicsRequest, DescribeClusterRequest, MetadataRequest, MetadataResponse, TopicName,
+        create_topics_request::CreatableTopic,
+        fetch_request::{FetchPartition, FetchTopic},
+        metadata_request::MetadataRequestTopic,
+        produce_request::{PartitionProduceData, TopicProduceData},
+        CreateTopicsRequest, DescribeClusterRequest, FetchRequest, MetadataRequest,
+        MetadataResponse, ProduceRequest, TopicName,
     },
     protocol::{Request, StrBytes},
 };
-use tributary_broker::testing::{decode_response, request_frame};
+use tributary_broker::{
+    log::builder::BatchBuilder,
+    testing::{decode_response, request_frame},
+};
 
 const BIN: &str = env!("CARGO_BIN_EXE_tributary-broker");
 const CLUSTER_ID: &str = "4L6g3nShT-eMCtK--X86sw";
@@ -144,6 +151,59 @@ impl Node {
         let mut body = vec![0; u32::from_be_bytes(size) as usize];
         stream.read_exact(&mut body).unwrap();
         decode_response::<R>(Bytes::from(body), version, 7).unwrap()
+    }
+
+    /// Produces one record to `topic`-`partition`: `(error code, base offset)`.
+    fn produce(&self, topic: &str, partition: i32, acks: i16, value: &str) -> (i16, i64) {
+        let batch = BatchBuilder::new()
+            .record(None, Some(Bytes::from(value.to_owned())))
+            .build()
+            .unwrap();
+        let request = ProduceRequest::default()
+            .with_acks(acks)
+            .with_timeout_ms(10_000)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(TopicName(StrBytes::from_string(topic.to_owned())))
+                .with_partition_data(vec![PartitionProduceData::default()
+                    .with_index(partition)
+                    .with_records(Some(batch))])]);
+        let response = self.call(request, 9);
+        let answer = &response.responses[0].partition_responses[0];
+        (answer.error_code, answer.base_offset)
+    }
+
+    /// Every record value of `topic`-`partition` a consumer can read (up to the high watermark), from 0.
+    fn read_all(&self, topic: &str, partition: i32) -> Result<Vec<String>, i16> {
+        let mut values = Vec::new();
+        loop {
+            let request = FetchRequest::default()
+                .with_replica_id((-1).into())
+                .with_max_wait_ms(0)
+                .with_max_bytes(1 << 20)
+                .with_topics(vec![FetchTopic::default()
+                    .with_topic(TopicName(StrBytes::from_string(topic.to_owned())))
+                    .with_partitions(vec![FetchPartition::default()
+                        .with_partition(partition)
+                        .with_fetch_offset(i64::try_from(values.len()).unwrap())
+                        .with_partition_max_bytes(1 << 20)])]);
+            let response = self.call(request, 11);
+            let data = &response.responses[0].partitions[0];
+            if data.error_code != 0 {
+                return Err(data.error_code);
+            }
+            let mut bytes = data.records.clone().unwrap_or_default();
+            let batch: Vec<String> =
+                kafka_protocol::records::RecordBatchDecoder::decode_all(&mut bytes)
+                    .unwrap()
+                    .into_iter()
+                    .flat_map(|set| set.records)
+                    .map(|r| String::from_utf8(r.value.unwrap_or_default().to_vec()).unwrap())
+                    .collect();
+            if batch.is_empty() {
+                return Ok(values);
+            }
+            values.extend(batch);
+        }
     }
 
     fn metadata(&self, topic: &str) -> MetadataResponse {
@@ -414,5 +474,129 @@ fn a_broker_that_does_not_vote_follows_the_metadata_log() {
     assert_eq!(
         cluster.node(4).metadata("from-four").topics[0].error_code,
         0
+    );
+}
+
+/// The leader of `topic`-`partition` as `node` sees it.
+fn leader_of(cluster: &mut Cluster, node: i32, topic: &str, partition: i32) -> i32 {
+    let metadata = cluster.node(node).metadata(topic);
+    metadata.topics[0].partitions[usize::try_from(partition).unwrap()]
+        .leader_id
+        .0
+}
+
+#[test]
+fn acknowledged_records_survive_the_loss_of_their_leader() {
+    let mut cluster = start_cluster(3, 3);
+    assert_eq!(create_topic(cluster.node(1), "ledger", 1, 3), 0);
+    cluster.wait_until("a leader with a full ISR", Duration::from_secs(10), |c| {
+        c.running().all(|n| {
+            let metadata = n.metadata("ledger");
+            metadata.topics[0].error_code == 0
+                && metadata.topics[0].partitions[0].isr_nodes.len() == 3
+        })
+    });
+    let leader = leader_of(&mut cluster, 1, "ledger", 0);
+    let mut acknowledged = Vec::new();
+    for i in 0..20 {
+        let value = format!("r{i}");
+        let (error, offset) = cluster.node(leader).produce("ledger", 0, -1, &value);
+        assert_eq!(error, 0, "acks=all produce {i}");
+        assert_eq!(offset, i64::from(i), "offsets are dense");
+        acknowledged.push(value);
+    }
+    // Every acknowledged record is on every ISR member: kill the leader, the new one serves all of them.
+    cluster.node(leader).kill();
+    let survivor = if leader == 1 { 2 } else { 1 };
+    cluster.wait_until("a new leader", Duration::from_secs(20), |c| {
+        let now = leader_of(c, survivor, "ledger", 0);
+        now != leader && now >= 0
+    });
+    let new_leader = leader_of(&mut cluster, survivor, "ledger", 0);
+    // The new leader's high watermark reaches the old one's once the other follower has fetched from it
+    // (Kafka's rule: a new leader does not advance it on its own); until then the tail is not yet visible.
+    cluster.wait_until(
+        "the new leader serves every acknowledged record",
+        Duration::from_secs(10),
+        |c| c.node(new_leader).read_all("ledger", 0) == Ok(acknowledged.clone()),
+    );
+    // With two of three in the ISR (min.insync.replicas=2) acks=all still works on the new leader.
+    let (error, offset) = cluster
+        .node(new_leader)
+        .produce("ledger", 0, -1, "after-failover");
+    assert_eq!((error, offset), (0, 20));
+    acknowledged.push("after-failover".to_owned());
+
+    // The old leader comes back as a follower, catches up and rejoins the ISR.
+    cluster.node(leader).start();
+    cluster.wait_until(
+        "the old leader back in the ISR",
+        Duration::from_secs(30),
+        |c| {
+            c.node(survivor).metadata("ledger").topics[0].partitions[0]
+                .isr_nodes
+                .len()
+                == 3
+        },
+    );
+
+    // Both other replicas down. With three voters that also loses the metadata quorum, so nobody can
+    // take them out of the ISR: acks=all is never acknowledged (it times out waiting for them, as in
+    // Kafka), and consumers see only what was acknowledged before.
+    let remaining = leader_of(&mut cluster, survivor, "ledger", 0);
+    for id in [1, 2, 3].into_iter().filter(|id| *id != remaining) {
+        cluster.node(id).kill();
+    }
+    let (error, _) = cluster
+        .node(remaining)
+        .produce("ledger", 0, -1, "not-acknowledged");
+    assert!(
+        [7, 19, 20].contains(&error),
+        "acks=all without its ISR answered {error}"
+    );
+    assert_eq!(
+        cluster.node(remaining).read_all("ledger", 0),
+        Ok(acknowledged)
+    );
+}
+
+#[test]
+fn acks_all_is_refused_once_the_isr_is_below_min_insync_replicas() {
+    // Three voters and two brokers that do not vote; the topic lives on voter 1 and the two others, so
+    // losing those two leaves the metadata quorum intact and the controller shrinks the ISR.
+    let mut cluster = start_cluster(5, 3);
+    let request = CreateTopicsRequest::default()
+        .with_topics(vec![CreatableTopic::default()
+            .with_name(TopicName(StrBytes::from_static_str("narrow")))
+            .with_num_partitions(-1)
+            .with_replication_factor(-1)
+            .with_assignments(vec![
+                kafka_protocol::messages::create_topics_request::CreatableReplicaAssignment::default()
+                    .with_partition_index(0)
+                    .with_broker_ids(vec![1.into(), 4.into(), 5.into()]),
+            ])])
+        .with_timeout_ms(30_000);
+    assert_eq!(cluster.node(2).call(request, 5).topics[0].error_code, 0);
+    cluster.wait_until("node 1 leads narrow", Duration::from_secs(10), |c| {
+        c.node(1).metadata("narrow").topics[0].error_code == 0
+    });
+    assert_eq!(cluster.node(1).produce("narrow", 0, -1, "kept").0, 0);
+    cluster.node(4).kill();
+    cluster.node(5).kill();
+    cluster.wait_until(
+        "the ISR shrinks to the leader",
+        Duration::from_secs(30),
+        |c| {
+            c.node(1).metadata("narrow").topics[0].partitions[0]
+                .isr_nodes
+                .len()
+                == 1
+        },
+    );
+    let (error, _) = cluster.node(1).produce("narrow", 0, -1, "refused");
+    assert_eq!(error, 19, "NOT_ENOUGH_REPLICAS");
+    assert_eq!(
+        cluster.node(1).read_all("narrow", 0),
+        Ok(vec!["kept".to_owned()])
     );
 }
