@@ -1,6 +1,6 @@
 //! A KafkaCluster of three brokers, run through the pod runner, is ONE cluster: every broker's Metadata lists all
-//! three with the cluster id the operator derived from the KafkaCluster's uid; a Topic with replication factor 3
-//! gets three replicas per partition and leaders spread over the brokers; a broker killed with SIGKILL is fenced
+//! three with the cluster id the operator derived from the KafkaCluster's uid; a Topic with replication factor 3,
+//! applied together with the cluster, gets three replicas per partition and leaders spread over the brokers; a broker killed with SIGKILL is fenced
 //! after its session timeout, its leaderships move to the survivors and it leaves their broker list; and its pod
 //! coming back rejoins.
 //!
@@ -12,12 +12,17 @@ use std::{
     time::{Duration, Instant},
 };
 
-use kube::{api::PostParams, Api, Client, ResourceExt};
+use k8s_openapi::api::events::v1::Event;
+use kube::{
+    api::{ListParams, PostParams},
+    Api, Client, ResourceExt,
+};
 use serde_json::json;
 use tributary_operator::{
     cluster::build::cluster_id,
     crd::{KafkaCluster, Topic},
     kafka_admin::{AdminClient, ClusterMetadata},
+    topic::status::REASON_INVALID_SPEC,
 };
 
 use crate::{
@@ -121,15 +126,8 @@ async fn three_brokers_form_one_cluster_and_fail_over() {
         .await
         .expect("create KafkaCluster");
     let id = cluster_id(&created.uid().expect("the API server sets a uid"));
-    wait_cluster_named(&clusters, &runner, CLUSTER, "True", BROKERS).await;
-
-    // One cluster: each broker lists all three under the same id (three separate one-node clusters would each
-    // list only themselves, or under different ids had the format step gone wrong).
-    let admins = [admin(0), admin(1), admin(2)];
-    let all = BTreeSet::from([0, 1, 2]);
-    wait_brokers_listed(&admins.each_ref(), &all, &id, "once Ready").await;
-
-    // A Topic with three replicas per partition: every partition on every broker, one leader on each.
+    // The Topic is applied with the cluster, as a chart or GitOps tool would: until all three brokers have
+    // registered the brokers refuse replication factor 3, and the operator must retry rather than give up.
     let topics: Api<Topic> = Api::namespaced(client.clone(), &namespace);
     let topic: Topic = serde_json::from_value(json!({
         "apiVersion": "tributary.dev/v1alpha1",
@@ -142,6 +140,15 @@ async fn three_brokers_form_one_cluster_and_fail_over() {
         .create(&PostParams::default(), &topic)
         .await
         .expect("create Topic");
+    wait_cluster_named(&clusters, &runner, CLUSTER, "True", BROKERS).await;
+
+    // One cluster: each broker lists all three under the same id (three separate one-node clusters would each
+    // list only themselves, or under different ids had the format step gone wrong).
+    let admins = [admin(0), admin(1), admin(2)];
+    let all = BTreeSet::from([0, 1, 2]);
+    wait_brokers_listed(&admins.each_ref(), &all, &id, "once Ready").await;
+
+    // The Topic's three replicas per partition: every partition on every broker, one leader on each.
     let placement = eventually(&format!("topic {TOPIC} on the brokers"), || async {
         let seen = metadata(&admins[0]).await?;
         let partitions = seen
@@ -161,6 +168,25 @@ async fn three_brokers_form_one_cluster_and_fail_over() {
             "partition {index} has one replica on each broker: {partition:?}"
         );
     }
+    // The brokers refused replication factor 3 while they were registering; that was a wait, not a spec a person
+    // must fix, so no InvalidSpec Warning may have been raised about the Topic.
+    let events: Api<Event> = Api::namespaced(client.clone(), &namespace);
+    let invalid: Vec<_> = events
+        .list(&ListParams::default())
+        .await
+        .expect("list Events")
+        .items
+        .into_iter()
+        .filter(|e| {
+            e.reason.as_deref() == Some(REASON_INVALID_SPEC)
+                && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(TOPIC)
+        })
+        .map(|e| e.note.unwrap_or_default())
+        .collect();
+    assert!(
+        invalid.is_empty(),
+        "Topic {TOPIC} was called invalid while its brokers registered: {invalid:?}"
+    );
     let leaders: BTreeSet<i32> = placement.values().map(|p| p.leader).collect();
     assert_eq!(
         leaders, all,
