@@ -21,7 +21,7 @@ use kafka_protocol::{
         incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig},
         metadata_request::MetadataRequestTopic,
         CreatePartitionsRequest, CreateTopicsRequest, DeleteTopicsRequest, DescribeConfigsRequest,
-        IncrementalAlterConfigsRequest, MetadataRequest, TopicName,
+        IncrementalAlterConfigsRequest, MetadataRequest, MetadataResponse, TopicName,
     },
     protocol::StrBytes,
 };
@@ -132,6 +132,72 @@ pub struct TopicDescription {
     pub replication_factor: i32,
 }
 
+/// The cluster as one broker's Metadata describes it: who is in it and where each partition lives. Each broker
+/// answers from its own copy of the metadata, so two brokers can briefly disagree.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ClusterMetadata {
+    /// The cluster id (`None` from a broker that predates cluster ids).
+    pub cluster_id: Option<String>,
+    /// The active controller as the broker knows it (`-1`: none known).
+    pub controller_id: i32,
+    /// Live (registered, unfenced) brokers: id to advertised `host:port`.
+    pub brokers: BTreeMap<i32, String>,
+    /// Partitions of every topic the broker knows, by topic name and then partition index.
+    pub topics: BTreeMap<String, BTreeMap<i32, PartitionPlacement>>,
+}
+
+/// Where one partition lives.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PartitionPlacement {
+    /// The leader (`-1`: none).
+    pub leader: i32,
+    /// The leader epoch.
+    pub leader_epoch: i32,
+    /// Every replica, in assignment order.
+    pub replicas: Vec<i32>,
+    /// The in-sync replicas.
+    pub isr: Vec<i32>,
+}
+
+impl ClusterMetadata {
+    fn from_response(response: MetadataResponse) -> Self {
+        let ids = |nodes: Vec<kafka_protocol::messages::BrokerId>| -> Vec<i32> {
+            nodes.into_iter().map(|id| id.0).collect()
+        };
+        Self {
+            cluster_id: response.cluster_id.map(|id| id.to_string()),
+            controller_id: response.controller_id.0,
+            brokers: response
+                .brokers
+                .into_iter()
+                .map(|b| (b.node_id.0, format!("{}:{}", b.host.as_str(), b.port)))
+                .collect(),
+            topics: response
+                .topics
+                .into_iter()
+                .filter(|t| t.error_code == 0)
+                .filter_map(|t| {
+                    let name = t.name?.0.to_string();
+                    let partitions = t
+                        .partitions
+                        .into_iter()
+                        .map(|p| {
+                            let placement = PartitionPlacement {
+                                leader: p.leader_id.0,
+                                leader_epoch: p.leader_epoch,
+                                replicas: ids(p.replica_nodes),
+                                isr: ids(p.isr_nodes),
+                            };
+                            (p.partition_index, placement)
+                        })
+                        .collect();
+                    Some((name, partitions))
+                })
+                .collect(),
+        }
+    }
+}
+
 /// One change of a topic's config overrides.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum ConfigChange {
@@ -215,6 +281,15 @@ impl AdminClient {
             }
         }
         result
+    }
+
+    /// The cluster as this broker sees it: its brokers and every topic's partitions.
+    pub async fn cluster_metadata(&self) -> Result<ClusterMetadata, Error> {
+        // `topics: None` asks for every topic and never auto-creates one.
+        let request = MetadataRequest::default()
+            .with_topics(None)
+            .with_allow_auto_topic_creation(false);
+        Ok(ClusterMetadata::from_response(self.send(&request).await?))
     }
 
     /// Describes `name`, or `None` when the topic does not exist.
@@ -478,5 +553,59 @@ mod tests {
             "CreateTopics refused: RequestTimedOut"
         );
         assert!(!unreachable.needs_spec_change());
+    }
+
+    #[test]
+    fn metadata_lists_brokers_and_placements_and_skips_failed_topics() {
+        use kafka_protocol::messages::{
+            metadata_response::{
+                MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+            },
+            BrokerId,
+        };
+        let partition = |index: i32, leader: i32| {
+            MetadataResponsePartition::default()
+                .with_partition_index(index)
+                .with_leader_id(BrokerId(leader))
+                .with_leader_epoch(3)
+                .with_replica_nodes(vec![BrokerId(leader), BrokerId(2)])
+                .with_isr_nodes(vec![BrokerId(leader)])
+        };
+        let response = MetadataResponse::default()
+            .with_cluster_id(Some(StrBytes::from_static_str("abc")))
+            .with_controller_id(BrokerId(1))
+            .with_brokers(vec![MetadataResponseBroker::default()
+                .with_node_id(BrokerId(1))
+                .with_host(StrBytes::from_static_str("b1"))
+                .with_port(9092)])
+            .with_topics(vec![
+                MetadataResponseTopic::default()
+                    .with_name(Some(topic_name("orders")))
+                    .with_partitions(vec![partition(0, 1), partition(1, 0)]),
+                MetadataResponseTopic::default()
+                    .with_name(Some(topic_name("broken")))
+                    .with_error_code(3),
+            ]);
+        let metadata = ClusterMetadata::from_response(response);
+        assert_eq!(metadata.cluster_id.as_deref(), Some("abc"));
+        assert_eq!(metadata.controller_id, 1);
+        assert_eq!(
+            metadata.brokers,
+            BTreeMap::from([(1, "b1:9092".to_owned())])
+        );
+        assert_eq!(
+            metadata.topics.keys().collect::<Vec<_>>(),
+            ["orders"],
+            "a topic with an error has no placement"
+        );
+        assert_eq!(
+            metadata.topics["orders"][&1],
+            PartitionPlacement {
+                leader: 0,
+                leader_epoch: 3,
+                replicas: vec![0, 2],
+                isr: vec![0],
+            }
+        );
     }
 }

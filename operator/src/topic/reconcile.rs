@@ -116,7 +116,11 @@ pub async fn reconcile(topic: Arc<Topic>, ctx: Arc<TopicContext>) -> Result<Acti
 
 /// Where the Topic's cluster is, or why it cannot be reached.
 enum ClusterAddress {
-    Found(String),
+    /// The bootstrap address, and how many brokers the cluster's spec asks for.
+    Found {
+        address: String,
+        brokers: i32,
+    },
     NotFound,
     Invalid,
 }
@@ -138,11 +142,18 @@ async fn cluster_address(
     let Some(cluster) = cluster.filter(|c| c.meta().deletion_timestamp.is_none()) else {
         return Ok(ClusterAddress::NotFound);
     };
+    let brokers = cluster.spec.brokers;
     if let Some(address) = &ctx.bootstrap_override {
-        return Ok(ClusterAddress::Found(address.clone()));
+        return Ok(ClusterAddress::Found {
+            address: address.clone(),
+            brokers,
+        });
     }
     Ok(match validate(&cluster) {
-        Ok(valid) => ClusterAddress::Found(bootstrap_address(&valid)),
+        Ok(valid) => ClusterAddress::Found {
+            address: bootstrap_address(&valid),
+            brokers,
+        },
         Err(_) => ClusterAddress::Invalid,
     })
 }
@@ -173,8 +184,8 @@ async fn apply(topic: &Topic, namespace: &str, ctx: &TopicContext) -> Result<Act
         return Ok(Action::requeue(REQUEUE_WAITING));
     }
 
-    let address = match cluster_address(topic, namespace, ctx).await? {
-        ClusterAddress::Found(address) => address,
+    let (address, brokers) = match cluster_address(topic, namespace, ctx).await? {
+        ClusterAddress::Found { address, brokers } => (address, brokers),
         ClusterAddress::NotFound => {
             let cluster = &topic.spec.cluster_ref.name;
             let outcome = Outcome::ClusterNotFound { cluster };
@@ -207,7 +218,10 @@ async fn apply(topic: &Topic, namespace: &str, ctx: &TopicContext) -> Result<Act
             }
             Ok(Action::requeue(REQUEUE_READY))
         }
-        Err(Error::Kafka { step, source, .. }) if source.needs_spec_change() => {
+        Err(Error::Kafka { step, source, .. })
+            if source.needs_spec_change()
+                && !awaits_brokers(&source, topic.spec.replication_factor, brokers) =>
+        {
             let message = format!("cannot {step} topic {kafka_name}: {source}");
             tracing::warn!(topic = %kafka_name, namespace, error = %message, "brokers refused the Topic spec");
             warn(
@@ -231,6 +245,19 @@ async fn apply(topic: &Topic, namespace: &str, ctx: &TopicContext) -> Result<Act
         }
         Err(other) => Err(other),
     }
+}
+
+/// Whether the brokers refused a replication factor only because fewer brokers are registered and unfenced than
+/// the cluster will have: brokers of a new cluster register one by one and a fenced broker does not count, so a
+/// Topic applied together with its cluster, or during a broker's restart, is retried rather than parked as an
+/// invalid spec until someone edits it.
+fn awaits_brokers(
+    error: &crate::kafka_admin::Error,
+    replication_factor: i32,
+    brokers: i32,
+) -> bool {
+    error.kafka_error() == Some(kafka_protocol::error::ResponseError::InvalidReplicationFactor)
+        && (1..=brokers).contains(&replication_factor)
 }
 
 /// What the brokers hold after `converge`.
@@ -387,7 +414,7 @@ async fn cleanup(topic: &Topic, namespace: &str, ctx: &TopicContext) -> Result<A
         return Ok(Action::await_change());
     }
     let address = match cluster_address(topic, namespace, ctx).await? {
-        ClusterAddress::Found(address) => address,
+        ClusterAddress::Found { address, .. } => address,
         // With the cluster gone (or being deleted with its namespace) there is nothing to delete from, and
         // holding the finalizer would block namespace deletion.
         ClusterAddress::NotFound | ClusterAddress::Invalid => {
@@ -479,4 +506,32 @@ async fn publish(
         secondary: None,
     };
     ctx.base.publish(topic, &event).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::awaits_brokers;
+    use crate::kafka_admin::Error;
+
+    fn refused(code: i16) -> Error {
+        Error::Broker {
+            api: "CreateTopics",
+            code,
+            message: None,
+        }
+    }
+
+    #[test]
+    fn a_replication_factor_the_cluster_will_reach_waits_for_its_brokers() {
+        // 38: INVALID_REPLICATION_FACTOR; 40: INVALID_CONFIG.
+        assert!(awaits_brokers(&refused(38), 3, 3), "3 of 3 brokers: wait");
+        assert!(
+            !awaits_brokers(&refused(38), 4, 3),
+            "more replicas than brokers: the spec is wrong"
+        );
+        assert!(
+            !awaits_brokers(&refused(40), 3, 3),
+            "another refusal stays a spec error"
+        );
+    }
 }

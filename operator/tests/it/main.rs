@@ -7,5 +7,6 @@
 mod apiserver;
 mod cluster;
 mod pod_runner;
+mod quorum;
 mod support;
 mod topic;

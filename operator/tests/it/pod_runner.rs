@@ -47,6 +47,9 @@ struct RunningPod {
     /// period; the runner always waits the whole period, so that anyone watching the pod sees it.
     probe_not_before: Option<std::time::Instant>,
     ready: bool,
+    /// Set by [`PodRunner::kill_and_hold`]: an exited process stays down (as a container in back-off does) until
+    /// [`PodRunner::resume`], so a test can watch the cluster without the broker for longer than a restart takes.
+    held: bool,
     restarts: i32,
     started_at: String,
     command: Vec<String>,
@@ -109,6 +112,25 @@ impl PodRunner {
             .get_mut(pod)
             .unwrap_or_else(|| panic!("pod {pod} is not running"));
         process.child.start_kill().expect("kill the pod's process");
+    }
+
+    /// Kills a pod's process with SIGKILL and keeps it down until [`PodRunner::resume`]; the pod turns not Ready.
+    pub(crate) fn kill_and_hold(&self, pod: &str) {
+        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        let process = running
+            .get_mut(pod)
+            .unwrap_or_else(|| panic!("pod {pod} is not running"));
+        process.held = true;
+        process.child.start_kill().expect("kill the pod's process");
+    }
+
+    /// Lets a pod held by [`PodRunner::kill_and_hold`] restart (on the runner's next tick).
+    pub(crate) fn resume(&self, pod: &str) {
+        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        running
+            .get_mut(pod)
+            .unwrap_or_else(|| panic!("pod {pod} is not running"))
+            .held = false;
     }
 
     /// The last lines a pod's process wrote to stderr, for failure messages.
@@ -209,27 +231,43 @@ impl Kubelet {
 
     /// Restarts an exited process and follows readiness, reporting any change.
     async fn supervise(&self, name: &str) -> Result<(), String> {
-        let (exited, probe) = {
+        // `held`: Some(whether it just turned not Ready) for a process that exited while held.
+        let (exited, probe, held) = {
             let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
             let Some(process) = running.get_mut(name) else {
                 return Ok(());
             };
             let exited = matches!(process.child.try_wait(), Ok(Some(_)));
-            if !exited
-                && process
-                    .probe_not_before
-                    .is_some_and(|at| std::time::Instant::now() < at)
-            {
-                return Ok(());
+            if exited && process.held {
+                // Down until resumed: not Ready (reported once), as a kubelet shows a container in back-off.
+                (
+                    false,
+                    None,
+                    Some(std::mem::replace(&mut process.ready, false)),
+                )
+            } else {
+                if !exited
+                    && process
+                        .probe_not_before
+                        .is_some_and(|at| std::time::Instant::now() < at)
+                {
+                    return Ok(());
+                }
+                (
+                    exited,
+                    process
+                        .readiness
+                        .clone()
+                        .map(|(port, path)| (process.ip, port, path)),
+                    None,
+                )
             }
-            (
-                exited,
-                process
-                    .readiness
-                    .clone()
-                    .map(|(port, path)| (process.ip, port, path)),
-            )
         };
+        match held {
+            Some(true) => return self.report(name).await,
+            Some(false) => return Ok(()),
+            None => {}
+        }
         if exited {
             {
                 let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
@@ -374,6 +412,7 @@ impl Kubelet {
             probe_period,
             probe_not_before: None,
             ready: false,
+            held: false,
             restarts: 0,
             started_at: now(),
             command,

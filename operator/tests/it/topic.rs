@@ -152,7 +152,7 @@ fn python() -> PathBuf {
 }
 
 /// Runs `kafka_view.py` (confluent-kafka) and returns its output.
-async fn kafka_view(bootstrap: &str, args: &[&str]) -> Result<String, String> {
+pub(crate) async fn kafka_view(bootstrap: &str, args: &[&str]) -> Result<String, String> {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/it/kafka_view.py");
     let output = tokio::process::Command::new(python())
         .arg(&script)
