@@ -600,3 +600,40 @@ fn acks_all_is_refused_once_the_isr_is_below_min_insync_replicas() {
         Ok(vec!["kept".to_owned()])
     );
 }
+
+#[test]
+fn a_changed_voter_set_is_refused_with_a_clear_error() {
+    let mut cluster = start_cluster(3, 3);
+    let node = cluster.node(3);
+    node.kill();
+    let properties = std::fs::read_to_string(&node.properties).unwrap();
+    let changed: String = properties
+        .lines()
+        .map(
+            |line| match line.strip_prefix("controller.quorum.voters=") {
+                Some(voters) => format!("controller.quorum.voters={voters},9@127.0.0.1:1\n"),
+                None => format!("{line}\n"),
+            },
+        )
+        .collect();
+    std::fs::write(&node.properties, changed).unwrap();
+    node.start();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = node.child.as_mut().unwrap().try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node 3 kept running; log:\n{}",
+            node.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(!status.success());
+    let log = node.log_text();
+    assert!(
+        log.contains("names voters [1, 2, 3, 9], but this node's metadata log was formed by voters [1, 2, 3]"),
+        "log:\n{log}"
+    );
+}

@@ -36,6 +36,11 @@ pub enum QuorumError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    #[error("controller.quorum.voters names voters {configured:?}, but this node's metadata log was formed by voters {stored:?}; changing the voter set by configuration is not supported (keep the original controller.quorum.voters; run-time voter changes, KIP-853, are not implemented yet)")]
+    VoterSetChanged {
+        configured: Vec<NodeId>,
+        stored: Vec<NodeId>,
+    },
     #[error("invalid Raft configuration")]
     Config(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("starting the metadata quorum")]
@@ -112,6 +117,19 @@ impl MetadataQuorum {
             .is_initialized()
             .await
             .map_err(|e| QuorumError::Start(Box::new(e)))?;
+        if initialized {
+            let stored: Vec<NodeId> = raft.voter_ids().map(node_id).collect();
+            let configured: Vec<NodeId> = settings.voters.keys().copied().collect();
+            let mut sorted = stored.clone();
+            sorted.sort_unstable();
+            if sorted != configured {
+                let _ = raft.shutdown().await;
+                return Err(QuorumError::VoterSetChanged {
+                    configured,
+                    stored: sorted,
+                });
+            }
+        }
         if !initialized && settings.voters.contains_key(&settings.node_id) {
             let mut members = BTreeMap::new();
             for (voter, addr) in &settings.voters {
