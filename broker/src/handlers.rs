@@ -12,6 +12,7 @@ pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
+pub mod elect_leaders;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod heartbeat;
@@ -93,6 +94,7 @@ async fn route(
         ApiKey::DeleteGroups => simple!(delete_groups),
         ApiKey::OffsetDelete => simple!(offset_delete),
         ApiKey::OffsetForLeaderEpoch => simple!(offset_for_leader_epoch),
+        ApiKey::ElectLeaders => simple!(elect_leaders),
         ApiKey::Produce => {
             let request = decode_body(api, version, body)?;
             match produce::append(ctx, request) {

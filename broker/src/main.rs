@@ -260,6 +260,9 @@ fn cluster_setup(
         liveness: LivenessSettings {
             session_timeout: Duration::from_millis(cluster.broker_session_timeout_ms),
             heartbeat_interval: Duration::from_millis(cluster.broker_heartbeat_interval_ms),
+            leader_rebalance_interval: cluster
+                .auto_leader_rebalance_enable
+                .then(|| Duration::from_secs(cluster.leader_imbalance_check_interval_seconds)),
         },
         controller_listener,
         metadata_addr,

@@ -276,7 +276,8 @@ fn start_cluster(size: i32, voters: i32) -> Cluster {
                  offsets.topic.replication.factor=3\n\
                  group.initial.rebalance.delay.ms=0\n\
                  broker.session.timeout.ms={SESSION_TIMEOUT_MS}\n\
-                 broker.heartbeat.interval.ms=250\n",
+                 broker.heartbeat.interval.ms=250\n\
+                 leader.imbalance.check.interval.seconds=1\n",
                 dir.display()
             ),
         )
@@ -539,11 +540,22 @@ fn acknowledged_records_survive_the_loss_of_their_leader() {
                 == 3
         },
     );
+    // auto.leader.rebalance.enable: the preferred replica (the first of the assignment, the original
+    // leader) leads again once it is back in sync.
+    cluster.wait_until(
+        "the preferred leader leads again",
+        Duration::from_secs(10),
+        |c| leader_of(c, survivor, "ledger", 0) == leader,
+    );
+    assert_eq!(
+        cluster.node(leader).read_all("ledger", 0),
+        Ok(acknowledged.clone())
+    );
 
     // Both other replicas down. With three voters that also loses the metadata quorum, so nobody can
     // take them out of the ISR: acks=all is never acknowledged (it times out waiting for them, as in
     // Kafka), and consumers see only what was acknowledged before.
-    let remaining = leader_of(&mut cluster, survivor, "ledger", 0);
+    let remaining = leader;
     for id in [1, 2, 3].into_iter().filter(|id| *id != remaining) {
         cluster.node(id).kill();
     }

@@ -17,6 +17,7 @@ mod handlers {
     mod describe_cluster;
     mod describe_configs;
     mod describe_groups;
+    mod elect_leaders;
     mod fetch;
     mod find_coordinator;
     mod heartbeat;

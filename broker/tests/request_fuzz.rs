@@ -247,6 +247,17 @@ fn seeds() -> Vec<Vec<u8>> {
             ]);
         seeds.push(frame(v, &request));
     }
+    for v in versions(ApiKey::ElectLeaders) {
+        let request = kafka_protocol::messages::ElectLeadersRequest::default()
+            .with_election_type(0)
+            .with_timeout_ms(1_000)
+            .with_topic_partitions(Some(vec![
+                kafka_protocol::messages::elect_leaders_request::TopicPartitions::default()
+                    .with_topic(topic())
+                    .with_partitions(vec![0]),
+            ]));
+        seeds.push(frame(v, &request));
+    }
     // Every advertised API has seeds, so a newly advertised API cannot go unfuzzed.
     for (api, _) in tributary_broker::protocol::SUPPORTED_APIS {
         let key = *api as i16;

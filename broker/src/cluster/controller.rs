@@ -21,6 +21,7 @@ use super::{
 use crate::config::{validate_topic_config, TopicConfigError};
 
 pub mod calls;
+pub mod elections;
 pub mod liveness;
 
 pub use calls::{CallOutput, ControllerCall, QuorumLink};

@@ -9,10 +9,11 @@
 use kafka_protocol::messages::{
     ApiVersionsResponse, CreatePartitionsResponse, CreateTopicsResponse, DeleteGroupsResponse,
     DeleteTopicsResponse, DescribeClusterResponse, DescribeConfigsResponse, DescribeGroupsResponse,
-    FetchResponse, FindCoordinatorResponse, HeartbeatResponse, IncrementalAlterConfigsResponse,
-    InitProducerIdResponse, JoinGroupResponse, LeaveGroupResponse, ListGroupsResponse,
-    ListOffsetsResponse, MetadataResponse, OffsetCommitResponse, OffsetDeleteResponse,
-    OffsetFetchResponse, OffsetForLeaderEpochResponse, ProduceResponse, SyncGroupResponse,
+    ElectLeadersResponse, FetchResponse, FindCoordinatorResponse, HeartbeatResponse,
+    IncrementalAlterConfigsResponse, InitProducerIdResponse, JoinGroupResponse, LeaveGroupResponse,
+    ListGroupsResponse, ListOffsetsResponse, MetadataResponse, OffsetCommitResponse,
+    OffsetDeleteResponse, OffsetFetchResponse, OffsetForLeaderEpochResponse, ProduceResponse,
+    SyncGroupResponse,
 };
 
 /// A response that can say whether it carries an error code.
@@ -131,6 +132,17 @@ impl ResponseErrors for ProduceResponse {
         self.responses
             .iter()
             .any(|t| t.partition_responses.iter().any(|p| p.error_code != 0))
+    }
+}
+
+impl ResponseErrors for ElectLeadersResponse {
+    fn has_error(&self) -> bool {
+        self.error_code != 0
+            || self
+                .replica_election_results
+                .iter()
+                .flat_map(|t| &t.partition_result)
+                .any(|p| p.error_code != 0)
     }
 }
 

@@ -34,6 +34,7 @@ pub const SUPPORTED_APIS: &[(ApiKey, RangeInclusive<i16>)] = &[
     (ApiKey::OffsetDelete, 0..=0),
     // v0-1 were removed in Kafka 4.0 (KIP-896).
     (ApiKey::OffsetForLeaderEpoch, 2..=4),
+    (ApiKey::ElectLeaders, 0..=2),
 ];
 
 pub fn supported_versions(api: ApiKey) -> Option<RangeInclusive<i16>> {

@@ -12,7 +12,10 @@ use std::{
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{AlterPartitionError, AlterPartitionRequest, Controller, Placement, TopicError};
+use super::{
+    elections::{ElectionOutcome, ElectionType},
+    AlterPartitionError, AlterPartitionRequest, Controller, Placement, TopicError,
+};
 use crate::cluster::{
     image::{BrokerRegistration, NodeId, PartitionRegistration, TopicMetadata},
     raft::{
@@ -61,6 +64,11 @@ pub enum ControllerCall {
         registration: BrokerRegistration,
         metadata_addr: Option<String>,
     },
+    /// Kafka's ElectLeaders; `partitions` None means all.
+    ElectLeaders {
+        election_type: ElectionType,
+        partitions: Option<Vec<(String, i32)>>,
+    },
     /// Kafka's AlterPartition: a leader's ISR change.
     AlterPartition(AlterPartitionRequest),
     /// Kafka's BrokerHeartbeat.
@@ -86,6 +94,7 @@ pub enum CallOutput {
     Registered {
         epoch: i64,
     },
+    Elections(Vec<(String, i32, ElectionOutcome)>),
     /// The new registration, or why the controller refused the ISR change.
     Partition(Result<PartitionRegistration, AlterPartitionError>),
     Heartbeat {
@@ -306,6 +315,10 @@ impl Controller {
                 metadata_addr,
             } => self.register_broker_here(registration, metadata_addr).await,
             ControllerCall::AlterPartition(request) => self.alter_partition_here(request).await,
+            ControllerCall::ElectLeaders {
+                election_type,
+                partitions,
+            } => self.elect_leaders_here(election_type, partitions).await,
             ControllerCall::BrokerHeartbeat {
                 id,
                 epoch,

@@ -20,6 +20,9 @@ use crate::cluster::{
     store::MetadataChange,
 };
 
+/// Kafka's `leader.imbalance.per.broker.percentage` default.
+const LEADER_IMBALANCE_PERCENTAGE: u32 = 10;
+
 /// Kafka's names and defaults.
 #[derive(Debug, Clone)]
 pub struct LivenessSettings {
@@ -27,6 +30,9 @@ pub struct LivenessSettings {
     pub session_timeout: Duration,
     /// `broker.heartbeat.interval.ms` (2000).
     pub heartbeat_interval: Duration,
+    /// `auto.leader.rebalance.enable` (true): how often preferred leaders are restored
+    /// (`leader.imbalance.check.interval.seconds`, 300), or never.
+    pub leader_rebalance_interval: Option<Duration>,
 }
 
 impl Default for LivenessSettings {
@@ -34,6 +40,7 @@ impl Default for LivenessSettings {
         Self {
             session_timeout: Duration::from_millis(9000),
             heartbeat_interval: Duration::from_millis(2000),
+            leader_rebalance_interval: Some(Duration::from_secs(300)),
         }
     }
 }
@@ -48,6 +55,8 @@ pub(super) struct Liveness {
 struct LivenessState {
     /// The quorum term this node has been active controller in; `None` while it is not.
     term: Option<u64>,
+    /// When preferred leaders were last checked in this term.
+    last_rebalance: Option<Instant>,
     last_heartbeat: HashMap<NodeId, Instant>,
 }
 
@@ -77,6 +86,7 @@ impl Liveness {
         if state.term != Some(term) {
             state.term = Some(term);
             state.last_heartbeat = image.brokers.keys().map(|id| (*id, now)).collect();
+            state.last_rebalance = Some(now);
             return Vec::new();
         }
         image
@@ -87,6 +97,22 @@ impl Liveness {
             })
             .map(|b| b.id)
             .collect()
+    }
+
+    /// Whether preferred leaders are due for a check now (and marks them checked).
+    fn rebalance_due(&self) -> bool {
+        let Some(interval) = self.settings.leader_rebalance_interval else {
+            return false;
+        };
+        let now = Instant::now();
+        let mut state = self.lock();
+        match state.last_rebalance {
+            Some(last) if now.duration_since(last) < interval => false,
+            _ => {
+                state.last_rebalance = Some(now);
+                true
+            }
+        }
     }
 
     fn step_down(&self) {
@@ -282,6 +308,10 @@ impl Controller {
             );
             self.submit(fence_changes(&image, broker)).await?;
         }
+        drop(_decisions);
+        if self.liveness.rebalance_due() {
+            self.rebalance_leaders(LEADER_IMBALANCE_PERCENTAGE).await?;
+        }
         Ok(())
     }
 }
@@ -377,6 +407,7 @@ mod tests {
         let liveness = Liveness::new(LivenessSettings {
             session_timeout: Duration::from_millis(0),
             heartbeat_interval: Duration::from_millis(0),
+            leader_rebalance_interval: None,
         });
         let start = image(&[1, 2], Vec::new());
         assert!(liveness.expired(7, &start).is_empty());
