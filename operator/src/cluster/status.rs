@@ -398,6 +398,32 @@ mod tests {
             "Ready describes the brokers that run"
         );
 
+        // Asked for fewer brokers than the voters need: its own reason, naming the voters.
+        let below_voters = ScaleDownBlocked {
+            requested: 2,
+            running: 5,
+            voters: voters.clone(),
+        };
+        let outcome = Outcome::Applied {
+            cluster: &valid,
+            stateful_set: &sts(2, 2, 5, 5, 5),
+            voters: &voters,
+            scale_down_blocked: Some(below_voters),
+        };
+        let refused = status(Some(&first), &outcome, &at(15));
+        let condition_ = condition(&refused, SCALE_DOWN_BLOCKED);
+        assert_eq!(
+            (condition_.status.as_str(), condition_.reason.as_str()),
+            ("True", "VoterRemovalNotSupported")
+        );
+        assert!(
+            condition_
+                .message
+                .contains("changing the voter set is not supported yet"),
+            "{}",
+            condition_.message
+        );
+
         let outcome = Outcome::Applied {
             cluster: &valid,
             stateful_set: &sts(2, 2, 5, 5, 5),

@@ -4,6 +4,7 @@
 //! data across its restart; and scaling up adds a broker-only node that follows the metadata log while the voter
 //! set the cluster was created with stays as it is.
 
+use k8s_openapi::api::core::v1::ConfigMap;
 use kube::{
     api::{Patch, PatchParams, PostParams},
     Api, Client,
@@ -171,7 +172,8 @@ async fn brokers_run_and_the_cluster_follows_them() {
     assert_eq!(restarts, 1, "the pod reports the restart");
     wait_partitions(&admin, "payments", 4, "after the restart").await;
 
-    scale_up_adds_a_ready_broker(&clusters, &runner).await;
+    let config_maps = Api::<ConfigMap>::namespaced(client.clone(), &namespace);
+    scale_up_adds_a_ready_broker(&clusters, &config_maps, &runner).await;
 
     operator.abort();
     drop(runner);
@@ -180,7 +182,11 @@ async fn brokers_run_and_the_cluster_follows_them() {
 /// Scale up from one broker to two: the cluster keeps the voter set it was created with ({0}: a formatted broker
 /// refuses another), the new broker is a `process.roles=broker` learner of the metadata log, and the cluster is
 /// Ready with both.
-async fn scale_up_adds_a_ready_broker(clusters: &Api<KafkaCluster>, runner: &PodRunner) {
+async fn scale_up_adds_a_ready_broker(
+    clusters: &Api<KafkaCluster>,
+    config_maps: &Api<ConfigMap>,
+    runner: &PodRunner,
+) {
     clusters
         .patch(
             CLUSTER,
@@ -201,14 +207,38 @@ async fn scale_up_adds_a_ready_broker(clusters: &Api<KafkaCluster>, runner: &Pod
         [0],
         "the voters stay those the cluster was created with"
     );
+    let config = config_maps
+        .get(&format!("{CLUSTER}-config"))
+        .await
+        .expect("get the brokers' ConfigMap");
+    let broker_1 = config
+        .data
+        .as_ref()
+        .and_then(|d| d.get("broker-1.properties"))
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        broker_1.contains("\nprocess.roles=broker\n"),
+        "broker 1 joins as a broker-only node: {broker_1}"
+    );
     let second =
         tributary_operator::kafka_admin::AdminClient::new(format!("{}:9092", PodRunner::pod_ip(1)));
-    eventually("broker live-1 to answer", || async {
-        second
-            .describe_topic("none")
-            .await
-            .map(drop)
-            .map_err(|e| e.to_string())
-    })
+    // It follows the metadata log: it knows both brokers (its own registration went through voter 0) and the
+    // topic created before it joined.
+    eventually(
+        "broker live-1 to list both brokers and the topic",
+        || async {
+            let seen = second.cluster_metadata().await.map_err(|e| e.to_string())?;
+            let brokers: Vec<i32> = seen.brokers.keys().copied().collect();
+            if brokers == [0, 1] && seen.topics.contains_key("payments") {
+                Ok(())
+            } else {
+                Err(format!(
+                    "broker live-1 lists brokers {brokers:?} and topics {:?}",
+                    seen.topics.keys().collect::<Vec<_>>()
+                ))
+            }
+        },
+    )
     .await;
 }
