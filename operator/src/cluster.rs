@@ -9,6 +9,7 @@ pub mod reconcile;
 pub mod scale;
 pub mod status;
 pub mod validate;
+pub mod voters;
 
 pub use self::{
     build::{build, DesiredObjects},

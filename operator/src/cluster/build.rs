@@ -5,8 +5,9 @@
 //! Objects: a ConfigMap with the broker properties, a headless Service (stable per-broker DNS names), a bootstrap
 //! Service, the StatefulSet and a PodDisruptionBudget (at most one broker down).
 //!
-//! The brokers form one KRaft-style cluster: node.id is the pod ordinal, the first [`MAX_VOTERS`] pods are
-//! `broker,controller` voters of the metadata quorum and the others `broker`s. Each pod reads its own complete
+//! The brokers form one KRaft-style cluster: node.id is the pod ordinal, the [`Topology`]'s voters (decided when
+//! the cluster was created, see [`super::voters`]) are `broker,controller` voters of the metadata quorum and the
+//! others `broker`s. Each pod reads its own complete
 //! `server.properties` (`broker-<ordinal>.properties` in the ConfigMap, picked with `$(NODE_ID)` as the other
 //! per-pod flags are), and an init container formats its volume once with the cluster id.
 
@@ -32,7 +33,7 @@ use k8s_openapi::{
     },
 };
 
-use super::validate::ValidatedKafkaCluster;
+use super::{validate::ValidatedKafkaCluster, voters::Topology};
 
 /// Name of the broker container.
 pub const CONTAINER_NAME: &str = "broker";
@@ -44,9 +45,6 @@ pub const DATA_DIR: &str = "/var/lib/tributary/data";
 pub const CONFIG_DIR: &str = "/etc/tributary";
 /// Port of the controller (metadata quorum) listener on every broker.
 pub const CONTROLLER_PORT: i32 = 9093;
-/// The metadata quorum's voters are the first pods, at most this many: three voters survive one loss, and
-/// scaling beyond three adds only brokers, so the voter set never changes with the broker count.
-pub const MAX_VOTERS: i32 = 3;
 /// Name of the init container that formats a broker's volume.
 pub const FORMAT_CONTAINER_NAME: &str = "format";
 /// Pod annotation holding a hash of the broker properties: the broker reads them only at start, so a change must
@@ -145,11 +143,6 @@ pub fn config_file(ordinal: i32) -> String {
     format!("broker-{ordinal}.properties")
 }
 
-/// Number of voters of a cluster of `brokers`.
-pub fn voter_count(brokers: i32) -> i32 {
-    brokers.clamp(1, MAX_VOTERS)
-}
-
 /// The cluster id: Kafka's form (22 characters of unpadded base64url of 16 bytes) of the KafkaCluster's uid. The
 /// uid is fixed for the object's life, so the id survives operator restarts without being stored anywhere, and
 /// the build stays pure (no randomness). A uid that is not a UUID (never from an API server) is hashed instead.
@@ -175,15 +168,21 @@ fn pod_host(cluster: &ValidatedKafkaCluster, names: &ObjectNames, ordinal: i32) 
     )
 }
 
-/// Builds every desired object of `cluster`.
-pub fn build(cluster: &ValidatedKafkaCluster) -> DesiredObjects {
+/// Builds every desired object of `cluster`, running the brokers and voters of `topology` (which may run more
+/// brokers than `spec.brokers`: see [`super::scale`]).
+pub fn build(cluster: &ValidatedKafkaCluster, topology: &Topology) -> DesiredObjects {
     let names = ObjectNames::new(&cluster.name);
-    let data = (0..cluster.brokers)
-        .map(|ordinal| (config_file(ordinal), node_properties(cluster, ordinal)))
+    let data = (0..topology.brokers)
+        .map(|ordinal| {
+            (
+                config_file(ordinal),
+                node_properties(cluster, topology, ordinal),
+            )
+        })
         .collect();
     // Every pod's file is pod 0's with only the ordinal's own lines changed (node.id, roles, advertised host),
-    // so pod 0's file is what a roll must follow; adding brokers past the voters leaves it as it is.
-    let rolled_by = node_properties(cluster, 0);
+    // so pod 0's file is what a roll must follow; adding brokers past three leaves it as it is.
+    let rolled_by = node_properties(cluster, topology, 0);
     DesiredObjects {
         config_map: ConfigMap {
             metadata: metadata(cluster, &names.config_map),
@@ -192,7 +191,7 @@ pub fn build(cluster: &ValidatedKafkaCluster) -> DesiredObjects {
         },
         headless_service: headless_service(cluster, &names),
         bootstrap_service: bootstrap_service(cluster, &names),
-        stateful_set: stateful_set(cluster, &names, &rolled_by),
+        stateful_set: stateful_set(cluster, &names, topology, &rolled_by),
         pod_disruption_budget: PodDisruptionBudget {
             metadata: metadata(cluster, &names.stateful_set),
             spec: Some(PodDisruptionBudgetSpec {
@@ -409,6 +408,7 @@ fn non_empty_map(map: &BTreeMap<String, String>) -> Option<BTreeMap<String, Stri
 fn stateful_set(
     cluster: &ValidatedKafkaCluster,
     names: &ObjectNames,
+    topology: &Topology,
     properties: &str,
 ) -> StatefulSet {
     let overrides = &cluster.pod_template;
@@ -456,7 +456,7 @@ fn stateful_set(
     StatefulSet {
         metadata: metadata(cluster, &names.stateful_set),
         spec: Some(StatefulSetSpec {
-            replicas: Some(cluster.brokers),
+            replicas: Some(topology.brokers),
             service_name: Some(names.headless_service.clone()),
             selector: LabelSelector {
                 match_labels: Some(selector_labels(&cluster.name)),
@@ -528,16 +528,20 @@ fn stateful_set(
 }
 
 /// The complete `server.properties` of the broker with `ordinal`, in key order: the operator's replication
-/// defaults for the broker count, the user's `spec.brokerConfig` over them, and the node's identity (which
+/// defaults for the running broker count, the user's `spec.brokerConfig` over them, and the node's identity (which
 /// validation keeps the user from setting).
-pub fn node_properties(cluster: &ValidatedKafkaCluster, ordinal: i32) -> String {
+pub fn node_properties(
+    cluster: &ValidatedKafkaCluster,
+    topology: &Topology,
+    ordinal: i32,
+) -> String {
     let names = ObjectNames::new(&cluster.name);
-    let voters = voter_count(cluster.brokers);
-    let is_voter = ordinal < voters;
+    let is_voter = topology.voters.contains(ordinal);
     // From three brokers a partition survives one loss with acks=all; below that, every broker holds every
-    // partition and one in-sync replica is enough.
-    let replication = cluster.brokers.clamp(1, 3);
-    let min_insync = if cluster.brokers >= 3 { 2 } else { 1 };
+    // partition and one in-sync replica is enough. The brokers that run count, not spec.brokers: a blocked
+    // scale-down changes nothing the brokers see.
+    let replication = topology.brokers.clamp(1, 3);
+    let min_insync = if topology.brokers >= 3 { 2 } else { 1 };
     let mut config = BTreeMap::from([
         (
             "default.replication.factor".to_owned(),
@@ -551,7 +555,9 @@ pub fn node_properties(cluster: &ValidatedKafkaCluster, ordinal: i32) -> String 
     ]);
     config.extend(cluster.broker_config.clone());
     let host = pod_host(cluster, &names, ordinal);
-    let quorum = (0..voters)
+    let quorum = topology
+        .voters
+        .ids()
         .map(|v| format!("{v}@{}:{CONTROLLER_PORT}", pod_host(cluster, &names, v)))
         .collect::<Vec<_>>()
         .join(",");

@@ -25,10 +25,11 @@ use kube::{
 use serde::{de::DeserializeOwned, Serialize};
 
 use super::{
-    build::{build, FIELD_MANAGER},
-    scale::guard_scale_down,
+    build::{build, ObjectNames, FIELD_MANAGER},
+    scale,
     status::{self, Outcome, REASON_INVALID_SPEC},
     validate::validate,
+    voters::{self, VotersSource},
 };
 use crate::{
     controller::Context,
@@ -44,6 +45,9 @@ pub enum Error {
     /// Reading the running StatefulSet failed.
     #[error("cannot read StatefulSet {name}")]
     GetStatefulSet { name: String, source: kube::Error },
+    /// Reading the running brokers' ConfigMap (for their voter set) failed.
+    #[error("cannot read ConfigMap {name}")]
+    GetConfigMap { name: String, source: kube::Error },
     /// Server-side apply of the broker ConfigMap failed.
     #[error("cannot apply ConfigMap {name}")]
     ApplyConfigMap { name: String, source: kube::Error },
@@ -67,6 +71,7 @@ impl Error {
         match self {
             Error::MissingNamespace { .. } => "MissingNamespace",
             Error::GetStatefulSet { .. } => "GetStatefulSetFailed",
+            Error::GetConfigMap { .. } => "GetConfigMapFailed",
             Error::ApplyConfigMap { .. } => "ApplyConfigMapFailed",
             Error::ApplyService { .. } => "ApplyServiceFailed",
             Error::ApplyStatefulSet { .. } => "ApplyStatefulSetFailed",
@@ -124,9 +129,29 @@ pub async fn reconcile(cluster: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<
 
     let client = &ctx.client;
     let stateful_sets = Api::<StatefulSet>::namespaced(client.clone(), &namespace);
+    let config_maps = Api::<ConfigMap>::namespaced(client.clone(), &namespace);
 
-    // Dereference: the only thing read before building is how many brokers run now.
-    let mut objects = build(&valid);
+    // Dereference: what is read before building is how many brokers run now and who votes. The voters are
+    // recorded in the status; only when it does not say are they read back from the running brokers' ConfigMap.
+    let recorded = cluster
+        .status
+        .as_ref()
+        .map(|s| s.quorum_voters.as_slice())
+        .unwrap_or_default();
+    let running_config = if recorded.is_empty() {
+        let name = ObjectNames::new(&valid.name).config_map;
+        config_maps
+            .get_opt(&name)
+            .await
+            .map_err(|source| Error::GetConfigMap { name, source })?
+            .and_then(|cm| cm.data)
+    } else {
+        None
+    };
+    let (voters, source) = voters::decide(recorded, running_config.as_ref(), valid.brokers);
+    if source != VotersSource::Status {
+        tracing::info!(cluster = %name, namespace = %namespace, voters = %voters, source = ?source, "metadata quorum voters decided");
+    }
     let running = stateful_sets
         .get_opt(&valid.name)
         .await
@@ -135,14 +160,16 @@ pub async fn reconcile(cluster: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<
             source,
         })?
         .and_then(|sts| sts.spec?.replicas);
-    let scale_down_blocked = guard_scale_down(&mut objects, running);
-    if let Some(blocked) = scale_down_blocked {
+    let (topology, scale_down_blocked) = scale::plan(valid.brokers, running, voters);
+    let objects = build(&valid, &topology);
+    if let Some(blocked) = &scale_down_blocked {
         tracing::warn!(
             cluster = %name,
             namespace = %namespace,
             requested = blocked.requested,
             running = blocked.running,
-            "scale-down blocked until draining is implemented"
+            reason = blocked.blocked_by().reason(),
+            "scale-down blocked"
         );
         let event = Event {
             type_: EventType::Warning,
@@ -156,12 +183,9 @@ pub async fn reconcile(cluster: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<
 
     // Order matters: the pods mount the ConfigMap and take their DNS names from the headless Service, so both exist
     // before the StatefulSet creates pods; the PodDisruptionBudget guards pods that exist.
-    apply(
-        &Api::<ConfigMap>::namespaced(client.clone(), &namespace),
-        &objects.config_map,
-    )
-    .await
-    .map_err(|(name, source)| Error::ApplyConfigMap { name, source })?;
+    apply(&config_maps, &objects.config_map)
+        .await
+        .map_err(|(name, source)| Error::ApplyConfigMap { name, source })?;
     for service in [&objects.headless_service, &objects.bootstrap_service] {
         apply(
             &Api::<Service>::namespaced(client.clone(), &namespace),
@@ -183,6 +207,7 @@ pub async fn reconcile(cluster: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<
     let outcome = Outcome::Applied {
         cluster: &valid,
         stateful_set: &stateful_set,
+        voters: &topology.voters,
         scale_down_blocked,
     };
     let next = status::status(cluster.status.as_ref(), &outcome, &now);

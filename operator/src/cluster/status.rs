@@ -5,7 +5,8 @@
 use k8s_openapi::{api::apps::v1::StatefulSet, apimachinery::pkg::apis::meta::v1::Time};
 
 use super::{
-    build::bootstrap_address, scale::ScaleDownBlocked, validate::Invalid, ValidatedKafkaCluster,
+    build::bootstrap_address, scale::ScaleDownBlocked, validate::Invalid, voters::Voters,
+    ValidatedKafkaCluster,
 };
 use crate::{conditions::Conditions, crd::KafkaClusterStatus};
 
@@ -29,6 +30,8 @@ pub enum Outcome<'a> {
     Applied {
         cluster: &'a ValidatedKafkaCluster,
         stateful_set: &'a StatefulSet,
+        /// The voters the objects were built with: the record `status.quorumVoters` keeps.
+        voters: &'a Voters,
         scale_down_blocked: Option<ScaleDownBlocked>,
     },
     /// The spec was refused; nothing was applied.
@@ -95,6 +98,7 @@ pub fn status(
         Outcome::Applied {
             cluster,
             stateful_set,
+            voters,
             scale_down_blocked,
         } => {
             let Rollout {
@@ -105,6 +109,7 @@ pub fn status(
             next.observed_generation = cluster.generation;
             next.ready_brokers = ready;
             next.bootstrap_address = Some(bootstrap_address(cluster));
+            next.quorum_voters = voters.ids().collect();
             let mut conditions = Conditions {
                 list: &mut next.conditions,
                 generation: cluster.generation,
@@ -141,7 +146,7 @@ pub fn status(
                 Some(blocked) => conditions.set(
                     SCALE_DOWN_BLOCKED,
                     true,
-                    "DrainNotImplemented",
+                    blocked.blocked_by().reason(),
                     &blocked.to_string(),
                 ),
                 None => conditions.set(
@@ -217,11 +222,13 @@ mod tests {
     #[test]
     fn a_cluster_with_every_broker_ready_is_ready() {
         let valid = validate(&KafkaCluster::test()).expect("valid");
+        let voters = Voters::of_new_cluster(3);
         let status = status(
             None,
             &Outcome::Applied {
                 cluster: &valid,
                 stateful_set: &sts(2, 2, 3, 3, 3),
+                voters: &voters,
                 scale_down_blocked: None,
             },
             &at(10),
@@ -236,16 +243,19 @@ mod tests {
         assert_eq!(condition(&status, RECONCILING).status, "False");
         assert_eq!(condition(&status, DEGRADED).status, "False");
         assert!(is_ready(&status));
+        assert_eq!(status.quorum_voters, [0, 1, 2], "the voters are recorded");
     }
 
     #[test]
     fn a_rollout_in_progress_is_reconciling_not_degraded() {
         let valid = validate(&KafkaCluster::test()).expect("valid");
+        let voters = Voters::of_new_cluster(3);
         let status = status(
             None,
             &Outcome::Applied {
                 cluster: &valid,
                 stateful_set: &sts(3, 2, 3, 1, 2),
+                voters: &voters,
                 scale_down_blocked: None,
             },
             &at(10),
@@ -259,11 +269,13 @@ mod tests {
     #[test]
     fn brokers_that_stay_down_after_the_rollout_are_degraded() {
         let valid = validate(&KafkaCluster::test()).expect("valid");
+        let voters = Voters::of_new_cluster(3);
         let status = status(
             None,
             &Outcome::Applied {
                 cluster: &valid,
                 stateful_set: &sts(2, 2, 3, 3, 2),
+                voters: &voters,
                 scale_down_blocked: None,
             },
             &at(10),
@@ -275,11 +287,13 @@ mod tests {
     #[test]
     fn an_invalid_spec_is_degraded_and_keeps_the_last_ready_state() {
         let valid = validate(&KafkaCluster::test()).expect("valid");
+        let voters = Voters::of_new_cluster(3);
         let ready = status(
             None,
             &Outcome::Applied {
                 cluster: &valid,
                 stateful_set: &sts(2, 2, 3, 3, 3),
+                voters: &voters,
                 scale_down_blocked: None,
             },
             &at(10),
@@ -317,11 +331,13 @@ mod tests {
     #[test]
     fn transition_times_change_only_when_a_condition_flips() {
         let valid = validate(&KafkaCluster::test()).expect("valid");
+        let voters = Voters::of_new_cluster(3);
         let first = status(
             None,
             &Outcome::Applied {
                 cluster: &valid,
                 stateful_set: &sts(2, 2, 3, 3, 3),
+                voters: &voters,
                 scale_down_blocked: None,
             },
             &at(10),
@@ -331,6 +347,7 @@ mod tests {
             &Outcome::Applied {
                 cluster: &valid,
                 stateful_set: &sts(2, 2, 3, 3, 3),
+                voters: &voters,
                 scale_down_blocked: None,
             },
             &at(20),
@@ -344,6 +361,7 @@ mod tests {
             &Outcome::Applied {
                 cluster: &valid,
                 stateful_set: &sts(2, 2, 3, 3, 2),
+                voters: &voters,
                 scale_down_blocked: None,
             },
             &at(30),
@@ -355,13 +373,16 @@ mod tests {
     #[test]
     fn a_blocked_scale_down_is_reported_and_cleared() {
         let valid = validate(&KafkaCluster::test()).expect("valid");
+        let voters = Voters::of_new_cluster(3);
         let blocked = ScaleDownBlocked {
             requested: 3,
             running: 5,
+            voters: voters.clone(),
         };
         let outcome = Outcome::Applied {
             cluster: &valid,
             stateful_set: &sts(2, 2, 5, 5, 5),
+            voters: &voters,
             scale_down_blocked: Some(blocked),
         };
         let first = status(None, &outcome, &at(10));
@@ -377,9 +398,36 @@ mod tests {
             "Ready describes the brokers that run"
         );
 
+        // Asked for fewer brokers than the voters need: its own reason, naming the voters.
+        let below_voters = ScaleDownBlocked {
+            requested: 2,
+            running: 5,
+            voters: voters.clone(),
+        };
         let outcome = Outcome::Applied {
             cluster: &valid,
             stateful_set: &sts(2, 2, 5, 5, 5),
+            voters: &voters,
+            scale_down_blocked: Some(below_voters),
+        };
+        let refused = status(Some(&first), &outcome, &at(15));
+        let condition_ = condition(&refused, SCALE_DOWN_BLOCKED);
+        assert_eq!(
+            (condition_.status.as_str(), condition_.reason.as_str()),
+            ("True", "VoterRemovalNotSupported")
+        );
+        assert!(
+            condition_
+                .message
+                .contains("changing the voter set is not supported yet"),
+            "{}",
+            condition_.message
+        );
+
+        let outcome = Outcome::Applied {
+            cluster: &valid,
+            stateful_set: &sts(2, 2, 5, 5, 5),
+            voters: &voters,
             scale_down_blocked: None,
         };
         let cleared = status(Some(&first), &outcome, &at(20));

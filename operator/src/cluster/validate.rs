@@ -34,6 +34,14 @@ pub const RESERVED_BROKER_CONFIG: &[&str] = &[
     "listener.security.protocol.map",
 ];
 
+/// Reserved broker properties that say who votes in the metadata quorum: setting one asks for another voter set,
+/// which is fixed when the cluster is created (see `cluster::voters`).
+pub const VOTER_SET_CONFIG: &[&str] = &[
+    "process.roles",
+    "controller.quorum.voters",
+    "controller.quorum.bootstrap.servers",
+];
+
 /// Default grace period for a broker to shut down cleanly.
 pub const DEFAULT_TERMINATION_GRACE_PERIOD_SECONDS: i64 = 120;
 
@@ -109,6 +117,12 @@ pub enum Problem {
     /// A broker property the operator owns.
     #[error("spec.brokerConfig.{0} is set by the operator from each pod's identity; remove it")]
     ReservedBrokerConfig(String),
+    /// A broker property that would change the metadata quorum's voter set.
+    #[error(
+        "spec.brokerConfig.{0} would change the metadata quorum's voters, which are fixed when the cluster is \
+         created (status.quorumVoters); changing the voter set is not supported yet, remove it"
+    )]
+    VoterSetConfig(String),
     /// A negative termination grace period.
     #[error("spec.podTemplate.terminationGracePeriodSeconds is {0}; it cannot be negative")]
     NegativeGracePeriod(i64),
@@ -185,7 +199,9 @@ pub fn validate(cluster: &KafkaCluster) -> Result<ValidatedKafkaCluster, Invalid
         problems.push(Problem::BadStorageSize(spec.storage.size.0.clone()));
     }
     for key in spec.broker_config.keys() {
-        if RESERVED_BROKER_CONFIG.contains(&key.trim()) {
+        if VOTER_SET_CONFIG.contains(&key.trim()) {
+            problems.push(Problem::VoterSetConfig(key.clone()));
+        } else if RESERVED_BROKER_CONFIG.contains(&key.trim()) {
             problems.push(Problem::ReservedBrokerConfig(key.clone()));
         }
     }
@@ -342,9 +358,22 @@ mod tests {
         assert_eq!(
             invalid.problems,
             vec![
-                Problem::ReservedBrokerConfig("controller.quorum.voters".into()),
-                Problem::ReservedBrokerConfig("process.roles".into()),
+                Problem::VoterSetConfig("controller.quorum.voters".into()),
+                Problem::VoterSetConfig("process.roles".into()),
             ]
+        );
+        assert!(
+            invalid
+                .to_string()
+                .contains("changing the voter set is not supported yet"),
+            "{invalid}"
+        );
+        let listener = KafkaCluster::test().broker_config("controller.listener.names", "X");
+        assert_eq!(
+            validate(&listener).expect_err("reserved key").problems,
+            vec![Problem::ReservedBrokerConfig(
+                "controller.listener.names".into()
+            )]
         );
         // Replication defaults stay the user's to change.
         assert!(validate(&KafkaCluster::test().broker_config("min.insync.replicas", "1")).is_ok());

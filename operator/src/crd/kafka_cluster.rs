@@ -234,4 +234,11 @@ pub struct KafkaClusterStatus {
     /// `host:port` that Kafka clients bootstrap from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bootstrap_address: Option<String>,
+
+    /// Broker ids of the metadata quorum's voters (`process.roles=broker,controller`). Decided when the cluster is
+    /// created (its first three brokers, or all of them when fewer) and kept for its life: brokers added later
+    /// only follow the metadata log, and spec.brokers cannot go below the highest voter. Changing the voter set
+    /// is not supported yet.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub quorum_voters: Vec<i32>,
 }

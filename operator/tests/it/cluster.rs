@@ -1,10 +1,10 @@
 //! A KafkaCluster whose broker pods really run (as local processes, through the pod runner): the StatefulSet's
 //! pods become Ready when the brokers answer `/readyz` (registered and unfenced in the cluster's metadata quorum),
 //! the cluster's status follows them through a crash, and Topics reach those brokers; a volume keeps a broker's
-//! data across its restart.
-//!
-//! Scaling up is not tested yet: see [`scale_up_adds_a_ready_broker`].
+//! data across its restart; and scaling up adds a broker-only node that follows the metadata log while the voter
+//! set the cluster was created with stays as it is.
 
+use k8s_openapi::api::core::v1::ConfigMap;
 use kube::{
     api::{Patch, PatchParams, PostParams},
     Api, Client,
@@ -172,25 +172,21 @@ async fn brokers_run_and_the_cluster_follows_them() {
     assert_eq!(restarts, 1, "the pod reports the restart");
     wait_partitions(&admin, "payments", 4, "after the restart").await;
 
+    let config_maps = Api::<ConfigMap>::namespaced(client.clone(), &namespace);
+    scale_up_adds_a_ready_broker(&clusters, &config_maps, &runner).await;
+
     operator.abort();
     drop(runner);
 }
 
-/// Scale up: a second broker runs and the cluster is Ready with both.
-///
-/// Not run yet, because today's brokers cannot do it. Going from one broker to two changes the static voter
-/// set the operator writes (`controller.quorum.voters`, one voter per broker up to three), but a formatted node
-/// initializes its Raft membership once from that set and never changes it: broker 1 (a voter of {0, 1}) asks
-/// for votes forever, broker 0 keeps leading a quorum of {0} and ignores it, broker 1 never turns Ready, and the
-/// StatefulSet never rolls broker 0. Beyond three brokers the new pods are `process.roles=broker`, which the
-/// broker refuses to run until broker-only nodes land. Call this at the end of
-/// `brokers_run_and_the_cluster_follows_them` once they have (and the operator keeps the voter set of a running
-/// cluster).
-#[expect(
-    dead_code,
-    reason = "waits for broker-only nodes and a voter set that does not change with the broker count"
-)]
-async fn scale_up_adds_a_ready_broker(clusters: &Api<KafkaCluster>, runner: &PodRunner) {
+/// Scale up from one broker to two: the cluster keeps the voter set it was created with ({0}: a formatted broker
+/// refuses another), the new broker is a `process.roles=broker` learner of the metadata log, and the cluster is
+/// Ready with both.
+async fn scale_up_adds_a_ready_broker(
+    clusters: &Api<KafkaCluster>,
+    config_maps: &Api<ConfigMap>,
+    runner: &PodRunner,
+) {
     clusters
         .patch(
             CLUSTER,
@@ -200,14 +196,49 @@ async fn scale_up_adds_a_ready_broker(clusters: &Api<KafkaCluster>, runner: &Pod
         .await
         .expect("scale to 2 brokers");
     wait_cluster(clusters, runner, "True", 2).await;
+    let status = clusters
+        .get(CLUSTER)
+        .await
+        .expect("get cluster")
+        .status
+        .unwrap_or_default();
+    assert_eq!(
+        status.quorum_voters,
+        [0],
+        "the voters stay those the cluster was created with"
+    );
+    let config = config_maps
+        .get(&format!("{CLUSTER}-config"))
+        .await
+        .expect("get the brokers' ConfigMap");
+    let broker_1 = config
+        .data
+        .as_ref()
+        .and_then(|d| d.get("broker-1.properties"))
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        broker_1.contains("\nprocess.roles=broker\n"),
+        "broker 1 joins as a broker-only node: {broker_1}"
+    );
     let second =
         tributary_operator::kafka_admin::AdminClient::new(format!("{}:9092", PodRunner::pod_ip(1)));
-    eventually("broker live-1 to answer", || async {
-        second
-            .describe_topic("none")
-            .await
-            .map(drop)
-            .map_err(|e| e.to_string())
-    })
+    // It follows the metadata log: it knows both brokers (its own registration went through voter 0) and the
+    // topic created before it joined.
+    eventually(
+        "broker live-1 to list both brokers and the topic",
+        || async {
+            let seen = second.cluster_metadata().await.map_err(|e| e.to_string())?;
+            let brokers: Vec<i32> = seen.brokers.keys().copied().collect();
+            if brokers == [0, 1] && seen.topics.contains_key("payments") {
+                Ok(())
+            } else {
+                Err(format!(
+                    "broker live-1 lists brokers {brokers:?} and topics {:?}",
+                    seen.topics.keys().collect::<Vec<_>>()
+                ))
+            }
+        },
+    )
     .await;
 }

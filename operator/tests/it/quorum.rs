@@ -2,10 +2,8 @@
 //! three with the cluster id the operator derived from the KafkaCluster's uid; a Topic with replication factor 3,
 //! applied together with the cluster, gets three replicas per partition and leaders spread over the brokers; a broker killed with SIGKILL is fenced
 //! after its session timeout, its leaderships move to the survivors and it leaves their broker list; and its pod
-//! coming back rejoins.
-//!
-//! That the topic stays writable (acks=all) after the loss needs replication between brokers, which the brokers do
-//! not do yet: see [`acks_all_produce_survives_the_loss`].
+//! coming back rejoins; and while it is down, every partition still takes acks=all produces (replication factor 3,
+//! min.insync.replicas 2).
 
 use std::{
     collections::BTreeSet,
@@ -235,6 +233,7 @@ async fn three_brokers_form_one_cluster_and_fail_over() {
         "broker {victim_id} fenced and its leaderships moved {:?} after the kill (session timeout {SESSION_TIMEOUT_MS} ms)",
         killed.elapsed()
     );
+    acks_all_produce_survives_the_loss(&format!("{}:9092", PodRunner::pod_ip(0)), 3).await;
     wait_cluster_named(&clusters, &runner, CLUSTER, "False", BROKERS - 1).await;
 
     // The pod comes back: the broker re-registers, is unfenced and every broker lists all three again.
@@ -247,13 +246,7 @@ async fn three_brokers_form_one_cluster_and_fail_over() {
 }
 
 /// With one of three brokers down, a produce with acks=all to each of `TOPIC`'s `partitions` still succeeds
-/// (replication factor 3, min.insync.replicas 2 from the operator's defaults).
-///
-/// Not asserted yet: the brokers do not replicate data between them (followers do not fetch from leaders), so
-/// a partition whose leader moved to a replica holding none of its data cannot honestly be called writable.
-/// Call it in `three_brokers_form_one_cluster_and_fail_over` right after the failover wait once replication
-/// lands, with `bootstrap` one of the survivors.
-#[expect(dead_code, reason = "waits for data replication between brokers")]
+/// (replication factor 3, min.insync.replicas 2 from the operator's defaults); `bootstrap` is a survivor.
 async fn acks_all_produce_survives_the_loss(bootstrap: &str, partitions: i32) {
     for index in 0..partitions {
         let partition = index.to_string();

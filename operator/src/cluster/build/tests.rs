@@ -8,9 +8,17 @@ use kube::Resource;
 
 use super::*;
 use crate::{
-    cluster::validate::validate,
+    cluster::{
+        validate::validate,
+        voters::{Topology, Voters},
+    },
     crd::{KafkaCluster, KafkaClusterSpec},
 };
+
+/// The objects of a cluster created as `valid` says (the voter set of a new cluster).
+fn build_new(valid: &ValidatedKafkaCluster) -> DesiredObjects {
+    build(valid, &Topology::new_cluster(valid.brokers))
+}
 
 const MINIMAL: &str = r#"
 apiVersion: tributary.dev/v1alpha1
@@ -85,7 +93,7 @@ fn cluster(yaml: &str) -> KafkaCluster {
 }
 
 fn built(yaml: &str) -> DesiredObjects {
-    build(&validate(&cluster(yaml)).expect("fixture is valid"))
+    build_new(&validate(&cluster(yaml)).expect("fixture is valid"))
 }
 
 fn sts_spec(objects: &DesiredObjects) -> &StatefulSetSpec {
@@ -423,7 +431,7 @@ fn node_config(objects: &DesiredObjects, ordinal: i32) -> BTreeMap<String, Strin
 fn with_brokers(brokers: i32) -> DesiredObjects {
     let mut cluster = cluster(MINIMAL);
     cluster.spec.brokers = brokers;
-    build(&validate(&cluster).expect("valid"))
+    build_new(&validate(&cluster).expect("valid"))
 }
 
 const VOTERS_OF_3: &str =
@@ -601,11 +609,86 @@ fn the_controller_port_is_on_the_pods_and_the_headless_service() {
 }
 
 #[test]
-fn scaling_within_the_voters_rolls_and_past_them_does_not() {
-    // From one to two brokers the voter set changes: the existing pods must restart to learn it.
-    assert_ne!(config_hash(&with_brokers(1)), config_hash(&with_brokers(2)));
-    assert_eq!(config_hash(&with_brokers(3)), config_hash(&with_brokers(4)));
-    assert_eq!(config_hash(&with_brokers(3)), config_hash(&with_brokers(9)));
+fn scaling_past_three_brokers_does_not_roll() {
+    // Below three brokers the replication defaults follow the broker count, so the existing pods restart to
+    // learn them; from three on nothing in pod 0's file changes.
+    let scaled = created_then_scaled;
+    assert_ne!(config_hash(&scaled(1, 1)), config_hash(&scaled(1, 2)));
+    assert_eq!(config_hash(&scaled(3, 3)), config_hash(&scaled(3, 4)));
+    assert_eq!(config_hash(&scaled(3, 3)), config_hash(&scaled(3, 9)));
+    assert_eq!(config_hash(&scaled(1, 3)), config_hash(&scaled(1, 5)));
+}
+
+/// The objects of a cluster created with `created` brokers and now running `brokers`.
+fn created_then_scaled(created: i32, brokers: i32) -> DesiredObjects {
+    let mut cluster = cluster(MINIMAL);
+    cluster.spec.brokers = brokers;
+    let topology = Topology {
+        brokers,
+        voters: Voters::of_new_cluster(created),
+    };
+    build(&validate(&cluster).expect("valid"), &topology)
+}
+
+#[test]
+fn brokers_added_to_a_running_cluster_do_not_vote() {
+    const VOTER_0: &str = "0@demo-0.demo-brokers.kafka.svc:9093";
+    for (created, brokers, voters) in [
+        (1, 2, VOTER_0),
+        (1, 5, VOTER_0),
+        (3, 5, VOTERS_OF_3),
+        (5, 7, VOTERS_OF_3),
+    ] {
+        let objects = created_then_scaled(created, brokers);
+        assert_eq!(sts_spec(&objects).replicas, Some(brokers));
+        for ordinal in 0..brokers {
+            let config = node_config(&objects, ordinal);
+            let get = |key: &str| config.get(key).map(String::as_str);
+            let what =
+                format!("broker {ordinal} of a cluster created with {created}, now {brokers}");
+            assert_eq!(get("controller.quorum.voters"), Some(voters), "{what}");
+            let voter = ordinal < created.min(3);
+            assert_eq!(
+                get("process.roles"),
+                Some(if voter { "broker,controller" } else { "broker" }),
+                "{what}"
+            );
+            assert_eq!(
+                get("listeners").is_some_and(|l| l.contains("CONTROLLER://")),
+                voter,
+                "{what}: only voters listen on the controller port"
+            );
+        }
+    }
+    // The replication defaults follow the brokers that run, whoever votes.
+    let config = node_config(&created_then_scaled(1, 3), 0);
+    assert_eq!(
+        config.get("default.replication.factor").map(String::as_str),
+        Some("3")
+    );
+    assert_eq!(
+        config.get("min.insync.replicas").map(String::as_str),
+        Some("2")
+    );
+}
+
+#[test]
+fn every_running_broker_has_its_properties_during_a_blocked_scale_down() {
+    // spec.brokers 3 but five run (the scale-down is blocked): brokers 3 and 4 still find their files when they
+    // restart, and their replication defaults do not change.
+    let valid = validate(&cluster(MINIMAL)).expect("valid");
+    let topology = Topology {
+        brokers: 5,
+        voters: Voters::of_new_cluster(3),
+    };
+    let objects = build(&valid, &topology);
+    assert_eq!(sts_spec(&objects).replicas, Some(5));
+    let data = objects.config_map.data.as_ref().expect("config data");
+    assert_eq!(data.len(), 5, "{:?}", data.keys());
+    assert_eq!(
+        node_config(&objects, 4),
+        node_config(&created_then_scaled(3, 5), 4)
+    );
 }
 
 #[test]
@@ -715,11 +798,11 @@ fn config_hash(objects: &DesiredObjects) -> String {
 #[test]
 fn only_a_config_change_rolls_the_pods() {
     let base = cluster(MINIMAL);
-    let before = build(&validate(&base).expect("valid"));
+    let before = build_new(&validate(&base).expect("valid"));
 
     let mut scaled = base.clone();
     scaled.spec.brokers = 7;
-    let after_scale = build(&validate(&scaled).expect("valid"));
+    let after_scale = build_new(&validate(&scaled).expect("valid"));
     assert_eq!(
         sts_spec(&after_scale).template,
         sts_spec(&before).template,
@@ -731,7 +814,7 @@ fn only_a_config_change_rolls_the_pods() {
         .spec
         .broker_config
         .insert("log.retention.hours".into(), "24".into());
-    let after_config = build(&validate(&reconfigured).expect("valid"));
+    let after_config = build_new(&validate(&reconfigured).expect("valid"));
     assert_ne!(
         config_hash(&after_config),
         config_hash(&before),
@@ -742,7 +825,7 @@ fn only_a_config_change_rolls_the_pods() {
 #[test]
 fn building_twice_gives_identical_objects() {
     let valid = validate(&cluster(FULL)).expect("valid");
-    assert_eq!(build(&valid), build(&valid));
+    assert_eq!(build_new(&valid), build_new(&valid));
     // The fixture builder and the YAML agree on what a minimal cluster is.
     let from_builder: KafkaClusterSpec = KafkaCluster::test().spec;
     assert_eq!(from_builder.listeners, cluster(MINIMAL).spec.listeners);
@@ -752,7 +835,7 @@ fn building_twice_gives_identical_objects() {
 #[test]
 fn broker_pods_carry_prometheus_scrape_annotations_unless_the_user_overrides_them() {
     let cluster = KafkaCluster::test().ports(9092, 9644);
-    let objects = build(&validate(&cluster).expect("valid"));
+    let objects = build_new(&validate(&cluster).expect("valid"));
     let template = &sts_spec(&objects).template;
     let annotations = template
         .metadata
@@ -779,7 +862,7 @@ fn broker_pods_carry_prometheus_scrape_annotations_unless_the_user_overrides_the
         .get_or_insert_with(Default::default)
         .annotations
         .insert("prometheus.io/scrape".into(), "false".into());
-    let objects = build(&validate(&opted_out).expect("valid"));
+    let objects = build_new(&validate(&opted_out).expect("valid"));
     let annotations = sts_spec(&objects)
         .template
         .metadata
