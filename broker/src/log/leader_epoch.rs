@@ -52,6 +52,10 @@ pub struct EpochEntry {
 pub struct LeaderEpochCache {
     path: PathBuf,
     entries: Vec<EpochEntry>,
+    /// Whether the checkpoint file exists. Until it does, the cache describes a log whose epochs can all be
+    /// read back from its batches (a missing file is rebuilt from them), so its first entry need not be
+    /// written: that saves two fsyncs per new partition, which made creating thousands of partitions slow.
+    on_disk: bool,
 }
 
 impl LeaderEpochCache {
@@ -104,7 +108,11 @@ impl LeaderEpochCache {
                 format!("says {count} entries, has {}", entries.len()),
             ));
         }
-        Ok(Some(Self { path, entries }))
+        Ok(Some(Self {
+            path,
+            entries,
+            on_disk: true,
+        }))
     }
 
     /// An empty cache for `dir`, written to disk on its first change.
@@ -112,6 +120,7 @@ impl LeaderEpochCache {
         Self {
             path: dir.join(LEADER_EPOCH_CHECKPOINT),
             entries: Vec::new(),
+            on_disk: false,
         }
     }
 
@@ -125,7 +134,9 @@ impl LeaderEpochCache {
         for (epoch, base_offset) in batches {
             cache.push(epoch, base_offset);
         }
-        cache.persist()?;
+        if !cache.entries.is_empty() {
+            cache.persist()?;
+        }
         Ok(cache)
     }
 
@@ -166,7 +177,12 @@ impl LeaderEpochCache {
     /// newer epoch a follower appends), durably. Older or equal epochs change nothing.
     pub fn assign(&mut self, epoch: i32, start_offset: i64) -> Result<(), LeaderEpochError> {
         if self.push(epoch, start_offset) {
-            self.persist()?;
+            // The first epoch of a log that starts at 0, with no file yet: the batches it stamps say the
+            // same thing after a crash, so writing it now would only cost fsyncs.
+            let derivable = !self.on_disk && self.entries.len() == 1 && start_offset == 0;
+            if !derivable {
+                self.persist()?;
+            }
         }
         Ok(())
     }
@@ -235,12 +251,14 @@ impl LeaderEpochCache {
         }
     }
 
-    fn persist(&self) -> Result<(), LeaderEpochError> {
+    fn persist(&mut self) -> Result<(), LeaderEpochError> {
         let mut text = format!("{FORMAT_VERSION}\n{}\n", self.entries.len());
         for e in &self.entries {
             text.push_str(&format!("{} {}\n", e.epoch, e.start_offset));
         }
-        write_atomically(&self.path, text.as_bytes()).map_err(LeaderEpochError::Write)
+        write_atomically(&self.path, text.as_bytes()).map_err(LeaderEpochError::Write)?;
+        self.on_disk = true;
+        Ok(())
     }
 }
 
