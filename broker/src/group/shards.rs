@@ -1,0 +1,329 @@
+//! Which `__consumer_offsets` partitions (shards) this coordinator serves, and loading and unloading them
+//! as this broker gains and loses their leadership.
+//!
+//! A shard is *loading* from the moment this broker became its partition's leader until its groups and
+//! offsets are rebuilt from the log, *loaded* afterwards, and absent when another broker leads it. Requests
+//! of a loading shard's groups get COORDINATOR_LOAD_IN_PROGRESS, of an absent one's NOT_COORDINATOR.
+//!
+//! The load point. Kafka's coordinator reads the new leader's whole log, up to its log end: a leader's log
+//! is authoritative, followers truncate to it, so its tail above the high watermark will be committed
+//! unless the leadership ends first. We read the same records, but only once they *are* committed: the
+//! load first waits until the high watermark reaches the log end offset the leader had when it took over
+//! (its epoch start), then reads up to the high watermark. Why not read up to the high watermark at the
+//! moment of taking over: a follower's high watermark lags the leader's by a fetch round trip, so an
+//! offset the old leader acknowledged may still sit above it, and the new coordinator would answer a stale
+//! offset. Why not serve the log end at once as Kafka does: a record above the high watermark can still be
+//! lost if this leader fails before its followers copy it, and a client would see an offset go back. The
+//! cost is a load that waits for the followers (or for the ISR to shrink to those that keep up), which
+//! clients see as COORDINATOR_LOAD_IN_PROGRESS and retry. While loading no write of the shard is accepted,
+//! so the log does not grow past the epoch start and the read sees everything.
+//!
+//! In-flight requests. Unloading a shard answers its parked joins and syncs with NOT_COORDINATOR and
+//! forgets its groups; a commit waiting for replication learns of the lost leadership from the partition
+//! (NOT_COORDINATOR) and, if its record was committed anyway, leaves the cache alone: the next leader
+//! loads the record from the log. Every load has a generation; work started under one generation never
+//! touches the state of another.
+
+use std::{collections::HashMap, ops::Range, sync::Arc, time::Instant};
+
+use kafka_protocol::{records::RecordBatchDecoder, ResponseError};
+
+use super::{
+    offsets::{apply, OffsetsLogError},
+    records::{partition_for, OffsetsKey},
+    Group, GroupCoordinator, GroupState,
+};
+use crate::error_chain;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ShardStatus {
+    Loading,
+    Loaded,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Shard {
+    status: ShardStatus,
+    /// The leadership the shard's state belongs to; `None` for the shards a standalone broker loads at
+    /// start, before the replica manager reports epochs (the first one reported is adopted).
+    leader_epoch: Option<i32>,
+    generation: u64,
+}
+
+/// Proof that a shard was loaded when a request started: which leadership to write in and which load to
+/// update afterwards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct ShardToken {
+    pub(super) partition: i32,
+    pub(super) leader_epoch: Option<i32>,
+    generation: u64,
+}
+
+/// The state of every shard this coordinator serves or loads.
+#[derive(Debug, Default)]
+pub(super) struct Shards {
+    shards: HashMap<i32, Shard>,
+    next_generation: u64,
+}
+
+impl Shards {
+    /// Whether requests of `partition`'s groups may be served now.
+    pub(super) fn check(&self, partition: i32) -> Result<ShardToken, ResponseError> {
+        match self.shards.get(&partition) {
+            Some(shard) if shard.status == ShardStatus::Loaded => Ok(ShardToken {
+                partition,
+                leader_epoch: shard.leader_epoch,
+                generation: shard.generation,
+            }),
+            Some(_) => Err(ResponseError::CoordinatorLoadInProgress),
+            None => Err(ResponseError::NotCoordinator),
+        }
+    }
+
+    /// True while the load `token` was taken from is still the shard's current, loaded state.
+    pub(super) fn is_current(&self, token: ShardToken) -> bool {
+        self.shards
+            .get(&token.partition)
+            .is_some_and(|s| s.status == ShardStatus::Loaded && s.generation == token.generation)
+    }
+
+    fn is_loading(&self, partition: i32, generation: u64) -> bool {
+        self.shards
+            .get(&partition)
+            .is_some_and(|s| s.status == ShardStatus::Loading && s.generation == generation)
+    }
+
+    fn next_generation(&mut self) -> u64 {
+        self.next_generation += 1;
+        self.next_generation
+    }
+}
+
+impl GroupCoordinator {
+    /// The shard (offsets partition) of `group_id`.
+    pub(super) fn shard_of(&self, group_id: &str) -> i32 {
+        partition_for(group_id, self.config.offsets_partitions)
+    }
+
+    /// This broker leads `__consumer_offsets`-`partition` in `leader_epoch`: start loading its shard,
+    /// unless the shard already belongs to this leadership. A different epoch reloads, because another
+    /// broker may have led in between and this broker may not have seen it (deltas can skip states).
+    /// Returns at once; the load runs as a task.
+    pub fn shard_led(self: &Arc<Self>, partition: i32, leader_epoch: i32) {
+        if !(0..self.config.offsets_partitions).contains(&partition) {
+            return;
+        }
+        let generation = {
+            let mut state = self.lock();
+            if let Some(shard) = state.shards.shards.get_mut(&partition) {
+                if shard.leader_epoch.is_none_or(|e| e == leader_epoch) {
+                    shard.leader_epoch = Some(leader_epoch);
+                    return;
+                }
+            }
+            self.unload_locked(&mut state, partition);
+            let generation = state.shards.next_generation();
+            state.shards.shards.insert(
+                partition,
+                Shard {
+                    status: ShardStatus::Loading,
+                    leader_epoch: Some(leader_epoch),
+                    generation,
+                },
+            );
+            generation
+        };
+        tracing::info!(
+            partition,
+            leader_epoch,
+            "loading group coordinator shard: this broker leads it"
+        );
+        let coordinator = Arc::clone(self);
+        let load = async move {
+            coordinator
+                .load_shard(partition, leader_epoch, generation)
+                .await
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(load);
+            }
+            Err(_) => {
+                // Every caller runs on the runtime (metadata is applied by its tasks); without one there is
+                // nobody to wait for replication, so the shard stays unserved rather than half-loaded.
+                tracing::error!(
+                    partition,
+                    "no async runtime to load a group coordinator shard on"
+                );
+                self.abandon_load(partition, generation);
+            }
+        }
+    }
+
+    /// This broker no longer leads `__consumer_offsets`-`partition`: its groups are forgotten and their
+    /// parked requests answered with NOT_COORDINATOR.
+    pub fn shard_lost(&self, partition: i32) {
+        let mut state = self.lock();
+        if self.unload_locked(&mut state, partition) {
+            tracing::info!(
+                partition,
+                "unloaded group coordinator shard: this broker no longer leads it"
+            );
+        }
+    }
+
+    /// Drops `partition`'s shard and groups; true if there was one.
+    fn unload_locked(&self, state: &mut super::CoordinatorState, partition: i32) -> bool {
+        let existed = state.shards.shards.remove(&partition).is_some();
+        let partitions = self.config.offsets_partitions;
+        state.groups.retain(|id, group| {
+            if partition_for(id, partitions) != partition {
+                return true;
+            }
+            for member in group.members.values_mut() {
+                member.answer_waiters_with(ResponseError::NotCoordinator);
+            }
+            false
+        });
+        existed
+    }
+
+    fn abandon_load(&self, partition: i32, generation: u64) {
+        let mut state = self.lock();
+        if state.shards.is_loading(partition, generation) {
+            state.shards.shards.remove(&partition);
+        }
+    }
+
+    async fn load_shard(self: Arc<Self>, partition: i32, leader_epoch: i32, generation: u64) {
+        let started = Instant::now();
+        if let Err(e) = self.log.wait_until_caught_up(partition, leader_epoch).await {
+            tracing::info!(partition, leader_epoch, error = %error_chain(&e), "group coordinator shard not loaded");
+            self.abandon_load(partition, generation);
+            return;
+        }
+        let reader = Arc::clone(&self);
+        let read = tokio::task::spawn_blocking(move || reader.read_shard(partition)).await;
+        let (groups, records) = match read {
+            Ok(Ok(read)) => read,
+            Ok(Err(e)) => {
+                tracing::error!(partition, error = %error_chain(&e), "loading a group coordinator shard failed");
+                self.abandon_load(partition, generation);
+                return;
+            }
+            Err(e) => {
+                tracing::error!(partition, error = %e, "loading a group coordinator shard panicked");
+                self.abandon_load(partition, generation);
+                return;
+            }
+        };
+        let mut state = self.lock();
+        if !state.shards.is_loading(partition, generation) {
+            // Unloaded or superseded while reading.
+            return;
+        }
+        let count = groups.len();
+        state.groups.extend(groups);
+        if let Some(shard) = state.shards.shards.get_mut(&partition) {
+            shard.status = ShardStatus::Loaded;
+        }
+        drop(state);
+        tracing::info!(
+            partition,
+            leader_epoch,
+            groups = count,
+            records,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "group coordinator shard loaded"
+        );
+    }
+
+    /// Rebuilds every shard from `__consumer_offsets` and serves them all: a standalone broker leads every
+    /// partition (or will, once it creates the topic). Runs once at start, before clients connect. Shards
+    /// whose partition turns out to be led elsewhere are unloaded when the replica manager says so.
+    pub fn load(&self) -> Result<usize, OffsetsLogError> {
+        let started = Instant::now();
+        let mut loaded = HashMap::new();
+        let mut applied = 0;
+        for index in 0..self.config.offsets_partitions {
+            let (groups, records) = self.read_shard(index)?;
+            loaded.extend(groups);
+            applied += records;
+        }
+        let mut state = self.lock();
+        let count = loaded.len();
+        state.groups.extend(loaded);
+        for index in 0..self.config.offsets_partitions {
+            let generation = state.shards.next_generation();
+            state.shards.shards.insert(
+                index,
+                Shard {
+                    status: ShardStatus::Loaded,
+                    leader_epoch: None,
+                    generation,
+                },
+            );
+        }
+        drop(state);
+        tracing::info!(
+            groups = count,
+            records = applied,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "group state loaded"
+        );
+        Ok(applied)
+    }
+
+    /// The groups of one shard as its log (up to the high watermark) describes them, and how many records
+    /// were applied. Reads from disk: call from a blocking thread.
+    fn read_shard(&self, index: i32) -> Result<(HashMap<String, Group>, usize), OffsetsLogError> {
+        let mut groups = HashMap::new();
+        let mut applied = 0usize;
+        let Some(Range { start, end }) = self.log.readable_range(index) else {
+            return Ok((groups, applied));
+        };
+        let mut offset = start;
+        while offset < end {
+            let mut buf = self.log.read(index, offset, 1 << 20)?;
+            if buf.is_empty() {
+                break;
+            }
+            let sets = RecordBatchDecoder::decode_all(&mut buf).map_err(|source| {
+                OffsetsLogError::Decode {
+                    partition: index,
+                    offset,
+                    source,
+                }
+            })?;
+            let mut next = offset;
+            for record in sets.into_iter().flat_map(|s| s.records) {
+                next = next.max(record.offset + 1);
+                // Whole batches come back: skip records before the offset asked for and at or above the
+                // high watermark (not committed yet).
+                if record.offset < offset || record.offset >= end {
+                    continue;
+                }
+                let Some(key) = record.key.clone() else {
+                    continue;
+                };
+                match OffsetsKey::decode(key) {
+                    Ok(key) => {
+                        apply(&mut groups, key, record.value);
+                        applied += 1;
+                    }
+                    Err(e) => {
+                        tracing::warn!(partition = index, offset = record.offset, error = %e, "skipping unreadable offsets record")
+                    }
+                }
+            }
+            if next <= offset {
+                break;
+            }
+            offset = next;
+        }
+        groups.retain(|_, g| {
+            !(g.state == GroupState::Empty && g.offsets.is_empty() && g.generation == 0)
+        });
+        Ok((groups, applied))
+    }
+}
