@@ -327,3 +327,170 @@ impl GroupCoordinator {
         Ok((groups, applied))
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::time::Duration;
+
+    use bytes::Bytes;
+    use tokio::sync::watch;
+
+    use super::*;
+    use crate::{
+        clock::ManualClock,
+        group::{
+            offsets::BoxFuture, GroupConfig, JoinRequest, OffsetsLog, Protocol, TopicPartitions,
+        },
+    };
+
+    /// An empty `__consumer_offsets` whose new leaders catch up when the test says so; writes fail.
+    #[derive(Debug)]
+    struct GatedLog {
+        caught_up: watch::Sender<bool>,
+    }
+
+    impl OffsetsLog for GatedLog {
+        fn ensure_topic(&self, _: i32) -> BoxFuture<'_, Result<(), OffsetsLogError>> {
+            Box::pin(async { Ok(()) })
+        }
+        fn append_durably(
+            &self,
+            partition: i32,
+            _: Option<i32>,
+            _: bytes::BytesMut,
+        ) -> BoxFuture<'_, Result<(), OffsetsLogError>> {
+            Box::pin(async move { Err(OffsetsLogError::NotHosted(partition)) })
+        }
+        fn wait_until_caught_up(
+            &self,
+            _: i32,
+            _: i32,
+        ) -> BoxFuture<'_, Result<(), OffsetsLogError>> {
+            let mut caught_up = self.caught_up.subscribe();
+            Box::pin(async move {
+                let _ = caught_up.wait_for(|c| *c).await;
+                Ok(())
+            })
+        }
+        fn readable_range(&self, _: i32) -> Option<Range<i64>> {
+            None
+        }
+        fn read(&self, partition: i32, _: i64, _: usize) -> Result<Bytes, OffsetsLogError> {
+            Err(OffsetsLogError::NotHosted(partition))
+        }
+    }
+
+    /// One shard (every group in partition 0), nothing loaded; and the gate of its log.
+    fn coordinator() -> (Arc<GroupCoordinator>, watch::Sender<bool>) {
+        let (caught_up, _) = watch::channel(false);
+        let coordinator = Arc::new(GroupCoordinator::new(
+            GroupConfig {
+                initial_rebalance_delay_ms: 0,
+                offsets_partitions: 1,
+                ..GroupConfig::default()
+            },
+            Arc::new(GatedLog {
+                caught_up: caught_up.clone(),
+            }),
+            Arc::new(ManualClock::default()),
+        ));
+        (coordinator, caught_up)
+    }
+
+    fn join(member_id: &str) -> JoinRequest {
+        JoinRequest {
+            group_id: "g".into(),
+            member_id: member_id.into(),
+            instance_id: None,
+            client_id: "c".into(),
+            client_host: "/127.0.0.1".into(),
+            session_timeout_ms: 10_000,
+            rebalance_timeout_ms: 10_000,
+            protocol_type: "consumer".into(),
+            protocols: vec![Protocol {
+                name: "range".into(),
+                metadata: Bytes::from_static(b"meta"),
+            }],
+            require_known_member: false,
+        }
+    }
+
+    fn fetch(c: &GroupCoordinator) -> Result<(), ResponseError> {
+        c.fetch(
+            "g",
+            Some(vec![TopicPartitions {
+                topic: "t".into(),
+                partitions: vec![0],
+            }]),
+        )
+        .map(|_| ())
+    }
+
+    #[tokio::test]
+    async fn a_led_shard_answers_load_in_progress_until_its_leader_caught_up() {
+        let (c, caught_up) = coordinator();
+        assert_eq!(fetch(&c), Err(ResponseError::NotCoordinator));
+        c.shard_led(0, 5);
+        assert_eq!(fetch(&c), Err(ResponseError::CoordinatorLoadInProgress));
+        assert_eq!(
+            c.join(join("")).await.error,
+            Some(ResponseError::CoordinatorLoadInProgress)
+        );
+        assert_eq!(
+            c.heartbeat("g", 1, "m", None),
+            Ok(()),
+            "Kafka answers heartbeats blindly while loading"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(
+            fetch(&c),
+            Err(ResponseError::CoordinatorLoadInProgress),
+            "loaded before the high watermark covered the epoch start"
+        );
+        caught_up.send_replace(true);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while fetch(&c).is_err() {
+            assert!(Instant::now() < deadline, "the shard never loaded");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // The same leadership again (a replay, an ISR change) keeps the state; a new epoch reloads it.
+        c.shard_led(0, 5);
+        assert_eq!(fetch(&c), Ok(()));
+        caught_up.send_replace(false);
+        c.shard_led(0, 6);
+        assert_eq!(fetch(&c), Err(ResponseError::CoordinatorLoadInProgress));
+        c.shard_lost(0);
+        assert_eq!(fetch(&c), Err(ResponseError::NotCoordinator));
+    }
+
+    #[tokio::test]
+    async fn a_lost_shard_answers_parked_and_later_requests_with_not_coordinator() {
+        let (c, _) = coordinator();
+        c.load().unwrap();
+        let first = c.join(join("")).await;
+        assert_eq!(first.error, None);
+        // A second member's join parks until the first rejoins.
+        let parked = {
+            let c = Arc::clone(&c);
+            tokio::spawn(async move { c.join(join("")).await })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!parked.is_finished());
+        c.shard_lost(0);
+        let answer = tokio::time::timeout(Duration::from_secs(5), parked)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(answer.error, Some(ResponseError::NotCoordinator));
+        assert_eq!(
+            c.heartbeat("g", first.generation, &first.member_id, None),
+            Err(ResponseError::NotCoordinator)
+        );
+        assert_eq!(fetch(&c), Err(ResponseError::NotCoordinator));
+        assert!(
+            c.list().is_empty(),
+            "the lost shard's groups are still listed"
+        );
+    }
+}
