@@ -3,8 +3,9 @@
 //!
 //! Order: log manager (data directory) -> replica manager (follows the metadata) -> metadata store and
 //! publisher (the replica manager subscribes) -> controller (emits changes through the publisher) -> group
-//! coordinator (reaches `__consumer_offsets` through [`LocalOffsetsLog`]) -> metrics (reads snapshots of the
-//! parts). No part holds a pointer back to the broker.
+//! coordinator (reaches `__consumer_offsets` through [`LocalOffsetsLog`], hears which of its partitions are
+//! led here through [`OffsetsLeadership`], registered with the replica manager) -> metrics (reads snapshots
+//! of the parts). No part holds a pointer back to the broker.
 
 use std::{collections::BTreeMap, net::IpAddr, path::PathBuf, sync::Arc, time::Duration};
 

@@ -655,6 +655,12 @@ impl GroupCoordinator {
         offsets
     }
 
+    /// True while a shard this broker leads is still loading: ListGroups then reports
+    /// COORDINATOR_LOAD_IN_PROGRESS next to the groups it has, as Kafka does.
+    pub fn is_loading(&self) -> bool {
+        self.lock().shards.any_loading()
+    }
+
     /// Every live group of the loaded shards, by group id.
     pub fn list(&self) -> Vec<GroupListing> {
         let state = self.lock();

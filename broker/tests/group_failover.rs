@@ -16,8 +16,8 @@ use kafka_protocol::{
             OffsetFetchRequestGroup, OffsetFetchRequestTopic, OffsetFetchRequestTopics,
         },
         sync_group_request::SyncGroupRequestAssignment,
-        GroupId, HeartbeatRequest, JoinGroupRequest, OffsetCommitRequest, OffsetFetchRequest,
-        SyncGroupRequest, TopicName,
+        GroupId, HeartbeatRequest, JoinGroupRequest, ListGroupsRequest, OffsetCommitRequest,
+        OffsetFetchRequest, SyncGroupRequest, TopicName,
     },
     protocol::StrBytes,
     ResponseError,
@@ -270,6 +270,11 @@ async fn a_group_moves_with_its_offsets_partition_and_keeps_its_offsets_and_epoc
     // it, and broker 3 does not fetch.
     assert_eq!(fetch_v8(&cluster, 2).await, Err(LOAD_IN_PROGRESS));
     assert_eq!(commit(&cluster, 2, 50, 8).await, LOAD_IN_PROGRESS);
+    let listed = cluster.call(2, ListGroupsRequest::default(), 4).await;
+    assert_eq!(
+        listed.error_code, LOAD_IN_PROGRESS,
+        "ListGroups while loading"
+    );
     // Kafka answers heartbeats blindly while the group loads.
     assert_eq!(cluster.call(2, heartbeat.clone(), 3).await.error_code, 0);
     cluster.resume_replication(3);

@@ -87,6 +87,12 @@ impl Shards {
             .is_some_and(|s| s.status == ShardStatus::Loaded && s.generation == token.generation)
     }
 
+    pub(super) fn any_loading(&self) -> bool {
+        self.shards
+            .values()
+            .any(|s| s.status == ShardStatus::Loading)
+    }
+
     fn is_loading(&self, partition: i32, generation: u64) -> bool {
         self.shards
             .get(&partition)
@@ -432,6 +438,7 @@ mod tests {
         let (c, caught_up) = coordinator();
         assert_eq!(fetch(&c), Err(ResponseError::NotCoordinator));
         c.shard_led(0, 5);
+        assert!(c.is_loading());
         assert_eq!(fetch(&c), Err(ResponseError::CoordinatorLoadInProgress));
         assert_eq!(
             c.join(join("")).await.error,
@@ -454,6 +461,7 @@ mod tests {
             assert!(Instant::now() < deadline, "the shard never loaded");
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+        assert!(!c.is_loading());
         // The same leadership again (a replay, an ISR change) keeps the state; a new epoch reloads it.
         c.shard_led(0, 5);
         assert_eq!(fetch(&c), Ok(()));
