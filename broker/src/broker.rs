@@ -3,8 +3,9 @@
 //!
 //! Order: log manager (data directory) -> replica manager (follows the metadata) -> metadata store and
 //! publisher (the replica manager subscribes) -> controller (emits changes through the publisher) -> group
-//! coordinator (reaches `__consumer_offsets` through [`LocalOffsetsLog`]) -> metrics (reads snapshots of the
-//! parts). No part holds a pointer back to the broker.
+//! coordinator (reaches `__consumer_offsets` through [`LocalOffsetsLog`], hears which of its partitions are
+//! led here through [`OffsetsLeadership`], registered with the replica manager) -> metrics (reads snapshots
+//! of the parts). No part holds a pointer back to the broker.
 
 use std::{collections::BTreeMap, net::IpAddr, path::PathBuf, sync::Arc, time::Duration};
 
@@ -29,8 +30,12 @@ use crate::{
         collector::{BrokerCollector, CommittedOffset, PartitionSample, Snapshot},
         BrokerMetrics,
     },
+    partition::{HighWatermarkWait, PartitionError},
     protocol::SUPPORTED_APIS,
-    replication::manager::ReplicaManager,
+    replication::{
+        leadership::LeadershipListener,
+        manager::{NotServed, ReplicaManager},
+    },
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -125,16 +130,21 @@ impl Broker {
         publisher.start().map_err(BrokerError::Partitions)?;
         let controller = Arc::new(Controller::new(Arc::clone(&publisher)));
         replicas.set_isr_proposer(Arc::new(Arc::clone(&controller)));
-        let offsets_log = Arc::new(LocalOffsetsLog {
-            controller: Arc::clone(&controller),
-            replicas: Arc::clone(&replicas),
-        });
+        let offsets_log = Arc::new(LocalOffsetsLog::new(
+            Arc::clone(&controller),
+            Arc::clone(&replicas),
+            &config,
+        ));
         let groups = Arc::new(GroupCoordinator::new(
             config.group.clone(),
             offsets_log,
             clock,
         ));
+        // Standalone, this broker leads every offsets partition: every shard is loaded now, before clients
+        // connect. The listener then keeps the shards in step with leadership (which only moves when the
+        // metadata is driven from outside, as in the replication fixture).
         groups.load().map_err(BrokerError::LoadGroups)?;
+        replicas.set_leadership_listener(Arc::new(OffsetsLeadership(Arc::clone(&groups))));
         logs.finish_startup();
         let snapshot = {
             let (replicas, groups) = (Arc::clone(&replicas), Arc::clone(&groups));
@@ -166,8 +176,8 @@ impl Broker {
 
     /// Opens a member of a cluster: the data directory, then the metadata quorum, whose committed images
     /// open, lead, follow or delete the local partitions as they arrive. Directories that no metadata names
-    /// are set aside and group state is rebuilt only once this broker has caught up with the metadata log
-    /// ([`Broker::run`]), because before that the image is incomplete.
+    /// are set aside only once this broker has caught up with the metadata log ([`Broker::run`]), because
+    /// before that the image is incomplete. Group shards load as their offsets partitions are led here.
     pub async fn open_cluster(
         config: BrokerConfig,
         setup: ClusterSetup,
@@ -232,15 +242,19 @@ impl Broker {
             setup.liveness.heartbeat_interval,
             setup.controller_listener,
         ));
-        let offsets_log = Arc::new(LocalOffsetsLog {
-            controller: Arc::clone(&controller),
-            replicas: Arc::clone(&replicas),
-        });
+        let offsets_log = Arc::new(LocalOffsetsLog::new(
+            Arc::clone(&controller),
+            Arc::clone(&replicas),
+            &config,
+        ));
         let groups = Arc::new(GroupCoordinator::new(
             config.group.clone(),
             offsets_log,
             clock,
         ));
+        // A cluster member coordinates the shards it leads, loading each when it takes the lead; the
+        // registration replays the leaderships the metadata already gave it.
+        replicas.set_leadership_listener(Arc::new(OffsetsLeadership(Arc::clone(&groups))));
         let snapshot = {
             let (replicas, groups) = (Arc::clone(&replicas), Arc::clone(&groups));
             Box::new(move || Some(snapshot(&replicas, &groups)))
@@ -293,7 +307,8 @@ impl Broker {
     }
 
     /// Once this member first comes into service (registered, caught up, unfenced) its image names every
-    /// partition it hosts: set aside directories nothing names and rebuild group state.
+    /// partition it hosts: set aside directories nothing names. (Group shards need no such moment: each
+    /// loads when its partition is led here.)
     async fn finish_joining(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         let Some(member) = &self.cluster else {
             return;
@@ -304,17 +319,8 @@ impl Broker {
             _ = shutdown.changed() => return,
         }
         let broker = Arc::clone(&self);
-        let joined = tokio::task::spawn_blocking(move || {
-            broker.logs.finish_startup();
-            broker.groups.load()
-        })
-        .await;
-        match joined {
-            Ok(Ok(groups)) => tracing::info!(groups, "in service: group state rebuilt"),
-            Ok(Err(e)) => {
-                tracing::error!(error = %crate::error_chain(&e), "rebuilding group state failed")
-            }
-            Err(e) => tracing::error!(error = %e, "rebuilding group state panicked"),
+        if let Err(e) = tokio::task::spawn_blocking(move || broker.logs.finish_startup()).await {
+            tracing::error!(error = %e, "finishing startup panicked");
         }
     }
 
@@ -414,19 +420,75 @@ async fn group_timers(groups: Arc<GroupCoordinator>, mut shutdown: watch::Receiv
     }
 }
 
-/// `__consumer_offsets` as the group coordinator sees it: created through the controller, written and read
-/// through the local leader replicas.
+/// Tells the group coordinator about the leadership of `__consumer_offsets` partitions; other topics are
+/// none of its business.
+#[derive(Debug)]
+struct OffsetsLeadership(Arc<GroupCoordinator>);
+
+impl LeadershipListener for OffsetsLeadership {
+    fn became_leader(&self, topic: &str, partition: i32, leader_epoch: i32) {
+        if topic == OFFSETS_TOPIC {
+            self.0.shard_led(partition, leader_epoch);
+        }
+    }
+
+    fn stopped_leading(&self, topic: &str, partition: i32) {
+        if topic == OFFSETS_TOPIC {
+            self.0.shard_lost(partition);
+        }
+    }
+}
+
+/// `__consumer_offsets` as the group coordinator sees it: created through the controller, written through
+/// the local leader replicas and acknowledged once the in-sync replicas have it, read from local replicas.
 #[derive(Debug)]
 pub struct LocalOffsetsLog {
     controller: Arc<Controller>,
     replicas: Arc<ReplicaManager>,
+    /// `offsets.topic.replication.factor`: 1 standalone, the configured value (Kafka: 3) in a cluster.
+    replication_factor: i16,
+    /// `offsets.commit.timeout.ms`.
+    commit_timeout: Duration,
+}
+
+impl LocalOffsetsLog {
+    pub fn new(
+        controller: Arc<Controller>,
+        replicas: Arc<ReplicaManager>,
+        config: &BrokerConfig,
+    ) -> Self {
+        Self {
+            controller,
+            replicas,
+            replication_factor: config
+                .cluster
+                .as_ref()
+                .map_or(1, |c| c.offsets_topic_replication_factor),
+            commit_timeout: Duration::from_millis(config.group.commit_timeout_ms),
+        }
+    }
 }
 
 impl OffsetsLog for LocalOffsetsLog {
     fn ensure_topic(&self, partitions: i32) -> BoxFuture<'_, Result<(), OffsetsLogError>> {
         Box::pin(async move {
-            if self.controller.image().topics.contains_key(OFFSETS_TOPIC) {
+            let image = self.controller.image();
+            if image.topics.contains_key(OFFSETS_TOPIC) {
                 return Ok(());
+            }
+            // Kafka refuses to create the topic with fewer live brokers than the replication factor (and
+            // clients retry FindCoordinator until enough have registered); we cap it instead, so that a
+            // cluster that is still forming or short of a broker can serve groups, and say so. The topic
+            // keeps the broker's min.insync.replicas, as in Kafka.
+            let live = i16::try_from(image.live_brokers().count()).unwrap_or(i16::MAX);
+            let replication_factor = self.replication_factor.min(live.max(1));
+            if replication_factor < self.replication_factor {
+                tracing::warn!(
+                    configured = self.replication_factor,
+                    live_brokers = live,
+                    replication_factor,
+                    "creating {OFFSETS_TOPIC} with fewer replicas than offsets.topic.replication.factor"
+                );
             }
             let configs = BTreeMap::from([
                 ("cleanup.policy".to_owned(), "compact".to_owned()),
@@ -434,7 +496,7 @@ impl OffsetsLog for LocalOffsetsLog {
             ]);
             let placement = Placement::Spread {
                 partitions,
-                replication_factor: 1,
+                replication_factor,
             };
             match self
                 .controller
@@ -450,26 +512,100 @@ impl OffsetsLog for LocalOffsetsLog {
     fn append_durably(
         &self,
         partition: i32,
+        leader_epoch: Option<i32>,
         mut batch: BytesMut,
     ) -> BoxFuture<'_, Result<(), OffsetsLogError>> {
         Box::pin(async move {
-            let leader = self
-                .replicas
-                .leader(OFFSETS_TOPIC, partition)
-                .map_err(|_| OffsetsLogError::NotHosted(partition))?;
-            let append = |source: crate::partition::PartitionError| OffsetsLogError::Append {
+            let not_leader = OffsetsLogError::NotLeader {
                 partition,
-                source: Box::new(source),
+                leader_epoch,
             };
+            let leader = match self.replicas.leader(OFFSETS_TOPIC, partition) {
+                Ok(leader) => leader,
+                Err(NotServed::NotLeader { .. }) => return Err(not_leader),
+                Err(NotServed::UnknownTopicOrPartition { .. }) => {
+                    return Err(OffsetsLogError::NotHosted(partition))
+                }
+            };
+            // As an acks=all produce: refused before the append when too few replicas are in sync.
+            if leader.isr_len() < leader.min_insync_replicas() {
+                return Err(OffsetsLogError::NotEnoughReplicas(partition));
+            }
             let now = crate::clock::now_ms();
-            let outcome = leader.append(&mut batch, now).map_err(append)?;
+            let appended = match leader_epoch {
+                Some(epoch) => leader.append_in_epoch(&mut batch, now, epoch),
+                None => leader.append(&mut batch, now),
+            };
+            let outcome = match appended {
+                Ok(outcome) => outcome,
+                Err(PartitionError::EpochChanged { .. }) => return Err(not_leader),
+                Err(source) => {
+                    return Err(OffsetsLogError::Append {
+                        partition,
+                        source: Box::new(source),
+                    })
+                }
+            };
+            let end = outcome.last_offset + 1;
+            // The leader's own fsync is part of the high watermark (and all of it without followers).
             leader
-                .flush_until(outcome.last_offset + 1)
+                .flush_until(end)
                 .await
-                .map_err(append)
+                .map_err(|source| OffsetsLogError::Storage {
+                    partition,
+                    source: Box::new(source),
+                })?;
+            match tokio::time::timeout(self.commit_timeout, leader.wait_for_high_watermark(end))
+                .await
+            {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(HighWatermarkWait::NotLeader)) => Err(not_leader),
+                Ok(Err(HighWatermarkWait::NotEnoughReplicas)) => {
+                    Err(OffsetsLogError::NotEnoughReplicas(partition))
+                }
+                Err(_elapsed) => Err(OffsetsLogError::Timeout {
+                    partition,
+                    timeout_ms: u64::try_from(self.commit_timeout.as_millis()).unwrap_or(u64::MAX),
+                }),
+            }
         })
     }
 
+    fn wait_until_caught_up(
+        &self,
+        partition: i32,
+        leader_epoch: i32,
+    ) -> BoxFuture<'_, Result<(), OffsetsLogError>> {
+        Box::pin(async move {
+            let not_leader = OffsetsLogError::NotLeader {
+                partition,
+                leader_epoch: Some(leader_epoch),
+            };
+            let leader = self
+                .replicas
+                .leader(OFFSETS_TOPIC, partition)
+                .map_err(|_| not_leader)?;
+            let Some((epoch, epoch_start)) = leader.leader_epoch_start() else {
+                return Err(OffsetsLogError::NotLeader {
+                    partition,
+                    leader_epoch: Some(leader_epoch),
+                });
+            };
+            if epoch != leader_epoch {
+                return Err(OffsetsLogError::NotLeader {
+                    partition,
+                    leader_epoch: Some(leader_epoch),
+                });
+            }
+            leader
+                .wait_until_committed(epoch_start)
+                .await
+                .map_err(|_| OffsetsLogError::NotLeader {
+                    partition,
+                    leader_epoch: Some(leader_epoch),
+                })
+        })
+    }
     fn readable_range(&self, partition: i32) -> Option<std::ops::Range<i64>> {
         let replica = self.replicas.partition(OFFSETS_TOPIC, partition)?;
         Some(replica.log_start_offset()..replica.high_watermark())

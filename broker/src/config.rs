@@ -331,6 +331,11 @@ impl BrokerConfig {
                         .ok_or_else(|| invalid("expected 1..=10000"))?
                         as i32
                 }
+                "offsets.commit.timeout.ms" => {
+                    self.group.commit_timeout_ms = parse_in_range(value, 1, i64::from(i32::MAX))
+                        .ok_or_else(|| invalid("expected a positive integer"))?
+                        as u64
+                }
                 "offset.metadata.max.bytes" => {
                     self.group.max_metadata_bytes = parse_in_range(value, 0, i64::from(i32::MAX))
                         .ok_or_else(|| invalid("expected a non-negative integer"))?

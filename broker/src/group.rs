@@ -1,14 +1,18 @@
 //! The group coordinator (classic protocol): consumer group membership and rebalances (`membership`), and
 //! committed offsets stored as records in the compacted `__consumer_offsets` topic (`offsets`, `records`).
 //!
-//! This broker coordinates every group (it leads every partition). Group state and offsets are rebuilt from
-//! `__consumer_offsets` when the broker starts. Assignment strategies stay in the clients, as in Kafka: the
-//! coordinator only picks the protocol and relays the leader's assignment. Must never hold the groups lock
-//! across an `.await`.
+//! A group belongs to one `__consumer_offsets` partition (`records::partition_for`), its *shard*, and its
+//! coordinator is that partition's leader. This broker coordinates the shards it leads (`shards`): it loads
+//! a shard's groups and offsets when it becomes the partition's leader and drops them when it stops, and
+//! answers the requests of any other group with NOT_COORDINATOR. A standalone broker leads every
+//! partition, so it loads every shard at start. Assignment strategies stay in the clients, as in Kafka:
+//! the coordinator only picks the protocol and relays the leader's assignment. Must never hold the groups
+//! lock across an `.await`.
 
 pub mod membership;
 pub mod offsets;
 pub mod records;
+pub mod shards;
 
 use std::{
     collections::HashMap,
@@ -48,6 +52,8 @@ pub struct GroupConfig {
     pub offsets_partitions: i32,
     /// `offset.metadata.max.bytes`
     pub max_metadata_bytes: usize,
+    /// `offsets.commit.timeout.ms`: how long a commit waits for the in-sync replicas.
+    pub commit_timeout_ms: u64,
 }
 
 impl Default for GroupConfig {
@@ -58,6 +64,7 @@ impl Default for GroupConfig {
             initial_rebalance_delay_ms: 3_000,
             offsets_partitions: 50,
             max_metadata_bytes: 4096,
+            commit_timeout_ms: 5_000,
         }
     }
 }
@@ -127,6 +134,25 @@ impl Member {
             sync_waiter: None,
             awaiting_join: false,
         }
+    }
+
+    /// Answers parked requests with `error` (the coordinator gave the group up).
+    fn answer_waiters_with(&mut self, error: ResponseError) {
+        if let Some(waiter) = self.join_waiter.take() {
+            let _ = waiter.send(JoinResult {
+                error: Some(error),
+                generation: -1,
+                member_id: self.member_id.clone(),
+                ..JoinResult::default()
+            });
+        }
+        if let Some(waiter) = self.sync_waiter.take() {
+            let _ = waiter.send(SyncResult {
+                error: Some(error),
+                ..SyncResult::default()
+            });
+        }
+        self.awaiting_join = false;
     }
 
     /// Dropping the senders wakes parked requests, which then answer UNKNOWN_MEMBER_ID.
@@ -543,9 +569,17 @@ pub struct CommittedOffset {
     pub offset: i64,
 }
 
+/// What the coordinator's one mutex guards: the groups of the loaded shards and the shards' states, together
+/// so that no request can slip a group into a shard that is being unloaded.
+#[derive(Debug, Default)]
+struct CoordinatorState {
+    groups: HashMap<String, Group>,
+    shards: shards::Shards,
+}
+
 #[derive(Debug)]
 pub struct GroupCoordinator {
-    groups: Mutex<HashMap<String, Group>>,
+    state: Mutex<CoordinatorState>,
     pub config: GroupConfig,
     /// Where group state and offsets are stored.
     log: Arc<dyn OffsetsLog>,
@@ -556,24 +590,28 @@ pub struct GroupCoordinator {
 impl GroupCoordinator {
     pub fn new(config: GroupConfig, log: Arc<dyn OffsetsLog>, clock: Arc<dyn Clock>) -> Self {
         Self {
-            groups: Mutex::new(HashMap::new()),
+            state: Mutex::new(CoordinatorState::default()),
             config,
             log,
             clock,
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, Group>> {
-        self.groups
+    fn lock(&self) -> MutexGuard<'_, CoordinatorState> {
+        self.state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    pub fn describe(&self, group_id: &str) -> Option<GroupDescription> {
-        let groups = self.lock();
-        let group = groups.get(group_id)?;
+    /// DescribeGroups: `Ok(None)` for a group this coordinator does not know.
+    pub fn describe(&self, group_id: &str) -> Result<Option<GroupDescription>, ResponseError> {
+        let state = self.lock();
+        state.shards.check(self.shard_of(group_id))?;
+        let Some(group) = state.groups.get(group_id) else {
+            return Ok(None);
+        };
         let protocol = group.protocol.clone().unwrap_or_default();
-        Some(GroupDescription {
+        Ok(Some(GroupDescription {
             state: group.state,
             protocol_type: group.protocol_type.clone().unwrap_or_default(),
             protocol: protocol.clone(),
@@ -590,14 +628,15 @@ impl GroupCoordinator {
                     assignment: m.assignment.clone(),
                 })
                 .collect(),
-        })
+        }))
     }
 
     /// Every committed offset of every live group, members online or not, sorted by (group, topic,
     /// partition). For the lag metric.
     pub fn committed_offsets(&self) -> Vec<CommittedOffset> {
-        let groups = self.lock();
-        let mut offsets: Vec<_> = groups
+        let state = self.lock();
+        let mut offsets: Vec<_> = state
+            .groups
             .values()
             .filter(|g| g.state != GroupState::Dead)
             .flat_map(|g| {
@@ -609,17 +648,24 @@ impl GroupCoordinator {
                 })
             })
             .collect();
-        drop(groups);
+        drop(state);
         offsets.sort_by(|a, b| {
             (&a.group, &a.topic, a.partition).cmp(&(&b.group, &b.topic, b.partition))
         });
         offsets
     }
 
-    /// Every live group, by group id.
+    /// True while a shard this broker leads is still loading: ListGroups then reports
+    /// COORDINATOR_LOAD_IN_PROGRESS next to the groups it has, as Kafka does.
+    pub fn is_loading(&self) -> bool {
+        self.lock().shards.any_loading()
+    }
+
+    /// Every live group of the loaded shards, by group id.
     pub fn list(&self) -> Vec<GroupListing> {
-        let groups = self.lock();
-        let mut list: Vec<_> = groups
+        let state = self.lock();
+        let mut list: Vec<_> = state
+            .groups
             .values()
             .filter(|g| g.state != GroupState::Dead)
             .map(|g| GroupListing {
@@ -628,7 +674,7 @@ impl GroupCoordinator {
                 state: g.state,
             })
             .collect();
-        drop(groups);
+        drop(state);
         list.sort_by(|a, b| a.group_id.cmp(&b.group_id));
         list
     }

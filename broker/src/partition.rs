@@ -55,6 +55,12 @@ pub enum PartitionError {
         partition: i32,
         source: Box<LeaderEpochError>,
     },
+    #[error("partition {topic}-{partition} is no longer led in leader epoch {expected}")]
+    EpochChanged {
+        topic: String,
+        partition: i32,
+        expected: i32,
+    },
     #[error("fsync of partition {topic}-{partition} failed")]
     Flush {
         topic: String,
@@ -371,8 +377,38 @@ impl Partition {
     /// Validates and appends one producer batch, rewriting its offsets in place and stamping this leader's
     /// epoch on it (partitionLeaderEpoch lies outside the CRC-covered bytes, so the CRC stays valid).
     pub fn append(&self, records: &mut [u8], now_ms: i64) -> Result<AppendOutcome, PartitionError> {
+        self.append_checked(records, now_ms, None)
+    }
+
+    /// [`Partition::append`] only while this replica leads in `leader_epoch`, checked under the log lock so
+    /// no batch lands in a later epoch than the writer saw. The group coordinator writes this way: its
+    /// in-memory state belongs to one leadership, and a write of an older one must not slip into a newer.
+    pub fn append_in_epoch(
+        &self,
+        records: &mut [u8],
+        now_ms: i64,
+        leader_epoch: i32,
+    ) -> Result<AppendOutcome, PartitionError> {
+        self.append_checked(records, now_ms, Some(leader_epoch))
+    }
+
+    fn append_checked(
+        &self,
+        records: &mut [u8],
+        now_ms: i64,
+        leader_epoch: Option<i32>,
+    ) -> Result<AppendOutcome, PartitionError> {
         let fields = single_batch_producer_fields(records)?;
         let mut state = self.lock();
+        if let Some(expected) = leader_epoch {
+            if state.append_epoch != Some(expected) {
+                return Err(PartitionError::EpochChanged {
+                    topic: self.topic.clone(),
+                    partition: self.index,
+                    expected,
+                });
+            }
+        }
         if state.config.compact {
             reject_keyless_records(records)?;
         }
@@ -617,6 +653,14 @@ impl Partition {
         self.leadership().leader_epoch
     }
 
+    /// While this replica leads: its leader epoch and where that epoch starts in the log (its log end
+    /// offset when it took over). Everything below the start was written by earlier leaders.
+    pub fn leader_epoch_start(&self) -> Option<(i32, i64)> {
+        let leadership = self.leadership();
+        matches!(leadership.role, Role::Leader { .. })
+            .then_some((leadership.leader_epoch, leadership.epoch_start))
+    }
+
     pub fn partition_epoch(&self) -> i32 {
         self.leadership().partition_epoch
     }
@@ -742,6 +786,21 @@ impl Partition {
     /// Waits until the high watermark reaches `offset`. Errors (returns the reason) when this replica
     /// stops leading meanwhile or the ISR falls below min.insync.replicas after the append.
     pub async fn wait_for_high_watermark(&self, offset: i64) -> Result<(), HighWatermarkWait> {
+        self.wait_high_watermark(offset, true).await
+    }
+
+    /// Waits until the high watermark reaches `offset`, however long the ISR stays below
+    /// min.insync.replicas (the high watermark does not move then); errors only when this replica stops
+    /// leading. For a new leader waiting for its predecessors' records to be committed.
+    pub async fn wait_until_committed(&self, offset: i64) -> Result<(), HighWatermarkWait> {
+        self.wait_high_watermark(offset, false).await
+    }
+
+    async fn wait_high_watermark(
+        &self,
+        offset: i64,
+        fail_below_min_insync: bool,
+    ) -> Result<(), HighWatermarkWait> {
         let mut hw = self.high_watermark.subscribe();
         loop {
             if *hw.borrow_and_update() >= offset {
@@ -750,7 +809,7 @@ impl Partition {
             if !self.is_leader() {
                 return Err(HighWatermarkWait::NotLeader);
             }
-            if self.isr_len() < self.min_insync_replicas() {
+            if fail_below_min_insync && self.isr_len() < self.min_insync_replicas() {
                 return Err(HighWatermarkWait::NotEnoughReplicas);
             }
             if hw.changed().await.is_err() {

@@ -39,6 +39,12 @@ const RULES: &[(&str, Forbidden)] = &[
         "group",
         Forbidden::These(&["handlers", "server", "http", "broker", "cluster", "metrics"]),
     ),
+    // Replication tells the group coordinator about leadership through `replication::leadership`, whose
+    // listener the composition root implements; it never reaches into the coordinator.
+    (
+        "replication",
+        Forbidden::These(&["group", "handlers", "server", "http", "broker"]),
+    ),
 ];
 
 #[derive(Debug)]

@@ -115,7 +115,8 @@ pub struct LeavingMember {
 pub struct LeaveResult {
     /// The request-level error (v0-v2): the one member's outcome, or UNKNOWN_MEMBER_ID for an unknown group.
     pub error: Option<ResponseError>,
-    /// One outcome per [`LeavingMember`], in order (v3+).
+    /// One outcome per [`LeavingMember`], in order (v3+); empty when the coordinator refused the whole
+    /// request (`error` says why).
     pub members: Vec<Result<(), ResponseError>>,
 }
 
@@ -144,6 +145,12 @@ impl GroupCoordinator {
                 &request.member_id,
             ));
         }
+        // Kafka checks the coordinator before the request's own fields.
+        let mut state = self.lock();
+        if let Err(e) = state.shards.check(self.shard_of(&request.group_id)) {
+            return Ok(JoinResult::error(e, &request.member_id));
+        }
+        let groups = &mut state.groups;
         if request.session_timeout_ms < config.min_session_timeout_ms
             || request.session_timeout_ms > config.max_session_timeout_ms
         {
@@ -158,7 +165,6 @@ impl GroupCoordinator {
                 &request.member_id,
             ));
         }
-        let mut groups = self.lock();
         if !request.member_id.is_empty() && !groups.contains_key(&request.group_id) {
             return Ok(JoinResult::error(
                 ResponseError::UnknownMemberId,
@@ -295,8 +301,11 @@ impl GroupCoordinator {
         } = request;
         let member_id = member_id.as_str();
         let parked = {
-            let mut groups = self.lock();
-            let Some(group) = groups.get_mut(&group_id) else {
+            let mut state = self.lock();
+            if let Err(e) = state.shards.check(self.shard_of(&group_id)) {
+                return SyncResult::error(e);
+            }
+            let Some(group) = state.groups.get_mut(&group_id) else {
                 return SyncResult::error(ResponseError::UnknownMemberId);
             };
             if let Err(e) = group.check_member(member_id, instance_id.as_deref(), generation) {
@@ -362,8 +371,16 @@ impl GroupCoordinator {
         member_id: &str,
         instance_id: Option<&str>,
     ) -> Result<(), ResponseError> {
-        let mut groups = self.lock();
-        let group = groups
+        let mut state = self.lock();
+        match state.shards.check(self.shard_of(group_id)) {
+            Ok(_) => {}
+            // Kafka answers heartbeats blindly while the group loads: the member keeps its assignment
+            // and learns of any rebalance once the group is back.
+            Err(ResponseError::CoordinatorLoadInProgress) => return Ok(()),
+            Err(e) => return Err(e),
+        }
+        let group = state
+            .groups
             .get_mut(group_id)
             .ok_or(ResponseError::UnknownMemberId)?;
         group.check_member(member_id, instance_id, generation)?;
@@ -380,8 +397,15 @@ impl GroupCoordinator {
 
     /// Removes members that leave.
     pub fn leave(&self, group_id: &str, leaving: &[LeavingMember]) -> LeaveResult {
-        let mut groups = self.lock();
-        let Some(group) = groups.get_mut(group_id) else {
+        let mut state = self.lock();
+        if let Err(e) = state.shards.check(self.shard_of(group_id)) {
+            // No member outcomes: Kafka reports a coordinator error once, for the whole request.
+            return LeaveResult {
+                error: Some(e),
+                members: Vec::new(),
+            };
+        }
+        let Some(group) = state.groups.get_mut(group_id) else {
             return LeaveResult {
                 error: Some(ResponseError::UnknownMemberId),
                 members: vec![Err(ResponseError::UnknownMemberId); leaving.len()],
@@ -441,8 +465,8 @@ impl GroupCoordinator {
     pub async fn tick(&self) {
         let now = self.clock.now();
         {
-            let mut groups = self.lock();
-            for group in groups.values_mut() {
+            let mut state = self.lock();
+            for group in state.groups.values_mut() {
                 group.pending_members.retain(|_, deadline| *deadline > now);
                 let expired: Vec<String> = group
                     .members
@@ -502,7 +526,15 @@ mod tests {
         fn append_durably(
             &self,
             partition: i32,
+            _: Option<i32>,
             _: bytes::BytesMut,
+        ) -> BoxFuture<'_, Result<(), OffsetsLogError>> {
+            Box::pin(async move { Err(OffsetsLogError::NotHosted(partition)) })
+        }
+        fn wait_until_caught_up(
+            &self,
+            partition: i32,
+            _: i32,
         ) -> BoxFuture<'_, Result<(), OffsetsLogError>> {
             Box::pin(async move { Err(OffsetsLogError::NotHosted(partition)) })
         }
@@ -514,15 +546,18 @@ mod tests {
         }
     }
 
+    /// A standalone coordinator: every shard loaded (from an empty log).
     fn coordinator_with(clock: Arc<ManualClock>) -> Arc<GroupCoordinator> {
-        Arc::new(GroupCoordinator::new(
+        let coordinator = Arc::new(GroupCoordinator::new(
             GroupConfig {
                 initial_rebalance_delay_ms: 0,
                 ..GroupConfig::default()
             },
             Arc::new(NoOffsetsLog),
             clock,
-        ))
+        ));
+        coordinator.load().unwrap();
+        coordinator
     }
 
     fn coordinator() -> Arc<GroupCoordinator> {
@@ -652,7 +687,7 @@ mod tests {
             c.heartbeat("g", 2, "stranger", None),
             Err(ResponseError::UnknownMemberId)
         );
-        assert_eq!(c.describe("g").unwrap().state, GroupState::Stable);
+        assert_eq!(c.describe("g").unwrap().unwrap().state, GroupState::Stable);
     }
 
     #[tokio::test]
@@ -673,7 +708,7 @@ mod tests {
                 members: vec![Ok(())]
             }
         );
-        let group = c.describe("g").unwrap();
+        let group = c.describe("g").unwrap().unwrap();
         assert_eq!(group.state, GroupState::Empty);
         assert!(group.members.is_empty());
         assert_eq!(
@@ -713,7 +748,7 @@ mod tests {
             Some(ResponseError::InconsistentGroupProtocol)
         );
         assert_eq!(
-            c.describe("g").unwrap().members.len(),
+            c.describe("g").unwrap().unwrap().members.len(),
             1,
             "a refused join must not add a member: {member:?}"
         );
@@ -728,13 +763,13 @@ mod tests {
         clock.advance(Duration::from_millis(9_900));
         c.tick().await;
         assert_eq!(
-            c.describe("g").unwrap().members.len(),
+            c.describe("g").unwrap().unwrap().members.len(),
             1,
             "still inside the 10 s session"
         );
         clock.advance(Duration::from_millis(200));
         c.tick().await;
-        let group = c.describe("g").unwrap();
+        let group = c.describe("g").unwrap().unwrap();
         assert!(
             group.members.is_empty(),
             "expired member still in the group"

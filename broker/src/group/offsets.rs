@@ -1,19 +1,19 @@
 //! Committed offsets and the `__consumer_offsets` topic: OffsetCommit, OffsetFetch, OffsetDelete,
 //! DeleteGroups, persisting group metadata, and rebuilding everything from the topic on start.
 //!
-//! A commit is acknowledged only after its record is in the log and durable under the topic's flush policy;
-//! the in-memory cache is updated after that, so a fetch never returns an offset a crash could lose.
+//! A commit is acknowledged only after its record is committed: in the log, durable under the topic's flush
+//! policy and below the partition's high watermark, i.e. held by every in-sync replica (Kafka appends
+//! offsets with acks=all). The in-memory cache is updated after that, so a fetch never returns an offset
+//! a crash or a failover could lose.
 
-use std::{collections::BTreeMap, ops::Range, time::Instant};
+use std::{collections::BTreeMap, ops::Range};
 
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::{
-    messages::ConsumerProtocolSubscription, protocol::Decodable, records::RecordBatchDecoder,
-    ResponseError,
-};
+use kafka_protocol::{messages::ConsumerProtocolSubscription, protocol::Decodable, ResponseError};
 
 use super::{
     records::{partition_for, GroupValue, OffsetValue, OffsetsKey},
+    shards::ShardToken,
     Group, GroupCoordinator, GroupState, OFFSETS_TOPIC,
 };
 use crate::{
@@ -26,12 +26,22 @@ pub trait OffsetsLog: Send + Sync + std::fmt::Debug {
     /// Creates `__consumer_offsets` (compacted, `partitions` partitions) unless it exists, and returns once
     /// its partitions can be written here.
     fn ensure_topic(&self, partitions: i32) -> BoxFuture<'_, Result<(), OffsetsLogError>>;
-    /// Appends one record batch to `partition` and returns once it is durable under the topic's flush
-    /// policy.
+    /// Appends one record batch to `partition` while this broker leads it in `leader_epoch` (any epoch when
+    /// `None`) and returns once it is committed: durable under the topic's flush policy and below the high
+    /// watermark. Gives up with [`OffsetsLogError::Timeout`] after `offsets.commit.timeout.ms`.
     fn append_durably(
         &self,
         partition: i32,
+        leader_epoch: Option<i32>,
         batch: BytesMut,
+    ) -> BoxFuture<'_, Result<(), OffsetsLogError>>;
+    /// Returns once this broker leads `partition` in `leader_epoch` and everything its log held when it
+    /// took over is below the high watermark, so that a load up to the high watermark sees every commit
+    /// an earlier leader acknowledged. Errors when the leadership ends first.
+    fn wait_until_caught_up(
+        &self,
+        partition: i32,
+        leader_epoch: i32,
     ) -> BoxFuture<'_, Result<(), OffsetsLogError>>;
     /// The readable offsets of `partition`: log start offset to high watermark; `None` if it is not hosted.
     fn readable_range(&self, partition: i32) -> Option<Range<i64>>;
@@ -48,6 +58,23 @@ pub enum OffsetsLogError {
     CreateTopic(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("{OFFSETS_TOPIC}-{0} is not hosted here")]
     NotHosted(i32),
+    #[error("storing to {OFFSETS_TOPIC}-{partition}")]
+    Storage {
+        partition: i32,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error(
+        "this broker does not lead {OFFSETS_TOPIC}-{partition} in leader epoch {leader_epoch:?}"
+    )]
+    NotLeader {
+        partition: i32,
+        leader_epoch: Option<i32>,
+    },
+    #[error("the ISR of {OFFSETS_TOPIC}-{0} is below min.insync.replicas")]
+    NotEnoughReplicas(i32),
+    #[error("{OFFSETS_TOPIC}-{partition}: not replicated within {timeout_ms} ms")]
+    Timeout { partition: i32, timeout_ms: u64 },
     #[error("encoding a record batch for {OFFSETS_TOPIC}")]
     Encode(#[source] crate::log::builder::BatchBuildError),
     #[error("appending to {OFFSETS_TOPIC}-{partition}")]
@@ -70,6 +97,27 @@ pub enum OffsetsLogError {
         #[source]
         source: anyhow::Error,
     },
+}
+
+impl OffsetsLogError {
+    /// What a client is told when a write of the coordinator fails, as Kafka maps its append errors
+    /// (`GroupMetadataManager.storeOffsets`, `GroupCoordinatorService.handleOperationException`): a lost
+    /// leadership or a broken disk sends the client to find the coordinator again, too few replicas make
+    /// it back off, a timeout is reported as such.
+    pub fn response_error(&self) -> ResponseError {
+        match self {
+            OffsetsLogError::NotLeader { .. } => ResponseError::NotCoordinator,
+            OffsetsLogError::Timeout { .. } => ResponseError::RequestTimedOut,
+            OffsetsLogError::Storage { .. } => ResponseError::NotCoordinator,
+            OffsetsLogError::NotEnoughReplicas(_)
+            | OffsetsLogError::NotHosted(_)
+            | OffsetsLogError::CreateTopic(_)
+            | OffsetsLogError::Encode(_)
+            | OffsetsLogError::Append { .. }
+            | OffsetsLogError::Read { .. }
+            | OffsetsLogError::Decode { .. } => ResponseError::CoordinatorNotAvailable,
+        }
+    }
 }
 
 /// One partition's commit in an OffsetCommit.
@@ -123,17 +171,17 @@ impl GroupCoordinator {
         self.log.ensure_topic(self.config.offsets_partitions).await
     }
 
-    /// Appends records for `group` to its `__consumer_offsets` partition and waits until they are durable.
+    /// Appends records of a group of shard `shard` to its `__consumer_offsets` partition, in the leadership
+    /// the shard was loaded for, and waits until they are committed.
     async fn append(
         &self,
-        group: &str,
+        shard: ShardToken,
         records: Vec<(Bytes, Option<Bytes>)>,
     ) -> Result<(), OffsetsLogError> {
         if records.is_empty() {
             return Ok(());
         }
         self.ensure_offsets_topic().await?;
-        let index = partition_for(group, self.config.offsets_partitions);
         let now = self.clock.wall_ms();
         let builder = records
             .into_iter()
@@ -141,28 +189,34 @@ impl GroupCoordinator {
                 b.record(Some(key), value)
             });
         let batch = BytesMut::from(&builder.build().map_err(OffsetsLogError::Encode)?[..]);
-        self.log.append_durably(index, batch).await
+        self.log
+            .append_durably(shard.partition, shard.leader_epoch, batch)
+            .await
     }
 
     /// Writes the metadata record of every group whose generation or assignment changed.
     pub(super) async fn persist_dirty_groups(&self) {
-        let dirty: Vec<(String, GroupValue)> = {
-            let mut groups = self.lock();
-            groups
+        let dirty: Vec<(String, ShardToken, GroupValue)> = {
+            let mut state = self.lock();
+            let state = &mut *state;
+            let partitions = self.config.offsets_partitions;
+            state
+                .groups
                 .values_mut()
                 .filter(|g| g.needs_persist)
-                .map(|g| {
+                .filter_map(|g| {
                     g.needs_persist = false;
-                    (g.id.clone(), g.to_value())
+                    let shard = state.shards.check(partition_for(&g.id, partitions)).ok()?;
+                    Some((g.id.clone(), shard, g.to_value()))
                 })
                 .collect()
         };
-        for (group, value) in dirty {
+        for (group, shard, value) in dirty {
             let key = OffsetsKey::Group {
                 group: group.clone(),
             }
             .encode();
-            if let Err(e) = self.append(&group, vec![(key, Some(value.encode()))]).await {
+            if let Err(e) = self.append(shard, vec![(key, Some(value.encode()))]).await {
                 tracing::error!(group = %group, error = %error_chain(&e), "persisting group metadata failed");
             }
         }
@@ -181,8 +235,13 @@ impl GroupCoordinator {
         if group_id.is_empty() {
             return all(ResponseError::InvalidGroupId);
         }
-        {
-            let mut groups = self.lock();
+        let shard = {
+            let mut state = self.lock();
+            let shard = match state.shards.check(self.shard_of(group_id)) {
+                Ok(shard) => shard,
+                Err(e) => return all(e),
+            };
+            let groups = &mut state.groups;
             match groups.get(group_id) {
                 None if generation < 0 => {
                     // A consumer that assigns partitions itself and only stores offsets ("simple" group).
@@ -199,7 +258,8 @@ impl GroupCoordinator {
                     }
                 }
             }
-        }
+            shard
+        };
         let mut outcomes = Vec::with_capacity(entries.len());
         let mut records = Vec::new();
         let mut accepted = Vec::new();
@@ -230,15 +290,22 @@ impl GroupCoordinator {
             accepted.push((outcomes.len(), TopicPartition::new(topic, partition), value));
             outcomes.push(Ok(()));
         }
-        if let Err(e) = self.append(group_id, records).await {
-            tracing::error!(group = %group_id, error = %error_chain(&e), "storing committed offsets failed");
+        if let Err(e) = self.append(shard, records).await {
+            tracing::warn!(group = %group_id, error = %error_chain(&e), "storing committed offsets failed");
+            let error = e.response_error();
             for (slot, ..) in &accepted {
-                outcomes[*slot] = Err(ResponseError::CoordinatorNotAvailable);
+                outcomes[*slot] = Err(error);
             }
             return outcomes;
         }
-        let mut groups = self.lock();
-        let group = groups
+        let mut state = self.lock();
+        if !state.shards.is_current(shard) {
+            // The shard was unloaded while the commit replicated; the record is in the log, and whoever
+            // loads the shard next reads it from there.
+            return outcomes;
+        }
+        let group = state
+            .groups
             .entry(group_id.to_owned())
             .or_insert_with(|| Group::new(group_id));
         for (_, key, value) in accepted {
@@ -248,10 +315,15 @@ impl GroupCoordinator {
     }
 
     /// OffsetFetch: committed offsets of `topics` (all of the group's when `None`).
-    pub fn fetch(&self, group_id: &str, topics: Option<Vec<TopicPartitions>>) -> Vec<TopicOffsets> {
-        let groups = self.lock();
-        let offsets = groups.get(group_id).map(|g| &g.offsets);
-        match topics {
+    pub fn fetch(
+        &self,
+        group_id: &str,
+        topics: Option<Vec<TopicPartitions>>,
+    ) -> Result<Vec<TopicOffsets>, ResponseError> {
+        let state = self.lock();
+        state.shards.check(self.shard_of(group_id))?;
+        let offsets = state.groups.get(group_id).map(|g| &g.offsets);
+        Ok(match topics {
             Some(topics) => topics
                 .into_iter()
                 .map(|TopicPartitions { topic, partitions }| {
@@ -286,14 +358,18 @@ impl GroupCoordinator {
                     })
                     .collect()
             }
-        }
+        })
     }
 
     /// DeleteGroups: only groups without members can go; their offsets and metadata get tombstones.
     pub async fn delete_group(&self, group_id: &str) -> Result<(), ResponseError> {
-        let keys = {
-            let groups = self.lock();
-            let group = groups.get(group_id).ok_or(ResponseError::GroupIdNotFound)?;
+        let (shard, keys) = {
+            let state = self.lock();
+            let shard = state.shards.check(self.shard_of(group_id))?;
+            let group = state
+                .groups
+                .get(group_id)
+                .ok_or(ResponseError::GroupIdNotFound)?;
             if !group.members.is_empty() || group.state != GroupState::Empty {
                 return Err(ResponseError::NonEmptyGroup);
             }
@@ -309,13 +385,16 @@ impl GroupCoordinator {
                 .encode(),
                 None,
             ));
-            keys
+            (shard, keys)
         };
-        if let Err(e) = self.append(group_id, keys).await {
-            tracing::error!(group = %group_id, error = %error_chain(&e), "deleting group failed");
-            return Err(ResponseError::CoordinatorNotAvailable);
+        if let Err(e) = self.append(shard, keys).await {
+            tracing::warn!(group = %group_id, error = %error_chain(&e), "deleting group failed");
+            return Err(e.response_error());
         }
-        self.lock().remove(group_id);
+        let mut state = self.lock();
+        if state.shards.is_current(shard) {
+            state.groups.remove(group_id);
+        }
         Ok(())
     }
 
@@ -325,9 +404,13 @@ impl GroupCoordinator {
         group_id: &str,
         topics: Vec<TopicPartitions>,
     ) -> Result<Vec<TopicOutcomes>, ResponseError> {
-        let (results, tombstones) = {
-            let groups = self.lock();
-            let group = groups.get(group_id).ok_or(ResponseError::GroupIdNotFound)?;
+        let (shard, results, tombstones) = {
+            let state = self.lock();
+            let shard = state.shards.check(self.shard_of(group_id))?;
+            let group = state
+                .groups
+                .get(group_id)
+                .ok_or(ResponseError::GroupIdNotFound)?;
             let subscribed = subscribed_topics(group);
             let mut tombstones = Vec::new();
             let results: Vec<TopicOutcomes> = topics
@@ -351,81 +434,26 @@ impl GroupCoordinator {
                     TopicOutcomes { topic, partitions }
                 })
                 .collect();
-            (results, tombstones)
+            (shard, results, tombstones)
         };
         let records = tombstones
             .iter()
             .map(|key| (offset_key(group_id, &key.topic, key.partition), None))
             .collect();
-        if let Err(e) = self.append(group_id, records).await {
-            tracing::error!(group = %group_id, error = %error_chain(&e), "deleting offsets failed");
-            return Err(ResponseError::CoordinatorNotAvailable);
+        if let Err(e) = self.append(shard, records).await {
+            tracing::warn!(group = %group_id, error = %error_chain(&e), "deleting offsets failed");
+            return Err(e.response_error());
         }
-        if let Some(group) = self.lock().get_mut(group_id) {
+        let mut state = self.lock();
+        if !state.shards.is_current(shard) {
+            return Ok(results);
+        }
+        if let Some(group) = state.groups.get_mut(group_id) {
             for key in tombstones {
                 group.offsets.remove(&key);
             }
         }
         Ok(results)
-    }
-
-    /// Rebuilds groups and offsets from `__consumer_offsets`. Runs once at start, before clients connect.
-    pub fn load(&self) -> Result<usize, OffsetsLogError> {
-        let started = Instant::now();
-        let mut applied = 0usize;
-        let mut groups = self.lock();
-        for index in 0..self.config.offsets_partitions {
-            let Some(Range { start, end }) = self.log.readable_range(index) else {
-                continue;
-            };
-            let mut offset = start;
-            while offset < end {
-                let mut buf = self.log.read(index, offset, 1 << 20)?;
-                if buf.is_empty() {
-                    break;
-                }
-                let sets = RecordBatchDecoder::decode_all(&mut buf).map_err(|source| {
-                    OffsetsLogError::Decode {
-                        partition: index,
-                        offset,
-                        source,
-                    }
-                })?;
-                let mut next = offset;
-                for record in sets.into_iter().flat_map(|s| s.records) {
-                    next = next.max(record.offset + 1);
-                    if record.offset < offset {
-                        continue;
-                    }
-                    let Some(key) = record.key.clone() else {
-                        continue;
-                    };
-                    match OffsetsKey::decode(key) {
-                        Ok(key) => {
-                            apply(&mut groups, key, record.value);
-                            applied += 1;
-                        }
-                        Err(e) => {
-                            tracing::warn!(partition = index, offset = record.offset, error = %e, "skipping unreadable offsets record")
-                        }
-                    }
-                }
-                if next <= offset {
-                    break;
-                }
-                offset = next;
-            }
-        }
-        groups.retain(|_, g| {
-            !(g.state == GroupState::Empty && g.offsets.is_empty() && g.generation == 0)
-        });
-        tracing::info!(
-            groups = groups.len(),
-            records = applied,
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "group state loaded"
-        );
-        Ok(applied)
     }
 }
 
@@ -438,7 +466,8 @@ fn offset_key(group: &str, topic: &str, partition: i32) -> Bytes {
     .encode()
 }
 
-fn apply(
+/// Applies one `__consumer_offsets` record to the groups being loaded.
+pub(super) fn apply(
     groups: &mut std::collections::HashMap<String, Group>,
     key: OffsetsKey,
     value: Option<Bytes>,

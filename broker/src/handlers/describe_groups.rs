@@ -23,7 +23,10 @@ pub async fn handle(
                 .with_group_id(id.clone())
                 .with_authorized_operations(i32::MIN);
             match ctx.broker.groups.describe(&id.0) {
-                Some(group) => {
+                // NOT_COORDINATOR or COORDINATOR_LOAD_IN_PROGRESS: the client looks the coordinator up again
+                // or retries.
+                Err(e) => described.with_error_code(e.code()),
+                Ok(Some(group)) => {
                     let members = group
                         .members
                         .into_iter()
@@ -48,10 +51,10 @@ pub async fn handle(
                         .with_members(members)
                 }
                 // Kafka answers an unknown group as Dead (v6 adds an explicit error code).
-                None if ctx.version >= 6 => described
+                Ok(None) if ctx.version >= 6 => described
                     .with_error_code(ResponseError::GroupIdNotFound.code())
                     .with_group_state(StrBytes::from_static_str("Dead")),
-                None => described.with_group_state(StrBytes::from_static_str("Dead")),
+                Ok(None) => described.with_group_state(StrBytes::from_static_str("Dead")),
             }
         })
         .collect();

@@ -24,7 +24,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: LeaveGroupRequest) -> Lea
         }]
     };
     let result = ctx.broker.groups.leave(&request.group_id.0, &leaving);
-    if ctx.version < 3 {
+    if ctx.version < 3 || (result.members.is_empty() && result.error.is_some()) {
         return LeaveGroupResponse::default().with_error_code(error_code(result.error));
     }
     let members = request

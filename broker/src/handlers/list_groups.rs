@@ -1,8 +1,10 @@
-//! ListGroups (key 16): every group, optionally filtered by state (v4+) and type (v5+).
+//! ListGroups (key 16): every group this broker coordinates, optionally filtered by state (v4+) and type
+//! (v5+); COORDINATOR_LOAD_IN_PROGRESS next to them while a shard is still loading, as Kafka answers.
 
 use kafka_protocol::{
     messages::{list_groups_response::ListedGroup, GroupId, ListGroupsRequest, ListGroupsResponse},
     protocol::StrBytes,
+    ResponseError,
 };
 
 use crate::handlers::RequestContext;
@@ -18,6 +20,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: ListGroupsRequest) -> Lis
         .iter()
         .map(|s| s.to_lowercase())
         .collect();
+    let loading = ctx.broker.groups.is_loading();
     let groups = ctx
         .broker
         .groups
@@ -42,5 +45,11 @@ pub async fn handle(ctx: &RequestContext<'_>, request: ListGroupsRequest) -> Lis
                 })
         })
         .collect();
-    ListGroupsResponse::default().with_groups(groups)
+    ListGroupsResponse::default()
+        .with_error_code(if loading {
+            ResponseError::CoordinatorLoadInProgress.code()
+        } else {
+            0
+        })
+        .with_groups(groups)
 }

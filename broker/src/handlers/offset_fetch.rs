@@ -10,8 +10,10 @@ use kafka_protocol::{
         GroupId, OffsetFetchRequest, OffsetFetchResponse, TopicName,
     },
     protocol::StrBytes,
+    ResponseError,
 };
 
+use super::code;
 use crate::{
     group::{records::OffsetValue, TopicPartitions},
     handlers::RequestContext,
@@ -27,6 +29,39 @@ fn fields(value: Option<OffsetValue>) -> (i64, i32, Option<StrBytes>) {
         ),
         None => (-1, -1, Some(StrBytes::default())),
     }
+}
+
+/// A coordinator error before v8, as Kafka's `OffsetFetchRequest.getErrorResponse` builds it: v2+ carry
+/// it at the top level; v0-1 have no such field, so every requested partition carries it.
+fn refused(
+    version: i16,
+    error: ResponseError,
+    wanted: Option<Vec<TopicPartitions>>,
+) -> OffsetFetchResponse {
+    if version >= 2 {
+        return OffsetFetchResponse::default().with_error_code(code(error));
+    }
+    let topics = wanted
+        .unwrap_or_default()
+        .into_iter()
+        .map(|t| {
+            let partitions = t
+                .partitions
+                .into_iter()
+                .map(|partition| {
+                    OffsetFetchResponsePartition::default()
+                        .with_partition_index(partition)
+                        .with_committed_offset(-1)
+                        .with_metadata(Some(StrBytes::default()))
+                        .with_error_code(code(error))
+                })
+                .collect();
+            OffsetFetchResponseTopic::default()
+                .with_name(TopicName(StrBytes::from_string(t.topic)))
+                .with_partitions(partitions)
+        })
+        .collect();
+    OffsetFetchResponse::default().with_topics(topics)
 }
 
 pub async fn handle(ctx: &RequestContext<'_>, request: OffsetFetchRequest) -> OffsetFetchResponse {
@@ -45,8 +80,15 @@ pub async fn handle(ctx: &RequestContext<'_>, request: OffsetFetchRequest) -> Of
                         })
                         .collect()
                 });
-                let topics = groups
-                    .fetch(&g.group_id.0, wanted)
+                let fetched = match groups.fetch(&g.group_id.0, wanted) {
+                    Ok(fetched) => fetched,
+                    Err(e) => {
+                        return OffsetFetchResponseGroup::default()
+                            .with_group_id(GroupId(g.group_id.0))
+                            .with_error_code(code(e))
+                    }
+                };
+                let topics = fetched
                     .into_iter()
                     .map(|topic| {
                         let partitions = topic
@@ -81,8 +123,11 @@ pub async fn handle(ctx: &RequestContext<'_>, request: OffsetFetchRequest) -> Of
             })
             .collect()
     });
-    let topics = groups
-        .fetch(&request.group_id.0, wanted)
+    let fetched = match groups.fetch(&request.group_id.0, wanted.clone()) {
+        Ok(fetched) => fetched,
+        Err(e) => return refused(ctx.version, e, wanted),
+    };
+    let topics = fetched
         .into_iter()
         .map(|topic| {
             let partitions = topic

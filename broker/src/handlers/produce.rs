@@ -58,6 +58,8 @@ pub(crate) fn partition_error(error: &PartitionError) -> (ResponseError, String)
         PartitionError::Producer(ProducerStateError::OutOfOrder { .. }) => {
             ResponseError::OutOfOrderSequenceNumber
         }
+        // Produce never appends in a fixed epoch; the coordinator does, and maps this itself.
+        PartitionError::EpochChanged { .. } => ResponseError::NotLeaderOrFollower,
         PartitionError::Flush { .. } | PartitionError::LeaderEpoch { .. } => {
             ResponseError::KafkaStorageError
         }

@@ -5,11 +5,12 @@
 
 use std::sync::Arc;
 
+// The same type as `group::offsets::BoxFuture`, named here so that replication imports nothing of the group
+// coordinator.
+use futures_util::future::BoxFuture;
+
 pub use crate::cluster::controller::{AlterPartitionError, AlterPartitionRequest};
-use crate::{
-    cluster::{controller::Controller, image::PartitionRegistration},
-    group::offsets::BoxFuture,
-};
+use crate::cluster::{controller::Controller, image::PartitionRegistration};
 
 /// Sends a leader's AlterPartition to whoever commits metadata.
 pub trait IsrProposer: Send + Sync + std::fmt::Debug {

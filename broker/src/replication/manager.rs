@@ -16,6 +16,7 @@ use tokio::sync::watch;
 use super::{
     fetcher::FetchAssignments,
     isr::{AlterPartitionRequest, IsrProposer},
+    leadership::{LeadershipEvent, LeadershipListener},
 };
 use crate::{
     cluster::{
@@ -60,6 +61,9 @@ pub struct ReplicaManager {
     isr_proposer: RwLock<Option<Arc<dyn IsrProposer>>>,
     /// The last image applied, for broker liveness in ISR expansion.
     image: RwLock<Arc<MetadataImage>>,
+    /// Who hears about leadership changes (the group coordinator). A mutex rather than a lock-free cell:
+    /// delivering a delta's events and replaying the current state on registration must not interleave.
+    leadership_listener: std::sync::Mutex<Option<Arc<dyn LeadershipListener>>>,
 }
 
 impl ReplicaManager {
@@ -76,6 +80,42 @@ impl ReplicaManager {
             assignments: Arc::default(),
             isr_proposer: RwLock::new(None),
             image: RwLock::new(Arc::default()),
+            leadership_listener: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// Registers the one leadership listener and replays the current role of every local replica to it,
+    /// so that a listener built after the first deltas were applied (the group coordinator comes after
+    /// the metadata) misses nothing. Replicas without a leader role are reported as not led.
+    pub fn set_leadership_listener(&self, listener: Arc<dyn LeadershipListener>) {
+        let mut slot = self
+            .leadership_listener
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        for partition in self.all_partitions() {
+            match partition.leader_epoch_start() {
+                Some((leader_epoch, _)) => {
+                    listener.became_leader(&partition.topic, partition.index, leader_epoch)
+                }
+                None => listener.stopped_leading(&partition.topic, partition.index),
+            }
+        }
+        *slot = Some(listener);
+    }
+
+    /// Delivers `events` in order; called after the roles they describe are in effect.
+    fn publish_leadership(&self, events: &[LeadershipEvent]) {
+        if events.is_empty() {
+            return;
+        }
+        let slot = self
+            .leadership_listener
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(listener) = slot.as_deref() {
+            for event in events {
+                event.deliver(listener);
+            }
         }
     }
 
@@ -220,12 +260,18 @@ impl ReplicaManager {
             .image
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::clone(image);
+        let mut events = Vec::new();
+        let not_leader = |topic: &str, partition: i32| LeadershipEvent::NotLeader {
+            topic: topic.to_owned(),
+            partition,
+        };
         for topic in &delta.deleted_topics {
             for index in 0..topic.partition_count() {
                 let hosted = self.partition(&topic.name, index);
                 if hosted.is_some_and(|p| p.topic_id == topic.id) {
                     self.assignments.stop(&topic.name, index);
                     self.logs.delete_partition(&topic.name, index);
+                    events.push(not_leader(&topic.name, index));
                 }
             }
         }
@@ -248,6 +294,7 @@ impl ReplicaManager {
                 // An older topic's replica under the same name, or a replica moved off this broker.
                 self.assignments.stop(&changed.topic, changed.index);
                 self.logs.delete_partition(&changed.topic, changed.index);
+                events.push(not_leader(&changed.topic, changed.index));
             }
             if !registration.replicas.contains(&self.local) {
                 continue;
@@ -275,15 +322,21 @@ impl ReplicaManager {
             };
             if registration.leader == self.local {
                 self.assignments.stop(&changed.topic, changed.index);
-                if let Err(e) =
-                    partition.become_leader(self.local, registration, crate::clock::now_ms())
-                {
-                    failures.push((changed.topic.clone(), changed.index));
-                    first.get_or_insert(LogManagerError::OpenPartition {
+                match partition.become_leader(self.local, registration, crate::clock::now_ms()) {
+                    Ok(()) => events.push(LeadershipEvent::Leader {
                         topic: changed.topic.clone(),
                         partition: changed.index,
-                        source: e,
-                    });
+                        leader_epoch: registration.leader_epoch,
+                    }),
+                    Err(e) => {
+                        events.push(not_leader(&changed.topic, changed.index));
+                        failures.push((changed.topic.clone(), changed.index));
+                        first.get_or_insert(LogManagerError::OpenPartition {
+                            topic: changed.topic.clone(),
+                            partition: changed.index,
+                            source: e,
+                        });
+                    }
                 }
             } else {
                 partition.become_follower(
@@ -291,6 +344,7 @@ impl ReplicaManager {
                     registration.leader_epoch,
                     registration.partition_epoch,
                 );
+                events.push(not_leader(&changed.topic, changed.index));
                 if registration.leader == NO_LEADER {
                     self.assignments.stop(&changed.topic, changed.index);
                 } else {
@@ -313,6 +367,7 @@ impl ReplicaManager {
                 }
             }
         }
+        self.publish_leadership(&events);
         match first {
             Some(first) => Err(ApplyFailures {
                 first: Box::new(first),
