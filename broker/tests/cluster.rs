@@ -649,3 +649,78 @@ fn a_changed_voter_set_is_refused_with_a_clear_error() {
         "log:\n{log}"
     );
 }
+
+/// The coordinator of `group` as `node` answers FindCoordinator (-1 while there is none).
+fn coordinator_of(node: &Node, group: &str) -> (i16, i32) {
+    let request = kafka_protocol::messages::FindCoordinatorRequest::default()
+        .with_key(StrBytes::from_string(group.to_owned()))
+        .with_key_type(0);
+    let response = node.call(request, 3);
+    (response.error_code, response.node_id.0)
+}
+
+/// `group`'s committed offset and leader epoch of `topic`-0 at `node`: `Err(code)` on a group error.
+fn committed_at(node: &Node, group: &str, topic: &str) -> Result<(i64, i32), i16> {
+    let request = kafka_protocol::messages::OffsetFetchRequest::default()
+        .with_group_id(kafka_protocol::messages::GroupId(StrBytes::from_string(
+            group.to_owned(),
+        )))
+        .with_topics(Some(vec![
+            kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic::default()
+                .with_name(TopicName(StrBytes::from_string(topic.to_owned())))
+                .with_partition_indexes(vec![0]),
+        ]));
+    let response = node.call(request, 7);
+    if response.error_code != 0 {
+        return Err(response.error_code);
+    }
+    let partition = &response.topics[0].partitions[0];
+    if partition.error_code != 0 {
+        return Err(partition.error_code);
+    }
+    Ok((partition.committed_offset, partition.committed_leader_epoch))
+}
+
+#[test]
+fn committed_offsets_survive_the_loss_of_their_coordinator() {
+    let mut cluster = start_cluster(3, 3);
+    assert_eq!(create_topic(cluster.node(1), "orders", 1, 3), 0);
+    // The offsets topic is created on first use, replicated 3 ways; the coordinator answers once loaded.
+    cluster.wait_until(
+        "a coordinator for the group",
+        Duration::from_secs(20),
+        |c| {
+            let (error, id) = coordinator_of(c.node(1), "billing");
+            error == 0 && id > 0
+        },
+    );
+    let (_, coordinator) = coordinator_of(cluster.node(1), "billing");
+    let commit = kafka_protocol::messages::OffsetCommitRequest::default()
+        .with_group_id(kafka_protocol::messages::GroupId(StrBytes::from_static_str("billing")))
+        .with_generation_id_or_member_epoch(-1)
+        .with_topics(vec![
+            kafka_protocol::messages::offset_commit_request::OffsetCommitRequestTopic::default()
+                .with_name(TopicName(StrBytes::from_static_str("orders")))
+                .with_partitions(vec![
+                    kafka_protocol::messages::offset_commit_request::OffsetCommitRequestPartition::default()
+                        .with_partition_index(0)
+                        .with_committed_offset(42)
+                        .with_committed_leader_epoch(0),
+                ]),
+        ]);
+    cluster.wait_until("the commit is acknowledged", Duration::from_secs(20), |c| {
+        c.node(coordinator).call(commit.clone(), 8).topics[0].partitions[0].error_code == 0
+    });
+    cluster.node(coordinator).kill();
+    let survivor = if coordinator == 1 { 2 } else { 1 };
+    cluster.wait_until(
+        "a new coordinator serves the commit",
+        Duration::from_secs(30),
+        |c| {
+            let (error, id) = coordinator_of(c.node(survivor), "billing");
+            error == 0
+                && id != coordinator
+                && committed_at(c.node(id), "billing", "orders") == Ok((42, 0))
+        },
+    );
+}
