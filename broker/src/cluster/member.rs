@@ -98,35 +98,50 @@ impl ClusterMember {
         let mut interval = tokio::time::interval(self.heartbeat_interval);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            // Biased, and every call raced against shutdown: a heartbeat to an unreachable controller retries
+            // for seconds, and a stopping broker must not wait for it.
             tokio::select! {
-                _ = interval.tick() => {}
+                biased;
                 _ = shutdown.changed() => return,
+                _ = interval.tick() => {}
             }
-            let state = *self.state.borrow();
-            let Some(epoch) = state.epoch else {
-                self.register().await;
-                continue;
-            };
-            match self.heartbeat(epoch, false).await {
-                Ok((true, is_fenced, _)) => {
-                    if is_fenced != state.fenced {
-                        tracing::info!(epoch, fenced = is_fenced, "broker fencing changed");
-                    }
-                    self.state.send_replace(MemberState {
-                        epoch: Some(epoch),
-                        fenced: is_fenced,
-                    });
+            if *shutdown.borrow() {
+                return;
+            }
+            let step = self.lifecycle_step();
+            tokio::select! {
+                biased;
+                _ = shutdown.changed() => return,
+                () = step => {}
+            }
+        }
+    }
+
+    async fn lifecycle_step(&self) {
+        let state = *self.state.borrow();
+        let Some(epoch) = state.epoch else {
+            self.register().await;
+            return;
+        };
+        match self.heartbeat(epoch, false).await {
+            Ok((true, is_fenced, _)) => {
+                if is_fenced != state.fenced {
+                    tracing::info!(epoch, fenced = is_fenced, "broker fencing changed");
                 }
-                Ok((false, _, _)) => {
-                    tracing::warn!(
-                        epoch,
-                        "the controller no longer knows this registration; registering again"
-                    );
-                    self.state.send_replace(MemberState::default());
-                }
-                Err(e) => {
-                    tracing::warn!(error = %crate::error_chain(&e), "heartbeat failed");
-                }
+                self.state.send_replace(MemberState {
+                    epoch: Some(epoch),
+                    fenced: is_fenced,
+                });
+            }
+            Ok((false, _, _)) => {
+                tracing::warn!(
+                    epoch,
+                    "the controller no longer knows this registration; registering again"
+                );
+                self.state.send_replace(MemberState::default());
+            }
+            Err(e) => {
+                tracing::warn!(error = %crate::error_chain(&e), "heartbeat failed");
             }
         }
     }
