@@ -25,8 +25,8 @@
 #   consume (assign, no group) the topics of the produce rows
 #   failover: hack/bench/failover_probe.py produces continuously (acks=all, idempotent, confluent-kafka) to the
 #     3 partitions of bench-failover; kill -9 of the node that leads partition 0 (or of the active controller,
-#     with the probe partition one it does not lead) → the probe's first acknowledged produce to that
-#     partition after the kill. Then the node is restarted and every partition is back to ISR 3 before the
+#     with the probe partition one it does not lead) → the first acknowledgement of a record the probe sent to
+#     that partition after the kill (acks of records sent before it, already replicated, do not count). Then the node is restarted and every partition is back to ISR 3 before the
 #     next kill. Median and max over the kills. Active controller: Tributary's DescribeCluster controller id;
 #     Kafka's DescribeCluster names a random broker (KIP-590), so for Kafka the leader of the highest epoch in
 #     the nodes' __cluster_metadata-0/quorum-state files.
@@ -34,9 +34,9 @@
 #
 # Environment (defaults; BENCH_QUICK=1 switches to the quick values in brackets, ~10 minutes in all):
 #   BENCH_TARGETS="tributary kafka kafka-flush"
-#   BENCH_SMALL_RECORDS=500000 [100000]  x 100 B     BENCH_LARGE_RECORDS=150000 [30000] x 1024 B
+#   BENCH_SMALL_RECORDS=500000 [50000] x 100 B     BENCH_LARGE_RECORDS=150000 [15000] x 1024 B
 #   BENCH_PARTITIONS=6
-#   BENCH_LAT_RATE=2000 BENCH_LAT_SECS=20 [5] BENCH_LAT_SIZE=1024
+#   BENCH_LAT_RATE=1000 BENCH_LAT_SECS=20 [5] BENCH_LAT_SIZE=1024
 #   BENCH_WARMUP_RECORDS=100000 [20000]  unreported warm-up produce (512 B, acks=1)
 #   BENCH_FAILOVER_KILLS=10 [3]          kills of a partition leader, and as many of the active controller
 #   BENCH_FAILOVER_TIMEOUT=90            bound of one kill → first ack, seconds
@@ -56,10 +56,10 @@ source "$HERE/lib.sh"
 QUICK="${BENCH_QUICK:-0}"
 q() { if [[ "$QUICK" == 1 ]]; then echo "$2"; else echo "$1"; fi; }
 TARGETS="${BENCH_TARGETS:-tributary kafka kafka-flush}"
-N_SMALL="${BENCH_SMALL_RECORDS:-$(q 500000 100000)}"
-N_LARGE="${BENCH_LARGE_RECORDS:-$(q 150000 30000)}"
+N_SMALL="${BENCH_SMALL_RECORDS:-$(q 500000 50000)}"
+N_LARGE="${BENCH_LARGE_RECORDS:-$(q 150000 15000)}"
 PARTS="${BENCH_PARTITIONS:-6}"
-LAT_RATE="${BENCH_LAT_RATE:-2000}"
+LAT_RATE="${BENCH_LAT_RATE:-1000}"
 LAT_SECS="${BENCH_LAT_SECS:-$(q 20 5)}"
 LAT_SIZE="${BENCH_LAT_SIZE:-1024}"
 WARMUP="${BENCH_WARMUP_RECORDS:-$(q 100000 20000)}"
@@ -315,7 +315,7 @@ failover() {
     first=""
     local deadline=$(( k + FO_TIMEOUT * 1000 ))
     while (( $(now_ms) < deadline )); do
-      first="$(tail -c "+$(( off + 1 ))" "$out" | awk -v k="$k" -v p="$part" '$1 > k && $2 == p && $3 == "ok" { print $1; exit }')"
+      first="$(tail -c "+$(( off + 1 ))" "$out" | awk -v k="$k" -v p="$part" '$5 > k && $2 == p && $3 == "ok" { print $1; exit }')"
       [[ -n "$first" ]] && break
       sleep 0.05
     done
@@ -414,7 +414,7 @@ fmt_n() { printf "%'d" "$1" 2>/dev/null || echo "$1"; }
   echo "- tributary: ${TRIB_BIN:-n/a}${TRIB_STATUS:+ ($TRIB_STATUS)}; fsyncs on every ISR member before acks=all${BENCH_TRIBUTARY_PROPS:+; extra: $BENCH_TRIBUTARY_PROPS}"
   echo "- kafka: $KAFKA_VERSION via hack/kafka-ref.sh cluster-start, $KAFKA_REF_HEAP, G1, default flush policy (no fsync)${BENCH_KAFKA_PROPS:+; extra: $BENCH_KAFKA_PROPS}"
   echo "- kafka-flush: the same with log.flush.interval.messages=1 (fsync of every append: durable vs durable)"
-  echo "- client: kafka-tools $KAFKA_VERSION ProducerPerformance and hack/bench/AssignConsumerPerf.java, JVM $TOOL_HEAP, default config + acks=all; failover probe hack/bench/failover_probe.py (confluent-kafka $("$PY" -c 'import confluent_kafka as c; print(c.version()[0], "/ librdkafka", c.libversion()[0])' 2>/dev/null))"
+  echo "- client: kafka-tools $KAFKA_VERSION ProducerPerformance and hack/bench/AssignConsumerPerf.java, JVM $TOOL_HEAP, default config + acks=all; failover probe hack/bench/failover_probe.py (confluent-kafka $("$PY" -c 'import confluent_kafka as c; v = c.version(); print(v if isinstance(v, str) else v[0], "/ librdkafka", c.libversion()[0])' 2>/dev/null))"
   echo "- load: $(fmt_n "$N_SMALL") x 100 B and $(fmt_n "$N_LARGE") x 1024 B, topics of $PARTS partitions RF 3; latency: $LAT_RATE rec/s x $LAT_SECS s, $LAT_SIZE B; warm-up $(fmt_n "$WARMUP") x 512 B acks=1 (not reported); failover: $KILLS kills each"
   echo "- total wall time: $(( ($(now_ms) - T_BEGIN) / 1000 )) s; load average at start: $LOAD_BEGIN, at end: $(cut -d' ' -f1-3 /proc/loadavg)"
   echo
@@ -435,9 +435,9 @@ fmt_n() { printf "%'d" "$1" 2>/dev/null || echo "$1"; }
   row "Consume 100 B (assign, no group), records/s after the first record" a100 frps higher
   row "Consume 1 KiB (assign, no group), records/s" a1k rps higher
   row "Consume 1 KiB (assign, no group), MB/s" a1k mbps higher
-  row "Failover, kill -9 of a partition leader → first acked produce, median ms" fo_leader p50 lower
+  row "Failover, kill -9 of a partition leader → first ack of a record sent after the kill, median ms" fo_leader p50 lower
   row "Failover, partition leader, max ms" fo_leader max lower
-  row "Failover, kill -9 of the active controller → first acked produce (a partition it does not lead), median ms" fo_controller p50 lower
+  row "Failover, kill -9 of the active controller → first ack on a partition it does not lead (it is a follower there), median ms" fo_controller p50 lower
   row "Failover, active controller, max ms" fo_controller max lower
   echo
   echo "load: the 1-minute load average when the row ended (2 cores; above 2 the cluster and client waited for CPU)."

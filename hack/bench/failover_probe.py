@@ -8,8 +8,10 @@
   failover_probe.py produce BOOTSTRAP TOPIC PARTITIONS OUT [INTERVAL_MS]
       Produces continuously, acks=all + idempotence, to every partition 0..PARTITIONS-1 in turn, one record
       every INTERVAL_MS (default 5) ms, linger.ms=0, until SIGTERM. Every delivery report is appended to OUT
-      (flushed at once) as `<epoch ms> <partition> ok <offset>` or `<epoch ms> <partition> err <error name>`,
-      so the caller can find the first acknowledged produce to a partition after a kill -9 it timed itself.
+      (flushed at once) as `<ack epoch ms> <partition> ok <offset> <send epoch ms>` or
+      `<ack epoch ms> <partition> err <error name> <send epoch ms>`, so the caller can find the first
+      acknowledged record that was sent to a partition after a kill -9 it timed itself (a record sent before
+      the kill may be acknowledged just after it: it was replicated before the kill).
       A new record is not sent to a partition that has 200 records in flight (the probe measures the gap, not
       a backlog).
 
@@ -51,14 +53,14 @@ def produce(bootstrap, topic, partitions, out_path, interval_ms=5.0):
     out = open(out_path, "a", buffering=1)
     inflight = [0] * partitions
 
-    def report(err, msg):
+    def report(err, msg, sent):
         p = msg.partition()
         inflight[p] -= 1
         now = int(time.time() * 1000)
         if err is None:
-            out.write(f"{now} {p} ok {msg.offset()}\n")
+            out.write(f"{now} {p} ok {msg.offset()} {sent}\n")
         else:
-            out.write(f"{now} {p} err {err.name()}\n")
+            out.write(f"{now} {p} err {err.name()} {sent}\n")
 
     producer = Producer({
         "bootstrap.servers": bootstrap,
@@ -74,7 +76,9 @@ def produce(bootstrap, topic, partitions, out_path, interval_ms=5.0):
     while not stop:
         if inflight[p] < 200:
             try:
-                producer.produce(topic, payload, partition=p, on_delivery=report)
+                sent = int(time.time() * 1000)
+                producer.produce(topic, payload, partition=p,
+                                 on_delivery=lambda err, msg, sent=sent: report(err, msg, sent))
                 inflight[p] += 1
             except BufferError:
                 pass
