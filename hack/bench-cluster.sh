@@ -161,7 +161,7 @@ trib_launch() {
   printf '==== start at %s: %s\n' "$(date -u +%H:%M:%S)" "${cmd[*]}" >>"$dir/broker.log"
   RUST_LOG="${RUST_LOG:-info,openraft=warn}" NO_COLOR=1 "${cmd[@]}" >>"$dir/broker.log" 2>&1 </dev/null &
   TRIB_PIDS[id-1]=$!
-  (( ${#CMDS[@]} > 0 )) && [[ "${CMDS[-1]}" == *"node-$id/server.properties"* ]] || CMDS+=("$(printf '%q ' "${cmd[@]}")")
+  TRIB_LAST_CMD="$(printf '%q ' "${cmd[@]}")"
 }
 
 # trib_ready BASE ID: /readyz of node ID answers 200.
@@ -208,7 +208,7 @@ trib_start_cluster() {
   CMDS+=("$TRIB_BIN format -t $id -c $base/node-N/server.properties  # N = 1, 2, 3")
   local t0; t0="$(now_ms)"
   for i in 1 2 3; do trib_launch "$base" "$i"; done
-  CMDS+=("# nodes 2 and 3: the same with node-2, node-3")
+  CMDS+=("$TRIB_LAST_CMD &  # and the same for node-1, node-2")
   trib_wait "$base" "$START_TIMEOUT" 1 2 3 || { START_FAIL="not every node became ready (see the log tails)"; return 1; }
   START_MS=$(( $(now_ms) - t0 ))
 }
