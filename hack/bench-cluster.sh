@@ -168,7 +168,7 @@ trib_launch() {
 trib_ready() {
   local http
   http="$(sed -n 's/^http=//p' "$1/node-$2/addresses" 2>/dev/null)"
-  [[ -n "$http" ]] && curl -fsS -o /dev/null --max-time 1 "http://$http/readyz"
+  [[ -n "$http" ]] && curl -fsS -o /dev/null --max-time 1 "http://$http/readyz" 2>/dev/null
 }
 
 # trib_wait BASE TIMEOUT IDS...: until every node in IDS is ready; 1 with their log tails otherwise.

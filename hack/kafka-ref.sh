@@ -373,8 +373,11 @@ cmd_node_start() {
 cmd_cluster_stop() {
   [[ $# -eq 1 ]] || usage
   [[ -d "$1" ]] || return 0
-  local base d rc=0
+  local base d pid rc=0
   base="$(cd "$1" && pwd)"
+  # SIGTERM to every node first: one by one, the last node's controlled shutdown would wait for a quorum
+  # that is already gone (and be SIGKILLed after the grace period).
+  for d in "$base"/node-*; do pid="$(running_pid "$d")" && kill -TERM "$pid" 2>/dev/null; done
   for d in "$base"/node-*; do [[ -d "$d" ]] && { cmd_stop "$d" || rc=1; }; done
   return "$rc"
 }
