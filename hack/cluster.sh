@@ -11,12 +11,17 @@
 #                       kill-leader      kill -9 the leader of partition 0 under load, restart it, $ROUNDS rounds
 #                       pause-follower   SIGSTOP a follower of partition 0 past replica.lag.time.max.ms: the
 #                                        ISR shrinks; SIGCONT: it expands back
+#                       pause-leader     SIGSTOP the leader of partition 0 for 8 s (fenced, a new leader is
+#                                        elected), then SIGCONT, $ROUNDS rounds
 #                       kill-controller  kill -9 the active controller (DescribeCluster) under load, $ROUNDS rounds
 #                       no-quorum        two of three brokers down: acks=all is refused or times out and
 #                                        consumers see nothing above the high watermark
 #                       rolling          SIGTERM and restart each broker in turn under load: no client error
+#                       isolate-leader   (root) nodes on 127.0.0.2-4 in a network namespace of our own; the
+#                                        leader of partition 0 cut off from the other nodes (ip rule blackhole)
+#                                        for 8 s while clients still reach it, $ROUNDS rounds
 #   short             control, one kill-leader round, pause-follower (hack/test.sh runs this; ~2-3 minutes)
-#   chaos             every scenario, ROUNDS=3 and longer workloads
+#   chaos             every scenario (isolate-leader only as root), ROUNDS=3 and longer workloads
 #   -h, --help        this text
 # Every scenario: RF 3, min.insync.replicas 2, unclean election off, broker.session.timeout.ms 3000,
 # broker.heartbeat.interval.ms 500, replica.lag.time.max.ms 5000. It ends by waiting for a full ISR, reading
@@ -24,7 +29,8 @@
 # comparing the replicas' segment files batch by batch below the high watermark.
 # Env: TRIBUTARY_BROKER_BIN (default ${CARGO_TARGET_DIR:-target}/debug/tributary-broker), TRIBUTARY_PYTHON
 # (default the prereqs venv), RUN_ROOT (default $TMPDIR or /tmp; a run directory per scenario is made under
-# it and kept when the scenario fails, or always with KEEP=1), ROUNDS, RECORDS (per partition), RATE (records/s),
+# it and kept when the scenario fails, or always with KEEP=1), ROUNDS, RECORDS (per partition, control run),
+# RATE (records/s over all partitions),
 # BROKER_RUST_LOG (default info,openraft=warn).
 # Exits non-zero when any scenario finds an anomaly. No broker outlives the script (trap on exit).
 set -euo pipefail
@@ -39,6 +45,8 @@ PY="${TRIBUTARY_PYTHON:-${TRIBUTARY_CACHE:-$HOME/.cache/tributary}/venv/bin/pyth
 WL="$repo/hack/faults/workload.py"
 RUN_ROOT="${RUN_ROOT:-${TMPDIR:-/tmp}}"
 ROUNDS="${ROUNDS:-2}"
+# Records per partition of the control run; the fault scenarios produce until a few seconds after their last
+# fault (at most a few minutes).
 RECORDS="${RECORDS:-1500}"
 RATE="${RATE:-150}"
 TOPIC=faults
@@ -58,6 +66,14 @@ print(json.dumps(v) if isinstance(v,(dict,list)) else v)' "$@"
 # ------------------------------------------------------------------------------------------ the cluster
 N=0
 RUN_DIR=""
+# NETNS: when set (isolate-leader), the nodes and clients run in this network namespace of our own, node i on
+# 127.0.0.(i+1) of its loopback (ports 9092 Kafka, 9093 controller, 9644 HTTP), clients from 127.0.0.1.
+NETNS=""
+# nsx CMD...: CMD in the namespace, if any. Not for `&`: a function in the background is a subshell whose $!
+# is not CMD's pid (a kill -9 would miss the broker); background starts expand "${NSX[@]}" instead.
+nsx() { "${NSX[@]}" "$@"; }
+NSX=()
+node_ip() { if [[ -n "$NETNS" ]]; then echo "127.0.0.$(( $1 + 1 ))"; else echo 127.0.0.1; fi; }
 declare -a PIDS=() KAFKA_PORT=() CTRL_PORT=() HTTP_PORT=()
 BG_PIDS=()
 
@@ -76,6 +92,7 @@ cleanup() {
     wait "$pid" 2>/dev/null || true
     PIDS[i]=""
   done
+  if [[ -n "$NETNS" ]]; then ip netns delete "$NETNS" 2>/dev/null || true; NETNS="" NSX=(); fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -84,14 +101,14 @@ node_dir() { echo "$RUN_DIR/node-$1"; }
 node_log() { echo "$RUN_DIR/node-$1/broker.log"; }
 bootstrap() {
   local i out=""
-  for (( i = 1; i <= N; i++ )); do out+="${out:+,}127.0.0.1:${KAFKA_PORT[i]}"; done
+  for (( i = 1; i <= N; i++ )); do out+="${out:+,}$(node_ip "$i"):${KAFKA_PORT[i]}"; done
   echo "$out"
 }
 # live_bootstrap: the brokers that are running and not stopped.
 live_bootstrap() {
   local i out=""
   for (( i = 1; i <= N; i++ )); do
-    [[ -n "${PIDS[i]:-}" && ! -e "$RUN_DIR/node-$i/paused" ]] && out+="${out:+,}127.0.0.1:${KAFKA_PORT[i]}"
+    [[ -n "${PIDS[i]:-}" && ! -e "$RUN_DIR/node-$i/paused" ]] && out+="${out:+,}$(node_ip "$i"):${KAFKA_PORT[i]}"
   done
   echo "$out"
 }
@@ -103,8 +120,12 @@ cluster_up() {
   local i voters="" id
   id="$("$BIN" random-uuid)"
   for (( i = 1; i <= N; i++ )); do
-    KAFKA_PORT[i]="$(free_port)" CTRL_PORT[i]="$(free_port)" HTTP_PORT[i]="$(free_port)"
-    voters+="${voters:+,}$i@127.0.0.1:${CTRL_PORT[i]}"
+    if [[ -n "$NETNS" ]]; then
+      KAFKA_PORT[i]=9092 CTRL_PORT[i]=9093 HTTP_PORT[i]=9644
+    else
+      KAFKA_PORT[i]="$(free_port)" CTRL_PORT[i]="$(free_port)" HTTP_PORT[i]="$(free_port)"
+    fi
+    voters+="${voters:+,}$i@$(node_ip "$i"):${CTRL_PORT[i]}"
   done
   for (( i = 1; i <= N; i++ )); do
     mkdir -p "$(node_dir "$i")"
@@ -112,8 +133,8 @@ cluster_up() {
 process.roles=broker,controller
 node.id=$i
 controller.quorum.voters=$voters
-listeners=PLAINTEXT://127.0.0.1:${KAFKA_PORT[i]},CONTROLLER://127.0.0.1:${CTRL_PORT[i]}
-advertised.listeners=PLAINTEXT://127.0.0.1:${KAFKA_PORT[i]}
+listeners=PLAINTEXT://$(node_ip "$i"):${KAFKA_PORT[i]},CONTROLLER://$(node_ip "$i"):${CTRL_PORT[i]}
+advertised.listeners=PLAINTEXT://$(node_ip "$i"):${KAFKA_PORT[i]}
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
@@ -142,7 +163,7 @@ node_start() {
   log="$(node_log "$i")"
   printf '==== start at %s\n' "$(date -u +%H:%M:%S.%3N)" >>"$log"
   RUST_LOG="${BROKER_RUST_LOG:-info,openraft=warn}" NO_COLOR=1 \
-    "$BIN" --config "$(node_dir "$i")/server.properties" --http-listen "127.0.0.1:${HTTP_PORT[i]}" \
+    "${NSX[@]}" "$BIN" --config "$(node_dir "$i")/server.properties" --http-listen "$(node_ip "$i"):${HTTP_PORT[i]}" \
     >>"$log" 2>&1 </dev/null &
   PIDS[i]=$!
   echo "${PIDS[i]}" >"$(node_dir "$i")/pid"
@@ -150,7 +171,7 @@ node_start() {
 }
 
 node_alive() { [[ -n "${PIDS[$1]:-}" ]] && kill -0 "${PIDS[$1]}" 2>/dev/null; }
-node_ready() { curl -fsS -o /dev/null --max-time 1 "http://127.0.0.1:${HTTP_PORT[$1]}/readyz"; }
+node_ready() { nsx curl -fsS -o /dev/null --max-time 1 "http://$(node_ip "$1"):${HTTP_PORT[$1]}/readyz"; }
 
 node_wait_ready() { # I [SECS]
   local i="$1" t0
@@ -196,7 +217,7 @@ cluster_down() {
   done
 }
 
-wl() { "$PY" "$WL" "$@"; }
+wl() { nsx "$PY" "$WL" "$@"; }
 # metadata_field P FIELD: leader (an id) or isr/replicas (space-separated ids) of partition P.
 metadata_field() {
   local out
@@ -228,11 +249,14 @@ begin() {
 produce_bg() {
   local name="$1"
   shift
-  wl produce --bootstrap "$(bootstrap)" --topic "$TOPIC" --partitions "$PARTITIONS" --tag "$name" \
-    --out "$RUN_DIR/$name.acks" "$@" >"$RUN_DIR/$name.summary" 2>"$RUN_DIR/$name.err" &
+  "${NSX[@]}" "$PY" "$WL" produce --bootstrap "$(bootstrap)" --topic "$TOPIC" --partitions "$PARTITIONS" --tag "$name" \
+    --out "$RUN_DIR/$name.acks" --stop-file "$RUN_DIR/$name.stop" "$@" >"$RUN_DIR/$name.summary" 2>"$RUN_DIR/$name.err" &
   BG_PIDS+=($!)
   PRODUCER_PID=$!
 }
+
+# producer_stop NAME [SECS]: the background producer stops producing SECS (default 3) seconds from now.
+producer_stop() { sleep "${2:-3}"; touch "$RUN_DIR/$1.stop"; }
 
 # producer_wait NAME: waits for the background producer; an anomaly when it failed.
 producer_wait() {
@@ -284,7 +308,7 @@ scenario_control() {
 scenario_kill_leader() {
   begin kill-leader
   local round leader t0 out
-  produce_bg p1 --records $(( RECORDS * (ROUNDS + 1) )) --rate "$RATE" --duration 240
+  produce_bg p1 --records 100000 --rate "$RATE" --duration 240
   sleep 3
   for (( round = 1; round <= ROUNDS; round++ )); do
     leader="$(eventually --print --timeout 20 "a leader of partition 0" leader_of 0)" ||
@@ -304,6 +328,7 @@ scenario_kill_leader() {
     say "round $round: ISR full again $(( $(now_ms) - t0 )) ms after ready"
     sleep 2
   done
+  producer_stop p1
   producer_wait p1
   finish
 }
@@ -311,7 +336,7 @@ scenario_kill_leader() {
 scenario_pause_follower() {
   begin pause-follower
   local leader follower ctrl r t0 out
-  produce_bg p1 --records $(( RECORDS * 2 )) --rate "$RATE" --duration 120
+  produce_bg p1 --records 100000 --rate "$RATE" --duration 120
   sleep 3
   leader="$(eventually --print --timeout 20 "a leader of partition 0" leader_of 0)"
   ctrl="$(controller_id || echo 0)"
@@ -333,6 +358,33 @@ scenario_pause_follower() {
   out="$(wl await-isr --bootstrap "$(bootstrap)" --topic "$TOPIC" --size 3 --timeout 40)" ||
     anomaly "ISR not back to 3 replicas 40 s after SIGCONT"
   say "ISR full $(( $(now_ms) - t0 )) ms after SIGCONT"
+  producer_stop p1
+  producer_wait p1
+  finish
+}
+
+scenario_pause_leader() {
+  begin pause-leader
+  local round leader new t0
+  produce_bg p1 --records 100000 --rate "$RATE" --duration 240
+  sleep 3
+  for (( round = 1; round <= ROUNDS; round++ )); do
+    leader="$(eventually --print --timeout 20 "a leader of partition 0" leader_of 0)" ||
+      { anomaly "no leader of partition 0 before round $round"; break; }
+    t0="$(now_ms)"
+    node_pause "$leader"
+    new="$(eventually --print --timeout 20 "a new leader of partition 0" _leader_other_than 0 "$leader")" ||
+      anomaly "round $round: no leader of partition 0 other than paused node $leader within 20 s"
+    say "round $round: partition 0 leader $leader (paused) -> ${new:-none} after $(( $(now_ms) - t0 )) ms"
+    while (( $(now_ms) - t0 < 8000 )); do sleep 0.2; done
+    node_resume "$leader"
+    t0="$(now_ms)"
+    wl await-isr --bootstrap "$(bootstrap)" --topic "$TOPIC" --size 3 --timeout 40 >/dev/null ||
+      anomaly "round $round: ISR not full 40 s after SIGCONT"
+    say "round $round: ISR full $(( $(now_ms) - t0 )) ms after SIGCONT"
+    sleep 2
+  done
+  producer_stop p1
   producer_wait p1
   finish
 }
@@ -340,7 +392,7 @@ scenario_pause_follower() {
 scenario_kill_controller() {
   begin kill-controller
   local round ctrl new t0 out
-  produce_bg p1 --records $(( RECORDS * (ROUNDS + 1) )) --rate "$RATE" --duration 240
+  produce_bg p1 --records 100000 --rate "$RATE" --duration 240
   sleep 3
   for (( round = 1; round <= ROUNDS; round++ )); do
     ctrl="$(eventually --print --timeout 20 "a controller" controller_id)" || { anomaly "no controller"; break; }
@@ -359,6 +411,7 @@ scenario_kill_controller() {
       anomaly "round $round: ISR not full 40 s after the restart"
     sleep 2
   done
+  producer_stop p1
   producer_wait p1
   finish
 }
@@ -375,20 +428,20 @@ scenario_no_quorum() {
   node_kill "${down[0]}"
   node_kill "${down[1]}"
   sleep 1
-  out="$(wl read --bootstrap "127.0.0.1:${KAFKA_PORT[leader]}" --topic "$TOPIC" --partition 0 --out "$RUN_DIR/seen-before.jsonl")" ||
+  out="$(wl read --bootstrap "$(node_ip "$leader"):${KAFKA_PORT[leader]}" --topic "$TOPIC" --partition 0 --out "$RUN_DIR/seen-before.jsonl")" ||
     anomaly "reading partition 0 from the surviving leader failed: $out"
   hw_before="$(json_get end_offsets 0 <<<"$out")"
   say "with one broker: partition 0 end offset $hw_before"
   # Not a background producer: its reports are kept apart (outage.acks), every one must be a failure.
   rc=0
-  out="$(wl produce --bootstrap "127.0.0.1:${KAFKA_PORT[leader]}" --topic "$TOPIC" --partition 0 --tag outage \
+  out="$(wl produce --bootstrap "$(node_ip "$leader"):${KAFKA_PORT[leader]}" --topic "$TOPIC" --partition 0 --tag outage \
     --records 30 --rate 10 --duration 10 --delivery-timeout-ms 12000 --flush-timeout 30 \
     --out "$RUN_DIR/outage.reports" 2>"$RUN_DIR/outage.err")" || rc=$?
   say "outage producer (exit $rc): $out"
   [[ "$(json_get acked <<<"$out")" == 0 ]] || anomaly "acks=all produce acknowledged with one broker of three"
   json_get errors <<<"$out" | grep -q 'NOT_ENOUGH_REPLICAS\|MSG_TIMED_OUT\|REQUEST_TIMED_OUT' ||
     anomaly "outage producer errors are not NOT_ENOUGH_REPLICAS/timeouts: $(json_get errors <<<"$out")"
-  out="$(wl read --bootstrap "127.0.0.1:${KAFKA_PORT[leader]}" --topic "$TOPIC" --partition 0 --out "$RUN_DIR/seen-during.jsonl")" ||
+  out="$(wl read --bootstrap "$(node_ip "$leader"):${KAFKA_PORT[leader]}" --topic "$TOPIC" --partition 0 --out "$RUN_DIR/seen-during.jsonl")" ||
     anomaly "second read from the surviving leader failed: $out"
   hw_after="$(json_get end_offsets 0 <<<"$out")"
   say "after the refused produce: partition 0 end offset $hw_after (was $hw_before)"
@@ -405,7 +458,7 @@ scenario_no_quorum() {
 scenario_rolling() {
   begin rolling
   local i rc
-  produce_bg p1 --records "$RECORDS" --rate "$RATE" --duration 180 --no-errors
+  produce_bg p1 --records 100000 --rate "$RATE" --duration 180 --no-errors
   sleep 3
   for (( i = 1; i <= N; i++ )); do
     rc=0
@@ -417,12 +470,75 @@ scenario_rolling() {
     wl await-isr --bootstrap "$(bootstrap)" --topic "$TOPIC" --size 3 --timeout 40 >/dev/null ||
       anomaly "ISR not full 40 s after node $i restarted"
   done
+  producer_stop p1
   producer_wait p1
   finish
 }
 
 # run_scenarios SCENARIO...: each in a child `cluster.sh _one SCENARIO` (set -e holds there: an unexpected
 # failure ends that scenario, its trap stops its brokers), then one line per scenario.
+# netns_up: a network namespace of our own whose loopback holds 127.0.0.0/8, with the `local` routing rule
+# moved from pref 0 to 100 so that pref-10 blackhole rules between two 127.0.0.x addresses apply
+# (CLUSTER.md section 4). Only loopback addresses; the host's lo is untouched. Needs root.
+netns_up() {
+  NETNS="tribtest-$$"
+  NSX=(ip netns exec "$NETNS")
+  ip netns add "$NETNS"
+  ip netns exec "$NETNS" ip link set lo up
+  ip netns exec "$NETNS" ip rule add pref 100 lookup local
+  ip netns exec "$NETNS" ip rule del pref 0 lookup local
+}
+
+# isolate I on|off: blackholes traffic between node I's address and every other node's (both ways); clients
+# (127.0.0.1) still reach every node.
+isolate() {
+  local i="$1" op="$2" j a b
+  [[ "$op" == on ]] && op=add || op=del
+  for (( j = 1; j <= N; j++ )); do
+    (( j != i )) || continue
+    a="$(node_ip "$i")" b="$(node_ip "$j")"
+    ip netns exec "$NETNS" ip rule "$op" pref 10 from "$a" to "$b" blackhole
+    ip netns exec "$NETNS" ip rule "$op" pref 10 from "$b" to "$a" blackhole
+  done
+  say "node $i isolated from the other nodes: $2"
+}
+
+scenario_isolate_leader() {
+  [[ "$(id -u)" == 0 ]] || { echo "isolate-leader needs root (ip netns)" >&2; return 2; }
+  netns_up
+  begin isolate-leader
+  local round leader new t0 out
+  produce_bg p1 --records 100000 --rate "$RATE" --duration 240
+  sleep 3
+  for (( round = 1; round <= ROUNDS; round++ )); do
+    leader="$(eventually --print --timeout 20 "a leader of partition 0" leader_of 0)" ||
+      { anomaly "no leader of partition 0 before round $round"; break; }
+    t0="$(now_ms)"
+    isolate "$leader" on
+    touch "$(node_dir "$leader")/paused" # keep it out of live_bootstrap: its metadata is stale now
+    new="$(eventually --print --timeout 20 "a new leader of partition 0" _leader_other_than 0 "$leader")" ||
+      anomaly "round $round: no leader of partition 0 other than isolated node $leader within 20 s"
+    say "round $round: partition 0 leader $leader (isolated) -> ${new:-none} after $(( $(now_ms) - t0 )) ms"
+    while (( $(now_ms) - t0 < 8000 )); do sleep 0.2; done
+    # What a consumer that still reaches the old leader sees now must survive the heal.
+    out="$(wl read --bootstrap "$(node_ip "$leader"):${KAFKA_PORT[leader]}" --topic "$TOPIC" --partition 0 \
+      --timeout 20 --out "$RUN_DIR/seen-isolated-$round.jsonl")" ||
+      say "round $round: reading partition 0 from the isolated node failed (allowed): $out"
+    say "round $round: the isolated node serves partition 0 up to $(json_get end_offsets 0 <<<"$out" 2>/dev/null || echo '?')"
+    isolate "$leader" off
+    rm -f "$(node_dir "$leader")/paused"
+    t0="$(now_ms)"
+    wl await-isr --bootstrap "$(bootstrap)" --topic "$TOPIC" --size 3 --timeout 40 >/dev/null ||
+      anomaly "round $round: ISR not full 40 s after the heal"
+    say "round $round: ISR full $(( $(now_ms) - t0 )) ms after the heal"
+    sleep 2
+  done
+  producer_stop p1
+  producer_wait p1
+  cat "$RUN_DIR"/seen-isolated-*.jsonl >"$RUN_DIR/seen-isolated.jsonl" 2>/dev/null || true
+  finish --seen "$RUN_DIR/seen-isolated.jsonl"
+}
+
 run_scenarios() {
   local s t0 rc results
   t0="$(date +%s)"
@@ -445,30 +561,39 @@ run_scenarios() {
   return "$rc"
 }
 
-cmd="${1:-}"
-[[ -n "$cmd" ]] || { usage >&2; exit 2; }
-shift
-case "$cmd" in
-  -h|--help) usage ;;
-  up)
-    cluster_up "${1:-3}"
-    echo "bootstrap: $(bootstrap)"
-    echo "run dir:   $RUN_DIR (Ctrl-C stops the brokers)"
-    while :; do sleep 3600; done
+# Everything is in functions and main runs from the last line, so the whole file is parsed before anything runs.
+main() {
+  cmd="${1:-}"
+  [[ -n "$cmd" ]] || { usage >&2; exit 2; }
+  shift
+  case "$cmd" in
+    -h|--help) usage ;;
+    up)
+      cluster_up "${1:-3}"
+      echo "bootstrap: $(bootstrap)"
+      echo "run dir:   $RUN_DIR (Ctrl-C stops the brokers)"
+      while :; do sleep 3600; done
+      ;;
+    down)
+      dir="${1:?cluster.sh down DIR}"
+      for f in "$dir"/node-*/pid; do
+        [[ -e "$f" ]] && { kill -CONT "$(cat "$f")" 2>/dev/null || true; kill -KILL "$(cat "$f")" 2>/dev/null || true; }
+      done
+      ;;
+    _one)
+      "scenario_${1//-/_}"
+      [[ "$SCEN_DONE" == 1 ]] || { say "scenario $1 did not finish; run dir $RUN_DIR"; exit 1; }
+      grep -q "^FAIL $1 " "${RESULTS_FILE:-/dev/null}" && exit 1
+      exit 0
+      ;;
+    short) ROUNDS=1 RECORDS="${RECORDS_SHORT:-600}" run_scenarios control kill-leader pause-follower ;;
+    chaos)
+    local all=(control kill-leader pause-follower pause-leader kill-controller no-quorum rolling)
+    [[ "$(id -u)" == 0 ]] && all+=(isolate-leader)
+    ROUNDS="${ROUNDS_CHAOS:-3}" RECORDS="${RECORDS_CHAOS:-3000}" run_scenarios "${all[@]}"
     ;;
-  down)
-    dir="${1:?cluster.sh down DIR}"
-    for f in "$dir"/node-*/pid; do
-      [[ -e "$f" ]] && { kill -CONT "$(cat "$f")" 2>/dev/null || true; kill -KILL "$(cat "$f")" 2>/dev/null || true; }
-    done
-    ;;
-  _one)
-    "scenario_${1//-/_}"
-    [[ "$SCEN_DONE" == 1 ]] || { say "scenario $1 did not finish; run dir $RUN_DIR"; exit 1; }
-    grep -q "^FAIL $1 " "${RESULTS_FILE:-/dev/null}" && exit 1
-    exit 0
-    ;;
-  short) ROUNDS=1 RECORDS="${RECORDS_SHORT:-600}" run_scenarios control kill-leader pause-follower ;;
-  chaos) ROUNDS="${ROUNDS_CHAOS:-3}" RECORDS="${RECORDS_CHAOS:-3000}" run_scenarios control kill-leader pause-follower kill-controller no-quorum rolling ;;
-  *) run_scenarios "$cmd" "$@" ;;
-esac
+    *) run_scenarios "$cmd" "$@" ;;
+  esac
+}
+
+main "$@"

@@ -124,6 +124,8 @@ def cmd_produce(a) -> int:
     i = 0
     next_at = time.time()
     while i < total and time.time() - t0 < a.duration and not fatal:
+        if a.stop_file and i % 50 == 0 and os.path.exists(a.stop_file):
+            break
         p = partitions[i % len(partitions)]
         value = json.dumps({"id": f"{tag}-{p}-{seq[p]}", "tag": tag, "p": p, "seq": seq[p]}).encode()
         try:
@@ -444,6 +446,7 @@ def main() -> int:
     s.add_argument("--flush-timeout", type=float, default=90)
     s.add_argument("--delivery-timeout-ms", type=int, default=60000)
     s.add_argument("--no-errors", action="store_true", help="a failed delivery report is an anomaly")
+    s.add_argument("--stop-file", help="stop producing once this file exists (then flush)")
     s.add_argument("--tag", help="producer name in record ids (default random)")
     s.add_argument("--out", required=True)
     s = cmd("check", cmd_check)
