@@ -485,6 +485,10 @@ netns_up() {
   NSX=(ip netns exec "$NETNS")
   ip netns add "$NETNS"
   ip netns exec "$NETNS" ip link set lo up
+  # glibc's getaddrinfo(AF_INET, AI_ADDRCONFIG), which librdkafka calls with broker.address.family=v4,
+  # finds no IPv4 address when 127.0.0.1 is the only one, and resolves nothing: name another loopback
+  # address of lo explicitly (it is local either way).
+  ip netns exec "$NETNS" ip addr add 127.0.0.2/32 dev lo
   ip netns exec "$NETNS" ip rule add pref 100 lookup local
   ip netns exec "$NETNS" ip rule del pref 0 lookup local
 }
@@ -569,10 +573,12 @@ main() {
   case "$cmd" in
     -h|--help) usage ;;
     up)
+      # UP_NETNS=1 (root): in a network namespace of our own, node i on 127.0.0.(i+1), as isolate-leader runs.
+      [[ "${UP_NETNS:-0}" != 1 ]] || netns_up
       cluster_up "${1:-3}"
       echo "bootstrap: $(bootstrap)"
-      echo "run dir:   $RUN_DIR (Ctrl-C stops the brokers)"
-      while :; do sleep 3600; done
+      echo "run dir:   $RUN_DIR (Ctrl-C stops the brokers)${NETNS:+; namespace $NETNS: ip netns exec $NETNS ...}"
+      while :; do sleep 3600 & wait $!; done
       ;;
     down)
       dir="${1:?cluster.sh down DIR}"

@@ -182,7 +182,11 @@ def read_all(bootstrap: str, topic: str, partitions: list[int], timeout: float) 
     problems: list[str] = []
     try:
         for p in partitions:
-            marks[p] = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=15, cached=False)
+            try:
+                marks[p] = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=15, cached=False)
+            except KafkaException as e:
+                problems.append(f"partition {p}: no end offset: {e}")
+                return records, marks, problems
         consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
         todo = {p for p in partitions if marks[p][1] > marks[p][0]}
         deadline = time.time() + timeout
