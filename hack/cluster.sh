@@ -17,6 +17,10 @@
 #                       no-quorum        two of three brokers down: acks=all is refused or times out and
 #                                        consumers see nothing above the high watermark
 #                       rolling          SIGTERM and restart each broker in turn under load: no client error
+#                       crash-all        kill -9 every node at once under load (two producers), restart all,
+#                                        $ROUNDS rounds
+#                       rapid-kill       kill -9 the leader of partition 0, restart it after 1 s, kill the next
+#                                        leader at once (no wait for the ISR), 2 x $ROUNDS rounds
 #                       isolate-leader   (root) nodes on 127.0.0.2-4 in a network namespace of our own; the
 #                                        leader of partition 0 cut off from the other nodes (ip rule blackhole)
 #                                        for 8 s while clients still reach it, $ROUNDS rounds
@@ -477,6 +481,57 @@ scenario_rolling() {
 
 # run_scenarios SCENARIO...: each in a child `cluster.sh _one SCENARIO` (set -e holds there: an unexpected
 # failure ends that scenario, its trap stops its brokers), then one line per scenario.
+scenario_crash_all() {
+  begin crash-all
+  local round i
+  # Two producers, one of them fast, so that batches are in flight on every node when they all die.
+  produce_bg p1 --records 100000 --rate "$RATE" --duration 240
+  local p1_pid="$PRODUCER_PID"
+  produce_bg p2 --records 100000 --rate $(( RATE * 4 )) --duration 240
+  local p2_pid="$PRODUCER_PID"
+  sleep 3
+  for (( round = 1; round <= ROUNDS; round++ )); do
+    say "round $round: kill -9 every node"
+    for (( i = 1; i <= N; i++ )); do kill -KILL "${PIDS[i]}" 2>/dev/null || true; done
+    for (( i = 1; i <= N; i++ )); do wait "${PIDS[i]}" 2>/dev/null || true; PIDS[i]=""; done
+    sleep 2
+    for (( i = 1; i <= N; i++ )); do node_start "$i"; done
+    for (( i = 1; i <= N; i++ )); do node_wait_ready "$i" 60 || anomaly "round $round: node $i not ready after restart"; done
+    wl await-isr --bootstrap "$(bootstrap)" --topic "$TOPIC" --size 3 --timeout 40 >/dev/null ||
+      anomaly "round $round: ISR not full 40 s after the restart"
+    sleep 3
+  done
+  producer_stop p1 0
+  producer_stop p2
+  PRODUCER_PID="$p1_pid" producer_wait p1
+  PRODUCER_PID="$p2_pid" producer_wait p2
+  finish
+}
+
+scenario_rapid_kill() {
+  begin rapid-kill
+  local round leader
+  produce_bg p1 --records 100000 --rate "$RATE" --duration 240
+  sleep 3
+  # Kill the leader of partition 0, restart it after 1 s, and kill the next leader as soon as it is
+  # elected, without waiting for the restarted node to rejoin the ISR.
+  for (( round = 1; round <= ROUNDS * 2; round++ )); do
+    leader="$(eventually --print --timeout 20 "a leader of partition 0" leader_of 0)" ||
+      { anomaly "no leader of partition 0 before round $round"; break; }
+    node_kill "$leader"
+    eventually --print --timeout 20 "a new leader of partition 0" _leader_other_than 0 "$leader" >/dev/null ||
+      anomaly "round $round: no leader of partition 0 other than killed node $leader within 20 s"
+    sleep 1
+    node_start "$leader"
+    node_wait_ready "$leader" 60 || anomaly "round $round: node $leader not ready after restart"
+  done
+  wl await-isr --bootstrap "$(bootstrap)" --topic "$TOPIC" --size 3 --timeout 40 >/dev/null ||
+    anomaly "ISR not full 40 s after the last restart"
+  producer_stop p1
+  producer_wait p1
+  finish
+}
+
 # netns_up: a network namespace of our own whose loopback holds 127.0.0.0/8, with the `local` routing rule
 # moved from pref 0 to 100 so that pref-10 blackhole rules between two 127.0.0.x addresses apply
 # (CLUSTER.md section 4). Only loopback addresses; the host's lo is untouched. Needs root.
@@ -594,7 +649,7 @@ main() {
       ;;
     short) ROUNDS=1 RECORDS="${RECORDS_SHORT:-600}" run_scenarios control kill-leader pause-follower ;;
     chaos)
-    local all=(control kill-leader pause-follower pause-leader kill-controller no-quorum rolling)
+    local all=(control kill-leader pause-follower pause-leader kill-controller no-quorum rolling crash-all rapid-kill)
     [[ "$(id -u)" == 0 ]] && all+=(isolate-leader)
     ROUNDS="${ROUNDS_CHAOS:-3}" RECORDS="${RECORDS_CHAOS:-3000}" run_scenarios "${all[@]}"
     ;;

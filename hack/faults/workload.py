@@ -245,6 +245,7 @@ def cmd_check(a) -> int:
 
     seen: dict[str, list[tuple[int, int]]] = {}
     out_of_order = 0
+    unacked_out_of_order = 0
     offsets_gaps = 0
     examples: dict[str, list] = {"lost": [], "duplicated": [], "out_of_order": [], "inconsistent_offset": [],
                                  "seen_then_lost": []}
@@ -257,6 +258,11 @@ def cmd_check(a) -> int:
             if rec["p"] != p:
                 problems.append(f"record {rec['id']} for partition {rec['p']} read from partition {p}")
             tag = rec["tag"]
+            if rec["id"] not in acked:
+                # Order is promised for acknowledged records; a record whose delivery failed may sit in
+                # the log more than once and anywhere (see the "duplicated" note below).
+                unacked_out_of_order += tag in last_seq and rec["seq"] <= last_seq[tag]
+                continue
             if tag in last_seq and rec["seq"] <= last_seq[tag]:
                 out_of_order += 1
                 if len(examples["out_of_order"]) < 5:
@@ -267,7 +273,12 @@ def cmd_check(a) -> int:
             prev_off = off
 
     lost = [i for i in acked if i not in seen]
-    duplicated = [i for i, where in seen.items() if len(where) > 1]
+    # Duplicates of acknowledged records are anomalies. A record whose delivery failed (a timeout:
+    # librdkafka calls it "possibly persisted") may be in the log twice: when an in-flight request times
+    # out, librdkafka bumps the producer epoch and re-sends the records not yet expired under the new epoch
+    # with new sequence numbers, which no broker can tell from new records. Those are counted apart.
+    duplicated = [i for i, where in seen.items() if len(where) > 1 and i in acked]
+    duplicated_unacked = [i for i, where in seen.items() if len(where) > 1 and i not in acked]
     inconsistent = [i for i, r in acked.items() if i in seen and (r["p"], r["off"]) not in seen[i]]
     for name, ids in (("lost", lost), ("duplicated", duplicated), ("inconsistent_offset", inconsistent)):
         for i in ids[:5]:
@@ -284,12 +295,16 @@ def cmd_check(a) -> int:
         "acknowledged": len(acked), "failed_reports": len(failed), "read": sum(len(r) for r in records.values()),
         "distinct_read": len(seen), "lost": len(lost), "duplicated": len(duplicated),
         "out_of_order": out_of_order, "inconsistent_offset": len(inconsistent), "seen_then_lost": len(seen_then_lost),
+        "duplicated_unacked": len(duplicated_unacked), "out_of_order_unacked": unacked_out_of_order,
         "read_unacked": read_unacked, "offset_gaps": offsets_gaps,
         "end_offsets": {p: m[1] for p, m in marks.items()}, "problems": problems,
         "check_s": round(time.time() - t0, 1),
     }
     anomalies = len(lost) + len(duplicated) + out_of_order + len(inconsistent) + len(seen_then_lost) + len(problems)
-    if anomalies:
+    if duplicated_unacked:
+        examples["duplicated_unacked"] = [{"id": i, "failed": failed.get(i), "read_at": seen[i]}
+                                          for i in duplicated_unacked[:3]]
+    if anomalies or duplicated_unacked:
         counts["examples"] = {k: v for k, v in examples.items() if v}
     if a.hw_out:
         with open(a.hw_out, "w") as f:
