@@ -37,6 +37,9 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 from confluent_kafka.admin import AdminClient, NewTopic
 
 COMMON = {"broker.address.family": "v4"}
+# FAULTS_CLIENT_DEBUG=fetch,protocol,...: librdkafka's debug contexts for every client (logs on stderr).
+if os.environ.get("FAULTS_CLIENT_DEBUG"):
+    COMMON["debug"] = os.environ["FAULTS_CLIENT_DEBUG"]
 
 
 def log(*args) -> None:
