@@ -423,7 +423,7 @@ _other_controller() { local c; c="$(controller_id)" && [[ "$c" =~ ^[0-9]+$ && "$
 
 scenario_no_quorum() {
   begin no-quorum
-  local leader r down=() out rc hw_before hw_after
+  local leader r down=() out rc hw_before hw_after t0
   produce_bg p1 --records 200 --rate "$RATE" --duration 60 --no-errors
   producer_wait p1
   leader="$(leader_of 0)"
@@ -432,10 +432,13 @@ scenario_no_quorum() {
   node_kill "${down[0]}"
   node_kill "${down[1]}"
   sleep 1
-  out="$(wl read --bootstrap "$(node_ip "$leader"):${KAFKA_PORT[leader]}" --topic "$TOPIC" --partition 0 --out "$RUN_DIR/seen-before.jsonl")" ||
+  # Reads get 60 s: a consumer's FindCoordinator waits for the offsets topic to be created through the
+  # controller (15 s without one), and the broker answers a connection's requests in order.
+  t0="$(now_ms)"
+  out="$(wl read --bootstrap "$(node_ip "$leader"):${KAFKA_PORT[leader]}" --topic "$TOPIC" --partition 0 --timeout 60 --out "$RUN_DIR/seen-before.jsonl")" ||
     anomaly "reading partition 0 from the surviving leader failed: $out"
   hw_before="$(json_get end_offsets 0 <<<"$out")"
-  say "with one broker: partition 0 end offset $hw_before"
+  say "with one broker: partition 0 end offset $hw_before, read in $(( $(now_ms) - t0 )) ms"
   # Not a background producer: its reports are kept apart (outage.acks), every one must be a failure.
   rc=0
   out="$(wl produce --bootstrap "$(node_ip "$leader"):${KAFKA_PORT[leader]}" --topic "$TOPIC" --partition 0 --tag outage \
@@ -445,7 +448,7 @@ scenario_no_quorum() {
   [[ "$(json_get acked <<<"$out")" == 0 ]] || anomaly "acks=all produce acknowledged with one broker of three"
   json_get errors <<<"$out" | grep -q 'NOT_ENOUGH_REPLICAS\|MSG_TIMED_OUT\|REQUEST_TIMED_OUT' ||
     anomaly "outage producer errors are not NOT_ENOUGH_REPLICAS/timeouts: $(json_get errors <<<"$out")"
-  out="$(wl read --bootstrap "$(node_ip "$leader"):${KAFKA_PORT[leader]}" --topic "$TOPIC" --partition 0 --out "$RUN_DIR/seen-during.jsonl")" ||
+  out="$(wl read --bootstrap "$(node_ip "$leader"):${KAFKA_PORT[leader]}" --topic "$TOPIC" --partition 0 --timeout 60 --out "$RUN_DIR/seen-during.jsonl")" ||
     anomaly "second read from the surviving leader failed: $out"
   hw_after="$(json_get end_offsets 0 <<<"$out")"
   say "after the refused produce: partition 0 end offset $hw_after (was $hw_before)"
