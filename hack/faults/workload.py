@@ -248,6 +248,7 @@ def cmd_check(a) -> int:
 
     seen: dict[str, list[tuple[int, int]]] = {}
     out_of_order = 0
+    gaps: list[dict] = []
     unacked_out_of_order = 0
     offsets_gaps = 0
     examples: dict[str, list] = {"lost": [], "duplicated": [], "out_of_order": [], "inconsistent_offset": [],
@@ -273,6 +274,8 @@ def cmd_check(a) -> int:
             last_seq[tag] = max(rec["seq"], last_seq.get(tag, -1))
             if prev_off is not None and off != prev_off + 1:
                 offsets_gaps += 1
+                if len(gaps) < 5:
+                    gaps.append({"p": p, "after": prev_off, "next": off})
             prev_off = off
 
     lost = [i for i in acked if i not in seen]
@@ -307,7 +310,11 @@ def cmd_check(a) -> int:
     if duplicated_unacked:
         examples["duplicated_unacked"] = [{"id": i, "failed": failed.get(i), "read_at": seen[i]}
                                           for i in duplicated_unacked[:3]]
-    if anomalies or duplicated_unacked:
+    if gaps:
+        # Not an anomaly by itself (nothing acknowledged is missing when lost is 0), but offsets of a
+        # log without transactions or compaction should be contiguous: printed for a closer look.
+        examples["offset_gaps"] = gaps
+    if anomalies or duplicated_unacked or gaps:
         counts["examples"] = {k: v for k, v in examples.items() if v}
     if a.hw_out:
         with open(a.hw_out, "w") as f:
