@@ -11,12 +11,16 @@
 #                  hack/chart-test.sh (the Helm chart, the install bundle, the operator with the chart's RBAC)
 #   clients        broker/tests/clients/run.sh: the kcat, confluent-kafka and kafka-python suites, the Java
 #                  kafka-clients suite, and the metrics test (promtool and a real Prometheus)
+#   faults         hack/cluster.sh short: 3 broker processes, confluent-kafka idempotent acks=all producers,
+#                  a no-fault run, one kill -9 of a partition leader, a follower SIGSTOPped past
+#                  replica.lag.time.max.ms; every acked record read back and the replicas compared (~2 min)
 #
-# Usage: hack/test.sh [--fast] [--skip-clients]
+# Usage: hack/test.sh [--fast] [--skip-clients] [--skip-faults]
 #   (no option)      full mode, every stage: what CI runs (.ci/run)
-#   --fast           rust, prerequisites and clients; no control plane and no chart (no Go build either)
-#   --skip-clients   leave out the clients stage, in either mode (also SKIP_CLIENTS=1); with --fast only the
-#                    rust stage runs
+#   --fast           rust, prerequisites, clients and faults; no control plane and no chart (no Go build either)
+#   --skip-clients   leave out the clients stage, in either mode (also SKIP_CLIENTS=1)
+#   --skip-faults    leave out the faults stage, in either mode (also SKIP_FAULTS=1); with --fast and
+#                    --skip-clients only the rust stage runs
 #   -h, --help       this text
 # Environment: TRIBUTARY_CACHE (default ~/.cache/tributary) keeps the venv, the Kubernetes binaries and other
 # downloads between runs; CARGO_TARGET_DIR is honoured.
@@ -29,11 +33,14 @@ usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
 
 mode=full
 skip_clients="${SKIP_CLIENTS:-0}"
+skip_faults="${SKIP_FAULTS:-0}"
 [[ "$skip_clients" == 0 || "$skip_clients" == 1 ]] || { echo "test.sh: SKIP_CLIENTS must be 0 or 1, got $skip_clients" >&2; exit 2; }
+[[ "$skip_faults" == 0 || "$skip_faults" == 1 ]] || { echo "test.sh: SKIP_FAULTS must be 0 or 1, got $skip_faults" >&2; exit 2; }
 while (( $# )); do
   case "$1" in
     --fast) mode=fast ;;
     --skip-clients) skip_clients=1 ;;
+    --skip-faults) skip_faults=1 ;;
     -h|--help) usage; exit 0 ;;
     *) usage >&2; echo "test.sh: unknown argument: $1" >&2; exit 2 ;;
   esac
@@ -41,6 +48,7 @@ while (( $# )); do
 done
 run_control_plane=1; [[ "$mode" == fast ]] && run_control_plane=0
 run_clients=1; [[ "$skip_clients" == 1 ]] && run_clients=0
+run_faults=1; [[ "$skip_faults" == 1 ]] && run_faults=0
 
 step() { printf '\n==> %s\n' "$*"; }
 t_start="$(date +%s)"
@@ -66,13 +74,13 @@ mkdir -p "$target"
 cargo test --workspace 2>&1 | tee "$target/cargo-test.log"
 grep -q "test result: ok" "$target/cargo-test.log"
 
-if (( run_control_plane || run_clients )); then
+if (( run_control_plane || run_clients || run_faults )); then
   step "prerequisites (kcat, Prometheus, Python clients, Maven deps)"
   bash hack/prereqs.sh
   # The operator's Topic test looks at topics through confluent-kafka from this venv.
   export TRIBUTARY_PYTHON="${TRIBUTARY_CACHE:-$HOME/.cache/tributary}/venv/bin/python"
 
-  step "broker binary (for the Topic tests and the client suites)"
+  step "broker binary (for the Topic tests, the client suites and the fault harness)"
   cargo build -p tributary-broker
   export TRIBUTARY_BROKER_BIN="$target/debug/tributary-broker"
 fi
@@ -105,6 +113,14 @@ if (( run_clients )); then
   ran+=(clients)
 else
   skipped+=("clients (--skip-clients / SKIP_CLIENTS=1)")
+fi
+
+if (( run_faults )); then
+  step "fault harness (hack/cluster.sh short)"
+  bash hack/cluster.sh short
+  ran+=(faults)
+else
+  skipped+=("faults (--skip-faults / SKIP_FAULTS=1)")
 fi
 
 summary="ran: ${ran[0]}"

@@ -23,7 +23,7 @@ use crate::{
         rpc::RpcIdentity,
         store::{LocalMetadataStore, MetadataError, MetadataStore},
     },
-    config::BrokerConfig,
+    config::{BrokerConfig, ReplicationConfig},
     group::{offsets::BoxFuture, GroupCoordinator, OffsetsLog, OffsetsLogError, OFFSETS_TOPIC},
     log_manager::{LogManager, LogManagerConfig, LogManagerError},
     metrics::{
@@ -201,7 +201,10 @@ impl Broker {
                 Arc::clone(&logs),
                 config.topic_defaults.clone(),
             )
-            .with_replication(config.replication.clone()),
+            .with_replication(ReplicationConfig {
+                bind_source: setup.bind_source,
+                ..config.replication.clone()
+            }),
         );
         let publisher = Arc::new(MetadataPublisher::following(vec![
             Arc::clone(&replicas) as _

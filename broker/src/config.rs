@@ -193,6 +193,11 @@ pub struct ReplicationConfig {
     pub inter_broker_listener: String,
     /// `unclean.leader.election.enable`: read by the controller's elections; default false.
     pub unclean_leader_election: bool,
+    /// Not a property: the address follower connections to leaders bind to before connecting (None: the
+    /// kernel picks, 127.0.0.1 on loopback). A cluster node sets it to its own listener address, as its
+    /// controller connections do, so that per-address rules (a partition test's `ip rule ... blackhole`)
+    /// see which broker a connection comes from.
+    pub bind_source: Option<std::net::IpAddr>,
 }
 
 impl Default for ReplicationConfig {
@@ -206,6 +211,7 @@ impl Default for ReplicationConfig {
             fetch_backoff_ms: 1_000,
             inter_broker_listener: "PLAINTEXT".to_owned(),
             unclean_leader_election: false,
+            bind_source: None,
         }
     }
 }

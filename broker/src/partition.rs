@@ -520,7 +520,16 @@ impl Partition {
     pub fn truncate_to(&self, offset: i64) -> Result<(), PartitionError> {
         let mut state = self.lock();
         if offset >= state.log.log_end_offset() {
-            return Ok(());
+            // Nothing to cut from the log, but the epoch cache may still end with an epoch that has no
+            // batch: this replica became leader, recorded the epoch's start at its log end and died before
+            // appending. Kept, it is this follower's last_fetched_epoch forever, the leader answers with the
+            // same diverging epoch each time and the replica never catches up. Kafka's
+            // UnifiedLog.truncateTo truncates the epoch cache in this case too.
+            let log_end = state.log.log_end_offset();
+            return state
+                .epochs
+                .truncate_from_end(log_end)
+                .map_err(|e| self.epoch_error(e));
         }
         state.log.truncate_to(offset)?;
         let log_end = state.log.log_end_offset();

@@ -4,7 +4,10 @@
 //! pipelined admin client (`operator/src/kafka_admin/connection.rs`) is the one to move into `protocol/`
 //! when both crates need more than this.
 
-use std::time::Duration;
+use std::{
+    net::{IpAddr, SocketAddr},
+    time::Duration,
+};
 
 use bytes::{Buf, Bytes, BytesMut};
 use kafka_protocol::{
@@ -13,7 +16,7 @@ use kafka_protocol::{
 };
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
-    net::TcpStream,
+    net::{TcpSocket, TcpStream},
 };
 
 /// Responses larger than this are refused rather than allocated.
@@ -42,6 +45,31 @@ pub enum ClientError {
     Decode { address: String, reason: String },
 }
 
+/// A TCP connection to the first address `address` resolves to, bound to `bind_source` first.
+async fn open(address: &str, bind_source: Option<IpAddr>) -> std::io::Result<TcpStream> {
+    let Some(ip) = bind_source else {
+        return TcpStream::connect(address).await;
+    };
+    let target = tokio::net::lookup_host(address)
+        .await?
+        .next()
+        .ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "the name resolves to no address",
+            )
+        })?;
+    let socket = if target.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    if ip.is_ipv4() == target.is_ipv4() {
+        socket.bind(SocketAddr::new(ip, 0))?;
+    }
+    socket.connect(target).await
+}
+
 /// One connection to a peer broker.
 #[derive(Debug)]
 pub struct Connection {
@@ -52,12 +80,14 @@ pub struct Connection {
 }
 
 impl Connection {
+    /// Connects to `address` (host:port), from `bind_source` (port 0) when given and of the same family.
     pub async fn connect(
         address: String,
+        bind_source: Option<IpAddr>,
         client_id: &'static str,
         timeout: Duration,
     ) -> Result<Self, ClientError> {
-        let stream = match tokio::time::timeout(timeout, TcpStream::connect(&address)).await {
+        let stream = match tokio::time::timeout(timeout, open(&address, bind_source)).await {
             Ok(Ok(stream)) => stream,
             Ok(Err(source)) => return Err(ClientError::Connect { address, source }),
             Err(_) => return Err(ClientError::Timeout { address, timeout }),

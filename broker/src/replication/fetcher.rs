@@ -265,7 +265,14 @@ async fn fetcher(
             continue;
         };
         if connection.as_ref().is_none_or(|c| c.address() != address) {
-            match Connection::connect(address.clone(), CLIENT_ID, Duration::from_secs(5)).await {
+            match Connection::connect(
+                address.clone(),
+                config.bind_source,
+                CLIENT_ID,
+                Duration::from_secs(5),
+            )
+            .await
+            {
                 Ok(c) => connection = Some(c),
                 Err(e) => {
                     tracing::warn!(broker = local, source = source_id, error = %error_chain(&e), "cannot reach the leader; retrying");

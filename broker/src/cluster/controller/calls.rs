@@ -31,6 +31,8 @@ use crate::cluster::{
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(15);
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 const RETRY_BACKOFF: Duration = Duration::from_millis(100);
+/// How often a pending forwarded call checks whether its controller was replaced.
+const SUPERSEDED_CHECK: Duration = Duration::from_millis(50);
 
 /// One controller operation, as a broker forwards it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -190,6 +192,16 @@ impl QuorumLink {
             .map_err(quorum_error)
     }
 
+    /// Returns once the quorum knows a leader other than `leader`.
+    async fn superseded(&self, leader: NodeId) {
+        loop {
+            tokio::time::sleep(SUPERSEDED_CHECK).await;
+            if matches!(self.quorum.leader(), Some((id, _)) if id != leader) {
+                return;
+            }
+        }
+    }
+
     async fn forward(&self, call: &ControllerCall) -> CallReply {
         let (leader, addr) = self.target().ok_or_else(|| {
             TopicError::ControllerUnavailable("the metadata quorum has no leader".to_owned())
@@ -199,17 +211,29 @@ impl QuorumLink {
                 "leadership is changing".to_owned(),
             ));
         }
-        let mut client = self.to_leader.lock().await;
-        if client.as_ref().is_none_or(|c| c.addr() != addr) {
-            *client = Some(RpcClient::new(addr.clone(), Arc::clone(&self.identity)));
+        let mut to_leader = self.to_leader.lock().await;
+        if to_leader.as_ref().is_none_or(|c| c.addr() != addr) {
+            *to_leader = Some(RpcClient::new(addr.clone(), Arc::clone(&self.identity)));
         }
-        let Some(client) = client.as_mut() else {
+        let Some(client) = to_leader.as_mut() else {
             return Err(TopicError::ControllerUnavailable(addr));
         };
-        match client
-            .call(&RpcRequest::Controller(call.clone()), CALL_TIMEOUT)
-            .await
-        {
+        // A call to a controller that another leader has replaced is abandoned as soon as that is known,
+        // not after CALL_TIMEOUT: a cut-off controller's connection can stay silent (no reset), and a
+        // heartbeat stuck on it that long gets a healthy broker fenced by the new controller.
+        let request = RpcRequest::Controller(call.clone());
+        let result = tokio::select! {
+            result = client.call(&request, CALL_TIMEOUT) => Some(result),
+            () = self.superseded(leader) => None,
+        };
+        let Some(result) = result else {
+            // The connection may still carry the abandoned call's late answer.
+            *to_leader = None;
+            return Err(TopicError::ControllerUnavailable(format!(
+                "controller {leader} was replaced while a call to it was pending"
+            )));
+        };
+        match result {
             Ok(RpcResponse::Controller(reply)) => reply,
             Ok(_) => Err(TopicError::Internal(format!(
                 "controller {leader} at {addr} answered another kind of request"

@@ -1,0 +1,666 @@
+#!/usr/bin/env bash
+# Fault harness: a cluster of tributary-broker processes on loopback, faults injected by signals, and a
+# workload + checker (hack/faults/workload.py, confluent-kafka from the hack/prereqs.sh venv).
+#
+# Usage: hack/cluster.sh COMMAND [ARGS]
+#   up [N]            start N (default 3) combined broker,controller nodes, print the bootstrap servers and
+#                     the run directory, and keep them running until Ctrl-C (then they are stopped)
+#   down DIR          kill -9 the brokers of a run directory an `up` left behind (it should leave none)
+#   SCENARIO...       run these scenarios, each on a fresh 3-node cluster, and print one result line each:
+#                       control          no faults
+#                       kill-leader      kill -9 the leader of partition 0 under load, restart it, $ROUNDS rounds
+#                       pause-follower   SIGSTOP a follower of partition 0 past replica.lag.time.max.ms: the
+#                                        ISR shrinks; SIGCONT: it expands back
+#                       pause-leader     SIGSTOP the leader of partition 0 for 8 s (fenced, a new leader is
+#                                        elected), then SIGCONT, $ROUNDS rounds
+#                       kill-controller  kill -9 the active controller (DescribeCluster) under load, $ROUNDS rounds
+#                       no-quorum        two of three brokers down: acks=all is refused or times out and
+#                                        consumers see nothing above the high watermark
+#                       rolling          SIGTERM and restart each broker in turn under load: no client error
+#                       crash-all        kill -9 every node at once under load (two producers), restart all,
+#                                        $ROUNDS rounds
+#                       rapid-kill       kill -9 the leader of partition 0, restart it after 1 s, kill the next
+#                                        leader at once (no wait for the ISR), 2 x $ROUNDS rounds
+#                       isolate-leader   (root) nodes on 127.0.0.2-4 in a network namespace of our own; the
+#                                        leader of partition 0 cut off from the other nodes (ip rule blackhole)
+#                                        for 8 s while clients still reach it, $ROUNDS rounds
+#   short             control, one kill-leader round, pause-follower (hack/test.sh runs this; ~2-3 minutes)
+#   chaos             every scenario (isolate-leader only as root), ROUNDS=3 and longer workloads
+#   -h, --help        this text
+# Every scenario: RF 3, min.insync.replicas 2, unclean election off, broker.session.timeout.ms 3000,
+# broker.heartbeat.interval.ms 500, replica.lag.time.max.ms 5000. It ends by waiting for a full ISR, reading
+# every partition back (lost, duplicated, out of order, inconsistent offset), stopping the cluster and
+# comparing the replicas' segment files batch by batch below the high watermark.
+# Env: TRIBUTARY_BROKER_BIN (default ${CARGO_TARGET_DIR:-target}/debug/tributary-broker), TRIBUTARY_PYTHON
+# (default the prereqs venv), RUN_ROOT (default $TMPDIR or /tmp; a run directory per scenario is made under
+# it and kept when the scenario fails, or always with KEEP=1), ROUNDS, RECORDS (per partition, control run),
+# RATE (records/s over all partitions),
+# BROKER_RUST_LOG (default info,openraft=warn).
+# Exits non-zero when any scenario finds an anomaly. No broker outlives the script (trap on exit).
+# shellcheck disable=SC2317 # with `exit` after main (last line) it takes every function for unreachable
+set -euo pipefail
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=hack/lib.sh
+source "$repo/hack/lib.sh"
+
+usage() { sed -n '2,/^# shellcheck disable/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
+
+BIN="${TRIBUTARY_BROKER_BIN:-$(cargo_target_dir "$repo")/debug/tributary-broker}"
+PY="${TRIBUTARY_PYTHON:-${TRIBUTARY_CACHE:-$HOME/.cache/tributary}/venv/bin/python}"
+WL="$repo/hack/faults/workload.py"
+RUN_ROOT="${RUN_ROOT:-${TMPDIR:-/tmp}}"
+ROUNDS="${ROUNDS:-2}"
+# Records per partition of the control run; the fault scenarios produce until a few seconds after their last
+# fault (at most a few minutes).
+RECORDS="${RECORDS:-1500}"
+RATE="${RATE:-150}"
+TOPIC=faults
+PARTITIONS=3
+
+say() { printf '[%s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+now_ms() { date +%s%3N; }
+# json_get FIELD...: reads one JSON object on stdin and prints obj[F1][F2]... (ints as keys work too).
+json_get() {
+  "$PY" -c 'import json,sys
+v=json.loads(sys.stdin.read().strip().splitlines()[-1])
+for k in sys.argv[1:]:
+    v=v[int(k)] if isinstance(v,list) else v[k]
+print(json.dumps(v) if isinstance(v,(dict,list)) else v)' "$@"
+}
+
+# ------------------------------------------------------------------------------------------ the cluster
+N=0
+RUN_DIR=""
+# NETNS: when set (isolate-leader), the nodes and clients run in this network namespace of our own, node i on
+# 127.0.0.(i+1) of its loopback (ports 9092 Kafka, 9093 controller, 9644 HTTP), clients from 127.0.0.1.
+NETNS=""
+# nsx CMD...: CMD in the namespace, if any. Not for `&`: a function in the background is a subshell whose $!
+# is not CMD's pid (a kill -9 would miss the broker); background starts expand "${NSX[@]}" instead.
+nsx() { "${NSX[@]}" "$@"; }
+NSX=()
+node_ip() { if [[ -n "$NETNS" ]]; then echo "127.0.0.$(( $1 + 1 ))"; else echo 127.0.0.1; fi; }
+declare -a PIDS=() KAFKA_PORT=() CTRL_PORT=() HTTP_PORT=()
+BG_PIDS=()
+
+cleanup() {
+  local i pid
+  if [[ -n "${SCEN:-}" && "${SCEN_DONE:-0}" == 0 && -n "$RUN_DIR" ]]; then
+    say "scenario $SCEN stopped before its checks; broker logs in $RUN_DIR/node-*/broker.log"
+    SCEN_DONE=1
+  fi
+  for pid in "${BG_PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
+  for (( i = 1; i <= N; i++ )); do
+    pid="${PIDS[i]:-}"
+    [[ -n "$pid" ]] || continue
+    kill -CONT "$pid" 2>/dev/null || true
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    PIDS[i]=""
+  done
+  if [[ -n "$NETNS" ]]; then ip netns delete "$NETNS" 2>/dev/null || true; NETNS="" NSX=(); fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+node_dir() { echo "$RUN_DIR/node-$1"; }
+node_log() { echo "$RUN_DIR/node-$1/broker.log"; }
+bootstrap() {
+  local i out=""
+  for (( i = 1; i <= N; i++ )); do out+="${out:+,}$(node_ip "$i"):${KAFKA_PORT[i]}"; done
+  echo "$out"
+}
+# live_bootstrap: the brokers that are running and not stopped.
+live_bootstrap() {
+  local i out=""
+  for (( i = 1; i <= N; i++ )); do
+    [[ -n "${PIDS[i]:-}" && ! -e "$RUN_DIR/node-$i/paused" ]] && out+="${out:+,}$(node_ip "$i"):${KAFKA_PORT[i]}"
+  done
+  echo "$out"
+}
+
+# cluster_up N: formats and starts N combined nodes in a new run directory, waits until all are ready.
+cluster_up() {
+  N="$1"
+  RUN_DIR="$(mktemp -d "$RUN_ROOT/tributary-faults.XXXXXX")"
+  local i voters="" id
+  id="$("$BIN" random-uuid)"
+  for (( i = 1; i <= N; i++ )); do
+    if [[ -n "$NETNS" ]]; then
+      KAFKA_PORT[i]=9092 CTRL_PORT[i]=9093 HTTP_PORT[i]=9644
+    else
+      KAFKA_PORT[i]="$(free_port)" CTRL_PORT[i]="$(free_port)" HTTP_PORT[i]="$(free_port)"
+    fi
+    voters+="${voters:+,}$i@$(node_ip "$i"):${CTRL_PORT[i]}"
+  done
+  for (( i = 1; i <= N; i++ )); do
+    mkdir -p "$(node_dir "$i")"
+    cat >"$(node_dir "$i")/server.properties" <<EOF
+process.roles=broker,controller
+node.id=$i
+controller.quorum.voters=$voters
+listeners=PLAINTEXT://$(node_ip "$i"):${KAFKA_PORT[i]},CONTROLLER://$(node_ip "$i"):${CTRL_PORT[i]}
+advertised.listeners=PLAINTEXT://$(node_ip "$i"):${KAFKA_PORT[i]}
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+log.dirs=$(node_dir "$i")/data
+num.partitions=$PARTITIONS
+default.replication.factor=3
+min.insync.replicas=2
+offsets.topic.replication.factor=3
+unclean.leader.election.enable=false
+auto.create.topics.enable=false
+group.initial.rebalance.delay.ms=0
+broker.session.timeout.ms=3000
+broker.heartbeat.interval.ms=500
+replica.lag.time.max.ms=5000
+EOF
+    "$BIN" format -t "$id" -c "$(node_dir "$i")/server.properties" >>"$(node_log "$i")" 2>&1 ||
+      { log_tail "$(node_log "$i")"; return 1; }
+  done
+  for (( i = 1; i <= N; i++ )); do node_start "$i"; done
+  for (( i = 1; i <= N; i++ )); do node_wait_ready "$i" 60 || return 1; done
+  say "cluster up: $N nodes, bootstrap $(bootstrap), run dir $RUN_DIR"
+}
+
+node_start() {
+  local i="$1" log
+  log="$(node_log "$i")"
+  printf '==== start at %s\n' "$(date -u +%H:%M:%S.%3N)" >>"$log"
+  RUST_LOG="${BROKER_RUST_LOG:-info,openraft=warn}" NO_COLOR=1 \
+    "${NSX[@]}" "$BIN" --config "$(node_dir "$i")/server.properties" --http-listen "$(node_ip "$i"):${HTTP_PORT[i]}" \
+    >>"$log" 2>&1 </dev/null &
+  PIDS[i]=$!
+  echo "${PIDS[i]}" >"$(node_dir "$i")/pid"
+  rm -f "$(node_dir "$i")/paused"
+}
+
+node_alive() { [[ -n "${PIDS[$1]:-}" ]] && kill -0 "${PIDS[$1]}" 2>/dev/null; }
+node_ready() { nsx curl -fsS -o /dev/null --max-time 1 "http://$(node_ip "$1"):${HTTP_PORT[$1]}/readyz"; }
+
+node_wait_ready() { # I [SECS]
+  local i="$1" t0
+  t0="$(now_ms)"
+  _alive_i="$i"
+  if ! eventually --timeout "${2:-30}" --interval 0.1 --while _alive_check "node $i /readyz" node_ready "$i"; then
+    log_tail "$(node_log "$i")" 30
+    return 1
+  fi
+  say "node $i ready after $(( $(now_ms) - t0 )) ms"
+}
+_alive_check() { node_alive "$_alive_i"; }
+
+node_kill() {
+  local i="$1"
+  say "kill -9 node $i (pid ${PIDS[i]})"
+  kill -KILL "${PIDS[i]}" 2>/dev/null || true
+  wait "${PIDS[i]}" 2>/dev/null || true
+  PIDS[i]=""
+}
+
+node_term() { # I: SIGTERM (controlled shutdown), bounded; returns its exit status
+  local i="$1" rc=0 t0
+  t0="$(now_ms)"
+  say "SIGTERM node $i (pid ${PIDS[i]})"
+  stop_process "${PIDS[i]}" 30 "node $i" || rc=$?
+  PIDS[i]=""
+  say "node $i exited with status $rc after $(( $(now_ms) - t0 )) ms"
+  return "$rc"
+}
+
+node_pause() { say "SIGSTOP node $1"; kill -STOP "${PIDS[$1]}"; touch "$(node_dir "$1")/paused"; }
+node_resume() { say "SIGCONT node $1"; kill -CONT "${PIDS[$1]}"; rm -f "$(node_dir "$1")/paused"; }
+
+cluster_down() {
+  local i
+  for (( i = 1; i <= N; i++ )); do
+    [[ -n "${PIDS[i]:-}" ]] || continue
+    kill -CONT "${PIDS[i]}" 2>/dev/null || true
+    kill -KILL "${PIDS[i]}" 2>/dev/null || true
+    wait "${PIDS[i]}" 2>/dev/null || true
+    PIDS[i]=""
+  done
+}
+
+wl() { nsx "$PY" "$WL" "$@"; }
+# metadata_field P FIELD: leader (an id) or isr/replicas (space-separated ids) of partition P.
+metadata_field() {
+  local out
+  out="$(wl metadata --bootstrap "$(live_bootstrap)" --topic "$TOPIC")" || return 1
+  json_get "$1" "$2" <<<"$out" | tr -d '[],'
+}
+leader_of() {
+  local l
+  l="$(metadata_field "$1" leader)" || return 1
+  [[ "$l" =~ ^[0-9]+$ && "$l" -ge 1 ]] || return 1
+  echo "$l"
+}
+_leader_other_than() { local l; l="$(leader_of "$1")" && [[ "$l" != "$2" ]] && echo "$l"; }
+controller_id() { wl controller --bootstrap "$(live_bootstrap)" 2>/dev/null | json_get controller; }
+
+# ------------------------------------------------------------------------------------------ scenarios
+SCEN="" SCEN_T0=0 SCEN_FAIL=() SCEN_DONE=0
+
+anomaly() { SCEN_FAIL+=("$*"); say "ANOMALY: $*"; }
+
+begin() {
+  SCEN="$1" SCEN_T0="$(now_ms)" SCEN_FAIL=()
+  say "===== scenario $SCEN"
+  cluster_up 3
+  wl create --bootstrap "$(bootstrap)" --topic "$TOPIC" --partitions "$PARTITIONS" --rf 3 --min-isr 2 >/dev/null
+}
+
+# produce_bg NAME ARGS...: the producer in the background; its summary goes to $RUN_DIR/NAME.summary.
+produce_bg() {
+  local name="$1"
+  shift
+  "${NSX[@]}" "$PY" "$WL" produce --bootstrap "$(bootstrap)" --topic "$TOPIC" --partitions "$PARTITIONS" --tag "$name" \
+    --out "$RUN_DIR/$name.acks" --stop-file "$RUN_DIR/$name.stop" "$@" >"$RUN_DIR/$name.summary" 2>"$RUN_DIR/$name.err" &
+  BG_PIDS+=($!)
+  PRODUCER_PID=$!
+}
+
+# producer_stop NAME [SECS]: the background producer stops producing SECS (default 3) seconds from now.
+producer_stop() { sleep "${2:-3}"; touch "$RUN_DIR/$1.stop"; }
+
+# producer_wait NAME: waits for the background producer; an anomaly when it failed.
+producer_wait() {
+  local rc=0
+  wait "$PRODUCER_PID" || rc=$?
+  say "producer $1: $(cat "$RUN_DIR/$1.summary")"
+  (( rc == 0 )) || { anomaly "producer $1 exited $rc"; tail -n 5 "$RUN_DIR/$1.err" >&2; }
+}
+
+# finish [CHECK ARGS]: full ISR, read back, stop, compare replicas, result line.
+finish() {
+  local out rc=0
+  out="$(wl await-isr --bootstrap "$(bootstrap)" --topic "$TOPIC" --size 3 --timeout 30)" ||
+    anomaly "ISR not back to 3 replicas within 30 s: $(json_get partitions <<<"$out")"
+  rc=0
+  out="$(wl check --bootstrap "$(bootstrap)" --topic "$TOPIC" --partitions "$PARTITIONS" \
+    --acks "$RUN_DIR"/*.acks --hw-out "$RUN_DIR/hw.json" "$@")" || rc=$?
+  say "check: $out"
+  printf '%s\n' "$out" >"$RUN_DIR/check.json"
+  (( rc == 0 )) || anomaly "checker found anomalies"
+  cluster_down
+  if [[ -s "$RUN_DIR/hw.json" ]]; then
+    rc=0
+    out="$(wl replicas --topic "$TOPIC" --run-dir "$RUN_DIR" --hw "$RUN_DIR/hw.json")" || rc=$?
+    say "replicas: $out"
+    (( rc == 0 )) || anomaly "replicas differ below the high watermark"
+  else
+    anomaly "no high watermarks to compare replicas with"
+  fi
+  local secs=$(( ($(now_ms) - SCEN_T0) / 1000 )) line
+  if (( ${#SCEN_FAIL[@]} )); then
+    line="FAIL $SCEN (${secs}s): $(IFS=';'; echo "${SCEN_FAIL[*]}"); run dir $RUN_DIR"
+  else
+    line="ok   $SCEN (${secs}s): $(json_get acknowledged <"$RUN_DIR/check.json") acked, $(json_get read <"$RUN_DIR/check.json") read"
+    # Kept as well when a producer had failed deliveries (allowed, but worth a look).
+    if [[ "${KEEP:-0}" != 1 ]] && ! grep -qs '"failed": [1-9]' "$RUN_DIR"/*.summary; then rm -rf "$RUN_DIR"; fi
+  fi
+  SCEN_DONE=1
+  echo "$line" >>"${RESULTS_FILE:-/dev/null}"
+  say "$line"
+}
+
+scenario_control() {
+  begin control
+  produce_bg p1 --records "$RECORDS" --rate "$RATE" --duration 60 --no-errors
+  producer_wait p1
+  finish
+}
+
+scenario_kill_leader() {
+  begin kill-leader
+  local round leader t0 out
+  produce_bg p1 --records 100000 --rate "$RATE" --duration 240
+  sleep 3
+  for (( round = 1; round <= ROUNDS; round++ )); do
+    leader="$(eventually --print --timeout 20 "a leader of partition 0" leader_of 0)" ||
+      { anomaly "no leader of partition 0 before round $round"; break; }
+    t0="$(now_ms)"
+    node_kill "$leader"
+    # The killed node stays leader until it is fenced (broker.session.timeout.ms), as in Kafka.
+    out="$(eventually --print --timeout 20 "a new leader of partition 0" _leader_other_than 0 "$leader")" ||
+      anomaly "round $round: no leader of partition 0 other than killed node $leader within 20 s"
+    say "round $round: partition 0 leader $leader -> ${out:-none} after $(( $(now_ms) - t0 )) ms"
+    sleep 3
+    node_start "$leader"
+    node_wait_ready "$leader" 60 || anomaly "round $round: node $leader not ready after restart"
+    t0="$(now_ms)"
+    out="$(wl await-isr --bootstrap "$(bootstrap)" --topic "$TOPIC" --size 3 --timeout 40)" ||
+      anomaly "round $round: ISR not full 40 s after the restart"
+    say "round $round: ISR full again $(( $(now_ms) - t0 )) ms after ready"
+    sleep 2
+  done
+  producer_stop p1
+  producer_wait p1
+  finish
+}
+
+scenario_pause_follower() {
+  begin pause-follower
+  local leader follower ctrl r t0 out
+  produce_bg p1 --records 100000 --rate "$RATE" --duration 120
+  sleep 3
+  leader="$(eventually --print --timeout 20 "a leader of partition 0" leader_of 0)"
+  ctrl="$(controller_id || echo 0)"
+  for r in $(metadata_field 0 replicas); do
+    [[ "$r" != "$leader" ]] || continue
+    follower="$r"
+    [[ "$r" == "$ctrl" ]] || break # prefer a follower that is not the active controller
+  done
+  say "partition 0: leader $leader, pausing follower $follower (controller $ctrl)"
+  t0="$(now_ms)"
+  node_pause "$follower"
+  out="$(wl await-isr --bootstrap "$(live_bootstrap)" --topic "$TOPIC" --partition 0 --without "$follower" --timeout 20)" ||
+    anomaly "ISR of partition 0 still holds paused node $follower after 20 s"
+  say "ISR without $follower after $(( $(now_ms) - t0 )) ms: $(json_get partitions 0 isr <<<"$out")"
+  # Keep it stopped past replica.lag.time.max.ms (5 s) in any case.
+  while (( $(now_ms) - t0 < 8000 )); do sleep 0.2; done
+  t0="$(now_ms)"
+  node_resume "$follower"
+  out="$(wl await-isr --bootstrap "$(bootstrap)" --topic "$TOPIC" --size 3 --timeout 40)" ||
+    anomaly "ISR not back to 3 replicas 40 s after SIGCONT"
+  say "ISR full $(( $(now_ms) - t0 )) ms after SIGCONT"
+  producer_stop p1
+  producer_wait p1
+  finish
+}
+
+scenario_pause_leader() {
+  begin pause-leader
+  local round leader new t0
+  produce_bg p1 --records 100000 --rate "$RATE" --duration 240
+  sleep 3
+  for (( round = 1; round <= ROUNDS; round++ )); do
+    leader="$(eventually --print --timeout 20 "a leader of partition 0" leader_of 0)" ||
+      { anomaly "no leader of partition 0 before round $round"; break; }
+    t0="$(now_ms)"
+    node_pause "$leader"
+    new="$(eventually --print --timeout 20 "a new leader of partition 0" _leader_other_than 0 "$leader")" ||
+      anomaly "round $round: no leader of partition 0 other than paused node $leader within 20 s"
+    say "round $round: partition 0 leader $leader (paused) -> ${new:-none} after $(( $(now_ms) - t0 )) ms"
+    while (( $(now_ms) - t0 < 8000 )); do sleep 0.2; done
+    node_resume "$leader"
+    t0="$(now_ms)"
+    wl await-isr --bootstrap "$(bootstrap)" --topic "$TOPIC" --size 3 --timeout 40 >/dev/null ||
+      anomaly "round $round: ISR not full 40 s after SIGCONT"
+    say "round $round: ISR full $(( $(now_ms) - t0 )) ms after SIGCONT"
+    sleep 2
+  done
+  producer_stop p1
+  producer_wait p1
+  finish
+}
+
+scenario_kill_controller() {
+  begin kill-controller
+  local round ctrl new t0 out
+  produce_bg p1 --records 100000 --rate "$RATE" --duration 240
+  sleep 3
+  for (( round = 1; round <= ROUNDS; round++ )); do
+    ctrl="$(eventually --print --timeout 20 "a controller" controller_id)" || { anomaly "no controller"; break; }
+    out="$(wl controller --bootstrap "$(live_bootstrap)" 2>/dev/null)"
+    say "round $round: controller (Metadata, DescribeCluster): $out"
+    [[ "$(json_get describe_cluster <<<"$out")" == "$ctrl" ]] || anomaly "DescribeCluster names another controller: $out"
+    t0="$(now_ms)"
+    node_kill "$ctrl"
+    new="$(eventually --print --timeout 30 "a new controller" _other_controller "$ctrl")" ||
+      anomaly "round $round: no controller other than $ctrl within 30 s"
+    say "round $round: controller $ctrl -> ${new:-none} after $(( $(now_ms) - t0 )) ms"
+    sleep 2
+    node_start "$ctrl"
+    node_wait_ready "$ctrl" 60 || anomaly "round $round: node $ctrl not ready after restart"
+    wl await-isr --bootstrap "$(bootstrap)" --topic "$TOPIC" --size 3 --timeout 40 >/dev/null ||
+      anomaly "round $round: ISR not full 40 s after the restart"
+    sleep 2
+  done
+  producer_stop p1
+  producer_wait p1
+  finish
+}
+_other_controller() { local c; c="$(controller_id)" && [[ "$c" =~ ^[0-9]+$ && "$c" != "$1" && "$c" -ge 1 ]] && echo "$c"; }
+
+scenario_no_quorum() {
+  begin no-quorum
+  local leader r down=() out rc hw_before hw_after t0
+  produce_bg p1 --records 200 --rate "$RATE" --duration 60 --no-errors
+  producer_wait p1
+  leader="$(leader_of 0)"
+  for r in 1 2 3; do [[ "$r" == "$leader" ]] || down+=("$r"); done
+  say "partition 0 leader $leader; killing ${down[*]}"
+  node_kill "${down[0]}"
+  node_kill "${down[1]}"
+  sleep 1
+  # Reads get 60 s: a consumer's FindCoordinator waits for the offsets topic to be created through the
+  # controller (15 s without one), and the broker answers a connection's requests in order.
+  t0="$(now_ms)"
+  out="$(wl read --bootstrap "$(node_ip "$leader"):${KAFKA_PORT[leader]}" --topic "$TOPIC" --partition 0 --timeout 60 --out "$RUN_DIR/seen-before.jsonl")" ||
+    anomaly "reading partition 0 from the surviving leader failed: $out"
+  hw_before="$(json_get end_offsets 0 <<<"$out")"
+  say "with one broker: partition 0 end offset $hw_before, read in $(( $(now_ms) - t0 )) ms"
+  # Not a background producer: its reports are kept apart (outage.acks), every one must be a failure.
+  rc=0
+  out="$(wl produce --bootstrap "$(node_ip "$leader"):${KAFKA_PORT[leader]}" --topic "$TOPIC" --partition 0 --tag outage \
+    --records 30 --rate 10 --duration 10 --delivery-timeout-ms 12000 --flush-timeout 30 \
+    --out "$RUN_DIR/outage.reports" 2>"$RUN_DIR/outage.err")" || rc=$?
+  say "outage producer (exit $rc): $out"
+  [[ "$(json_get acked <<<"$out")" == 0 ]] || anomaly "acks=all produce acknowledged with one broker of three"
+  json_get errors <<<"$out" | grep -q 'NOT_ENOUGH_REPLICAS\|MSG_TIMED_OUT\|REQUEST_TIMED_OUT' ||
+    anomaly "outage producer errors are not NOT_ENOUGH_REPLICAS/timeouts: $(json_get errors <<<"$out")"
+  out="$(wl read --bootstrap "$(node_ip "$leader"):${KAFKA_PORT[leader]}" --topic "$TOPIC" --partition 0 --timeout 60 --out "$RUN_DIR/seen-during.jsonl")" ||
+    anomaly "second read from the surviving leader failed: $out"
+  hw_after="$(json_get end_offsets 0 <<<"$out")"
+  say "after the refused produce: partition 0 end offset $hw_after (was $hw_before)"
+  [[ "$hw_after" == "$hw_before" ]] || anomaly "partition 0 end offset moved from $hw_before to $hw_after with one broker"
+  grep -q '"outage-' "$RUN_DIR/seen-during.jsonl" && anomaly "a consumer saw an unacknowledged outage record"
+  node_start "${down[0]}"
+  node_start "${down[1]}"
+  node_wait_ready "${down[0]}" 60 || anomaly "node ${down[0]} not ready after restart"
+  node_wait_ready "${down[1]}" 60 || anomaly "node ${down[1]} not ready after restart"
+  # The refused records may or may not be there in the end (the leader appended them); acked ones must be.
+  finish --seen "$RUN_DIR/seen-before.jsonl"
+}
+
+scenario_rolling() {
+  begin rolling
+  local i rc
+  produce_bg p1 --records 100000 --rate "$RATE" --duration 180 --no-errors
+  sleep 3
+  for (( i = 1; i <= N; i++ )); do
+    rc=0
+    node_term "$i" || rc=$?
+    (( rc == 0 )) || anomaly "node $i exited with status $rc on SIGTERM"
+    sleep 2
+    node_start "$i"
+    node_wait_ready "$i" 60 || anomaly "node $i not ready after restart"
+    wl await-isr --bootstrap "$(bootstrap)" --topic "$TOPIC" --size 3 --timeout 40 >/dev/null ||
+      anomaly "ISR not full 40 s after node $i restarted"
+  done
+  producer_stop p1
+  producer_wait p1
+  finish
+}
+
+# run_scenarios SCENARIO...: each in a child `cluster.sh _one SCENARIO` (set -e holds there: an unexpected
+# failure ends that scenario, its trap stops its brokers), then one line per scenario.
+scenario_crash_all() {
+  begin crash-all
+  local round i
+  # Two producers, one of them fast, so that batches are in flight on every node when they all die.
+  produce_bg p1 --records 100000 --rate "$RATE" --duration 240
+  local p1_pid="$PRODUCER_PID"
+  produce_bg p2 --records 100000 --rate $(( RATE * 4 )) --duration 240
+  local p2_pid="$PRODUCER_PID"
+  sleep 3
+  for (( round = 1; round <= ROUNDS; round++ )); do
+    say "round $round: kill -9 every node"
+    for (( i = 1; i <= N; i++ )); do kill -KILL "${PIDS[i]}" 2>/dev/null || true; done
+    for (( i = 1; i <= N; i++ )); do wait "${PIDS[i]}" 2>/dev/null || true; PIDS[i]=""; done
+    sleep 2
+    for (( i = 1; i <= N; i++ )); do node_start "$i"; done
+    for (( i = 1; i <= N; i++ )); do node_wait_ready "$i" 60 || anomaly "round $round: node $i not ready after restart"; done
+    wl await-isr --bootstrap "$(bootstrap)" --topic "$TOPIC" --size 3 --timeout 40 >/dev/null ||
+      anomaly "round $round: ISR not full 40 s after the restart"
+    sleep 3
+  done
+  producer_stop p1 0
+  producer_stop p2
+  PRODUCER_PID="$p1_pid" producer_wait p1
+  PRODUCER_PID="$p2_pid" producer_wait p2
+  finish
+}
+
+scenario_rapid_kill() {
+  begin rapid-kill
+  local round leader
+  produce_bg p1 --records 100000 --rate "$RATE" --duration 240
+  sleep 3
+  # Kill the leader of partition 0, restart it after 1 s, and kill the next leader as soon as it is
+  # elected, without waiting for the restarted node to rejoin the ISR.
+  for (( round = 1; round <= ROUNDS * 2; round++ )); do
+    leader="$(eventually --print --timeout 20 "a leader of partition 0" leader_of 0)" ||
+      { anomaly "no leader of partition 0 before round $round"; break; }
+    node_kill "$leader"
+    eventually --print --timeout 20 "a new leader of partition 0" _leader_other_than 0 "$leader" >/dev/null ||
+      anomaly "round $round: no leader of partition 0 other than killed node $leader within 20 s"
+    sleep 1
+    node_start "$leader"
+    node_wait_ready "$leader" 60 || anomaly "round $round: node $leader not ready after restart"
+  done
+  wl await-isr --bootstrap "$(bootstrap)" --topic "$TOPIC" --size 3 --timeout 40 >/dev/null ||
+    anomaly "ISR not full 40 s after the last restart"
+  producer_stop p1
+  producer_wait p1
+  finish
+}
+
+# netns_up: a network namespace of our own whose loopback holds 127.0.0.0/8, with the `local` routing rule
+# moved from pref 0 to 100 so that pref-10 blackhole rules between two 127.0.0.x addresses apply
+# (CLUSTER.md section 4). Only loopback addresses; the host's lo is untouched. Needs root.
+netns_up() {
+  NETNS="tribtest-$$"
+  NSX=(ip netns exec "$NETNS")
+  ip netns add "$NETNS"
+  ip netns exec "$NETNS" ip link set lo up
+  # glibc's getaddrinfo(AF_INET, AI_ADDRCONFIG), which librdkafka calls with broker.address.family=v4,
+  # finds no IPv4 address when 127.0.0.1 is the only one, and resolves nothing: name another loopback
+  # address of lo explicitly (it is local either way).
+  ip netns exec "$NETNS" ip addr add 127.0.0.2/32 dev lo
+  ip netns exec "$NETNS" ip rule add pref 100 lookup local
+  ip netns exec "$NETNS" ip rule del pref 0 lookup local
+}
+
+# isolate I on|off: blackholes traffic between node I's address and every other node's (both ways); clients
+# (127.0.0.1) still reach every node.
+isolate() {
+  local i="$1" op="$2" j a b
+  [[ "$op" == on ]] && op=add || op=del
+  for (( j = 1; j <= N; j++ )); do
+    (( j != i )) || continue
+    a="$(node_ip "$i")" b="$(node_ip "$j")"
+    ip netns exec "$NETNS" ip rule "$op" pref 10 from "$a" to "$b" blackhole
+    ip netns exec "$NETNS" ip rule "$op" pref 10 from "$b" to "$a" blackhole
+  done
+  say "node $i isolated from the other nodes: $2"
+}
+
+scenario_isolate_leader() {
+  [[ "$(id -u)" == 0 ]] || { echo "isolate-leader needs root (ip netns)" >&2; return 2; }
+  netns_up
+  begin isolate-leader
+  local round leader new t0 out
+  produce_bg p1 --records 100000 --rate "$RATE" --duration 240
+  sleep 3
+  for (( round = 1; round <= ROUNDS; round++ )); do
+    leader="$(eventually --print --timeout 20 "a leader of partition 0" leader_of 0)" ||
+      { anomaly "no leader of partition 0 before round $round"; break; }
+    t0="$(now_ms)"
+    isolate "$leader" on
+    touch "$(node_dir "$leader")/paused" # keep it out of live_bootstrap: its metadata is stale now
+    new="$(eventually --print --timeout 20 "a new leader of partition 0" _leader_other_than 0 "$leader")" ||
+      anomaly "round $round: no leader of partition 0 other than isolated node $leader within 20 s"
+    say "round $round: partition 0 leader $leader (isolated) -> ${new:-none} after $(( $(now_ms) - t0 )) ms"
+    while (( $(now_ms) - t0 < 8000 )); do sleep 0.2; done
+    # What a consumer that still reaches the old leader sees now must survive the heal.
+    out="$(wl read --bootstrap "$(node_ip "$leader"):${KAFKA_PORT[leader]}" --topic "$TOPIC" --partition 0 \
+      --timeout 20 --out "$RUN_DIR/seen-isolated-$round.jsonl")" ||
+      say "round $round: reading partition 0 from the isolated node failed (allowed): $out"
+    say "round $round: the isolated node serves partition 0 up to $(json_get end_offsets 0 <<<"$out" 2>/dev/null || echo '?')"
+    isolate "$leader" off
+    rm -f "$(node_dir "$leader")/paused"
+    t0="$(now_ms)"
+    wl await-isr --bootstrap "$(bootstrap)" --topic "$TOPIC" --size 3 --timeout 40 >/dev/null ||
+      anomaly "round $round: ISR not full 40 s after the heal"
+    say "round $round: ISR full $(( $(now_ms) - t0 )) ms after the heal"
+    sleep 2
+  done
+  producer_stop p1
+  producer_wait p1
+  cat "$RUN_DIR"/seen-isolated-*.jsonl >"$RUN_DIR/seen-isolated.jsonl" 2>/dev/null || true
+  finish --seen "$RUN_DIR/seen-isolated.jsonl"
+}
+
+run_scenarios() {
+  local s t0 rc results
+  t0="$(date +%s)"
+  [[ -x "$BIN" ]] || { echo "cluster.sh: no broker binary $BIN (cargo build -p tributary-broker)" >&2; exit 2; }
+  [[ -x "$PY" ]] || { echo "cluster.sh: no python $PY (hack/prereqs.sh)" >&2; exit 2; }
+  for s in "$@"; do
+    declare -F "scenario_${s//-/_}" >/dev/null || { echo "cluster.sh: unknown scenario $s" >&2; usage >&2; exit 2; }
+  done
+  results="$(mktemp "$RUN_ROOT/tributary-faults-results.XXXXXX")"
+  for s in "$@"; do
+    rc=0
+    RESULTS_FILE="$results" ROUNDS="$ROUNDS" RECORDS="$RECORDS" RATE="$RATE" bash "$0" _one "$s" || rc=$?
+    (( rc == 0 )) || grep -q " $s (" "$results" || echo "FAIL $s: stopped early (exit $rc); see above" >>"$results"
+  done
+  say "===== results ($(( $(date +%s) - t0 ))s)"
+  cat "$results"
+  rc=0
+  grep -q '^FAIL' "$results" && rc=1
+  rm -f "$results"
+  return "$rc"
+}
+
+# Everything is in functions and the last line runs main and exits, so bash never reads on into a file
+# edited under a running script (it reads scripts as it goes).
+main() {
+  cmd="${1:-}"
+  [[ -n "$cmd" ]] || { usage >&2; exit 2; }
+  shift
+  case "$cmd" in
+    -h|--help) usage ;;
+    up)
+      # UP_NETNS=1 (root): in a network namespace of our own, node i on 127.0.0.(i+1), as isolate-leader runs.
+      [[ "${UP_NETNS:-0}" != 1 ]] || netns_up
+      cluster_up "${1:-3}"
+      echo "bootstrap: $(bootstrap)"
+      echo "run dir:   $RUN_DIR (Ctrl-C stops the brokers)${NETNS:+; namespace $NETNS: ip netns exec $NETNS ...}"
+      while :; do sleep 3600 & wait $!; done
+      ;;
+    down)
+      dir="${1:?cluster.sh down DIR}"
+      for f in "$dir"/node-*/pid; do
+        [[ -e "$f" ]] && { kill -CONT "$(cat "$f")" 2>/dev/null || true; kill -KILL "$(cat "$f")" 2>/dev/null || true; }
+      done
+      ;;
+    _one)
+      "scenario_${1//-/_}"
+      [[ "$SCEN_DONE" == 1 ]] || { say "scenario $1 did not finish; run dir $RUN_DIR"; exit 1; }
+      grep -q "^FAIL $1 " "${RESULTS_FILE:-/dev/null}" && exit 1
+      exit 0
+      ;;
+    short) ROUNDS=1 RECORDS="${RECORDS_SHORT:-600}" run_scenarios control kill-leader pause-follower ;;
+    chaos)
+    local all=(control kill-leader pause-follower pause-leader kill-controller no-quorum rolling crash-all rapid-kill)
+    [[ "$(id -u)" == 0 ]] && all+=(isolate-leader)
+    ROUNDS="${ROUNDS_CHAOS:-3}" RECORDS="${RECORDS_CHAOS:-3000}" run_scenarios "${all[@]}"
+    ;;
+    *) run_scenarios "$cmd" "$@" ;;
+  esac
+}
+
+main "$@"; exit
