@@ -266,6 +266,13 @@ pub struct Partition {
     flushed_offset: AtomicI64,
     /// The high watermark; receivers (acks=all produce waits) wake when it moves.
     high_watermark: watch::Sender<i64>,
+    /// Set at open, where the high watermark starts at the recovered log end: right for a partition with
+    /// one replica (everything on disk was fsynced here), wrong for a replicated one, whose tail may never
+    /// have reached the rest of the ISR. The first role that names several replicas lowers it to the log
+    /// start; followers' progress (as leader) or the leader's fetch answers (as follower) raise it again.
+    /// Without this, a broker restarted as leader treated its unreplicated tail as committed and
+    /// acknowledged idempotent retries of it at once; a later leader without the tail lost them.
+    high_watermark_unverified: std::sync::atomic::AtomicBool,
     leadership: Mutex<Leadership>,
     /// `min.insync.replicas` in effect (topic override, else the broker's).
     min_insync: std::sync::atomic::AtomicUsize,
@@ -342,6 +349,7 @@ impl Partition {
                 flush_lock: tokio::sync::Mutex::new(()),
                 flushed_offset: AtomicI64::new(recovered),
                 high_watermark: watch::Sender::new(end),
+                high_watermark_unverified: std::sync::atomic::AtomicBool::new(true),
                 // Nothing is served until the replica manager gives the partition a role.
                 leadership: Mutex::new(Leadership {
                     role: Role::Follower { leader: NO_LEADER },
@@ -586,6 +594,9 @@ impl Partition {
         registration: &PartitionRegistration,
         now_ms: i64,
     ) -> Result<(), PartitionError> {
+        if registration.replicas.len() > 1 {
+            self.distrust_recovered_high_watermark();
+        }
         let same_leadership = {
             let leadership = self.leadership();
             leadership.replicas.is_some() && leadership.leader_epoch == registration.leader_epoch
@@ -637,6 +648,7 @@ impl Partition {
     /// Makes this replica a follower of `leader` for `leader_epoch`: produced batches are refused from now
     /// on and follower progress is forgotten. The log is left as it is; the fetcher truncates it by epoch.
     pub fn become_follower(&self, leader: NodeId, leader_epoch: i32, partition_epoch: i32) {
+        self.distrust_recovered_high_watermark();
         self.lock().append_epoch = None;
         {
             let mut leadership = self.leadership();
@@ -648,6 +660,22 @@ impl Partition {
         // Waiting acks=all producers must learn they lost leadership.
         self.high_watermark.send_modify(|_| {});
         self.data_arrived.notify_waiters();
+    }
+
+    /// See `high_watermark_unverified`. Runs before the partition is first served with a role, so no
+    /// reader has seen the value being lowered.
+    fn distrust_recovered_high_watermark(&self) {
+        if self
+            .high_watermark_unverified
+            .swap(false, std::sync::atomic::Ordering::AcqRel)
+        {
+            let start = self.log_start_offset();
+            self.high_watermark.send_if_modified(|hw| {
+                let lowered = *hw > start;
+                *hw = (*hw).min(start);
+                lowered
+            });
+        }
     }
 
     pub fn role(&self) -> Role {
