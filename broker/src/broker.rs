@@ -17,7 +17,7 @@ use crate::{
     cluster::{
         controller::{liveness::LivenessSettings, Controller, Placement, QuorumLink, TopicError},
         image::{BrokerRegistration, Endpoint, MetadataImage, NodeId},
-        member::ClusterMember,
+        member::{ClusterMember, HeartbeatSettings},
         publisher::{ApplyError, MetadataPublisher},
         raft::quorum::{MetadataQuorum, QuorumError, QuorumSettings},
         rpc::RpcIdentity,
@@ -36,6 +36,7 @@ use crate::{
         leadership::LeadershipListener,
         manager::{NotServed, ReplicaManager},
     },
+    storage_health::StorageHealth,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -99,26 +100,8 @@ impl Broker {
         clock: Arc<dyn Clock>,
     ) -> Result<Arc<Self>, BrokerError> {
         let started = std::time::Instant::now();
-        let fsync_duration = BrokerMetrics::fsync_histogram();
-        let logs = Arc::new(LogManager::open(
-            LogManagerConfig {
-                data_dir: config.data_dir.clone(),
-                retention_check_interval: Duration::from_millis(config.retention_check_interval_ms),
-                cleaner_backoff: config
-                    .cleaner_enabled
-                    .then(|| Duration::from_millis(config.cleaner_backoff_ms)),
-            },
-            Arc::clone(&clock),
-            fsync_duration.clone(),
-        )?);
-        let replicas = Arc::new(
-            ReplicaManager::new(
-                config.node_id,
-                Arc::clone(&logs),
-                config.topic_defaults.clone(),
-            )
-            .with_replication(config.replication.clone()),
-        );
+        let logs = open_logs(&config, &clock)?;
+        let replicas = replica_manager(&config, &logs, config.replication.clone());
         let store: Arc<dyn MetadataStore> = Arc::new(LocalMetadataStore::open(
             &config.data_dir,
             local_registration(&config),
@@ -130,32 +113,14 @@ impl Broker {
         publisher.start().map_err(BrokerError::Partitions)?;
         let controller = Arc::new(Controller::new(Arc::clone(&publisher)));
         replicas.set_isr_proposer(Arc::new(Arc::clone(&controller)));
-        let offsets_log = Arc::new(LocalOffsetsLog::new(
-            Arc::clone(&controller),
-            Arc::clone(&replicas),
-            &config,
-        ));
-        let groups = Arc::new(GroupCoordinator::new(
-            config.group.clone(),
-            offsets_log,
-            clock,
-        ));
+        let groups = group_coordinator(&config, &controller, &replicas, clock);
         // Standalone, this broker leads every offsets partition: every shard is loaded now, before clients
         // connect. The listener then keeps the shards in step with leadership (which only moves when the
         // metadata is driven from outside, as in the replication fixture).
         groups.load().map_err(BrokerError::LoadGroups)?;
         replicas.set_leadership_listener(Arc::new(OffsetsLeadership(Arc::clone(&groups))));
         logs.finish_startup();
-        let snapshot = {
-            let (replicas, groups) = (Arc::clone(&replicas), Arc::clone(&groups));
-            Box::new(move || Some(snapshot(&replicas, &groups)))
-        };
-        let apis: Vec<_> = SUPPORTED_APIS.iter().map(|(api, _)| *api).collect();
-        let metrics = BrokerMetrics::new(
-            &apis,
-            fsync_duration,
-            BrokerCollector::new(snapshot, config.metrics_partition_level),
-        );
+        let metrics = broker_metrics(&config, &logs, &replicas, &groups);
         tracing::info!(
             partitions = replicas.partition_count(),
             clean_shutdown = logs.clean_shutdown(),
@@ -183,28 +148,14 @@ impl Broker {
         setup: ClusterSetup,
     ) -> Result<Arc<Self>, BrokerError> {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let fsync_duration = BrokerMetrics::fsync_histogram();
-        let logs = Arc::new(LogManager::open(
-            LogManagerConfig {
-                data_dir: config.data_dir.clone(),
-                retention_check_interval: Duration::from_millis(config.retention_check_interval_ms),
-                cleaner_backoff: config
-                    .cleaner_enabled
-                    .then(|| Duration::from_millis(config.cleaner_backoff_ms)),
-            },
-            Arc::clone(&clock),
-            fsync_duration.clone(),
-        )?);
-        let replicas = Arc::new(
-            ReplicaManager::new(
-                config.node_id,
-                Arc::clone(&logs),
-                config.topic_defaults.clone(),
-            )
-            .with_replication(ReplicationConfig {
+        let logs = open_logs(&config, &clock)?;
+        let replicas = replica_manager(
+            &config,
+            &logs,
+            ReplicationConfig {
                 bind_source: setup.bind_source,
                 ..config.replication.clone()
-            }),
+            },
         );
         let publisher = Arc::new(MetadataPublisher::following(vec![
             Arc::clone(&replicas) as _
@@ -242,32 +193,17 @@ impl Broker {
             identity,
             local_registration(&config),
             setup.metadata_addr.clone(),
-            setup.liveness.heartbeat_interval,
+            HeartbeatSettings {
+                interval: setup.liveness.heartbeat_interval,
+                storage: Arc::clone(logs.storage()),
+            },
             setup.controller_listener,
         ));
-        let offsets_log = Arc::new(LocalOffsetsLog::new(
-            Arc::clone(&controller),
-            Arc::clone(&replicas),
-            &config,
-        ));
-        let groups = Arc::new(GroupCoordinator::new(
-            config.group.clone(),
-            offsets_log,
-            clock,
-        ));
+        let groups = group_coordinator(&config, &controller, &replicas, clock);
         // A cluster member coordinates the shards it leads, loading each when it takes the lead; the
         // registration replays the leaderships the metadata already gave it.
         replicas.set_leadership_listener(Arc::new(OffsetsLeadership(Arc::clone(&groups))));
-        let snapshot = {
-            let (replicas, groups) = (Arc::clone(&replicas), Arc::clone(&groups));
-            Box::new(move || Some(snapshot(&replicas, &groups)))
-        };
-        let apis: Vec<_> = SUPPORTED_APIS.iter().map(|(api, _)| *api).collect();
-        let metrics = BrokerMetrics::new(
-            &apis,
-            fsync_duration,
-            BrokerCollector::new(snapshot, config.metrics_partition_level),
-        );
+        let metrics = broker_metrics(&config, &logs, &replicas, &groups);
         Ok(Arc::new(Self {
             config,
             logs,
@@ -298,6 +234,7 @@ impl Broker {
     pub async fn run(self: Arc<Self>, shutdown: watch::Receiver<bool>) {
         let mut tasks = tokio::task::JoinSet::new();
         tasks.spawn(Arc::clone(&self.logs).run(shutdown.clone()));
+        tasks.spawn(Arc::clone(self.logs.storage()).run_probe(shutdown.clone()));
         tasks.spawn(Arc::clone(&self.replicas).run(shutdown.clone()));
         tasks.spawn(group_timers(Arc::clone(&self.groups), shutdown.clone()));
         if let Some(member) = &self.cluster {
@@ -340,6 +277,79 @@ impl Broker {
     }
 }
 
+/// The data directory (creating it, finishing deletions a crash interrupted, reading the checkpoints), with
+/// the health of its storage shared by every partition. No log is opened yet.
+fn open_logs(
+    config: &BrokerConfig,
+    clock: &Arc<dyn Clock>,
+) -> Result<Arc<LogManager>, BrokerError> {
+    Ok(Arc::new(LogManager::open(
+        LogManagerConfig {
+            data_dir: config.data_dir.clone(),
+            retention_check_interval: Duration::from_millis(config.retention_check_interval_ms),
+            cleaner_backoff: config
+                .cleaner_enabled
+                .then(|| Duration::from_millis(config.cleaner_backoff_ms)),
+        },
+        Arc::clone(clock),
+        Arc::new(StorageHealth::new(&config.data_dir)),
+    )?))
+}
+
+fn replica_manager(
+    config: &BrokerConfig,
+    logs: &Arc<LogManager>,
+    replication: ReplicationConfig,
+) -> Arc<ReplicaManager> {
+    Arc::new(
+        ReplicaManager::new(
+            config.node_id,
+            Arc::clone(logs),
+            config.topic_defaults.clone(),
+        )
+        .with_replication(replication),
+    )
+}
+
+/// The group coordinator, writing group state to `__consumer_offsets` through the local replicas.
+fn group_coordinator(
+    config: &BrokerConfig,
+    controller: &Arc<Controller>,
+    replicas: &Arc<ReplicaManager>,
+    clock: Arc<dyn Clock>,
+) -> Arc<GroupCoordinator> {
+    let offsets_log = Arc::new(LocalOffsetsLog::new(
+        Arc::clone(controller),
+        Arc::clone(replicas),
+        config,
+    ));
+    Arc::new(GroupCoordinator::new(
+        config.group.clone(),
+        offsets_log,
+        clock,
+    ))
+}
+
+/// The metrics registry: request series for every implemented API, the storage metrics, and what a scrape
+/// reads from the partitions and groups.
+fn broker_metrics(
+    config: &BrokerConfig,
+    logs: &LogManager,
+    replicas: &Arc<ReplicaManager>,
+    groups: &Arc<GroupCoordinator>,
+) -> BrokerMetrics {
+    let snapshot = {
+        let (replicas, groups) = (Arc::clone(replicas), Arc::clone(groups));
+        Box::new(move || Some(snapshot(&replicas, &groups)))
+    };
+    let apis: Vec<_> = SUPPORTED_APIS.iter().map(|(api, _)| *api).collect();
+    BrokerMetrics::new(
+        &apis,
+        logs.storage(),
+        BrokerCollector::new(snapshot, config.metrics_partition_level),
+    )
+}
+
 /// Where a cluster member keeps its metadata log: beside the partitions, under KRaft's name.
 pub fn metadata_log_dir(data_dir: &std::path::Path) -> PathBuf {
     data_dir.join("__cluster_metadata-0")
@@ -371,6 +381,7 @@ pub fn local_registration(config: &BrokerConfig) -> BrokerRegistration {
         endpoints,
         rack: config.rack.clone(),
         fenced: false,
+        storage_full: false,
     }
 }
 

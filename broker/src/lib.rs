@@ -17,6 +17,7 @@ pub mod partition;
 pub mod protocol;
 pub mod replication;
 pub mod server;
+pub mod storage_health;
 
 /// In-process brokers for tests (see the module docs); not used by the broker itself.
 pub mod testing;

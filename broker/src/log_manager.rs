@@ -14,7 +14,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-use prometheus_client::metrics::histogram::Histogram;
 use tokio::sync::watch;
 use uuid::Uuid;
 
@@ -27,6 +26,7 @@ use crate::{
         CLEAN_SHUTDOWN_MARKER, LOG_START_CHECKPOINT, RECOVERY_POINT_CHECKPOINT,
     },
     partition::{LogStartState, Partition, PartitionError},
+    storage_health::StorageHealth,
 };
 
 const PARTITION_METADATA: &str = "partition.metadata";
@@ -91,7 +91,7 @@ pub struct LogManager {
     logs: RwLock<HashMap<TopicPartition, Arc<Partition>>>,
     boot: Mutex<BootState>,
     clean_shutdown: bool,
-    fsync_duration: Histogram,
+    storage: Arc<StorageHealth>,
 }
 
 impl LogManager {
@@ -100,7 +100,7 @@ impl LogManager {
     pub fn open(
         config: LogManagerConfig,
         clock: Arc<dyn Clock>,
-        fsync_duration: Histogram,
+        storage: Arc<StorageHealth>,
     ) -> Result<Self, LogManagerError> {
         let dir = &config.data_dir;
         fs::create_dir_all(dir).map_err(|source| LogManagerError::CreateDataDir {
@@ -122,8 +122,12 @@ impl LogManager {
             logs: RwLock::new(HashMap::new()),
             boot: Mutex::new(boot),
             clean_shutdown,
-            fsync_duration,
+            storage,
         })
+    }
+
+    pub fn storage(&self) -> &Arc<StorageHealth> {
+        &self.storage
     }
 
     pub fn data_dir(&self) -> &Path {
@@ -189,7 +193,7 @@ impl LogManager {
             &dir,
             config,
             start,
-            self.fsync_duration.clone(),
+            Arc::clone(&self.storage),
         )
         .map_err(|source| LogManagerError::OpenPartition {
             topic: topic.to_owned(),

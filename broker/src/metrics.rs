@@ -1,7 +1,7 @@
 //! Broker metrics for Prometheus, served at `/metrics` on the HTTP side port.
 //!
 //! Owns the metric handles that the request path updates (per-API request counts, errors and latency,
-//! connections, the produce and fetch waiting gauges, the fsync latency histogram), the per-partition traffic
+//! connections, the produce and fetch waiting gauges; storage health lives in [`crate::storage_health`]), the per-partition traffic
 //! counters that [`crate::partition::Partition`] holds, and the encoding of everything in the Prometheus text
 //! format (0.0.4, what `promtool check metrics` reads) or OpenMetrics (what Prometheus asks for).
 //!
@@ -26,6 +26,8 @@ use prometheus_client::{
     registry::{Registry, Unit},
 };
 
+use crate::storage_health::StorageHealth;
+
 /// Every metric name starts with this (`tributary_requests_total`).
 pub const PREFIX: &str = "tributary";
 
@@ -37,7 +39,7 @@ const REQUEST_BUCKETS: [f64; 16] = [
 ];
 
 /// fsync latency buckets, in seconds: from a battery-backed cache (tens of microseconds) to a stalled disk.
-const FSYNC_BUCKETS: [f64; 14] = [
+pub(crate) const FSYNC_BUCKETS: [f64; 14] = [
     0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 2.5,
 ];
 
@@ -149,23 +151,12 @@ pub struct BrokerMetrics {
     connections_accepted: Counter,
     produce_waiting: Gauge,
     fetch_waiting: Gauge,
-    fsync_duration: Histogram,
 }
 
 impl BrokerMetrics {
-    /// A histogram for [`BrokerMetrics::new`]'s `fsync_duration`: made first, because the logs that record
-    /// into it open before the collector that reads them can exist.
-    pub fn fsync_histogram() -> Histogram {
-        Histogram::new(FSYNC_BUCKETS)
-    }
-
     /// Registers every metric, with request series for each of `apis` (the APIs the broker implements);
     /// `collector` adds the series computed from broker state at scrape time.
-    pub fn new(
-        implemented: &[ApiKey],
-        fsync_duration: Histogram,
-        collector: impl Collector,
-    ) -> Self {
+    pub fn new(implemented: &[ApiKey], storage: &StorageHealth, collector: impl Collector) -> Self {
         let mut registry = Registry::with_prefix(PREFIX);
         let requests = Family::<ApiLabels, Counter>::default();
         let errors = Family::<ApiLabels, Counter>::default();
@@ -222,12 +213,7 @@ impl BrokerMetrics {
             "Fetch requests parked in long poll, waiting for data or their max wait",
             fetch_waiting.clone(),
         );
-        registry.register_with_unit(
-            "log_flush_duration",
-            "Duration of partition log fsyncs made by the flush policy (group commit and interval flushes)",
-            Unit::Seconds,
-            fsync_duration.clone(),
-        );
+        storage.register(&mut registry);
         registry.register_collector(Box::new(collector));
         Self {
             registry,
@@ -236,7 +222,6 @@ impl BrokerMetrics {
             connections_accepted,
             produce_waiting,
             fetch_waiting,
-            fsync_duration,
         }
     }
 
@@ -269,11 +254,6 @@ impl BrokerMetrics {
         GaugeGuard::raise(&self.fetch_waiting)
     }
 
-    /// The fsync latency histogram, shared with every partition.
-    pub fn fsync_duration(&self) -> Histogram {
-        self.fsync_duration.clone()
-    }
-
     /// Renders every metric in `format`.
     pub fn encode(&self, format: Format) -> Result<String, fmt::Error> {
         let mut out = String::with_capacity(16 * 1024);
@@ -299,7 +279,7 @@ pub(crate) mod tests {
     pub(crate) fn test_metrics(collector: BrokerCollector) -> BrokerMetrics {
         BrokerMetrics::new(
             &[ApiKey::Produce, ApiKey::Fetch, ApiKey::OffsetCommit],
-            BrokerMetrics::fsync_histogram(),
+            &crate::storage_health::StorageHealth::new(std::path::Path::new(".")),
             collector,
         )
     }

@@ -12,12 +12,11 @@ use std::{
     path::Path,
     sync::{
         atomic::{AtomicI64, Ordering},
-        Mutex, MutexGuard,
+        Arc, Mutex, MutexGuard,
     },
     time::Instant,
 };
 
-use prometheus_client::metrics::histogram::Histogram;
 use tokio::sync::{watch, Notify};
 use uuid::Uuid;
 
@@ -35,6 +34,7 @@ use crate::{
         LogError, ReadSlice, RecoveryReport,
     },
     metrics::PartitionCounters,
+    storage_health::StorageHealth,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +60,12 @@ pub enum PartitionError {
         topic: String,
         partition: i32,
         expected: i32,
+    },
+    #[error("partition {topic}-{partition} has no room for the write")]
+    NoRoom {
+        topic: String,
+        partition: i32,
+        source: std::io::Error,
     },
     #[error("fsync of partition {topic}-{partition} failed")]
     Flush {
@@ -279,8 +285,8 @@ pub struct Partition {
     log_start_offset: AtomicI64,
     /// Produced and fetched bytes and records, read by the metrics scrape.
     pub counters: PartitionCounters,
-    /// The broker-wide fsync latency histogram.
-    fsync_duration: Histogram,
+    /// The data directory's health: fsync latency, failed writes, out of space.
+    storage: Arc<StorageHealth>,
 }
 
 impl Partition {
@@ -291,7 +297,7 @@ impl Partition {
         dir: &Path,
         config: LogConfig,
         start: LogStartState,
-        fsync_duration: Histogram,
+        storage: Arc<StorageHealth>,
     ) -> Result<(Self, RecoveryReport), PartitionError> {
         let (mut log, report) = Log::open(
             dir,
@@ -360,7 +366,7 @@ impl Partition {
                 }),
                 log_start_offset: AtomicI64::new(start),
                 counters: PartitionCounters::default(),
-                fsync_duration,
+                storage,
             },
             report,
         ))
@@ -380,6 +386,24 @@ impl Partition {
             partition: self.index,
             source: Box::new(source),
         }
+    }
+
+    /// Reports a failed write to the storage health (which logs the first failure of this partition and
+    /// counts every one) and hands the error back.
+    fn write_failed(&self, error: PartitionError) -> PartitionError {
+        self.storage.write_failed(&self.topic, self.index, &error);
+        error
+    }
+
+    /// Refuses a write of `bytes` that would take the storage reserve (see [`crate::storage_health`]).
+    fn check_room(&self, bytes: usize) -> Result<(), PartitionError> {
+        self.storage.check_room(bytes).map_err(|source| {
+            self.write_failed(PartitionError::NoRoom {
+                topic: self.topic.clone(),
+                partition: self.index,
+                source,
+            })
+        })
     }
 
     /// Validates and appends one producer batch, rewriting its offsets in place and stamping this leader's
@@ -441,7 +465,12 @@ impl Partition {
         if let Some(epoch) = state.append_epoch {
             set_partition_leader_epoch(records, epoch);
         }
-        let info = state.log.append(records, now_ms)?;
+        self.check_room(records.len())?;
+        let info = match state.log.append(records, now_ms) {
+            Ok(info) => info,
+            Err(e) => return Err(self.write_failed(e.into())),
+        };
+        self.storage.write_succeeded(&self.topic, self.index);
         self.counters.produced(
             records.len() as u64,
             u64::try_from(info.last_offset - info.first_offset + 1).unwrap_or(0),
@@ -481,8 +510,13 @@ impl Partition {
         leader_high_watermark: i64,
         now_ms: i64,
     ) -> Result<AppendInfo, PartitionError> {
+        self.check_room(records.len())?;
         let mut state = self.lock();
-        let (headers, info) = state.log.append_replicated(records, now_ms)?;
+        let (headers, info) = match state.log.append_replicated(records, now_ms) {
+            Ok(appended) => appended,
+            Err(e) => return Err(self.write_failed(e.into())),
+        };
+        self.storage.write_succeeded(&self.topic, self.index);
         for header in &headers {
             if state.epochs.latest_epoch() < Some(header.partition_leader_epoch) {
                 state
@@ -874,11 +908,13 @@ impl Partition {
         let synced = tokio::task::spawn_blocking(move || file.sync_data())
             .await
             .unwrap_or_else(|join| Err(std::io::Error::other(join)));
-        self.fsync_duration.observe(started.elapsed().as_secs_f64());
-        synced.map_err(|source| PartitionError::Flush {
-            topic: self.topic.clone(),
-            partition: self.index,
-            source,
+        self.storage.observe_fsync(started.elapsed().as_secs_f64());
+        synced.map_err(|source| {
+            self.write_failed(PartitionError::Flush {
+                topic: self.topic.clone(),
+                partition: self.index,
+                source,
+            })
         })?;
         self.lock().log.mark_flushed(end);
         self.flushed_offset.fetch_max(end, Ordering::AcqRel);
@@ -1026,8 +1062,8 @@ impl Partition {
     pub fn flush_now(&self) -> Result<(), PartitionError> {
         let mut state = self.lock();
         let started = Instant::now();
-        state.log.flush()?;
-        self.fsync_duration.observe(started.elapsed().as_secs_f64());
+        state.log.flush().map_err(|e| self.write_failed(e.into()))?;
+        self.storage.observe_fsync(started.elapsed().as_secs_f64());
         self.flushed_offset
             .fetch_max(state.log.log_end_offset(), Ordering::AcqRel);
         Ok(())

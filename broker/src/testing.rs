@@ -23,6 +23,7 @@ use tempfile::TempDir;
 use tokio::task::JoinHandle;
 
 pub mod replicated;
+pub mod small_disk;
 
 /// The client id of every request the fixture sends (Kafka reports it in DescribeGroups, and group member ids
 /// start with it).

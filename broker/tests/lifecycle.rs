@@ -10,7 +10,17 @@ use std::{
     time::{Duration, Instant},
 };
 
+use bytes::Bytes;
 use bytes::BytesMut;
+use kafka_protocol::{
+    messages::{
+        fetch_request::{FetchPartition, FetchTopic},
+        produce_request::{PartitionProduceData, TopicProduceData},
+        FetchRequest, ProduceRequest,
+    },
+    protocol::Request,
+    records::RecordBatchDecoder,
+};
 use kafka_protocol::{
     messages::{
         metadata_request::MetadataRequestTopic, ApiKey, MetadataRequest, RequestHeader, TopicName,
@@ -18,6 +28,10 @@ use kafka_protocol::{
     protocol::{Encodable, StrBytes},
 };
 use nix::{sys::signal, unistd::Pid};
+use tributary_broker::{
+    log::builder::BatchBuilder,
+    testing::{decode_response, request_frame, small_disk::SmallDisk},
+};
 
 struct Running {
     child: Child,
@@ -127,6 +141,15 @@ impl Running {
 }
 
 fn http_status(port: u16, path: &str) -> Option<u16> {
+    http_get(port, path)?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// The whole HTTP response (status line, headers, body) to a GET of `path`.
+fn http_get(port: u16, path: &str) -> Option<String> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
     write!(
@@ -136,7 +159,80 @@ fn http_status(port: u16, path: &str) -> Option<u16> {
     .ok()?;
     let mut response = String::new();
     stream.read_to_string(&mut response).ok()?;
-    response.split_whitespace().nth(1)?.parse().ok()
+    Some(response)
+}
+
+/// The value of the metric sample `series` (name and labels exactly as exposed) in a /metrics scrape.
+fn metric(port: u16, series: &str) -> Option<f64> {
+    http_get(port, "/metrics")?
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+fn call<R: Request>(port: u16, request: R, version: i16) -> R::Response {
+    let frame = request_frame(&request, version, 7).unwrap();
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    stream
+        .write_all(&u32::try_from(frame.len()).unwrap().to_be_bytes())
+        .unwrap();
+    stream.write_all(&frame).unwrap();
+    let mut size = [0; 4];
+    stream.read_exact(&mut size).unwrap();
+    let mut body = vec![0; u32::from_be_bytes(size) as usize];
+    stream.read_exact(&mut body).unwrap();
+    decode_response::<R>(Bytes::from(body), version, 7).unwrap()
+}
+
+/// Produces one record of `size` bytes with acks=1: `(error code, base offset)`.
+fn produce(port: u16, topic: &'static str, size: usize) -> (i16, i64) {
+    let batch = BatchBuilder::new()
+        .record(None, Some(Bytes::from(vec![b'r'; size])))
+        .build()
+        .unwrap();
+    let request = ProduceRequest::default()
+        .with_acks(1)
+        .with_timeout_ms(10_000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(TopicName(StrBytes::from_static_str(topic)))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(0)
+                .with_records(Some(batch))])]);
+    let response = call(port, request, 9);
+    let answer = &response.responses[0].partition_responses[0];
+    (answer.error_code, answer.base_offset)
+}
+
+/// How many records a consumer reads from `topic`-0, from offset 0 to the end.
+fn count_records(port: u16, topic: &'static str) -> i64 {
+    let mut next = 0;
+    loop {
+        let request = FetchRequest::default()
+            .with_replica_id((-1).into())
+            .with_max_wait_ms(0)
+            .with_max_bytes(8 << 20)
+            .with_topics(vec![FetchTopic::default()
+                .with_topic(TopicName(StrBytes::from_static_str(topic)))
+                .with_partitions(vec![FetchPartition::default()
+                    .with_fetch_offset(next)
+                    .with_partition_max_bytes(8 << 20)])]);
+        let response = call(port, request, 11);
+        let data = &response.responses[0].partitions[0];
+        assert_eq!(data.error_code, 0, "fetch at {next}");
+        let mut bytes = data.records.clone().unwrap_or_default();
+        let batches = RecordBatchDecoder::decode_all(&mut bytes).unwrap();
+        let Some(last) = batches
+            .iter()
+            .flat_map(|b| &b.records)
+            .map(|r| r.offset)
+            .max()
+        else {
+            return next;
+        };
+        next = last + 1;
+    }
 }
 
 /// Creates a topic through Metadata auto-creation, so the log has a partition directory to close or recover.
@@ -207,4 +303,74 @@ fn sigterm_closes_cleanly_and_kill_9_forces_recovery() {
         third.log_text()
     );
     third.signal(signal::Signal::SIGTERM);
+}
+
+/// What a new user sees filling a small data directory: writes are refused with KAFKA_STORAGE_ERROR at once
+/// (not after a timeout), the cause is logged once and counted, everything written stays readable, and
+/// writes resume as soon as space is freed.
+#[test]
+fn a_full_disk_refuses_writes_at_once_keeps_reads_and_resumes_when_space_is_freed() {
+    let root = tempfile::tempdir().unwrap();
+    let disk = match SmallDisk::mount(&root.path().join("disk"), 16 << 20) {
+        Ok(disk) => disk,
+        Err(why) => {
+            eprintln!("skipped: {why}");
+            return;
+        }
+    };
+    // Room the test frees later; the broker ignores files in its data directory.
+    disk.fill("ballast", 6 << 20).unwrap();
+    let mut broker = start(disk.path(), 1);
+    auto_create_topic(broker.kafka, "filling");
+    let record = 256 << 10;
+    let mut acknowledged = 0;
+    let refused = loop {
+        assert!(acknowledged < 64, "16 MiB never filled up");
+        let started = Instant::now();
+        let (error, offset) = produce(broker.kafka, "filling", record);
+        if error != 0 {
+            assert!(
+                started.elapsed() < Duration::from_secs(2),
+                "the refusal took {:?}",
+                started.elapsed()
+            );
+            break error;
+        }
+        assert_eq!(offset, acknowledged);
+        acknowledged += 1;
+    };
+    assert_eq!(refused, 56, "KAFKA_STORAGE_ERROR");
+    assert!(acknowledged > 4, "only {acknowledged} records fitted");
+    assert_eq!(produce(broker.kafka, "filling", record).0, 56);
+    assert_eq!(count_records(broker.kafka, "filling"), acknowledged);
+    let failures = metric(
+        broker.http,
+        "tributary_storage_write_failures_total{reason=\"no_space\"}",
+    );
+    assert!(failures.is_some_and(|n| n >= 2.0), "{failures:?}");
+    assert_eq!(metric(broker.http, "tributary_storage_full"), Some(1.0));
+    let log = broker.log_text();
+    let logged: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("write to partition failed"))
+        .collect();
+    assert_eq!(logged.len(), 1, "one line per failing episode:\n{log}");
+    assert!(
+        logged[0].contains("filling") && logged[0].contains("reserve"),
+        "{}",
+        logged[0]
+    );
+
+    disk.free("ballast").unwrap();
+    let (error, offset) = produce(broker.kafka, "filling", record);
+    assert_eq!((error, offset), (0, acknowledged), "writes resume at once");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while metric(broker.http, "tributary_storage_full") != Some(0.0) {
+        broker.assert_alive();
+        assert!(Instant::now() < deadline, "the probe never saw space again");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(count_records(broker.kafka, "filling"), acknowledged + 1);
+    assert!(broker.log_text().contains("partition writes again"));
+    drop(broker);
 }

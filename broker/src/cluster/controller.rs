@@ -543,8 +543,8 @@ impl Controller {
         }
         for member in &request.new_isr {
             let joining = !current.isr.contains(member);
-            let eligible = current.replicas.contains(member)
-                && (!joining || image.live_broker(*member).is_some());
+            let eligible =
+                current.replicas.contains(member) && (!joining || image.eligible_replica(*member));
             if !eligible {
                 return Err(AlterPartitionError::IneligibleReplica(*member));
             }
@@ -703,6 +703,7 @@ mod tests {
                             endpoints: Vec::new(),
                             rack: None,
                             fenced: false,
+                            storage_full: false,
                         },
                     )
                 })

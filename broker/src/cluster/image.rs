@@ -36,6 +36,11 @@ pub struct BrokerRegistration {
     pub rack: Option<String>,
     /// A fenced broker leads nothing and is not offered to clients.
     pub fenced: bool,
+    /// The broker reported that its data directory is out of space: it stays listed and serves reads, but
+    /// neither joins an ISR nor is elected leader until it reports space again. Absent in metadata written
+    /// before it existed.
+    #[serde(default)]
+    pub storage_full: bool,
 }
 
 impl BrokerRegistration {
@@ -180,6 +185,11 @@ impl MetadataImage {
     /// The registration of `id` if it is live.
     pub fn live_broker(&self, id: NodeId) -> Option<&BrokerRegistration> {
         self.brokers.get(&id).filter(|b| !b.fenced)
+    }
+
+    /// True when `id` may join an ISR or be elected leader: live, and able to write.
+    pub fn eligible_replica(&self, id: NodeId) -> bool {
+        self.live_broker(id).is_some_and(|b| !b.storage_full)
     }
 }
 

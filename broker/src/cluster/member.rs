@@ -14,11 +14,12 @@ use std::{
 use tokio::{net::TcpListener, sync::watch};
 
 use super::{
-    controller::{CallOutput, Controller, ControllerCall},
+    controller::{calls::Heartbeat, CallOutput, Controller, ControllerCall},
     image::BrokerRegistration,
     raft::quorum::MetadataQuorum,
     rpc::{self, RpcHandler, RpcIdentity, RpcRequest, RpcResponse},
 };
+use crate::storage_health::StorageHealth;
 
 /// Where this broker stands with the active controller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -35,6 +36,15 @@ impl MemberState {
     }
 }
 
+/// What this broker's heartbeats are made of besides its registration.
+#[derive(Debug)]
+pub struct HeartbeatSettings {
+    /// `broker.heartbeat.interval.ms`.
+    pub interval: Duration,
+    /// Reported in every heartbeat; a change is reported at once.
+    pub storage: Arc<StorageHealth>,
+}
+
 #[derive(Debug)]
 pub struct ClusterMember {
     quorum: Arc<MetadataQuorum>,
@@ -43,7 +53,7 @@ pub struct ClusterMember {
     registration: BrokerRegistration,
     /// Set on a broker that does not vote: where it takes metadata log entries from the leader.
     metadata_addr: Option<String>,
-    heartbeat_interval: Duration,
+    heartbeats: HeartbeatSettings,
     state: watch::Sender<MemberState>,
     /// Taken by [`ClusterMember::serve`].
     listener: std::sync::Mutex<Option<TcpListener>>,
@@ -56,7 +66,7 @@ impl ClusterMember {
         identity: Arc<RpcIdentity>,
         registration: BrokerRegistration,
         metadata_addr: Option<String>,
-        heartbeat_interval: Duration,
+        heartbeats: HeartbeatSettings,
         listener: TcpListener,
     ) -> Self {
         Self {
@@ -65,7 +75,7 @@ impl ClusterMember {
             identity,
             registration,
             metadata_addr,
-            heartbeat_interval,
+            heartbeats,
             state: watch::Sender::new(MemberState::default()),
             listener: std::sync::Mutex::new(Some(listener)),
         }
@@ -95,15 +105,18 @@ impl ClusterMember {
     /// Registers, then heartbeats until `shutdown`; registers again whenever the controller no longer knows
     /// this incarnation (it was fenced and re-registered by a newer one, or the log was rebuilt).
     pub async fn run_lifecycle(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
-        let mut interval = tokio::time::interval(self.heartbeat_interval);
+        let mut interval = tokio::time::interval(self.heartbeats.interval);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut storage = self.heartbeats.storage.subscribe();
         loop {
             // Biased, and every call raced against shutdown: a heartbeat to an unreachable controller retries
-            // for seconds, and a stopping broker must not wait for it.
+            // for seconds, and a stopping broker must not wait for it. A full disk is reported at once, so
+            // leaderships leave this broker before producers time out.
             tokio::select! {
                 biased;
                 _ = shutdown.changed() => return,
                 _ = interval.tick() => {}
+                changed = storage.changed() => if changed.is_err() { return },
             }
             if *shutdown.borrow() {
                 return;
@@ -175,12 +188,13 @@ impl ClusterMember {
         epoch: i64,
         want_shut_down: bool,
     ) -> Result<(bool, bool, bool), super::controller::TopicError> {
-        let call = ControllerCall::BrokerHeartbeat {
+        let call = ControllerCall::BrokerHeartbeat(Heartbeat {
             id: self.registration.id,
             epoch,
             metadata_offset: self.quorum.applied_index(),
             want_shut_down,
-        };
+            storage_full: self.heartbeats.storage.is_full(),
+        });
         match self.controller.call(call).await? {
             CallOutput::Heartbeat {
                 registered,

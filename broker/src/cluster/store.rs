@@ -82,6 +82,12 @@ pub enum MetadataChange {
         id: NodeId,
         fenced: bool,
     },
+    /// A registered broker's data directory ran out of space, or has space again (Kafka's closest is the
+    /// offline log directories of KIP-858's heartbeats, but a full directory here comes back by itself).
+    SetStorageFull {
+        id: NodeId,
+        full: bool,
+    },
 
     /// Replaces the whole override map of a topic (the handler computes the new map).
     SetTopicConfigs {
@@ -167,6 +173,12 @@ pub fn apply_change(
                 .get_mut(&id)
                 .ok_or(MetadataError::UnknownBroker(id))?
                 .fenced = fenced;
+        }
+        MetadataChange::SetStorageFull { id, full } => {
+            next.brokers
+                .get_mut(&id)
+                .ok_or(MetadataError::UnknownBroker(id))?
+                .storage_full = full;
         }
 
         MetadataChange::SetTopicConfigs { name, configs } => {
@@ -331,6 +343,7 @@ mod tests {
             }],
             rack: None,
             fenced: false,
+            storage_full: false,
         }
     }
 

@@ -60,9 +60,9 @@ pub(crate) fn partition_error(error: &PartitionError) -> (ResponseError, String)
         }
         // Produce never appends in a fixed epoch; the coordinator does, and maps this itself.
         PartitionError::EpochChanged { .. } => ResponseError::NotLeaderOrFollower,
-        PartitionError::Flush { .. } | PartitionError::LeaderEpoch { .. } => {
-            ResponseError::KafkaStorageError
-        }
+        PartitionError::Flush { .. }
+        | PartitionError::NoRoom { .. }
+        | PartitionError::LeaderEpoch { .. } => ResponseError::KafkaStorageError,
         PartitionError::Log(
             LogError::CreateDir { .. }
             | LogError::ListDir { .. }
@@ -117,7 +117,8 @@ impl Appended {
         {
             if let Err(e) = result {
                 let (kind, text) = partition_error(&e);
-                tracing::error!(topic = %partition.topic, partition = partition.index, error = %text, "fsync failed; write not acknowledged");
+                // The partition reported the failure to the storage health, which logs it once.
+                tracing::debug!(topic = %partition.topic, partition = partition.index, error = %text, "fsync failed; write not acknowledged");
                 let slot =
                     &mut self.response.responses[*topic_slot].partition_responses[*partition_slot];
                 slot.error_code = code(kind);

@@ -26,7 +26,7 @@ fn open_in(dir: tempfile::TempDir, id: NodeId, config: LogConfig) -> Replica {
         dir.path(),
         config,
         LogStartState::default(),
-        crate::metrics::BrokerMetrics::fsync_histogram(),
+        std::sync::Arc::new(crate::storage_health::StorageHealth::new(dir.path())),
     )
     .unwrap();
     Replica {

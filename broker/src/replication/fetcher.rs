@@ -32,7 +32,10 @@ use super::{
     manager::ReplicaManager,
     truncation::{truncation_step, TruncationStep},
 };
-use crate::{cluster::image::NodeId, config::ReplicationConfig, error_chain, partition::Partition};
+use crate::{
+    cluster::image::NodeId, config::ReplicationConfig, error_chain, partition::Partition,
+    storage_health::is_storage_error,
+};
 
 /// Fetch v12: the first with `last_fetched_epoch`/`diverging_epoch`, still naming topics.
 const FETCH_VERSION: i16 = 12;
@@ -387,13 +390,20 @@ async fn round(
                             // The fsync that makes the next fetch offset durable here.
                             if let Err(e) = partition.flush_until(partition.log_end_offset()).await
                             {
-                                tracing::error!(topic = %name, partition = key.1, error = %error_chain(&e), "follower fsync failed");
+                                if !is_storage_error(&e) {
+                                    tracing::error!(topic = %name, partition = key.1, error = %error_chain(&e), "follower fsync failed");
+                                }
                                 state.truncated = false;
+                                progress = false;
                             }
                         }
                         Err(e) => {
-                            tracing::error!(topic = %name, partition = key.1, error = %error_chain(&e), "follower append failed; truncating by epoch again");
+                            // Storage failures are logged (once per episode) where they happen.
+                            if !is_storage_error(&e) {
+                                tracing::error!(topic = %name, partition = key.1, error = %error_chain(&e), "follower append failed; truncating by epoch again");
+                            }
                             state.truncated = false;
+                            progress = false;
                         }
                     }
                 }

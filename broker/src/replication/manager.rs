@@ -192,7 +192,7 @@ impl ReplicaManager {
         for partition in self.all_partitions() {
             let now = crate::clock::now_ms();
             let Some(proposal) =
-                partition.propose_isr_change(now, lag, |id| image.live_broker(id).is_some())
+                partition.propose_isr_change(now, lag, |id| image.eligible_replica(id))
             else {
                 continue;
             };

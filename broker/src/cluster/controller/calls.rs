@@ -74,13 +74,20 @@ pub enum ControllerCall {
     /// Kafka's AlterPartition: a leader's ISR change.
     AlterPartition(AlterPartitionRequest),
     /// Kafka's BrokerHeartbeat.
-    BrokerHeartbeat {
-        id: NodeId,
-        epoch: i64,
-        /// The index of the last metadata entry the broker has applied.
-        metadata_offset: u64,
-        want_shut_down: bool,
-    },
+    BrokerHeartbeat(Heartbeat),
+}
+
+/// Kafka's BrokerHeartbeat request.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Heartbeat {
+    pub id: NodeId,
+    pub epoch: i64,
+    /// The index of the last metadata entry the broker has applied.
+    pub metadata_offset: u64,
+    pub want_shut_down: bool,
+    /// The broker's data directory is out of space (Kafka reports offline log directories here).
+    #[serde(default)]
+    pub storage_full: bool,
 }
 
 /// What an operation produced.
@@ -343,15 +350,7 @@ impl Controller {
                 election_type,
                 partitions,
             } => self.elect_leaders_here(election_type, partitions).await,
-            ControllerCall::BrokerHeartbeat {
-                id,
-                epoch,
-                metadata_offset,
-                want_shut_down,
-            } => {
-                self.heartbeat_here(id, epoch, metadata_offset, want_shut_down)
-                    .await
-            }
+            ControllerCall::BrokerHeartbeat(heartbeat) => self.heartbeat_here(heartbeat).await,
         }
         .map_err(TopicError::for_wire)
     }

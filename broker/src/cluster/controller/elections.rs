@@ -43,7 +43,7 @@ fn decide(
     let Some(partition) = image.partition(topic, index) else {
         return (ElectionOutcome::UnknownPartition, None);
     };
-    let live = |id: &NodeId| image.live_broker(*id).is_some();
+    let live = |id: &NodeId| image.eligible_replica(*id);
     match election_type {
         ElectionType::Preferred => {
             let Some(preferred) = partition.replicas.first().copied() else {
@@ -223,6 +223,7 @@ mod tests {
                     endpoints: Vec::new(),
                     rack: None,
                     fenced: fenced.contains(&id),
+                    storage_full: false,
                 },
             );
         }

@@ -14,7 +14,10 @@ use std::{
 
 use tokio::sync::watch;
 
-use super::{calls::CallOutput, Controller, TopicError};
+use super::{
+    calls::{CallOutput, Heartbeat},
+    Controller, TopicError,
+};
 use crate::cluster::{
     image::{BrokerRegistration, MetadataImage, NodeId, PartitionChange, NO_LEADER},
     store::MetadataChange,
@@ -123,21 +126,69 @@ impl Liveness {
 }
 
 /// The changes that take `broker` out of service: fenced, out of every ISR it can leave, and replaced as
-/// leader by the first live ISR member in replica order (no leader when there is none: the partition waits
-/// for an ISR member rather than losing acknowledged records).
+/// leader by the first eligible ISR member in replica order (no leader when there is none: the partition
+/// waits for an ISR member rather than losing acknowledged records).
 pub fn fence_changes(image: &MetadataImage, broker: NodeId) -> Vec<MetadataChange> {
     let mut changes = vec![MetadataChange::FenceBroker {
         id: broker,
         fenced: true,
     }];
-    let live = |id: NodeId| id != broker && image.live_broker(id).is_some();
+    changes.extend(leave_partitions(image, broker, Fallback::LiveIsrMember));
+    changes
+}
+
+/// The changes for a broker whose data directory ran out of space (`full`) or has space again. A full one
+/// leaves every ISR it can leave and hands its leaderships to an eligible ISR member, so its partitions
+/// keep taking writes elsewhere; where it is the only ISR member it keeps leading (serving reads), since
+/// nobody else holds everything. Coming back needs no partition change: it rejoins the ISRs by catching up.
+pub fn storage_changes(image: &MetadataImage, broker: NodeId, full: bool) -> Vec<MetadataChange> {
+    let mut changes = vec![MetadataChange::SetStorageFull { id: broker, full }];
+    if full {
+        changes.extend(leave_partitions(image, broker, Fallback::KeepLeading));
+    }
+    changes
+}
+
+/// Who leads when no ISR member besides the departing leader is eligible.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Fallback {
+    /// A live ISR member whose disk is full (it serves reads, and writes once it has space), else nobody.
+    LiveIsrMember,
+    /// The departing leader itself: moving leadership between full disks gains nothing.
+    KeepLeading,
+}
+
+/// `broker` out of every ISR it can leave and, where it leads, replaced by the first eligible ISR member
+/// in replica order, or as `fallback` says when there is none.
+fn leave_partitions(
+    image: &MetadataImage,
+    broker: NodeId,
+    fallback: Fallback,
+) -> Vec<MetadataChange> {
+    let mut changes = Vec::new();
+    let eligible = |id: NodeId| id != broker && image.eligible_replica(id);
     for topic in image.topics.values() {
         for (index, partition) in topic.partitions.iter().enumerate() {
             if !partition.replicas.contains(&broker) {
                 continue;
             }
-            // The ISR never becomes empty: its last member is the only replica known to hold everything.
-            let isr: Vec<NodeId> = if partition.isr.len() > 1 {
+            let leader = (partition.leader == broker).then(|| {
+                let in_isr = |id: &NodeId| partition.isr.contains(id) && *id != broker;
+                let mut members = partition.replicas.iter().copied().filter(in_isr);
+                members
+                    .clone()
+                    .find(|id| eligible(*id))
+                    .or_else(|| match fallback {
+                        Fallback::LiveIsrMember => {
+                            members.find(|id| image.live_broker(*id).is_some())
+                        }
+                        Fallback::KeepLeading => Some(broker),
+                    })
+                    .unwrap_or(NO_LEADER)
+            });
+            // The ISR never becomes empty: its last member is the only replica known to hold everything;
+            // nor does it lose a leader that stays.
+            let isr: Vec<NodeId> = if partition.isr.len() > 1 && leader != Some(broker) {
                 partition
                     .isr
                     .iter()
@@ -149,16 +200,10 @@ pub fn fence_changes(image: &MetadataImage, broker: NodeId) -> Vec<MetadataChang
             };
             let mut change = PartitionChange::default();
             if isr != partition.isr {
-                change.isr = Some(isr.clone());
+                change.isr = Some(isr);
             }
-            if partition.leader == broker {
-                let leader = partition
-                    .replicas
-                    .iter()
-                    .copied()
-                    .find(|id| isr.contains(id) && live(*id))
-                    .unwrap_or(NO_LEADER);
-                change.leader = Some(leader);
+            if leader.is_some_and(|l| l != partition.leader) {
+                change.leader = leader;
             }
             if change != PartitionChange::default() {
                 changes.push(MetadataChange::ChangePartition {
@@ -226,14 +271,19 @@ impl Controller {
     }
 
     /// A heartbeat: keeps the session alive, unfences a broker that has caught up with the metadata log
-    /// (its registration's entry is applied there), and carries out a controlled shutdown on request.
+    /// (its registration's entry is applied there), carries out a controlled shutdown on request, and
+    /// records whether the broker's data directory is out of space.
     pub(super) async fn heartbeat_here(
         &self,
-        id: NodeId,
-        epoch: i64,
-        metadata_offset: u64,
-        want_shut_down: bool,
+        heartbeat: Heartbeat,
     ) -> Result<(CallOutput, u64), TopicError> {
+        let Heartbeat {
+            id,
+            epoch,
+            metadata_offset,
+            want_shut_down,
+            storage_full,
+        } = heartbeat;
         let _decisions = self.topic_admin.lock().await;
         let image = self.image();
         let Some(registration) = image.brokers.get(&id).filter(|b| b.epoch == epoch) else {
@@ -248,18 +298,39 @@ impl Controller {
         };
         self.liveness.touch(id);
         let caught_up = u64::try_from(registration.epoch).is_ok_and(|e| metadata_offset >= e);
-        let (changes, fenced_after) = match (registration.fenced, want_shut_down) {
+        let (mut changes, fenced_after) = match (registration.fenced, want_shut_down) {
             (false, true) => (fence_changes(&image, id), true),
             (true, false) if caught_up => (unfence_changes(&image, id), false),
             (fenced, _) => (Vec::new(), fenced),
         };
+        let storage_changed = registration.storage_full != storage_full;
+        if storage_changed {
+            if changes.is_empty() && !fenced_after {
+                changes = storage_changes(&image, id, storage_full);
+            } else {
+                // Fencing takes the broker out of the ISRs anyway, and an unfenced one joins them only
+                // once eligible: the flag alone is enough while the service changes.
+                changes.push(MetadataChange::SetStorageFull {
+                    id,
+                    full: storage_full,
+                });
+            }
+        }
         let index = if changes.is_empty() {
             0
         } else {
             let (_, index) = self.submit(changes).await?;
-            if fenced_after {
+            if storage_changed && storage_full {
+                tracing::warn!(broker = id, "broker is out of disk space: its replicas leave the ISRs and its leaderships move where they can");
+            } else if storage_changed {
+                tracing::info!(
+                    broker = id,
+                    "broker has disk space again: its replicas rejoin the ISRs as they catch up"
+                );
+            }
+            if fenced_after && !registration.fenced {
                 tracing::info!(broker = id, "broker shutting down: leaderships moved away");
-            } else {
+            } else if registration.fenced && !fenced_after {
                 tracing::info!(broker = id, epoch, "broker unfenced");
             }
             index
@@ -336,6 +407,7 @@ mod tests {
                     endpoints: Vec::new(),
                     rack: None,
                     fenced: false,
+                    storage_full: false,
                 },
             );
         }
@@ -400,6 +472,60 @@ mod tests {
         let two = apply(&one, fence_changes(&one, 2));
         let p = &two.topics["t"].partitions[0];
         assert_eq!((p.leader, p.isr.clone(), p.leader_epoch), (3, vec![3], 2));
+    }
+
+    #[test]
+    fn a_full_disk_moves_leadership_to_an_eligible_isr_member_and_leaves_the_isr() {
+        let start = image(&[1, 2, 3], vec![PartitionRegistration::new(vec![1, 2, 3])]);
+        let full = apply(&start, storage_changes(&start, 1, true));
+        let p = &full.topics["t"].partitions[0];
+        assert_eq!(
+            (p.leader, p.leader_epoch, p.isr.clone()),
+            (2, 1, vec![2, 3])
+        );
+        assert!(full.brokers[&1].storage_full && !full.brokers[&1].fenced);
+        assert!(!full.eligible_replica(1));
+        assert!(full.live_broker(1).is_some(), "still listed to clients");
+        // Space again: only the flag changes; the ISR grows back through the leader once it caught up.
+        let back = apply(&full, storage_changes(&full, 1, false));
+        assert!(back.eligible_replica(1));
+        assert_eq!(back.topics["t"].partitions[0], *p);
+    }
+
+    #[test]
+    fn a_full_disk_that_alone_holds_everything_keeps_leading() {
+        let mut registration = PartitionRegistration::new(vec![1, 2]);
+        registration.isr = vec![1];
+        let start = image(&[1, 2], vec![registration.clone()]);
+        let full = apply(&start, storage_changes(&start, 1, true));
+        assert_eq!(full.topics["t"].partitions[0], registration);
+    }
+
+    #[test]
+    fn a_full_follower_is_only_a_last_resort_when_the_leader_is_fenced() {
+        let start = image(&[1, 2, 3], vec![PartitionRegistration::new(vec![1, 2, 3])]);
+        let two_full = apply(&start, storage_changes(&start, 2, true));
+        let fenced = apply(&two_full, fence_changes(&two_full, 1));
+        assert_eq!(fenced.topics["t"].partitions[0].leader, 3, "3 can write");
+        let mut registration = PartitionRegistration::new(vec![1, 2]);
+        registration.isr = vec![1, 2];
+        let start = image(&[1, 2], vec![registration]);
+        let two_full = apply(&start, storage_changes(&start, 2, true));
+        let p = &two_full.topics["t"].partitions[0];
+        assert_eq!((p.leader, p.isr.clone()), (1, vec![1]));
+        // Broker 2 left the ISR when it filled up; with 1 fenced nothing eligible is left and 1 stays the
+        // only holder of everything: the partition waits for it.
+        let fenced = apply(&two_full, fence_changes(&two_full, 1));
+        assert_eq!(fenced.topics["t"].partitions[0].leader, NO_LEADER);
+        // A full broker still in the ISR (flagged while it was being fenced) is better than no leader: it
+        // serves reads, and writes once it has room.
+        let flagged_only = apply(
+            &start,
+            vec![MetadataChange::SetStorageFull { id: 2, full: true }],
+        );
+        let fenced = apply(&flagged_only, fence_changes(&flagged_only, 1));
+        let p = &fenced.topics["t"].partitions[0];
+        assert_eq!((p.leader, p.isr.clone()), (2, vec![2]));
     }
 
     #[test]

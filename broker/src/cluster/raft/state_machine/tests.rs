@@ -105,6 +105,7 @@ fn broker(id: i32) -> BrokerRegistration {
         endpoints: Vec::new(),
         rack: None,
         fenced: false,
+        storage_full: false,
     }
 }
 
