@@ -27,7 +27,7 @@ use kafka_protocol::{
 };
 use tributary_broker::{
     log::builder::BatchBuilder,
-    testing::{decode_response, request_frame},
+    testing::{decode_response, request_frame, small_disk::SmallDisk},
 };
 
 const BIN: &str = env!("CARGO_BIN_EXE_tributary-broker");
@@ -57,9 +57,11 @@ struct Node {
     run: usize,
 }
 
+/// Fields drop in order: the brokers stop before their small disks are unmounted and the root removed.
 struct Cluster {
-    _root: tempfile::TempDir,
     nodes: Vec<Node>,
+    _disks: Vec<SmallDisk>,
+    _root: tempfile::TempDir,
 }
 
 impl Drop for Node {
@@ -236,7 +238,18 @@ fn http_status(port: u16, path: &str) -> Option<u16> {
 /// Formats and starts `size` nodes with ids 1..=size, the first `voters` of them combined-mode voters and
 /// the rest brokers only, then waits until every one is ready.
 fn start_cluster(size: i32, voters: i32) -> Cluster {
+    start_cluster_with_disks(size, voters, |_| Vec::new())
+}
+
+/// [`start_cluster`] with some nodes' data directories on small disks of their own: `disks` mounts them
+/// under the root it is given, as (node id, disk).
+fn start_cluster_with_disks(
+    size: i32,
+    voters: i32,
+    disks: impl FnOnce(&Path) -> Vec<(i32, SmallDisk)>,
+) -> Cluster {
     let root = tempfile::tempdir().unwrap();
+    let disks = disks(root.path());
     let ports: Vec<(u16, u16)> = (0..size).map(|_| (free_port(), free_port())).collect();
     let voter_list = ports
         .iter()
@@ -248,7 +261,10 @@ fn start_cluster(size: i32, voters: i32) -> Cluster {
     let mut nodes = Vec::new();
     for (i, (kafka, controller)) in ports.iter().enumerate() {
         let id = i32::try_from(i).unwrap() + 1;
-        let dir = root.path().join(format!("node-{id}"));
+        let dir = disks.iter().find(|(node, _)| *node == id).map_or_else(
+            || root.path().join(format!("node-{id}")),
+            |(_, disk)| disk.path().to_path_buf(),
+        );
         let properties = root.path().join(format!("server-{id}.properties"));
         let (roles, listeners) = if id <= voters {
             (
@@ -305,7 +321,11 @@ fn start_cluster(size: i32, voters: i32) -> Cluster {
     for node in &mut nodes {
         node.start();
     }
-    let mut cluster = Cluster { _root: root, nodes };
+    let mut cluster = Cluster {
+        nodes,
+        _disks: disks.into_iter().map(|(_, disk)| disk).collect(),
+        _root: root,
+    };
     cluster.wait_until("every broker is ready", Duration::from_secs(30), |c| {
         c.nodes.iter().all(Node::ready)
     });
@@ -723,4 +743,107 @@ fn committed_offsets_survive_the_loss_of_their_coordinator() {
                 && committed_at(c.node(id), "billing", "orders") == Ok((42, 0))
         },
     );
+}
+
+/// Node 3's data directory is a small disk of its own. When it fills up as leader, its produce answers are
+/// KAFKA_STORAGE_ERROR at once, the controller moves the leadership to an in-sync replica and takes node 3
+/// out of the ISR, and producers carry on there with acks=all. Once space is freed node 3 catches up and
+/// rejoins the ISR. Node 3 is a voter throughout: the storage reserve keeps its metadata log writable.
+#[test]
+fn a_broker_out_of_space_hands_its_leaderships_over_and_rejoins_when_space_is_freed() {
+    const DISK: u64 = 24 << 20;
+    let mut mounted = Ok(());
+    let mut cluster = start_cluster_with_disks(3, 3, |root| {
+        match SmallDisk::mount(&root.join("disk-3"), DISK) {
+            Ok(disk) => vec![(3, disk)],
+            Err(why) => {
+                mounted = Err(why);
+                Vec::new()
+            }
+        }
+    });
+    if let Err(why) = mounted {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    // About 4 MiB above the reserve (5 % of 24 MiB) stay free for partition data on node 3.
+    cluster._disks[0].fill("ballast", 18 << 20).unwrap();
+    let request = CreateTopicsRequest::default()
+        .with_topics(vec![CreatableTopic::default()
+            .with_name(TopicName(StrBytes::from_static_str("spill")))
+            .with_num_partitions(-1)
+            .with_replication_factor(-1)
+            .with_assignments(vec![
+                kafka_protocol::messages::create_topics_request::CreatableReplicaAssignment::default()
+                    .with_partition_index(0)
+                    .with_broker_ids(vec![3.into(), 1.into(), 2.into()]),
+            ])])
+        .with_timeout_ms(30_000);
+    assert_eq!(cluster.node(1).call(request, 5).topics[0].error_code, 0);
+    cluster.wait_until("node 3 leads spill", Duration::from_secs(10), |c| {
+        leader_of(c, 1, "spill", 0) == 3
+    });
+    let value = "v".repeat(256 << 10);
+    let mut acknowledged = 0usize;
+    let mut refused_by_3 = false;
+    let mut first_refusal: Option<Instant> = None;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while acknowledged < 24 {
+        assert!(
+            Instant::now() < deadline,
+            "{acknowledged} acknowledged in 60 s"
+        );
+        let leader = leader_of(&mut cluster, 1, "spill", 0);
+        let started = Instant::now();
+        let (error, offset) = cluster.node(leader).produce("spill", 0, -1, &value);
+        match error {
+            0 => {
+                assert_eq!(offset, i64::try_from(acknowledged).unwrap());
+                acknowledged += 1;
+                if let Some(refused) = first_refusal.take() {
+                    eprintln!(
+                        "writes resumed on node {leader} {:?} after node 3's first refusal",
+                        refused.elapsed()
+                    );
+                }
+            }
+            56 => {
+                first_refusal.get_or_insert_with(Instant::now);
+                assert_eq!(leader, 3, "only node 3 is short of space");
+                assert!(
+                    started.elapsed() < Duration::from_secs(2),
+                    "refused at once"
+                );
+                refused_by_3 = true;
+            }
+            // The leadership moved under the request, or the ISR is being shrunk: retry as a client does.
+            6 | 19 | 20 => std::thread::sleep(Duration::from_millis(100)),
+            other => panic!("produce to node {leader} failed with {other}"),
+        }
+    }
+    assert!(refused_by_3, "node 3 never ran out of space");
+    let partition = &cluster.node(1).metadata("spill").topics[0].partitions[0];
+    assert_ne!(partition.leader_id.0, 3);
+    assert!(
+        !partition.isr_nodes.iter().any(|id| id.0 == 3),
+        "node 3 left the ISR: {:?}",
+        partition.isr_nodes
+    );
+    assert!(broker_ids(&cluster.node(1).metadata("spill")).contains(&3));
+    assert!(cluster
+        .node(3)
+        .log_text()
+        .contains("data directory is out of space"));
+
+    cluster._disks[0].free("ballast").unwrap();
+    cluster.wait_until("node 3 rejoins the ISR", Duration::from_secs(30), |c| {
+        c.node(1).metadata("spill").topics[0].partitions[0]
+            .isr_nodes
+            .len()
+            == 3
+    });
+    let leader = leader_of(&mut cluster, 1, "spill", 0);
+    let read = cluster.node(leader).read_all("spill", 0).unwrap();
+    assert_eq!(read.len(), acknowledged);
+    assert!(read.iter().all(|v| *v == value));
 }
