@@ -585,6 +585,8 @@ pub struct GroupCoordinator {
     log: Arc<dyn OffsetsLog>,
     /// Session and rebalance deadlines.
     clock: Arc<dyn Clock>,
+    /// A FindCoordinator is creating `__consumer_offsets` in the background; others need not start one.
+    creating_offsets_topic: std::sync::atomic::AtomicBool,
 }
 
 impl GroupCoordinator {
@@ -594,6 +596,7 @@ impl GroupCoordinator {
             config,
             log,
             clock,
+            creating_offsets_topic: std::sync::atomic::AtomicBool::new(false),
         }
     }
 

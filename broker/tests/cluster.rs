@@ -847,3 +847,23 @@ fn a_broker_out_of_space_hands_its_leaderships_over_and_rejoins_when_space_is_fr
     assert_eq!(read.len(), acknowledged);
     assert!(read.iter().all(|v| *v == value));
 }
+
+/// Without a metadata quorum `__consumer_offsets` cannot be created: FindCoordinator says
+/// COORDINATOR_NOT_AVAILABLE within a couple of seconds (the client retries) rather than holding the
+/// connection for the controller's whole timeout.
+#[test]
+fn find_coordinator_without_a_quorum_answers_promptly() {
+    let mut cluster = start_cluster(3, 3);
+    cluster.node(2).kill();
+    cluster.node(3).kill();
+    for attempt in 0..2 {
+        let started = Instant::now();
+        let (error, _) = coordinator_of(cluster.node(1), "lonely");
+        assert_eq!(error, 15, "COORDINATOR_NOT_AVAILABLE (attempt {attempt})");
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "attempt {attempt} took {:?}",
+            started.elapsed()
+        );
+    }
+}

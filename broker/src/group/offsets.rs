@@ -6,7 +6,7 @@
 //! offsets with acks=all). The in-memory cache is updated after that, so a fetch never returns an offset
 //! a crash or a failover could lose.
 
-use std::{collections::BTreeMap, ops::Range};
+use std::{collections::BTreeMap, ops::Range, sync::Arc};
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::{messages::ConsumerProtocolSubscription, protocol::Decodable, ResponseError};
@@ -169,6 +169,33 @@ impl GroupCoordinator {
     /// Creates `__consumer_offsets` (compacted) on first use, as Kafka does.
     pub async fn ensure_offsets_topic(&self) -> Result<(), OffsetsLogError> {
         self.log.ensure_topic(self.config.offsets_partitions).await
+    }
+
+    /// For FindCoordinator: creates `__consumer_offsets` in the background and waits for it at most
+    /// `patience`. `Ok(false)` while it is still being created: the caller answers COORDINATOR_NOT_AVAILABLE
+    /// and the client retries, as with Kafka, instead of a connection blocked for the controller's whole
+    /// timeout (its requests are answered in order) when there is no quorum.
+    pub async fn create_offsets_topic_within(
+        self: &Arc<Self>,
+        patience: std::time::Duration,
+    ) -> Result<bool, String> {
+        use std::sync::atomic::Ordering;
+        if self.creating_offsets_topic.swap(true, Ordering::AcqRel) {
+            return Ok(false);
+        }
+        let coordinator = Arc::clone(self);
+        let creation = tokio::spawn(async move {
+            let created = coordinator.ensure_offsets_topic().await;
+            coordinator
+                .creating_offsets_topic
+                .store(false, Ordering::Release);
+            created.map_err(|e| crate::error_chain(&e))
+        });
+        match tokio::time::timeout(patience, creation).await {
+            Ok(Ok(created)) => created.map(|()| true),
+            Ok(Err(join)) => Err(format!("creating {OFFSETS_TOPIC} failed: {join}")),
+            Err(_) => Ok(false),
+        }
     }
 
     /// Appends records of a group of shard `shard` to its `__consumer_offsets` partition, in the leadership

@@ -1,5 +1,5 @@
 //! FindCoordinator (key 10): a group's coordinator is the leader of its `__consumer_offsets` partition, from
-//! the metadata image. Creates `__consumer_offsets` on first use.
+//! the metadata image. Creates `__consumer_offsets` on first use, waiting for it only briefly.
 //! Transactions are not implemented, so transaction coordinators are reported as unavailable.
 
 use kafka_protocol::{
@@ -19,6 +19,10 @@ use crate::{
 
 const GROUP: i8 = 0;
 
+/// How long a lookup waits for `__consumer_offsets` to be created: on a healthy cluster that takes
+/// milliseconds, so clients find their coordinator on the first try.
+const OFFSETS_TOPIC_PATIENCE: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// The coordinator of `group`: the leader of its `__consumer_offsets` partition, as (node, host, port).
 fn coordinator(image: &MetadataImage, group: &str, partitions: i32) -> Option<(i32, String, i32)> {
     let registration = image.partition(OFFSETS_TOPIC, partition_for(group, partitions))?;
@@ -34,12 +38,17 @@ pub async fn handle(
     let groups = &ctx.broker.groups;
     let refused = if request.key_type != GROUP {
         Some("transactions are not supported".to_owned())
+    } else if ctx.image.topics.contains_key(OFFSETS_TOPIC) {
+        None
     } else {
-        groups
-            .ensure_offsets_topic()
+        match groups
+            .create_offsets_topic_within(OFFSETS_TOPIC_PATIENCE)
             .await
-            .err()
-            .map(|e| crate::error_chain(&e))
+        {
+            Ok(true) => None,
+            Ok(false) => Some(format!("{OFFSETS_TOPIC} is being created")),
+            Err(text) => Some(text),
+        }
     };
     // The offsets topic may have been created just now, after this request's image was taken.
     let image = if ctx.image.topics.contains_key(OFFSETS_TOPIC) {
