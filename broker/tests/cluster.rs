@@ -461,7 +461,8 @@ fn replicas_are_placed_on_distinct_racks() {
     let mut cluster = start_cluster_with(3, 3, |id| format!("broker.rack={}\n", rack(id)));
     assert_eq!(create_topic(cluster.node(1), "zoned", 6, 2), 0);
     cluster.wait_until("every broker sees the topic", Duration::from_secs(5), |c| {
-        c.running().all(|n| n.metadata("zoned").topics[0].error_code == 0)
+        c.running()
+            .all(|n| n.metadata("zoned").topics[0].error_code == 0)
     });
     for node in cluster.running() {
         let metadata = node.metadata("zoned");
