@@ -12,6 +12,7 @@ pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
+pub mod describe_topic_partitions;
 pub mod elect_leaders;
 pub mod fetch;
 pub mod find_coordinator;
@@ -81,6 +82,7 @@ async fn route(
         ApiKey::DescribeConfigs => simple!(describe_configs),
         ApiKey::IncrementalAlterConfigs => simple!(incremental_alter_configs),
         ApiKey::DescribeCluster => simple!(describe_cluster),
+        ApiKey::DescribeTopicPartitions => simple!(describe_topic_partitions),
         ApiKey::InitProducerId => simple!(init_producer_id),
         ApiKey::FindCoordinator => simple!(find_coordinator),
         ApiKey::JoinGroup => simple!(join_group),
@@ -132,6 +134,26 @@ async fn route(
         }),
     }
 }
+
+/// Kafka's "authorized operations not requested" sentinel.
+pub(crate) const OPERATIONS_NOT_REQUESTED: i32 = i32::MIN;
+
+/// What Kafka reports as a principal's authorized operations when no authorizer is configured (as here):
+/// every operation the resource type supports, one bit per `AclOperation` code.
+const fn operations(codes: &[u8]) -> i32 {
+    let mut bits = 0;
+    let mut i = 0;
+    while i < codes.len() {
+        bits |= 1 << codes[i];
+        i += 1;
+    }
+    bits
+}
+
+/// READ, WRITE, CREATE, DELETE, ALTER, DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS (Kafka's `AclEntry`).
+pub(crate) const TOPIC_OPERATIONS: i32 = operations(&[3, 4, 5, 6, 7, 8, 10, 11]);
+/// CREATE, ALTER, DESCRIBE, CLUSTER_ACTION, DESCRIBE_CONFIGS, ALTER_CONFIGS, IDEMPOTENT_WRITE.
+pub(crate) const CLUSTER_OPERATIONS: i32 = operations(&[5, 7, 8, 9, 10, 11, 12]);
 
 /// A client-visible error message.
 pub(crate) fn message(text: impl Into<String>) -> Option<StrBytes> {

@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 use std::{
-    collections::BTreeSet,
+    collections::{BTreeMap, BTreeSet},
     io::{Read, Write},
     net::{TcpListener, TcpStream},
     path::{Path, PathBuf},
@@ -238,14 +238,16 @@ fn http_status(port: u16, path: &str) -> Option<u16> {
 /// Formats and starts `size` nodes with ids 1..=size, the first `voters` of them combined-mode voters and
 /// the rest brokers only, then waits until every one is ready.
 fn start_cluster(size: i32, voters: i32) -> Cluster {
-    start_cluster_with_disks(size, voters, |_| Vec::new())
+    start_cluster_with(size, voters, |_| String::new(), |_| Vec::new())
 }
 
-/// [`start_cluster`] with some nodes' data directories on small disks of their own: `disks` mounts them
-/// under the root it is given, as (node id, disk).
-fn start_cluster_with_disks(
+/// [`start_cluster`] with `extra(node id)` appended to each node's `server.properties`, and some nodes'
+/// data directories on small disks of their own: `disks` mounts them under the root it is given, as
+/// (node id, disk).
+fn start_cluster_with(
     size: i32,
     voters: i32,
+    extra: impl Fn(i32) -> String,
     disks: impl FnOnce(&Path) -> Vec<(i32, SmallDisk)>,
 ) -> Cluster {
     let root = tempfile::tempdir().unwrap();
@@ -293,8 +295,10 @@ fn start_cluster_with_disks(
                  group.initial.rebalance.delay.ms=0\n\
                  broker.session.timeout.ms={SESSION_TIMEOUT_MS}\n\
                  broker.heartbeat.interval.ms=250\n\
-                 leader.imbalance.check.interval.seconds=1\n",
-                dir.display()
+                 leader.imbalance.check.interval.seconds=1\n\
+                 {}",
+                dir.display(),
+                extra(id)
             ),
         )
         .unwrap();
@@ -464,6 +468,61 @@ fn three_brokers_form_one_cluster_and_fail_over() {
         cluster.node(victim).metadata("while-degraded").topics[0].error_code,
         0
     );
+}
+
+#[test]
+fn replicas_are_placed_on_distinct_racks() {
+    // Two racks of unequal size: rack-b's only broker must hold a replica of every RF-2 partition, which
+    // placing replicas on consecutive broker ids would miss (partitions on [1, 2]).
+    let rack = |id: i32| if id == 3 { "rack-b" } else { "rack-a" };
+    let mut cluster = start_cluster_with(
+        3,
+        3,
+        |id| format!("broker.rack={}\n", rack(id)),
+        |_| Vec::new(),
+    );
+    assert_eq!(create_topic(cluster.node(1), "zoned", 6, 2), 0);
+    cluster.wait_until("every broker sees the topic", Duration::from_secs(5), |c| {
+        c.running()
+            .all(|n| n.metadata("zoned").topics[0].error_code == 0)
+    });
+    for node in cluster.running() {
+        let metadata = node.metadata("zoned");
+        let racks: BTreeMap<i32, String> = metadata
+            .brokers
+            .iter()
+            .map(|b| (b.node_id.0, b.rack.as_deref().unwrap_or("").to_owned()))
+            .collect();
+        assert_eq!(
+            racks,
+            (1..=3).map(|id| (id, rack(id).to_owned())).collect(),
+            "racks listed by node {}",
+            node.id
+        );
+        let topic = &metadata.topics[0];
+        assert_eq!(topic.partitions.len(), 6);
+        let mut leaders = BTreeMap::new();
+        for partition in &topic.partitions {
+            let on: BTreeSet<&str> = partition
+                .replica_nodes
+                .iter()
+                .map(|id| racks[&id.0].as_str())
+                .collect();
+            assert_eq!(
+                on,
+                BTreeSet::from(["rack-a", "rack-b"]),
+                "partition {} has replicas {:?}",
+                partition.partition_index,
+                partition.replica_nodes
+            );
+            *leaders.entry(partition.leader_id.0).or_insert(0) += 1;
+        }
+        assert_eq!(
+            leaders,
+            BTreeMap::from([(1, 2), (2, 2), (3, 2)]),
+            "leaders spread over every broker"
+        );
+    }
 }
 
 #[test]
@@ -753,15 +812,18 @@ fn committed_offsets_survive_the_loss_of_their_coordinator() {
 fn a_broker_out_of_space_hands_its_leaderships_over_and_rejoins_when_space_is_freed() {
     const DISK: u64 = 24 << 20;
     let mut mounted = Ok(());
-    let mut cluster = start_cluster_with_disks(3, 3, |root| {
-        match SmallDisk::mount(&root.join("disk-3"), DISK) {
+    let mut cluster = start_cluster_with(
+        3,
+        3,
+        |_| String::new(),
+        |root| match SmallDisk::mount(&root.join("disk-3"), DISK) {
             Ok(disk) => vec![(3, disk)],
             Err(why) => {
                 mounted = Err(why);
                 Vec::new()
             }
-        }
-    });
+        },
+    );
     if let Err(why) = mounted {
         eprintln!("skipped: {why}");
         return;

@@ -17,6 +17,7 @@ mod handlers {
     mod describe_cluster;
     mod describe_configs;
     mod describe_groups;
+    mod describe_topic_partitions;
     mod elect_leaders;
     mod fetch;
     mod find_coordinator;

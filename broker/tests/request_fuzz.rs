@@ -104,6 +104,19 @@ fn seeds() -> Vec<Vec<u8>> {
         let request = InitProducerIdRequest::default().with_transaction_timeout_ms(1000);
         seeds.push(frame(v, &request));
     }
+    for v in versions(ApiKey::DescribeTopicPartitions) {
+        let request = DescribeTopicPartitionsRequest::default()
+            .with_topics(vec![
+                describe_topic_partitions_request::TopicRequest::default().with_name(topic()),
+            ])
+            .with_response_partition_limit(1)
+            .with_cursor(Some(
+                describe_topic_partitions_request::Cursor::default()
+                    .with_topic_name(topic())
+                    .with_partition_index(0),
+            ));
+        seeds.push(frame(v, &request));
+    }
     for v in versions(ApiKey::DescribeCluster) {
         seeds.push(frame(v, &DescribeClusterRequest::default()));
     }

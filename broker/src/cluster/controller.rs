@@ -23,6 +23,7 @@ use crate::config::{validate_topic_config, TopicConfigError};
 pub mod calls;
 pub mod elections;
 pub mod liveness;
+mod placement;
 
 pub use calls::{CallOutput, ControllerCall, QuorumLink};
 
@@ -168,7 +169,8 @@ pub enum AlterPartitionError {
 /// How the partitions of a new topic are to be placed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Placement {
-    /// The controller spreads `partitions` partitions of `replication_factor` replicas over live brokers.
+    /// The controller places `partitions` partitions of `replication_factor` replicas on live brokers,
+    /// rack-aware ([`placement`]).
     Spread {
         partitions: i32,
         replication_factor: i16,
@@ -317,7 +319,7 @@ impl Controller {
                 if !(1..=MAX_PARTITIONS).contains(&partitions) {
                     return Err(TopicError::InvalidPartitionCount(partitions));
                 }
-                spread(&image, 0, partitions, replication_factor)?
+                placement::place_partitions(&image, name, &[], partitions, replication_factor)?
             }
             Placement::Assigned(assignments) => {
                 let count = i32::try_from(assignments.len()).unwrap_or(i32::MAX);
@@ -404,7 +406,13 @@ impl Controller {
                     .map(PartitionRegistration::new)
                     .collect()
             }
-            None => spread(&image, current, total - current, topic.replication_factor)?,
+            None => placement::place_partitions(
+                &image,
+                name,
+                &topic.partitions,
+                total - current,
+                topic.replication_factor,
+            )?,
         };
         if validate_only {
             return Ok((CallOutput::Done, 0));
@@ -616,37 +624,6 @@ impl Controller {
     }
 }
 
-/// Places `count` new partitions, numbered from `first_index`, of `replication_factor` replicas each on the
-/// live brokers: round-robin from a start that moves with the partition index, so leaders (first replicas)
-/// and followers spread evenly, as Kafka's assignor does without racks.
-fn spread(
-    image: &MetadataImage,
-    first_index: i32,
-    count: i32,
-    replication_factor: i16,
-) -> Result<Vec<PartitionRegistration>, TopicError> {
-    let brokers: Vec<NodeId> = image.live_brokers().map(|b| b.id).collect();
-    if replication_factor < 1 {
-        return Err(TopicError::ReplicationFactorTooSmall(replication_factor));
-    }
-    let factor = usize::try_from(replication_factor).unwrap_or(usize::MAX);
-    if factor > brokers.len() {
-        return Err(TopicError::ReplicationFactorTooLarge {
-            requested: replication_factor,
-            available: brokers.len(),
-        });
-    }
-    Ok((first_index..first_index + count)
-        .map(|index| {
-            let start = usize::try_from(index).unwrap_or(0) % brokers.len();
-            let replicas = (0..factor)
-                .map(|r| brokers[(start + r) % brokers.len()])
-                .collect();
-            PartitionRegistration::new(replicas)
-        })
-        .collect())
-}
-
 /// Checks client-given replica lists: every broker live and named once per partition, the same number of
 /// replicas everywhere (`expected` when the topic has a replication factor already).
 fn check_assignments(
@@ -721,46 +698,6 @@ mod tests {
                 "{bad:?} should be rejected"
             );
         }
-    }
-
-    #[test]
-    fn spread_balances_leaders_and_replicas() {
-        let image = cluster(&[1, 2, 3]);
-        let placed = spread(&image, 0, 6, 2).unwrap();
-        let mut leaders = BTreeMap::new();
-        let mut replicas = BTreeMap::new();
-        for p in &placed {
-            *leaders.entry(p.leader).or_insert(0) += 1;
-            for r in &p.replicas {
-                *replicas.entry(*r).or_insert(0) += 1;
-            }
-            assert_eq!(p.isr, p.replicas);
-            assert_ne!(p.replicas[0], p.replicas[1]);
-        }
-        assert_eq!(leaders.values().copied().collect::<Vec<_>>(), [2, 2, 2]);
-        assert_eq!(replicas.values().copied().collect::<Vec<_>>(), [4, 4, 4]);
-    }
-
-    #[test]
-    fn replication_factor_is_bounded_by_live_brokers() {
-        let mut image = cluster(&[1, 2]);
-        assert!(matches!(
-            spread(&image, 0, 1, 3),
-            Err(TopicError::ReplicationFactorTooLarge {
-                requested: 3,
-                available: 2
-            })
-        ));
-        image.brokers.get_mut(&2).unwrap().fenced = true;
-        let err = spread(&image, 0, 1, 2).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "replication factor 2 is larger than the 1 available broker"
-        );
-        assert!(matches!(
-            spread(&image, 0, 1, 0),
-            Err(TopicError::ReplicationFactorTooSmall(0))
-        ));
     }
 
     #[test]

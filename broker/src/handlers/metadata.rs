@@ -16,51 +16,88 @@ use kafka_protocol::{
 };
 use uuid::Uuid;
 
-use super::{code, RequestContext};
+use super::{code, RequestContext, CLUSTER_OPERATIONS, OPERATIONS_NOT_REQUESTED, TOPIC_OPERATIONS};
 use crate::cluster::{
     controller::{validate_topic_name, Placement, TopicError},
-    image::{MetadataImage, TopicMetadata},
+    image::{MetadataImage, NodeId, TopicMetadata, NO_LEADER},
 };
 
-/// Kafka's "authorized operations not requested" sentinel.
-const OPERATIONS_NOT_REQUESTED: i32 = i32::MIN;
+/// One partition as clients see it, from one image: shared by Metadata and DescribeTopicPartitions so the
+/// two never disagree about a leader or a replica.
+pub(super) struct PartitionView {
+    pub(super) index: i32,
+    /// The leader when it is live; clients get -1 otherwise.
+    pub(super) live_leader: Option<NodeId>,
+    pub(super) leader_epoch: i32,
+    pub(super) replicas: Vec<BrokerId>,
+    pub(super) isr: Vec<BrokerId>,
+    /// Replicas on brokers that are fenced or not registered.
+    pub(super) offline: Vec<BrokerId>,
+}
+
+impl PartitionView {
+    pub(super) fn leader_id(&self) -> BrokerId {
+        BrokerId(self.live_leader.unwrap_or(NO_LEADER))
+    }
+}
+
+/// The views of `topic`'s partitions `from..`.
+pub(super) fn partition_views<'a>(
+    image: &'a MetadataImage,
+    topic: &'a TopicMetadata,
+    from: usize,
+) -> impl Iterator<Item = PartitionView> + 'a {
+    let ids = |ids: &[NodeId]| ids.iter().copied().map(BrokerId).collect::<Vec<_>>();
+    topic
+        .partitions
+        .iter()
+        .enumerate()
+        .skip(from)
+        .map(move |(index, registration)| PartitionView {
+            index: i32::try_from(index).unwrap_or(i32::MAX),
+            live_leader: image
+                .live_broker(registration.leader)
+                .map(|_| registration.leader),
+            leader_epoch: registration.leader_epoch,
+            replicas: ids(&registration.replicas),
+            isr: ids(&registration.isr),
+            offline: ids(&registration.offline_replicas(image)),
+        })
+}
+
+/// Whether Kafka lists `name` as an internal topic.
+pub(super) fn is_internal(name: &str) -> bool {
+    name == crate::group::OFFSETS_TOPIC
+}
 
 fn topic_response(
     image: &MetadataImage,
     topic: &TopicMetadata,
     version: i16,
+    operations: i32,
 ) -> MetadataResponseTopic {
-    let partitions = topic
-        .partitions
-        .iter()
-        .enumerate()
-        .map(|(index, registration)| {
-            let ids = |ids: &[i32]| ids.iter().copied().map(BrokerId).collect::<Vec<_>>();
-            let leader_live = image.live_broker(registration.leader).is_some();
+    let partitions = partition_views(image, topic, 0)
+        .map(|view| {
             MetadataResponsePartition::default()
-                .with_partition_index(i32::try_from(index).unwrap_or(i32::MAX))
-                .with_error_code(if leader_live {
+                .with_partition_index(view.index)
+                .with_error_code(if view.live_leader.is_some() {
                     0
                 } else {
                     code(ResponseError::LeaderNotAvailable)
                 })
-                .with_leader_id(BrokerId(if leader_live { registration.leader } else { -1 }))
-                .with_leader_epoch(if version >= 7 {
-                    registration.leader_epoch
-                } else {
-                    -1
-                })
-                .with_replica_nodes(ids(&registration.replicas))
-                .with_isr_nodes(ids(&registration.isr))
-                .with_offline_replicas(ids(&registration.offline_replicas(image)))
+                .with_leader_id(view.leader_id())
+                .with_leader_epoch(if version >= 7 { view.leader_epoch } else { -1 })
+                .with_replica_nodes(view.replicas)
+                .with_isr_nodes(view.isr)
+                .with_offline_replicas(view.offline)
         })
         .collect();
     MetadataResponseTopic::default()
         .with_name(Some(TopicName(StrBytes::from_string(topic.name.clone()))))
         .with_topic_id(if version >= 10 { topic.id } else { Uuid::nil() })
         .with_partitions(partitions)
-        .with_is_internal(topic.name == crate::group::OFFSETS_TOPIC)
-        .with_topic_authorized_operations(OPERATIONS_NOT_REQUESTED)
+        .with_is_internal(is_internal(&topic.name))
+        .with_topic_authorized_operations(operations)
 }
 
 fn error_topic(name: Option<String>, id: Uuid, error: ResponseError) -> MetadataResponseTopic {
@@ -148,17 +185,23 @@ pub async fn handle(ctx: &RequestContext<'_>, request: MetadataRequest) -> Metad
             Some(answers)
         }
     };
+    // No authorizer: every operation is allowed, which is what Kafka reports without one.
+    let topic_operations = if request.include_topic_authorized_operations {
+        TOPIC_OPERATIONS
+    } else {
+        OPERATIONS_NOT_REQUESTED
+    };
     let topics = match answers {
         None => image
             .topics
             .values()
-            .map(|t| topic_response(&image, t, ctx.version))
+            .map(|t| topic_response(&image, t, ctx.version, topic_operations))
             .collect(),
         Some(answers) => answers
             .into_iter()
             .map(|answer| match answer {
                 Answer::Topic(name) => match image.topics.get(&name) {
-                    Some(topic) => topic_response(&image, topic, ctx.version),
+                    Some(topic) => topic_response(&image, topic, ctx.version, topic_operations),
                     None => error_topic(Some(name), Uuid::nil(), ResponseError::LeaderNotAvailable),
                 },
                 Answer::Error(name, error) => error_topic(name, Uuid::nil(), error),
@@ -180,5 +223,9 @@ pub async fn handle(ctx: &RequestContext<'_>, request: MetadataRequest) -> Metad
         .with_cluster_id(Some(StrBytes::from_string(image.cluster_id.clone())))
         .with_controller_id(BrokerId(ctx.broker.active_controller(&image).unwrap_or(-1)))
         .with_topics(topics)
-        .with_cluster_authorized_operations(OPERATIONS_NOT_REQUESTED)
+        .with_cluster_authorized_operations(if request.include_cluster_authorized_operations {
+            CLUSTER_OPERATIONS
+        } else {
+            OPERATIONS_NOT_REQUESTED
+        })
 }

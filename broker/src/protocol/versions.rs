@@ -19,7 +19,7 @@ pub const SUPPORTED_APIS: &[(ApiKey, RangeInclusive<i16>)] = &[
     (ApiKey::DescribeConfigs, 1..=4),
     (ApiKey::CreatePartitions, 0..=3),
     (ApiKey::IncrementalAlterConfigs, 0..=1),
-    (ApiKey::DescribeCluster, 0..=1),
+    (ApiKey::DescribeCluster, 0..=2),
     (ApiKey::FindCoordinator, 0..=6),
     (ApiKey::JoinGroup, 0..=9),
     (ApiKey::SyncGroup, 0..=5),
@@ -35,6 +35,8 @@ pub const SUPPORTED_APIS: &[(ApiKey, RangeInclusive<i16>)] = &[
     // v0-1 were removed in Kafka 4.0 (KIP-896).
     (ApiKey::OffsetForLeaderEpoch, 2..=4),
     (ApiKey::ElectLeaders, 0..=2),
+    // KIP-966; the Java AdminClient (3.8+) describes topics with it when it is advertised.
+    (ApiKey::DescribeTopicPartitions, 0..=0),
 ];
 
 pub fn supported_versions(api: ApiKey) -> Option<RangeInclusive<i16>> {

@@ -34,9 +34,10 @@ const ADVERTISED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DeleteGroups, 0, 2),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::OffsetDelete, 0, 0),
-    (ApiKey::DescribeCluster, 0, 1),
+    (ApiKey::DescribeCluster, 0, 2),
     (ApiKey::OffsetForLeaderEpoch, 2, 4),
     (ApiKey::ElectLeaders, 0, 2),
+    (ApiKey::DescribeTopicPartitions, 0, 0),
 ];
 
 fn ranges(response: &ApiVersionsResponse) -> Vec<(i16, i16, i16)> {

@@ -222,3 +222,23 @@ async fn brokers_of_a_test_cluster_answer_with_their_own_node_id() {
         assert_eq!(response.controller_id, BrokerId(node_id));
     }
 }
+
+#[tokio::test]
+async fn authorized_operations_are_reported_only_when_asked_for() {
+    let broker = TestBroker::start().await;
+    create_topic(&broker, "orders", 1).await;
+    let plain = broker.call(request(&["orders"], false), 10).await;
+    assert_eq!(plain.topics[0].topic_authorized_operations, i32::MIN);
+    assert_eq!(plain.cluster_authorized_operations, i32::MIN);
+    let asked = broker
+        .call(
+            request(&["orders"], false)
+                .with_include_topic_authorized_operations(true)
+                .with_include_cluster_authorized_operations(true),
+            10,
+        )
+        .await;
+    // No authorizer: everything the resource type supports, the same bits DescribeTopicPartitions reports.
+    assert_eq!(asked.topics[0].topic_authorized_operations, 3576);
+    assert_eq!(asked.cluster_authorized_operations, 8096);
+}

@@ -17,7 +17,9 @@ import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.AlterConfigOp;
 import org.apache.kafka.clients.admin.Config;
 import org.apache.kafka.clients.admin.ConfigEntry;
+import org.apache.kafka.clients.admin.DescribeClusterOptions;
 import org.apache.kafka.clients.admin.DescribeClusterResult;
+import org.apache.kafka.clients.admin.DescribeTopicsOptions;
 import org.apache.kafka.clients.admin.ListOffsetsResult.ListOffsetsResultInfo;
 import org.apache.kafka.clients.admin.NewPartitions;
 import org.apache.kafka.clients.admin.NewTopic;
@@ -27,6 +29,8 @@ import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.common.Node;
 import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.TopicPartitionInfo;
+import org.apache.kafka.common.acl.AclOperation;
 import org.apache.kafka.common.config.ConfigResource;
 import org.apache.kafka.common.errors.InvalidConfigurationException;
 import org.apache.kafka.common.errors.TopicExistsException;
@@ -105,6 +109,52 @@ class AdminTest {
             assertEquals(n.id(), c.controller().get(T, TimeUnit.SECONDS).id(), "controller is the only node");
             String id = c.clusterId().get(T, TimeUnit.SECONDS);
             assertTrue(id != null && !id.isBlank(), "cluster id");
+        }
+    }
+
+    /**
+     * The 4.x AdminClient describes topics with DescribeTopicPartitions (KIP-966) when the broker
+     * advertises it, following the response cursor: with two partitions per response, two topics of
+     * five and three partitions take four round trips and must come back whole and in order.
+     */
+    @Test
+    void describeTopicsPagesThroughPartitions() throws Exception {
+        String wide = Cluster.topic("java-pages-wide");
+        String narrow = Cluster.topic("java-pages-narrow");
+        try (Admin admin = Admin.create(Cluster.props(Map.of()))) {
+            admin.createTopics(List.of(new NewTopic(wide, 5, (short) 1), new NewTopic(narrow, 3, (short) 1)))
+                    .all().get(T, TimeUnit.SECONDS);
+            awaitLeaders(admin, wide, 5);
+            awaitLeaders(admin, narrow, 3);
+            DescribeTopicsOptions options = new DescribeTopicsOptions()
+                    .partitionSizeLimitPerResponse(2)
+                    .includeAuthorizedOperations(true);
+            Map<String, TopicDescription> described = admin.describeTopics(List.of(wide, narrow), options)
+                    .allTopicNames().get(T, TimeUnit.SECONDS);
+            for (var expected : Map.of(wide, 5, narrow, 3).entrySet()) {
+                TopicDescription d = described.get(expected.getKey());
+                List<Integer> indexes = d.partitions().stream().map(TopicPartitionInfo::partition).toList();
+                List<Integer> all = java.util.stream.IntStream.range(0, expected.getValue()).boxed().toList();
+                assertEquals(all, indexes, "partitions of " + d.name() + " across pages");
+                d.partitions().forEach(p -> assertTrue(p.leader() != null && p.leader().id() >= 0, "leader of " + p));
+                assertTrue(d.authorizedOperations() != null && d.authorizedOperations().contains(AclOperation.READ),
+                        "authorized operations of " + d.name() + ": " + d.authorizedOperations());
+            }
+            ExecutionException unknown = assertThrows(ExecutionException.class, () -> admin.describeTopics(
+                    List.of(Cluster.topic("java-pages-missing")), options).allTopicNames().get(T, TimeUnit.SECONDS));
+            assertInstanceOf(UnknownTopicOrPartitionException.class, unknown.getCause(), "describing a missing topic");
+            admin.deleteTopics(List.of(wide, narrow)).all().get(T, TimeUnit.SECONDS);
+        }
+    }
+
+    /** DescribeCluster v2 (KIP-1073): asking for fenced brokers lists the live one, not fenced. */
+    @Test
+    void describeClusterWithFencedBrokers() throws Exception {
+        try (Admin admin = Admin.create(Cluster.props(Map.of()))) {
+            Collection<Node> nodes = admin.describeCluster(new DescribeClusterOptions().includeFencedBrokers(true))
+                    .nodes().get(T, TimeUnit.SECONDS);
+            assertEquals(1, nodes.size(), "single-node cluster: " + nodes);
+            assertFalse(nodes.iterator().next().isFenced(), "the only broker is live");
         }
     }
 
