@@ -221,6 +221,41 @@ pub(crate) fn leader_hint(image: &MetadataImage, topic: &str, index: i32) -> Opt
     })
 }
 
+/// Defines `current_leader(image, topic, index, endpoints)` for a response's `NodeEndpoint` and
+/// `LeaderIdAndEpoch` types: the KIP-951
+/// hints of a NOT_LEADER_OR_FOLLOWER or FENCED_LEADER_EPOCH answer, the leader's id and epoch, with its
+/// endpoint added to the response's `node_endpoints` once. Produce (v10+) and Fetch (v12+/v16+) carry
+/// the same fields as distinct generated types, hence a macro rather than a function.
+macro_rules! kip951_current_leader {
+    ($endpoint:ty, $leader:ty) => {
+        fn current_leader(
+            image: &$crate::cluster::image::MetadataImage,
+            topic: &str,
+            index: i32,
+            endpoints: &mut Vec<$endpoint>,
+        ) -> $leader {
+            let Some(hint) = $crate::handlers::leader_hint(image, topic, index) else {
+                return <$leader>::default();
+            };
+            if let Some((host, port, rack)) = hint.endpoint {
+                if !endpoints.iter().any(|e| e.node_id.0 == hint.leader) {
+                    endpoints.push(
+                        <$endpoint>::default()
+                            .with_node_id(kafka_protocol::messages::BrokerId(hint.leader))
+                            .with_host(kafka_protocol::protocol::StrBytes::from_string(host))
+                            .with_port(port)
+                            .with_rack(rack.map(kafka_protocol::protocol::StrBytes::from_string)),
+                    );
+                }
+            }
+            <$leader>::default()
+                .with_leader_id(kafka_protocol::messages::BrokerId(hint.leader))
+                .with_leader_epoch(hint.epoch)
+        }
+    };
+}
+pub(crate) use kip951_current_leader;
+
 /// The Kafka error for a request whose `current_leader_epoch` does not match this replica's.
 pub(crate) fn epoch_check_error(check: &EpochCheck) -> ResponseError {
     match check {

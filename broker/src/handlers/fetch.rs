@@ -28,7 +28,7 @@ use kafka_protocol::{
 };
 use uuid::Uuid;
 
-use super::{code, epoch_check_error, leader_hint, RequestContext};
+use super::{code, epoch_check_error, RequestContext};
 use crate::{
     cluster::image::MetadataImage,
     log::LogError,
@@ -206,37 +206,7 @@ struct Build<'a> {
     image: &'a MetadataImage,
 }
 
-/// The leader of a partition as the image knows it, and its client endpoint, for NOT_LEADER_OR_FOLLOWER
-/// and FENCED_LEADER_EPOCH answers (KIP-951: v12+ `current_leader`, v16+ `node_endpoints`).
-fn hint(
-    image: &MetadataImage,
-    topic: Option<&str>,
-    index: i32,
-    endpoints: &mut Vec<NodeEndpoint>,
-) -> LeaderIdAndEpoch {
-    let Some(super::LeaderHint {
-        leader,
-        epoch,
-        endpoint,
-    }) = topic.and_then(|t| leader_hint(image, t, index))
-    else {
-        return LeaderIdAndEpoch::default();
-    };
-    if let Some((host, port, rack)) = endpoint {
-        if !endpoints.iter().any(|e| e.node_id.0 == leader) {
-            endpoints.push(
-                NodeEndpoint::default()
-                    .with_node_id(BrokerId(leader))
-                    .with_host(StrBytes::from_string(host))
-                    .with_port(port)
-                    .with_rack(rack.map(StrBytes::from_string)),
-            );
-        }
-    }
-    LeaderIdAndEpoch::default()
-        .with_leader_id(BrokerId(leader))
-        .with_leader_epoch(epoch)
-}
+super::kip951_current_leader!(NodeEndpoint, LeaderIdAndEpoch);
 
 fn build<'a>(
     how: &Build<'_>,
@@ -280,7 +250,10 @@ fn build<'a>(
                 }
                 Err(Refused::NotLeader(error) | Refused::Epoch(error)) => {
                     has_error = true;
-                    let current_leader = hint(how.image, w.topic.as_deref(), index, &mut endpoints);
+                    let current_leader =
+                        w.topic.as_deref().map_or_else(Default::default, |topic| {
+                            current_leader(how.image, topic, index, &mut endpoints)
+                        });
                     let data = data.with_error_code(code(*error));
                     out.push(if version >= 12 {
                         data.with_current_leader(current_leader)

@@ -13,13 +13,12 @@ use kafka_protocol::{
         produce_response::{
             LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse, TopicProduceResponse,
         },
-        BrokerId, ProduceRequest, ProduceResponse, TopicName,
+        ProduceRequest, ProduceResponse, TopicName,
     },
-    protocol::StrBytes,
     ResponseError,
 };
 
-use super::{code, leader_hint, message, not_served_code, RequestContext};
+use super::{code, message, not_served_code, RequestContext};
 
 /// Error messages exist in Produce responses from v8 on.
 fn versioned_message(
@@ -298,34 +297,4 @@ pub fn append(ctx: &RequestContext<'_>, request: ProduceRequest) -> Option<Appen
     })
 }
 
-/// KIP-951: the leader this broker knows for a partition it does not lead, with its endpoint added to
-/// `endpoints` once.
-fn current_leader(
-    image: &crate::cluster::image::MetadataImage,
-    topic: &str,
-    index: i32,
-    endpoints: &mut Vec<NodeEndpoint>,
-) -> LeaderIdAndEpoch {
-    let Some(super::LeaderHint {
-        leader,
-        epoch,
-        endpoint,
-    }) = leader_hint(image, topic, index)
-    else {
-        return LeaderIdAndEpoch::default();
-    };
-    if let Some((host, port, rack)) = endpoint {
-        if !endpoints.iter().any(|e| e.node_id.0 == leader) {
-            endpoints.push(
-                NodeEndpoint::default()
-                    .with_node_id(BrokerId(leader))
-                    .with_host(StrBytes::from_string(host))
-                    .with_port(port)
-                    .with_rack(rack.map(StrBytes::from_string)),
-            );
-        }
-    }
-    LeaderIdAndEpoch::default()
-        .with_leader_id(BrokerId(leader))
-        .with_leader_epoch(epoch)
-}
+super::kip951_current_leader!(NodeEndpoint, LeaderIdAndEpoch);
