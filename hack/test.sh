@@ -11,9 +11,10 @@
 #                  hack/chart-test.sh (the Helm chart, the install bundle, the operator with the chart's RBAC)
 #   clients        broker/tests/clients/run.sh: the kcat, confluent-kafka and kafka-python suites, the Java
 #                  kafka-clients suite, and the metrics test (promtool and a real Prometheus)
-#   faults         hack/cluster.sh short: 3 broker processes, confluent-kafka idempotent acks=all producers,
-#                  a no-fault run, one kill -9 of a partition leader, a follower SIGSTOPped past
-#                  replica.lag.time.max.ms; every acked record read back and the replicas compared (~2 min)
+#   faults         hack/cluster.sh short: 3 broker processes, idempotent acks=all producers (confluent-kafka
+#                  and Java kafka-clients side by side), a no-fault run, one kill -9 of a partition leader, a
+#                  follower SIGSTOPped past replica.lag.time.max.ms; every acked record read back and the
+#                  replicas compared (~1-1.5 min)
 #
 # Usage: hack/test.sh [--fast] [--skip-clients] [--skip-faults]
 #   (no option)      full mode, every stage: what CI runs (.ci/run)
