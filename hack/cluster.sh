@@ -285,7 +285,9 @@ producers_warm() {
   t0="$(now_ms)"
   eventually --timeout 30 --interval 0.2 "a first acknowledgement of every producer" _all_producers_acked ||
     anomaly "a producer had no record acknowledged 30 s after it started"
-  for tag in "${PRODUCERS[@]}"; do say "producer $tag: first ack after $(json_get t <"$RUN_DIR/$tag.acks" 2>/dev/null || echo '?') s"; done
+  for tag in "${PRODUCERS[@]}"; do
+    say "producer $tag: first ack $(head -n 1 "$RUN_DIR/$tag.acks" | sed -n 's/.*"t": \([0-9.]*\).*/\1/p') s after its start"
+  done
   while (( $(now_ms) - t0 < 3000 )); do sleep 0.2; done
 }
 _all_producers_acked() { local tag; for tag in "${PRODUCERS[@]}"; do grep -qs '"off"' "$RUN_DIR/$tag.acks" || return 1; done; }
