@@ -18,8 +18,8 @@
 #                       pause-leader     SIGSTOP the leader of partition 0 for 8 s (fenced, a new leader is
 #                                        elected), then SIGCONT, $ROUNDS rounds
 #                       kill-controller  kill -9 the active controller (DescribeCluster) under load, $ROUNDS rounds
-#                       no-quorum        two of three brokers down: acks=all is refused or times out and
-#                                        consumers see nothing above the high watermark
+#                       no-quorum        two of three brokers down: acks=all is refused or times out (or, Java,
+#                                        gets no producer id) and consumers see nothing above the high watermark
 #                       rolling          SIGTERM and restart each broker in turn under load: no client error
 #                       crash-all        kill -9 every node at once under load (a second, fast producer per
 #                                        client), restart all, $ROUNDS rounds
@@ -521,12 +521,12 @@ fault_no_quorum() {
   hw_before="$(json_get end_offsets 0 <<<"$out")"
   say "with one broker: partition 0 end offset $hw_before, read in $(( $(now_ms) - t0 )) ms"
   # One outage producer per client, at once; their reports are kept apart (TAG.reports, not read as acks
-  # by the check): every one must be a failure.
-  local -A pid=()
+  # by the check): none may be acknowledged.
+  local -A pid=() flush=([outage]=30 [joutage]=20)
   for tag in outage joutage; do
     if [[ "$tag" == outage ]]; then producer_argv py; else producer_argv java; fi
     "${NSX[@]}" "${PRODUCER_ARGV[@]}" --bootstrap "$(node_ip "$leader"):${KAFKA_PORT[leader]}" --topic "$TOPIC" --partition 0 \
-      --tag "$tag" --records 30 --rate 10 --duration 10 --delivery-timeout-ms 12000 --flush-timeout 30 \
+      --tag "$tag" --records 30 --rate 10 --duration 10 --delivery-timeout-ms 12000 --flush-timeout "${flush[$tag]}" \
       --out "$RUN_DIR/$tag.reports" >"$RUN_DIR/$tag.summary" 2>"$RUN_DIR/$tag.err" &
     BG_PIDS+=($!)
     pid[$tag]=$!
@@ -537,8 +537,15 @@ fault_no_quorum() {
     out="$(cat "$RUN_DIR/$tag.summary")"
     say "outage producer $tag (exit $rc): $out"
     [[ "$(json_get acked <<<"$out")" == 0 ]] || anomaly "$tag: acks=all produce acknowledged with one broker of three"
-    json_get errors <<<"$out" | grep -q 'NOT_ENOUGH_REPLICAS\|MSG_TIMED_OUT\|REQUEST_TIMED_OUT' ||
-      anomaly "$tag: outage producer errors are not NOT_ENOUGH_REPLICAS/timeouts: $(json_get errors <<<"$out")"
+    # The Java client sends no record before it has a producer id, and while its InitProducerId is
+    # retried (the broker cannot allocate one without a controller: FINDINGS.md) its batches do not expire:
+    # they stay pending, none left the client ("sent": 0). Fine too: nothing could be acknowledged.
+    if [[ "$tag" == joutage && "$(json_get sent <<<"$out")" == 0 && "$(json_get fatal <<<"$out")" == "[]" ]]; then
+      say "$tag: no record left the client (no producer id without a controller)"
+    else
+      json_get errors <<<"$out" | grep -q 'NOT_ENOUGH_REPLICAS\|MSG_TIMED_OUT\|REQUEST_TIMED_OUT' ||
+        anomaly "$tag: outage producer errors are not NOT_ENOUGH_REPLICAS/timeouts: $(json_get errors <<<"$out")"
+    fi
   done
   out="$(wl read --bootstrap "$(node_ip "$leader"):${KAFKA_PORT[leader]}" --topic "$TOPIC" --partition 0 --timeout 60 --out "$RUN_DIR/seen-during.jsonl")" ||
     anomaly "second read from the surviving leader failed: $out"

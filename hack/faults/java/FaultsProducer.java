@@ -18,6 +18,9 @@ import org.apache.kafka.clients.producer.ProducerConfig;
 import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.clients.producer.RecordMetadata;
 import org.apache.kafka.common.KafkaException;
+import org.apache.kafka.common.Metric;
+import org.apache.kafka.common.MetricName;
+import org.apache.kafka.common.errors.ApiException;
 import org.apache.kafka.common.errors.OutOfOrderSequenceException;
 import org.apache.kafka.common.errors.ProducerFencedException;
 import org.apache.kafka.common.errors.RetriableException;
@@ -178,6 +181,7 @@ public final class FaultsProducer {
     while (acked.get() + failed.get() < produced && System.nanoTime() < deadline) {
       sleepNanos(20_000_000);
     }
+    long sent = recordsSent(producer);
     long pending;
     synchronized (this) {
       reporting = false;
@@ -207,6 +211,9 @@ public final class FaultsProducer {
     summary.append("], \"pending\": ").append(pending);
     summary.append(", \"produce_s\": ").append(round1(produceSeconds));
     summary.append(", \"produced\": ").append(produced);
+    // Records the client put into Produce requests: 0 with records pending means none left the client
+    // (it never got a producer id or a leader), which the harness tells apart from unanswered requests.
+    summary.append(", \"sent\": ").append(sent);
     summary.append(", \"tag\": ").append(quote(tag));
     summary.append(", \"total_s\": ").append(round1(elapsedSeconds()));
     summary.append('}');
@@ -237,13 +244,17 @@ public final class FaultsProducer {
         String name = errorName(error);
         errors.merge(name, 1L, Long::sum);
         // With a correct broker (acks=all, min ISR 2, no unclean election) the idempotent producer never
-        // loses its sequence; librdkafka raises these as fatal and so does the harness here.
-        if (error instanceof OutOfOrderSequenceException || error instanceof ProducerFencedException) {
+        // loses its sequence; librdkafka raises these as fatal and so does the harness here. A plain
+        // KafkaException (no protocol error) is what the client fails its batches with once it has gone
+        // into its fatal state (e.g. an unexpected InitProducerId error).
+        boolean fatalError = error instanceof OutOfOrderSequenceException || error instanceof ProducerFencedException
+            || !(error instanceof ApiException);
+        if (fatalError && fatal.size() < 5) {
           fatal.add(name + ": " + error.getMessage());
         }
         line = "{\"id\": " + quote(id) + ", \"p\": " + partition + ", \"seq\": " + seq + ", \"client\": \""
             + CLIENT + "\", \"err\": " + quote(name) + ", \"code\": " + Errors.forException(error).code()
-            + ", \"retriable\": " + (error instanceof RetriableException) + ", \"fatal\": false, \"msg\": "
+            + ", \"retriable\": " + (error instanceof RetriableException) + ", \"fatal\": " + fatalError + ", \"msg\": "
             + quote(error.getClass().getSimpleName() + ": " + error.getMessage()) + ", \"t\": " + t + "}";
       }
       try {
@@ -254,6 +265,17 @@ public final class FaultsProducer {
         fatal.add("writing " + out + ": " + e);
       }
     }
+  }
+
+  /** The client's producer-metrics record-send-total (records in Produce requests, retries included). */
+  private static long recordsSent(KafkaProducer<String, String> producer) {
+    for (Map.Entry<MetricName, ? extends Metric> e : producer.metrics().entrySet()) {
+      if (e.getKey().group().equals("producer-metrics") && e.getKey().name().equals("record-send-total")
+          && e.getValue().metricValue() instanceof Number n) {
+        return n.longValue();
+      }
+    }
+    return -1;
   }
 
   /** The Kafka protocol error name (NOT_ENOUGH_REPLICAS, REQUEST_TIMED_OUT, ...), else the class name. */
