@@ -124,17 +124,45 @@ live_bootstrap() {
   echo "$out"
 }
 
+# listen_ports COUNT: COUNT distinct loopback ports, free now, below the kernel's ephemeral range. A node
+# restarts on the ports it had, and a port in the ephemeral range can be taken while it is down: by any
+# outgoing connection, or by a client's reconnect to that very port (TCP self-connect on loopback, nothing
+# listening). Seen in no-quorum: a restart failed with "binding controller listener ... Address already in
+# use" (the port free_port had picked was 60243, range 32768-60999).
+listen_ports() {
+  "$PY" - "$1" <<'PY'
+import random, socket, sys
+low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+chosen = []
+for port in random.sample(range(10000, low), max(0, low - 10000)):
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+    chosen.append(port)
+    if len(chosen) == int(sys.argv[1]):
+        break
+print(" ".join(map(str, chosen)))
+sys.exit(0 if len(chosen) == int(sys.argv[1]) else 1)
+PY
+}
+
 # cluster_up N: formats and starts N combined nodes in a new run directory, waits until all are ready.
 cluster_up() {
   N="$1"
   RUN_DIR="$(mktemp -d "$RUN_ROOT/tributary-faults.XXXXXX")"
-  local i voters="" id
+  local i voters="" id free ports=()
   id="$("$BIN" random-uuid)"
+  if [[ -z "$NETNS" ]]; then
+    free="$(listen_ports $(( 3 * N )))" || { echo "cluster.sh: no free listen ports" >&2; return 1; }
+    read -r -a ports <<<"$free"
+  fi
   for (( i = 1; i <= N; i++ )); do
     if [[ -n "$NETNS" ]]; then
       KAFKA_PORT[i]=9092 CTRL_PORT[i]=9093 HTTP_PORT[i]=9644
     else
-      KAFKA_PORT[i]="$(free_port)" CTRL_PORT[i]="$(free_port)" HTTP_PORT[i]="$(free_port)"
+      KAFKA_PORT[i]="${ports[3 * i - 3]}" CTRL_PORT[i]="${ports[3 * i - 2]}" HTTP_PORT[i]="${ports[3 * i - 1]}"
     fi
     voters+="${voters:+,}$i@$(node_ip "$i"):${CTRL_PORT[i]}"
   done
@@ -520,21 +548,22 @@ fault_no_quorum() {
     anomaly "reading partition 0 from the surviving leader failed: $out"
   hw_before="$(json_get end_offsets 0 <<<"$out")"
   say "with one broker: partition 0 end offset $hw_before, read in $(( $(now_ms) - t0 )) ms"
-  # One outage producer per client, at once; their reports are kept apart (TAG.reports, not read as acks
-  # by the check): none may be acknowledged.
+  # One outage producer per client, at once; their reports and summaries are kept apart (TAG.reports and
+  # TAG.outcome: not read as acks by the check, and their failures, which are expected, do not keep the run
+  # directory as a load producer's would): none may be acknowledged.
   local -A pid=() flush=([outage]=30 [joutage]=20)
   for tag in outage joutage; do
     if [[ "$tag" == outage ]]; then producer_argv py; else producer_argv java; fi
     "${NSX[@]}" "${PRODUCER_ARGV[@]}" --bootstrap "$(node_ip "$leader"):${KAFKA_PORT[leader]}" --topic "$TOPIC" --partition 0 \
       --tag "$tag" --records 30 --rate 10 --duration 10 --delivery-timeout-ms 12000 --flush-timeout "${flush[$tag]}" \
-      --out "$RUN_DIR/$tag.reports" >"$RUN_DIR/$tag.summary" 2>"$RUN_DIR/$tag.err" &
+      --out "$RUN_DIR/$tag.reports" >"$RUN_DIR/$tag.outcome" 2>"$RUN_DIR/$tag.err" &
     BG_PIDS+=($!)
     pid[$tag]=$!
   done
   for tag in outage joutage; do
     rc=0
     wait "${pid[$tag]}" || rc=$?
-    out="$(cat "$RUN_DIR/$tag.summary")"
+    out="$(cat "$RUN_DIR/$tag.outcome")"
     say "outage producer $tag (exit $rc): $out"
     [[ "$(json_get acked <<<"$out")" == 0 ]] || anomaly "$tag: acks=all produce acknowledged with one broker of three"
     # The Java client sends no record before it has a producer id, and while its InitProducerId is
