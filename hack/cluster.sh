@@ -1,41 +1,47 @@
 #!/usr/bin/env bash
 # Fault harness: a cluster of tributary-broker processes on loopback, faults injected by signals, and a
-# workload + checker (hack/faults/workload.py, confluent-kafka from the hack/prereqs.sh venv).
+# workload + checker: idempotent acks=all producers of two clients side by side, confluent-kafka
+# (hack/faults/workload.py, from the hack/prereqs.sh venv) and Apache kafka-clients
+# (hack/faults/java/FaultsProducer.java, built by hack/faults/java/build.sh against the Java client suite's
+# Maven dependencies), both histories checked by workload.py's checker.
 #
 # Usage: hack/cluster.sh COMMAND [ARGS]
 #   up [N]            start N (default 3) combined broker,controller nodes, print the bootstrap servers and
 #                     the run directory, and keep them running until Ctrl-C (then they are stopped)
 #   down DIR          kill -9 the brokers of a run directory an `up` left behind (it should leave none)
-#   SCENARIO...       run these scenarios, each on a fresh 3-node cluster, and print one result line each:
-#                       control          no faults
+#   SCENARIO...       run these scenarios, each on a fresh 3-node cluster, and print one result line each
+#                     (ok/FAIL, then acked, read, lost, duplicated, out of order in total and per client):
+#                       control          no faults, $RECORDS records per partition and producer
 #                       kill-leader      kill -9 the leader of partition 0 under load, restart it, $ROUNDS rounds
 #                       pause-follower   SIGSTOP a follower of partition 0 past replica.lag.time.max.ms: the
 #                                        ISR shrinks; SIGCONT: it expands back
 #                       pause-leader     SIGSTOP the leader of partition 0 for 8 s (fenced, a new leader is
 #                                        elected), then SIGCONT, $ROUNDS rounds
 #                       kill-controller  kill -9 the active controller (DescribeCluster) under load, $ROUNDS rounds
-#                       no-quorum        two of three brokers down: acks=all is refused or times out and
-#                                        consumers see nothing above the high watermark
+#                       no-quorum        two of three brokers down: acks=all is refused or times out (or, Java,
+#                                        gets no producer id) and consumers see nothing above the high watermark
 #                       rolling          SIGTERM and restart each broker in turn under load: no client error
-#                       crash-all        kill -9 every node at once under load (two producers), restart all,
-#                                        $ROUNDS rounds
+#                       crash-all        kill -9 every node at once under load (a second, fast producer per
+#                                        client), restart all, $ROUNDS rounds
 #                       rapid-kill       kill -9 the leader of partition 0, restart it after 1 s, kill the next
 #                                        leader at once (no wait for the ISR), 2 x $ROUNDS rounds
 #                       isolate-leader   (root) nodes on 127.0.0.2-4 in a network namespace of our own; the
 #                                        leader of partition 0 cut off from the other nodes (ip rule blackhole)
 #                                        for 8 s while clients still reach it, $ROUNDS rounds
-#   short             control, one kill-leader round, pause-follower (hack/test.sh runs this; ~2-3 minutes)
+#   short             control, one kill-leader round, pause-follower (hack/test.sh runs this; ~1-1.5 minutes)
 #   chaos             every scenario (isolate-leader only as root), ROUNDS=3 and longer workloads
 #   -h, --help        this text
 # Every scenario: RF 3, min.insync.replicas 2, unclean election off, broker.session.timeout.ms 3000,
-# broker.heartbeat.interval.ms 500, replica.lag.time.max.ms 5000. It ends by waiting for a full ISR, reading
+# broker.heartbeat.interval.ms 500, replica.lag.time.max.ms 5000; a confluent-kafka producer (tag p1) and a
+# Java one (j1) on keys of their own, each at $RATE; the faults start once both have had an acknowledgement
+# (and 3 s after they started). It ends by stopping the producers, waiting for a full ISR, reading
 # every partition back (lost, duplicated, out of order, inconsistent offset), stopping the cluster and
 # comparing the replicas' segment files batch by batch below the high watermark.
 # Env: TRIBUTARY_BROKER_BIN (default ${CARGO_TARGET_DIR:-target}/debug/tributary-broker), TRIBUTARY_PYTHON
 # (default the prereqs venv), RUN_ROOT (default $TMPDIR or /tmp; a run directory per scenario is made under
 # it and kept when the scenario fails, or always with KEEP=1), ROUNDS, RECORDS (per partition, control run),
-# RATE (records/s over all partitions),
-# BROKER_RUST_LOG (default info,openraft=warn).
+# RATE (records/s over all partitions, per producer), JAVA (default java), FAULTS_JAVA_LOG (the Java client's
+# slf4j level, default warn, in RUN_DIR/TAG.err), BROKER_RUST_LOG (default info,openraft=warn).
 # Exits non-zero when any scenario finds an anomaly. No broker outlives the script (trap on exit).
 # shellcheck disable=SC2317 # with `exit` after main (last line) it takes every function for unreachable
 set -euo pipefail
@@ -118,17 +124,45 @@ live_bootstrap() {
   echo "$out"
 }
 
+# listen_ports COUNT: COUNT distinct loopback ports, free now, below the kernel's ephemeral range. A node
+# restarts on the ports it had, and a port in the ephemeral range can be taken while it is down: by any
+# outgoing connection, or by a client's reconnect to that very port (TCP self-connect on loopback, nothing
+# listening). Seen in no-quorum: a restart failed with "binding controller listener ... Address already in
+# use" (the port free_port had picked was 60243, range 32768-60999).
+listen_ports() {
+  "$PY" - "$1" <<'PY'
+import random, socket, sys
+low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+chosen = []
+for port in random.sample(range(10000, low), max(0, low - 10000)):
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+    chosen.append(port)
+    if len(chosen) == int(sys.argv[1]):
+        break
+print(" ".join(map(str, chosen)))
+sys.exit(0 if len(chosen) == int(sys.argv[1]) else 1)
+PY
+}
+
 # cluster_up N: formats and starts N combined nodes in a new run directory, waits until all are ready.
 cluster_up() {
   N="$1"
   RUN_DIR="$(mktemp -d "$RUN_ROOT/tributary-faults.XXXXXX")"
-  local i voters="" id
+  local i voters="" id free ports=()
   id="$("$BIN" random-uuid)"
+  if [[ -z "$NETNS" ]]; then
+    free="$(listen_ports $(( 3 * N )))" || { echo "cluster.sh: no free listen ports" >&2; return 1; }
+    read -r -a ports <<<"$free"
+  fi
   for (( i = 1; i <= N; i++ )); do
     if [[ -n "$NETNS" ]]; then
       KAFKA_PORT[i]=9092 CTRL_PORT[i]=9093 HTTP_PORT[i]=9644
     else
-      KAFKA_PORT[i]="$(free_port)" CTRL_PORT[i]="$(free_port)" HTTP_PORT[i]="$(free_port)"
+      KAFKA_PORT[i]="${ports[3 * i - 3]}" CTRL_PORT[i]="${ports[3 * i - 2]}" HTTP_PORT[i]="${ports[3 * i - 1]}"
     fi
     voters+="${voters:+,}$i@$(node_ip "$i"):${CTRL_PORT[i]}"
   done
@@ -238,37 +272,127 @@ leader_of() {
 _leader_other_than() { local l; l="$(leader_of "$1")" && [[ "$l" != "$2" ]] && echo "$l"; }
 controller_id() { wl controller --bootstrap "$(live_bootstrap)" 2>/dev/null | json_get controller; }
 
+# ------------------------------------------------------------------------------------------ producers
+# Every scenario runs, side by side, a confluent-kafka producer (workload.py produce, tags p1, p2) and an
+# Apache kafka-clients one (hack/faults/java/FaultsProducer.java, tags j1, j2): both idempotent, acks=all,
+# the tag as key, the same delivery-report lines in $RUN_DIR/TAG.acks, read back by the same checker.
+JAVA="${JAVA:-java}"
+# C1 only and the serial collector: on two shared cores the JVM's JIT and GC threads would take CPU from the
+# brokers under test, and a producer of a few hundred records/s needs neither C2 nor a parallel GC.
+JAVA_OPTS=(-XX:TieredStopAtLevel=1 -XX:+UseSerialGC -Xmx256m -Djava.net.preferIPv4Stack=true
+  "-Dorg.slf4j.simpleLogger.defaultLogLevel=${FAULTS_JAVA_LOG:-warn}" -Dorg.slf4j.simpleLogger.showDateTime=true)
+PRODUCERS=()
+declare -A PRODUCER_PID=()
+
+# producer_argv py|java: sets PRODUCER_ARGV to the command of that kind's producer (workload.py's arguments).
+producer_argv() {
+  case "$1" in
+    py) PRODUCER_ARGV=("$PY" "$WL" produce) ;;
+    java) PRODUCER_ARGV=("$JAVA" "${JAVA_OPTS[@]}" -cp "$FAULTS_JAVA_CP" dev.tributary.faults.FaultsProducer) ;;
+    *) echo "producer_argv: unknown kind $1" >&2; return 2 ;;
+  esac
+}
+
+# producer_start KIND TAG ARGS...: a producer (KIND py or java) in the background; its report lines go to
+# $RUN_DIR/TAG.acks, its summary to $RUN_DIR/TAG.summary, it stops producing once $RUN_DIR/TAG.stop exists.
+producer_start() {
+  local kind="$1" tag="$2"
+  shift 2
+  producer_argv "$kind"
+  "${NSX[@]}" "${PRODUCER_ARGV[@]}" --bootstrap "$(bootstrap)" --topic "$TOPIC" --partitions "$PARTITIONS" --tag "$tag" \
+    --out "$RUN_DIR/$tag.acks" --stop-file "$RUN_DIR/$tag.stop" "$@" >"$RUN_DIR/$tag.summary" 2>"$RUN_DIR/$tag.err" &
+  BG_PIDS+=($!)
+  PRODUCER_PID[$tag]=$!
+  PRODUCERS+=("$tag")
+}
+
+# producers_warm: waits (30 s at most) until every producer has had a record acknowledged, and 3 s in all,
+# so that the first fault hits both clients while they produce (the JVM starts slower than Python).
+producers_warm() {
+  local t0 tag
+  t0="$(now_ms)"
+  eventually --timeout 30 --interval 0.2 "a first acknowledgement of every producer" _all_producers_acked ||
+    anomaly "a producer had no record acknowledged 30 s after it started"
+  for tag in "${PRODUCERS[@]}"; do
+    say "producer $tag: first ack $(head -n 1 "$RUN_DIR/$tag.acks" | sed -n 's/.*"t": \([0-9.]*\).*/\1/p') s after its start"
+  done
+  while (( $(now_ms) - t0 < 3000 )); do sleep 0.2; done
+}
+_all_producers_acked() { local tag; for tag in "${PRODUCERS[@]}"; do grep -qs '"off"' "$RUN_DIR/$tag.acks" || return 1; done; }
+
+# producers_stop: every producer stops producing 3 s from now.
+producers_stop() { local tag; sleep 3; for tag in "${PRODUCERS[@]}"; do touch "$RUN_DIR/$tag.stop"; done; }
+
+# producers_wait: waits for every producer; an anomaly for each that failed.
+producers_wait() {
+  local tag rc
+  for tag in "${PRODUCERS[@]}"; do
+    rc=0
+    wait "${PRODUCER_PID[$tag]}" || rc=$?
+    say "producer $tag: $(cat "$RUN_DIR/$tag.summary")"
+    (( rc == 0 )) || { anomaly "producer $tag exited $rc"; tail -n 5 "$RUN_DIR/$tag.err" >&2; }
+  done
+  PRODUCERS=()
+}
+
 # ------------------------------------------------------------------------------------------ scenarios
 SCEN="" SCEN_T0=0 SCEN_FAIL=() SCEN_DONE=0
+# Extra arguments of the final check (a fault sets --seen FILE: records a consumer saw during the fault).
+CHECK_ARGS=()
+# A round-based fault sets it to end its rounds early (it has reported the anomaly why).
+ROUNDS_OVER=0
 
 anomaly() { SCEN_FAIL+=("$*"); say "ANOMALY: $*"; }
 
-begin() {
-  SCEN="$1" SCEN_T0="$(now_ms)" SCEN_FAIL=()
+# scenario NAME [--bounded RECORDS] [--duration SECS] [--no-errors] [--fast] -- FAULT [ARGS...]
+# The skeleton of every scenario: a fresh 3-node cluster and topic, the producers (one per client kind; with
+# --fast a second, fast one per kind at 4 x RATE), FAULT ARGS... (a command), then the producers stop and
+# finish checks. Load producers run until stopped (at most --duration, default 240 s) and FAULT starts
+# once they produce; with --bounded the producers write RECORDS per partition and are done before FAULT.
+# --no-errors: a failed delivery report is an anomaly.
+scenario() {
+  local name="$1" bounded="" duration=240 fast=0 load=()
+  shift
+  while [[ "$1" != -- ]]; do
+    case "$1" in
+      --bounded) bounded="$2"; shift 2 ;;
+      --duration) duration="$2"; shift 2 ;;
+      --no-errors) load+=(--no-errors); shift ;;
+      --fast) fast=1; shift ;;
+      *) echo "scenario: unknown option $1" >&2; return 2 ;;
+    esac
+  done
+  shift
+  SCEN="$name" SCEN_T0="$(now_ms)" SCEN_FAIL=() CHECK_ARGS=() ROUNDS_OVER=0
   say "===== scenario $SCEN"
   cluster_up 3
   wl create --bootstrap "$(bootstrap)" --topic "$TOPIC" --partitions "$PARTITIONS" --rf 3 --min-isr 2 >/dev/null
+  if [[ -n "$bounded" ]]; then
+    load+=(--records "$bounded" --rate "$RATE" --duration 60)
+  else
+    load+=(--records 100000 --rate "$RATE" --duration "$duration")
+  fi
+  producer_start py p1 "${load[@]}"
+  producer_start java j1 "${load[@]}"
+  if (( fast )); then
+    # Fast ones too, so that batches of both clients are in flight on every node when a fault hits.
+    producer_start py p2 "${load[@]}" --rate $(( RATE * 4 ))
+    producer_start java j2 "${load[@]}" --rate $(( RATE * 4 ))
+  fi
+  if [[ -n "$bounded" ]]; then producers_wait; else producers_warm; fi
+  "$@"
+  if [[ -z "$bounded" ]]; then
+    producers_stop
+    producers_wait
+  fi
+  finish "${CHECK_ARGS[@]}"
 }
 
-# produce_bg NAME ARGS...: the producer in the background; its summary goes to $RUN_DIR/NAME.summary.
-produce_bg() {
-  local name="$1"
+# rounds N FAULT [ARGS...]: FAULT ARGS... ROUND for ROUND 1..N, or until FAULT sets ROUNDS_OVER.
+rounds() {
+  local n="$1" round
   shift
-  "${NSX[@]}" "$PY" "$WL" produce --bootstrap "$(bootstrap)" --topic "$TOPIC" --partitions "$PARTITIONS" --tag "$name" \
-    --out "$RUN_DIR/$name.acks" --stop-file "$RUN_DIR/$name.stop" "$@" >"$RUN_DIR/$name.summary" 2>"$RUN_DIR/$name.err" &
-  BG_PIDS+=($!)
-  PRODUCER_PID=$!
-}
-
-# producer_stop NAME [SECS]: the background producer stops producing SECS (default 3) seconds from now.
-producer_stop() { sleep "${2:-3}"; touch "$RUN_DIR/$1.stop"; }
-
-# producer_wait NAME: waits for the background producer; an anomaly when it failed.
-producer_wait() {
-  local rc=0
-  wait "$PRODUCER_PID" || rc=$?
-  say "producer $1: $(cat "$RUN_DIR/$1.summary")"
-  (( rc == 0 )) || { anomaly "producer $1 exited $rc"; tail -n 5 "$RUN_DIR/$1.err" >&2; }
+  for (( round = 1; round <= n && ! ROUNDS_OVER; round++ )); do "$@" "$round"; done
 }
 
 # finish [CHECK ARGS]: full ISR, read back, stop, compare replicas, result line.
@@ -291,11 +415,13 @@ finish() {
   else
     anomaly "no high watermarks to compare replicas with"
   fi
-  local secs=$(( ($(now_ms) - SCEN_T0) / 1000 )) line
+  local secs=$(( ($(now_ms) - SCEN_T0) / 1000 )) line counts
+  # The checker's counts in total and per client kind: "all: A acked, R read, L lost, ... | java: ...".
+  counts="$(json_get tally <"$RUN_DIR/check.json" 2>/dev/null || echo 'no counts (the check failed)')"
   if (( ${#SCEN_FAIL[@]} )); then
-    line="FAIL $SCEN (${secs}s): $(IFS=';'; echo "${SCEN_FAIL[*]}"); run dir $RUN_DIR"
+    line="FAIL $SCEN (${secs}s): $(IFS=';'; echo "${SCEN_FAIL[*]}"); $counts; run dir $RUN_DIR"
   else
-    line="ok   $SCEN (${secs}s): $(json_get acknowledged <"$RUN_DIR/check.json") acked, $(json_get read <"$RUN_DIR/check.json") read"
+    line="ok   $SCEN (${secs}s): $counts"
     # Kept as well when a producer had failed deliveries (allowed, but worth a look).
     if [[ "${KEEP:-0}" != 1 ]] && ! grep -qs '"failed": [1-9]' "$RUN_DIR"/*.summary; then rm -rf "$RUN_DIR"; fi
   fi
@@ -304,46 +430,56 @@ finish() {
   say "$line"
 }
 
-scenario_control() {
-  begin control
-  produce_bg p1 --records "$RECORDS" --rate "$RATE" --duration 60 --no-errors
-  producer_wait p1
-  finish
+# --- what the faults share
+# leader_before ROUND: the leader of partition 0 (20 s bound); none: an anomaly, the rounds end, prints nothing.
+# Called as `leader="$(leader_before R)"; [[ -n $leader ]] || { rounds_over R; return 0; }` (the anomaly
+# has to be raised in this shell, not in the command substitution).
+leader_before() { eventually --print --timeout 20 "a leader of partition 0" leader_of 0 || true; }
+rounds_over() { anomaly "no leader of partition 0 before round $1"; ROUNDS_OVER=1; }
+
+# await_new_leader ROUND OLD HOW T0: waits (20 s) for a leader of partition 0 other than node OLD, which was
+# HOW (killed, paused, isolated) at T0 (ms).
+await_new_leader() {
+  local round="$1" old="$2" how="$3" t0="$4" new
+  new="$(eventually --print --timeout 20 "a new leader of partition 0" _leader_other_than 0 "$old")" ||
+    anomaly "round $round: no leader of partition 0 other than $how node $old within 20 s"
+  say "round $round: partition 0 leader $old ($how) -> ${new:-none} after $(( $(now_ms) - t0 )) ms"
 }
 
-scenario_kill_leader() {
-  begin kill-leader
-  local round leader t0 out
-  produce_bg p1 --records 100000 --rate "$RATE" --duration 240
+# restart WHEN I: starts node I again and waits (60 s) until it is ready.
+restart() { node_start "$2"; node_wait_ready "$2" 60 || anomaly "$1: node $2 not ready after restart"; }
+
+# full_isr WHEN WHAT: waits (40 s) until every partition's ISR holds all 3 replicas again.
+full_isr() {
+  local t0
+  t0="$(now_ms)"
+  if wl await-isr --bootstrap "$(bootstrap)" --topic "$TOPIC" --size 3 --timeout 40 >/dev/null; then
+    say "$1: ISR full $(( $(now_ms) - t0 )) ms $2"
+  else
+    anomaly "$1: ISR not full 40 s $2"
+  fi
+}
+
+# hold T0 MS: sleeps until MS milliseconds after T0 (ms).
+hold() { while (( $(now_ms) - $1 < $2 )); do sleep 0.2; done; }
+
+# --- the faults
+fault_kill_leader() {
+  local round="$1" leader t0
+  leader="$(leader_before "$round")"
+  [[ -n "$leader" ]] || { rounds_over "$round"; return 0; }
+  t0="$(now_ms)"
+  node_kill "$leader"
+  # The killed node stays leader until it is fenced (broker.session.timeout.ms), as in Kafka.
+  await_new_leader "$round" "$leader" killed "$t0"
   sleep 3
-  for (( round = 1; round <= ROUNDS; round++ )); do
-    leader="$(eventually --print --timeout 20 "a leader of partition 0" leader_of 0)" ||
-      { anomaly "no leader of partition 0 before round $round"; break; }
-    t0="$(now_ms)"
-    node_kill "$leader"
-    # The killed node stays leader until it is fenced (broker.session.timeout.ms), as in Kafka.
-    out="$(eventually --print --timeout 20 "a new leader of partition 0" _leader_other_than 0 "$leader")" ||
-      anomaly "round $round: no leader of partition 0 other than killed node $leader within 20 s"
-    say "round $round: partition 0 leader $leader -> ${out:-none} after $(( $(now_ms) - t0 )) ms"
-    sleep 3
-    node_start "$leader"
-    node_wait_ready "$leader" 60 || anomaly "round $round: node $leader not ready after restart"
-    t0="$(now_ms)"
-    out="$(wl await-isr --bootstrap "$(bootstrap)" --topic "$TOPIC" --size 3 --timeout 40)" ||
-      anomaly "round $round: ISR not full 40 s after the restart"
-    say "round $round: ISR full again $(( $(now_ms) - t0 )) ms after ready"
-    sleep 2
-  done
-  producer_stop p1
-  producer_wait p1
-  finish
+  restart "round $round" "$leader"
+  full_isr "round $round" "after the restart"
+  sleep 2
 }
 
-scenario_pause_follower() {
-  begin pause-follower
+fault_pause_follower() {
   local leader follower ctrl r t0 out
-  produce_bg p1 --records 100000 --rate "$RATE" --duration 120
-  sleep 3
   leader="$(eventually --print --timeout 20 "a leader of partition 0" leader_of 0)"
   ctrl="$(controller_id || echo 0)"
   for r in $(metadata_field 0 replicas); do
@@ -358,76 +494,47 @@ scenario_pause_follower() {
     anomaly "ISR of partition 0 still holds paused node $follower after 20 s"
   say "ISR without $follower after $(( $(now_ms) - t0 )) ms: $(json_get partitions 0 isr <<<"$out")"
   # Keep it stopped past replica.lag.time.max.ms (5 s) in any case.
-  while (( $(now_ms) - t0 < 8000 )); do sleep 0.2; done
-  t0="$(now_ms)"
+  hold "$t0" 8000
   node_resume "$follower"
-  out="$(wl await-isr --bootstrap "$(bootstrap)" --topic "$TOPIC" --size 3 --timeout 40)" ||
-    anomaly "ISR not back to 3 replicas 40 s after SIGCONT"
-  say "ISR full $(( $(now_ms) - t0 )) ms after SIGCONT"
-  producer_stop p1
-  producer_wait p1
-  finish
+  full_isr "node $follower" "after SIGCONT"
 }
 
-scenario_pause_leader() {
-  begin pause-leader
-  local round leader new t0
-  produce_bg p1 --records 100000 --rate "$RATE" --duration 240
-  sleep 3
-  for (( round = 1; round <= ROUNDS; round++ )); do
-    leader="$(eventually --print --timeout 20 "a leader of partition 0" leader_of 0)" ||
-      { anomaly "no leader of partition 0 before round $round"; break; }
-    t0="$(now_ms)"
-    node_pause "$leader"
-    new="$(eventually --print --timeout 20 "a new leader of partition 0" _leader_other_than 0 "$leader")" ||
-      anomaly "round $round: no leader of partition 0 other than paused node $leader within 20 s"
-    say "round $round: partition 0 leader $leader (paused) -> ${new:-none} after $(( $(now_ms) - t0 )) ms"
-    while (( $(now_ms) - t0 < 8000 )); do sleep 0.2; done
-    node_resume "$leader"
-    t0="$(now_ms)"
-    wl await-isr --bootstrap "$(bootstrap)" --topic "$TOPIC" --size 3 --timeout 40 >/dev/null ||
-      anomaly "round $round: ISR not full 40 s after SIGCONT"
-    say "round $round: ISR full $(( $(now_ms) - t0 )) ms after SIGCONT"
-    sleep 2
-  done
-  producer_stop p1
-  producer_wait p1
-  finish
+fault_pause_leader() {
+  local round="$1" leader t0
+  leader="$(leader_before "$round")"
+  [[ -n "$leader" ]] || { rounds_over "$round"; return 0; }
+  t0="$(now_ms)"
+  node_pause "$leader"
+  await_new_leader "$round" "$leader" paused "$t0"
+  hold "$t0" 8000
+  node_resume "$leader"
+  full_isr "round $round" "after SIGCONT"
+  sleep 2
 }
 
-scenario_kill_controller() {
-  begin kill-controller
-  local round ctrl new t0 out
-  produce_bg p1 --records 100000 --rate "$RATE" --duration 240
-  sleep 3
-  for (( round = 1; round <= ROUNDS; round++ )); do
-    ctrl="$(eventually --print --timeout 20 "a controller" controller_id)" || { anomaly "no controller"; break; }
-    out="$(wl controller --bootstrap "$(live_bootstrap)" 2>/dev/null)"
-    say "round $round: controller (Metadata, DescribeCluster): $out"
-    [[ "$(json_get describe_cluster <<<"$out")" == "$ctrl" ]] || anomaly "DescribeCluster names another controller: $out"
-    t0="$(now_ms)"
-    node_kill "$ctrl"
-    new="$(eventually --print --timeout 30 "a new controller" _other_controller "$ctrl")" ||
-      anomaly "round $round: no controller other than $ctrl within 30 s"
-    say "round $round: controller $ctrl -> ${new:-none} after $(( $(now_ms) - t0 )) ms"
-    sleep 2
-    node_start "$ctrl"
-    node_wait_ready "$ctrl" 60 || anomaly "round $round: node $ctrl not ready after restart"
-    wl await-isr --bootstrap "$(bootstrap)" --topic "$TOPIC" --size 3 --timeout 40 >/dev/null ||
-      anomaly "round $round: ISR not full 40 s after the restart"
-    sleep 2
-  done
-  producer_stop p1
-  producer_wait p1
-  finish
+fault_kill_controller() {
+  local round="$1" ctrl new t0 out
+  ctrl="$(eventually --print --timeout 20 "a controller" controller_id)" ||
+    { anomaly "no controller before round $round"; ROUNDS_OVER=1; return 0; }
+  out="$(wl controller --bootstrap "$(live_bootstrap)" 2>/dev/null)"
+  say "round $round: controller (Metadata, DescribeCluster): $out"
+  [[ "$(json_get describe_cluster <<<"$out")" == "$ctrl" ]] || anomaly "DescribeCluster names another controller: $out"
+  t0="$(now_ms)"
+  node_kill "$ctrl"
+  new="$(eventually --print --timeout 30 "a new controller" _other_controller "$ctrl")" ||
+    anomaly "round $round: no controller other than $ctrl within 30 s"
+  say "round $round: controller $ctrl -> ${new:-none} after $(( $(now_ms) - t0 )) ms"
+  sleep 2
+  restart "round $round" "$ctrl"
+  full_isr "round $round" "after the restart"
+  sleep 2
 }
 _other_controller() { local c; c="$(controller_id)" && [[ "$c" =~ ^[0-9]+$ && "$c" != "$1" && "$c" -ge 1 ]] && echo "$c"; }
 
-scenario_no_quorum() {
-  begin no-quorum
-  local leader r down=() out rc hw_before hw_after t0
-  produce_bg p1 --records 200 --rate "$RATE" --duration 60 --no-errors
-  producer_wait p1
+# After the bounded producers: two of three nodes down; produce to the survivor must not be acknowledged and
+# consumers of it must see nothing new.
+fault_no_quorum() {
+  local leader r down=() out hw_before hw_after t0 tag rc
   leader="$(leader_of 0)"
   for r in 1 2 3; do [[ "$r" == "$leader" ]] || down+=("$r"); done
   say "partition 0 leader $leader; killing ${down[*]}"
@@ -441,100 +548,105 @@ scenario_no_quorum() {
     anomaly "reading partition 0 from the surviving leader failed: $out"
   hw_before="$(json_get end_offsets 0 <<<"$out")"
   say "with one broker: partition 0 end offset $hw_before, read in $(( $(now_ms) - t0 )) ms"
-  # Not a background producer: its reports are kept apart (outage.acks), every one must be a failure.
-  rc=0
-  out="$(wl produce --bootstrap "$(node_ip "$leader"):${KAFKA_PORT[leader]}" --topic "$TOPIC" --partition 0 --tag outage \
-    --records 30 --rate 10 --duration 10 --delivery-timeout-ms 12000 --flush-timeout 30 \
-    --out "$RUN_DIR/outage.reports" 2>"$RUN_DIR/outage.err")" || rc=$?
-  say "outage producer (exit $rc): $out"
-  [[ "$(json_get acked <<<"$out")" == 0 ]] || anomaly "acks=all produce acknowledged with one broker of three"
-  json_get errors <<<"$out" | grep -q 'NOT_ENOUGH_REPLICAS\|MSG_TIMED_OUT\|REQUEST_TIMED_OUT' ||
-    anomaly "outage producer errors are not NOT_ENOUGH_REPLICAS/timeouts: $(json_get errors <<<"$out")"
+  # One outage producer per client, at once; their reports and summaries are kept apart (TAG.reports and
+  # TAG.outcome: not read as acks by the check, and their failures, which are expected, do not keep the run
+  # directory as a load producer's would): none may be acknowledged.
+  local -A pid=() flush=([outage]=30 [joutage]=20)
+  for tag in outage joutage; do
+    if [[ "$tag" == outage ]]; then producer_argv py; else producer_argv java; fi
+    "${NSX[@]}" "${PRODUCER_ARGV[@]}" --bootstrap "$(node_ip "$leader"):${KAFKA_PORT[leader]}" --topic "$TOPIC" --partition 0 \
+      --tag "$tag" --records 30 --rate 10 --duration 10 --delivery-timeout-ms 12000 --flush-timeout "${flush[$tag]}" \
+      --out "$RUN_DIR/$tag.reports" >"$RUN_DIR/$tag.outcome" 2>"$RUN_DIR/$tag.err" &
+    BG_PIDS+=($!)
+    pid[$tag]=$!
+  done
+  for tag in outage joutage; do
+    rc=0
+    wait "${pid[$tag]}" || rc=$?
+    out="$(cat "$RUN_DIR/$tag.outcome")"
+    say "outage producer $tag (exit $rc): $out"
+    [[ "$(json_get acked <<<"$out")" == 0 ]] || anomaly "$tag: acks=all produce acknowledged with one broker of three"
+    # The Java client sends no record before it has a producer id, and while its InitProducerId is
+    # retried (the broker cannot allocate one without a controller: FINDINGS.md) its batches do not expire:
+    # they stay pending, none left the client ("sent": 0). Fine too: nothing could be acknowledged.
+    if [[ "$tag" == joutage && "$(json_get sent <<<"$out")" == 0 && "$(json_get fatal <<<"$out")" == "[]" ]]; then
+      say "$tag: no record left the client (no producer id without a controller)"
+    else
+      json_get errors <<<"$out" | grep -q 'NOT_ENOUGH_REPLICAS\|MSG_TIMED_OUT\|REQUEST_TIMED_OUT' ||
+        anomaly "$tag: outage producer errors are not NOT_ENOUGH_REPLICAS/timeouts: $(json_get errors <<<"$out")"
+    fi
+  done
   out="$(wl read --bootstrap "$(node_ip "$leader"):${KAFKA_PORT[leader]}" --topic "$TOPIC" --partition 0 --timeout 60 --out "$RUN_DIR/seen-during.jsonl")" ||
     anomaly "second read from the surviving leader failed: $out"
   hw_after="$(json_get end_offsets 0 <<<"$out")"
   say "after the refused produce: partition 0 end offset $hw_after (was $hw_before)"
   [[ "$hw_after" == "$hw_before" ]] || anomaly "partition 0 end offset moved from $hw_before to $hw_after with one broker"
-  grep -q '"outage-' "$RUN_DIR/seen-during.jsonl" && anomaly "a consumer saw an unacknowledged outage record"
+  ! grep -qE '"id": "j?outage-' "$RUN_DIR/seen-during.jsonl" || anomaly "a consumer saw an unacknowledged outage record"
   node_start "${down[0]}"
   node_start "${down[1]}"
   node_wait_ready "${down[0]}" 60 || anomaly "node ${down[0]} not ready after restart"
   node_wait_ready "${down[1]}" 60 || anomaly "node ${down[1]} not ready after restart"
   # The refused records may or may not be there in the end (the leader appended them); acked ones must be.
-  finish --seen "$RUN_DIR/seen-before.jsonl"
+  CHECK_ARGS=(--seen "$RUN_DIR/seen-before.jsonl")
 }
 
-scenario_rolling() {
-  begin rolling
+fault_rolling() {
   local i rc
-  produce_bg p1 --records 100000 --rate "$RATE" --duration 180 --no-errors
-  sleep 3
   for (( i = 1; i <= N; i++ )); do
     rc=0
     node_term "$i" || rc=$?
     (( rc == 0 )) || anomaly "node $i exited with status $rc on SIGTERM"
     sleep 2
-    node_start "$i"
-    node_wait_ready "$i" 60 || anomaly "node $i not ready after restart"
-    wl await-isr --bootstrap "$(bootstrap)" --topic "$TOPIC" --size 3 --timeout 40 >/dev/null ||
-      anomaly "ISR not full 40 s after node $i restarted"
+    restart "rolling" "$i"
+    full_isr "node $i" "after its restart"
   done
-  producer_stop p1
-  producer_wait p1
-  finish
 }
 
-# run_scenarios SCENARIO...: each in a child `cluster.sh _one SCENARIO` (set -e holds there: an unexpected
-# failure ends that scenario, its trap stops its brokers), then one line per scenario.
-scenario_crash_all() {
-  begin crash-all
-  local round i
-  # Two producers, one of them fast, so that batches are in flight on every node when they all die.
-  produce_bg p1 --records 100000 --rate "$RATE" --duration 240
-  local p1_pid="$PRODUCER_PID"
-  produce_bg p2 --records 100000 --rate $(( RATE * 4 )) --duration 240
-  local p2_pid="$PRODUCER_PID"
+fault_crash_all() {
+  local round="$1" i
+  say "round $round: kill -9 every node"
+  for (( i = 1; i <= N; i++ )); do kill -KILL "${PIDS[i]}" 2>/dev/null || true; done
+  for (( i = 1; i <= N; i++ )); do wait "${PIDS[i]}" 2>/dev/null || true; PIDS[i]=""; done
+  sleep 2
+  for (( i = 1; i <= N; i++ )); do node_start "$i"; done
+  for (( i = 1; i <= N; i++ )); do node_wait_ready "$i" 60 || anomaly "round $round: node $i not ready after restart"; done
+  full_isr "round $round" "after the restart"
   sleep 3
-  for (( round = 1; round <= ROUNDS; round++ )); do
-    say "round $round: kill -9 every node"
-    for (( i = 1; i <= N; i++ )); do kill -KILL "${PIDS[i]}" 2>/dev/null || true; done
-    for (( i = 1; i <= N; i++ )); do wait "${PIDS[i]}" 2>/dev/null || true; PIDS[i]=""; done
-    sleep 2
-    for (( i = 1; i <= N; i++ )); do node_start "$i"; done
-    for (( i = 1; i <= N; i++ )); do node_wait_ready "$i" 60 || anomaly "round $round: node $i not ready after restart"; done
-    wl await-isr --bootstrap "$(bootstrap)" --topic "$TOPIC" --size 3 --timeout 40 >/dev/null ||
-      anomaly "round $round: ISR not full 40 s after the restart"
-    sleep 3
-  done
-  producer_stop p1 0
-  producer_stop p2
-  PRODUCER_PID="$p1_pid" producer_wait p1
-  PRODUCER_PID="$p2_pid" producer_wait p2
-  finish
 }
 
-scenario_rapid_kill() {
-  begin rapid-kill
-  local round leader
-  produce_bg p1 --records 100000 --rate "$RATE" --duration 240
-  sleep 3
-  # Kill the leader of partition 0, restart it after 1 s, and kill the next leader as soon as it is
-  # elected, without waiting for the restarted node to rejoin the ISR.
-  for (( round = 1; round <= ROUNDS * 2; round++ )); do
-    leader="$(eventually --print --timeout 20 "a leader of partition 0" leader_of 0)" ||
-      { anomaly "no leader of partition 0 before round $round"; break; }
-    node_kill "$leader"
-    eventually --print --timeout 20 "a new leader of partition 0" _leader_other_than 0 "$leader" >/dev/null ||
-      anomaly "round $round: no leader of partition 0 other than killed node $leader within 20 s"
-    sleep 1
-    node_start "$leader"
-    node_wait_ready "$leader" 60 || anomaly "round $round: node $leader not ready after restart"
-  done
-  wl await-isr --bootstrap "$(bootstrap)" --topic "$TOPIC" --size 3 --timeout 40 >/dev/null ||
-    anomaly "ISR not full 40 s after the last restart"
-  producer_stop p1
-  producer_wait p1
-  finish
+# Kill the leader of partition 0, restart it after 1 s, and kill the next leader as soon as it is elected,
+# without waiting for the restarted node to rejoin the ISR.
+fault_rapid_kill() {
+  local round="$1" leader t0
+  leader="$(leader_before "$round")"
+  [[ -n "$leader" ]] || { rounds_over "$round"; return 0; }
+  t0="$(now_ms)"
+  node_kill "$leader"
+  await_new_leader "$round" "$leader" killed "$t0"
+  sleep 1
+  restart "round $round" "$leader"
+}
+
+fault_isolate_leader() {
+  local round="$1" leader t0 out
+  leader="$(leader_before "$round")"
+  [[ -n "$leader" ]] || { rounds_over "$round"; return 0; }
+  t0="$(now_ms)"
+  isolate "$leader" on
+  touch "$(node_dir "$leader")/paused" # keep it out of live_bootstrap: its metadata is stale now
+  await_new_leader "$round" "$leader" isolated "$t0"
+  hold "$t0" 8000
+  # What a consumer that still reaches the old leader sees now must survive the heal.
+  out="$(wl read --bootstrap "$(node_ip "$leader"):${KAFKA_PORT[leader]}" --topic "$TOPIC" --partition 0 \
+    --timeout 20 --out "$RUN_DIR/seen-isolated-$round.jsonl")" ||
+    say "round $round: reading partition 0 from the isolated node failed (allowed): $out"
+  say "round $round: the isolated node serves partition 0 up to $(json_get end_offsets 0 <<<"$out" 2>/dev/null || echo '?')"
+  isolate "$leader" off
+  rm -f "$(node_dir "$leader")/paused"
+  full_isr "round $round" "after the heal"
+  sleep 2
+  cat "$RUN_DIR"/seen-isolated-*.jsonl >"$RUN_DIR/seen-isolated.jsonl" 2>/dev/null || true
+  CHECK_ARGS=(--seen "$RUN_DIR/seen-isolated.jsonl")
 }
 
 # netns_up: a network namespace of our own whose loopback holds 127.0.0.0/8, with the `local` routing rule
@@ -567,50 +679,38 @@ isolate() {
   say "node $i isolated from the other nodes: $2"
 }
 
+# --- the scenarios: each states its load and its fault
+scenario_control() { scenario control --bounded "$RECORDS" --no-errors -- true; }
+scenario_kill_leader() { scenario kill-leader -- rounds "$ROUNDS" fault_kill_leader; }
+scenario_pause_follower() { scenario pause-follower --duration 120 -- fault_pause_follower; }
+scenario_pause_leader() { scenario pause-leader -- rounds "$ROUNDS" fault_pause_leader; }
+scenario_kill_controller() { scenario kill-controller -- rounds "$ROUNDS" fault_kill_controller; }
+scenario_no_quorum() { scenario no-quorum --bounded 200 --no-errors -- fault_no_quorum; }
+scenario_rolling() { scenario rolling --duration 180 --no-errors -- fault_rolling; }
+scenario_crash_all() { scenario crash-all --fast -- rounds "$ROUNDS" fault_crash_all; }
+scenario_rapid_kill() { scenario rapid-kill -- rapid_kills $(( ROUNDS * 2 )); }
+rapid_kills() { rounds "$1" fault_rapid_kill; full_isr rapid-kill "after the last restart"; }
 scenario_isolate_leader() {
   [[ "$(id -u)" == 0 ]] || { echo "isolate-leader needs root (ip netns)" >&2; return 2; }
   netns_up
-  begin isolate-leader
-  local round leader new t0 out
-  produce_bg p1 --records 100000 --rate "$RATE" --duration 240
-  sleep 3
-  for (( round = 1; round <= ROUNDS; round++ )); do
-    leader="$(eventually --print --timeout 20 "a leader of partition 0" leader_of 0)" ||
-      { anomaly "no leader of partition 0 before round $round"; break; }
-    t0="$(now_ms)"
-    isolate "$leader" on
-    touch "$(node_dir "$leader")/paused" # keep it out of live_bootstrap: its metadata is stale now
-    new="$(eventually --print --timeout 20 "a new leader of partition 0" _leader_other_than 0 "$leader")" ||
-      anomaly "round $round: no leader of partition 0 other than isolated node $leader within 20 s"
-    say "round $round: partition 0 leader $leader (isolated) -> ${new:-none} after $(( $(now_ms) - t0 )) ms"
-    while (( $(now_ms) - t0 < 8000 )); do sleep 0.2; done
-    # What a consumer that still reaches the old leader sees now must survive the heal.
-    out="$(wl read --bootstrap "$(node_ip "$leader"):${KAFKA_PORT[leader]}" --topic "$TOPIC" --partition 0 \
-      --timeout 20 --out "$RUN_DIR/seen-isolated-$round.jsonl")" ||
-      say "round $round: reading partition 0 from the isolated node failed (allowed): $out"
-    say "round $round: the isolated node serves partition 0 up to $(json_get end_offsets 0 <<<"$out" 2>/dev/null || echo '?')"
-    isolate "$leader" off
-    rm -f "$(node_dir "$leader")/paused"
-    t0="$(now_ms)"
-    wl await-isr --bootstrap "$(bootstrap)" --topic "$TOPIC" --size 3 --timeout 40 >/dev/null ||
-      anomaly "round $round: ISR not full 40 s after the heal"
-    say "round $round: ISR full $(( $(now_ms) - t0 )) ms after the heal"
-    sleep 2
-  done
-  producer_stop p1
-  producer_wait p1
-  cat "$RUN_DIR"/seen-isolated-*.jsonl >"$RUN_DIR/seen-isolated.jsonl" 2>/dev/null || true
-  finish --seen "$RUN_DIR/seen-isolated.jsonl"
+  scenario isolate-leader -- rounds "$ROUNDS" fault_isolate_leader
 }
 
+# run_scenarios SCENARIO...: each in a child `cluster.sh _one SCENARIO` (set -e holds there: an unexpected
+# failure ends that scenario, its trap stops its brokers), then one line per scenario.
 run_scenarios() {
   local s t0 rc results
   t0="$(date +%s)"
   [[ -x "$BIN" ]] || { echo "cluster.sh: no broker binary $BIN (cargo build -p tributary-broker)" >&2; exit 2; }
   [[ -x "$PY" ]] || { echo "cluster.sh: no python $PY (hack/prereqs.sh)" >&2; exit 2; }
+  command -v "$JAVA" >/dev/null || { echo "cluster.sh: no $JAVA (a JDK 17+, hack/prereqs.sh)" >&2; exit 2; }
   for s in "$@"; do
     declare -F "scenario_${s//-/_}" >/dev/null || { echo "cluster.sh: unknown scenario $s" >&2; usage >&2; exit 2; }
   done
+  # Built once per source (cached): a no-op on a warm machine, Maven and javac once on a fresh one.
+  FAULTS_JAVA_CP="$(bash "$repo/hack/faults/java/build.sh")" ||
+    { echo "cluster.sh: building the Java producer failed (hack/faults/java/build.sh)" >&2; exit 2; }
+  export FAULTS_JAVA_CP
   results="$(mktemp "$RUN_ROOT/tributary-faults-results.XXXXXX")"
   for s in "$@"; do
     rc=0

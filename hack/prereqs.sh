@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the client compatibility suites (broker/tests/clients) need:
 # kcat, curl and prometheus (with promtool) from Debian, a Python venv with pinned
-# Kafka clients, and the Java suite's Maven dependencies in ~/.m2. Idempotent and
+# Kafka clients, the Java suite's Maven dependencies in ~/.m2, and the fault harness's
+# Java producer built against them (hack/faults/java/build.sh). Idempotent and
 # quick when done.
 # Usage: hack/prereqs.sh   (run it; the venv is ${TRIBUTARY_CACHE:-~/.cache/tributary}/venv)
 set -euo pipefail
@@ -93,3 +94,6 @@ else
   rm -f "$_mlog"
   printf '%s' "$_msum" >"$_mstamp"
 fi
+
+# 4. The fault harness's Java producer (hack/cluster.sh), against the dependencies step 3 resolved.
+step "fault harness Java producer: $(bash "${_repo}/hack/faults/java/build.sh" | cut -d: -f1)"

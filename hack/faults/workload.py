@@ -5,10 +5,12 @@ Subcommands (each prints one JSON summary line on stdout; diagnostics go to stde
   create     create the test topic (RF, partitions, min.insync.replicas)
   produce    idempotent acks=all producer (confluent-kafka), bounded in records and time; every record
              carries a unique id; writes one JSON line per delivery report (acked: partition and offset the
-             producer was told; failed: the error) to --out
+             producer was told; failed: the error) to --out. hack/faults/java/FaultsProducer.java is the
+             same producer on Apache kafka-clients (same arguments, reports and record values)
   check      reads every partition from the beginning to its end (assign + seek, no consumer group) and
              compares with the delivery reports: acknowledged, read, lost, duplicated, out of order per
-             producer/partition, inconsistent offset; writes the end offsets (high watermarks) to --hw-out
+             producer/partition, inconsistent offset, in total and per client kind (the `client` field of
+             reports and records: confluent-kafka, java); writes the end offsets (high watermarks) to --hw-out
   read       reads partitions to their end and writes what it saw (id, partition, offset) to --out, to be
              compared later with `check --seen` (records a consumer saw must survive)
   replicas   with the cluster stopped, parses every replica's segment files (node-*/data/TOPIC-P/*.log under
@@ -37,6 +39,8 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 from confluent_kafka.admin import AdminClient, NewTopic
 
 COMMON = {"broker.address.family": "v4"}
+# The `client` field of this module's records and delivery reports; the Java producer writes "java".
+CLIENT = "confluent-kafka"
 # FAULTS_CLIENT_DEBUG=fetch,protocol,...: librdkafka's debug contexts for every client (logs on stderr).
 if os.environ.get("FAULTS_CLIENT_DEBUG"):
     COMMON["debug"] = os.environ["FAULTS_CLIENT_DEBUG"]
@@ -102,12 +106,13 @@ def cmd_produce(a) -> int:
         if err is None:
             counts["acked"] += 1
             out.write(json.dumps({"id": rec["id"], "p": msg.partition(), "off": msg.offset(),
-                                  "seq": rec["seq"], "t": round(time.time() - t0, 3)}) + "\n")
+                                  "seq": rec["seq"], "client": CLIENT, "t": round(time.time() - t0, 3)}) + "\n")
         else:
             counts["failed"] += 1
             name = err.name()
             errors[name] = errors.get(name, 0) + 1
-            out.write(json.dumps({"id": rec["id"], "p": msg.partition(), "seq": rec["seq"], "err": name,
+            out.write(json.dumps({"id": rec["id"], "p": msg.partition(), "seq": rec["seq"], "client": CLIENT,
+                                  "err": name,
                                   "code": err.code(), "retriable": err.retriable(), "fatal": err.fatal(),
                                   "msg": err.str(), "t": round(time.time() - t0, 3)}) + "\n")
 
@@ -130,7 +135,8 @@ def cmd_produce(a) -> int:
         if a.stop_file and i % 50 == 0 and os.path.exists(a.stop_file):
             break
         p = partitions[i % len(partitions)]
-        value = json.dumps({"id": f"{tag}-{p}-{seq[p]}", "tag": tag, "p": p, "seq": seq[p]}).encode()
+        value = json.dumps({"id": f"{tag}-{p}-{seq[p]}", "tag": tag, "p": p, "seq": seq[p],
+                            "client": CLIENT}).encode()
         try:
             producer.produce(a.topic, value=value, key=tag.encode(), partition=p, on_delivery=on_delivery)
         except BufferError:
@@ -148,7 +154,7 @@ def cmd_produce(a) -> int:
     produce_s = time.time() - t0
     pending = producer.flush(a.flush_timeout)
     out.close()
-    counts.update(pending=pending, errors=errors, fatal=fatal, tag=tag,
+    counts.update(pending=pending, errors=errors, fatal=fatal, tag=tag, client=CLIENT,
                   produce_s=round(produce_s, 1), total_s=round(time.time() - t0, 1))
     summary(counts)
     bad = bool(fatal) or pending > 0 or (a.no_errors and counts["failed"] > 0)
@@ -238,6 +244,23 @@ def cmd_read(a) -> int:
     return 1 if problems else 0
 
 
+# What the checker counts per client kind (and in total), in the order the result line shows them.
+TALLY = ("acknowledged", "read", "lost", "duplicated", "out_of_order", "inconsistent_offset", "failed")
+
+
+def client_of(rec: dict) -> str:
+    return rec.get("client", "unknown")
+
+
+def tally_text(c: dict) -> str:
+    failed = c.get("failed", c.get("failed_reports", 0))
+    text = (f"{c['acknowledged']} acked, {c['read']} read, {c['lost']} lost, {c['duplicated']} duplicated, "
+            f"{c['out_of_order']} out of order")
+    if c["inconsistent_offset"]:
+        text += f", {c['inconsistent_offset']} at another offset"
+    return text + (f" ({failed} failed)" if failed else "")
+
+
 def cmd_check(a) -> int:
     t0 = time.time()
     reports = load_jsonl(a.acks)
@@ -247,6 +270,15 @@ def cmd_check(a) -> int:
     records, marks, problems = read_all(a.bootstrap, a.topic, partitions, a.timeout)
 
     seen: dict[str, list[tuple[int, int]]] = {}
+    by_client: dict[str, dict[str, int]] = {}
+
+    def tally(kind: str, what: str) -> None:
+        by_client.setdefault(kind, dict.fromkeys(TALLY, 0))[what] += 1
+
+    for r in acked.values():
+        tally(client_of(r), "acknowledged")
+    for r in failed.values():
+        tally(client_of(r), "failed")
     out_of_order = 0
     gaps: list[dict] = []
     unacked_out_of_order = 0
@@ -259,6 +291,7 @@ def cmd_check(a) -> int:
         for off, value in recs:
             rec = json.loads(value)
             seen.setdefault(rec["id"], []).append((p, off))
+            tally(client_of(rec), "read")
             if rec["p"] != p:
                 problems.append(f"record {rec['id']} for partition {rec['p']} read from partition {p}")
             tag = rec["tag"]
@@ -269,6 +302,7 @@ def cmd_check(a) -> int:
                 continue
             if tag in last_seq and rec["seq"] <= last_seq[tag]:
                 out_of_order += 1
+                tally(client_of(rec), "out_of_order")
                 if len(examples["out_of_order"]) < 5:
                     examples["out_of_order"].append({"p": p, "off": off, "id": rec["id"], "after_seq": last_seq[tag]})
             last_seq[tag] = max(rec["seq"], last_seq.get(tag, -1))
@@ -286,6 +320,9 @@ def cmd_check(a) -> int:
     duplicated = [i for i, where in seen.items() if len(where) > 1 and i in acked]
     duplicated_unacked = [i for i, where in seen.items() if len(where) > 1 and i not in acked]
     inconsistent = [i for i, r in acked.items() if i in seen and (r["p"], r["off"]) not in seen[i]]
+    for what, ids in (("lost", lost), ("duplicated", duplicated), ("inconsistent_offset", inconsistent)):
+        for i in ids:
+            tally(client_of(acked[i]), what)
     for name, ids in (("lost", lost), ("duplicated", duplicated), ("inconsistent_offset", inconsistent)):
         for i in ids[:5]:
             examples[name].append({"id": i, "acked": acked.get(i), "read_at": seen.get(i)})
@@ -304,8 +341,10 @@ def cmd_check(a) -> int:
         "duplicated_unacked": len(duplicated_unacked), "out_of_order_unacked": unacked_out_of_order,
         "read_unacked": read_unacked, "offset_gaps": offsets_gaps,
         "end_offsets": {p: m[1] for p, m in marks.items()}, "problems": problems,
-        "check_s": round(time.time() - t0, 1),
+        "check_s": round(time.time() - t0, 1), "by_client": by_client,
     }
+    counts["tally"] = " | ".join([f"all: {tally_text(counts)}"] +
+                                 [f"{kind}: {tally_text(c)}" for kind, c in sorted(by_client.items())])
     anomalies = (len(lost) + len(duplicated) + out_of_order + len(inconsistent) + len(seen_then_lost)
                  + len(problems) + offsets_gaps)
     if duplicated_unacked:
