@@ -929,3 +929,28 @@ fn find_coordinator_without_a_quorum_answers_promptly() {
         );
     }
 }
+
+/// A broker with no producer id block and no reachable controller answers InitProducerId with a retriable
+/// error within a couple of seconds; Kafka's clients treat the UNKNOWN_SERVER_ERROR that used to come after
+/// the controller's 15 s timeout as fatal.
+#[test]
+fn init_producer_id_without_a_quorum_answers_a_retriable_error_promptly() {
+    let mut cluster = start_cluster(3, 3);
+    cluster.node(2).kill();
+    cluster.node(3).kill();
+    let started = Instant::now();
+    let response = cluster.node(1).call(
+        kafka_protocol::messages::InitProducerIdRequest::default()
+            .with_transactional_id(None)
+            .with_transaction_timeout_ms(60_000)
+            .with_producer_id((-1).into())
+            .with_producer_epoch(-1),
+        4,
+    );
+    assert_eq!(response.error_code, 14, "COORDINATOR_LOAD_IN_PROGRESS");
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "took {:?}",
+        started.elapsed()
+    );
+}

@@ -24,6 +24,7 @@ pub mod calls;
 pub mod elections;
 pub mod liveness;
 mod placement;
+pub mod producer_ids;
 
 pub use calls::{CallOutput, ControllerCall, QuorumLink};
 
@@ -198,13 +199,6 @@ pub fn validate_topic_name(name: &str) -> Result<(), TopicError> {
     Ok(())
 }
 
-/// The next block of producer ids this broker hands out: `next..end`.
-#[derive(Debug, Default)]
-struct ProducerIdBlock {
-    next: i64,
-    end: i64,
-}
-
 /// Decides metadata changes. Every broker has one: in single-node mode it decides and stores changes
 /// itself; in a cluster the one on the active controller (the Raft leader) decides, and the others forward
 /// each operation to it ([`calls`]) and return once their own image has caught up with the result.
@@ -216,7 +210,7 @@ pub struct Controller {
     quorum: Option<QuorumLink>,
     /// Serializes topic changes, so a validation and the change it allows see the same image.
     topic_admin: tokio::sync::Mutex<()>,
-    producer_ids: tokio::sync::Mutex<ProducerIdBlock>,
+    producer_ids: producer_ids::ProducerIds,
     liveness: liveness::Liveness,
 }
 
@@ -244,7 +238,7 @@ impl Controller {
             publisher,
             quorum,
             topic_admin: tokio::sync::Mutex::new(()),
-            producer_ids: tokio::sync::Mutex::new(ProducerIdBlock::default()),
+            producer_ids: producer_ids::ProducerIds::default(),
             liveness: liveness::Liveness::new(settings),
         }
     }
@@ -582,26 +576,6 @@ impl Controller {
                 partition: request.partition,
             })?;
         Ok((registration, index))
-    }
-
-    /// Hands out a producer id, reserving a new block from the (active) controller when the current one is
-    /// used up, so ids are never reused across restarts or brokers.
-    pub async fn allocate_producer_id(&self) -> Result<i64, TopicError> {
-        let mut block = self.producer_ids.lock().await;
-        if block.next >= block.end {
-            match self.call(ControllerCall::AllocateProducerIds).await? {
-                CallOutput::ProducerIds { start, count } => {
-                    *block = ProducerIdBlock {
-                        next: start,
-                        end: start + count,
-                    };
-                }
-                other => return Err(calls::unexpected(&other)),
-            }
-        }
-        let id = block.next;
-        block.next += 1;
-        Ok(id)
     }
 
     async fn allocate_producer_ids_here(&self) -> Result<(CallOutput, u64), TopicError> {

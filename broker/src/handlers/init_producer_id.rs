@@ -23,9 +23,10 @@ pub async fn handle(
         Ok(id) => response
             .with_producer_id(ProducerId(id))
             .with_producer_epoch(0),
+        // Retriable for every client, as Kafka answers while its broker fetches a block.
         Err(e) => {
-            tracing::error!(error = %e, "allocating a producer id failed");
-            response.with_error_code(code(ResponseError::UnknownServerError))
+            tracing::debug!(error = %e, "no producer id to hand out yet");
+            response.with_error_code(code(ResponseError::CoordinatorLoadInProgress))
         }
     }
 }
