@@ -140,6 +140,29 @@ pub fn decode_response<R: Request>(
     Ok(response)
 }
 
+/// Sends `request` to a broker process listening on 127.0.0.1:`port` over a new connection and waits (at most
+/// `timeout`) for the answer: for tests that run the broker binary rather than [`TestBroker`].
+pub fn call_over_tcp<R: Request>(
+    port: u16,
+    request: &R,
+    version: i16,
+    timeout: Duration,
+) -> Result<R::Response, TestError> {
+    use std::io::{Read, Write};
+    let frame = request_frame(request, version, 7)?;
+    let closed = |e: std::io::Error| TestError::Closed(e.to_string());
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).map_err(closed)?;
+    stream.set_read_timeout(Some(timeout)).map_err(closed)?;
+    let size = u32::try_from(frame.len()).unwrap_or(u32::MAX);
+    stream.write_all(&size.to_be_bytes()).map_err(closed)?;
+    stream.write_all(&frame).map_err(closed)?;
+    let mut size = [0; 4];
+    stream.read_exact(&mut size).map_err(closed)?;
+    let mut body = vec![0; u32::from_be_bytes(size) as usize];
+    stream.read_exact(&mut body).map_err(closed)?;
+    decode_response::<R>(Bytes::from(body), version, 7)
+}
+
 /// Settings of a [`TestBroker`] before it starts. Broker settings are Kafka broker property names, so tests
 /// do not depend on how the broker stores its configuration.
 #[derive(Debug, Clone)]

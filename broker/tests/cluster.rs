@@ -27,7 +27,7 @@ use kafka_protocol::{
 };
 use tributary_broker::{
     log::builder::BatchBuilder,
-    testing::{decode_response, request_frame, small_disk::SmallDisk},
+    testing::{call_over_tcp, small_disk::SmallDisk},
 };
 
 const BIN: &str = env!("CARGO_BIN_EXE_tributary-broker");
@@ -139,20 +139,7 @@ impl Node {
     }
 
     fn call<R: Request>(&self, request: R, version: i16) -> R::Response {
-        let frame = request_frame(&request, version, 7).unwrap();
-        let mut stream = TcpStream::connect(("127.0.0.1", self.kafka_port)).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(20)))
-            .unwrap();
-        stream
-            .write_all(&u32::try_from(frame.len()).unwrap().to_be_bytes())
-            .unwrap();
-        stream.write_all(&frame).unwrap();
-        let mut size = [0; 4];
-        stream.read_exact(&mut size).unwrap();
-        let mut body = vec![0; u32::from_be_bytes(size) as usize];
-        stream.read_exact(&mut body).unwrap();
-        decode_response::<R>(Bytes::from(body), version, 7).unwrap()
+        call_over_tcp(self.kafka_port, &request, version, Duration::from_secs(20)).unwrap()
     }
 
     /// Produces one record to `topic`-`partition`: `(error code, base offset)`.
@@ -904,8 +891,18 @@ fn a_broker_out_of_space_hands_its_leaderships_over_and_rejoins_when_space_is_fr
             .len()
             == 3
     });
-    let leader = leader_of(&mut cluster, 1, "spill", 0);
-    let read = cluster.node(leader).read_all("spill", 0).unwrap();
+    // The preferred leader (node 3) takes the partition back about now: read from whoever leads, once its
+    // high watermark covers what the previous leader acknowledged.
+    let mut read = Vec::new();
+    cluster.wait_until(
+        "every acknowledged record readable from the leader",
+        Duration::from_secs(10),
+        |c| {
+            let leader = leader_of(c, 1, "spill", 0);
+            read = c.node(leader).read_all("spill", 0).unwrap_or_default();
+            read.len() >= acknowledged
+        },
+    );
     assert_eq!(read.len(), acknowledged);
     assert!(read.iter().all(|v| *v == value));
 }

@@ -30,7 +30,7 @@ use kafka_protocol::{
 use nix::{sys::signal, unistd::Pid};
 use tributary_broker::{
     log::builder::BatchBuilder,
-    testing::{decode_response, request_frame, small_disk::SmallDisk},
+    testing::{call_over_tcp, small_disk::SmallDisk},
 };
 
 struct Running {
@@ -170,20 +170,7 @@ fn metric(port: u16, series: &str) -> Option<f64> {
 }
 
 fn call<R: Request>(port: u16, request: R, version: i16) -> R::Response {
-    let frame = request_frame(&request, version, 7).unwrap();
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
-    stream
-        .write_all(&u32::try_from(frame.len()).unwrap().to_be_bytes())
-        .unwrap();
-    stream.write_all(&frame).unwrap();
-    let mut size = [0; 4];
-    stream.read_exact(&mut size).unwrap();
-    let mut body = vec![0; u32::from_be_bytes(size) as usize];
-    stream.read_exact(&mut body).unwrap();
-    decode_response::<R>(Bytes::from(body), version, 7).unwrap()
+    call_over_tcp(port, &request, version, Duration::from_secs(20)).unwrap()
 }
 
 /// Produces one record of `size` bytes with acks=1: `(error code, base offset)`.
