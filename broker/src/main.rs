@@ -15,7 +15,10 @@ use clap::{Args as ClapArgs, Parser, Subcommand};
 use tokio::{net::TcpListener, signal::unix::SignalKind, sync::watch};
 use tributary_broker::{
     broker::{Broker, ClusterSetup},
-    cluster::controller::liveness::LivenessSettings,
+    cluster::{
+        controller::liveness::LivenessSettings,
+        rpc::{discover_voters, RpcIdentity},
+    },
     cluster_identity::{self, ClusterIdentity, FormatOutcome, InitialVoters},
     config::{BrokerConfig, ClusterConfig, QuorumConfig},
     error_chain, http, server,
@@ -196,18 +199,41 @@ fn run_format(args: &FormatArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// How long a broker that does not vote keeps asking the bootstrap servers for the voters at start.
+const VOTER_DISCOVERY_PATIENCE: Duration = Duration::from_secs(120);
+
 /// How long a SIGTERM waits for the controller to move this broker's leaderships away before stopping anyway.
 const CONTROLLED_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The cluster part of the start: voters from `controller.quorum.voters` or from `format`'s record of the
 /// initial voters, and the bound controller listener.
-fn cluster_setup(
+async fn cluster_setup(
     config: &BrokerConfig,
     cluster: &ClusterConfig,
     identity: ClusterIdentity,
     controller_listener: Option<TcpListener>,
 ) -> anyhow::Result<ClusterSetup> {
     let voters: BTreeMap<i32, String> = match (&cluster.quorum, &identity.bootstrap_voters) {
+        // A broker that does not vote asks the controllers (Kafka's brokers find the quorum leader through
+        // the bootstrap servers too).
+        (QuorumConfig::Bootstrap(servers), None) if !cluster.roles.is_controller() => {
+            let asking = Arc::new(RpcIdentity {
+                cluster_id: identity.cluster_id.clone(),
+                node_id: config.node_id,
+                bind_source: None,
+            });
+            tracing::info!(servers = ?servers, "asking controller.quorum.bootstrap.servers for the voters");
+            let voters = discover_voters(servers, asking, VOTER_DISCOVERY_PATIENCE)
+                .await
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "no controller in controller.quorum.bootstrap.servers told the voters within {}s: {e}",
+                        VOTER_DISCOVERY_PATIENCE.as_secs()
+                    )
+                })?;
+            tracing::info!(voters = ?voters, "found the metadata quorum");
+            voters
+        }
         (QuorumConfig::StaticVoters(voters), _) => voters
             .iter()
             .map(|v| (v.id, format!("{}:{}", v.host, v.port)))
@@ -357,7 +383,8 @@ async fn run(mut config: BrokerConfig, addresses_file: Option<PathBuf>) -> anyho
 
     let broker = match (&config.cluster, identity) {
         (Some(cluster), Some(identity)) => {
-            let setup = cluster_setup(&config, cluster, identity, controller_listener.take())?;
+            let setup =
+                cluster_setup(&config, cluster, identity, controller_listener.take()).await?;
             Broker::open_cluster(config.clone(), setup)
                 .await
                 .map_err(|e| anyhow::anyhow!(error_chain(&e)))?

@@ -237,14 +237,55 @@ fn start_cluster_with(
     extra: impl Fn(i32) -> String,
     disks: impl FnOnce(&Path) -> Vec<(i32, SmallDisk)>,
 ) -> Cluster {
+    start_cluster_configured(size, voters, QuorumSetup::StaticVoters, extra, disks)
+}
+
+/// How the nodes find the metadata quorum, as Kafka offers it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum QuorumSetup {
+    /// `controller.quorum.voters` in every node's properties.
+    StaticVoters,
+    /// `controller.quorum.bootstrap.servers`, with the voters recorded once by `format
+    /// --initial-controllers` (KIP-853's way).
+    Bootstrap,
+}
+
+fn start_cluster_configured(
+    size: i32,
+    voters: i32,
+    quorum: QuorumSetup,
+    extra: impl Fn(i32) -> String,
+    disks: impl FnOnce(&Path) -> Vec<(i32, SmallDisk)>,
+) -> Cluster {
     let root = tempfile::tempdir().unwrap();
     let disks = disks(root.path());
     let ports: Vec<(u16, u16)> = (0..size).map(|_| (free_port(), free_port())).collect();
-    let voter_list = ports
+    let controllers = &ports[..usize::try_from(voters).unwrap()];
+    let voter_list = controllers
         .iter()
-        .take(usize::try_from(voters).unwrap())
         .enumerate()
         .map(|(i, (_, controller))| format!("{}@127.0.0.1:{controller}", i + 1))
+        .collect::<Vec<_>>()
+        .join(",");
+    let quorum_line = match quorum {
+        QuorumSetup::StaticVoters => format!("controller.quorum.voters={voter_list}"),
+        QuorumSetup::Bootstrap => format!(
+            "controller.quorum.bootstrap.servers={}",
+            controllers
+                .iter()
+                .map(|(_, controller)| format!("127.0.0.1:{controller}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
+    };
+    let initial_controllers = controllers
+        .iter()
+        .enumerate()
+        .map(|(i, (_, controller))| {
+            let directory = Command::new(BIN).arg("random-uuid").output().unwrap();
+            let directory = String::from_utf8(directory.stdout).unwrap();
+            format!("{}@127.0.0.1:{controller}:{}", i + 1, directory.trim())
+        })
         .collect::<Vec<_>>()
         .join(",");
     let mut nodes = Vec::new();
@@ -268,7 +309,7 @@ fn start_cluster_with(
             format!(
                 "process.roles={roles}\n\
                  node.id={id}\n\
-                 controller.quorum.voters={voter_list}\n\
+                 {quorum_line}\n\
                  listeners={listeners}\n\
                  advertised.listeners=PLAINTEXT://127.0.0.1:{kafka}\n\
                  controller.listener.names=CONTROLLER\n\
@@ -292,6 +333,12 @@ fn start_cluster_with(
         let formatted = Command::new(BIN)
             .args(["format", "-t", CLUSTER_ID, "-c"])
             .arg(&properties)
+            // Broker-only nodes are formatted without voters, as with kafka-storage.sh.
+            .args(if quorum == QuorumSetup::Bootstrap && id <= voters {
+                vec!["--initial-controllers", initial_controllers.as_str()]
+            } else {
+                Vec::new()
+            })
             .output()
             .unwrap();
         assert!(
@@ -950,4 +997,41 @@ fn init_producer_id_without_a_quorum_answers_a_retriable_error_promptly() {
         "took {:?}",
         started.elapsed()
     );
+}
+
+/// The same cluster found through `controller.quorum.bootstrap.servers` and `format --initial-controllers`
+/// (Kafka 3.9+'s way, KIP-853) instead of static voters: one quorum, a broker-only node following it, and a
+/// killed leader's partition moving on.
+#[test]
+fn a_cluster_formed_through_bootstrap_servers_and_initial_controllers() {
+    let mut cluster = start_cluster_configured(
+        4,
+        3,
+        QuorumSetup::Bootstrap,
+        |_| String::new(),
+        |_| Vec::new(),
+    );
+    for node in 1..=4 {
+        assert_eq!(
+            broker_ids(&cluster.node(node).metadata("none")),
+            BTreeSet::from([1, 2, 3, 4]),
+            "node {node} sees every broker"
+        );
+    }
+    assert_eq!(create_topic(cluster.node(4), "booted", 1, 3), 0);
+    cluster.wait_until("booted has a leader", Duration::from_secs(10), |c| {
+        c.node(1).metadata("booted").topics[0].error_code == 0 && leader_of(c, 1, "booted", 0) > 0
+    });
+    let leader = leader_of(&mut cluster, 1, "booted", 0);
+    assert_eq!(cluster.node(leader).produce("booted", 0, -1, "kept").0, 0);
+    cluster.node(leader).kill();
+    let survivor = if leader == 1 { 2 } else { 1 };
+    cluster.wait_until("a new leader", Duration::from_secs(20), |c| {
+        let now = leader_of(c, survivor, "booted", 0);
+        now > 0 && now != leader
+    });
+    let now = leader_of(&mut cluster, survivor, "booted", 0);
+    cluster.wait_until("the record is readable", Duration::from_secs(10), |c| {
+        c.node(now).read_all("booted", 0) == Ok(vec!["kept".to_owned()])
+    });
 }

@@ -251,6 +251,7 @@ impl RpcHandler for ClusterMember {
                 RpcRequest::Controller(call) => {
                     RpcResponse::Controller(self.controller.execute(call).await)
                 }
+                RpcRequest::DescribeVoters => RpcResponse::Voters(self.quorum.voter_addresses()),
             }
         })
     }

@@ -77,6 +77,9 @@ pub struct Hello {
 pub enum RpcRequest {
     Raft(RaftRpc),
     Controller(ControllerCall),
+    /// The voters of the metadata quorum as the asked node knows them: how a broker configured with
+    /// `controller.quorum.bootstrap.servers` (and no voters of its own) finds the quorum.
+    DescribeVoters,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -87,6 +90,8 @@ pub enum RpcResponse {
     Refused(String),
     /// The hello was accepted.
     Welcome,
+    /// Node id -> controller listener address; empty while the node knows no membership yet.
+    Voters(std::collections::BTreeMap<crate::cluster::image::NodeId, String>),
 }
 
 async fn write_frame<T: Serialize>(stream: &mut TcpStream, value: &T) -> Result<(), FrameError> {
@@ -349,5 +354,38 @@ async fn connection(
             tracing::debug!(%peer, error = %crate::error_chain(&e), "controller connection closed while answering");
             return;
         }
+    }
+}
+
+/// Asks the controllers at `bootstrap` (`controller.quorum.bootstrap.servers`), in turn, for the quorum's
+/// voters until one knows them, for at most `patience`: a broker that does not vote may start before the
+/// controllers have formed the quorum.
+pub async fn discover_voters(
+    bootstrap: &[(String, u16)],
+    identity: Arc<RpcIdentity>,
+    patience: Duration,
+) -> Result<std::collections::BTreeMap<crate::cluster::image::NodeId, String>, String> {
+    let deadline = tokio::time::Instant::now() + patience;
+    let mut last_error = String::from("no controller.quorum.bootstrap.servers");
+    loop {
+        for (host, port) in bootstrap {
+            let mut client = RpcClient::new(format!("{host}:{port}"), Arc::clone(&identity));
+            match client
+                .call(&RpcRequest::DescribeVoters, Duration::from_secs(2))
+                .await
+            {
+                Ok(RpcResponse::Voters(voters)) if !voters.is_empty() => return Ok(voters),
+                Ok(RpcResponse::Voters(_)) => {
+                    last_error = format!("{host}:{port} knows no voters yet");
+                }
+                Ok(RpcResponse::Refused(reason)) => return Err(format!("{host}:{port}: {reason}")),
+                Ok(other) => last_error = format!("{host}:{port} answered {other:?}"),
+                Err(e) => last_error = crate::error_chain(&e),
+            }
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(last_error);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }

@@ -186,6 +186,20 @@ impl MetadataQuorum {
         self.raft.voter_ids().map(node_id).collect()
     }
 
+    /// The voters of the current membership with their controller listener addresses.
+    pub fn voter_addresses(&self) -> BTreeMap<NodeId, String> {
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow_watched();
+        let membership = metrics.membership_config.membership();
+        membership
+            .voter_ids()
+            .filter_map(|id| {
+                let node = metrics.membership_config.get_node(&id)?;
+                Some((node_id(id), node.controller_addr.clone()))
+            })
+            .collect()
+    }
+
     /// Makes `id` (a broker that does not vote) a learner that replicates the metadata log from its
     /// controller-protocol address `addr`, or moves it there when its address changed. Leader only; returns
     /// without waiting for the learner to catch up (its heartbeats say when it has).
