@@ -812,6 +812,27 @@ impl Partition {
         })
     }
 
+    /// After a fetch of out-of-sync `replica`: the change that adds it to the ISR if it may join now (see
+    /// [`ReplicaSet::expansion`]), marked pending like [`Partition::propose_isr_change`].
+    pub fn propose_isr_expansion(
+        &self,
+        replica: NodeId,
+        eligible: impl Fn(NodeId) -> bool,
+    ) -> Option<IsrProposal> {
+        let high_watermark = self.high_watermark();
+        let mut leadership = self.leadership();
+        let epoch_start = leadership.epoch_start;
+        let (leader_epoch, partition_epoch) = (leadership.leader_epoch, leadership.partition_epoch);
+        let replicas = leadership.replicas.as_mut()?;
+        let change = replicas.expansion(replica, high_watermark, epoch_start, eligible)?;
+        replicas.pending_isr = Some(change.new_isr.clone());
+        Some(IsrProposal {
+            leader_epoch,
+            partition_epoch,
+            change,
+        })
+    }
+
     /// Forgets a pending ISR proposal the controller refused, so the next check can propose again.
     pub fn clear_pending_isr(&self) {
         if let Some(replicas) = &mut self.leadership().replicas {
