@@ -86,6 +86,19 @@ pub struct Broker {
     pub cluster: Option<Arc<ClusterMember>>,
 }
 
+fn log_manager_config(config: &BrokerConfig) -> LogManagerConfig {
+    LogManagerConfig {
+        data_dir: config.data_dir.clone(),
+        retention_check_interval: Duration::from_millis(config.retention_check_interval_ms),
+        cleaner_backoff: config
+            .cleaner_enabled
+            .then(|| Duration::from_millis(config.cleaner_backoff_ms)),
+        high_watermark_checkpoint_interval: Duration::from_millis(
+            config.replication.high_watermark_checkpoint_interval_ms,
+        ),
+    }
+}
+
 impl Broker {
     /// Opens the data directory and the metadata, then opens (recovering any that were not closed cleanly)
     /// every partition the metadata places here by publishing the metadata once, and rebuilds group state.
@@ -101,13 +114,7 @@ impl Broker {
         let started = std::time::Instant::now();
         let fsync_duration = BrokerMetrics::fsync_histogram();
         let logs = Arc::new(LogManager::open(
-            LogManagerConfig {
-                data_dir: config.data_dir.clone(),
-                retention_check_interval: Duration::from_millis(config.retention_check_interval_ms),
-                cleaner_backoff: config
-                    .cleaner_enabled
-                    .then(|| Duration::from_millis(config.cleaner_backoff_ms)),
-            },
+            log_manager_config(&config),
             Arc::clone(&clock),
             fsync_duration.clone(),
         )?);
@@ -185,13 +192,7 @@ impl Broker {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let fsync_duration = BrokerMetrics::fsync_histogram();
         let logs = Arc::new(LogManager::open(
-            LogManagerConfig {
-                data_dir: config.data_dir.clone(),
-                retention_check_interval: Duration::from_millis(config.retention_check_interval_ms),
-                cleaner_backoff: config
-                    .cleaner_enabled
-                    .then(|| Duration::from_millis(config.cleaner_backoff_ms)),
-            },
+            log_manager_config(&config),
             Arc::clone(&clock),
             fsync_duration.clone(),
         )?);
