@@ -844,6 +844,7 @@ impl Partition {
     pub fn propose_isr_expansion(
         &self,
         replica: NodeId,
+        now_ms: i64,
         eligible: impl Fn(NodeId) -> bool,
     ) -> Option<IsrProposal> {
         let high_watermark = self.high_watermark();
@@ -851,7 +852,7 @@ impl Partition {
         let epoch_start = leadership.epoch_start;
         let (leader_epoch, partition_epoch) = (leadership.leader_epoch, leadership.partition_epoch);
         let replicas = leadership.replicas.as_mut()?;
-        let change = replicas.expansion(replica, high_watermark, epoch_start, eligible)?;
+        let change = replicas.expansion(replica, high_watermark, epoch_start, now_ms, eligible)?;
         replicas.pending_isr = Some(change.new_isr.clone());
         Some(IsrProposal {
             leader_epoch,
@@ -860,10 +861,11 @@ impl Partition {
         })
     }
 
-    /// Forgets a pending ISR proposal the controller refused, so the next check can propose again.
-    pub fn clear_pending_isr(&self) {
+    /// Forgets a pending ISR proposal the controller refused at `now_ms`, so a later check can propose
+    /// again (see [`ReplicaSet::refused`]).
+    pub fn clear_pending_isr(&self, now_ms: i64) {
         if let Some(replicas) = &mut self.leadership().replicas {
-            replicas.pending_isr = None;
+            replicas.refused(now_ms);
         }
         self.advance_high_watermark();
     }

@@ -36,7 +36,15 @@ pub struct ReplicaSet {
     /// Followers that fetched in this leadership, by broker id; a follower that has not fetched is unknown
     /// and holds back the high watermark if it is in the ISR.
     pub followers: BTreeMap<NodeId, FollowerProgress>,
+    /// Before this time fetches propose no expansion (see [`EXPANSION_RETRY_MS`]).
+    pub expansion_retry_at_ms: i64,
 }
+
+/// How long after a refused proposal a follower's fetches may propose its expansion again. Fetches come
+/// every few milliseconds under load; a refusal the metadata has not yet caught up with (a broker just
+/// unfenced, a partition epoch about to change) must not turn into a request to the controller for each.
+/// A new registration ends the wait at once.
+const EXPANSION_RETRY_MS: i64 = 1_000;
 
 /// An ISR this leader wants the controller to commit.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,6 +79,7 @@ impl ReplicaSet {
             isr,
             pending_isr: None,
             followers,
+            expansion_retry_at_ms: 0,
         }
     }
 
@@ -81,6 +90,14 @@ impl ReplicaSet {
         self.replicas = replicas;
         self.isr = isr;
         self.pending_isr = None;
+        self.expansion_retry_at_ms = 0;
+    }
+
+    /// The controller refused the pending proposal: forget it, and hold off fetch-driven expansions for
+    /// a moment.
+    pub fn refused(&mut self, now_ms: i64) {
+        self.pending_isr = None;
+        self.expansion_retry_at_ms = now_ms.saturating_add(EXPANSION_RETRY_MS);
     }
 
     /// True when the partition has a replica besides this leader: only then does the high watermark wait
@@ -167,17 +184,20 @@ impl ReplicaSet {
     }
 
     /// The ISR change that adds `replica` alone, if it may join now (see [`ReplicaSet::may_join`]), its
-    /// broker is `eligible` and no other change is pending. Evaluated on each of its fetches, as Kafka's
-    /// `maybeExpandIsr` is, so a follower rejoins within a fetch of catching up rather than at the next
-    /// periodic check, which may also find it a moment behind the high watermark each time.
+    /// broker is `eligible`, no other change is pending and no refusal is too recent. Evaluated on each
+    /// of its fetches, as Kafka's `maybeExpandIsr` is, so a follower rejoins within a fetch of catching up
+    /// rather than at the next periodic check, which may also find it a moment behind the high watermark
+    /// each time.
     pub fn expansion(
         &self,
         replica: NodeId,
         high_watermark: i64,
         epoch_start: i64,
+        now_ms: i64,
         eligible: impl Fn(NodeId) -> bool,
     ) -> Option<IsrChange> {
         if self.pending_isr.is_some()
+            || now_ms < self.expansion_retry_at_ms
             || !self.may_join(replica, high_watermark, epoch_start)
             || !eligible(replica)
         {
@@ -315,7 +335,7 @@ mod tests {
             .expect("3 holds everything committed");
         assert_eq!((change.new_isr, change.expanded), (vec![1, 2, 3], vec![3]));
         let change = set
-            .expansion(3, high_watermark, 50, |_| true)
+            .expansion(3, high_watermark, 50, 60_020, |_| true)
             .expect("the same on its fetch");
         assert_eq!((change.new_isr, change.shrunk), (vec![1, 2, 3], vec![]));
     }
@@ -323,36 +343,59 @@ mod tests {
     #[test]
     fn a_follower_joins_only_with_everything_committed_and_this_epoch_and_a_live_broker() {
         let mut set = ReplicaSet::new(1, vec![1, 2, 3], vec![1, 2], 0);
-        assert_eq!(set.expansion(3, 0, 0, |_| true), None, "3 never fetched");
+        assert_eq!(
+            set.expansion(3, 0, 0, 30, |_| true),
+            None,
+            "3 never fetched"
+        );
         set.record_fetch(3, 99, 120, 10);
         assert_eq!(
-            set.expansion(3, 100, 0, |_| true),
+            set.expansion(3, 100, 0, 30, |_| true),
             None,
             "below the high watermark"
         );
         set.record_fetch(3, 100, 120, 20);
         assert_eq!(
-            set.expansion(3, 100, 110, |_| true),
+            set.expansion(3, 100, 110, 30, |_| true),
             None,
             "below the start of this leader's epoch"
         );
-        assert_eq!(set.expansion(3, 100, 100, |id| id != 3), None, "fenced");
+        assert_eq!(set.expansion(3, 100, 100, 30, |id| id != 3), None, "fenced");
         assert_eq!(
-            set.expansion(2, 100, 100, |_| true),
+            set.expansion(2, 100, 100, 30, |_| true),
             None,
             "2 is in the ISR"
         );
         assert_eq!(
-            set.expansion(1, 100, 100, |_| true),
+            set.expansion(1, 100, 100, 30, |_| true),
             None,
             "the leader itself"
         );
-        assert!(set.expansion(3, 100, 100, |_| true).is_some());
+        assert!(set.expansion(3, 100, 100, 30, |_| true).is_some());
         set.pending_isr = Some(vec![1]);
         assert_eq!(
-            set.expansion(3, 100, 100, |_| true),
+            set.expansion(3, 100, 100, 30, |_| true),
             None,
             "another change is pending"
+        );
+    }
+
+    #[test]
+    fn after_a_refusal_fetches_wait_a_moment_or_for_new_metadata() {
+        let mut set = ReplicaSet::new(1, vec![1, 2, 3], vec![1, 2], 0);
+        set.record_fetch(3, 100, 100, 10);
+        set.pending_isr = Some(vec![1, 2, 3]);
+        set.refused(20);
+        assert_eq!(set.pending_isr, None);
+        assert_eq!(set.expansion(3, 100, 0, 500, |_| true), None, "too soon");
+        assert!(set
+            .expansion(3, 100, 0, 20 + EXPANSION_RETRY_MS, |_| true)
+            .is_some());
+        set.refused(2_000);
+        set.update(vec![1, 2, 3], vec![1, 2]);
+        assert!(
+            set.expansion(3, 100, 0, 2_001, |_| true).is_some(),
+            "a new registration may have settled what the controller refused"
         );
     }
 }

@@ -303,7 +303,7 @@ async fn a_lagging_follower_is_proposed_out_after_the_lag_time() {
         .propose_isr_change(700, 500, |_| true)
         .expect("3 never fetched");
     assert_eq!(proposal.change.shrunk, vec![3]);
-    leader.partition.clear_pending_isr();
+    leader.partition.clear_pending_isr(750);
     catch_up(&leader, &f3, 800).await;
     assert_eq!(
         leader.partition.propose_isr_change(900, 500, |_| true),

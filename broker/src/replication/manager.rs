@@ -227,7 +227,7 @@ impl ReplicaManager {
         };
         let image = self.current_image();
         if let Some(proposal) =
-            partition.propose_isr_expansion(replica, |id| image.live_broker(id).is_some())
+            partition.propose_isr_expansion(replica, now_ms, |id| image.live_broker(id).is_some())
         {
             let (partition, local) = (Arc::clone(partition), self.local);
             tokio::spawn(async move {
@@ -421,7 +421,7 @@ async fn send_isr_proposal(
     };
     if let Err(e) = proposer.alter_partition(request).await {
         tracing::warn!(topic = %partition.topic, partition = partition.index, error = %error_chain(&e), "ISR change refused");
-        partition.clear_pending_isr();
+        partition.clear_pending_isr(crate::clock::now_ms());
     }
 }
 
