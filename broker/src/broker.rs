@@ -87,6 +87,19 @@ pub struct Broker {
     pub cluster: Option<Arc<ClusterMember>>,
 }
 
+fn log_manager_config(config: &BrokerConfig) -> LogManagerConfig {
+    LogManagerConfig {
+        data_dir: config.data_dir.clone(),
+        retention_check_interval: Duration::from_millis(config.retention_check_interval_ms),
+        cleaner_backoff: config
+            .cleaner_enabled
+            .then(|| Duration::from_millis(config.cleaner_backoff_ms)),
+        high_watermark_checkpoint_interval: Duration::from_millis(
+            config.replication.high_watermark_checkpoint_interval_ms,
+        ),
+    }
+}
+
 impl Broker {
     /// Opens the data directory and the metadata, then opens (recovering any that were not closed cleanly)
     /// every partition the metadata places here by publishing the metadata once, and rebuilds group state.
@@ -284,13 +297,7 @@ fn open_logs(
     clock: &Arc<dyn Clock>,
 ) -> Result<Arc<LogManager>, BrokerError> {
     Ok(Arc::new(LogManager::open(
-        LogManagerConfig {
-            data_dir: config.data_dir.clone(),
-            retention_check_interval: Duration::from_millis(config.retention_check_interval_ms),
-            cleaner_backoff: config
-                .cleaner_enabled
-                .then(|| Duration::from_millis(config.cleaner_backoff_ms)),
-        },
+        log_manager_config(config),
         Arc::clone(clock),
         Arc::new(StorageHealth::new(&config.data_dir)),
     )?))

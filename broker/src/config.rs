@@ -189,6 +189,9 @@ pub struct ReplicationConfig {
     pub fetch_min_bytes: i32,
     /// `replica.fetch.backoff.ms`: pause after a failed follower fetch. Default 1000.
     pub fetch_backoff_ms: u64,
+    /// `replica.high.watermark.checkpoint.interval.ms`: how often every partition's high watermark is
+    /// written to `replication-offset-checkpoint`. Default 5000.
+    pub high_watermark_checkpoint_interval_ms: u64,
     /// `inter.broker.listener.name`: the listener followers fetch from. Default PLAINTEXT.
     pub inter_broker_listener: String,
     /// `unclean.leader.election.enable`: read by the controller's elections; default false.
@@ -209,6 +212,7 @@ impl Default for ReplicationConfig {
             fetch_wait_max_ms: 500,
             fetch_min_bytes: 1,
             fetch_backoff_ms: 1_000,
+            high_watermark_checkpoint_interval_ms: 5_000,
             inter_broker_listener: "PLAINTEXT".to_owned(),
             unclean_leader_election: false,
             bind_source: None,
@@ -391,6 +395,12 @@ impl BrokerConfig {
                     self.replication.fetch_backoff_ms = parse_in_range(value, 0, i64::MAX)
                         .ok_or_else(|| invalid("expected a non-negative integer"))?
                         as u64
+                }
+                "replica.high.watermark.checkpoint.interval.ms" => {
+                    self.replication.high_watermark_checkpoint_interval_ms =
+                        parse_in_range(value, 1, i64::MAX)
+                            .ok_or_else(|| invalid("expected a positive integer"))?
+                            as u64
                 }
                 "inter.broker.listener.name" => {
                     self.replication.inter_broker_listener = value.to_owned()

@@ -33,7 +33,7 @@ pub use batch::{
 };
 pub use checkpoint::{
     read_checkpoint, write_checkpoint, CheckpointError, TopicPartition, CLEAN_SHUTDOWN_MARKER,
-    LOG_START_CHECKPOINT, RECOVERY_POINT_CHECKPOINT,
+    LOG_START_CHECKPOINT, RECOVERY_POINT_CHECKPOINT, REPLICATION_OFFSET_CHECKPOINT,
 };
 use compaction::CleanerCheckpoint;
 pub use compaction::{

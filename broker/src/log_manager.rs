@@ -1,6 +1,7 @@
 //! The log manager (Kafka's `LogManager`): the data directory and every partition log in it. Claims and
-//! deletes partition directories, reads and writes the recovery-point and log-start checkpoints and the clean
-//! shutdown marker, and runs the background work on logs (interval flushes, retention, checkpoints, the log
+//! deletes partition directories, reads and writes the recovery-point, log-start and high watermark
+//! (`replication-offset-checkpoint`, Kafka's ReplicaManager's file) checkpoints and the clean shutdown
+//! marker, and runs the background work on logs (interval flushes, retention, checkpoints, the log
 //! cleaner) in [`LogManager::run`].
 //!
 //! It opens and deletes logs only when told to (the replica manager follows the metadata); it never decides
@@ -24,6 +25,7 @@ use crate::{
     log::{
         read_checkpoint, write_checkpoint, CheckpointError, FlushPolicy, LogConfig, TopicPartition,
         CLEAN_SHUTDOWN_MARKER, LOG_START_CHECKPOINT, RECOVERY_POINT_CHECKPOINT,
+        REPLICATION_OFFSET_CHECKPOINT,
     },
     partition::{LogStartState, Partition, PartitionError},
     storage_health::StorageHealth,
@@ -72,6 +74,8 @@ pub struct LogManagerConfig {
     pub retention_check_interval: Duration,
     /// `log.cleaner.backoff.ms`, or `None` when `log.cleaner.enable=false`.
     pub cleaner_backoff: Option<Duration>,
+    /// `replica.high.watermark.checkpoint.interval.ms`
+    pub high_watermark_checkpoint_interval: Duration,
 }
 
 /// How often the recovery point and log start checkpoints are written while running.
@@ -82,6 +86,7 @@ const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(60);
 struct BootState {
     recovery_points: HashMap<TopicPartition, i64>,
     log_starts: HashMap<TopicPartition, i64>,
+    high_watermarks: HashMap<TopicPartition, i64>,
 }
 
 #[derive(Debug)]
@@ -114,6 +119,7 @@ impl LogManager {
         let boot = BootState {
             recovery_points: read(RECOVERY_POINT_CHECKPOINT)?,
             log_starts: read(LOG_START_CHECKPOINT)?,
+            high_watermarks: read(REPLICATION_OFFSET_CHECKPOINT)?,
         };
         let clean_shutdown = dir.join(CLEAN_SHUTDOWN_MARKER).exists();
         Ok(Self {
@@ -184,6 +190,7 @@ impl LogManager {
                 recovery_point: boot.recovery_points.remove(&key).unwrap_or(0),
                 log_start_offset: boot.log_starts.remove(&key).unwrap_or(0),
                 clean_shutdown: self.clean_shutdown,
+                high_watermark: boot.high_watermarks.remove(&key),
             }
         };
         let (partition, report) = Partition::open(
@@ -348,6 +355,24 @@ impl LogManager {
         self.write_checkpoint_files(&recovery, &start)
     }
 
+    /// Writes every partition's high watermark to `replication-offset-checkpoint` (see
+    /// [`Partition::high_watermark_to_checkpoint`]).
+    pub fn write_high_watermark_checkpoint(&self) -> Result<(), LogManagerError> {
+        let entries: Vec<(TopicPartition, i64)> = self
+            .all()
+            .iter()
+            .filter_map(|p| {
+                let hw = p.high_watermark_to_checkpoint()?;
+                Some((TopicPartition::new(p.topic.clone(), p.index), hw))
+            })
+            .collect();
+        write_checkpoint(
+            &self.config.data_dir.join(REPLICATION_OFFSET_CHECKPOINT),
+            &entries,
+        )?;
+        Ok(())
+    }
+
     fn write_checkpoint_files(
         &self,
         recovery: &[(TopicPartition, i64)],
@@ -373,6 +398,8 @@ impl LogManager {
         let retention_every = self.config.retention_check_interval;
         let mut next_retention = Instant::now() + retention_every;
         let mut next_checkpoint = Instant::now() + CHECKPOINT_INTERVAL;
+        let hw_every = self.config.high_watermark_checkpoint_interval;
+        let mut next_hw_checkpoint = Instant::now() + hw_every;
         let mut last_flush = HashMap::new();
         loop {
             let logs = Arc::clone(&self);
@@ -399,7 +426,20 @@ impl LogManager {
                 }
                 next_checkpoint = now + CHECKPOINT_INTERVAL;
             }
-            let wake = (now + flush_again).min(next_retention).min(next_checkpoint);
+            if now >= next_hw_checkpoint {
+                let logs = Arc::clone(&self);
+                if let Ok(Err(e)) =
+                    tokio::task::spawn_blocking(move || logs.write_high_watermark_checkpoint())
+                        .await
+                {
+                    tracing::warn!(error = %error_chain(&e), "writing the high watermark checkpoint failed");
+                }
+                next_hw_checkpoint = now + hw_every;
+            }
+            let wake = (now + flush_again)
+                .min(next_retention)
+                .min(next_checkpoint)
+                .min(next_hw_checkpoint);
             tokio::select! {
                 _ = tokio::time::sleep_until(wake.into()) => {}
                 _ = shutdown.changed() => return,
@@ -428,8 +468,12 @@ impl LogManager {
         let mut all_closed = true;
         let mut recovery = Vec::new();
         let mut starts = Vec::new();
+        let mut high_watermarks = Vec::new();
         for (key, partition) in partitions {
             starts.push((key.clone(), partition.log_start_offset()));
+            if let Some(hw) = partition.high_watermark_to_checkpoint() {
+                high_watermarks.push((key.clone(), hw));
+            }
             match Arc::try_unwrap(partition) {
                 Ok(partition) => {
                     let log = partition.into_log();
@@ -452,6 +496,10 @@ impl LogManager {
             }
         }
         self.write_checkpoint_files(&recovery, &starts)?;
+        write_checkpoint(
+            &self.config.data_dir.join(REPLICATION_OFFSET_CHECKPOINT),
+            &high_watermarks,
+        )?;
         if all_closed {
             create_marker(&self.config.data_dir.join(CLEAN_SHUTDOWN_MARKER))
                 .map_err(LogManagerError::Marker)?;
@@ -511,5 +559,111 @@ fn remove_deleted_dirs(data_dir: &Path) {
                 tracing::warn!(dir = %path.display(), error = %e, "could not remove deleted partition");
             }
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::{
+        clock::SystemClock, cluster::image::PartitionRegistration, log::builder::BatchBuilder,
+    };
+
+    fn manager(dir: &Path) -> Arc<LogManager> {
+        let config = LogManagerConfig {
+            data_dir: dir.to_path_buf(),
+            retention_check_interval: Duration::from_secs(300),
+            cleaner_backoff: None,
+            high_watermark_checkpoint_interval: Duration::from_millis(20),
+        };
+        Arc::new(
+            LogManager::open(
+                config,
+                Arc::new(SystemClock),
+                Arc::new(StorageHealth::new(dir)),
+            )
+            .unwrap(),
+        )
+    }
+
+    fn led_by_1(isr: &[i32], epoch: i32) -> PartitionRegistration {
+        PartitionRegistration {
+            replicas: vec![1, 2, 3],
+            isr: isr.to_vec(),
+            leader: 1,
+            leader_epoch: epoch,
+            partition_epoch: epoch,
+        }
+    }
+
+    async fn append_committed(partition: &Partition, value: &'static str) {
+        let mut batch = BatchBuilder::new()
+            .record(None, Some(bytes::Bytes::from_static(value.as_bytes())))
+            .build()
+            .unwrap()
+            .to_vec();
+        let outcome = partition.append(&mut batch, 0).unwrap();
+        partition
+            .flush_until(outcome.last_offset + 1)
+            .await
+            .unwrap();
+        assert_eq!(partition.high_watermark(), outcome.last_offset + 1);
+    }
+
+    fn checkpointed(dir: &Path) -> Vec<(TopicPartition, i64)> {
+        read_checkpoint(&dir.join(REPLICATION_OFFSET_CHECKPOINT)).unwrap()
+    }
+
+    #[tokio::test]
+    async fn high_watermarks_are_checkpointed_while_running_and_on_shutdown_and_used_after_a_restart(
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let topic_id = Uuid::new_v4();
+        let logs = manager(dir.path());
+        let partition = logs
+            .open_partition("t", topic_id, 0, LogConfig::default())
+            .unwrap();
+        logs.write_high_watermark_checkpoint().unwrap();
+        assert_eq!(
+            checkpointed(dir.path()),
+            [],
+            "no role yet: the recovered log end is not a committed offset"
+        );
+        // The leader alone in the ISR (min.insync.replicas 1): what it fsyncs is committed.
+        partition.become_leader(1, &led_by_1(&[1], 0), 0).unwrap();
+        append_committed(&partition, "a").await;
+        let (stop, stopped) = watch::channel(false);
+        let running = tokio::spawn(Arc::clone(&logs).run(stopped));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while checkpointed(dir.path()) != [(TopicPartition::new("t", 0), 1)] {
+            assert!(
+                Instant::now() < deadline,
+                "no periodic checkpoint of high watermark 1: {:?}",
+                checkpointed(dir.path())
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        stop.send(true).unwrap();
+        running.await.unwrap();
+        append_committed(&partition, "b").await;
+        drop(partition);
+        logs.shutdown().unwrap();
+        assert_eq!(
+            checkpointed(dir.path()),
+            [(TopicPartition::new("t", 0), 2)],
+            "shutdown writes the latest high watermark"
+        );
+        drop(logs);
+
+        let logs = manager(dir.path());
+        let partition = logs
+            .open_partition("t", topic_id, 0, LogConfig::default())
+            .unwrap();
+        // 2 is in the ISR and has not fetched: only the checkpoint says what is committed.
+        partition
+            .become_leader(1, &led_by_1(&[1, 2], 1), 0)
+            .unwrap();
+        assert_eq!(partition.high_watermark(), 2);
     }
 }

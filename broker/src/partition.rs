@@ -150,6 +150,8 @@ pub struct LogStartState {
     pub recovery_point: i64,
     pub log_start_offset: i64,
     pub clean_shutdown: bool,
+    /// The high watermark in `replication-offset-checkpoint`, if the partition has an entry.
+    pub high_watermark: Option<i64>,
 }
 
 #[derive(Debug)]
@@ -278,7 +280,13 @@ pub struct Partition {
     /// start; followers' progress (as leader) or the leader's fetch answers (as follower) raise it again.
     /// Without this, a broker restarted as leader treated its unreplicated tail as committed and
     /// acknowledged idempotent retries of it at once; a later leader without the tail lost them.
+    /// It is lowered to [`Partition::checkpointed_high_watermark`] rather than the log start when there
+    /// is one, so a restarted replica serves what was committed before without waiting for fetches.
     high_watermark_unverified: std::sync::atomic::AtomicBool,
+    /// The high watermark `replication-offset-checkpoint` had at open, within [log start, log end]. It
+    /// was committed when it was written (a high watermark never covers what the ISR does not hold), and
+    /// min(it, log end) is what this replica still has of it.
+    checkpointed_high_watermark: Option<i64>,
     leadership: Mutex<Leadership>,
     /// `min.insync.replicas` in effect (topic override, else the broker's).
     min_insync: std::sync::atomic::AtomicUsize,
@@ -335,6 +343,9 @@ impl Partition {
         epochs
             .truncate_from_start(log.log_start_offset())
             .map_err(epoch_error)?;
+        let checkpointed_high_watermark = start
+            .high_watermark
+            .map(|hw| hw.min(log.log_end_offset()).max(log.log_start_offset()));
         let end = log.log_end_offset();
         let start = log.log_start_offset();
         let recovered = log.recovery_point();
@@ -356,6 +367,7 @@ impl Partition {
                 flushed_offset: AtomicI64::new(recovered),
                 high_watermark: watch::Sender::new(end),
                 high_watermark_unverified: std::sync::atomic::AtomicBool::new(true),
+                checkpointed_high_watermark,
                 // Nothing is served until the replica manager gives the partition a role.
                 leadership: Mutex::new(Leadership {
                     role: Role::Follower { leader: NO_LEADER },
@@ -703,13 +715,28 @@ impl Partition {
             .high_watermark_unverified
             .swap(false, std::sync::atomic::Ordering::AcqRel)
         {
-            let start = self.log_start_offset();
+            let trusted = self
+                .checkpointed_high_watermark
+                .unwrap_or_else(|| self.log_start_offset());
             self.high_watermark.send_if_modified(|hw| {
-                let lowered = *hw > start;
-                *hw = (*hw).min(start);
+                let lowered = *hw > trusted;
+                *hw = (*hw).min(trusted);
                 lowered
             });
         }
+    }
+
+    /// The high watermark to write to `replication-offset-checkpoint`, or None for no entry. Before its
+    /// first role the high watermark is still the recovered log end, which nobody showed to be
+    /// committed: the value read at open is carried over instead.
+    pub fn high_watermark_to_checkpoint(&self) -> Option<i64> {
+        let unverified = self
+            .high_watermark_unverified
+            .load(std::sync::atomic::Ordering::Acquire);
+        if unverified && self.leader_epoch() < 0 {
+            return self.checkpointed_high_watermark;
+        }
+        Some(self.high_watermark())
     }
 
     pub fn role(&self) -> Role {
@@ -846,10 +873,33 @@ impl Partition {
         })
     }
 
-    /// Forgets a pending ISR proposal the controller refused, so the next check can propose again.
-    pub fn clear_pending_isr(&self) {
+    /// After a fetch of out-of-sync `replica`: the change that adds it to the ISR if it may join now (see
+    /// [`ReplicaSet::expansion`]), marked pending like [`Partition::propose_isr_change`].
+    pub fn propose_isr_expansion(
+        &self,
+        replica: NodeId,
+        now_ms: i64,
+        eligible: impl Fn(NodeId) -> bool,
+    ) -> Option<IsrProposal> {
+        let high_watermark = self.high_watermark();
+        let mut leadership = self.leadership();
+        let epoch_start = leadership.epoch_start;
+        let (leader_epoch, partition_epoch) = (leadership.leader_epoch, leadership.partition_epoch);
+        let replicas = leadership.replicas.as_mut()?;
+        let change = replicas.expansion(replica, high_watermark, epoch_start, now_ms, eligible)?;
+        replicas.pending_isr = Some(change.new_isr.clone());
+        Some(IsrProposal {
+            leader_epoch,
+            partition_epoch,
+            change,
+        })
+    }
+
+    /// Forgets a pending ISR proposal the controller refused at `now_ms`, so a later check can propose
+    /// again (see [`ReplicaSet::refused`]).
+    pub fn clear_pending_isr(&self, now_ms: i64) {
         if let Some(replicas) = &mut self.leadership().replicas {
-            replicas.pending_isr = None;
+            replicas.refused(now_ms);
         }
         self.advance_high_watermark();
     }

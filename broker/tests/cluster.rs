@@ -36,15 +36,22 @@ const CLUSTER_ID: &str = "4L6g3nShT-eMCtK--X86sw";
 /// two-core machine (heartbeats every 250 ms).
 const SESSION_TIMEOUT_MS: u64 = 3000;
 
-/// A port the kernel just handed out. The voter list must name every controller port before any node
-/// starts, so these cannot be port 0; the window between dropping the probe and the broker binding it is
-/// tiny, and a collision fails loudly (bind error in the log), never silently.
+/// A port that is free now, below the kernel's ephemeral range (32768-60999 on these machines). The voter
+/// list must name every controller port before any node starts, so these cannot be port 0; and a port from
+/// the ephemeral range can be taken by some client connection while its node is down, so that the node
+/// fails to restart on it (seen as "node exited" flakes). A collision fails loudly (bind error in the
+/// log), never silently.
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let seed = std::process::id().wrapping_mul(7919) % 12_000;
+    for _ in 0..12_000 {
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let port = u16::try_from(20_000 + (seed + n) % 12_000).unwrap();
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in 20000-31999");
 }
 
 struct Node {
@@ -144,21 +151,7 @@ impl Node {
 
     /// Produces one record to `topic`-`partition`: `(error code, base offset)`.
     fn produce(&self, topic: &str, partition: i32, acks: i16, value: &str) -> (i16, i64) {
-        let batch = BatchBuilder::new()
-            .record(None, Some(Bytes::from(value.to_owned())))
-            .build()
-            .unwrap();
-        let request = ProduceRequest::default()
-            .with_acks(acks)
-            .with_timeout_ms(10_000)
-            .with_topic_data(vec![TopicProduceData::default()
-                .with_name(TopicName(StrBytes::from_string(topic.to_owned())))
-                .with_partition_data(vec![PartitionProduceData::default()
-                    .with_index(partition)
-                    .with_records(Some(batch))])]);
-        let response = self.call(request, 9);
-        let answer = &response.responses[0].partition_responses[0];
-        (answer.error_code, answer.base_offset)
+        produce_at(self.kafka_port, topic, partition, acks, value)
     }
 
     /// Every record value of `topic`-`partition` a consumer can read (up to the high watermark), from 0.
@@ -203,6 +196,26 @@ impl Node {
             .with_allow_auto_topic_creation(false);
         self.call(request, 12)
     }
+}
+
+/// Produces one record to `topic`-`partition` of the broker at `port` (usable from a writer thread that
+/// holds no `Node`): `(error code, base offset)`.
+fn produce_at(port: u16, topic: &str, partition: i32, acks: i16, value: &str) -> (i16, i64) {
+    let batch = BatchBuilder::new()
+        .record(None, Some(Bytes::from(value.to_owned())))
+        .build()
+        .unwrap();
+    let request = ProduceRequest::default()
+        .with_acks(acks)
+        .with_timeout_ms(10_000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(TopicName(StrBytes::from_string(topic.to_owned())))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(partition)
+                .with_records(Some(batch))])]);
+    let response = call_over_tcp(port, &request, 9, Duration::from_secs(20)).unwrap();
+    let answer = &response.responses[0].partition_responses[0];
+    (answer.error_code, answer.base_offset)
 }
 
 fn bound_port(path: &Path, key: &str) -> Option<u16> {
@@ -1034,4 +1047,162 @@ fn a_cluster_formed_through_bootstrap_servers_and_initial_controllers() {
     cluster.wait_until("the record is readable", Duration::from_secs(10), |c| {
         c.node(now).read_all("booted", 0) == Ok(vec!["kept".to_owned()])
     });
+}
+
+fn isr_of(node: &Node, topic: &str) -> Vec<i32> {
+    let metadata = node.metadata(topic);
+    metadata.topics[0]
+        .partitions
+        .first()
+        .map(|p| p.isr_nodes.iter().map(|b| b.0).collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_restarted_follower_rejoins_the_isr_soon_while_writes_continue() {
+    // A long lag time: the leader's periodic ISR check runs every 30 s, so a rejoin well within that
+    // must come from the follower's own fetches, as in Kafka.
+    let mut cluster = start_cluster_with(
+        3,
+        3,
+        |_| "replica.lag.time.max.ms=60000\n".to_owned(),
+        |_| Vec::new(),
+    );
+    assert_eq!(create_topic(cluster.node(1), "stream", 1, 3), 0);
+    cluster.wait_until("a leader with a full ISR", Duration::from_secs(10), |c| {
+        c.running().all(|n| {
+            let metadata = n.metadata("stream");
+            metadata.topics[0].error_code == 0
+                && metadata.topics[0].partitions[0].isr_nodes.len() == 3
+        })
+    });
+    let leader = leader_of(&mut cluster, 1, "stream", 0);
+    let follower = [1, 2, 3].into_iter().find(|id| *id != leader).unwrap();
+    let leader_port = cluster.node(leader).kafka_port;
+
+    // One writer at ~50 records/s for the whole test (bounded in count and time), acks=1 so that it
+    // keeps writing whatever the ISR is; it records when each acknowledgement came.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let stop = std::sync::Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let started = Instant::now();
+            let mut acknowledged = Vec::new();
+            for i in 0..3_000 {
+                if stop.load(std::sync::atomic::Ordering::Relaxed)
+                    || started.elapsed() > Duration::from_secs(90)
+                {
+                    break;
+                }
+                if produce_at(leader_port, "stream", 0, 1, &format!("w{i}")).0 == 0 {
+                    acknowledged.push(Instant::now());
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            acknowledged
+        })
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    let killed = Instant::now();
+    cluster.node(follower).kill();
+    cluster.wait_until(
+        "the killed follower is out of the ISR",
+        Duration::from_secs(20),
+        |c| !isr_of(c.node(leader), "stream").contains(&follower),
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    // From the restart, not from ready: registration, unfencing and catching up all count.
+    let restarted = Instant::now();
+    cluster.node(follower).start();
+    cluster.wait_until(
+        "the restarted follower back in the ISR",
+        Duration::from_secs(40),
+        |c| isr_of(c.node(leader), "stream").len() == 3,
+    );
+    let rejoined = restarted.elapsed();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let acknowledged = writer.join().unwrap();
+    let missed = acknowledged
+        .iter()
+        .filter(|at| **at >= killed && at.duration_since(restarted) <= rejoined)
+        .count();
+    eprintln!(
+        "rejoined the ISR {rejoined:?} after the restart; {missed} writes acknowledged between the kill and the rejoin"
+    );
+    assert!(
+        rejoined < Duration::from_secs(10),
+        "the restarted follower took {rejoined:?} to rejoin the ISR"
+    );
+    assert!(
+        missed >= 10,
+        "only {missed} writes while the follower was away: nothing to catch up"
+    );
+}
+
+#[test]
+fn a_restarted_leader_serves_what_was_committed_before_its_followers_fetch() {
+    // Voters 1-3, brokers 4 and 5; the topic lives on 1, 4 and 5, so 1 can be restarted alone as leader
+    // while its followers stay down and the metadata quorum stays up.
+    let mut cluster = start_cluster_with(
+        5,
+        3,
+        |_| "replica.high.watermark.checkpoint.interval.ms=100\n".to_owned(),
+        |_| Vec::new(),
+    );
+    let request = CreateTopicsRequest::default()
+        .with_topics(vec![CreatableTopic::default()
+            .with_name(TopicName(StrBytes::from_static_str("kept")))
+            .with_num_partitions(-1)
+            .with_replication_factor(-1)
+            .with_assignments(vec![
+                kafka_protocol::messages::create_topics_request::CreatableReplicaAssignment::default()
+                    .with_partition_index(0)
+                    .with_broker_ids(vec![1.into(), 4.into(), 5.into()]),
+            ])])
+        .with_timeout_ms(30_000);
+    assert_eq!(cluster.node(2).call(request, 5).topics[0].error_code, 0);
+    cluster.wait_until("1 leads with a full ISR", Duration::from_secs(10), |c| {
+        [1, 2].into_iter().all(|n| {
+            c.node(n).metadata("kept").topics[0].error_code == 0
+                && leader_of(c, n, "kept", 0) == 1
+                && isr_of(c.node(n), "kept").len() == 3
+        })
+    });
+    let mut acknowledged = Vec::new();
+    for i in 0..20 {
+        let value = format!("k{i}");
+        assert_eq!(cluster.node(1).produce("kept", 0, -1, &value).0, 0);
+        acknowledged.push(value);
+    }
+    let checkpoint = cluster.node(1).dir.join("replication-offset-checkpoint");
+    cluster.wait_until(
+        "the leader checkpoints high watermark 20",
+        Duration::from_secs(10),
+        |_| {
+            std::fs::read_to_string(&checkpoint)
+                .is_ok_and(|text| text.lines().any(|l| l == "kept 0 20"))
+        },
+    );
+    // Followers first, so the ISR shrinks to 1 and 1 stays the one replica that may lead.
+    cluster.node(4).kill();
+    cluster.node(5).kill();
+    cluster.wait_until(
+        "the ISR shrinks to the leader",
+        Duration::from_secs(30),
+        |c| isr_of(c.node(2), "kept") == [1],
+    );
+    cluster.node(1).kill();
+    cluster.wait_until("1 is fenced", Duration::from_secs(20), |c| {
+        !broker_ids(&c.node(2).metadata("kept")).contains(&1)
+    });
+    cluster.node(1).start();
+    cluster.wait_until("1 leads again", Duration::from_secs(30), |c| {
+        c.node(1).ready() && leader_of(c, 2, "kept", 0) == 1 && leader_of(c, 1, "kept", 0) == 1
+    });
+    // 4 and 5 are down: nothing but the checkpoint says that the 20 records were committed.
+    cluster.wait_until(
+        "the restarted leader serves the acknowledged records",
+        Duration::from_secs(10),
+        |c| c.node(1).read_all("kept", 0) == Ok(acknowledged.clone()),
+    );
 }

@@ -30,6 +30,7 @@ use uuid::Uuid;
 
 use super::{code, epoch_check_error, RequestContext};
 use crate::{
+    broker::Broker,
     cluster::image::MetadataImage,
     log::LogError,
     partition::{Partition, PartitionError},
@@ -131,7 +132,7 @@ pub async fn handle(
                         return Err(Refused::NotLeader(ResponseError::NotLeaderOrFollower));
                     }
                     if let Some(replica) = follower {
-                        record_follower_progress(&partition, replica, p.offset, now);
+                        record_follower_progress(ctx.broker, &partition, replica, p.offset, now);
                     }
                     Ok(partition)
                 })
@@ -184,8 +185,16 @@ pub async fn handle(
 /// Records a follower's fetch offset on the leader. The follower fsynced everything below it; if this
 /// leader has not fsynced that far itself (acks=0/1 writes under the default flush policy wait for no one),
 /// it does so now, since the high watermark needs the leader's own copy durable too.
-fn record_follower_progress(partition: &Arc<Partition>, replica: i32, offset: i64, now_ms: i64) {
-    partition.record_follower_fetch(replica, offset, now_ms);
+fn record_follower_progress(
+    broker: &Broker,
+    partition: &Arc<Partition>,
+    replica: i32,
+    offset: i64,
+    now_ms: i64,
+) {
+    broker
+        .replicas
+        .record_follower_fetch(partition, replica, offset, now_ms);
     if partition.needs_flush_for(offset) {
         let partition = Arc::clone(partition);
         tokio::spawn(async move {

@@ -1,5 +1,5 @@
-//! Kafka's offset checkpoint files (`recovery-point-offset-checkpoint`, `log-start-offset-checkpoint`):
-//! a version line `0`, a count line, then one `topic partition offset` line per partition.
+//! Kafka's offset checkpoint files (`recovery-point-offset-checkpoint`, `log-start-offset-checkpoint`,
+//! `replication-offset-checkpoint`): a version line `0`, a count line, then one `topic partition offset` line per partition.
 //!
 //! Writes are atomic (temp file, fsync, rename, fsync directory). This module must never interpret the
 //! offsets it stores.
@@ -15,6 +15,8 @@ const VERSION: &str = "0";
 
 pub const RECOVERY_POINT_CHECKPOINT: &str = "recovery-point-offset-checkpoint";
 pub const LOG_START_CHECKPOINT: &str = "log-start-offset-checkpoint";
+/// Every partition's high watermark, as Kafka's ReplicaManager keeps it per log directory.
+pub const REPLICATION_OFFSET_CHECKPOINT: &str = "replication-offset-checkpoint";
 pub const CLEAN_SHUTDOWN_MARKER: &str = ".kafka_cleanshutdown";
 
 /// A partition's identity as used for directory names and checkpoint lines.

@@ -36,7 +36,15 @@ pub struct ReplicaSet {
     /// Followers that fetched in this leadership, by broker id; a follower that has not fetched is unknown
     /// and holds back the high watermark if it is in the ISR.
     pub followers: BTreeMap<NodeId, FollowerProgress>,
+    /// Before this time fetches propose no expansion (see [`EXPANSION_RETRY_MS`]).
+    pub expansion_retry_at_ms: i64,
 }
+
+/// How long after a refused proposal a follower's fetches may propose its expansion again. Fetches come
+/// every few milliseconds under load; a refusal the metadata has not yet caught up with (a broker just
+/// unfenced, a partition epoch about to change) must not turn into a request to the controller for each.
+/// A new registration ends the wait at once.
+const EXPANSION_RETRY_MS: i64 = 1_000;
 
 /// An ISR this leader wants the controller to commit.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,6 +79,7 @@ impl ReplicaSet {
             isr,
             pending_isr: None,
             followers,
+            expansion_retry_at_ms: 0,
         }
     }
 
@@ -81,6 +90,14 @@ impl ReplicaSet {
         self.replicas = replicas;
         self.isr = isr;
         self.pending_isr = None;
+        self.expansion_retry_at_ms = 0;
+    }
+
+    /// The controller refused the pending proposal: forget it, and hold off fetch-driven expansions for
+    /// a moment.
+    pub fn refused(&mut self, now_ms: i64) {
+        self.pending_isr = None;
+        self.expansion_retry_at_ms = now_ms.saturating_add(EXPANSION_RETRY_MS);
     }
 
     /// True when the partition has a replica besides this leader: only then does the high watermark wait
@@ -149,10 +166,59 @@ impl ReplicaSet {
         Some(committed)
     }
 
+    /// Whether out-of-sync `replica` may join the ISR now (Kafka's `Partition.isFollowerInSync`): its
+    /// durable fetch offset reached the high watermark, so it holds everything committed, and the start of
+    /// this leader's epoch, so it holds what earlier leaders wrote and this one kept. Deliberately no
+    /// condition on how recently it was caught up to the log end: a follower that restarted has no such
+    /// time (or a stale one), and while producers keep writing it may never be at the very end at the
+    /// moment someone looks, although it stays within a fetch of it.
+    fn may_join(&self, replica: NodeId, high_watermark: i64, epoch_start: i64) -> bool {
+        replica != self.local
+            && self.replicas.contains(&replica)
+            && !self.isr.contains(&replica)
+            && self.followers.get(&replica).is_some_and(|p| {
+                p.fetch_offset >= 0
+                    && p.fetch_offset >= high_watermark
+                    && p.fetch_offset >= epoch_start
+            })
+    }
+
+    /// The ISR change that adds `replica` alone, if it may join now (see [`ReplicaSet::may_join`]), its
+    /// broker is `eligible`, no other change is pending and no refusal is too recent. Evaluated on each
+    /// of its fetches, as Kafka's `maybeExpandIsr` is, so a follower rejoins within a fetch of catching up
+    /// rather than at the next periodic check, which may also find it a moment behind the high watermark
+    /// each time.
+    pub fn expansion(
+        &self,
+        replica: NodeId,
+        high_watermark: i64,
+        epoch_start: i64,
+        now_ms: i64,
+        eligible: impl Fn(NodeId) -> bool,
+    ) -> Option<IsrChange> {
+        if self.pending_isr.is_some()
+            || now_ms < self.expansion_retry_at_ms
+            || !self.may_join(replica, high_watermark, epoch_start)
+            || !eligible(replica)
+        {
+            return None;
+        }
+        let new_isr = self
+            .replicas
+            .iter()
+            .copied()
+            .filter(|id| self.isr.contains(id) || *id == replica)
+            .collect();
+        Some(IsrChange {
+            new_isr,
+            shrunk: Vec::new(),
+            expanded: vec![replica],
+        })
+    }
+
     /// The ISR change to propose now, if any. Shrink: in-sync followers not caught up within `lag_max_ms`.
-    /// Expand: out-of-sync replicas whose fetch offset reached the high watermark (and at least the start
-    /// of this leader's epoch, so they hold everything this leader wrote) and whose broker `eligible`
-    /// accepts (registered and unfenced).
+    /// Expand: out-of-sync replicas that may join (see [`ReplicaSet::may_join`]) and whose broker
+    /// `eligible` accepts (registered and unfenced).
     pub fn isr_change(
         &self,
         now_ms: i64,
@@ -179,14 +245,7 @@ impl ReplicaSet {
             .replicas
             .iter()
             .copied()
-            .filter(|id| *id != self.local && !self.isr.contains(id))
-            .filter(|id| {
-                self.followers.get(id).is_some_and(|p| {
-                    p.fetch_offset >= high_watermark
-                        && p.fetch_offset >= epoch_start
-                        && now_ms.saturating_sub(p.last_caught_up_ms) <= lag_max_ms
-                })
-            })
+            .filter(|id| self.may_join(*id, high_watermark, epoch_start))
             .filter(|id| eligible(*id))
             .collect();
         if shrunk.is_empty() && expanded.is_empty() {
@@ -259,6 +318,84 @@ mod tests {
             set.isr_change(950, 500, 12, 0, |_| true),
             None,
             "one at a time"
+        );
+    }
+
+    #[test]
+    fn a_restarted_follower_joins_once_it_reaches_the_high_watermark_while_writes_continue() {
+        // 3 was shrunk out while it was down; the leader keeps no caught-up time for it that is recent.
+        let mut set = ReplicaSet::new(1, vec![1, 2, 3], vec![1, 2], 0);
+        set.record_fetch(2, 100, 100, 60_000);
+        // Each of its fetches finds the leader a little further on (producers keep writing), so it is
+        // never at the leader's end when it fetches, and no fetch came before to be caught up as of.
+        set.record_fetch(3, 100, 103, 60_010);
+        let high_watermark = 100;
+        let change = set
+            .isr_change(60_020, 5_000, high_watermark, 50, |_| true)
+            .expect("3 holds everything committed");
+        assert_eq!((change.new_isr, change.expanded), (vec![1, 2, 3], vec![3]));
+        let change = set
+            .expansion(3, high_watermark, 50, 60_020, |_| true)
+            .expect("the same on its fetch");
+        assert_eq!((change.new_isr, change.shrunk), (vec![1, 2, 3], vec![]));
+    }
+
+    #[test]
+    fn a_follower_joins_only_with_everything_committed_and_this_epoch_and_a_live_broker() {
+        let mut set = ReplicaSet::new(1, vec![1, 2, 3], vec![1, 2], 0);
+        assert_eq!(
+            set.expansion(3, 0, 0, 30, |_| true),
+            None,
+            "3 never fetched"
+        );
+        set.record_fetch(3, 99, 120, 10);
+        assert_eq!(
+            set.expansion(3, 100, 0, 30, |_| true),
+            None,
+            "below the high watermark"
+        );
+        set.record_fetch(3, 100, 120, 20);
+        assert_eq!(
+            set.expansion(3, 100, 110, 30, |_| true),
+            None,
+            "below the start of this leader's epoch"
+        );
+        assert_eq!(set.expansion(3, 100, 100, 30, |id| id != 3), None, "fenced");
+        assert_eq!(
+            set.expansion(2, 100, 100, 30, |_| true),
+            None,
+            "2 is in the ISR"
+        );
+        assert_eq!(
+            set.expansion(1, 100, 100, 30, |_| true),
+            None,
+            "the leader itself"
+        );
+        assert!(set.expansion(3, 100, 100, 30, |_| true).is_some());
+        set.pending_isr = Some(vec![1]);
+        assert_eq!(
+            set.expansion(3, 100, 100, 30, |_| true),
+            None,
+            "another change is pending"
+        );
+    }
+
+    #[test]
+    fn after_a_refusal_fetches_wait_a_moment_or_for_new_metadata() {
+        let mut set = ReplicaSet::new(1, vec![1, 2, 3], vec![1, 2], 0);
+        set.record_fetch(3, 100, 100, 10);
+        set.pending_isr = Some(vec![1, 2, 3]);
+        set.refused(20);
+        assert_eq!(set.pending_isr, None);
+        assert_eq!(set.expansion(3, 100, 0, 500, |_| true), None, "too soon");
+        assert!(set
+            .expansion(3, 100, 0, 20 + EXPANSION_RETRY_MS, |_| true)
+            .is_some());
+        set.refused(2_000);
+        set.update(vec![1, 2, 3], vec![1, 2]);
+        assert!(
+            set.expansion(3, 100, 0, 2_001, |_| true).is_some(),
+            "a new registration may have settled what the controller refused"
         );
     }
 }

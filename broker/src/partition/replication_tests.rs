@@ -19,13 +19,22 @@ struct Replica {
 }
 
 fn open_in(dir: tempfile::TempDir, id: NodeId, config: LogConfig) -> Replica {
+    open_with(dir, id, config, LogStartState::default())
+}
+
+fn open_with(
+    dir: tempfile::TempDir,
+    id: NodeId,
+    config: LogConfig,
+    start: LogStartState,
+) -> Replica {
     let (partition, _) = Partition::open(
         "t",
         Uuid::nil(),
         0,
         dir.path(),
         config,
-        LogStartState::default(),
+        start,
         std::sync::Arc::new(crate::storage_health::StorageHealth::new(dir.path())),
     )
     .unwrap();
@@ -294,7 +303,7 @@ async fn a_lagging_follower_is_proposed_out_after_the_lag_time() {
         .propose_isr_change(700, 500, |_| true)
         .expect("3 never fetched");
     assert_eq!(proposal.change.shrunk, vec![3]);
-    leader.partition.clear_pending_isr();
+    leader.partition.clear_pending_isr(750);
     catch_up(&leader, &f3, 800).await;
     assert_eq!(
         leader.partition.propose_isr_change(900, 500, |_| true),
@@ -437,4 +446,94 @@ fn a_follower_append_must_start_at_its_log_end() {
             log_end: 2
         }))
     ));
+}
+
+/// Closes `replica` and opens its directory again as a restart would, with `checkpointed` as the
+/// `replication-offset-checkpoint` entry.
+fn restart(replica: Replica, checkpointed: Option<i64>) -> Replica {
+    let Replica {
+        _dir,
+        partition,
+        id,
+    } = replica;
+    partition.flush_now().unwrap();
+    partition.into_log().close().unwrap();
+    let start = LogStartState {
+        high_watermark: checkpointed,
+        ..LogStartState::default()
+    };
+    open_with(_dir, id, LogConfig::default(), start)
+}
+
+fn values_below_high_watermark(replica: &Replica) -> Vec<String> {
+    let hw = replica.partition.high_watermark();
+    let slice = replica.partition.read_below(0, 1 << 20, hw).unwrap();
+    if slice.len == 0 {
+        return Vec::new();
+    }
+    let mut bytes = slice.read_bytes().unwrap();
+    kafka_protocol::records::RecordBatchDecoder::decode_all(&mut bytes)
+        .unwrap()
+        .into_iter()
+        .flat_map(|set| set.records)
+        .map(|r| String::from_utf8(r.value.unwrap_or_default().to_vec()).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_restarted_replica_starts_from_its_checkpointed_high_watermark_within_its_log() {
+    let (leader, f2) = (replica(1), replica(2));
+    leader
+        .partition
+        .become_leader(1, &registration(1, 0, &[1, 2]), 0)
+        .unwrap();
+    produce(&leader, &["a", "b"]).await;
+    catch_up(&leader, &f2, 10).await;
+    // Written on the leader only: not committed, so not in the checkpoint.
+    produce(&leader, &["c"]).await;
+    assert_eq!(leader.partition.high_watermark(), 2);
+    assert_eq!(leader.partition.high_watermark_to_checkpoint(), Some(2));
+
+    let leader = restart(leader, Some(2));
+    assert_eq!(leader.partition.log_end_offset(), 3);
+    assert_eq!(
+        leader.partition.high_watermark_to_checkpoint(),
+        Some(2),
+        "before its first role the recovered log end is not trusted; the checkpoint is carried over"
+    );
+    leader
+        .partition
+        .become_leader(1, &registration(1, 1, &[1, 2]), 0)
+        .unwrap();
+    assert_eq!(
+        leader.partition.high_watermark(),
+        2,
+        "a restarted leader serves what was committed before any follower fetched, and no more"
+    );
+    assert_eq!(values_below_high_watermark(&leader), ["a", "b"]);
+
+    // A checkpoint above what the log still holds (a tail lost with the page cache) is capped at the log
+    // end; without an entry the replica starts from its log start, as before.
+    let leader = restart(leader, Some(10));
+    leader.partition.become_follower(2, 2, 2);
+    assert_eq!(leader.partition.high_watermark(), 3);
+    let leader = restart(leader, None);
+    leader
+        .partition
+        .become_leader(1, &registration(1, 3, &[1, 2]), 0)
+        .unwrap();
+    assert_eq!(leader.partition.high_watermark(), 0);
+    assert_eq!(leader.partition.high_watermark_to_checkpoint(), Some(0));
+
+    // A partition with one replica keeps the single-node rule: everything recovered is committed.
+    let single = restart(leader, Some(1));
+    let alone = PartitionRegistration {
+        replicas: vec![1],
+        isr: vec![1],
+        leader: 1,
+        leader_epoch: 4,
+        partition_epoch: 4,
+    };
+    single.partition.become_leader(1, &alone, 0).unwrap();
+    assert_eq!(single.partition.high_watermark(), 3);
 }

@@ -27,7 +27,7 @@ use crate::{
     error_chain,
     log::LogConfig,
     log_manager::{LogManager, LogManagerError},
-    partition::Partition,
+    partition::{IsrProposal, Partition},
 };
 
 /// Why a partition cannot serve a leader's request here.
@@ -172,22 +172,30 @@ impl ReplicaManager {
         }
     }
 
-    /// One pass of ISR checks over the partitions this broker leads.
-    pub async fn check_isrs(&self) {
-        let proposer = self
-            .isr_proposer
+    fn proposer(&self) -> Option<Arc<dyn IsrProposer>> {
+        self.isr_proposer
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone();
-        let Some(proposer) = proposer else {
-            return;
-        };
-        let image = Arc::clone(
+            .clone()
+    }
+
+    fn current_image(&self) -> Arc<MetadataImage> {
+        Arc::clone(
             &self
                 .image
                 .read()
                 .unwrap_or_else(|poisoned| poisoned.into_inner()),
-        );
+        )
+    }
+
+    /// One pass of ISR checks over the partitions this broker leads. Shrinking happens only here; expanding
+    /// also happens on each follower fetch ([`ReplicaManager::record_follower_fetch`]), this pass catches
+    /// a proposal that a refusal cleared.
+    pub async fn check_isrs(&self) {
+        let Some(proposer) = self.proposer() else {
+            return;
+        };
+        let image = self.current_image();
         let lag = i64::try_from(self.replication.lag_time_max_ms).unwrap_or(i64::MAX);
         for partition in self.all_partitions() {
             let now = crate::clock::now_ms();
@@ -196,21 +204,37 @@ impl ReplicaManager {
             else {
                 continue;
             };
-            tracing::info!(topic = %partition.topic, partition = partition.index, shrunk = ?proposal.change.shrunk,
-                expanded = ?proposal.change.expanded, "proposing an ISR change");
-            let request = AlterPartitionRequest {
-                topic: partition.topic.clone(),
-                partition: partition.index,
-                leader_id: self.local,
-                leader_epoch: proposal.leader_epoch,
-                partition_epoch: proposal.partition_epoch,
-                new_isr: proposal.change.new_isr,
-            };
-            if let Err(e) = proposer.alter_partition(request).await {
-                tracing::warn!(topic = %partition.topic, partition = partition.index, error = %error_chain(&e), "ISR change refused");
-                partition.clear_pending_isr();
-            }
+            send_isr_proposal(proposer.as_ref(), self.local, &partition, proposal).await;
         }
+    }
+
+    /// Records a follower's fetch on the leader `partition` (see [`Partition::record_follower_fetch`]) and,
+    /// as Kafka's `maybeExpandIsr` does on every fetch, proposes adding the follower to the ISR as soon as
+    /// it may join. The proposal goes out in the background so the fetch is not held up; while it is
+    /// pending no other is made. Returns false when `partition` does not lead here.
+    pub fn record_follower_fetch(
+        &self,
+        partition: &Arc<Partition>,
+        replica: NodeId,
+        fetch_offset: i64,
+        now_ms: i64,
+    ) -> bool {
+        if !partition.record_follower_fetch(replica, fetch_offset, now_ms) {
+            return false;
+        }
+        let Some(proposer) = self.proposer() else {
+            return true;
+        };
+        let image = self.current_image();
+        if let Some(proposal) =
+            partition.propose_isr_expansion(replica, now_ms, |id| image.live_broker(id).is_some())
+        {
+            let (partition, local) = (Arc::clone(partition), self.local);
+            tokio::spawn(async move {
+                send_isr_proposal(proposer.as_ref(), local, &partition, proposal).await;
+            });
+        }
+        true
     }
 
     pub fn local_id(&self) -> NodeId {
@@ -375,6 +399,29 @@ impl ReplicaManager {
             }),
             None => Ok(()),
         }
+    }
+}
+
+/// Sends one ISR proposal of leader `local`; a refused one is forgotten so a later check may propose again.
+async fn send_isr_proposal(
+    proposer: &dyn IsrProposer,
+    local: NodeId,
+    partition: &Partition,
+    proposal: IsrProposal,
+) {
+    tracing::info!(topic = %partition.topic, partition = partition.index, shrunk = ?proposal.change.shrunk,
+        expanded = ?proposal.change.expanded, "proposing an ISR change");
+    let request = AlterPartitionRequest {
+        topic: partition.topic.clone(),
+        partition: partition.index,
+        leader_id: local,
+        leader_epoch: proposal.leader_epoch,
+        partition_epoch: proposal.partition_epoch,
+        new_isr: proposal.change.new_isr,
+    };
+    if let Err(e) = proposer.alter_partition(request).await {
+        tracing::warn!(topic = %partition.topic, partition = partition.index, error = %error_chain(&e), "ISR change refused");
+        partition.clear_pending_isr(crate::clock::now_ms());
     }
 }
 
