@@ -114,7 +114,7 @@ impl Broker {
     ) -> Result<Arc<Self>, BrokerError> {
         let started = std::time::Instant::now();
         let logs = open_logs(&config, &clock)?;
-        let replicas = replica_manager(&config, &logs, config.replication.clone());
+        let replicas = Arc::new(replica_manager(&config, &logs, config.replication.clone()));
         let store: Arc<dyn MetadataStore> = Arc::new(LocalMetadataStore::open(
             &config.data_dir,
             local_registration(&config),
@@ -162,13 +162,17 @@ impl Broker {
     ) -> Result<Arc<Self>, BrokerError> {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let logs = open_logs(&config, &clock)?;
-        let replicas = replica_manager(
-            &config,
-            &logs,
-            ReplicationConfig {
-                bind_source: setup.bind_source,
-                ..config.replication.clone()
-            },
+        // Until in service its image may be stale (replayed from its own log): lead nothing yet.
+        let replicas = Arc::new(
+            replica_manager(
+                &config,
+                &logs,
+                ReplicationConfig {
+                    bind_source: setup.bind_source,
+                    ..config.replication.clone()
+                },
+            )
+            .wait_for_service(),
         );
         let publisher = Arc::new(MetadataPublisher::following(vec![
             Arc::clone(&replicas) as _
@@ -259,8 +263,8 @@ impl Broker {
         while tasks.join_next().await.is_some() {}
     }
 
-    /// Once this member first comes into service (registered, caught up, unfenced) its image names every
-    /// partition it hosts: set aside directories nothing names. (Group shards need no such moment: each
+    /// Once this member first comes into service (registered, caught up, unfenced) its image is current:
+    /// take up the leaderships it names, and set aside directories nothing names. (Group shards need no such moment: each
     /// loads when its partition is led here.)
     async fn finish_joining(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         let Some(member) = &self.cluster else {
@@ -272,7 +276,11 @@ impl Broker {
             _ = shutdown.changed() => return,
         }
         let broker = Arc::clone(&self);
-        if let Err(e) = tokio::task::spawn_blocking(move || broker.logs.finish_startup()).await {
+        let started = tokio::task::spawn_blocking(move || {
+            broker.replicas.start_leading();
+            broker.logs.finish_startup();
+        });
+        if let Err(e) = started.await {
             tracing::error!(error = %e, "finishing startup panicked");
         }
     }
@@ -307,15 +315,13 @@ fn replica_manager(
     config: &BrokerConfig,
     logs: &Arc<LogManager>,
     replication: ReplicationConfig,
-) -> Arc<ReplicaManager> {
-    Arc::new(
-        ReplicaManager::new(
-            config.node_id,
-            Arc::clone(logs),
-            config.topic_defaults.clone(),
-        )
-        .with_replication(replication),
+) -> ReplicaManager {
+    ReplicaManager::new(
+        config.node_id,
+        Arc::clone(logs),
+        config.topic_defaults.clone(),
     )
+    .with_replication(replication)
 }
 
 /// The group coordinator, writing group state to `__consumer_offsets` through the local replicas.

@@ -1206,3 +1206,45 @@ fn a_restarted_leader_serves_what_was_committed_before_its_followers_fetch() {
         |c| c.node(1).read_all("kept", 0) == Ok(acknowledged.clone()),
     );
 }
+
+/// A restarted node replays its own metadata log, which may be stale: it must not take writes as the
+/// leader that log names until it is back in service (registered, caught up, unfenced). Here it never
+/// is, since it restarts alone and finds no quorum; with acks=1 the write would otherwise be acknowledged
+/// on a replica the rest of the cluster may already have replaced.
+#[test]
+fn a_restarted_node_leads_nothing_before_it_is_back_in_service() {
+    let mut cluster = start_cluster(3, 3);
+    let request = CreateTopicsRequest::default()
+        .with_topics(vec![CreatableTopic::default()
+            .with_name(TopicName(StrBytes::from_static_str("stale")))
+            .with_num_partitions(-1)
+            .with_replication_factor(-1)
+            .with_assignments(vec![
+                kafka_protocol::messages::create_topics_request::CreatableReplicaAssignment::default()
+                    .with_partition_index(0)
+                    .with_broker_ids(vec![1.into(), 2.into(), 3.into()]),
+            ])])
+        .with_timeout_ms(30_000);
+    assert_eq!(cluster.node(2).call(request, 5).topics[0].error_code, 0);
+    cluster.wait_until("node 1 leads stale", Duration::from_secs(10), |c| {
+        c.node(1).metadata("stale").topics[0].error_code == 0 && leader_of(c, 1, "stale", 0) == 1
+    });
+    assert_eq!(cluster.node(1).produce("stale", 0, 1, "before").0, 0);
+    for node in 1..=3 {
+        cluster.node(node).kill();
+    }
+    cluster.node(1).start();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut answers = BTreeSet::new();
+    while Instant::now() < deadline {
+        let node = cluster.node(1);
+        node.assert_alive();
+        if let Ok(stream) = TcpStream::connect(("127.0.0.1", node.kafka_port)) {
+            drop(stream);
+            answers.insert(node.produce("stale", 0, 1, "while out of service").0);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(!answers.is_empty(), "node 1 never listened");
+    assert_eq!(answers, BTreeSet::from([6]), "NOT_LEADER_OR_FOLLOWER only");
+}

@@ -20,7 +20,7 @@ use super::{
 };
 use crate::{
     cluster::{
-        image::{MetadataDelta, MetadataImage, NodeId, TopicMetadata, NO_LEADER},
+        image::{ChangedPartition, MetadataDelta, MetadataImage, NodeId, TopicMetadata, NO_LEADER},
         publisher::MetadataSubscriber,
     },
     config::{resolve_log_config, ReplicationConfig},
@@ -64,6 +64,12 @@ pub struct ReplicaManager {
     /// Who hears about leadership changes (the group coordinator). A mutex rather than a lock-free cell:
     /// delivering a delta's events and replaying the current state on registration must not interleave.
     leadership_listener: std::sync::Mutex<Option<Arc<dyn LeadershipListener>>>,
+    /// False on a cluster member until it is in service (registered in this incarnation, caught up with
+    /// the metadata log, unfenced): until then its image may be stale (replayed from its own log at start)
+    /// and may still name it leader of partitions that others lead now; it must not take writes for them.
+    may_lead: std::sync::atomic::AtomicBool,
+    /// Serializes applying deltas with [`ReplicaManager::start_leading`].
+    applying: std::sync::Mutex<()>,
 }
 
 impl ReplicaManager {
@@ -81,6 +87,57 @@ impl ReplicaManager {
             isr_proposer: RwLock::new(None),
             image: RwLock::new(Arc::default()),
             leadership_listener: std::sync::Mutex::new(None),
+            may_lead: std::sync::atomic::AtomicBool::new(true),
+            applying: std::sync::Mutex::new(()),
+        }
+    }
+
+    /// A cluster member leads nothing until [`ReplicaManager::start_leading`].
+    pub fn wait_for_service(self) -> Self {
+        self.may_lead
+            .store(false, std::sync::atomic::Ordering::Release);
+        self
+    }
+
+    /// The member is in service: its image is current, so take up the leaderships it names.
+    pub fn start_leading(&self) {
+        let _applying = self
+            .applying
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if self
+            .may_lead
+            .swap(true, std::sync::atomic::Ordering::AcqRel)
+        {
+            return;
+        }
+        let image = self.current_image();
+        let led_here = MetadataDelta {
+            changed_partitions: image
+                .topics
+                .values()
+                .flat_map(|topic| {
+                    topic
+                        .partitions
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, p)| p.leader == self.local)
+                        .map(|(index, p)| ChangedPartition {
+                            topic: topic.name.clone(),
+                            topic_id: topic.id,
+                            index: i32::try_from(index).unwrap_or(i32::MAX),
+                            registration: p.clone(),
+                        })
+                })
+                .collect(),
+            ..MetadataDelta::default()
+        };
+        tracing::info!(
+            partitions = led_here.changed_partitions.len(),
+            "in service: taking up the leaderships the metadata names"
+        );
+        if let Err(e) = self.apply_delta(&led_here, &image) {
+            tracing::error!(error = %error_chain(&e), "taking up leaderships failed");
         }
     }
 
@@ -344,7 +401,17 @@ impl ReplicaManager {
                     }
                 }
             };
-            if registration.leader == self.local {
+            let may_lead = self.may_lead.load(std::sync::atomic::Ordering::Acquire);
+            if registration.leader == self.local && !may_lead {
+                // Possibly stale: neither lead nor follow until in service.
+                self.assignments.stop(&changed.topic, changed.index);
+                partition.become_follower(
+                    NO_LEADER,
+                    registration.leader_epoch,
+                    registration.partition_epoch,
+                );
+                events.push(not_leader(&changed.topic, changed.index));
+            } else if registration.leader == self.local {
                 self.assignments.stop(&changed.topic, changed.index);
                 match partition.become_leader(self.local, registration, crate::clock::now_ms()) {
                     Ok(()) => events.push(LeadershipEvent::Leader {
@@ -435,6 +502,10 @@ impl MetadataSubscriber for ReplicaManager {
         delta: &MetadataDelta,
         image: &Arc<MetadataImage>,
     ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let _applying = self
+            .applying
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         self.apply_delta(delta, image).map_err(Into::into)
     }
 }
