@@ -264,8 +264,8 @@ impl Broker {
     }
 
     /// Once this member first comes into service (registered, caught up, unfenced) its image is current:
-    /// take up the leaderships it names, and set aside directories nothing names. (Group shards need no such moment: each
-    /// loads when its partition is led here.)
+    /// take up the leaderships it names, and set aside directories nothing names. (Group shards need no
+    /// such moment: each loads when its partition is led here.)
     async fn finish_joining(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         let Some(member) = &self.cluster else {
             return;
