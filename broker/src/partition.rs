@@ -782,6 +782,15 @@ impl Partition {
             .map_or(0, |r| r.isr.len())
     }
 
+    /// ISR members this leader still counts as in sync now (see [`ReplicaSet::in_sync_now`]); 0 when it
+    /// does not lead.
+    pub fn isr_in_sync_now(&self, now_ms: i64, lag_max_ms: i64) -> usize {
+        self.leadership()
+            .replicas
+            .as_ref()
+            .map_or(0, |r| r.in_sync_now(now_ms, lag_max_ms))
+    }
+
     pub fn min_insync_replicas(&self) -> usize {
         self.min_insync.load(Ordering::Acquire)
     }

@@ -1248,3 +1248,43 @@ fn a_restarted_node_leads_nothing_before_it_is_back_in_service() {
     assert!(!answers.is_empty(), "node 1 never listened");
     assert_eq!(answers, BTreeSet::from([6]), "NOT_LEADER_OR_FOLLOWER only");
 }
+
+/// Two of three combined nodes down: no controller quorum, so the ISR cannot shrink, yet acks=all is
+/// refused with NOT_ENOUGH_REPLICAS once the followers are past `replica.lag.time.max.ms` (instead of
+/// every write timing out), and consumers see nothing above the high watermark.
+#[test]
+fn acks_all_is_refused_without_a_quorum_once_the_followers_lag() {
+    let mut cluster = start_cluster_with(
+        3,
+        3,
+        |_| "replica.lag.time.max.ms=1500\n".to_owned(),
+        |_| Vec::new(),
+    );
+    assert_eq!(create_topic(cluster.node(1), "alone", 1, 3), 0);
+    cluster.wait_until("alone has a full ISR", Duration::from_secs(10), |c| {
+        let metadata = c.node(1).metadata("alone");
+        metadata.topics[0].error_code == 0 && metadata.topics[0].partitions[0].isr_nodes.len() == 3
+    });
+    let leader = leader_of(&mut cluster, 1, "alone", 0);
+    assert_eq!(cluster.node(leader).produce("alone", 0, -1, "kept").0, 0);
+    for node in (1..=3).filter(|n| *n != leader) {
+        cluster.node(node).kill();
+    }
+    cluster.wait_until(
+        "acks=all refused with NOT_ENOUGH_REPLICAS",
+        Duration::from_secs(15),
+        |c| {
+            let started = Instant::now();
+            let (error, _) = c.node(leader).produce("alone", 0, -1, "refused");
+            assert!(
+                error == 19 || error == 7,
+                "NOT_ENOUGH_REPLICAS or REQUEST_TIMED_OUT, got {error}"
+            );
+            error == 19 && started.elapsed() < Duration::from_secs(2)
+        },
+    );
+    assert_eq!(
+        cluster.node(leader).read_all("alone", 0),
+        Ok(vec!["kept".to_owned()])
+    );
+}

@@ -205,14 +205,16 @@ pub fn append(ctx: &RequestContext<'_>, request: ProduceRequest) -> Option<Appen
                     continue;
                 }
             };
-            if acks == -1 && partition.isr_len() < partition.min_insync_replicas() {
+            let in_sync = (acks == -1)
+                .then(|| partition.isr_in_sync_now(now, ctx.broker.replicas.lag_time_max_ms()));
+            if let Some(in_sync) = in_sync.filter(|n| *n < partition.min_insync_replicas()) {
                 partitions.push(
                     response
                         .with_error_code(code(ResponseError::NotEnoughReplicas))
                         .with_error_message(versioned_message(
                             ctx.version,
                             format!(
-                                "{} in-sync replicas, min.insync.replicas is {}",
+                                "{in_sync} in-sync replicas ({} in the ISR), min.insync.replicas is {}",
                                 partition.isr_len(),
                                 partition.min_insync_replicas()
                             ),

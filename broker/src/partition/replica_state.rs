@@ -145,6 +145,23 @@ impl ReplicaSet {
         entry.last_fetch_leader_end = leader_end;
     }
 
+    /// Members of the committed ISR this leader still counts as in sync: itself, and followers caught up
+    /// within `lag_max_ms`, i.e. the ISR minus those it would shrink out now. acks=all is refused when
+    /// these are fewer than `min.insync.replicas` even while the shrink cannot be committed (two of three
+    /// combined nodes down leaves no controller quorum), rather than timing out.
+    pub fn in_sync_now(&self, now_ms: i64, lag_max_ms: i64) -> usize {
+        self.isr
+            .iter()
+            .filter(|id| {
+                **id == self.local
+                    || self
+                        .followers
+                        .get(id)
+                        .is_some_and(|p| now_ms.saturating_sub(p.last_caught_up_ms) <= lag_max_ms)
+            })
+            .count()
+    }
+
     /// The offset every member of the maximal ISR has durably stored, given the leader's own durable offset;
     /// `None` when it must not move: a member has not fetched yet, or the committed ISR is smaller than
     /// `min_insync` (strict min ISR, KIP-966: acknowledged data must be on at least that many replicas).
@@ -268,6 +285,22 @@ impl ReplicaSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn followers_past_the_lag_time_no_longer_count_as_in_sync() {
+        let mut set = ReplicaSet::new(1, vec![1, 2, 3], vec![1, 2, 3], 0);
+        assert_eq!(
+            set.in_sync_now(1_000, 5_000),
+            3,
+            "a new leader gives a full window"
+        );
+        set.record_fetch(2, 10, 10, 4_000);
+        assert_eq!(set.in_sync_now(8_000, 5_000), 2, "3 never fetched");
+        assert_eq!(set.in_sync_now(10_000, 5_000), 1, "2 fell behind too");
+        set.isr = vec![1];
+        set.record_fetch(3, 10, 10, 10_000);
+        assert_eq!(set.in_sync_now(10_000, 5_000), 1, "only ISR members count");
+    }
 
     #[test]
     fn the_high_watermark_waits_for_every_member_of_the_maximal_isr() {

@@ -294,6 +294,11 @@ impl ReplicaManager {
         true
     }
 
+    /// `replica.lag.time.max.ms`.
+    pub fn lag_time_max_ms(&self) -> i64 {
+        i64::try_from(self.replication.lag_time_max_ms).unwrap_or(i64::MAX)
+    }
+
     pub fn local_id(&self) -> NodeId {
         self.local
     }
