@@ -61,6 +61,8 @@ struct LivenessState {
     /// When preferred leaders were last checked in this term.
     last_rebalance: Option<Instant>,
     last_heartbeat: HashMap<NodeId, Instant>,
+    /// The quorum leader this node last followed, while it was not leading.
+    previous_leader: Option<NodeId>,
 }
 
 impl Liveness {
@@ -82,14 +84,25 @@ impl Liveness {
     }
 
     /// Brokers of `image` that are unfenced and have not been heard from within the session timeout.
-    /// On the first call of a new term every broker starts a fresh session.
-    fn expired(&self, term: u64, image: &MetadataImage) -> Vec<NodeId> {
+    /// On the first call of a new term every broker starts a fresh session, as in Kafka, except the
+    /// previous active controller: this node won an election because that one went quiet, so it gets two
+    /// heartbeat intervals to show it is alive (a controller that only lost an election heartbeats here
+    /// well within them) instead of a whole session; a dead controller's leaderships then move seconds
+    /// sooner than Kafka's.
+    fn expired(&self, term: u64, local: NodeId, image: &MetadataImage) -> Vec<NodeId> {
         let now = Instant::now();
         let mut state = self.lock();
         if state.term != Some(term) {
             state.term = Some(term);
             state.last_heartbeat = image.brokers.keys().map(|id| (*id, now)).collect();
             state.last_rebalance = Some(now);
+            if let Some(previous) = state.previous_leader.filter(|id| *id != local) {
+                let grace = self.settings.heartbeat_interval * 2;
+                let started = now
+                    .checked_sub(self.settings.session_timeout.saturating_sub(grace))
+                    .unwrap_or(now);
+                state.last_heartbeat.insert(previous, started);
+            }
             return Vec::new();
         }
         image
@@ -100,6 +113,14 @@ impl Liveness {
             })
             .map(|b| b.id)
             .collect()
+    }
+
+    /// Remembers who leads the quorum while this node does not.
+    fn follow(&self, leader: Option<NodeId>) {
+        let mut state = self.lock();
+        if leader.is_some() {
+            state.previous_leader = leader;
+        }
     }
 
     /// Whether preferred leaders are due for a check now (and marks them checked).
@@ -359,18 +380,20 @@ impl Controller {
             }
             let Some(term) = link.quorum().leader_term() else {
                 self.liveness.step_down();
+                self.liveness
+                    .follow(link.quorum().leader().map(|(id, _)| id));
                 continue;
             };
-            if let Err(e) = self.check_sessions(term).await {
+            if let Err(e) = self.check_sessions(term, link.quorum().node_id()).await {
                 tracing::warn!(error = %crate::error_chain(&e), "fencing brokers failed; will retry");
             }
         }
     }
 
-    async fn check_sessions(&self, term: u64) -> Result<(), TopicError> {
+    async fn check_sessions(&self, term: u64, local: NodeId) -> Result<(), TopicError> {
         let _decisions = self.topic_admin.lock().await;
         let image = self.image();
-        for broker in self.liveness.expired(term, &image) {
+        for broker in self.liveness.expired(term, local, &image) {
             let image = self.image();
             tracing::warn!(
                 broker,
@@ -536,9 +559,33 @@ mod tests {
             leader_rebalance_interval: None,
         });
         let start = image(&[1, 2], Vec::new());
-        assert!(liveness.expired(7, &start).is_empty());
+        assert!(liveness.expired(7, 1, &start).is_empty());
         std::thread::sleep(Duration::from_millis(2));
-        assert_eq!(liveness.expired(7, &start), [1, 2]);
-        assert!(liveness.expired(8, &start).is_empty());
+        assert_eq!(liveness.expired(7, 1, &start), [1, 2]);
+        assert!(liveness.expired(8, 1, &start).is_empty());
+    }
+
+    #[test]
+    fn the_previous_controller_gets_only_two_heartbeat_intervals() {
+        let liveness = Liveness::new(LivenessSettings {
+            session_timeout: Duration::from_secs(9),
+            heartbeat_interval: Duration::from_millis(20),
+            leader_rebalance_interval: None,
+        });
+        let start = image(&[1, 2, 3], Vec::new());
+        liveness.follow(Some(3));
+        liveness.follow(None);
+        assert!(liveness.expired(7, 1, &start).is_empty());
+        std::thread::sleep(Duration::from_millis(60));
+        assert_eq!(
+            liveness.expired(7, 1, &start),
+            [3],
+            "1 and 2 keep a full session"
+        );
+        liveness.touch(3);
+        assert!(
+            liveness.expired(7, 1, &start).is_empty(),
+            "a heartbeat saves it"
+        );
     }
 }
