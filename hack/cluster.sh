@@ -20,7 +20,8 @@
 #                       kill-controller  kill -9 the active controller (DescribeCluster) under load, $ROUNDS rounds
 #                       no-quorum        two of three brokers down: acks=all is refused or times out (or, Java,
 #                                        gets no producer id) and consumers see nothing above the high watermark
-#                       rolling          SIGTERM and restart each broker in turn under load: no client error
+#                       rolling          SIGTERM and restart each broker in turn under load: no client error,
+#                                        and the leaders balanced again afterwards
 #                       crash-all        kill -9 every node at once under load (a second, fast producer per
 #                                        client), restart all, $ROUNDS rounds
 #                       rapid-kill       kill -9 the leader of partition 0, restart it after 1 s, kill the next
@@ -28,7 +29,8 @@
 #                       isolate-leader   (root) nodes on 127.0.0.2-4 in a network namespace of our own; the
 #                                        leader of partition 0 cut off from the other nodes (ip rule blackhole)
 #                                        for 8 s while clients still reach it, $ROUNDS rounds
-#   short             control, one kill-leader round, pause-follower (hack/test.sh runs this; ~1-1.5 minutes)
+#   short             control, and one round each of kill-leader, pause-follower, kill-controller, rolling and
+#                     (as root) isolate-leader (hack/test.sh runs this; ~3 minutes)
 #   chaos             every scenario (isolate-leader only as root), ROUNDS=3 and longer workloads
 #   -h, --help        this text
 # Every scenario: RF 3, min.insync.replicas 2, unclean election off, broker.session.timeout.ms 3000,
@@ -188,6 +190,7 @@ group.initial.rebalance.delay.ms=0
 broker.session.timeout.ms=3000
 broker.heartbeat.interval.ms=500
 replica.lag.time.max.ms=5000
+leader.imbalance.check.interval.seconds=5
 EOF
     "$BIN" format -t "$id" -c "$(node_dir "$i")/server.properties" >>"$(node_log "$i")" 2>&1 ||
       { log_tail "$(node_log "$i")"; return 1; }
@@ -600,6 +603,24 @@ fault_rolling() {
     restart "rolling" "$i"
     full_isr "node $i" "after its restart"
   done
+  # Preferred leaders come back (auto.leader.rebalance.enable, checked every 5 s here): the 3 partitions
+  # are led by 3 different nodes again.
+  if eventually --timeout 30 "leaders balanced after the rolling restart" leaders_balanced; then
+    say "leaders of partitions 0..$(( PARTITIONS - 1 )) balanced again: $(leaders_list)"
+  else
+    anomaly "leaders not balanced 30 s after the rolling restart: $(leaders_list)"
+  fi
+}
+
+leaders_list() {
+  local p out=""
+  for (( p = 0; p < PARTITIONS; p++ )); do out+="$(leader_of "$p" || echo none) "; done
+  echo "$out"
+}
+leaders_balanced() {
+  local leaders
+  leaders="$(leaders_list)"
+  [[ "$(tr ' ' '\n' <<<"$leaders" | grep -E '^[0-9]+$' | sort -u | wc -l)" -eq "$PARTITIONS" ]]
 }
 
 fault_crash_all() {
@@ -753,7 +774,11 @@ main() {
       grep -q "^FAIL $1 " "${RESULTS_FILE:-/dev/null}" && exit 1
       exit 0
       ;;
-    short) ROUNDS=1 RECORDS="${RECORDS_SHORT:-600}" run_scenarios control kill-leader pause-follower ;;
+    short)
+      local short=(control kill-leader pause-follower kill-controller rolling)
+      [[ "$(id -u)" == 0 ]] && short+=(isolate-leader)
+      ROUNDS=1 RECORDS="${RECORDS_SHORT:-600}" run_scenarios "${short[@]}"
+      ;;
     chaos)
     local all=(control kill-leader pause-follower pause-leader kill-controller no-quorum rolling crash-all rapid-kill)
     [[ "$(id -u)" == 0 ]] && all+=(isolate-leader)

@@ -13,8 +13,10 @@
 #                  kafka-clients suite, and the metrics test (promtool and a real Prometheus)
 #   faults         hack/cluster.sh short: 3 broker processes, idempotent acks=all producers (confluent-kafka
 #                  and Java kafka-clients side by side), a no-fault run, one kill -9 of a partition leader, a
-#                  follower SIGSTOPped past replica.lag.time.max.ms; every acked record read back and the
-#                  replicas compared (~1-1.5 min); before it hack/faults/test_workload.py (the checker, no broker)
+#                  follower SIGSTOPped past replica.lag.time.max.ms, a kill -9 of the active controller, a
+#                  rolling SIGTERM restart, and (as root) a leader cut off in a network namespace; every acked
+#                  record read back and the replicas compared (~3 min); before it hack/faults/test_workload.py
+#                  (the checker, no broker)
 #
 # Usage: hack/test.sh [--fast] [--skip-clients] [--skip-faults]
 #   (no option)      full mode, every stage: what CI runs (.ci/run)
