@@ -358,7 +358,7 @@ fn broker_metrics(
     let apis: Vec<_> = SUPPORTED_APIS.iter().map(|(api, _)| *api).collect();
     BrokerMetrics::new(
         &apis,
-        logs.storage(),
+        |registry| logs.storage().register(registry),
         BrokerCollector::new(snapshot, config.metrics_partition_level),
     )
 }

@@ -26,8 +26,6 @@ use prometheus_client::{
     registry::{Registry, Unit},
 };
 
-use crate::storage_health::StorageHealth;
-
 /// Every metric name starts with this (`tributary_requests_total`).
 pub const PREFIX: &str = "tributary";
 
@@ -154,9 +152,14 @@ pub struct BrokerMetrics {
 }
 
 impl BrokerMetrics {
-    /// Registers every metric, with request series for each of `apis` (the APIs the broker implements);
-    /// `collector` adds the series computed from broker state at scrape time.
-    pub fn new(implemented: &[ApiKey], storage: &StorageHealth, collector: impl Collector) -> Self {
+    /// Registers every metric, with request series for each of `implemented` (the APIs the broker
+    /// implements); `register_more` adds metrics owned elsewhere (the storage health), `collector` the series
+    /// computed from broker state at scrape time.
+    pub fn new(
+        implemented: &[ApiKey],
+        register_more: impl FnOnce(&mut Registry),
+        collector: impl Collector,
+    ) -> Self {
         let mut registry = Registry::with_prefix(PREFIX);
         let requests = Family::<ApiLabels, Counter>::default();
         let errors = Family::<ApiLabels, Counter>::default();
@@ -213,7 +216,7 @@ impl BrokerMetrics {
             "Fetch requests parked in long poll, waiting for data or their max wait",
             fetch_waiting.clone(),
         );
-        storage.register(&mut registry);
+        register_more(&mut registry);
         registry.register_collector(Box::new(collector));
         Self {
             registry,
@@ -279,7 +282,7 @@ pub(crate) mod tests {
     pub(crate) fn test_metrics(collector: BrokerCollector) -> BrokerMetrics {
         BrokerMetrics::new(
             &[ApiKey::Produce, ApiKey::Fetch, ApiKey::OffsetCommit],
-            &crate::storage_health::StorageHealth::new(std::path::Path::new(".")),
+            |_| {},
             collector,
         )
     }
