@@ -157,6 +157,8 @@ pub struct BrokerConfig {
     pub default_replication_factor: i16,
     pub max_request_bytes: usize,
     pub fetch_max_bytes: usize,
+    /// `max.incremental.fetch.session.cache.slots`: fetch sessions kept at most (0: none). Default 1000.
+    pub fetch_session_cache_slots: usize,
     pub retention_check_interval_ms: u64,
     /// Broker-level defaults for topic configs, keyed by the *topic* config name (`retention.ms`), already
     /// validated. Topics without an override inherit these.
@@ -247,6 +249,7 @@ impl BrokerConfig {
             default_replication_factor: 1,
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
             fetch_max_bytes: DEFAULT_FETCH_MAX_BYTES,
+            fetch_session_cache_slots: 1_000,
             retention_check_interval_ms: 300_000,
             topic_defaults: BTreeMap::new(),
             group: crate::group::GroupConfig::default(),
@@ -317,6 +320,12 @@ impl BrokerConfig {
                     self.fetch_max_bytes = parse_in_range(value, 1024, i64::from(i32::MAX))
                         .ok_or_else(|| invalid("expected 1024..=2147483647"))?
                         as usize
+                }
+                "max.incremental.fetch.session.cache.slots" => {
+                    self.fetch_session_cache_slots = parse_in_range(value, 0, i64::from(i32::MAX))
+                        .ok_or_else(|| {
+                        invalid("expected 0..=2147483647")
+                    })? as usize
                 }
                 "group.initial.rebalance.delay.ms" => {
                     self.group.initial_rebalance_delay_ms =
