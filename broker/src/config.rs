@@ -596,6 +596,8 @@ pub(crate) fn broker_key_to_topic_key(key: &str) -> Option<(&'static str, i64)> 
         "message.max.bytes" => ("max.message.bytes", 1),
         "log.index.interval.bytes" => ("index.interval.bytes", 1),
         "log.message.timestamp.type" => ("message.timestamp.type", 0),
+        "log.message.timestamp.before.max.ms" => ("message.timestamp.before.max.ms", 1),
+        "log.message.timestamp.after.max.ms" => ("message.timestamp.after.max.ms", 1),
         "log.flush.interval.messages" => ("flush.messages", 1),
         "log.flush.interval.ms" => ("flush.ms", 1),
         "log.cleanup.policy" => ("cleanup.policy", 0),
@@ -711,6 +713,20 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
         doc: "largest record batch accepted",
     },
     TopicConfigDef {
+        name: "message.timestamp.after.max.ms",
+        broker_name: "log.message.timestamp.after.max.ms",
+        default: "3600000",
+        value_type: ConfigValueType::Long,
+        doc: "how far ahead of the broker's clock a CreateTime record's timestamp may be",
+    },
+    TopicConfigDef {
+        name: "message.timestamp.before.max.ms",
+        broker_name: "log.message.timestamp.before.max.ms",
+        default: "9223372036854775807",
+        value_type: ConfigValueType::Long,
+        doc: "how far behind the broker's clock a CreateTime record's timestamp may be",
+    },
+    TopicConfigDef {
         name: "message.timestamp.type",
         broker_name: "log.message.timestamp.type",
         default: "CreateTime",
@@ -796,7 +812,10 @@ pub fn validate_topic_config(name: &str, value: &str) -> Result<(), TopicConfigE
             }),
         },
         "flush.messages" | "flush.ms" => long(1),
-        "delete.retention.ms" | "min.compaction.lag.ms" => long(0),
+        "delete.retention.ms"
+        | "min.compaction.lag.ms"
+        | "message.timestamp.before.max.ms"
+        | "message.timestamp.after.max.ms" => long(0),
         "min.cleanable.dirty.ratio" => match value.trim().parse::<f64>() {
             Ok(v) if (0.0..=1.0).contains(&v) => Ok(()),
             _ => Err(TopicConfigError::InvalidDirtyRatio {
@@ -908,6 +927,8 @@ pub fn resolve_log_config(
         max_message_bytes: get("max.message.bytes").clamp(64, i64::from(i32::MAX)) as u32,
         index_interval_bytes: get("index.interval.bytes").clamp(1, i64::from(i32::MAX)) as u32,
         timestamp_type,
+        timestamp_before_max_ms: get("message.timestamp.before.max.ms").max(0),
+        timestamp_after_max_ms: get("message.timestamp.after.max.ms").max(0),
         flush: FlushPolicy::from_kafka(get("flush.messages"), get("flush.ms")),
         delete: policies.contains(&"delete"),
         compact: policies.contains(&"compact"),
