@@ -25,6 +25,7 @@ use crate::{
     },
     config::{BrokerConfig, ReplicationConfig},
     group::{offsets::BoxFuture, GroupCoordinator, OffsetsLog, OffsetsLogError, OFFSETS_TOPIC},
+    handlers::fetch::session::FetchSessionCache,
     log_manager::{LogManager, LogManagerConfig, LogManagerError},
     metrics::{
         collector::{BrokerCollector, CommittedOffset, PartitionSample, Snapshot},
@@ -83,6 +84,8 @@ pub struct Broker {
     pub controller: Arc<Controller>,
     pub groups: Arc<GroupCoordinator>,
     pub metrics: BrokerMetrics,
+    /// Incremental fetch sessions (KIP-227).
+    pub fetch_sessions: FetchSessionCache,
     /// Set when this broker is a member of a cluster.
     pub cluster: Option<Arc<ClusterMember>>,
 }
@@ -141,6 +144,10 @@ impl Broker {
             "logs loaded"
         );
         Ok(Arc::new(Self {
+            fetch_sessions: FetchSessionCache::new(
+                config.fetch_session_cache_slots,
+                metrics.fetch_session_metrics(),
+            ),
             config,
             logs,
             replicas,
@@ -222,6 +229,10 @@ impl Broker {
         replicas.set_leadership_listener(Arc::new(OffsetsLeadership(Arc::clone(&groups))));
         let metrics = broker_metrics(&config, &logs, &replicas, &groups);
         Ok(Arc::new(Self {
+            fetch_sessions: FetchSessionCache::new(
+                config.fetch_session_cache_slots,
+                metrics.fetch_session_metrics(),
+            ),
             config,
             logs,
             replicas,

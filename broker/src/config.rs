@@ -157,6 +157,8 @@ pub struct BrokerConfig {
     pub default_replication_factor: i16,
     pub max_request_bytes: usize,
     pub fetch_max_bytes: usize,
+    /// `max.incremental.fetch.session.cache.slots`: fetch sessions kept at most (0: none). Default 1000.
+    pub fetch_session_cache_slots: usize,
     pub retention_check_interval_ms: u64,
     /// Broker-level defaults for topic configs, keyed by the *topic* config name (`retention.ms`), already
     /// validated. Topics without an override inherit these.
@@ -247,6 +249,7 @@ impl BrokerConfig {
             default_replication_factor: 1,
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
             fetch_max_bytes: DEFAULT_FETCH_MAX_BYTES,
+            fetch_session_cache_slots: 1_000,
             retention_check_interval_ms: 300_000,
             topic_defaults: BTreeMap::new(),
             group: crate::group::GroupConfig::default(),
@@ -317,6 +320,12 @@ impl BrokerConfig {
                     self.fetch_max_bytes = parse_in_range(value, 1024, i64::from(i32::MAX))
                         .ok_or_else(|| invalid("expected 1024..=2147483647"))?
                         as usize
+                }
+                "max.incremental.fetch.session.cache.slots" => {
+                    self.fetch_session_cache_slots = parse_in_range(value, 0, i64::from(i32::MAX))
+                        .ok_or_else(|| {
+                        invalid("expected 0..=2147483647")
+                    })? as usize
                 }
                 "group.initial.rebalance.delay.ms" => {
                     self.group.initial_rebalance_delay_ms =
@@ -587,6 +596,8 @@ pub(crate) fn broker_key_to_topic_key(key: &str) -> Option<(&'static str, i64)> 
         "message.max.bytes" => ("max.message.bytes", 1),
         "log.index.interval.bytes" => ("index.interval.bytes", 1),
         "log.message.timestamp.type" => ("message.timestamp.type", 0),
+        "log.message.timestamp.before.max.ms" => ("message.timestamp.before.max.ms", 1),
+        "log.message.timestamp.after.max.ms" => ("message.timestamp.after.max.ms", 1),
         "log.flush.interval.messages" => ("flush.messages", 1),
         "log.flush.interval.ms" => ("flush.ms", 1),
         "log.cleanup.policy" => ("cleanup.policy", 0),
@@ -702,6 +713,20 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
         doc: "largest record batch accepted",
     },
     TopicConfigDef {
+        name: "message.timestamp.after.max.ms",
+        broker_name: "log.message.timestamp.after.max.ms",
+        default: "3600000",
+        value_type: ConfigValueType::Long,
+        doc: "how far ahead of the broker's clock a CreateTime record's timestamp may be",
+    },
+    TopicConfigDef {
+        name: "message.timestamp.before.max.ms",
+        broker_name: "log.message.timestamp.before.max.ms",
+        default: "9223372036854775807",
+        value_type: ConfigValueType::Long,
+        doc: "how far behind the broker's clock a CreateTime record's timestamp may be",
+    },
+    TopicConfigDef {
         name: "message.timestamp.type",
         broker_name: "log.message.timestamp.type",
         default: "CreateTime",
@@ -787,7 +812,10 @@ pub fn validate_topic_config(name: &str, value: &str) -> Result<(), TopicConfigE
             }),
         },
         "flush.messages" | "flush.ms" => long(1),
-        "delete.retention.ms" | "min.compaction.lag.ms" => long(0),
+        "delete.retention.ms"
+        | "min.compaction.lag.ms"
+        | "message.timestamp.before.max.ms"
+        | "message.timestamp.after.max.ms" => long(0),
         "min.cleanable.dirty.ratio" => match value.trim().parse::<f64>() {
             Ok(v) if (0.0..=1.0).contains(&v) => Ok(()),
             _ => Err(TopicConfigError::InvalidDirtyRatio {
@@ -899,6 +927,8 @@ pub fn resolve_log_config(
         max_message_bytes: get("max.message.bytes").clamp(64, i64::from(i32::MAX)) as u32,
         index_interval_bytes: get("index.interval.bytes").clamp(1, i64::from(i32::MAX)) as u32,
         timestamp_type,
+        timestamp_before_max_ms: get("message.timestamp.before.max.ms").max(0),
+        timestamp_after_max_ms: get("message.timestamp.after.max.ms").max(0),
         flush: FlushPolicy::from_kafka(get("flush.messages"), get("flush.ms")),
         delete: policies.contains(&"delete"),
         compact: policies.contains(&"compact"),

@@ -4,6 +4,7 @@
 //! that concerns one topic or partition becomes that entry's error code while the rest of the response
 //! succeeds; only a request that cannot be decoded at all closes the connection.
 
+pub mod alter_configs;
 pub mod api_versions;
 pub mod create_partitions;
 pub mod create_topics;
@@ -80,6 +81,7 @@ async fn route(
         ApiKey::DeleteTopics => simple!(delete_topics),
         ApiKey::CreatePartitions => simple!(create_partitions),
         ApiKey::DescribeConfigs => simple!(describe_configs),
+        ApiKey::AlterConfigs => simple!(alter_configs),
         ApiKey::IncrementalAlterConfigs => simple!(incremental_alter_configs),
         ApiKey::DescribeCluster => simple!(describe_cluster),
         ApiKey::DescribeTopicPartitions => simple!(describe_topic_partitions),

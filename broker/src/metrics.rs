@@ -149,6 +149,16 @@ pub struct BrokerMetrics {
     connections_accepted: Counter,
     produce_waiting: Gauge,
     fetch_waiting: Gauge,
+    fetch_sessions: FetchSessionMetrics,
+}
+
+/// Kafka's `NumIncrementalFetchSessions`, `NumIncrementalFetchPartitionsCached` and
+/// `IncrementalFetchSessionEvictionsPerSec` (as a counter), kept up to date by the fetch session cache.
+#[derive(Debug, Clone, Default)]
+pub struct FetchSessionMetrics {
+    pub sessions: Gauge,
+    pub partitions: Gauge,
+    pub evictions: Counter,
 }
 
 impl BrokerMetrics {
@@ -216,6 +226,22 @@ impl BrokerMetrics {
             "Fetch requests parked in long poll, waiting for data or their max wait",
             fetch_waiting.clone(),
         );
+        let fetch_sessions = FetchSessionMetrics::default();
+        registry.register(
+            "fetch_sessions",
+            "Incremental fetch sessions (KIP-227) cached now",
+            fetch_sessions.sessions.clone(),
+        );
+        registry.register(
+            "fetch_session_partitions",
+            "Partitions held by the cached fetch sessions",
+            fetch_sessions.partitions.clone(),
+        );
+        registry.register(
+            "fetch_session_evictions",
+            "Fetch sessions evicted to make room for new ones since start",
+            fetch_sessions.evictions.clone(),
+        );
         register_more(&mut registry);
         registry.register_collector(Box::new(collector));
         Self {
@@ -225,7 +251,13 @@ impl BrokerMetrics {
             connections_accepted,
             produce_waiting,
             fetch_waiting,
+            fetch_sessions,
         }
+    }
+
+    /// The fetch session cache's series, for the cache to update.
+    pub fn fetch_session_metrics(&self) -> FetchSessionMetrics {
+        self.fetch_sessions.clone()
     }
 
     /// Counts a finished request of `api` that started at `started`; `failed` when its response carried an

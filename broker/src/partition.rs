@@ -1100,6 +1100,11 @@ impl Partition {
         self.lock().config.compact
     }
 
+    /// The topic config the partition applies now (a copy: it may change right after).
+    pub fn log_config(&self) -> LogConfig {
+        self.lock().config.clone()
+    }
+
     pub fn apply_retention(&self, now_ms: i64) -> Result<usize, PartitionError> {
         let mut state = self.lock();
         let deleted = state.log.apply_retention(now_ms)?;

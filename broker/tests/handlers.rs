@@ -9,6 +9,7 @@
 
 // An inline module so that `mod produce;` resolves to tests/handlers/produce.rs without #[path].
 mod handlers {
+    mod alter_configs;
     mod api_versions;
     mod create_partitions;
     mod create_topics;

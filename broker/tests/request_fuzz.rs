@@ -142,6 +142,10 @@ fn seeds() -> Vec<Vec<u8>> {
     for v in versions(ApiKey::IncrementalAlterConfigs) {
         seeds.push(frame(v, &IncrementalAlterConfigsRequest::default()));
     }
+    // Empty, like IncrementalAlterConfigs': a mutated resource must not change the fuzz topic's retention.
+    for v in versions(ApiKey::AlterConfigs) {
+        seeds.push(frame(v, &AlterConfigsRequest::default()));
+    }
     let group = || GroupId(StrBytes::from_static_str("fuzz-group"));
     for v in versions(ApiKey::FindCoordinator) {
         let request = if v >= 4 {

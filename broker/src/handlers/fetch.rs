@@ -9,6 +9,9 @@
 //! appended before it fetches again, so its fetch offset is durable on it: that is how it reports durability
 //! over Kafka's Fetch without a new field. A follower whose `last_fetched_epoch` disagrees with this leader's
 //! epoch cache gets `diverging_epoch` instead of records (KIP-595's truncation without a round trip).
+//!
+//! Fetch sessions (KIP-227, `session`): a full fetch may open one, and an incremental fetch then reads every
+//! partition of its session but is answered only with those that changed. Followers here fetch without one.
 
 use std::{
     sync::Arc,
@@ -28,6 +31,7 @@ use kafka_protocol::{
 };
 use uuid::Uuid;
 
+use self::session::{FetchContext, FetchTarget, SessionRequest, TopicKey};
 use super::{code, epoch_check_error, RequestContext};
 use crate::{
     broker::Broker,
@@ -37,21 +41,16 @@ use crate::{
     server::splice::{placeholder, SendfileSlice},
 };
 
+pub mod session;
+
 /// Waits longer than this are cut short so a client with a huge `max_wait_ms` cannot pin a connection.
 const MAX_WAIT: Duration = Duration::from_secs(30);
 
+/// The partitions of one topic, in the order they are read and answered.
 struct Wanted {
     topic: Option<String>,
     topic_id: Uuid,
-    partitions: Vec<WantedPartition>,
-}
-
-struct WantedPartition {
-    index: i32,
-    offset: i64,
-    max_bytes: usize,
-    current_leader_epoch: i32,
-    last_fetched_epoch: i32,
+    partitions: Vec<FetchTarget>,
 }
 
 /// Why a hosted partition answers with an error before any read.
@@ -72,47 +71,86 @@ fn replica_id(request: &FetchRequest, version: i16) -> Option<i32> {
     (id >= 0).then_some(id)
 }
 
+/// The partitions a request names, with the names of topics named by id (v13+) resolved.
+fn requested(request: &mut FetchRequest, by_id: bool, image: &MetadataImage) -> Vec<FetchTarget> {
+    let mut targets = Vec::new();
+    for t in std::mem::take(&mut request.topics) {
+        let topic = if by_id {
+            image.topic_by_id(t.topic_id).map(|m| m.name.clone())
+        } else {
+            Some(t.topic.0.to_string())
+        };
+        targets.extend(t.partitions.into_iter().map(|p| FetchTarget {
+            topic: topic.clone(),
+            topic_id: t.topic_id,
+            index: p.partition,
+            fetch_offset: p.fetch_offset,
+            max_bytes: p.partition_max_bytes.max(0) as usize,
+            current_leader_epoch: p.current_leader_epoch,
+            last_fetched_epoch: p.last_fetched_epoch,
+            log_start_offset: p.log_start_offset,
+        }));
+    }
+    targets
+}
+
+/// Consecutive partitions of one topic become one topic of the response, as Kafka groups them: a topic may
+/// appear twice in an incremental answer when the session's order interleaves it with another.
+fn group_by_topic(targets: Vec<FetchTarget>) -> Vec<Wanted> {
+    let mut wanted: Vec<Wanted> = Vec::new();
+    for target in targets {
+        match wanted.last_mut() {
+            Some(last) if last.topic == target.topic && last.topic_id == target.topic_id => {
+                last.partitions.push(target)
+            }
+            _ => wanted.push(Wanted {
+                topic: target.topic.clone(),
+                topic_id: target.topic_id,
+                partitions: vec![target],
+            }),
+        }
+    }
+    wanted
+}
+
 pub async fn handle(
     ctx: &RequestContext<'_>,
-    request: FetchRequest,
+    mut request: FetchRequest,
 ) -> (FetchResponse, Vec<SendfileSlice>) {
-    if request.session_id != 0 {
-        // No fetch session is ever created (we answer session id 0), so an incremental fetch names one we
-        // do not know; the client falls back to full fetches.
-        return (
-            FetchResponse::default().with_error_code(code(ResponseError::FetchSessionIdNotFound)),
-            Vec::new(),
-        );
-    }
     let by_id = ctx.version >= 13;
     let follower = replica_id(&request, ctx.version);
     let image = &ctx.image;
-    let wanted: Vec<Wanted> = request
-        .topics
-        .into_iter()
-        .map(|t| {
-            let topic = if by_id {
-                image.topic_by_id(t.topic_id).map(|m| m.name.clone())
+    let forgotten: Vec<(TopicKey, i32)> = request
+        .forgotten_topics_data
+        .iter()
+        .flat_map(|t| {
+            let key = if by_id {
+                TopicKey::Id(t.topic_id)
             } else {
-                Some(t.topic.0.to_string())
+                TopicKey::Name(t.topic.0.to_string())
             };
-            Wanted {
-                topic,
-                topic_id: t.topic_id,
-                partitions: t
-                    .partitions
-                    .into_iter()
-                    .map(|p| WantedPartition {
-                        index: p.partition,
-                        offset: p.fetch_offset,
-                        max_bytes: p.partition_max_bytes.max(0) as usize,
-                        current_leader_epoch: p.current_leader_epoch,
-                        last_fetched_epoch: p.last_fetched_epoch,
-                    })
-                    .collect(),
-            }
+            t.partitions.iter().map(move |p| (key.clone(), *p))
         })
         .collect();
+    let sessions = &ctx.broker.fetch_sessions;
+    let (context, targets) = sessions.open(
+        SessionRequest {
+            version: ctx.version,
+            session_id: request.session_id,
+            epoch: request.session_epoch,
+            follower: follower.is_some(),
+            partitions: requested(&mut request, by_id, image),
+            forgotten: &forgotten,
+        },
+        crate::clock::now_ms(),
+        |id| image.topic_by_id(id).map(|m| m.name.clone()),
+    );
+    if let FetchContext::Error(_) = context {
+        let mut response = FetchResponse::default();
+        sessions.close(context, std::iter::empty(), &mut response, 0);
+        return (response, Vec::new());
+    }
+    let wanted = group_by_topic(targets);
     let now = crate::clock::now_ms();
     let partitions: Vec<Vec<Result<Arc<Partition>, Refused>>> = wanted
         .iter()
@@ -132,7 +170,13 @@ pub async fn handle(
                         return Err(Refused::NotLeader(ResponseError::NotLeaderOrFollower));
                     }
                     if let Some(replica) = follower {
-                        record_follower_progress(ctx.broker, &partition, replica, p.offset, now);
+                        record_follower_progress(
+                            ctx.broker,
+                            &partition,
+                            replica,
+                            p.fetch_offset,
+                            now,
+                        );
                     }
                     Ok(partition)
                 })
@@ -153,7 +197,7 @@ pub async fn handle(
             .filter_map(|p| p.as_ref().ok())
             .map(|p| Box::pin(p.data_arrived()))
             .collect();
-        let (response, slices, sent, has_error) = build(
+        let (mut response, slices, sent, has_error) = build(
             &Build {
                 version: ctx.version,
                 by_id,
@@ -167,6 +211,10 @@ pub async fn handle(
         let bytes: u64 = sent.iter().map(|(_, bytes, _)| bytes).sum();
         let now = Instant::now();
         if bytes >= min_bytes as u64 || has_error || now >= deadline || arrivals.is_empty() {
+            let read = wanted.iter().flat_map(|w| &w.partitions);
+            if !sessions.close(context, read, &mut response, crate::clock::now_ms()) {
+                return (response, Vec::new());
+            }
             // Only the answer that goes out counts, not those built and dropped while long-polling.
             for (partition, bytes, records) in sent {
                 partition.counters.fetched(bytes, records);
@@ -235,7 +283,7 @@ fn build<'a>(
         for (wanted_partition, partition) in w.partitions.iter().zip(hosted) {
             let (index, offset, partition_max) = (
                 wanted_partition.index,
-                wanted_partition.offset,
+                wanted_partition.fetch_offset,
                 wanted_partition.max_bytes,
             );
             let data = PartitionData::default()

@@ -1,5 +1,8 @@
 //! IncrementalAlterConfigs (key 44): SET, DELETE, APPEND and SUBTRACT on topic configs and on the broker's
 //! cluster-wide topic defaults. Every change in a resource is validated before any is applied.
+//!
+//! The resource-level steps here also serve AlterConfigs (key 33, `alter_configs`), which replaces a
+//! resource's whole set of overrides: its SETs applied to an empty set instead of the current one.
 
 use std::collections::BTreeMap;
 
@@ -27,21 +30,22 @@ use crate::{
     handlers::RequestContext,
 };
 
-const SET: i8 = 0;
+pub(super) const SET: i8 = 0;
 const DELETE: i8 = 1;
 const APPEND: i8 = 2;
 const SUBTRACT: i8 = 3;
 
 /// Why a resource's changes were refused. The text is the client's error message.
 #[derive(Debug, thiserror::Error)]
-enum AlterConfigsError {
-    #[error("topic {0:?} does not exist")]
+pub(super) enum AlterConfigsError {
+    #[error("The topic '{0}' does not exist.")]
     UnknownTopic(String),
     #[error("this is broker {node_id}, not {name:?}")]
     OtherBroker { node_id: i32, name: String },
     #[error("resource type {0} is not supported")]
     UnsupportedResourceType(i8),
-    #[error("broker config {0:?} cannot be changed dynamically")]
+    /// Kafka's words and code (INVALID_REQUEST, not INVALID_CONFIG), checked on Kafka 4.4.
+    #[error("Cannot update these configs dynamically: [{0}]")]
     NotDynamic(String),
     /// A broker-level value in hours or minutes that cannot be scaled to milliseconds.
     #[error("{name} must be an integer, got {value:?}")]
@@ -63,13 +67,13 @@ enum AlterConfigsError {
 }
 
 impl AlterConfigsError {
-    fn code(&self) -> i16 {
+    pub(super) fn code(&self) -> i16 {
         match self {
             AlterConfigsError::UnknownTopic(_) => code(ResponseError::UnknownTopicOrPartition),
             AlterConfigsError::OtherBroker { .. }
-            | AlterConfigsError::UnsupportedResourceType(_) => code(ResponseError::InvalidRequest),
-            AlterConfigsError::NotDynamic(_)
-            | AlterConfigsError::NotScalable { .. }
+            | AlterConfigsError::UnsupportedResourceType(_)
+            | AlterConfigsError::NotDynamic(_) => code(ResponseError::InvalidRequest),
+            AlterConfigsError::NotScalable { .. }
             | AlterConfigsError::UnknownConfig(_)
             | AlterConfigsError::SetWithoutValue(_)
             | AlterConfigsError::NotAList(_)
@@ -79,6 +83,32 @@ impl AlterConfigsError {
             AlterConfigsError::Store(e) => topic_error_code(e),
         }
     }
+}
+
+/// One requested change of a config, as the client named it.
+#[derive(Debug, Clone)]
+pub(super) struct ConfigChange {
+    pub(super) name: String,
+    pub(super) operation: i8,
+    pub(super) value: Option<String>,
+}
+
+impl From<&AlterableConfig> for ConfigChange {
+    fn from(config: &AlterableConfig) -> Self {
+        Self {
+            name: config.name.to_string(),
+            operation: config.config_operation,
+            value: config.value.as_ref().map(ToString::to_string),
+        }
+    }
+}
+
+/// What the changes apply to: the resource's current overrides (IncrementalAlterConfigs), or nothing, so
+/// that overrides not named go back to their defaults (AlterConfigs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Base {
+    Current,
+    Empty,
 }
 
 /// One requested change, with the name already mapped to the stored (topic-level) config name and the value
@@ -147,10 +177,11 @@ fn apply_ops(
 }
 
 /// Changes one topic's config overrides.
-async fn alter_topic(
+pub(super) async fn alter_topic(
     broker: &Broker,
     name: &str,
-    configs: &[AlterableConfig],
+    configs: &[ConfigChange],
+    base: Base,
     validate_only: bool,
 ) -> Result<(), AlterConfigsError> {
     let image = broker.image();
@@ -161,7 +192,7 @@ async fn alter_topic(
     let ops = configs
         .iter()
         .map(|c| {
-            let requested = c.name.to_string();
+            let requested = c.name.clone();
             let def =
                 topic_config_def(&requested).ok_or_else(|| TopicConfigError::UnknownName {
                     name: requested.clone(),
@@ -169,12 +200,12 @@ async fn alter_topic(
             Ok(Op {
                 requested,
                 key: def.name,
-                operation: c.config_operation,
-                value: c.value.as_ref().map(ToString::to_string),
+                operation: c.operation,
+                value: c.value.clone(),
             })
         })
         .collect::<Result<Vec<Op>, AlterConfigsError>>()?;
-    let next = apply_ops(&topic.configs, &ops)?;
+    let next = apply_ops(base_of(&topic.configs, base), &ops)?;
     if !validate_only {
         broker.controller.set_topic_configs(name, next).await?;
     }
@@ -182,16 +213,17 @@ async fn alter_topic(
 }
 
 /// Changes the cluster-wide topic defaults, named by their broker-level names.
-async fn alter_broker(
+pub(super) async fn alter_broker(
     broker: &Broker,
-    configs: &[AlterableConfig],
+    configs: &[ConfigChange],
+    base: Base,
     validate_only: bool,
 ) -> Result<(), AlterConfigsError> {
     let image = broker.image();
     let ops = configs
         .iter()
         .map(|c| {
-            let requested = c.name.to_string();
+            let requested = c.name.clone();
             let (key, scale) = broker_key_to_topic_key(&requested)
                 .ok_or_else(|| AlterConfigsError::NotDynamic(requested.clone()))?;
             let value =
@@ -207,16 +239,24 @@ async fn alter_broker(
             Ok(Op {
                 requested,
                 key,
-                operation: c.config_operation,
+                operation: c.operation,
                 value,
             })
         })
         .collect::<Result<Vec<Op>, AlterConfigsError>>()?;
-    let next = apply_ops(&image.broker_configs, &ops)?;
+    let next = apply_ops(base_of(&image.broker_configs, base), &ops)?;
     if !validate_only {
         broker.controller.set_broker_configs(next).await?;
     }
     Ok(())
+}
+
+fn base_of(current: &BTreeMap<String, String>, base: Base) -> &BTreeMap<String, String> {
+    static EMPTY: BTreeMap<String, String> = BTreeMap::new();
+    match base {
+        Base::Current => current,
+        Base::Empty => &EMPTY,
+    }
 }
 
 pub async fn handle(
@@ -231,12 +271,20 @@ pub async fn handle(
         let response = AlterConfigsResourceResponse::default()
             .with_resource_type(resource.resource_type)
             .with_resource_name(resource.resource_name.clone());
+        let changes: Vec<ConfigChange> = resource.configs.iter().map(ConfigChange::from).collect();
         let outcome = match resource.resource_type {
             RESOURCE_TOPIC => {
-                alter_topic(broker, &name, &resource.configs, request.validate_only).await
+                alter_topic(
+                    broker,
+                    &name,
+                    &changes,
+                    Base::Current,
+                    request.validate_only,
+                )
+                .await
             }
             RESOURCE_BROKER if name.is_empty() || name == node_id.to_string() => {
-                alter_broker(broker, &resource.configs, request.validate_only).await
+                alter_broker(broker, &changes, Base::Current, request.validate_only).await
             }
             RESOURCE_BROKER => Err(AlterConfigsError::OtherBroker { node_id, name }),
             other => Err(AlterConfigsError::UnsupportedResourceType(other)),

@@ -11,14 +11,18 @@ use bytes::BytesMut;
 use kafka_protocol::{
     messages::{
         produce_response::{
-            LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse, TopicProduceResponse,
+            BatchIndexAndErrorMessage, LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse,
+            TopicProduceResponse,
         },
         ProduceRequest, ProduceResponse, TopicName,
     },
     ResponseError,
 };
 
+use self::record_validation::{validate_records, RecordErrorKind, RecordErrors};
 use super::{code, message, not_served_code, RequestContext};
+
+pub mod record_validation;
 
 /// Error messages exist in Produce responses from v8 on.
 fn versioned_message(
@@ -85,6 +89,42 @@ pub(crate) fn partition_error(error: &PartitionError) -> (ResponseError, String)
         ) => ResponseError::KafkaStorageError,
     };
     (kind, error_chain(error))
+}
+
+/// The answer for a batch with refused records: INVALID_RECORD or INVALID_TIMESTAMP, and from v8 which
+/// records and why (KIP-467) with Kafka's summary as the error message; Kafka reports the log start offset.
+fn refused_records(
+    response: PartitionProduceResponse,
+    refused: &RecordErrors,
+    log_start_offset: i64,
+    version: i16,
+) -> PartitionProduceResponse {
+    let error = match refused.kind {
+        RecordErrorKind::InvalidRecord => ResponseError::InvalidRecord,
+        RecordErrorKind::InvalidTimestamp => ResponseError::InvalidTimestamp,
+    };
+    let response = response.with_error_code(code(error));
+    let response = if version >= 5 {
+        response.with_log_start_offset(log_start_offset)
+    } else {
+        response
+    };
+    if version < 8 {
+        return response;
+    }
+    response
+        .with_error_message(message(refused.to_string()))
+        .with_record_errors(
+            refused
+                .errors
+                .iter()
+                .map(|e| {
+                    BatchIndexAndErrorMessage::default()
+                        .with_batch_index(e.batch_index)
+                        .with_batch_index_error_message(message(e.message.clone()))
+                })
+                .collect(),
+        )
 }
 
 /// A produce whose batches are in the log and whose acknowledgement may still wait for fsyncs.
@@ -230,6 +270,18 @@ pub fn append(ctx: &RequestContext<'_>, request: ProduceRequest) -> Option<Appen
                 );
                 continue;
             };
+            if let Err(refused) =
+                validate_records(&records, &partition.log_config(), &name, data.index, now)
+            {
+                tracing::debug!(topic = %name, partition = data.index, error = %refused, "records refused");
+                partitions.push(refused_records(
+                    response,
+                    &refused,
+                    partition.log_start_offset(),
+                    ctx.version,
+                ));
+                continue;
+            }
             // The request buffer is shared; the batch needs its own copy to have offsets written into it.
             let mut batch = BytesMut::from(&records[..]);
             match partition.append(&mut batch, now) {

@@ -21,6 +21,11 @@ pub struct LogConfig {
     pub index_interval_bytes: u32,
     /// `message.timestamp.type`.
     pub timestamp_type: TimestampType,
+    /// `message.timestamp.before.max.ms`: how far in the past a CreateTime record may be. Default unlimited.
+    pub timestamp_before_max_ms: i64,
+    /// `message.timestamp.after.max.ms`: how far in the future a CreateTime record may be. Default one hour,
+    /// as in Kafka 4.x.
+    pub timestamp_after_max_ms: i64,
     /// `flush.messages` / `flush.ms`, as one explicit choice.
     pub flush: FlushPolicy,
     /// `cleanup.policy` contains `delete`: retention.ms / retention.bytes apply. Default true.
@@ -48,6 +53,8 @@ impl Default for LogConfig {
             max_message_bytes: 1_048_588,
             index_interval_bytes: 4096,
             timestamp_type: TimestampType::CreateTime,
+            timestamp_before_max_ms: i64::MAX,
+            timestamp_after_max_ms: 3_600_000,
             flush: FlushPolicy::EveryBatch,
             delete: true,
             compact: false,

@@ -18,6 +18,8 @@ pub const SUPPORTED_APIS: &[(ApiKey, RangeInclusive<i16>)] = &[
     (ApiKey::InitProducerId, 0..=5),
     (ApiKey::DescribeConfigs, 1..=4),
     (ApiKey::CreatePartitions, 0..=3),
+    // The non-incremental form: each resource's configs replace its overrides.
+    (ApiKey::AlterConfigs, 0..=2),
     (ApiKey::IncrementalAlterConfigs, 0..=1),
     (ApiKey::DescribeCluster, 0..=2),
     (ApiKey::FindCoordinator, 0..=6),

@@ -31,6 +31,7 @@ const ADVERTISED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::InitProducerId, 0, 5),
     (ApiKey::DescribeConfigs, 1, 4),
     (ApiKey::CreatePartitions, 0, 3),
+    (ApiKey::AlterConfigs, 0, 2),
     (ApiKey::DeleteGroups, 0, 2),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::OffsetDelete, 0, 0),
@@ -145,4 +146,60 @@ async fn invalid_client_software_names_are_refused() {
         .with_client_software_version(s("1.0"));
     let response = broker.call(request, 3).await;
     assert_eq!(response.error_code, code(ResponseError::InvalidRequest));
+}
+
+/// A request frame with only the header prefix and a client id: what is refused is refused before the body.
+fn raw_request(api_key: i16, version: i16) -> Vec<u8> {
+    let mut frame = api_key.to_be_bytes().to_vec();
+    frame.extend_from_slice(&version.to_be_bytes());
+    frame.extend_from_slice(&9i32.to_be_bytes());
+    frame.extend_from_slice(&[0, 4]);
+    frame.extend_from_slice(b"test\0");
+    frame
+}
+
+/// Apache Kafka 4.4 answers none of these, it closes the connection (observed with raw frames on a 4.4.0
+/// broker; in its source `SocketServer.parseRequestHeader` refuses a key or version that is not enabled on
+/// the listener before any handler runs), so a client cannot tell an error response from Kafka's either:
+/// (a) an unknown API key, (b) a known key the broker does not serve (controller-only APIs on a broker
+/// listener), (c) a version of a served API outside its range. ApiVersions is the one exception (above).
+#[tokio::test]
+async fn unknown_keys_and_unsupported_versions_close_the_connection_as_in_kafka() {
+    let broker = TestBroker::start().await;
+    let mut refused = vec![
+        ("an unknown API key".to_owned(), raw_request(999, 0)),
+        ("a negative API key".to_owned(), raw_request(-2, 0)),
+        (
+            "Vote, a controller-only API".to_owned(),
+            raw_request(ApiKey::Vote as i16, 0),
+        ),
+        (
+            "BrokerRegistration, a controller-only API".to_owned(),
+            raw_request(ApiKey::BrokerRegistration as i16, 0),
+        ),
+    ];
+    for (api, min, max) in ADVERTISED {
+        if *api == ApiKey::ApiVersions {
+            continue;
+        }
+        refused.push((
+            format!("{api:?} v{}", max + 1),
+            raw_request(*api as i16, max + 1),
+        ));
+        if *min > 0 {
+            refused.push((
+                format!("{api:?} v{}", min - 1),
+                raw_request(*api as i16, min - 1),
+            ));
+        }
+    }
+    for (what, frame) in refused {
+        let answer = broker.call_frame(&frame).await;
+        assert!(
+            matches!(answer, Err(tributary_broker::testing::TestError::Closed(_))),
+            "{what}: Kafka closes the connection, this broker answered {answer:?}"
+        );
+    }
+    let still_serving = broker.call(ApiVersionsRequest::default(), 3).await;
+    assert_eq!(still_serving.error_code, 0);
 }

@@ -275,9 +275,12 @@ async fn unknown_resources_and_static_broker_configs_are_refused() {
         "another broker"
     );
     assert_eq!(
-        results[2].error_code,
-        code(ResponseError::InvalidConfig),
-        "not a dynamic config"
+        (results[2].error_code, results[2].error_message.as_deref()),
+        (
+            code(ResponseError::InvalidRequest),
+            Some("Cannot update these configs dynamically: [num.partitions]")
+        ),
+        "not a dynamic config: Kafka 4.4 answers INVALID_REQUEST"
     );
     assert_eq!(
         results[3].error_code,

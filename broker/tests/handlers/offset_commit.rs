@@ -177,20 +177,68 @@ async fn committed_offsets_survive_a_restart() {
     );
 }
 
+/// Kafka's KafkaApis checks every partition against the metadata before the group coordinator sees it.
 #[tokio::test]
-#[ignore = "bug: Kafka answers commits for a topic or partition that does not exist with \
-            UNKNOWN_TOPIC_OR_PARTITION (KafkaApis checks the metadata cache); this broker stores them"]
-async fn commits_for_unknown_topics_are_refused() {
+async fn commits_for_unknown_topics_or_partitions_are_refused_per_partition() {
     let broker = group_broker().start().await;
     create_topic(&broker, "events", 1).await;
     let response = broker
         .call(
-            commit_request("g", -1, "", &[("ghost", 0, 1), ("events", 5, 1)]),
+            commit_request(
+                "g",
+                -1,
+                "",
+                &[("ghost", 0, 1), ("events", 5, 1), ("events", 0, 7)],
+            ),
             8,
         )
         .await;
     assert_eq!(
         codes(&response),
-        vec![code(ResponseError::UnknownTopicOrPartition); 2]
+        vec![
+            code(ResponseError::UnknownTopicOrPartition),
+            code(ResponseError::UnknownTopicOrPartition),
+            0
+        ],
+        "ghost-0, events-5 (beyond the partition count), events-0"
+    );
+    assert_eq!(
+        committed(&broker, "g").await,
+        vec![("events".to_owned(), 0, 7)],
+        "only the existing partition was stored"
+    );
+}
+
+#[tokio::test]
+async fn unknown_partitions_fail_before_the_group_is_consulted() {
+    let broker = group_broker().start().await;
+    create_topic(&broker, "events", 1).await;
+    let (member, generation) = stable_group(&broker, "members").await;
+    let response = broker
+        .call(
+            commit_request(
+                "members",
+                generation + 1,
+                &member,
+                &[("ghost", 0, 1), ("events", 0, 1)],
+            ),
+            8,
+        )
+        .await;
+    assert_eq!(
+        codes(&response),
+        vec![
+            code(ResponseError::UnknownTopicOrPartition),
+            code(ResponseError::IllegalGeneration)
+        ],
+        "the unknown topic is refused as such, the known one by the group"
+    );
+    // Nothing that exists: the group is not consulted, so even an empty group id is no error of its own.
+    let response = broker
+        .call(commit_request("", -1, "", &[("ghost", 0, 1)]), 8)
+        .await;
+    assert_eq!(
+        codes(&response),
+        vec![code(ResponseError::UnknownTopicOrPartition)]
     );
 }

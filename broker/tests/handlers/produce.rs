@@ -241,6 +241,151 @@ async fn topic_configs_limit_what_is_accepted() {
     );
 }
 
+/// KIP-467 (Produce v8+): the refused records by index, Kafka's messages word for word (checked against
+/// Kafka 4.4.0), the partition's log start offset, and nothing written.
+#[tokio::test]
+async fn refused_records_are_named_by_batch_index_from_v8() {
+    let broker = TestBroker::start().await;
+    create_topic_with(&broker, "compacted", 1, &[("cleanup.policy", "compact")]).await;
+    let mixed = BatchBuilder::new()
+        .record(
+            Some(Bytes::from_static(b"k")),
+            Some(Bytes::from_static(b"v")),
+        )
+        .record(None, Some(Bytes::from_static(b"v")))
+        .record(
+            Some(Bytes::from_static(b"k2")),
+            Some(Bytes::from_static(b"v")),
+        )
+        .record(None, Some(Bytes::from_static(b"x")))
+        .build()
+        .unwrap();
+    let keyless =
+        "Compacted topic cannot accept message without key in topic partition compacted-0";
+    for version in [8, 12] {
+        let response = broker
+            .call(produce_request("compacted", 0, mixed.clone()), version)
+            .await;
+        let partition = &response.responses[0].partition_responses[0];
+        assert_eq!(partition.error_code, code(ResponseError::InvalidRecord));
+        let errors: Vec<(i32, Option<String>)> = partition
+            .record_errors
+            .iter()
+            .map(|e| {
+                (
+                    e.batch_index,
+                    e.batch_index_error_message
+                        .as_ref()
+                        .map(ToString::to_string),
+                )
+            })
+            .collect();
+        assert_eq!(
+            errors,
+            vec![(1, Some(keyless.to_owned())), (3, Some(keyless.to_owned()))],
+            "v{version}"
+        );
+        assert_eq!(
+            partition.error_message.as_deref(),
+            Some(
+                format!(
+                    "One or more records have been rejected due to 2 record errors in total, and only \
+                     showing the first three errors at most: [RecordError(batchIndex=1, message='{keyless}'), \
+                     RecordError(batchIndex=3, message='{keyless}')]"
+                )
+                .as_str()
+            ),
+            "v{version}"
+        );
+        assert_eq!(
+            (partition.base_offset, partition.log_start_offset),
+            (-1, 0),
+            "v{version}"
+        );
+    }
+    let v7 = broker.call(produce_request("compacted", 0, mixed), 7).await;
+    let partition = &v7.responses[0].partition_responses[0];
+    assert_eq!(partition.error_code, code(ResponseError::InvalidRecord));
+    assert!(partition.record_errors.is_empty() && partition.error_message.is_none());
+    assert_eq!(list_offset(&broker, "compacted", 0, -1, 9).await.offset, 0);
+}
+
+#[tokio::test]
+async fn timestamps_out_of_range_are_refused_per_record() {
+    let broker = TestBroker::start().await;
+    create_topic(&broker, "events", 1).await;
+    create_topic_with(
+        &broker,
+        "recent",
+        1,
+        &[("message.timestamp.before.max.ms", "60000")],
+    )
+    .await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let hour = 3_600_000;
+    let stamped = |timestamps: &[i64]| {
+        timestamps
+            .iter()
+            .fold(BatchBuilder::new(), |b, ts| {
+                b.push(
+                    tributary_broker::log::builder::BatchRecord::new(
+                        Some(Bytes::from_static(b"k")),
+                        Some(Bytes::from_static(b"v")),
+                    )
+                    .timestamp(*ts),
+                )
+            })
+            .build()
+            .unwrap()
+    };
+    let batch_of_three = stamped(&[now, now - 2 * hour, now + 2 * hour]);
+    // Kafka 4.x defaults: one hour into the future at most, any age in the past.
+    let refused = broker
+        .call(produce_request("events", 0, batch_of_three.clone()), 9)
+        .await;
+    let partition = &refused.responses[0].partition_responses[0];
+    assert_eq!(partition.error_code, code(ResponseError::InvalidTimestamp));
+    assert_eq!(
+        partition.error_message.as_deref(),
+        Some("One or more records have been rejected due to invalid timestamp")
+    );
+    let indexes: Vec<i32> = partition
+        .record_errors
+        .iter()
+        .map(|e| e.batch_index)
+        .collect();
+    assert_eq!(indexes, vec![2], "only the record two hours ahead");
+    let text = partition.record_errors[0]
+        .batch_index_error_message
+        .as_deref()
+        .unwrap_or_default();
+    assert!(
+        text.starts_with(&format!(
+            "Timestamp {} of message with offset 2 is out of range. The timestamp should be within [",
+            now + 2 * hour
+        )),
+        "{text}"
+    );
+    let refused = broker
+        .call(produce_request("recent", 0, batch_of_three), 9)
+        .await;
+    let indexes: Vec<i32> = refused.responses[0].partition_responses[0]
+        .record_errors
+        .iter()
+        .map(|e| e.batch_index)
+        .collect();
+    assert_eq!(indexes, vec![1, 2], "before.max.ms bounds the past too");
+    assert_eq!(
+        produce(&broker, "events", 0, stamped(&[now, now - 2 * hour]))
+            .await
+            .error_code,
+        0
+    );
+}
+
 #[tokio::test]
 async fn log_append_time_topics_report_the_time_they_stamped() {
     let broker = TestBroker::start().await;

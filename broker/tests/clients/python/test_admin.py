@@ -219,3 +219,41 @@ def test_retention_advances_log_start(retention_bootstrap):
     assert_same(sent[low:] + after, got, with_ts=False, what="records after retention")
     kgot = kp_read(bs, topic, 1)
     assert kgot and kgot[0].offset == low, "kafka-python from the beginning does not start at the new log start"
+
+
+@pytest.mark.filterwarnings("ignore:alter_configs has been deprecated:DeprecationWarning")
+def test_alter_configs_replaces_every_override(broker):
+    """AlterConfigs (API 33), the non-incremental form, with the two clients that still send it: kafka-python's
+    alter_configs and librdkafka's (deprecated) AlterConfigs. The configs named replace the topic's overrides;
+    the others go back to their defaults."""
+    from kafka.admin import ConfigResource as KpConfigResource, ConfigResourceType, KafkaAdminClient
+    a = admin(broker.bootstrap)
+    topic = unique_topic("legacyalter")
+    create_topic(broker.bootstrap, topic, 1, {"retention.ms": "123456789", "segment.bytes": "1048576"})
+
+    kp = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    try:
+        response = kp.alter_configs([KpConfigResource(ConfigResourceType.TOPIC, topic,
+                                                      configs={"cleanup.policy": "compact"})])
+    finally:
+        kp.close()
+    errors = [(r[0], r[1]) for r in response.resources]
+    assert errors == [(0, None)] or errors == [(0, "")], f"kafka-python alter_configs: {response}"
+    cfg = describe_topic_config(a, topic)
+    assert (cfg["cleanup.policy"].value, cfg["cleanup.policy"].source) == \
+        ("compact", ConfigSource.DYNAMIC_TOPIC_CONFIG.value), f"cleanup.policy: {cfg['cleanup.policy']}"
+    for name in ("retention.ms", "segment.bytes"):
+        assert cfg[name].source == ConfigSource.DEFAULT_CONFIG.value, \
+            f"{name} was not named in AlterConfigs, so its override must be gone: {cfg[name]}"
+    assert cfg["retention.ms"].value == "604800000"
+
+    res = ConfigResource(ResourceType.TOPIC, topic, set_config={"retention.ms": "5000"})
+    assert error_code(a.alter_configs([res])[res]) is None, "librdkafka AlterConfigs failed"
+    cfg = describe_topic_config(a, topic)
+    assert (cfg["retention.ms"].value, cfg["cleanup.policy"].value, cfg["cleanup.policy"].source) == \
+        ("5000", "delete", ConfigSource.DEFAULT_CONFIG.value), \
+        f"after the second AlterConfigs: retention.ms {cfg['retention.ms']}, cleanup.policy {cfg['cleanup.policy']}"
+
+    bad = ConfigResource(ResourceType.TOPIC, topic, set_config={"retention.ms": "soon"})
+    assert error_code(a.alter_configs([bad])[bad]) == KafkaError.INVALID_CONFIG
+    assert describe_topic_config(a, topic)["retention.ms"].value == "5000", "a refused AlterConfigs changed the config"
