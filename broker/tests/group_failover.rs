@@ -54,6 +54,8 @@ async fn cluster(extra: &[(&str, &str)]) -> ReplicatedCluster {
         &[vec![1, 2, 3]],
         &[("cleanup.policy", "compact")],
     );
+    // Commits name a partition that exists, as Kafka requires.
+    cluster.create_topic(TOPIC, &[vec![1, 2, 3]], &[]);
     cluster
 }
 
