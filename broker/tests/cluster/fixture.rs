@@ -1,0 +1,495 @@
+//! The fixture: formatted `tributary-broker` processes on loopback, Kafka requests over TCP, and the
+//! bounded waits every test uses. Re-exports what the tests need, so each module takes `use super::fixture::*`.
+
+pub(crate) use std::{
+    collections::{BTreeMap, BTreeSet},
+    io::{Read, Write},
+    net::{TcpListener, TcpStream},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+pub(crate) use bytes::Bytes;
+pub(crate) use kafka_protocol::{
+    messages::{
+        create_topics_request::CreatableTopic,
+        fetch_request::{FetchPartition, FetchTopic},
+        metadata_request::MetadataRequestTopic,
+        produce_request::{PartitionProduceData, TopicProduceData},
+        CreateTopicsRequest, DescribeClusterRequest, FetchRequest, MetadataRequest,
+        MetadataResponse, ProduceRequest, TopicName,
+    },
+    protocol::{Request, StrBytes},
+};
+pub(crate) use tributary_broker::{
+    log::builder::BatchBuilder,
+    testing::{call_over_tcp, small_disk::SmallDisk},
+};
+
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_tributary-broker");
+
+pub(crate) const CLUSTER_ID: &str = "4L6g3nShT-eMCtK--X86sw";
+
+/// Short enough that a killed broker is fenced within the test's patience, long enough to survive a busy
+/// two-core machine (heartbeats every 250 ms).
+pub(crate) const SESSION_TIMEOUT_MS: u64 = 3000;
+
+/// A port that is free now, below the kernel's ephemeral range (32768-60999 on these machines). The voter
+/// list must name every controller port before any node starts, so these cannot be port 0; and a port from
+/// the ephemeral range can be taken by some client connection while its node is down, so that the node
+/// fails to restart on it (seen as "node exited" flakes). A collision fails loudly (bind error in the
+/// log), never silently.
+pub(crate) fn free_port() -> u16 {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let seed = std::process::id().wrapping_mul(7919) % 12_000;
+    for _ in 0..12_000 {
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let port = u16::try_from(20_000 + (seed + n) % 12_000).unwrap();
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in 20000-31999");
+}
+
+pub(crate) struct Node {
+    pub(crate) id: i32,
+    pub(crate) dir: PathBuf,
+    pub(crate) properties: PathBuf,
+    pub(crate) kafka_port: u16,
+    pub(crate) child: Option<Child>,
+    pub(crate) http_port: u16,
+    pub(crate) run: usize,
+}
+
+/// Fields drop in order: the brokers stop before their small disks are unmounted and the root removed.
+pub(crate) struct Cluster {
+    pub(crate) nodes: Vec<Node>,
+    pub(crate) _disks: Vec<SmallDisk>,
+    pub(crate) _root: tempfile::TempDir,
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Node {
+    pub(crate) fn log_path(&self) -> PathBuf {
+        self.dir
+            .with_file_name(format!("broker-{}-{}.log", self.id, self.run))
+    }
+
+    pub(crate) fn log_text(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    pub(crate) fn start(&mut self) {
+        self.run += 1;
+        let addresses = self
+            .dir
+            .with_file_name(format!("addresses-{}-{}", self.id, self.run));
+        let child = Command::new(BIN)
+            .arg("--config")
+            .arg(&self.properties)
+            .args(["--http-listen", "127.0.0.1:0"])
+            .arg("--bound-addresses-file")
+            .arg(&addresses)
+            .env("RUST_LOG", "info,openraft=warn")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(self.log_path()).unwrap())
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        self.http_port = loop {
+            if let Some(port) = bound_port(&addresses, "http") {
+                break port;
+            }
+            self.assert_alive();
+            assert!(
+                Instant::now() < deadline,
+                "node {} wrote no addresses; log:\n{}",
+                self.id,
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+    }
+
+    pub(crate) fn assert_alive(&mut self) {
+        if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+            panic!(
+                "node {} exited with {status}; log:\n{}",
+                self.id,
+                self.log_text()
+            );
+        }
+    }
+
+    pub(crate) fn ready(&self) -> bool {
+        http_status(self.http_port, "/readyz") == Some(200)
+    }
+
+    pub(crate) fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+
+    pub(crate) fn call<R: Request>(&self, request: R, version: i16) -> R::Response {
+        call_over_tcp(self.kafka_port, &request, version, Duration::from_secs(20)).unwrap()
+    }
+
+    /// Produces one record to `topic`-`partition`: `(error code, base offset)`.
+    pub(crate) fn produce(
+        &self,
+        topic: &str,
+        partition: i32,
+        acks: i16,
+        value: &str,
+    ) -> (i16, i64) {
+        produce_at(self.kafka_port, topic, partition, acks, value)
+    }
+
+    /// Every record value of `topic`-`partition` a consumer can read (up to the high watermark), from 0.
+    pub(crate) fn read_all(&self, topic: &str, partition: i32) -> Result<Vec<String>, i16> {
+        let mut values = Vec::new();
+        loop {
+            let request = FetchRequest::default()
+                .with_replica_id((-1).into())
+                .with_max_wait_ms(0)
+                .with_max_bytes(1 << 20)
+                .with_topics(vec![FetchTopic::default()
+                    .with_topic(TopicName(StrBytes::from_string(topic.to_owned())))
+                    .with_partitions(vec![FetchPartition::default()
+                        .with_partition(partition)
+                        .with_fetch_offset(i64::try_from(values.len()).unwrap())
+                        .with_partition_max_bytes(1 << 20)])]);
+            let response = self.call(request, 11);
+            let data = &response.responses[0].partitions[0];
+            if data.error_code != 0 {
+                return Err(data.error_code);
+            }
+            let mut bytes = data.records.clone().unwrap_or_default();
+            let batch: Vec<String> =
+                kafka_protocol::records::RecordBatchDecoder::decode_all(&mut bytes)
+                    .unwrap()
+                    .into_iter()
+                    .flat_map(|set| set.records)
+                    .map(|r| String::from_utf8(r.value.unwrap_or_default().to_vec()).unwrap())
+                    .collect();
+            if batch.is_empty() {
+                return Ok(values);
+            }
+            values.extend(batch);
+        }
+    }
+
+    pub(crate) fn metadata(&self, topic: &str) -> MetadataResponse {
+        let request = MetadataRequest::default()
+            .with_topics(Some(vec![MetadataRequestTopic::default().with_name(Some(
+                TopicName(StrBytes::from_string(topic.to_owned())),
+            ))]))
+            .with_allow_auto_topic_creation(false);
+        self.call(request, 12)
+    }
+}
+
+/// Produces one record to `topic`-`partition` of the broker at `port` (usable from a writer thread that
+/// holds no `Node`): `(error code, base offset)`.
+pub(crate) fn produce_at(
+    port: u16,
+    topic: &str,
+    partition: i32,
+    acks: i16,
+    value: &str,
+) -> (i16, i64) {
+    let batch = BatchBuilder::new()
+        .record(None, Some(Bytes::from(value.to_owned())))
+        .build()
+        .unwrap();
+    let request = ProduceRequest::default()
+        .with_acks(acks)
+        .with_timeout_ms(10_000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(TopicName(StrBytes::from_string(topic.to_owned())))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(partition)
+                .with_records(Some(batch))])]);
+    let response = call_over_tcp(port, &request, 9, Duration::from_secs(20)).unwrap();
+    let answer = &response.responses[0].partition_responses[0];
+    (answer.error_code, answer.base_offset)
+}
+
+pub(crate) fn bound_port(path: &Path, key: &str) -> Option<u16> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let line = text
+        .lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))?;
+    line.rsplit_once(':')?.1.parse().ok()
+}
+
+pub(crate) fn http_status(port: u16, path: &str) -> Option<u16> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(stream, "GET {path} HTTP/1.0\r\n\r\n").ok()?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).ok()?;
+    text.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Formats and starts `size` nodes with ids 1..=size, the first `voters` of them combined-mode voters and
+/// the rest brokers only, then waits until every one is ready.
+pub(crate) fn start_cluster(size: i32, voters: i32) -> Cluster {
+    start_cluster_with(size, voters, |_| String::new(), |_| Vec::new())
+}
+
+/// [`start_cluster`] with `extra(node id)` appended to each node's `server.properties`, and some nodes'
+/// data directories on small disks of their own: `disks` mounts them under the root it is given, as
+/// (node id, disk).
+pub(crate) fn start_cluster_with(
+    size: i32,
+    voters: i32,
+    extra: impl Fn(i32) -> String,
+    disks: impl FnOnce(&Path) -> Vec<(i32, SmallDisk)>,
+) -> Cluster {
+    start_cluster_configured(size, voters, QuorumSetup::StaticVoters, extra, disks)
+}
+
+/// How the nodes find the metadata quorum, as Kafka offers it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum QuorumSetup {
+    /// `controller.quorum.voters` in every node's properties.
+    StaticVoters,
+    /// `controller.quorum.bootstrap.servers`, with the voters recorded once by `format
+    /// --initial-controllers` (KIP-853's way).
+    Bootstrap,
+}
+
+pub(crate) fn start_cluster_configured(
+    size: i32,
+    voters: i32,
+    quorum: QuorumSetup,
+    extra: impl Fn(i32) -> String,
+    disks: impl FnOnce(&Path) -> Vec<(i32, SmallDisk)>,
+) -> Cluster {
+    let root = tempfile::tempdir().unwrap();
+    let disks = disks(root.path());
+    let ports: Vec<(u16, u16)> = (0..size).map(|_| (free_port(), free_port())).collect();
+    let controllers = &ports[..usize::try_from(voters).unwrap()];
+    let voter_list = controllers
+        .iter()
+        .enumerate()
+        .map(|(i, (_, controller))| format!("{}@127.0.0.1:{controller}", i + 1))
+        .collect::<Vec<_>>()
+        .join(",");
+    let quorum_line = match quorum {
+        QuorumSetup::StaticVoters => format!("controller.quorum.voters={voter_list}"),
+        QuorumSetup::Bootstrap => format!(
+            "controller.quorum.bootstrap.servers={}",
+            controllers
+                .iter()
+                .map(|(_, controller)| format!("127.0.0.1:{controller}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
+    };
+    let initial_controllers = controllers
+        .iter()
+        .enumerate()
+        .map(|(i, (_, controller))| {
+            let directory = Command::new(BIN).arg("random-uuid").output().unwrap();
+            let directory = String::from_utf8(directory.stdout).unwrap();
+            format!("{}@127.0.0.1:{controller}:{}", i + 1, directory.trim())
+        })
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut nodes = Vec::new();
+    for (i, (kafka, controller)) in ports.iter().enumerate() {
+        let id = i32::try_from(i).unwrap() + 1;
+        let dir = disks.iter().find(|(node, _)| *node == id).map_or_else(
+            || root.path().join(format!("node-{id}")),
+            |(_, disk)| disk.path().to_path_buf(),
+        );
+        let properties = root.path().join(format!("server-{id}.properties"));
+        let (roles, listeners) = if id <= voters {
+            (
+                "broker,controller",
+                format!("PLAINTEXT://127.0.0.1:{kafka},CONTROLLER://127.0.0.1:{controller}"),
+            )
+        } else {
+            ("broker", format!("PLAINTEXT://127.0.0.1:{kafka}"))
+        };
+        std::fs::write(
+            &properties,
+            format!(
+                "process.roles={roles}\n\
+                 node.id={id}\n\
+                 {quorum_line}\n\
+                 listeners={listeners}\n\
+                 advertised.listeners=PLAINTEXT://127.0.0.1:{kafka}\n\
+                 controller.listener.names=CONTROLLER\n\
+                 inter.broker.listener.name=PLAINTEXT\n\
+                 listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT\n\
+                 log.dirs={}\n\
+                 num.partitions=1\n\
+                 default.replication.factor=3\n\
+                 min.insync.replicas=2\n\
+                 offsets.topic.replication.factor=3\n\
+                 group.initial.rebalance.delay.ms=0\n\
+                 broker.session.timeout.ms={SESSION_TIMEOUT_MS}\n\
+                 broker.heartbeat.interval.ms=250\n\
+                 leader.imbalance.check.interval.seconds=1\n\
+                 {}",
+                dir.display(),
+                extra(id)
+            ),
+        )
+        .unwrap();
+        let formatted = Command::new(BIN)
+            .args(["format", "-t", CLUSTER_ID, "-c"])
+            .arg(&properties)
+            // Broker-only nodes are formatted without voters, as with kafka-storage.sh.
+            .args(if quorum == QuorumSetup::Bootstrap && id <= voters {
+                vec!["--initial-controllers", initial_controllers.as_str()]
+            } else {
+                Vec::new()
+            })
+            .output()
+            .unwrap();
+        assert!(
+            formatted.status.success(),
+            "format failed: {}",
+            String::from_utf8_lossy(&formatted.stderr)
+        );
+        nodes.push(Node {
+            id,
+            dir,
+            properties,
+            kafka_port: *kafka,
+            child: None,
+            http_port: 0,
+            run: 0,
+        });
+    }
+    for node in &mut nodes {
+        node.start();
+    }
+    let mut cluster = Cluster {
+        nodes,
+        _disks: disks.into_iter().map(|(_, disk)| disk).collect(),
+        _root: root,
+    };
+    cluster.wait_until("every broker is ready", Duration::from_secs(30), |c| {
+        c.nodes.iter().all(Node::ready)
+    });
+    cluster
+}
+
+impl Cluster {
+    pub(crate) fn node(&mut self, id: i32) -> &mut Node {
+        self.nodes.iter_mut().find(|n| n.id == id).unwrap()
+    }
+
+    pub(crate) fn running(&self) -> impl Iterator<Item = &Node> {
+        self.nodes.iter().filter(|n| n.child.is_some())
+    }
+
+    pub(crate) fn wait_until(
+        &mut self,
+        what: &str,
+        limit: Duration,
+        mut done: impl FnMut(&mut Self) -> bool,
+    ) {
+        let deadline = Instant::now() + limit;
+        while !done(self) {
+            for node in self.nodes.iter_mut().filter(|n| n.child.is_some()) {
+                node.assert_alive();
+            }
+            if Instant::now() > deadline {
+                let logs: String = self
+                    .nodes
+                    .iter()
+                    .map(|n| format!("--- node {} ---\n{}\n", n.id, n.log_text()))
+                    .collect();
+                panic!("waited {limit:?} for: {what}\n{logs}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+pub(crate) fn broker_ids(metadata: &MetadataResponse) -> BTreeSet<i32> {
+    metadata.brokers.iter().map(|b| b.node_id.0).collect()
+}
+
+pub(crate) fn create_topic(
+    node: &Node,
+    name: &str,
+    partitions: i32,
+    replication_factor: i16,
+) -> i16 {
+    let request = CreateTopicsRequest::default()
+        .with_topics(vec![CreatableTopic::default()
+            .with_name(TopicName(StrBytes::from_string(name.to_owned())))
+            .with_num_partitions(partitions)
+            .with_replication_factor(replication_factor)])
+        .with_timeout_ms(30_000);
+    node.call(request, 5).topics[0].error_code
+}
+
+/// The leader of `topic`-`partition` as `node` sees it.
+pub(crate) fn leader_of(cluster: &mut Cluster, node: i32, topic: &str, partition: i32) -> i32 {
+    let metadata = cluster.node(node).metadata(topic);
+    metadata.topics[0].partitions[usize::try_from(partition).unwrap()]
+        .leader_id
+        .0
+}
+
+/// The coordinator of `group` as `node` answers FindCoordinator (-1 while there is none).
+pub(crate) fn coordinator_of(node: &Node, group: &str) -> (i16, i32) {
+    let request = kafka_protocol::messages::FindCoordinatorRequest::default()
+        .with_key(StrBytes::from_string(group.to_owned()))
+        .with_key_type(0);
+    let response = node.call(request, 3);
+    (response.error_code, response.node_id.0)
+}
+
+/// `group`'s committed offset and leader epoch of `topic`-0 at `node`: `Err(code)` on a group error.
+pub(crate) fn committed_at(node: &Node, group: &str, topic: &str) -> Result<(i64, i32), i16> {
+    let request = kafka_protocol::messages::OffsetFetchRequest::default()
+        .with_group_id(kafka_protocol::messages::GroupId(StrBytes::from_string(
+            group.to_owned(),
+        )))
+        .with_topics(Some(vec![
+            kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic::default()
+                .with_name(TopicName(StrBytes::from_string(topic.to_owned())))
+                .with_partition_indexes(vec![0]),
+        ]));
+    let response = node.call(request, 7);
+    if response.error_code != 0 {
+        return Err(response.error_code);
+    }
+    let partition = &response.topics[0].partitions[0];
+    if partition.error_code != 0 {
+        return Err(partition.error_code);
+    }
+    Ok((partition.committed_offset, partition.committed_leader_epoch))
+}
+
+pub(crate) fn isr_of(node: &Node, topic: &str) -> Vec<i32> {
+    let metadata = node.metadata(topic);
+    metadata.topics[0]
+        .partitions
+        .first()
+        .map(|p| p.isr_nodes.iter().map(|b| b.0).collect())
+        .unwrap_or_default()
+}
