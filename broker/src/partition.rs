@@ -867,18 +867,8 @@ impl Partition {
         lag_max_ms: i64,
         eligible: impl Fn(NodeId) -> bool,
     ) -> Option<IsrProposal> {
-        let high_watermark = self.high_watermark();
-        let mut leadership = self.leadership();
-        let epoch_start = leadership.epoch_start;
-        let (leader_epoch, partition_epoch) = (leadership.leader_epoch, leadership.partition_epoch);
-        let replicas = leadership.replicas.as_mut()?;
-        let change =
-            replicas.isr_change(now_ms, lag_max_ms, high_watermark, epoch_start, eligible)?;
-        replicas.pending_isr = Some(change.new_isr.clone());
-        Some(IsrProposal {
-            leader_epoch,
-            partition_epoch,
-            change,
+        self.propose(|replicas, high_watermark, epoch_start| {
+            replicas.isr_change(now_ms, lag_max_ms, high_watermark, epoch_start, eligible)
         })
     }
 
@@ -890,12 +880,23 @@ impl Partition {
         now_ms: i64,
         eligible: impl Fn(NodeId) -> bool,
     ) -> Option<IsrProposal> {
+        self.propose(|replicas, high_watermark, epoch_start| {
+            replicas.expansion(replica, high_watermark, epoch_start, now_ms, eligible)
+        })
+    }
+
+    /// The change `decide(replicas, high watermark, epoch start)` asks for, in this leadership's epochs,
+    /// marked pending.
+    fn propose(
+        &self,
+        decide: impl FnOnce(&ReplicaSet, i64, i64) -> Option<IsrChange>,
+    ) -> Option<IsrProposal> {
         let high_watermark = self.high_watermark();
         let mut leadership = self.leadership();
         let epoch_start = leadership.epoch_start;
         let (leader_epoch, partition_epoch) = (leadership.leader_epoch, leadership.partition_epoch);
         let replicas = leadership.replicas.as_mut()?;
-        let change = replicas.expansion(replica, high_watermark, epoch_start, now_ms, eligible)?;
+        let change = decide(replicas, high_watermark, epoch_start)?;
         replicas.pending_isr = Some(change.new_isr.clone());
         Some(IsrProposal {
             leader_epoch,
