@@ -83,34 +83,28 @@ pub struct StorageHealth {
     created: Instant,
 }
 
+/// The I/O errors in `error`'s cause chain, outermost first.
+fn io_causes<'a>(error: &'a (dyn StdError + 'static)) -> impl Iterator<Item = &'a io::Error> {
+    std::iter::successors(Some(error), |e: &&'a (dyn StdError + 'static)| {
+        (*e).source()
+    })
+    .filter_map(|e| e.downcast_ref::<io::Error>())
+}
+
 /// True when `error` or one of its causes is an I/O error for lack of space (or of quota).
 pub fn is_out_of_space(error: &(dyn StdError + 'static)) -> bool {
-    let mut next = Some(error);
-    while let Some(e) = next {
-        if let Some(io) = e.downcast_ref::<io::Error>() {
-            if matches!(
-                io.kind(),
-                io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded
-            ) {
-                return true;
-            }
-        }
-        next = e.source();
-    }
-    false
+    io_causes(error).any(|io| {
+        matches!(
+            io.kind(),
+            io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded
+        )
+    })
 }
 
 /// True when `error` or one of its causes is an I/O error: a write the disk refused, rather than a request
 /// the broker refused (bad batch, fenced producer, ...), which is not the directory's health.
 pub fn is_storage_error(error: &(dyn StdError + 'static)) -> bool {
-    let mut next = Some(error);
-    while let Some(e) = next {
-        if e.downcast_ref::<io::Error>().is_some() {
-            return true;
-        }
-        next = e.source();
-    }
-    false
+    io_causes(error).next().is_some()
 }
 
 impl StorageHealth {
