@@ -431,6 +431,23 @@ pub(crate) fn broker_ids(metadata: &MetadataResponse) -> BTreeSet<i32> {
     metadata.brokers.iter().map(|b| b.node_id.0).collect()
 }
 
+/// Creates `name` with one partition on `replicas` (the first is the preferred leader) through `node`: the
+/// CreateTopics error code.
+pub(crate) fn create_topic_on(node: &Node, name: &str, replicas: &[i32]) -> i16 {
+    let request = CreateTopicsRequest::default()
+        .with_topics(vec![CreatableTopic::default()
+            .with_name(TopicName(StrBytes::from_string(name.to_owned())))
+            .with_num_partitions(-1)
+            .with_replication_factor(-1)
+            .with_assignments(vec![
+                kafka_protocol::messages::create_topics_request::CreatableReplicaAssignment::default()
+                    .with_partition_index(0)
+                    .with_broker_ids(replicas.iter().map(|id| (*id).into()).collect()),
+            ])])
+        .with_timeout_ms(30_000);
+    node.call(request, 5).topics[0].error_code
+}
+
 pub(crate) fn create_topic(
     node: &Node,
     name: &str,

@@ -93,18 +93,7 @@ fn acks_all_is_refused_once_the_isr_is_below_min_insync_replicas() {
     // Three voters and two brokers that do not vote; the topic lives on voter 1 and the two others, so
     // losing those two leaves the metadata quorum intact and the controller shrinks the ISR.
     let mut cluster = start_cluster(5, 3);
-    let request = CreateTopicsRequest::default()
-        .with_topics(vec![CreatableTopic::default()
-            .with_name(TopicName(StrBytes::from_static_str("narrow")))
-            .with_num_partitions(-1)
-            .with_replication_factor(-1)
-            .with_assignments(vec![
-                kafka_protocol::messages::create_topics_request::CreatableReplicaAssignment::default()
-                    .with_partition_index(0)
-                    .with_broker_ids(vec![1.into(), 4.into(), 5.into()]),
-            ])])
-        .with_timeout_ms(30_000);
-    assert_eq!(cluster.node(2).call(request, 5).topics[0].error_code, 0);
+    assert_eq!(create_topic_on(cluster.node(2), "narrow", &[1, 4, 5]), 0);
     cluster.wait_until("node 1 leads narrow", Duration::from_secs(10), |c| {
         c.node(1).metadata("narrow").topics[0].error_code == 0
     });
@@ -220,18 +209,7 @@ fn a_restarted_leader_serves_what_was_committed_before_its_followers_fetch() {
         |_| "replica.high.watermark.checkpoint.interval.ms=100\n".to_owned(),
         |_| Vec::new(),
     );
-    let request = CreateTopicsRequest::default()
-        .with_topics(vec![CreatableTopic::default()
-            .with_name(TopicName(StrBytes::from_static_str("kept")))
-            .with_num_partitions(-1)
-            .with_replication_factor(-1)
-            .with_assignments(vec![
-                kafka_protocol::messages::create_topics_request::CreatableReplicaAssignment::default()
-                    .with_partition_index(0)
-                    .with_broker_ids(vec![1.into(), 4.into(), 5.into()]),
-            ])])
-        .with_timeout_ms(30_000);
-    assert_eq!(cluster.node(2).call(request, 5).topics[0].error_code, 0);
+    assert_eq!(create_topic_on(cluster.node(2), "kept", &[1, 4, 5]), 0);
     cluster.wait_until("1 leads with a full ISR", Duration::from_secs(10), |c| {
         [1, 2].into_iter().all(|n| {
             c.node(n).metadata("kept").topics[0].error_code == 0
@@ -285,18 +263,7 @@ fn a_restarted_leader_serves_what_was_committed_before_its_followers_fetch() {
 #[test]
 fn a_restarted_node_leads_nothing_before_it_is_back_in_service() {
     let mut cluster = start_cluster(3, 3);
-    let request = CreateTopicsRequest::default()
-        .with_topics(vec![CreatableTopic::default()
-            .with_name(TopicName(StrBytes::from_static_str("stale")))
-            .with_num_partitions(-1)
-            .with_replication_factor(-1)
-            .with_assignments(vec![
-                kafka_protocol::messages::create_topics_request::CreatableReplicaAssignment::default()
-                    .with_partition_index(0)
-                    .with_broker_ids(vec![1.into(), 2.into(), 3.into()]),
-            ])])
-        .with_timeout_ms(30_000);
-    assert_eq!(cluster.node(2).call(request, 5).topics[0].error_code, 0);
+    assert_eq!(create_topic_on(cluster.node(2), "stale", &[1, 2, 3]), 0);
     cluster.wait_until("node 1 leads stale", Duration::from_secs(10), |c| {
         c.node(1).metadata("stale").topics[0].error_code == 0 && leader_of(c, 1, "stale", 0) == 1
     });

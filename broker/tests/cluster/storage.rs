@@ -28,18 +28,7 @@ fn a_broker_out_of_space_hands_its_leaderships_over_and_rejoins_when_space_is_fr
     }
     // About 4 MiB above the reserve (5 % of 24 MiB) stay free for partition data on node 3.
     cluster._disks[0].fill("ballast", 18 << 20).unwrap();
-    let request = CreateTopicsRequest::default()
-        .with_topics(vec![CreatableTopic::default()
-            .with_name(TopicName(StrBytes::from_static_str("spill")))
-            .with_num_partitions(-1)
-            .with_replication_factor(-1)
-            .with_assignments(vec![
-                kafka_protocol::messages::create_topics_request::CreatableReplicaAssignment::default()
-                    .with_partition_index(0)
-                    .with_broker_ids(vec![3.into(), 1.into(), 2.into()]),
-            ])])
-        .with_timeout_ms(30_000);
-    assert_eq!(cluster.node(1).call(request, 5).topics[0].error_code, 0);
+    assert_eq!(create_topic_on(cluster.node(1), "spill", &[3, 1, 2]), 0);
     cluster.wait_until("node 3 leads spill", Duration::from_secs(10), |c| {
         leader_of(c, 1, "spill", 0) == 3
     });
