@@ -645,19 +645,7 @@ mod tests {
         MetadataImage {
             brokers: ids
                 .iter()
-                .map(|id| {
-                    (
-                        *id,
-                        BrokerRegistration {
-                            id: *id,
-                            epoch: 0,
-                            endpoints: Vec::new(),
-                            rack: None,
-                            fenced: false,
-                            storage_full: false,
-                        },
-                    )
-                })
+                .map(|id| (*id, BrokerRegistration::bare(*id, 0)))
                 .collect(),
             ..MetadataImage::default()
         }

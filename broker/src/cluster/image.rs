@@ -43,6 +43,21 @@ pub struct BrokerRegistration {
     pub storage_full: bool,
 }
 
+#[cfg(test)]
+impl BrokerRegistration {
+    /// A live broker with no endpoints or rack, for test images.
+    pub(crate) fn bare(id: NodeId, epoch: i64) -> Self {
+        Self {
+            id,
+            epoch,
+            endpoints: Vec::new(),
+            rack: None,
+            fenced: false,
+            storage_full: false,
+        }
+    }
+}
+
 impl BrokerRegistration {
     /// The endpoint of `listener`, or the first one when the broker has no listener of that name.
     pub fn endpoint(&self, listener: &str) -> Option<&Endpoint> {

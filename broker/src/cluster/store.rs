@@ -333,17 +333,13 @@ mod tests {
 
     fn local(id: NodeId, port: i32) -> BrokerRegistration {
         BrokerRegistration {
-            id,
-            epoch: 0,
             endpoints: vec![Endpoint {
                 listener: "PLAINTEXT".into(),
                 host: "127.0.0.1".into(),
                 port,
                 security_protocol: "PLAINTEXT".into(),
             }],
-            rack: None,
-            fenced: false,
-            storage_full: false,
+            ..BrokerRegistration::bare(id, 0)
         }
     }
 

@@ -218,12 +218,8 @@ mod tests {
             image.brokers.insert(
                 id,
                 BrokerRegistration {
-                    id,
-                    epoch: 1,
-                    endpoints: Vec::new(),
-                    rack: None,
                     fenced: fenced.contains(&id),
-                    storage_full: false,
+                    ..BrokerRegistration::bare(id, 1)
                 },
             );
         }

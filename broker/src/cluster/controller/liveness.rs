@@ -422,17 +422,7 @@ mod tests {
     fn image(brokers: &[NodeId], partitions: Vec<PartitionRegistration>) -> MetadataImage {
         let mut image = MetadataImage::default();
         for id in brokers {
-            image.brokers.insert(
-                *id,
-                BrokerRegistration {
-                    id: *id,
-                    epoch: 1,
-                    endpoints: Vec::new(),
-                    rack: None,
-                    fenced: false,
-                    storage_full: false,
-                },
-            );
+            image.brokers.insert(*id, BrokerRegistration::bare(*id, 1));
         }
         image.topics.insert(
             "t".into(),

@@ -14,12 +14,9 @@ fn image(brokers: &[Spec]) -> MetadataImage {
             .iter()
             .map(|(id, rack, fenced)| {
                 let registration = BrokerRegistration {
-                    id: *id,
-                    epoch: 0,
-                    endpoints: Vec::new(),
                     rack: rack.clone(),
                     fenced: *fenced,
-                    storage_full: false,
+                    ..BrokerRegistration::bare(*id, 0)
                 };
                 (*id, registration)
             })

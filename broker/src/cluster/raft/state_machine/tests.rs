@@ -99,14 +99,7 @@ fn topic(name: &str, partitions: usize, id: u128) -> TopicMetadata {
 }
 
 fn broker(id: i32) -> BrokerRegistration {
-    BrokerRegistration {
-        id,
-        epoch: -1,
-        endpoints: Vec::new(),
-        rack: None,
-        fenced: false,
-        storage_full: false,
-    }
+    BrokerRegistration::bare(id, -1)
 }
 
 #[tokio::test]
