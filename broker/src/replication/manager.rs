@@ -253,7 +253,7 @@ impl ReplicaManager {
             return;
         };
         let image = self.current_image();
-        let lag = i64::try_from(self.replication.lag_time_max_ms).unwrap_or(i64::MAX);
+        let lag = self.lag_time_max_ms();
         for partition in self.all_partitions() {
             let now = crate::clock::now_ms();
             let Some(proposal) =
@@ -284,7 +284,7 @@ impl ReplicaManager {
         };
         let image = self.current_image();
         if let Some(proposal) =
-            partition.propose_isr_expansion(replica, now_ms, |id| image.live_broker(id).is_some())
+            partition.propose_isr_expansion(replica, now_ms, |id| image.eligible_replica(id))
         {
             let (partition, local) = (Arc::clone(partition), self.local);
             tokio::spawn(async move {
