@@ -143,6 +143,11 @@ impl FetchAssignments {
         }
     }
 
+    /// Ticks on every change of what is followed from whom.
+    fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
     pub fn source_ids(&self) -> Vec<NodeId> {
         self.lock().keys().copied().collect()
     }
@@ -210,6 +215,17 @@ struct FetchState {
     truncated: bool,
 }
 
+/// How a fetcher round ended.
+#[derive(Debug, PartialEq, Eq)]
+enum RoundOutcome {
+    Progress,
+    /// Every partition was refused or waiting for metadata.
+    Idle,
+    /// What this source serves changed while the Fetch was waiting at the leader; its answer would not carry
+    /// the new partitions or epochs, so it is abandoned with its connection.
+    Interrupted,
+}
+
 /// A follower partition this fetcher may touch: hosted, not leading, under the epoch it fetches for.
 fn follower_partition(
     replicas: &ReplicaManager,
@@ -232,6 +248,7 @@ async fn fetcher(
     let call_timeout = Duration::from_millis(u64::try_from(config.fetch_wait_max_ms).unwrap_or(0))
         + Duration::from_secs(30);
     let mut connection: Option<Connection> = None;
+    let mut assignment_changes = replicas.fetch_assignments().subscribe();
     let mut states: BTreeMap<(String, i32), FetchState> = BTreeMap::new();
     tracing::info!(
         broker = local,
@@ -242,6 +259,7 @@ async fn fetcher(
         if *shutdown.borrow() {
             return;
         }
+        assignment_changes.borrow_and_update();
         let Some(source) = replicas.fetch_assignments().source(source_id) else {
             tracing::info!(
                 broker = local,
@@ -257,6 +275,8 @@ async fn fetcher(
                 truncated: false,
             });
             if state.leader_epoch != followed.leader_epoch {
+                tracing::debug!(broker = local, source = source_id, topic = %key.0, partition = key.1,
+                    leader_epoch = followed.leader_epoch, "following a new leader epoch");
                 *state = FetchState {
                     leader_epoch: followed.leader_epoch,
                     truncated: false,
@@ -287,12 +307,32 @@ async fn fetcher(
         let Some(conn) = connection.as_mut() else {
             continue;
         };
-        match round(&replicas, &config, local, conn, &mut states, call_timeout).await {
-            Ok(progress) => {
-                if !progress {
-                    // Every partition was refused or waiting for metadata: do not spin.
-                    tokio::time::sleep(backoff.min(Duration::from_millis(100))).await;
-                }
+        let watched = Watched {
+            source_id,
+            source: &source,
+            changes: &mut assignment_changes,
+        };
+        match round(
+            &replicas,
+            &config,
+            local,
+            conn,
+            &mut states,
+            call_timeout,
+            watched,
+        )
+        .await
+        {
+            Ok(RoundOutcome::Progress) => {}
+            Ok(RoundOutcome::Idle) => {
+                // Do not spin.
+                tokio::time::sleep(backoff.min(Duration::from_millis(100))).await;
+            }
+            Ok(RoundOutcome::Interrupted) => {
+                // A partition that just got a new leader here must not wait out the long poll
+                // (replica.fetch.wait.max.ms) of a Fetch sent before it: the new leader's high watermark, and
+                // so every acks=all produce after a failover, waits on this follower's first fetch.
+                connection = None;
             }
             Err(e) => {
                 tracing::warn!(broker = local, source = source_id, error = %error_chain(&e), "replica fetch failed; reconnecting");
@@ -303,7 +343,14 @@ async fn fetcher(
     }
 }
 
-/// One fetcher round: truncation where needed, then one Fetch. Ok(false) when nothing could be fetched.
+/// What a round's Fetch was built from, to notice that it went stale while waiting at the leader.
+struct Watched<'a> {
+    source_id: NodeId,
+    source: &'a Source,
+    changes: &'a mut watch::Receiver<u64>,
+}
+
+/// One fetcher round: truncation where needed, then one Fetch.
 async fn round(
     replicas: &ReplicaManager,
     config: &ReplicationConfig,
@@ -311,7 +358,8 @@ async fn round(
     conn: &mut Connection,
     states: &mut BTreeMap<(String, i32), FetchState>,
     call_timeout: Duration,
-) -> Result<bool, ClientError> {
+    watched: Watched<'_>,
+) -> Result<RoundOutcome, ClientError> {
     for (key, state) in states.iter_mut().filter(|(_, s)| !s.truncated) {
         let Some(partition) = follower_partition(replicas, key, state.leader_epoch) else {
             continue;
@@ -335,7 +383,7 @@ async fn round(
         );
     }
     if topics.is_empty() {
-        return Ok(false);
+        return Ok(RoundOutcome::Idle);
     }
     let request = FetchRequest::default()
         .with_replica_id(BrokerId(local))
@@ -354,7 +402,20 @@ async fn round(
                 })
                 .collect(),
         );
-    let response = conn.call(&request, FETCH_VERSION, call_timeout).await?;
+    let call = conn.call(&request, FETCH_VERSION, call_timeout);
+    tokio::pin!(call);
+    let response = loop {
+        tokio::select! {
+            response = &mut call => break response?,
+            // The sender lives as long as the replica manager this task holds, so the branch stays enabled.
+            Ok(()) = watched.changes.changed() => {
+                let now = replicas.fetch_assignments().source(watched.source_id);
+                if now.as_ref() != Some(watched.source) {
+                    return Ok(RoundOutcome::Interrupted);
+                }
+            }
+        }
+    };
     let mut progress = response.error_code == 0;
     for topic in response.responses {
         let name = topic.topic.0.to_string();
@@ -411,7 +472,11 @@ async fn round(
             }
         }
     }
-    Ok(progress)
+    Ok(if progress {
+        RoundOutcome::Progress
+    } else {
+        RoundOutcome::Idle
+    })
 }
 
 fn truncate(partition: &Partition, offset: i64) {
