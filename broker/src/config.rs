@@ -127,6 +127,8 @@ pub enum TopicConfigError {
     InvalidDirtyRatio { value: String },
     #[error("message.timestamp.type must be CreateTime or LogAppendTime, got {value:?}")]
     InvalidTimestampType { value: String },
+    #[error("{name} must be empty, * or a list of partition:broker, got {value:?}")]
+    InvalidThrottledReplicas { name: String, value: String },
 }
 
 /// The broker's static configuration. Cheap to clone; handlers read it through the broker context.
@@ -705,6 +707,23 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
         value_type: ConfigValueType::Int,
         doc: "bytes between offset index entries",
     },
+    // Set and cleared by kafka-reassign-partitions.sh --throttle / --verify. Stored and described; the
+    // replication throttle itself is not enforced (the rates are accepted, see
+    // `handlers::incremental_alter_configs`). No broker-level synonym, as in Kafka.
+    TopicConfigDef {
+        name: "leader.replication.throttled.replicas",
+        broker_name: "",
+        default: "",
+        value_type: ConfigValueType::List,
+        doc: "replicas (partition:broker, or *) whose leader-side replication is throttled during a move",
+    },
+    TopicConfigDef {
+        name: "follower.replication.throttled.replicas",
+        broker_name: "",
+        default: "",
+        value_type: ConfigValueType::List,
+        doc: "replicas (partition:broker, or *) whose follower-side replication is throttled during a move",
+    },
     TopicConfigDef {
         name: "max.message.bytes",
         broker_name: "message.max.bytes",
@@ -830,6 +849,9 @@ pub fn validate_topic_config(name: &str, value: &str) -> Result<(), TopicConfigE
         "segment.bytes" => long(1024).and_then(|()| fits_i32(name, value)),
         "segment.ms" => long(1),
         "retention.ms" | "retention.bytes" => long(-1),
+        "leader.replication.throttled.replicas" | "follower.replication.throttled.replicas" => {
+            throttled_replicas(name, value)
+        }
         "message.timestamp.type" => match value {
             "CreateTime" | "LogAppendTime" => Ok(()),
             _ => Err(TopicConfigError::InvalidTimestampType {
@@ -838,6 +860,64 @@ pub fn validate_topic_config(name: &str, value: &str) -> Result<(), TopicConfigE
         },
         _ => Err(TopicConfigError::UnknownName {
             name: name.to_owned(),
+        }),
+    }
+}
+
+/// Kafka's `ThrottledReplicaListValidator`: empty, `*`, or a list of `partition:broker`.
+fn throttled_replicas(name: &str, value: &str) -> Result<(), TopicConfigError> {
+    let items: Vec<&str> = value
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    let pair = |item: &str| {
+        item.split_once(':').is_some_and(|(p, b)| {
+            p.trim().parse::<u32>().is_ok() && b.trim().parse::<u32>().is_ok()
+        })
+    };
+    if items == ["*"] || items.iter().all(|item| pair(item)) {
+        Ok(())
+    } else {
+        Err(TopicConfigError::InvalidThrottledReplicas {
+            name: name.to_owned(),
+            value: value.to_owned(),
+        })
+    }
+}
+
+/// Per-broker dynamic configs (IncrementalAlterConfigs on broker resource `id`) this broker stores: the
+/// replication throttle rates that kafka-reassign-partitions.sh sets and clears, in bytes/s. Accepted and
+/// stored so the tool works unchanged; the throttle is not enforced.
+pub const NODE_CONFIGS: &[&str] = &[
+    "leader.replication.throttled.rate",
+    "follower.replication.throttled.rate",
+    "replica.alter.log.dirs.io.max.bytes.per.second",
+];
+
+/// Per-broker dynamic config that drains broker `id` ("true"/"false"): the controller moves every replica
+/// off it and places nothing new on it. Unlike [`NODE_CONFIGS`], any broker accepts it for any registered
+/// broker, so a broker whose node died can still be drained. Stored only while "true".
+pub const DRAINING_CONFIG: &str = "tributary.broker.draining";
+
+/// Checks one per-broker dynamic config value (each a rate: a long >= 0, as in Kafka).
+pub fn validate_node_config(name: &str, value: &str) -> Result<(), TopicConfigError> {
+    if !NODE_CONFIGS.contains(&name) {
+        return Err(TopicConfigError::UnknownName {
+            name: name.to_owned(),
+        });
+    }
+    match value.trim().parse::<i64>() {
+        Ok(v) if v >= 0 => Ok(()),
+        Ok(_) => Err(TopicConfigError::BelowMinimum {
+            name: name.to_owned(),
+            min: 0,
+            value: value.to_owned(),
+        }),
+        Err(_) => Err(TopicConfigError::NotAnInteger {
+            name: name.to_owned(),
+            min: 0,
+            value: value.to_owned(),
         }),
     }
 }

@@ -5,6 +5,7 @@
 //! succeeds; only a request that cannot be decoded at all closes the connection.
 
 pub mod alter_configs;
+pub mod alter_partition_reassignments;
 pub mod api_versions;
 pub mod create_partitions;
 pub mod create_topics;
@@ -13,6 +14,7 @@ pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
+pub mod describe_log_dirs;
 pub mod describe_topic_partitions;
 pub mod elect_leaders;
 pub mod fetch;
@@ -24,6 +26,7 @@ pub mod join_group;
 pub mod leave_group;
 pub mod list_groups;
 pub mod list_offsets;
+pub mod list_partition_reassignments;
 pub mod metadata;
 pub mod offset_commit;
 pub mod offset_delete;
@@ -99,6 +102,9 @@ async fn route(
         ApiKey::OffsetDelete => simple!(offset_delete),
         ApiKey::OffsetForLeaderEpoch => simple!(offset_for_leader_epoch),
         ApiKey::ElectLeaders => simple!(elect_leaders),
+        ApiKey::DescribeLogDirs => simple!(describe_log_dirs),
+        ApiKey::AlterPartitionReassignments => simple!(alter_partition_reassignments),
+        ApiKey::ListPartitionReassignments => simple!(list_partition_reassignments),
         ApiKey::Produce => {
             let request = decode_body(api, version, body)?;
             match produce::append(ctx, request) {

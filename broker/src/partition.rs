@@ -685,6 +685,11 @@ impl Partition {
             leadership.partition_epoch = registration.partition_epoch;
         }
         self.advance_high_watermark();
+        if let Some(start) = epoch_start {
+            tracing::info!(topic = %self.topic, partition = self.index, leader_epoch = registration.leader_epoch,
+                start_offset = start, high_watermark = self.high_watermark(), isr = ?registration.isr,
+                "leading the partition");
+        }
         // A smaller ISR may let the high watermark move, and waiters must re-check min.insync either way.
         self.data_arrived.notify_waiters();
         self.high_watermark.send_modify(|_| {});

@@ -281,7 +281,7 @@ impl StorageHealth {
 /// (available bytes, total bytes) of the file system holding `dir`.
 // The field types differ between libc targets (u64 here, u32 on some).
 #[allow(clippy::useless_conversion)]
-fn free_space(dir: &Path) -> io::Result<(u64, u64)> {
+pub(crate) fn free_space(dir: &Path) -> io::Result<(u64, u64)> {
     let stats = nix::sys::statvfs::statvfs(dir).map_err(io::Error::from)?;
     let fragment = u64::from(stats.fragment_size());
     let (available, blocks) = (

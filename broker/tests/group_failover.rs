@@ -150,7 +150,7 @@ fn move_leadership(cluster: &ReplicatedCluster, leader: i32, isr: Vec<i32>) {
         change: PartitionChange {
             leader: Some(leader),
             isr: Some(isr),
-            replicas: None,
+            ..PartitionChange::default()
         },
     });
 }

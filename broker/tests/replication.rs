@@ -232,7 +232,7 @@ async fn a_new_leader_makes_the_old_one_truncate_its_divergent_tail() {
         change: PartitionChange {
             leader: Some(2),
             isr: Some(vec![2, 3]),
-            replicas: None,
+            ..PartitionChange::default()
         },
     });
     cluster.resume_replication(2);

@@ -275,6 +275,42 @@ fn seeds() -> Vec<Vec<u8>> {
             ]));
         seeds.push(frame(v, &request));
     }
+    for v in versions(ApiKey::AlterPartitionReassignments) {
+        use kafka_protocol::messages::alter_partition_reassignments_request::{
+            ReassignablePartition, ReassignableTopic,
+        };
+        let request = kafka_protocol::messages::AlterPartitionReassignmentsRequest::default()
+            .with_timeout_ms(1_000)
+            .with_topics(vec![ReassignableTopic::default()
+                .with_name(topic())
+                .with_partitions(vec![
+                    ReassignablePartition::default()
+                        .with_partition_index(0)
+                        .with_replicas(Some(vec![kafka_protocol::messages::BrokerId(1)])),
+                    ReassignablePartition::default().with_partition_index(1),
+                ])]);
+        seeds.push(frame(v, &request));
+    }
+    for v in versions(ApiKey::ListPartitionReassignments) {
+        let request = kafka_protocol::messages::ListPartitionReassignmentsRequest::default()
+            .with_timeout_ms(1_000)
+            .with_topics(Some(vec![
+                kafka_protocol::messages::list_partition_reassignments_request::ListPartitionReassignmentsTopics::default()
+                    .with_name(topic())
+                    .with_partition_indexes(vec![0]),
+            ]));
+        seeds.push(frame(v, &request));
+    }
+    for v in versions(ApiKey::DescribeLogDirs) {
+        use kafka_protocol::messages::{
+            describe_log_dirs_request::DescribableLogDirTopic, DescribeLogDirsRequest,
+        };
+        let wanted = DescribableLogDirTopic::default()
+            .with_topic(topic())
+            .with_partitions(vec![0]);
+        let request = DescribeLogDirsRequest::default().with_topics(Some(vec![wanted]));
+        seeds.push(frame(v, &request));
+    }
     // Every advertised API has seeds, so a newly advertised API cannot go unfuzzed.
     for (api, _) in tributary_broker::protocol::SUPPORTED_APIS {
         let key = *api as i16;

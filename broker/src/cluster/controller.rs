@@ -14,17 +14,19 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{
-    image::{MetadataImage, NodeId, PartitionChange, PartitionRegistration, TopicMetadata},
+    image::{MetadataImage, NodeId, PartitionRegistration, TopicMetadata},
     publisher::{ApplyError, MetadataPublisher, PublishError},
     store::{MetadataChange, MetadataError},
 };
 use crate::config::{validate_topic_config, TopicConfigError};
 
 pub mod calls;
+pub mod drain;
 pub mod elections;
 pub mod liveness;
 mod placement;
 pub mod producer_ids;
+pub mod reassignment;
 
 pub use calls::{CallOutput, ControllerCall, QuorumLink};
 
@@ -474,6 +476,17 @@ impl Controller {
             .map(drop)
     }
 
+    /// Replaces broker `id`'s per-broker dynamic configs (already validated).
+    pub async fn set_node_configs(
+        &self,
+        id: NodeId,
+        configs: BTreeMap<String, String>,
+    ) -> Result<(), TopicError> {
+        self.call(ControllerCall::SetNodeConfigs { id, configs })
+            .await
+            .map(drop)
+    }
+
     async fn set_configs_here(
         &self,
         change: MetadataChange,
@@ -551,14 +564,15 @@ impl Controller {
                 return Err(AlterPartitionError::IneligibleReplica(*member));
             }
         }
+        // An ISR that now holds a move's whole target completes the move in the same change (Kafka's
+        // PartitionChangeBuilder does so on every AlterPartition).
+        let change = reassignment::isr_change(&image, current, request.new_isr.clone());
+        let completes_move = change.replicas.is_some();
         let (image, index) = self
             .submit(vec![MetadataChange::ChangePartition {
                 topic: request.topic.clone(),
                 partition: request.partition,
-                change: PartitionChange {
-                    isr: Some(request.new_isr.clone()),
-                    ..PartitionChange::default()
-                },
+                change,
             }])
             .await
             .map_err(|e| match e {
@@ -568,6 +582,9 @@ impl Controller {
                 other => AlterPartitionError::Store(crate::error_chain(&other)),
             })?;
         tracing::info!(topic = %request.topic, partition = request.partition, isr = ?request.new_isr, "ISR changed");
+        if completes_move {
+            tracing::info!(topic = %request.topic, partition = request.partition, "partition reassignment completed");
+        }
         let registration = image
             .partition(&request.topic, request.partition)
             .cloned()

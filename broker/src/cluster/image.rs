@@ -81,6 +81,14 @@ pub struct PartitionRegistration {
     pub leader_epoch: i32,
     /// Bumped on every change of this registration; fences stale ISR updates.
     pub partition_epoch: i32,
+    /// While a reassignment moves the partition (KIP-455): the replicas being added, which catch up as
+    /// followers outside the ISR. `replicas` is then the target followed by `removing_replicas`. Empty
+    /// when nothing moves, and absent in metadata written before reassignments existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub adding_replicas: Vec<NodeId>,
+    /// While a reassignment moves the partition: the replicas that leave once the target is in sync.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removing_replicas: Vec<NodeId>,
 }
 
 impl PartitionRegistration {
@@ -92,7 +100,14 @@ impl PartitionRegistration {
             replicas,
             leader_epoch: 0,
             partition_epoch: 0,
+            adding_replicas: Vec::new(),
+            removing_replicas: Vec::new(),
         }
+    }
+
+    /// True while a reassignment is moving this partition.
+    pub fn is_reassigning(&self) -> bool {
+        !self.adding_replicas.is_empty() || !self.removing_replicas.is_empty()
     }
 
     /// Replicas on brokers that are not registered or fenced.
@@ -111,6 +126,11 @@ pub struct PartitionChange {
     pub replicas: Option<Vec<NodeId>>,
     pub isr: Option<Vec<NodeId>>,
     pub leader: Option<NodeId>,
+    /// Absent in changes written before reassignments existed.
+    #[serde(default)]
+    pub adding_replicas: Option<Vec<NodeId>>,
+    #[serde(default)]
+    pub removing_replicas: Option<Vec<NodeId>>,
 }
 
 impl PartitionRegistration {
@@ -121,6 +141,12 @@ impl PartitionRegistration {
         }
         if let Some(isr) = change.isr {
             self.isr = isr;
+        }
+        if let Some(adding) = change.adding_replicas {
+            self.adding_replicas = adding;
+        }
+        if let Some(removing) = change.removing_replicas {
+            self.removing_replicas = removing;
         }
         if let Some(leader) = change.leader {
             if leader != self.leader {
@@ -166,6 +192,10 @@ pub struct MetadataImage {
     pub topics: BTreeMap<String, TopicMetadata>,
     /// Cluster-wide dynamic defaults for topic configs (IncrementalAlterConfigs on the broker resource).
     pub broker_configs: BTreeMap<String, String>,
+    /// Per-broker dynamic configs (IncrementalAlterConfigs on broker resource `id`), by broker: only
+    /// [`crate::config::NODE_CONFIGS`]. Absent in metadata written before they existed.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub node_configs: BTreeMap<NodeId, BTreeMap<String, String>>,
     /// Next producer id to hand out; ids below it were given out already, possibly before a crash.
     pub next_producer_id: i64,
     /// The active controller as the store that published this image knows it. Not part of the stored
@@ -205,6 +235,14 @@ impl MetadataImage {
     /// True when `id` may join an ISR or be elected leader: live, and able to write.
     pub fn eligible_replica(&self, id: NodeId) -> bool {
         self.live_broker(id).is_some_and(|b| !b.storage_full)
+    }
+
+    /// True when `id` has `tributary.broker.draining=true`: it gets no new replicas and its own move away.
+    pub fn draining(&self, id: NodeId) -> bool {
+        self.node_configs
+            .get(&id)
+            .and_then(|c| c.get(crate::config::DRAINING_CONFIG))
+            .is_some_and(|v| v == "true")
     }
 }
 
@@ -295,11 +333,8 @@ mod legacy {
             Partitions::Registrations(registrations) => registrations,
             Partitions::Count(count) => (0..count.max(0))
                 .map(|_| PartitionRegistration {
-                    replicas: Vec::new(),
-                    isr: Vec::new(),
                     leader: NO_LEADER,
-                    leader_epoch: 0,
-                    partition_epoch: 0,
+                    ..PartitionRegistration::new(Vec::new())
                 })
                 .collect(),
         })

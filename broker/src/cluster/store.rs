@@ -97,6 +97,11 @@ pub enum MetadataChange {
     SetBrokerConfigs {
         configs: BTreeMap<String, String>,
     },
+    /// Replaces the per-broker dynamic configs of broker `id` (an empty map removes them).
+    SetNodeConfigs {
+        id: NodeId,
+        configs: BTreeMap<String, String>,
+    },
     /// Reserves `count` producer ids starting at the image's `next_producer_id`.
     AllocateProducerIds {
         count: i64,
@@ -189,6 +194,13 @@ pub fn apply_change(
             topic.configs = configs;
         }
         MetadataChange::SetBrokerConfigs { configs } => next.broker_configs = configs,
+        MetadataChange::SetNodeConfigs { id, configs } => {
+            if configs.is_empty() {
+                next.node_configs.remove(&id);
+            } else {
+                next.node_configs.insert(id, configs);
+            }
+        }
         MetadataChange::AllocateProducerIds { count } => next.next_producer_id += count.max(1),
     }
     Ok(next)
@@ -269,6 +281,7 @@ fn single_node_changes(image: &MetadataImage, local: &BrokerRegistration) -> Vec
             if registration.replicas == only_local
                 && registration.isr == only_local
                 && registration.leader == local.id
+                && !registration.is_reassigning()
             {
                 continue;
             }
@@ -279,6 +292,9 @@ fn single_node_changes(image: &MetadataImage, local: &BrokerRegistration) -> Vec
                     replicas: Some(only_local.clone()),
                     isr: Some(only_local.clone()),
                     leader: Some(local.id),
+                    // A move between brokers means nothing with one broker left.
+                    adding_replicas: Some(Vec::new()),
+                    removing_replicas: Some(Vec::new()),
                 },
             });
         }

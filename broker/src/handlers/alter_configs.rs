@@ -21,9 +21,21 @@ use kafka_protocol::{
 use super::{
     code,
     describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC},
-    incremental_alter_configs::{alter_broker, alter_topic, Base, ConfigChange, SET},
+    incremental_alter_configs::{
+        alter_broker, alter_draining, alter_topic, Base, ConfigChange, SET,
+    },
     message, RequestContext,
 };
+use crate::config::DRAINING_CONFIG;
+
+/// Whether a resource's configs are the drain flag and nothing else: that alone is accepted for any broker.
+fn only_draining<'a>(mut names: impl Iterator<Item = &'a str>) -> bool {
+    let mut any = false;
+    names.all(|name| {
+        any = true;
+        name == DRAINING_CONFIG
+    }) && any
+}
 
 /// A resource refused before any change is looked at, with Kafka's error message.
 fn preprocess(resource: &AlterConfigsResource, node_id: i32) -> Result<(), String> {
@@ -48,6 +60,8 @@ fn preprocess(resource: &AlterConfigsResource, node_id: i32) -> Result<(), Strin
         RESOURCE_BROKER if resource.resource_name.is_empty() => Ok(()),
         RESOURCE_BROKER => match resource.resource_name.parse::<i32>() {
             Ok(id) if id == node_id => Ok(()),
+            // The drain flag alone is accepted for any broker (checked to be registered later).
+            Ok(_) if only_draining(resource.configs.iter().map(|c| c.name.as_str())) => Ok(()),
             Ok(_) => Err(format!(
                 "Unexpected broker id, expected {node_id}, but received {}",
                 resource.resource_name
@@ -103,7 +117,19 @@ pub async fn handle(
                 value: c.value.as_ref().map(ToString::to_string),
             })
             .collect();
-        let outcome = if resource.resource_type == RESOURCE_TOPIC {
+        let outcome = if resource.resource_type == RESOURCE_BROKER
+            && !resource.resource_name.is_empty()
+            && only_draining(changes.iter().map(|c| c.name.as_str()))
+        {
+            // Only the drain flag: accepted for any registered broker, as IncrementalAlterConfigs does.
+            alter_draining(
+                broker,
+                &resource.resource_name,
+                &changes,
+                request.validate_only,
+            )
+            .await
+        } else if resource.resource_type == RESOURCE_TOPIC {
             alter_topic(
                 broker,
                 &resource.resource_name,

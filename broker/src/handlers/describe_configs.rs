@@ -64,6 +64,10 @@ fn entry(
             ),
         ];
         for (value, synonym_name, source) in candidates {
+            // A topic-only config (no broker-level name) has no broker synonyms.
+            if synonym_name.is_empty() {
+                continue;
+            }
             if let Some(value) = value {
                 synonym_list.push(
                     DescribeConfigsSynonym::default()
@@ -147,7 +151,7 @@ pub async fn handle(
                     };
                     let configs = TOPIC_CONFIGS
                         .iter()
-                        .filter(|def| wanted(def.broker_name))
+                        .filter(|def| !def.broker_name.is_empty() && wanted(def.broker_name))
                         .map(|def| {
                             entry(
                                 ctx.version,

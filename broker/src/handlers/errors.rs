@@ -7,13 +7,15 @@
 //! as they do in Kafka's own per-API error metrics.
 
 use kafka_protocol::messages::{
-    AlterConfigsResponse, ApiVersionsResponse, CreatePartitionsResponse, CreateTopicsResponse,
-    DeleteGroupsResponse, DeleteTopicsResponse, DescribeClusterResponse, DescribeConfigsResponse,
-    DescribeGroupsResponse, DescribeTopicPartitionsResponse, ElectLeadersResponse, FetchResponse,
+    AlterConfigsResponse, AlterPartitionReassignmentsResponse, ApiVersionsResponse,
+    CreatePartitionsResponse, CreateTopicsResponse, DeleteGroupsResponse, DeleteTopicsResponse,
+    DescribeClusterResponse, DescribeConfigsResponse, DescribeGroupsResponse,
+    DescribeLogDirsResponse, DescribeTopicPartitionsResponse, ElectLeadersResponse, FetchResponse,
     FindCoordinatorResponse, HeartbeatResponse, IncrementalAlterConfigsResponse,
     InitProducerIdResponse, JoinGroupResponse, LeaveGroupResponse, ListGroupsResponse,
-    ListOffsetsResponse, MetadataResponse, OffsetCommitResponse, OffsetDeleteResponse,
-    OffsetFetchResponse, OffsetForLeaderEpochResponse, ProduceResponse, SyncGroupResponse,
+    ListOffsetsResponse, ListPartitionReassignmentsResponse, MetadataResponse,
+    OffsetCommitResponse, OffsetDeleteResponse, OffsetFetchResponse, OffsetForLeaderEpochResponse,
+    ProduceResponse, SyncGroupResponse,
 };
 
 /// A response that can say whether it carries an error code.
@@ -40,6 +42,7 @@ top_level_only!(
     SyncGroupResponse,
     HeartbeatResponse,
     ListGroupsResponse,
+    ListPartitionReassignmentsResponse,
 );
 
 /// Responses that are a list of entries with one error code each.
@@ -145,6 +148,23 @@ impl ResponseErrors for ElectLeadersResponse {
                 .iter()
                 .flat_map(|t| &t.partition_result)
                 .any(|p| p.error_code != 0)
+    }
+}
+
+impl ResponseErrors for AlterPartitionReassignmentsResponse {
+    fn has_error(&self) -> bool {
+        self.error_code != 0
+            || self
+                .responses
+                .iter()
+                .flat_map(|t| &t.partitions)
+                .any(|p| p.error_code != 0)
+    }
+}
+
+impl ResponseErrors for DescribeLogDirsResponse {
+    fn has_error(&self) -> bool {
+        self.error_code != 0 || self.results.iter().any(|r| r.error_code != 0)
     }
 }
 

@@ -22,10 +22,10 @@ use super::{
 };
 use crate::{
     broker::Broker,
-    cluster::controller::TopicError,
+    cluster::controller::{drain, TopicError},
     config::{
-        broker_key_to_topic_key, scale_value, topic_config_def, validate_topic_config,
-        ConfigValueType, TopicConfigError,
+        broker_key_to_topic_key, scale_value, topic_config_def, validate_node_config,
+        validate_topic_config, ConfigValueType, TopicConfigError, DRAINING_CONFIG, NODE_CONFIGS,
     },
     handlers::RequestContext,
 };
@@ -62,6 +62,13 @@ pub(super) enum AlterConfigsError {
     UnknownOperation(i8),
     #[error(transparent)]
     InvalidValue(#[from] TopicConfigError),
+    #[error("Broker {0} is not registered.")]
+    UnknownBroker(String),
+    #[error("{name} must be true or false, got {value:?}")]
+    NotABoolean { name: String, value: String },
+    /// POLICY_VIOLATION: draining a broker whose partitions have nowhere to go.
+    #[error("{0}")]
+    DrainRefused(String),
     #[error(transparent)]
     Store(#[from] TopicError),
 }
@@ -72,7 +79,10 @@ impl AlterConfigsError {
             AlterConfigsError::UnknownTopic(_) => code(ResponseError::UnknownTopicOrPartition),
             AlterConfigsError::OtherBroker { .. }
             | AlterConfigsError::UnsupportedResourceType(_)
-            | AlterConfigsError::NotDynamic(_) => code(ResponseError::InvalidRequest),
+            | AlterConfigsError::NotDynamic(_)
+            | AlterConfigsError::UnknownBroker(_) => code(ResponseError::InvalidRequest),
+            AlterConfigsError::NotABoolean { .. } => code(ResponseError::InvalidConfig),
+            AlterConfigsError::DrainRefused(_) => code(ResponseError::PolicyViolation),
             AlterConfigsError::NotScalable { .. }
             | AlterConfigsError::UnknownConfig(_)
             | AlterConfigsError::SetWithoutValue(_)
@@ -251,6 +261,139 @@ pub(super) async fn alter_broker(
     Ok(())
 }
 
+/// Changes broker resource `id` (this broker): its per-broker configs ([`NODE_CONFIGS`], the replication
+/// throttle rates) and the cluster-wide topic defaults, every change validated before any is stored.
+async fn alter_this_broker(
+    broker: &Broker,
+    id: i32,
+    configs: &[ConfigChange],
+    validate_only: bool,
+) -> Result<(), AlterConfigsError> {
+    let (own, shared): (Vec<ConfigChange>, Vec<ConfigChange>) = configs
+        .iter()
+        .cloned()
+        .partition(|c| NODE_CONFIGS.contains(&c.name.as_str()));
+    let image = broker.image();
+    let current = image.node_configs.get(&id).cloned().unwrap_or_default();
+    let mut next = current.clone();
+    for change in &own {
+        match change.operation {
+            SET => {
+                let value = change
+                    .value
+                    .clone()
+                    .ok_or_else(|| AlterConfigsError::SetWithoutValue(change.name.clone()))?;
+                validate_node_config(&change.name, &value)?;
+                next.insert(change.name.clone(), value);
+            }
+            DELETE => {
+                next.remove(&change.name);
+            }
+            APPEND | SUBTRACT => return Err(AlterConfigsError::NotAList(change.name.clone())),
+            other => return Err(AlterConfigsError::UnknownOperation(other)),
+        }
+    }
+    if !shared.is_empty() {
+        // Validates them all before the per-broker part is stored.
+        alter_broker(broker, &shared, Base::Current, true).await?;
+    }
+    if validate_only {
+        return Ok(());
+    }
+    if next != current {
+        broker.controller.set_node_configs(id, next).await?;
+    }
+    if !shared.is_empty() {
+        alter_broker(broker, &shared, Base::Current, false).await?;
+    }
+    Ok(())
+}
+
+/// Changes `tributary.broker.draining` of broker resource `name`, any registered broker: a drained broker
+/// may be down, so this broker writes it through the controller for it. SET "true" is refused (nothing
+/// stored) when one of its partitions has too few other brokers to move to; "false" or DELETE stops new
+/// moves and is stored as the config's absence.
+pub(super) async fn alter_draining(
+    broker: &Broker,
+    name: &str,
+    changes: &[ConfigChange],
+    validate_only: bool,
+) -> Result<(), AlterConfigsError> {
+    let image = broker.image();
+    let id = name
+        .parse::<i32>()
+        .ok()
+        .filter(|id| image.brokers.contains_key(id))
+        .ok_or_else(|| AlterConfigsError::UnknownBroker(name.to_owned()))?;
+    let was = image.draining(id);
+    let mut draining = was;
+    for change in changes {
+        draining = match change.operation {
+            SET => {
+                let value = change
+                    .value
+                    .clone()
+                    .ok_or_else(|| AlterConfigsError::SetWithoutValue(change.name.clone()))?;
+                match value.trim().to_ascii_lowercase().as_str() {
+                    "true" => true,
+                    "false" => false,
+                    _ => {
+                        return Err(AlterConfigsError::NotABoolean {
+                            name: change.name.clone(),
+                            value,
+                        })
+                    }
+                }
+            }
+            DELETE => false,
+            APPEND | SUBTRACT => return Err(AlterConfigsError::NotAList(change.name.clone())),
+            other => return Err(AlterConfigsError::UnknownOperation(other)),
+        };
+    }
+    if draining && !was {
+        if let Some(why) = drain::refusal(&image, id) {
+            return Err(AlterConfigsError::DrainRefused(why));
+        }
+    }
+    if validate_only || draining == was {
+        return Ok(());
+    }
+    let mut next = image.node_configs.get(&id).cloned().unwrap_or_default();
+    if draining {
+        next.insert(DRAINING_CONFIG.to_owned(), "true".to_owned());
+    } else {
+        next.remove(DRAINING_CONFIG);
+    }
+    broker.controller.set_node_configs(id, next).await?;
+    Ok(())
+}
+
+/// A broker resource whose changes include `tributary.broker.draining`: the others (this broker only) are
+/// validated with it before either is stored.
+async fn alter_broker_and_draining(
+    broker: &Broker,
+    node_id: i32,
+    name: &str,
+    drain: &[ConfigChange],
+    rest: &[ConfigChange],
+    validate_only: bool,
+) -> Result<(), AlterConfigsError> {
+    if !rest.is_empty() {
+        if name != node_id.to_string() {
+            return Err(AlterConfigsError::OtherBroker {
+                node_id,
+                name: name.to_owned(),
+            });
+        }
+        alter_this_broker(broker, node_id, rest, true).await?;
+    }
+    alter_draining(broker, name, drain, validate_only).await?;
+    if !rest.is_empty() && !validate_only {
+        alter_this_broker(broker, node_id, rest, false).await?;
+    }
+    Ok(())
+}
+
 fn base_of(current: &BTreeMap<String, String>, base: Base) -> &BTreeMap<String, String> {
     static EMPTY: BTreeMap<String, String> = BTreeMap::new();
     match base {
@@ -283,8 +426,26 @@ pub async fn handle(
                 )
                 .await
             }
-            RESOURCE_BROKER if name.is_empty() || name == node_id.to_string() => {
+            RESOURCE_BROKER if name.is_empty() => {
                 alter_broker(broker, &changes, Base::Current, request.validate_only).await
+            }
+            RESOURCE_BROKER if changes.iter().any(|c| c.name == DRAINING_CONFIG) => {
+                let (drain, rest): (Vec<ConfigChange>, Vec<ConfigChange>) = changes
+                    .iter()
+                    .cloned()
+                    .partition(|c| c.name == DRAINING_CONFIG);
+                alter_broker_and_draining(
+                    broker,
+                    node_id,
+                    &name,
+                    &drain,
+                    &rest,
+                    request.validate_only,
+                )
+                .await
+            }
+            RESOURCE_BROKER if name == node_id.to_string() => {
+                alter_this_broker(broker, node_id, &changes, request.validate_only).await
             }
             RESOURCE_BROKER => Err(AlterConfigsError::OtherBroker { node_id, name }),
             other => Err(AlterConfigsError::UnsupportedResourceType(other)),

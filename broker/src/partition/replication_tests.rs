@@ -56,6 +56,8 @@ fn registration(leader: NodeId, epoch: i32, isr: &[NodeId]) -> PartitionRegistra
         leader,
         leader_epoch: epoch,
         partition_epoch: epoch,
+        adding_replicas: Vec::new(),
+        removing_replicas: Vec::new(),
     }
 }
 
@@ -533,6 +535,8 @@ async fn a_restarted_replica_starts_from_its_checkpointed_high_watermark_within_
         leader: 1,
         leader_epoch: 4,
         partition_epoch: 4,
+        adding_replicas: Vec::new(),
+        removing_replicas: Vec::new(),
     };
     single.partition.become_leader(1, &alone, 0).unwrap();
     assert_eq!(single.partition.high_watermark(), 3);

@@ -37,6 +37,11 @@ pub const SUPPORTED_APIS: &[(ApiKey, RangeInclusive<i16>)] = &[
     // v0-1 were removed in Kafka 4.0 (KIP-896).
     (ApiKey::OffsetForLeaderEpoch, 2..=4),
     (ApiKey::ElectLeaders, 0..=2),
+    // KIP-455; v1 adds allow_replication_factor_change (KIP-860).
+    (ApiKey::AlterPartitionReassignments, 0..=1),
+    (ApiKey::ListPartitionReassignments, 0..=0),
+    // v0 was removed in Kafka 4.0 (KIP-896); one log directory per broker.
+    (ApiKey::DescribeLogDirs, 1..=4),
     // KIP-966; the Java AdminClient (3.8+) describes topics with it when it is advertised.
     (ApiKey::DescribeTopicPartitions, 0..=0),
 ];

@@ -212,10 +212,21 @@ pub(crate) fn produce_at(
     acks: i16,
     value: &str,
 ) -> (i16, i64) {
+    try_produce_at(port, topic, partition, acks, value).unwrap()
+}
+
+/// [`produce_at`], `None` when the broker cannot be reached or answers nothing decodable.
+pub(crate) fn try_produce_at(
+    port: u16,
+    topic: &str,
+    partition: i32,
+    acks: i16,
+    value: &str,
+) -> Option<(i16, i64)> {
     let batch = BatchBuilder::new()
         .record(None, Some(Bytes::from(value.to_owned())))
         .build()
-        .unwrap();
+        .ok()?;
     let request = ProduceRequest::default()
         .with_acks(acks)
         .with_timeout_ms(10_000)
@@ -224,9 +235,9 @@ pub(crate) fn produce_at(
             .with_partition_data(vec![PartitionProduceData::default()
                 .with_index(partition)
                 .with_records(Some(batch))])]);
-    let response = call_over_tcp(port, &request, 9, Duration::from_secs(20)).unwrap();
-    let answer = &response.responses[0].partition_responses[0];
-    (answer.error_code, answer.base_offset)
+    let response = call_over_tcp(port, &request, 9, Duration::from_secs(20)).ok()?;
+    let answer = response.responses.first()?.partition_responses.first()?;
+    Some((answer.error_code, answer.base_offset))
 }
 
 pub(crate) fn bound_port(path: &Path, key: &str) -> Option<u16> {
@@ -509,4 +520,211 @@ pub(crate) fn isr_of(node: &Node, topic: &str) -> Vec<i32> {
         .first()
         .map(|p| p.isr_nodes.iter().map(|b| b.0).collect())
         .unwrap_or_default()
+}
+
+pub(crate) fn replicas_of(node: &Node, topic: &str) -> Vec<i32> {
+    let metadata = node.metadata(topic);
+    metadata.topics[0]
+        .partitions
+        .first()
+        .map(|p| p.replica_nodes.iter().map(|b| b.0).collect())
+        .unwrap_or_default()
+}
+
+/// AlterPartitionReassignments (v1, replication factor changes allowed) of `topic`-`partition` to
+/// `target` through `node`; `None` cancels its move. The (top-level, partition) error codes.
+pub(crate) fn reassign(
+    node: &Node,
+    topic: &str,
+    partition: i32,
+    target: Option<&[i32]>,
+) -> (i16, i16) {
+    use kafka_protocol::messages::{
+        alter_partition_reassignments_request::{ReassignablePartition, ReassignableTopic},
+        AlterPartitionReassignmentsRequest,
+    };
+    let request = AlterPartitionReassignmentsRequest::default().with_topics(vec![
+        ReassignableTopic::default()
+            .with_name(TopicName(StrBytes::from_string(topic.to_owned())))
+            .with_partitions(vec![ReassignablePartition::default()
+                .with_partition_index(partition)
+                .with_replicas(
+                    target.map(|t| t.iter().map(|id| (*id).into()).collect()),
+                )]),
+    ]);
+    let response = node.call(request, 1);
+    let partition = response
+        .responses
+        .first()
+        .and_then(|t| t.partitions.first())
+        .map_or(-1, |p| p.error_code);
+    (response.error_code, partition)
+}
+
+/// One partition move as ListPartitionReassignments reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Moving {
+    pub(crate) topic: String,
+    pub(crate) partition: i32,
+    pub(crate) replicas: Vec<i32>,
+    pub(crate) adding: Vec<i32>,
+    pub(crate) removing: Vec<i32>,
+}
+
+/// Every move in progress, as `node` lists them (ListPartitionReassignments v0, all topics).
+pub(crate) fn moves(node: &Node) -> Vec<Moving> {
+    let request = kafka_protocol::messages::ListPartitionReassignmentsRequest::default();
+    let response = node.call(request, 0);
+    assert_eq!(response.error_code, 0, "ListPartitionReassignments failed");
+    let ids =
+        |brokers: &[kafka_protocol::messages::BrokerId]| brokers.iter().map(|b| b.0).collect();
+    response
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions.iter().map(|p| Moving {
+                topic: t.name.0.to_string(),
+                partition: p.partition_index,
+                replicas: ids(&p.replicas),
+                adding: ids(&p.adding_replicas),
+                removing: ids(&p.removing_replicas),
+            })
+        })
+        .collect()
+}
+
+/// An acks=all writer of `topic`-0 on its own thread that follows the partition's leadership: each record
+/// is sent to the leader the brokers name, and retried (with the same value) until acknowledged, so that
+/// a move of the leader costs retries but never a record. Bounded by `max_records` and 120 s.
+pub(crate) struct Writer {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<Vec<String>>,
+}
+
+impl Writer {
+    pub(crate) fn start(cluster: &Cluster, topic: &str, max_records: usize) -> Self {
+        let ports: BTreeMap<i32, u16> =
+            cluster.nodes.iter().map(|n| (n.id, n.kafka_port)).collect();
+        let topic = topic.to_owned();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopping = std::sync::Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            let started = Instant::now();
+            let mut acknowledged = Vec::new();
+            let mut leader_port = None;
+            'records: for i in 0..max_records {
+                let value = format!("{topic}-{i}");
+                loop {
+                    if stopping.load(std::sync::atomic::Ordering::Relaxed)
+                        || started.elapsed() > Duration::from_secs(120)
+                    {
+                        break 'records;
+                    }
+                    let Some(port) = leader_port.or_else(|| find_leader(&ports, &topic)) else {
+                        std::thread::sleep(Duration::from_millis(50));
+                        continue;
+                    };
+                    match try_produce_at(port, &topic, 0, -1, &value) {
+                        Some((0, _)) => {
+                            leader_port = Some(port);
+                            acknowledged.push(value);
+                            break;
+                        }
+                        _ => {
+                            leader_port = None;
+                            std::thread::sleep(Duration::from_millis(50));
+                        }
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            acknowledged
+        });
+        Self { stop, thread }
+    }
+
+    /// Stops the writer: every value it had acknowledged, in order.
+    pub(crate) fn finish(self) -> Vec<String> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.join().unwrap()
+    }
+}
+
+/// The Kafka port of the leader of `topic`-0 as the first answering broker names it.
+fn find_leader(ports: &BTreeMap<i32, u16>, topic: &str) -> Option<u16> {
+    let request = MetadataRequest::default()
+        .with_topics(Some(vec![MetadataRequestTopic::default().with_name(Some(
+            TopicName(StrBytes::from_string(topic.to_owned())),
+        ))]))
+        .with_allow_auto_topic_creation(false);
+    ports.values().find_map(|port| {
+        let response: MetadataResponse =
+            call_over_tcp(*port, &request, 12, Duration::from_secs(5)).ok()?;
+        let leader = response.topics.first()?.partitions.first()?.leader_id.0;
+        ports.get(&leader).copied()
+    })
+}
+
+/// The bytes of `node`'s segment files of `topic`-0, in offset order (None when it has no copy).
+pub(crate) fn segment_bytes(node: &Node, topic: &str) -> Option<Vec<u8>> {
+    let dir = node.dir.join(format!("{topic}-0"));
+    let mut segments: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .collect();
+    segments.sort();
+    let mut bytes = Vec::new();
+    for segment in segments {
+        bytes.extend(std::fs::read(segment).ok()?);
+    }
+    Some(bytes)
+}
+
+/// Every value of `acknowledged` appears in `log`, in the same order (a retried record that was written
+/// but not acknowledged may appear in between).
+pub(crate) fn assert_kept_in_order(acknowledged: &[String], log: &[String], what: &str) {
+    let mut rest = log.iter();
+    for value in acknowledged {
+        assert!(
+            rest.any(|v| v == value),
+            "{what}: acknowledged {value} is missing or out of order ({} acknowledged, {} in the log)",
+            acknowledged.len(),
+            log.len()
+        );
+    }
+}
+
+/// IncrementalAlterConfigs of one `key` on resource (`resource_type`, `name`) through `node`: SET `value`,
+/// or DELETE when None. The resource's error code and message.
+pub(crate) fn alter_config(
+    node: &Node,
+    resource_type: i8,
+    name: &str,
+    key: &'static str,
+    value: Option<&str>,
+) -> (i16, String) {
+    use kafka_protocol::messages::{
+        incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig},
+        IncrementalAlterConfigsRequest,
+    };
+    let request = IncrementalAlterConfigsRequest::default().with_resources(vec![
+        AlterConfigsResource::default()
+            .with_resource_type(resource_type)
+            .with_resource_name(StrBytes::from_string(name.to_owned()))
+            .with_configs(vec![AlterableConfig::default()
+                .with_name(StrBytes::from_static_str(key))
+                .with_config_operation(if value.is_some() { 0 } else { 1 })
+                .with_value(value.map(|v| StrBytes::from_string(v.to_owned())))]),
+    ]);
+    let response = node.call(request, 1);
+    let resource = &response.responses[0];
+    (
+        resource.error_code,
+        resource
+            .error_message
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default(),
+    )
 }

@@ -4,8 +4,11 @@
 //! fenced and its leaderships move to the in-sync replicas. Loopback only; every wait is bounded.
 #![allow(clippy::unwrap_used)]
 
+mod drain;
 mod fixture;
 mod groups;
 mod membership;
+mod reassign_tool;
+mod reassignment;
 mod replication;
 mod storage;

@@ -63,9 +63,13 @@ fn acknowledged_records_survive_the_loss_of_their_leader() {
         Duration::from_secs(10),
         |c| leader_of(c, survivor, "ledger", 0) == leader,
     );
-    assert_eq!(
-        cluster.node(leader).read_all("ledger", 0),
-        Ok(acknowledged.clone())
+    // The survivor may publish the election before the preferred leader has applied it (a client would
+    // get NOT_LEADER_OR_FOLLOWER and retry), and a new leader's high watermark only reaches the tail once
+    // its followers have fetched again.
+    cluster.wait_until(
+        "the preferred leader serves every acknowledged record",
+        Duration::from_secs(10),
+        |c| c.node(leader).read_all("ledger", 0) == Ok(acknowledged.clone()),
     );
 
     // Both other replicas down. With three voters that also loses the metadata quorum, so nobody can

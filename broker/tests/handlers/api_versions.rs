@@ -39,6 +39,9 @@ const ADVERTISED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::OffsetForLeaderEpoch, 2, 4),
     (ApiKey::ElectLeaders, 0, 2),
     (ApiKey::DescribeTopicPartitions, 0, 0),
+    (ApiKey::AlterPartitionReassignments, 0, 1),
+    (ApiKey::ListPartitionReassignments, 0, 0),
+    (ApiKey::DescribeLogDirs, 1, 4),
 ];
 
 fn ranges(response: &ApiVersionsResponse) -> Vec<(i16, i16, i16)> {

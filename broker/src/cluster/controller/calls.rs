@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 use super::{
     elections::{ElectionOutcome, ElectionType},
+    reassignment::{ReassignmentOutcomes, ReassignmentRequest},
     AlterPartitionError, AlterPartitionRequest, Controller, Placement, TopicError,
 };
 use crate::cluster::{
@@ -59,6 +60,10 @@ pub enum ControllerCall {
     SetBrokerConfigs {
         configs: BTreeMap<String, String>,
     },
+    SetNodeConfigs {
+        id: NodeId,
+        configs: BTreeMap<String, String>,
+    },
     AllocateProducerIds,
     /// Kafka's BrokerRegistration: the broker is registered fenced, with a new epoch. A broker that does
     /// not vote names the controller-protocol address it follows the metadata log on.
@@ -73,6 +78,11 @@ pub enum ControllerCall {
     },
     /// Kafka's AlterPartition: a leader's ISR change.
     AlterPartition(AlterPartitionRequest),
+    /// Kafka's AlterPartitionReassignments (KIP-455, KIP-860).
+    AlterPartitionReassignments {
+        requests: Vec<ReassignmentRequest>,
+        allow_replication_factor_change: bool,
+    },
     /// Kafka's BrokerHeartbeat.
     BrokerHeartbeat(Heartbeat),
 }
@@ -104,6 +114,8 @@ pub enum CallOutput {
         epoch: i64,
     },
     Elections(Vec<(String, i32, ElectionOutcome)>),
+    /// Per requested partition, whether its reassignment was started or cancelled.
+    Reassignments(ReassignmentOutcomes),
     /// The new registration, or why the controller refused the ISR change.
     Partition(Result<PartitionRegistration, AlterPartitionError>),
     Heartbeat {
@@ -340,12 +352,23 @@ impl Controller {
                 self.set_configs_here(MetadataChange::SetBrokerConfigs { configs })
                     .await
             }
+            ControllerCall::SetNodeConfigs { id, configs } => {
+                self.set_configs_here(MetadataChange::SetNodeConfigs { id, configs })
+                    .await
+            }
             ControllerCall::AllocateProducerIds => self.allocate_producer_ids_here().await,
             ControllerCall::RegisterBroker {
                 registration,
                 metadata_addr,
             } => self.register_broker_here(registration, metadata_addr).await,
             ControllerCall::AlterPartition(request) => self.alter_partition_here(request).await,
+            ControllerCall::AlterPartitionReassignments {
+                requests,
+                allow_replication_factor_change,
+            } => {
+                self.alter_partition_reassignments_here(requests, allow_replication_factor_change)
+                    .await
+            }
             ControllerCall::ElectLeaders {
                 election_type,
                 partitions,

@@ -108,6 +108,10 @@ pub fn imbalanced_partitions(image: &MetadataImage, percentage: u32) -> Vec<(Str
             let Some(preferred) = partition.replicas.first().copied() else {
                 continue;
             };
+            // A draining broker hands its leaderships away; electing it back would undo that.
+            if image.draining(preferred) {
+                continue;
+            }
             let entry = preferred_for.entry(preferred).or_default();
             entry.0 += 1;
             if partition.leader != preferred {

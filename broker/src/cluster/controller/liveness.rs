@@ -406,6 +406,7 @@ impl Controller {
         if self.liveness.rebalance_due() {
             self.rebalance_leaders(LEADER_IMBALANCE_PERCENTAGE).await?;
         }
+        self.drain_step().await?;
         Ok(())
     }
 }

@@ -34,6 +34,8 @@ pub(super) fn place_partitions(
     }
     let brokers: Vec<(NodeId, Option<&str>)> = image
         .live_brokers()
+        // A draining broker is being emptied: a new replica there would only have to move again.
+        .filter(|b| !image.draining(b.id))
         .map(|b| (b.id, b.rack.as_deref()))
         .collect();
     let factor = usize::try_from(replication_factor).unwrap_or(usize::MAX);
