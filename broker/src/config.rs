@@ -12,7 +12,7 @@ use crate::log::{FlushPolicy, LogConfig, TimestampType};
 mod cluster;
 mod listeners;
 
-pub use cluster::{ClusterConfig, ProcessRoles, QuorumConfig, QuorumVoter};
+pub use cluster::{ClusterConfig, PartitionAutobalancing, ProcessRoles, QuorumConfig, QuorumVoter};
 pub use listeners::{ListenerConfig, SecurityProtocol, DEFAULT_INTER_BROKER_LISTENER};
 
 /// Kafka's `socket.request.max.bytes` default: the largest request frame accepted.
@@ -899,6 +899,15 @@ pub const NODE_CONFIGS: &[&str] = &[
 /// off it and places nothing new on it. Unlike [`NODE_CONFIGS`], any broker accepts it for any registered
 /// broker, so a broker whose node died can still be drained. Stored only while "true".
 pub const DRAINING_CONFIG: &str = "tributary.broker.draining";
+
+/// Per-broker dynamic config that fills broker `id` ("true"/"false"): the controller moves replicas onto
+/// it from the brokers holding the most until replica counts are even, then clears it. The controller sets
+/// it when a broker registers for the first time into a cluster that has partitions (unless
+/// `tributary.partition.autobalancing.mode=off`); anyone may set it on a registered broker, as draining.
+pub const FILLING_CONFIG: &str = "tributary.broker.filling";
+
+/// The per-broker operation flags: any broker accepts them for any registered broker.
+pub const BROKER_FLAGS: &[&str] = &[DRAINING_CONFIG, FILLING_CONFIG];
 
 /// Checks one per-broker dynamic config value (each a rate: a long >= 0, as in Kafka).
 pub fn validate_node_config(name: &str, value: &str) -> Result<(), TopicConfigError> {

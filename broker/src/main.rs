@@ -20,7 +20,7 @@ use tributary_broker::{
         rpc::{discover_voters, RpcIdentity},
     },
     cluster_identity::{self, ClusterIdentity, FormatOutcome, InitialVoters},
-    config::{BrokerConfig, ClusterConfig, QuorumConfig},
+    config::{BrokerConfig, ClusterConfig, PartitionAutobalancing, QuorumConfig},
     error_chain, http, server,
 };
 
@@ -289,6 +289,7 @@ async fn cluster_setup(
             leader_rebalance_interval: cluster
                 .auto_leader_rebalance_enable
                 .then(|| Duration::from_secs(cluster.leader_imbalance_check_interval_seconds)),
+            fill_new_brokers: cluster.partition_autobalancing == PartitionAutobalancing::NodeAdd,
         },
         controller_listener,
         metadata_addr,

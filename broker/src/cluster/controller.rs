@@ -23,6 +23,7 @@ use crate::config::{validate_topic_config, TopicConfigError};
 pub mod calls;
 pub mod drain;
 pub mod elections;
+pub mod fill;
 pub mod liveness;
 mod placement;
 pub mod producer_ids;

@@ -244,6 +244,15 @@ impl MetadataImage {
             .and_then(|c| c.get(crate::config::DRAINING_CONFIG))
             .is_some_and(|v| v == "true")
     }
+
+    /// True when `id` has `tributary.broker.filling=true`: the controller moves replicas onto it until the
+    /// replica counts are even.
+    pub fn filling(&self, id: NodeId) -> bool {
+        self.node_configs
+            .get(&id)
+            .and_then(|c| c.get(crate::config::FILLING_CONFIG))
+            .is_some_and(|v| v == "true")
+    }
 }
 
 /// A partition whose registration is new or changed, named by topic id so that a topic deleted and

@@ -85,6 +85,8 @@ pub struct ClusterConfig {
     pub auto_leader_rebalance_enable: bool,
     /// `leader.imbalance.check.interval.seconds` (300).
     pub leader_imbalance_check_interval_seconds: u64,
+    /// `tributary.partition.autobalancing.mode` (`node_add`): see [`PartitionAutobalancing`].
+    pub partition_autobalancing: PartitionAutobalancing,
     /// `controller.quorum.election.timeout.ms` (1000).
     pub election_timeout_ms: u64,
     /// `controller.quorum.fetch.timeout.ms` (2000): a voter that hears nothing from the leader this long starts
@@ -96,6 +98,16 @@ pub struct ClusterConfig {
     pub replica_fetch_wait_max_ms: u64,
     /// `num.replica.fetchers` (1): fetcher tasks per source broker.
     pub num_replica_fetchers: i32,
+}
+
+/// When the controller moves replicas onto a broker by itself (Redpanda's `partition_autobalancing_mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PartitionAutobalancing {
+    /// A broker registering for the first time into a cluster with partitions is filled with its share
+    /// (`tributary.broker.filling` is set on it).
+    NodeAdd,
+    /// Only brokers someone marks `tributary.broker.filling=true` are filled.
+    Off,
 }
 
 /// Keys parsed here (and not by the main property loop).
@@ -111,6 +123,7 @@ pub(super) const CLUSTER_KEYS: &[&str] = &[
     "unclean.leader.election.enable",
     "auto.leader.rebalance.enable",
     "leader.imbalance.check.interval.seconds",
+    "tributary.partition.autobalancing.mode",
     "controller.quorum.election.timeout.ms",
     "controller.quorum.fetch.timeout.ms",
     "replica.fetch.max.bytes",
@@ -271,6 +284,18 @@ pub(super) fn parse(
             "leader.imbalance.check.interval.seconds",
             300,
         )?,
+        partition_autobalancing: match get("tributary.partition.autobalancing.mode").map(str::trim)
+        {
+            None | Some("node_add") => PartitionAutobalancing::NodeAdd,
+            Some("off") => PartitionAutobalancing::Off,
+            Some(v) => {
+                return Err(invalid(
+                    "tributary.partition.autobalancing.mode",
+                    v,
+                    "expected node_add or off",
+                ))
+            }
+        },
         election_timeout_ms: ms("controller.quorum.election.timeout.ms", 1_000)?,
         fetch_timeout_ms: ms("controller.quorum.fetch.timeout.ms", 2_000)?,
         replica_fetch_max_bytes: int("replica.fetch.max.bytes", 1_048_576, 0)?,

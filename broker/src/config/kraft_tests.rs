@@ -125,6 +125,7 @@ fn kafka_combined_mode_files_configure_a_three_node_cluster() {
                 unclean_leader_election_enable: false,
                 auto_leader_rebalance_enable: true,
                 leader_imbalance_check_interval_seconds: 300,
+                partition_autobalancing: PartitionAutobalancing::NodeAdd,
                 election_timeout_ms: 1_000,
                 fetch_timeout_ms: 2_000,
                 replica_fetch_max_bytes: 1_048_576,

@@ -36,6 +36,9 @@ pub struct LivenessSettings {
     /// `auto.leader.rebalance.enable` (true): how often preferred leaders are restored
     /// (`leader.imbalance.check.interval.seconds`, 300), or never.
     pub leader_rebalance_interval: Option<Duration>,
+    /// `tributary.partition.autobalancing.mode` (`node_add`): whether a broker registering for the first time
+    /// into a cluster with partitions is filled with its share of replicas (`off`: only when asked).
+    pub fill_new_brokers: bool,
 }
 
 impl Default for LivenessSettings {
@@ -44,6 +47,7 @@ impl Default for LivenessSettings {
             session_timeout: Duration::from_millis(9000),
             heartbeat_interval: Duration::from_millis(2000),
             leader_rebalance_interval: Some(Duration::from_secs(300)),
+            fill_new_brokers: true,
         }
     }
 }
@@ -238,6 +242,10 @@ fn leave_partitions(
     changes
 }
 
+fn has_partitions(image: &MetadataImage) -> bool {
+    image.topics.values().any(|t| !t.partitions.is_empty())
+}
+
 /// The changes that put `broker` back in service: unfenced, and leader of every leaderless partition whose
 /// ISR it is in (it holds everything acknowledged there).
 pub fn unfence_changes(image: &MetadataImage, broker: NodeId) -> Vec<MetadataChange> {
@@ -281,7 +289,20 @@ impl Controller {
             None => Vec::new(),
         };
         registration.fenced = true;
+        let first_registration = !image.brokers.contains_key(&id);
         changes.push(MetadataChange::RegisterBroker(registration));
+        if first_registration && self.liveness.settings.fill_new_brokers && has_partitions(&image) {
+            tracing::info!(
+                broker = id,
+                "new broker: it will be filled with its share of replicas"
+            );
+            changes.push(super::fill::flag_change(
+                &image,
+                id,
+                crate::config::FILLING_CONFIG,
+                true,
+            ));
+        }
         let (image, index) = self.submit(changes).await?;
         self.liveness.touch(id);
         let epoch = image.brokers.get(&id).map(|b| b.epoch).ok_or_else(|| {
@@ -407,6 +428,9 @@ impl Controller {
             self.rebalance_leaders(LEADER_IMBALANCE_PERCENTAGE).await?;
         }
         self.drain_step().await?;
+        if self.fill_step().await? && self.liveness.settings.leader_rebalance_interval.is_some() {
+            self.rebalance_leaders(LEADER_IMBALANCE_PERCENTAGE).await?;
+        }
         Ok(())
     }
 }
@@ -548,6 +572,7 @@ mod tests {
             session_timeout: Duration::from_millis(0),
             heartbeat_interval: Duration::from_millis(0),
             leader_rebalance_interval: None,
+            fill_new_brokers: false,
         });
         let start = image(&[1, 2], Vec::new());
         assert!(liveness.expired(7, 1, &start).is_empty());
@@ -562,6 +587,7 @@ mod tests {
             session_timeout: Duration::from_secs(9),
             heartbeat_interval: Duration::from_millis(20),
             leader_rebalance_interval: None,
+            fill_new_brokers: false,
         });
         let start = image(&[1, 2, 3], Vec::new());
         liveness.follow(Some(3));
