@@ -22,18 +22,17 @@ use super::{
     code,
     describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC},
     incremental_alter_configs::{
-        alter_broker, alter_draining, alter_topic, Base, ConfigChange, SET,
+        alter_broker, alter_broker_flags, alter_topic, is_broker_flag, Base, ConfigChange, SET,
     },
     message, RequestContext,
 };
-use crate::config::DRAINING_CONFIG;
-
-/// Whether a resource's configs are the drain flag and nothing else: that alone is accepted for any broker.
-fn only_draining<'a>(mut names: impl Iterator<Item = &'a str>) -> bool {
+/// Whether a resource's configs are operation flags (draining, filling) and nothing else: those alone are
+/// accepted for any broker.
+fn only_broker_flags<'a>(mut names: impl Iterator<Item = &'a str>) -> bool {
     let mut any = false;
     names.all(|name| {
         any = true;
-        name == DRAINING_CONFIG
+        is_broker_flag(name)
     }) && any
 }
 
@@ -60,8 +59,8 @@ fn preprocess(resource: &AlterConfigsResource, node_id: i32) -> Result<(), Strin
         RESOURCE_BROKER if resource.resource_name.is_empty() => Ok(()),
         RESOURCE_BROKER => match resource.resource_name.parse::<i32>() {
             Ok(id) if id == node_id => Ok(()),
-            // The drain flag alone is accepted for any broker (checked to be registered later).
-            Ok(_) if only_draining(resource.configs.iter().map(|c| c.name.as_str())) => Ok(()),
+            // Operation flags alone are accepted for any broker (checked to be registered later).
+            Ok(_) if only_broker_flags(resource.configs.iter().map(|c| c.name.as_str())) => Ok(()),
             Ok(_) => Err(format!(
                 "Unexpected broker id, expected {node_id}, but received {}",
                 resource.resource_name
@@ -119,10 +118,10 @@ pub async fn handle(
             .collect();
         let outcome = if resource.resource_type == RESOURCE_BROKER
             && !resource.resource_name.is_empty()
-            && only_draining(changes.iter().map(|c| c.name.as_str()))
+            && only_broker_flags(changes.iter().map(|c| c.name.as_str()))
         {
-            // Only the drain flag: accepted for any registered broker, as IncrementalAlterConfigs does.
-            alter_draining(
+            // Only operation flags: accepted for any registered broker, as IncrementalAlterConfigs does.
+            alter_broker_flags(
                 broker,
                 &resource.resource_name,
                 &changes,

@@ -25,12 +25,18 @@ use crate::{
     cluster::controller::{drain, TopicError},
     config::{
         broker_key_to_topic_key, scale_value, topic_config_def, validate_node_config,
-        validate_topic_config, ConfigValueType, TopicConfigError, DRAINING_CONFIG, NODE_CONFIGS,
+        validate_topic_config, ConfigValueType, TopicConfigError, BROKER_FLAGS, DRAINING_CONFIG,
+        NODE_CONFIGS,
     },
     handlers::RequestContext,
 };
 
 pub(super) const SET: i8 = 0;
+
+/// Whether `name` is one of the per-broker operation flags any broker accepts for any registered broker.
+pub(super) fn is_broker_flag(name: &str) -> bool {
+    BROKER_FLAGS.contains(&name)
+}
 const DELETE: i8 = 1;
 const APPEND: i8 = 2;
 const SUBTRACT: i8 = 3;
@@ -309,11 +315,11 @@ async fn alter_this_broker(
     Ok(())
 }
 
-/// Changes `tributary.broker.draining` of broker resource `name`, any registered broker: a drained broker
-/// may be down, so this broker writes it through the controller for it. SET "true" is refused (nothing
-/// stored) when one of its partitions has too few other brokers to move to; "false" or DELETE stops new
-/// moves and is stored as the config's absence.
-pub(super) async fn alter_draining(
+/// Changes the operation flags ([`BROKER_FLAGS`]: draining, filling) of broker resource `name`, any
+/// registered broker: a drained broker may be down, so this broker writes them through the controller for
+/// it. SET "true" of the drain flag is refused (nothing stored) when one of its partitions has too few
+/// other brokers to move to; "false" or DELETE stops new moves and is stored as the flag's absence.
+pub(super) async fn alter_broker_flags(
     broker: &Broker,
     name: &str,
     changes: &[ConfigChange],
@@ -325,10 +331,19 @@ pub(super) async fn alter_draining(
         .ok()
         .filter(|id| image.brokers.contains_key(id))
         .ok_or_else(|| AlterConfigsError::UnknownBroker(name.to_owned()))?;
-    let was = image.draining(id);
-    let mut draining = was;
+    let is_set = |flag: &str| {
+        image
+            .node_configs
+            .get(&id)
+            .and_then(|c| c.get(flag))
+            .is_some_and(|v| v == "true")
+    };
+    let mut flags: BTreeMap<&str, bool> = BROKER_FLAGS.iter().map(|f| (*f, is_set(f))).collect();
     for change in changes {
-        draining = match change.operation {
+        let Some(flag) = flags.get_mut(change.name.as_str()) else {
+            return Err(AlterConfigsError::UnknownConfig(change.name.clone()));
+        };
+        *flag = match change.operation {
             SET => {
                 let value = change
                     .value
@@ -350,31 +365,33 @@ pub(super) async fn alter_draining(
             other => return Err(AlterConfigsError::UnknownOperation(other)),
         };
     }
-    if draining && !was {
+    if flags[DRAINING_CONFIG] && !is_set(DRAINING_CONFIG) {
         if let Some(why) = drain::refusal(&image, id) {
             return Err(AlterConfigsError::DrainRefused(why));
         }
     }
-    if validate_only || draining == was {
-        return Ok(());
-    }
     let mut next = image.node_configs.get(&id).cloned().unwrap_or_default();
-    if draining {
-        next.insert(DRAINING_CONFIG.to_owned(), "true".to_owned());
-    } else {
-        next.remove(DRAINING_CONFIG);
+    for (flag, on) in flags {
+        if on {
+            next.insert(flag.to_owned(), "true".to_owned());
+        } else {
+            next.remove(flag);
+        }
+    }
+    if validate_only || image.node_configs.get(&id).cloned().unwrap_or_default() == next {
+        return Ok(());
     }
     broker.controller.set_node_configs(id, next).await?;
     Ok(())
 }
 
-/// A broker resource whose changes include `tributary.broker.draining`: the others (this broker only) are
+/// A broker resource whose changes include an operation flag ([`BROKER_FLAGS`]): the others (this broker only) are
 /// validated with it before either is stored.
-async fn alter_broker_and_draining(
+async fn alter_broker_and_flags(
     broker: &Broker,
     node_id: i32,
     name: &str,
-    drain: &[ConfigChange],
+    flags: &[ConfigChange],
     rest: &[ConfigChange],
     validate_only: bool,
 ) -> Result<(), AlterConfigsError> {
@@ -387,7 +404,7 @@ async fn alter_broker_and_draining(
         }
         alter_this_broker(broker, node_id, rest, true).await?;
     }
-    alter_draining(broker, name, drain, validate_only).await?;
+    alter_broker_flags(broker, name, flags, validate_only).await?;
     if !rest.is_empty() && !validate_only {
         alter_this_broker(broker, node_id, rest, false).await?;
     }
@@ -429,20 +446,13 @@ pub async fn handle(
             RESOURCE_BROKER if name.is_empty() => {
                 alter_broker(broker, &changes, Base::Current, request.validate_only).await
             }
-            RESOURCE_BROKER if changes.iter().any(|c| c.name == DRAINING_CONFIG) => {
-                let (drain, rest): (Vec<ConfigChange>, Vec<ConfigChange>) = changes
+            RESOURCE_BROKER if changes.iter().any(|c| is_broker_flag(&c.name)) => {
+                let (flags, rest): (Vec<ConfigChange>, Vec<ConfigChange>) = changes
                     .iter()
                     .cloned()
-                    .partition(|c| c.name == DRAINING_CONFIG);
-                alter_broker_and_draining(
-                    broker,
-                    node_id,
-                    &name,
-                    &drain,
-                    &rest,
-                    request.validate_only,
-                )
-                .await
+                    .partition(|c| is_broker_flag(&c.name));
+                alter_broker_and_flags(broker, node_id, &name, &flags, &rest, request.validate_only)
+                    .await
             }
             RESOURCE_BROKER if name == node_id.to_string() => {
                 alter_this_broker(broker, node_id, &changes, request.validate_only).await

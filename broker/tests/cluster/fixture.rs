@@ -292,6 +292,19 @@ pub(crate) fn start_cluster_configured(
     extra: impl Fn(i32) -> String,
     disks: impl FnOnce(&Path) -> Vec<(i32, SmallDisk)>,
 ) -> Cluster {
+    start_cluster_joined_later(size, voters, quorum, extra, disks, &[])
+}
+
+/// [`start_cluster_configured`] with the nodes `later` formatted but not started: each joins the running
+/// cluster for the first time when the test calls its [`Node::start`], as a scaled-up broker does.
+pub(crate) fn start_cluster_joined_later(
+    size: i32,
+    voters: i32,
+    quorum: QuorumSetup,
+    extra: impl Fn(i32) -> String,
+    disks: impl FnOnce(&Path) -> Vec<(i32, SmallDisk)>,
+    later: &[i32],
+) -> Cluster {
     let root = tempfile::tempdir().unwrap();
     let disks = disks(root.path());
     let ports: Vec<(u16, u16)> = (0..size).map(|_| (free_port(), free_port())).collect();
@@ -391,7 +404,7 @@ pub(crate) fn start_cluster_configured(
             run: 0,
         });
     }
-    for node in &mut nodes {
+    for node in nodes.iter_mut().filter(|n| !later.contains(&n.id)) {
         node.start();
     }
     let mut cluster = Cluster {
@@ -399,9 +412,11 @@ pub(crate) fn start_cluster_configured(
         _disks: disks.into_iter().map(|(_, disk)| disk).collect(),
         _root: root,
     };
-    cluster.wait_until("every broker is ready", Duration::from_secs(30), |c| {
-        c.nodes.iter().all(Node::ready)
-    });
+    cluster.wait_until(
+        "every started broker is ready",
+        Duration::from_secs(30),
+        |c| c.running().all(Node::ready),
+    );
     cluster
 }
 

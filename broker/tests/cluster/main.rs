@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod drain;
+mod fill;
 mod fixture;
 mod groups;
 mod membership;
