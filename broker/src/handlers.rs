@@ -34,6 +34,7 @@ pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
 pub mod sync_group;
+pub mod unregister_broker;
 
 mod dispatch;
 mod errors;
@@ -105,6 +106,7 @@ async fn route(
         ApiKey::DescribeLogDirs => simple!(describe_log_dirs),
         ApiKey::AlterPartitionReassignments => simple!(alter_partition_reassignments),
         ApiKey::ListPartitionReassignments => simple!(list_partition_reassignments),
+        ApiKey::UnregisterBroker => simple!(unregister_broker),
         ApiKey::Produce => {
             let request = decode_body(api, version, body)?;
             match produce::append(ctx, request) {

@@ -15,7 +15,7 @@ use kafka_protocol::messages::{
     InitProducerIdResponse, JoinGroupResponse, LeaveGroupResponse, ListGroupsResponse,
     ListOffsetsResponse, ListPartitionReassignmentsResponse, MetadataResponse,
     OffsetCommitResponse, OffsetDeleteResponse, OffsetFetchResponse, OffsetForLeaderEpochResponse,
-    ProduceResponse, SyncGroupResponse,
+    ProduceResponse, SyncGroupResponse, UnregisterBrokerResponse,
 };
 
 /// A response that can say whether it carries an error code.
@@ -43,6 +43,7 @@ top_level_only!(
     HeartbeatResponse,
     ListGroupsResponse,
     ListPartitionReassignmentsResponse,
+    UnregisterBrokerResponse,
 );
 
 /// Responses that are a list of entries with one error code each.

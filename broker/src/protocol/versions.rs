@@ -44,6 +44,8 @@ pub const SUPPORTED_APIS: &[(ApiKey, RangeInclusive<i16>)] = &[
     (ApiKey::DescribeLogDirs, 1..=4),
     // KIP-966; the Java AdminClient (3.8+) describes topics with it when it is advertised.
     (ApiKey::DescribeTopicPartitions, 0..=0),
+    // What `kafka-cluster.sh unregister` sends; refused while the broker still runs or holds replicas.
+    (ApiKey::UnregisterBroker, 0..=0),
 ];
 
 pub fn supported_versions(api: ApiKey) -> Option<RangeInclusive<i16>> {

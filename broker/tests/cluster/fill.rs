@@ -170,3 +170,64 @@ fn with_autobalancing_off_a_new_broker_is_filled_only_when_asked() {
     let (replicas, _) = holdings(cluster.node(3));
     assert!(replicas.values().all(|n| *n == 3), "{replicas:?}");
 }
+
+/// UnregisterBroker v0 of `broker` through `node`: the error code and message.
+fn unregister(node: &Node, broker: i32) -> (i16, String) {
+    let request =
+        kafka_protocol::messages::UnregisterBrokerRequest::default().with_broker_id(broker.into());
+    let response = node.call(request, 0);
+    (
+        response.error_code,
+        response
+            .error_message
+            .map(|m| m.to_string())
+            .unwrap_or_default(),
+    )
+}
+
+/// Scale-down and back up at the broker level: drain broker 4, stop it, unregister it (refused while it
+/// runs, holds replicas or votes), and start it again: it registers as a new broker and is filled.
+#[test]
+fn a_drained_stopped_broker_is_unregistered_and_returns_as_a_new_broker() {
+    const BROKER_ID_NOT_REGISTERED: i16 = 102;
+    let mut cluster = start_cluster(4, 3);
+    assert_eq!(create_topic(cluster.node(1), "spread", 4, 3), 0);
+    cluster.wait_until("broker 4 holds replicas", Duration::from_secs(15), |c| {
+        holdings(c.node(1)).0.get(&4).copied().unwrap_or(0) > 0
+    });
+    let (refused, why) = unregister(cluster.node(2), 4);
+    assert_eq!(refused, INVALID_REQUEST, "{why}");
+    assert!(why.contains("running"), "a running broker: {why}");
+    let (refused, why) = unregister(cluster.node(2), 1);
+    assert_eq!(refused, INVALID_REQUEST, "{why}");
+    assert!(why.contains("voter"), "a voter: {why}");
+    assert_eq!(unregister(cluster.node(2), 9).0, BROKER_ID_NOT_REGISTERED);
+
+    assert_eq!(
+        alter_config(
+            cluster.node(1),
+            4,
+            "4",
+            "tributary.broker.draining",
+            Some("true")
+        ),
+        (0, String::new())
+    );
+    cluster.wait_until("broker 4 holds nothing", Duration::from_secs(30), |c| {
+        let node = c.node(1);
+        !holdings(node).0.contains_key(&4) && moves(node).is_empty()
+    });
+    cluster.node(4).kill();
+    cluster.wait_until("broker 4 is fenced", Duration::from_secs(15), |c| {
+        !broker_ids(&c.node(1).metadata("spread")).contains(&4)
+    });
+    assert_eq!(unregister(cluster.node(3), 4), (0, String::new()));
+    assert_eq!(unregister(cluster.node(3), 4).0, BROKER_ID_NOT_REGISTERED);
+
+    // Back with the same id: a first registration again, so it is filled, and no longer draining.
+    cluster.node(4).start();
+    cluster.wait_until("broker 4 is filled again", Duration::from_secs(30), |c| {
+        let node = c.node(1);
+        holdings(node).0.get(&4) == Some(&3) && moves(node).is_empty()
+    });
+}

@@ -85,6 +85,10 @@ pub enum ControllerCall {
     },
     /// Kafka's BrokerHeartbeat.
     BrokerHeartbeat(Heartbeat),
+    /// Kafka's UnregisterBroker: forgets a registered broker that is stopped and holds nothing.
+    UnregisterBroker {
+        id: NodeId,
+    },
 }
 
 /// Kafka's BrokerHeartbeat request.
@@ -118,6 +122,7 @@ pub enum CallOutput {
     Reassignments(ReassignmentOutcomes),
     /// The new registration, or why the controller refused the ISR change.
     Partition(Result<PartitionRegistration, AlterPartitionError>),
+    Unregistered(super::liveness::UnregisterOutcome),
     Heartbeat {
         /// False when the controller does not know this broker at this epoch: it must register again.
         registered: bool,
@@ -374,6 +379,7 @@ impl Controller {
                 partitions,
             } => self.elect_leaders_here(election_type, partitions).await,
             ControllerCall::BrokerHeartbeat(heartbeat) => self.heartbeat_here(heartbeat).await,
+            ControllerCall::UnregisterBroker { id } => self.unregister_broker_here(id).await,
         }
         .map_err(TopicError::for_wire)
     }

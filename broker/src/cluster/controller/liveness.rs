@@ -12,6 +12,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use super::{
@@ -270,7 +271,98 @@ pub fn unfence_changes(image: &MetadataImage, broker: NodeId) -> Vec<MetadataCha
     changes
 }
 
+/// What UnregisterBroker did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum UnregisterOutcome {
+    Unregistered,
+    NotRegistered,
+    /// Why the broker cannot be forgotten (yet).
+    Refused(String),
+}
+
+/// Why broker `id` may not be forgotten, if it may not: it still runs (its heartbeats would register it
+/// again at once), it still holds replicas (their data would have one copy fewer with nobody noticing), or
+/// it votes in the metadata quorum.
+pub fn unregister_refusal(image: &MetadataImage, id: NodeId, voters: &[NodeId]) -> Option<String> {
+    if voters.contains(&id) {
+        return Some(format!(
+            "Broker {id} is a voter of the metadata quorum and cannot be unregistered."
+        ));
+    }
+    if image.live_broker(id).is_some() {
+        return Some(format!(
+            "Broker {id} is running; stop it (after draining it) before unregistering it."
+        ));
+    }
+    let held: Vec<String> = image
+        .topics
+        .values()
+        .flat_map(|t| {
+            t.partitions
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| p.replicas.contains(&id))
+                .map(move |(i, _)| format!("{}-{i}", t.name))
+        })
+        .collect();
+    if let Some(first) = held.first() {
+        return Some(format!(
+            "Broker {id} still holds {} replica(s), {first} among them; drain it \
+             (tributary.broker.draining=true) before unregistering it.",
+            held.len()
+        ));
+    }
+    None
+}
+
 impl Controller {
+    /// Kafka's UnregisterBroker, refused while [`unregister_refusal`] says so. Its per-broker configs go
+    /// with it, so an id used again later starts as a new broker (and is filled).
+    pub async fn unregister_broker(&self, id: NodeId) -> Result<UnregisterOutcome, TopicError> {
+        match self
+            .call(super::calls::ControllerCall::UnregisterBroker { id })
+            .await?
+        {
+            CallOutput::Unregistered(outcome) => Ok(outcome),
+            other => Err(super::calls::unexpected(&other)),
+        }
+    }
+
+    pub(super) async fn unregister_broker_here(
+        &self,
+        id: NodeId,
+    ) -> Result<(CallOutput, u64), TopicError> {
+        let _decisions = self.topic_admin.lock().await;
+        let image = self.image();
+        if !image.brokers.contains_key(&id) {
+            return Ok((
+                CallOutput::Unregistered(UnregisterOutcome::NotRegistered),
+                0,
+            ));
+        }
+        let voters = self
+            .quorum
+            .as_ref()
+            .map(|link| link.quorum().voters())
+            .unwrap_or_default();
+        if let Some(why) = unregister_refusal(&image, id, &voters) {
+            return Ok((CallOutput::Unregistered(UnregisterOutcome::Refused(why)), 0));
+        }
+        let mut changes = vec![MetadataChange::UnregisterBroker { id }];
+        if image.node_configs.contains_key(&id) {
+            changes.push(MetadataChange::SetNodeConfigs {
+                id,
+                configs: Default::default(),
+            });
+        }
+        let (_, index) = self.submit(changes).await?;
+        tracing::info!(broker = id, "broker unregistered");
+        Ok((
+            CallOutput::Unregistered(UnregisterOutcome::Unregistered),
+            index,
+        ))
+    }
+
     /// Registers a broker, fenced, with a new epoch. An older incarnation that is still unfenced is taken
     /// out of service first, so its leaderships move (with new leader epochs) before the new one catches up.
     pub(super) async fn register_broker_here(
