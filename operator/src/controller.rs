@@ -43,6 +43,10 @@ pub struct Context {
     pub client: Client,
     recorder: Recorder,
     failures: Arc<Mutex<HashMap<String, u32>>>,
+    /// Admin clients by bootstrap address, for the reconciles that talk to brokers (a scale-down).
+    pub admin: Arc<AdminClients>,
+    /// Reach every cluster's brokers at this address instead of its bootstrap Service.
+    pub bootstrap_override: Option<String>,
 }
 
 impl std::fmt::Debug for Context {
@@ -62,7 +66,16 @@ impl Context {
             recorder: Recorder::new(client.clone(), reporter),
             client,
             failures: Arc::default(),
+            admin: Arc::default(),
+            bootstrap_override: None,
         }
+    }
+
+    /// This context, reaching every cluster's brokers at `address` (tests, or an operator outside the
+    /// Kubernetes network).
+    pub fn with_bootstrap_override(mut self, address: Option<String>) -> Self {
+        self.bootstrap_override = address;
+        self
     }
 
     /// Publishes an Event about `object`; a failure is logged, never fatal.
@@ -199,7 +212,10 @@ impl Config {
 
 /// Runs the KafkaCluster and Topic controllers until SIGTERM or Ctrl-C.
 pub async fn run(client: Client, config: Config) {
-    let ctx = Arc::new(Context::new(client.clone(), config.instance.clone()));
+    let ctx = Arc::new(
+        Context::new(client.clone(), config.instance.clone())
+            .with_bootstrap_override(config.bootstrap_override.clone()),
+    );
     tokio::join!(
         run_clusters(&client, &config, ctx.clone()),
         run_topics(&client, &config, ctx)

@@ -22,6 +22,7 @@ use kafka_protocol::{
         metadata_request::MetadataRequestTopic,
         CreatePartitionsRequest, CreateTopicsRequest, DeleteTopicsRequest, DescribeConfigsRequest,
         IncrementalAlterConfigsRequest, MetadataRequest, MetadataResponse, TopicName,
+        UnregisterBrokerRequest,
     },
     protocol::StrBytes,
 };
@@ -31,6 +32,13 @@ use self::connection::Connection;
 
 /// Kafka's resource type code for topics in the config APIs.
 const RESOURCE_TYPE_TOPIC: i8 = 2;
+/// Kafka's resource type code for brokers in the config APIs.
+const RESOURCE_TYPE_BROKER: i8 = 4;
+/// Kafka's BROKER_ID_NOT_REGISTERED.
+const BROKER_ID_NOT_REGISTERED: i16 = 102;
+
+/// Tributary's per-broker flag that makes the controller move every replica and leadership off a broker.
+pub const DRAINING_FLAG: &str = "tributary.broker.draining";
 /// Config source of a per-topic override (`DYNAMIC_TOPIC_CONFIG`).
 const CONFIG_SOURCE_TOPIC_OVERRIDE: i8 = 1;
 /// IncrementalAlterConfigs operations.
@@ -455,6 +463,56 @@ impl AdminClient {
             result.error_code,
             result.error_message,
         )
+    }
+
+    /// Sets (`on`) or clears a per-broker operation flag of broker `id` (such as [`DRAINING_FLAG`]); any
+    /// broker takes it for any registered broker, and setting it as it is already changes nothing.
+    pub async fn set_broker_flag(&self, id: i32, flag: &str, on: bool) -> Result<(), Error> {
+        let config = AlterableConfig::default().with_name(StrBytes::from_string(flag.to_owned()));
+        let config = if on {
+            config
+                .with_config_operation(OPERATION_SET)
+                .with_value(Some(StrBytes::from_static_str("true")))
+        } else {
+            config.with_config_operation(OPERATION_DELETE)
+        };
+        let name = id.to_string();
+        let request = IncrementalAlterConfigsRequest::default().with_resources(vec![
+            AlterConfigsResource::default()
+                .with_resource_type(RESOURCE_TYPE_BROKER)
+                .with_resource_name(StrBytes::from_string(name.clone()))
+                .with_configs(vec![config]),
+        ]);
+        let response = self.send(&request).await?;
+        let result = response
+            .responses
+            .into_iter()
+            .find(|r| r.resource_name.as_str() == name)
+            .ok_or_else(|| Error::MissingResult {
+                api: "IncrementalAlterConfigs",
+                resource: name,
+            })?;
+        check(
+            "IncrementalAlterConfigs",
+            result.error_code,
+            result.error_message,
+        )
+    }
+
+    /// Forgets broker `id` in the cluster metadata (Kafka's UnregisterBroker); `false` when it was not
+    /// registered. Tributary refuses a broker that still runs or holds replicas.
+    pub async fn unregister_broker(&self, id: i32) -> Result<bool, Error> {
+        let request = UnregisterBrokerRequest::default().with_broker_id(id.into());
+        let response = self.send(&request).await?;
+        if response.error_code == BROKER_ID_NOT_REGISTERED {
+            return Ok(false);
+        }
+        check(
+            "UnregisterBroker",
+            response.error_code,
+            response.error_message,
+        )?;
+        Ok(true)
     }
 
     /// Deletes topic `name`; `false` when it did not exist.

@@ -25,15 +25,16 @@ use kube::{
 use serde::{de::DeserializeOwned, Serialize};
 
 use super::{
-    build::{build, ObjectNames, FIELD_MANAGER},
-    scale,
+    build::{bootstrap_address, build, ObjectNames, FIELD_MANAGER},
+    scale::{self, ClusterView, ScalePlan},
     status::{self, Outcome, REASON_INVALID_SPEC},
     validate::validate,
     voters::{self, VotersSource},
 };
 use crate::{
     controller::Context,
-    crd::{KafkaCluster, KafkaClusterStatus},
+    crd::{KafkaCluster, KafkaClusterStatus, RemovalState},
+    kafka_admin::{AdminClient, DRAINING_FLAG},
 };
 
 /// A reconcile step that failed; the controller retries with backoff.
@@ -63,6 +64,12 @@ pub enum Error {
     /// Writing the KafkaCluster status failed.
     #[error("cannot write the status of KafkaCluster {name}")]
     PatchStatus { name: String, source: kube::Error },
+    /// A call to the cluster's brokers that a scale-down needs failed.
+    #[error("cannot {what}")]
+    BrokerCall {
+        what: String,
+        source: crate::kafka_admin::Error,
+    },
 }
 
 impl Error {
@@ -77,6 +84,7 @@ impl Error {
             Error::ApplyStatefulSet { .. } => "ApplyStatefulSetFailed",
             Error::ApplyPodDisruptionBudget { .. } => "ApplyPodDisruptionBudgetFailed",
             Error::PatchStatus { .. } => "PatchStatusFailed",
+            Error::BrokerCall { .. } => "BrokerCallFailed",
         }
     }
 }
@@ -94,6 +102,9 @@ struct StatusApply<'a> {
 const REQUEUE_NOT_READY: std::time::Duration = std::time::Duration::from_secs(15);
 /// Requeue interval of a Ready cluster (a resync; changes arrive through watches).
 const REQUEUE_READY: std::time::Duration = std::time::Duration::from_secs(300);
+/// Requeue interval while brokers are drained or removed: progress shows in the cluster metadata, which no
+/// watch reports.
+const REQUEUE_REMOVING: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// Reconciles one KafkaCluster.
 pub async fn reconcile(cluster: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -160,7 +171,45 @@ pub async fn reconcile(cluster: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<
             source,
         })?
         .and_then(|sts| sts.spec?.replicas);
-    let (topology, scale_down_blocked) = scale::plan(valid.brokers, running, voters);
+    let previous_removing = cluster
+        .status
+        .as_ref()
+        .map(|s| s.removing_brokers.clone())
+        .unwrap_or_default();
+    let admin = ctx.admin.get(
+        ctx.bootstrap_override
+            .as_deref()
+            .unwrap_or(&bootstrap_address(&valid)),
+    );
+    let view = if scale::needs_cluster_view(valid.brokers, running, &previous_removing) {
+        admin
+            .cluster_metadata()
+            .await
+            .map(|metadata| ClusterView::of(&metadata))
+            .map_err(|e| crate::controller::error_chain(&e))
+    } else {
+        Err("not needed".to_owned())
+    };
+    let min_insync_replicas = valid
+        .broker_config
+        .get("min.insync.replicas")
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(1);
+    let mut plan = scale::plan(
+        valid.brokers,
+        running,
+        voters,
+        &previous_removing,
+        view.as_ref().map_err(String::as_str),
+        min_insync_replicas,
+    );
+    carry_out(&admin, &mut plan, &name).await?;
+    let ScalePlan {
+        topology,
+        removing,
+        blocked: scale_down_blocked,
+        ..
+    } = plan;
     let objects = build(&valid, &topology);
     if let Some(blocked) = &scale_down_blocked {
         tracing::warn!(
@@ -209,16 +258,59 @@ pub async fn reconcile(cluster: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<
         stateful_set: &stateful_set,
         voters: &topology.voters,
         scale_down_blocked,
+        removing: &removing,
     };
     let next = status::status(cluster.status.as_ref(), &outcome, &now);
     let ready = status::is_ready(&next);
     patch_status(&clusters, &cluster, &next).await?;
     tracing::debug!(cluster = %name, namespace = %namespace, ready, ready_brokers = next.ready_brokers, "reconciled");
-    Ok(Action::requeue(if ready {
+    let removing = removing.iter().any(|b| b.state != RemovalState::Removed);
+    Ok(Action::requeue(if removing {
+        REQUEUE_REMOVING
+    } else if ready {
         REQUEUE_READY
     } else {
         REQUEUE_NOT_READY
     }))
+}
+
+/// The broker calls of a scale plan: drain marks set and cleared (a failure fails the reconcile, which is
+/// retried with the status unchanged, so nothing is forgotten), and drained brokers unregistered (one that is
+/// refused, its pod still shutting down, stays `Drained` for the next reconcile).
+async fn carry_out(admin: &AdminClient, plan: &mut ScalePlan, cluster: &str) -> Result<(), Error> {
+    let call = |what: String| move |source| Error::BrokerCall { what, source };
+    for id in &plan.undrain {
+        admin
+            .set_broker_flag(*id, DRAINING_FLAG, false)
+            .await
+            .map_err(call(format!("clear the drain mark of broker {id}")))?;
+        tracing::info!(
+            cluster,
+            broker = id,
+            "scale-down cancelled for this broker: drain mark cleared"
+        );
+    }
+    for id in &plan.drain {
+        admin
+            .set_broker_flag(*id, DRAINING_FLAG, true)
+            .await
+            .map_err(call(format!("mark broker {id} draining")))?;
+    }
+    for id in &plan.unregister {
+        match admin.unregister_broker(*id).await {
+            Ok(_) => {
+                tracing::info!(cluster, broker = id, "removed broker unregistered");
+                for broker in plan.removing.iter_mut().filter(|b| b.id == *id) {
+                    broker.state = RemovalState::Removed;
+                }
+            }
+            Err(error) => {
+                tracing::info!(cluster, broker = id, error = %crate::controller::error_chain(&error),
+                    "drained broker not unregistered yet; will retry")
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Server-side applies `object` under the operator's field manager (forcing conflicts: the operator owns these

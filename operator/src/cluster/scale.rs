@@ -1,28 +1,82 @@
-//! The scale-down guard. Removing a broker that still holds replicas loses data (strimzi #133, redpanda-operator
-//! #1906), and draining brokers is not implemented yet, so the StatefulSet never shrinks: the brokers above
-//! `spec.brokers` keep running and the cluster reports `ScaleDownBlocked` until the drain state machine exists.
-//! Removing a voter of the metadata quorum would also change the voter set, which is fixed for the cluster's life
-//! (see [`super::voters`]); that is reported with its own reason, and is refused even once draining exists.
-//! Pure: the caller reads the running replica count and the voters.
+//! Scaling down safely. Removing a broker that still holds replicas loses data (strimzi #133, redpanda-operator
+//! #1906), so brokers above `spec.brokers` leave in steps, each decided here from what the status recorded and
+//! what the cluster metadata says now, never from the operator's memory:
+//!
+//! 1. the scale-down is checked: the brokers that stay must be able to hold every topic's replicas and satisfy
+//!    `min.insync.replicas`, and no voter of the metadata quorum may go (voter changes are not implemented);
+//!    otherwise it is refused with `ScaleDownBlocked` and nothing is touched;
+//! 2. each broker to remove, highest ids first, is marked `tributary.broker.draining`, and its controller moves
+//!    its replicas and leaderships to the brokers that stay (`Draining`);
+//! 3. once every one of them holds no replica (`Drained`), the StatefulSet shrinks;
+//! 4. once their pods are gone, each is unregistered from the cluster metadata (`Removed`), so that an id used
+//!    again later joins as a new broker and is filled with its share.
+//!
+//! Raising `spec.brokers` again before the StatefulSet shrank cancels: the brokers that stay are un-drained.
+//! Pure: the caller reads the running replica count, the voters, the status and the cluster metadata, and
+//! carries out the broker calls the plan lists.
+
+use std::collections::BTreeMap;
 
 use super::voters::{Topology, Voters};
+use crate::{
+    crd::{RemovalState, RemovingBroker},
+    kafka_admin::ClusterMetadata,
+};
+
+/// What the cluster metadata says, as far as a scale-down needs it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClusterView {
+    /// Partition replicas per broker id; a broker that holds none is absent.
+    pub replicas_on: BTreeMap<i32, i32>,
+    /// A topic with the largest replication factor, and that factor.
+    pub largest_replication_factor: Option<(String, usize)>,
+}
+
+impl ClusterView {
+    /// The view of `metadata` (every topic, internal ones included).
+    pub fn of(metadata: &ClusterMetadata) -> Self {
+        let mut view = Self::default();
+        for (topic, partitions) in &metadata.topics {
+            for partition in partitions.values() {
+                for id in &partition.replicas {
+                    *view.replicas_on.entry(*id).or_insert(0) += 1;
+                }
+                let factor = partition.replicas.len();
+                if view
+                    .largest_replication_factor
+                    .as_ref()
+                    .is_none_or(|(_, largest)| factor > *largest)
+                {
+                    view.largest_replication_factor = Some((topic.clone(), factor));
+                }
+            }
+        }
+        view
+    }
+}
 
 /// Why a scale-down was not carried out.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum BlockedBy {
-    /// The brokers to remove may hold replicas and cannot be drained yet.
-    DrainNotImplemented,
     /// The spec asks for fewer brokers than the metadata quorum has voters: a voter cannot be removed (KIP-853
     /// voter changes are not implemented).
-    VoterRemovalNotSupported,
+    VoterRemovalNotSupported { voters: Voters },
+    /// A topic has more replicas per partition than brokers would remain.
+    ReplicationFactor { topic: String, factor: usize },
+    /// Fewer brokers would remain than `min.insync.replicas`: acks=all writes would be refused.
+    MinInsyncReplicas { min_insync_replicas: i32 },
+    /// The cluster metadata could not be read, so nobody knows what the brokers to remove hold.
+    ClusterUnreachable { error: String },
 }
 
 impl BlockedBy {
     /// Condition reason.
-    pub fn reason(self) -> &'static str {
+    pub fn reason(&self) -> &'static str {
         match self {
-            BlockedBy::DrainNotImplemented => "DrainNotImplemented",
-            BlockedBy::VoterRemovalNotSupported => "VoterRemovalNotSupported",
+            BlockedBy::VoterRemovalNotSupported { .. } => "VoterRemovalNotSupported",
+            BlockedBy::ReplicationFactor { .. } => "ReplicationFactorTooLarge",
+            BlockedBy::MinInsyncReplicas { .. } => "MinInsyncReplicas",
+            BlockedBy::ClusterUnreachable { .. } => "ClusterUnreachable",
         }
     }
 }
@@ -34,133 +88,215 @@ pub struct ScaleDownBlocked {
     pub requested: i32,
     /// Brokers that keep running.
     pub running: i32,
-    /// The voters, which no scale-down may remove.
-    pub voters: Voters,
+    pub by: BlockedBy,
 }
 
 impl ScaleDownBlocked {
-    /// Why it was blocked: a voter would go, or (only) brokers that cannot be drained.
-    pub fn blocked_by(&self) -> BlockedBy {
-        if self.requested < self.voters.min_brokers() {
-            BlockedBy::VoterRemovalNotSupported
-        } else {
-            BlockedBy::DrainNotImplemented
-        }
+    pub fn blocked_by(&self) -> &BlockedBy {
+        &self.by
     }
 }
 
 impl std::fmt::Display for ScaleDownBlocked {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let Self {
-            requested,
-            running,
-            ref voters,
+            requested, running, ..
         } = *self;
         write!(f, "spec.brokers is {requested} but {running} brokers run; ")?;
-        match self.blocked_by() {
-            BlockedBy::VoterRemovalNotSupported => write!(
+        match &self.by {
+            BlockedBy::VoterRemovalNotSupported { voters } => write!(
                 f,
                 "brokers {voters} are the voters of the metadata quorum, fixed when the cluster was created, and \
-                 changing the voter set is not supported yet, so spec.brokers cannot go below {}; brokers \
-                 {requested}..{} keep running",
-                voters.min_brokers(),
-                running - 1
+                 changing the voter set is not supported yet, so spec.brokers cannot go below {}; nothing is \
+                 removed",
+                voters.min_brokers()
             ),
-            BlockedBy::DrainNotImplemented => write!(
+            BlockedBy::ReplicationFactor { topic, factor } => write!(
                 f,
-                "brokers {requested}..{} keep running because draining them before removal is not implemented yet \
-                 (removing them could lose their replicas)",
-                running - 1
+                "topic {topic} has replication factor {factor}, more than the {requested} brokers that would \
+                 remain; lower its replication factor first (the Topic's spec.replicationFactor, or \
+                 kafka-reassign-partitions.sh) or keep at least {factor} brokers; nothing is removed"
+            ),
+            BlockedBy::MinInsyncReplicas {
+                min_insync_replicas,
+            } => write!(
+                f,
+                "min.insync.replicas is {min_insync_replicas}, so with {requested} brokers acks=all writes would \
+                 be refused; lower it in spec.brokerConfig first or keep at least {min_insync_replicas} brokers; \
+                 nothing is removed"
+            ),
+            BlockedBy::ClusterUnreachable { error } => write!(
+                f,
+                "the cluster metadata cannot be read ({error}), so what the brokers to remove hold is unknown; \
+                 nothing is removed until it can be read"
             ),
         }
     }
 }
 
-/// What runs for a spec of `requested` brokers when `running` run now (`None`: no StatefulSet yet) and `voters`
-/// vote: the spec's count when it does not shrink the cluster, else the running one, never fewer than the voters
-/// need; and what was blocked.
+/// What a reconcile does about the broker count.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScalePlan {
+    /// What the StatefulSet runs.
+    pub topology: Topology,
+    /// The brokers on their way out, for the status (highest id first).
+    pub removing: Vec<RemovingBroker>,
+    /// Brokers to mark draining (setting it again changes nothing).
+    pub drain: Vec<i32>,
+    /// Brokers that stay after all and lose their drain mark.
+    pub undrain: Vec<i32>,
+    /// Drained brokers whose pods are gone, to unregister; each becomes `Removed` once the cluster agrees.
+    pub unregister: Vec<i32>,
+    pub blocked: Option<ScaleDownBlocked>,
+}
+
+/// Whether a reconcile must read the cluster metadata before [`plan`]: brokers run above the spec, or a
+/// removal recorded in the status is not finished.
+pub fn needs_cluster_view(
+    requested: i32,
+    running: Option<i32>,
+    previous: &[RemovingBroker],
+) -> bool {
+    running.unwrap_or(0) > requested || previous.iter().any(|b| b.state != RemovalState::Removed)
+}
+
+/// The plan for a spec of `requested` brokers when `running` run now (`None`: no StatefulSet yet), `voters` vote,
+/// the status recorded `previous`, and the cluster metadata reads as `view` (`Err`: it could not be read; only
+/// consulted when brokers run above the spec).
 pub fn plan(
     requested: i32,
     running: Option<i32>,
     voters: Voters,
-) -> (Topology, Option<ScaleDownBlocked>) {
-    let brokers = requested
-        .max(running.unwrap_or(0))
-        .max(voters.min_brokers());
-    let blocked = (brokers > requested).then(|| ScaleDownBlocked {
-        requested,
-        running: brokers,
-        voters: voters.clone(),
-    });
-    (Topology { brokers, voters }, blocked)
+    previous: &[RemovingBroker],
+    view: Result<&ClusterView, &str>,
+    min_insync_replicas: i32,
+) -> ScalePlan {
+    let running = running.unwrap_or(0);
+    let floor = voters.min_brokers();
+    // Brokers back under the spec stay: a scale-down raised again before they were removed is cancelled.
+    let mut undrain: Vec<i32> = previous
+        .iter()
+        .filter(|b| b.id < requested && b.state != RemovalState::Removed)
+        .map(|b| b.id)
+        .collect();
+    let previous: Vec<RemovingBroker> = previous
+        .iter()
+        .filter(|b| b.id >= requested)
+        .cloned()
+        .collect();
+    let keep_running = |by: BlockedBy, undrain: &mut Vec<i32>| {
+        undrain.extend(
+            previous
+                .iter()
+                .filter(|b| b.state != RemovalState::Removed)
+                .map(|b| b.id),
+        );
+        ScalePlan {
+            topology: Topology {
+                brokers: running.max(floor).max(requested),
+                voters: voters.clone(),
+            },
+            removing: Vec::new(),
+            drain: Vec::new(),
+            undrain: std::mem::take(undrain),
+            unregister: Vec::new(),
+            blocked: Some(ScaleDownBlocked {
+                requested,
+                running: running.max(floor).max(requested),
+                by,
+            }),
+        }
+    };
+    if requested < floor {
+        return keep_running(
+            BlockedBy::VoterRemovalNotSupported {
+                voters: voters.clone(),
+            },
+            &mut undrain,
+        );
+    }
+    let leaving: Vec<i32> = (requested..running).rev().collect();
+    if leaving.is_empty() {
+        // Nothing runs above the spec: the pods of drained brokers are gone, so they can be forgotten.
+        let unregister = previous
+            .iter()
+            .filter(|b| b.state != RemovalState::Removed)
+            .map(|b| b.id)
+            .collect();
+        return ScalePlan {
+            topology: Topology {
+                brokers: requested,
+                voters,
+            },
+            removing: previous,
+            drain: Vec::new(),
+            undrain,
+            unregister,
+            blocked: None,
+        };
+    }
+    let view = match view {
+        Ok(view) => view,
+        Err(error) => {
+            // Unknown holdings: keep everything as it is, drain marks included, until the metadata reads.
+            let mut plan = keep_running(
+                BlockedBy::ClusterUnreachable {
+                    error: error.to_owned(),
+                },
+                &mut undrain,
+            );
+            plan.undrain.retain(|id| *id < requested);
+            plan.removing = previous.clone();
+            return plan;
+        }
+    };
+    if let Some((topic, factor)) = &view.largest_replication_factor {
+        if *factor > usize::try_from(requested).unwrap_or(0) {
+            return keep_running(
+                BlockedBy::ReplicationFactor {
+                    topic: topic.clone(),
+                    factor: *factor,
+                },
+                &mut undrain,
+            );
+        }
+    }
+    if min_insync_replicas > requested {
+        return keep_running(
+            BlockedBy::MinInsyncReplicas {
+                min_insync_replicas,
+            },
+            &mut undrain,
+        );
+    }
+    let removing: Vec<RemovingBroker> = leaving
+        .iter()
+        .map(|id| {
+            let replicas = view.replicas_on.get(id).copied().unwrap_or(0);
+            RemovingBroker {
+                id: *id,
+                state: if replicas == 0 {
+                    RemovalState::Drained
+                } else {
+                    RemovalState::Draining
+                },
+                replicas,
+            }
+        })
+        .collect();
+    let drained = removing.iter().all(|b| b.state == RemovalState::Drained);
+    ScalePlan {
+        topology: Topology {
+            brokers: if drained { requested } else { running },
+            voters,
+        },
+        removing,
+        drain: leaving,
+        undrain,
+        unregister: Vec::new(),
+        blocked: None,
+    }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn scaling_up_or_creating_follows_the_spec() {
-        for running in [None, Some(3), Some(5)] {
-            let (topology, blocked) = plan(5, running, Voters::of_new_cluster(3));
-            assert_eq!(blocked, None, "running {running:?}");
-            assert_eq!(topology.brokers, 5);
-        }
-    }
-
-    #[test]
-    fn scaling_down_keeps_the_running_brokers() {
-        let (topology, blocked) = plan(3, Some(5), Voters::of_new_cluster(3));
-        assert_eq!(
-            blocked,
-            Some(ScaleDownBlocked {
-                requested: 3,
-                running: 5,
-                voters: Voters::of_new_cluster(3),
-            })
-        );
-        assert_eq!(
-            topology.brokers, 5,
-            "brokers 3 and 4 must not be removed before they are drained"
-        );
-        let blocked = blocked.expect("blocked");
-        assert_eq!(blocked.blocked_by(), BlockedBy::DrainNotImplemented);
-        let message = blocked.to_string();
-        assert!(message.contains("brokers 3..4 keep running"), "{message}");
-    }
-
-    #[test]
-    fn scaling_below_the_voters_is_refused_for_the_voters() {
-        // Created with three brokers, scaled to five, then asked for two: voter 2 would go.
-        let (topology, blocked) = plan(2, Some(5), Voters::of_new_cluster(3));
-        assert_eq!(topology.brokers, 5);
-        let blocked = blocked.expect("blocked");
-        assert_eq!(blocked.blocked_by(), BlockedBy::VoterRemovalNotSupported);
-        assert_eq!(blocked.blocked_by().reason(), "VoterRemovalNotSupported");
-        let message = blocked.to_string();
-        assert!(
-            message.contains("brokers {0, 1, 2} are the voters")
-                && message.contains("cannot go below 3"),
-            "{message}"
-        );
-
-        // Created with one broker: scaling 2 -> 1 removes no voter, only a broker that cannot be drained.
-        let (_, blocked) = plan(1, Some(2), Voters::of_new_cluster(1));
-        assert_eq!(
-            blocked.map(|b| b.blocked_by()),
-            Some(BlockedBy::DrainNotImplemented)
-        );
-    }
-
-    #[test]
-    fn the_voters_run_even_when_the_statefulset_is_gone() {
-        // The StatefulSet was deleted (say with --cascade=orphan) and the spec shrunk meanwhile: the voters'
-        // pods are still built.
-        let (topology, blocked) = plan(1, None, Voters::of_new_cluster(3));
-        assert_eq!(topology.brokers, 3);
-        assert_eq!(
-            blocked.map(|b| b.blocked_by()),
-            Some(BlockedBy::VoterRemovalNotSupported)
-        );
-    }
-}
+mod tests;

@@ -8,7 +8,10 @@ use super::{
     build::bootstrap_address, scale::ScaleDownBlocked, validate::Invalid, voters::Voters,
     ValidatedKafkaCluster,
 };
-use crate::{conditions::Conditions, crd::KafkaClusterStatus};
+use crate::{
+    conditions::Conditions,
+    crd::{KafkaClusterStatus, RemovalState, RemovingBroker},
+};
 
 /// Condition type: every broker is Ready (registered and caught up) and runs the current spec.
 pub const READY: &str = "Ready";
@@ -33,6 +36,8 @@ pub enum Outcome<'a> {
         /// The voters the objects were built with: the record `status.quorumVoters` keeps.
         voters: &'a Voters,
         scale_down_blocked: Option<ScaleDownBlocked>,
+        /// Brokers on their way out (the scale plan's record).
+        removing: &'a [RemovingBroker],
     },
     /// The spec was refused; nothing was applied.
     Invalid {
@@ -100,6 +105,7 @@ pub fn status(
             stateful_set,
             voters,
             scale_down_blocked,
+            removing,
         } => {
             let Rollout {
                 replicas,
@@ -110,6 +116,19 @@ pub fn status(
             next.ready_brokers = ready;
             next.bootstrap_address = Some(bootstrap_address(cluster));
             next.quorum_voters = voters.ids().collect();
+            next.brokers = replicas;
+            next.selector = Some(
+                super::build::selector_labels(&cluster.name)
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(","),
+            );
+            next.removing_brokers = removing.to_vec();
+            let leaving: Vec<&RemovingBroker> = removing
+                .iter()
+                .filter(|b| b.state != RemovalState::Removed)
+                .collect();
             let mut conditions = Conditions {
                 list: &mut next.conditions,
                 generation: cluster.generation,
@@ -121,7 +140,23 @@ pub fn status(
             } else {
                 conditions.set(READY, false, "BrokersNotReady", &counts);
             }
-            if rolling {
+            if !leaving.is_empty() {
+                let each: Vec<String> = leaving
+                    .iter()
+                    .map(|b| match b.state {
+                        RemovalState::Draining => {
+                            format!("broker {} draining ({} replicas left)", b.id, b.replicas)
+                        }
+                        _ => format!("broker {} drained", b.id),
+                    })
+                    .collect();
+                conditions.set(
+                    RECONCILING,
+                    true,
+                    "RemovingBrokers",
+                    &format!("scaling down to {}: {}", cluster.brokers, each.join(", ")),
+                );
+            } else if rolling {
                 conditions.set(
                     RECONCILING,
                     true,
@@ -181,7 +216,10 @@ mod tests {
 
     use super::*;
     use crate::{
-        cluster::validate::{validate, Problem},
+        cluster::{
+            scale::BlockedBy,
+            validate::{validate, Problem},
+        },
         crd::KafkaCluster,
     };
 
@@ -230,6 +268,7 @@ mod tests {
                 stateful_set: &sts(2, 2, 3, 3, 3),
                 voters: &voters,
                 scale_down_blocked: None,
+                removing: &[],
             },
             &at(10),
         );
@@ -257,6 +296,7 @@ mod tests {
                 stateful_set: &sts(3, 2, 3, 1, 2),
                 voters: &voters,
                 scale_down_blocked: None,
+                removing: &[],
             },
             &at(10),
         );
@@ -277,6 +317,7 @@ mod tests {
                 stateful_set: &sts(2, 2, 3, 3, 2),
                 voters: &voters,
                 scale_down_blocked: None,
+                removing: &[],
             },
             &at(10),
         );
@@ -295,6 +336,7 @@ mod tests {
                 stateful_set: &sts(2, 2, 3, 3, 3),
                 voters: &voters,
                 scale_down_blocked: None,
+                removing: &[],
             },
             &at(10),
         );
@@ -339,6 +381,7 @@ mod tests {
                 stateful_set: &sts(2, 2, 3, 3, 3),
                 voters: &voters,
                 scale_down_blocked: None,
+                removing: &[],
             },
             &at(10),
         );
@@ -349,6 +392,7 @@ mod tests {
                 stateful_set: &sts(2, 2, 3, 3, 3),
                 voters: &voters,
                 scale_down_blocked: None,
+                removing: &[],
             },
             &at(20),
         );
@@ -363,6 +407,7 @@ mod tests {
                 stateful_set: &sts(2, 2, 3, 3, 2),
                 voters: &voters,
                 scale_down_blocked: None,
+                removing: &[],
             },
             &at(30),
         );
@@ -377,19 +422,23 @@ mod tests {
         let blocked = ScaleDownBlocked {
             requested: 3,
             running: 5,
-            voters: voters.clone(),
+            by: BlockedBy::ReplicationFactor {
+                topic: "orders".into(),
+                factor: 4,
+            },
         };
         let outcome = Outcome::Applied {
             cluster: &valid,
             stateful_set: &sts(2, 2, 5, 5, 5),
             voters: &voters,
             scale_down_blocked: Some(blocked),
+            removing: &[],
         };
         let first = status(None, &outcome, &at(10));
         let condition_ = condition(&first, SCALE_DOWN_BLOCKED);
         assert_eq!(
             (condition_.status.as_str(), condition_.reason.as_str()),
-            ("True", "DrainNotImplemented")
+            ("True", "ReplicationFactorTooLarge")
         );
         assert_eq!(first.ready_brokers, 5);
         assert_eq!(
@@ -402,13 +451,16 @@ mod tests {
         let below_voters = ScaleDownBlocked {
             requested: 2,
             running: 5,
-            voters: voters.clone(),
+            by: BlockedBy::VoterRemovalNotSupported {
+                voters: voters.clone(),
+            },
         };
         let outcome = Outcome::Applied {
             cluster: &valid,
             stateful_set: &sts(2, 2, 5, 5, 5),
             voters: &voters,
             scale_down_blocked: Some(below_voters),
+            removing: &[],
         };
         let refused = status(Some(&first), &outcome, &at(15));
         let condition_ = condition(&refused, SCALE_DOWN_BLOCKED);
@@ -429,8 +481,67 @@ mod tests {
             stateful_set: &sts(2, 2, 5, 5, 5),
             voters: &voters,
             scale_down_blocked: None,
+            removing: &[],
         };
         let cleared = status(Some(&first), &outcome, &at(20));
         assert_eq!(condition(&cleared, SCALE_DOWN_BLOCKED).status, "False");
+    }
+
+    #[test]
+    fn brokers_being_removed_are_listed_and_the_cluster_is_reconciling() {
+        let valid = validate(&KafkaCluster::test()).expect("valid");
+        let voters = Voters::of_new_cluster(3);
+        let removing = [
+            RemovingBroker {
+                id: 4,
+                state: RemovalState::Drained,
+                replicas: 0,
+            },
+            RemovingBroker {
+                id: 3,
+                state: RemovalState::Draining,
+                replicas: 7,
+            },
+        ];
+        let status = status(
+            None,
+            &Outcome::Applied {
+                cluster: &valid,
+                stateful_set: &sts(2, 2, 5, 5, 5),
+                voters: &voters,
+                scale_down_blocked: None,
+                removing: &removing,
+            },
+            &at(10),
+        );
+        assert_eq!(
+            status.brokers, 5,
+            "the scale subresource counts the brokers that run"
+        );
+        assert_eq!(status.removing_brokers, removing);
+        let reconciling = condition(&status, RECONCILING);
+        assert_eq!(
+            (reconciling.status.as_str(), reconciling.reason.as_str()),
+            ("True", "RemovingBrokers")
+        );
+        assert!(
+            reconciling
+                .message
+                .contains("broker 3 draining (7 replicas left)")
+                && reconciling.message.contains("broker 4 drained"),
+            "{}",
+            reconciling.message
+        );
+        assert_eq!(
+            status.selector.as_deref(),
+            Some(
+                super::super::build::selector_labels("demo")
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(",")
+                    .as_str()
+            )
+        );
     }
 }

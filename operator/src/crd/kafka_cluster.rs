@@ -40,6 +40,13 @@ pub const DEFAULT_HTTP_PORT: i32 = 9644;
     category = "tributary",
     doc = "A Tributary (Kafka-compatible) broker cluster.",
     derive = "PartialEq",
+    // `kubectl scale kafkacluster/NAME --replicas=N` edits spec.brokers; the operator drains brokers before it
+    // removes them, so a scale-down through this path is as safe as an edit of the spec.
+    scale(
+        spec_replicas_path = ".spec.brokers",
+        status_replicas_path = ".status.brokers",
+        label_selector_path = ".status.selector"
+    ),
     printcolumn(
         name = "Brokers",
         type_ = "integer",
@@ -241,4 +248,43 @@ pub struct KafkaClusterStatus {
     /// is not supported yet.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub quorum_voters: Vec<i32>,
+
+    /// Brokers that run (the StatefulSet's replicas): above `spec.brokers` while brokers are drained before
+    /// their removal. The scale subresource's replica count.
+    #[serde(default)]
+    pub brokers: i32,
+
+    /// Label selector of the broker pods, for the scale subresource (and so `kubectl scale` and autoscalers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<String>,
+
+    /// Brokers above `spec.brokers` on their way out, highest ids first: `Draining` (marked
+    /// `tributary.broker.draining`, replicas moving off), `Drained` (holds none: the StatefulSet shrinks once
+    /// every one is), `Removed` (stopped and unregistered from the cluster metadata). Kept here, not in the
+    /// operator's memory, so an operator restarted mid-way resumes where it was.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removing_brokers: Vec<RemovingBroker>,
+}
+
+/// One broker being removed by a scale-down.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct RemovingBroker {
+    /// Broker id (pod ordinal).
+    pub id: i32,
+    /// `Draining`, `Drained` or `Removed`.
+    pub state: RemovalState,
+    /// Partition replicas it still holds, as the cluster metadata last said.
+    pub replicas: i32,
+}
+
+/// Where a broker being removed is.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RemovalState {
+    /// Marked draining: the controller moves its replicas and leaderships to the brokers that stay.
+    Draining,
+    /// Holds no replica; its pod goes when every broker being removed is drained.
+    Drained,
+    /// Its pod is gone and the cluster metadata no longer lists it.
+    Removed,
 }

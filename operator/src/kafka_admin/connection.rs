@@ -294,6 +294,7 @@ fn api_name(key: i16) -> &'static str {
         Ok(ApiKey::DescribeConfigs) => "DescribeConfigs",
         Ok(ApiKey::IncrementalAlterConfigs) => "IncrementalAlterConfigs",
         Ok(ApiKey::DeleteTopics) => "DeleteTopics",
+        Ok(ApiKey::UnregisterBroker) => "UnregisterBroker",
         _ => "Other",
     }
 }

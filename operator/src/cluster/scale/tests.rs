@@ -1,0 +1,222 @@
+use super::*;
+
+fn view(replicas_on: &[(i32, i32)], largest: usize) -> ClusterView {
+    ClusterView {
+        replicas_on: replicas_on.iter().copied().collect(),
+        largest_replication_factor: Some(("orders".to_owned(), largest)),
+    }
+}
+
+fn removing(id: i32, state: RemovalState, replicas: i32) -> RemovingBroker {
+    RemovingBroker {
+        id,
+        state,
+        replicas,
+    }
+}
+
+fn three_voters() -> Voters {
+    Voters::of_new_cluster(3)
+}
+
+#[test]
+fn scaling_up_or_creating_follows_the_spec_and_reads_nothing() {
+    for running in [None, Some(3), Some(5)] {
+        assert!(!needs_cluster_view(5, running, &[]));
+        let plan = plan(5, running, three_voters(), &[], Err("not read"), 1);
+        assert_eq!(plan.blocked, None, "running {running:?}");
+        assert_eq!(plan.topology.brokers, 5);
+        assert!(plan.drain.is_empty() && plan.undrain.is_empty() && plan.unregister.is_empty());
+    }
+}
+
+#[test]
+fn a_scale_down_drains_the_highest_ids_and_keeps_their_pods_until_they_hold_nothing() {
+    assert!(needs_cluster_view(3, Some(5), &[]));
+    let holding = view(&[(0, 4), (1, 4), (2, 4), (3, 2), (4, 0)], 3);
+    let first = plan(3, Some(5), three_voters(), &[], Ok(&holding), 2);
+    assert_eq!(first.blocked, None);
+    assert_eq!(first.topology.brokers, 5, "broker 3 still holds replicas");
+    assert_eq!(first.drain, [4, 3]);
+    assert_eq!(
+        first.removing,
+        [
+            removing(4, RemovalState::Drained, 0),
+            removing(3, RemovalState::Draining, 2)
+        ]
+    );
+
+    let empty = view(&[(0, 5), (1, 5), (2, 4)], 3);
+    let second = plan(3, Some(5), three_voters(), &first.removing, Ok(&empty), 2);
+    assert_eq!(
+        second.topology.brokers, 3,
+        "both drained: the StatefulSet shrinks"
+    );
+    assert!(second
+        .removing
+        .iter()
+        .all(|b| b.state == RemovalState::Drained));
+
+    // The next reconcile sees three pods: the drained brokers are unregistered.
+    assert!(needs_cluster_view(3, Some(3), &second.removing));
+    let third = plan(3, Some(3), three_voters(), &second.removing, Ok(&empty), 2);
+    assert_eq!(third.topology.brokers, 3);
+    assert_eq!(third.unregister, [4, 3]);
+    assert!(third.drain.is_empty());
+
+    let done = [
+        removing(4, RemovalState::Removed, 0),
+        removing(3, RemovalState::Removed, 0),
+    ];
+    assert!(!needs_cluster_view(3, Some(3), &done));
+    let settled = plan(3, Some(3), three_voters(), &done, Err("not read"), 2);
+    assert!(settled.unregister.is_empty());
+    assert_eq!(
+        settled.removing, done,
+        "the record stays until the next scale"
+    );
+}
+
+#[test]
+fn raising_the_spec_again_cancels_the_drain_of_the_brokers_that_stay() {
+    let previous = [
+        removing(4, RemovalState::Draining, 3),
+        removing(3, RemovalState::Draining, 1),
+    ];
+    let holding = view(&[(3, 1), (4, 3)], 3);
+    let back_to_four = plan(4, Some(5), three_voters(), &previous, Ok(&holding), 1);
+    assert_eq!(back_to_four.undrain, [3]);
+    assert_eq!(back_to_four.drain, [4]);
+    assert_eq!(back_to_four.topology.brokers, 5);
+
+    let back_to_five = plan(5, Some(5), three_voters(), &previous, Ok(&holding), 1);
+    assert_eq!(back_to_five.undrain, [4, 3]);
+    assert!(back_to_five.removing.is_empty() && back_to_five.drain.is_empty());
+    assert_eq!(back_to_five.topology.brokers, 5);
+}
+
+#[test]
+fn a_topic_the_remaining_brokers_cannot_hold_blocks_and_undrains() {
+    let previous = [removing(3, RemovalState::Draining, 2)];
+    let plan = plan(
+        3,
+        Some(4),
+        three_voters(),
+        &previous,
+        Ok(&view(&[(3, 2)], 4)),
+        1,
+    );
+    let blocked = plan.blocked.expect("blocked");
+    assert_eq!(blocked.blocked_by().reason(), "ReplicationFactorTooLarge");
+    let message = blocked.to_string();
+    assert!(
+        message.contains("topic orders has replication factor 4")
+            && message.contains("keep at least 4 brokers")
+            && message.contains("nothing is removed"),
+        "{message}"
+    );
+    assert_eq!(plan.topology.brokers, 4);
+    assert!(plan.drain.is_empty());
+    assert_eq!(
+        plan.undrain,
+        [3],
+        "a drain started before the topic grew is called off"
+    );
+}
+
+#[test]
+fn too_few_brokers_for_min_insync_replicas_blocks() {
+    let plan = plan(3, Some(4), three_voters(), &[], Ok(&view(&[], 2)), 4);
+    let blocked = plan.blocked.expect("blocked");
+    assert_eq!(blocked.blocked_by().reason(), "MinInsyncReplicas");
+    assert!(
+        blocked.to_string().contains("min.insync.replicas is 4"),
+        "{blocked}"
+    );
+    assert_eq!(plan.topology.brokers, 4);
+}
+
+#[test]
+fn unreadable_metadata_changes_nothing() {
+    let previous = [removing(3, RemovalState::Draining, 2)];
+    let plan = plan(
+        3,
+        Some(4),
+        three_voters(),
+        &previous,
+        Err("connection refused"),
+        1,
+    );
+    assert_eq!(
+        plan.blocked.as_ref().map(|b| b.blocked_by().reason()),
+        Some("ClusterUnreachable")
+    );
+    assert_eq!(plan.topology.brokers, 4);
+    assert!(plan.undrain.is_empty() && plan.drain.is_empty());
+    assert_eq!(
+        plan.removing, previous,
+        "the record is kept for the next try"
+    );
+}
+
+#[test]
+fn scaling_below_the_voters_is_refused_for_the_voters() {
+    // Created with three brokers, scaled to five, then asked for two: voter 2 would go.
+    let plan = plan(2, Some(5), three_voters(), &[], Ok(&view(&[], 1)), 1);
+    assert_eq!(plan.topology.brokers, 5);
+    let blocked = plan.blocked.expect("blocked");
+    assert_eq!(blocked.blocked_by().reason(), "VoterRemovalNotSupported");
+    let message = blocked.to_string();
+    assert!(
+        message.contains("brokers {0, 1, 2} are the voters")
+            && message.contains("cannot go below 3"),
+        "{message}"
+    );
+}
+
+#[test]
+fn the_voters_run_even_when_the_statefulset_is_gone() {
+    // The StatefulSet was deleted (say with --cascade=orphan) and the spec shrunk meanwhile: the voters' pods are
+    // still built.
+    let plan = plan(1, None, three_voters(), &[], Err("not read"), 1);
+    assert_eq!(plan.topology.brokers, 3);
+    assert_eq!(
+        plan.blocked.map(|b| b.blocked_by().reason()),
+        Some("VoterRemovalNotSupported")
+    );
+}
+
+#[test]
+fn the_view_counts_replicas_and_finds_the_largest_factor() {
+    use crate::kafka_admin::PartitionPlacement;
+    let placement = |replicas: Vec<i32>| PartitionPlacement {
+        leader: replicas[0],
+        replicas,
+        ..PartitionPlacement::default()
+    };
+    let metadata = ClusterMetadata {
+        cluster_id: None,
+        controller_id: 0,
+        brokers: BTreeMap::new(),
+        topics: [
+            (
+                "a".to_owned(),
+                [(0, placement(vec![0, 1]))].into_iter().collect(),
+            ),
+            (
+                "b".to_owned(),
+                [(0, placement(vec![1, 2, 3])), (1, placement(vec![2, 3, 0]))]
+                    .into_iter()
+                    .collect(),
+            ),
+        ]
+        .into_iter()
+        .collect(),
+    };
+    let view = ClusterView::of(&metadata);
+    assert_eq!(
+        view.replicas_on,
+        [(0, 2), (1, 2), (2, 2), (3, 2)].into_iter().collect()
+    );
+    assert_eq!(view.largest_replication_factor, Some(("b".to_owned(), 3)));
+}
