@@ -105,6 +105,9 @@ const REQUEUE_READY: std::time::Duration = std::time::Duration::from_secs(300);
 /// Requeue interval while brokers are drained or removed: progress shows in the cluster metadata, which no
 /// watch reports.
 const REQUEUE_REMOVING: std::time::Duration = std::time::Duration::from_secs(3);
+/// Requeue interval of a blocked scale-down: what blocks it (a topic's replication factor, an unreachable
+/// cluster) can change without any Kubernetes object changing.
+const REQUEUE_BLOCKED: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Reconciles one KafkaCluster.
 pub async fn reconcile(cluster: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -253,6 +256,7 @@ pub async fn reconcile(cluster: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<
     .await
     .map_err(|(name, source)| Error::ApplyPodDisruptionBudget { name, source })?;
 
+    let blocked = scale_down_blocked.is_some();
     let outcome = Outcome::Applied {
         cluster: &valid,
         stateful_set: &stateful_set,
@@ -267,6 +271,8 @@ pub async fn reconcile(cluster: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<
     let removing = removing.iter().any(|b| b.state != RemovalState::Removed);
     Ok(Action::requeue(if removing {
         REQUEUE_REMOVING
+    } else if blocked {
+        REQUEUE_BLOCKED
     } else if ready {
         REQUEUE_READY
     } else {

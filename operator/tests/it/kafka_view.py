@@ -2,11 +2,20 @@
 
 Usage: kafka_view.py BOOTSTRAP describe TOPIC      -> JSON {"exists", "partitions", "config": {overrides}}
        kafka_view.py BOOTSTRAP produce TOPIC PART  -> produces one record to PART, exits 0 once acknowledged
+       kafka_view.py BOOTSTRAP produce-until TOPIC STOPFILE ACKFILE
+           -> an idempotent acks=all producer writes numbered records (one every 10 ms, at most 20000, at most
+              300 s) until STOPFILE exists; appends each acknowledged value to ACKFILE; prints JSON
+              {"acknowledged", "failed", "longest_stall_ms"} (the longest time between two acknowledgements)
+       kafka_view.py BOOTSTRAP consume-all TOPIC GROUP ACKFILE
+           -> a consumer group member reads TOPIC from the start until every value in ACKFILE was seen (at most
+              60 s); prints JSON {"expected", "missing", "first_missing"}
 """
 import json
+import os
 import sys
+import time
 
-from confluent_kafka import KafkaException, Producer
+from confluent_kafka import Consumer, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, ConfigResource, ConfigSource
 
 TIMEOUT_S = 10
@@ -37,6 +46,63 @@ def produce(bootstrap, topic, partition):
         raise SystemExit(f"produce to {topic}[{partition}] failed: {errors or 'not acknowledged'}")
 
 
+def produce_until(bootstrap, topic, stop_file, ack_file):
+    producer = Producer({
+        "bootstrap.servers": bootstrap,
+        "enable.idempotence": True,
+        "acks": "all",
+        "linger.ms": 5,
+        "message.timeout.ms": 120000,
+    })
+    state = {"acknowledged": 0, "failed": 0, "last": time.monotonic(), "longest": 0.0}
+    acked = open(ack_file, "a", encoding="utf-8")
+
+    def delivered(err, msg):
+        if err is not None:
+            state["failed"] += 1
+            return
+        now = time.monotonic()
+        state["longest"] = max(state["longest"], now - state["last"])
+        state["last"] = now
+        state["acknowledged"] += 1
+        acked.write(msg.value().decode() + "\n")
+
+    started = time.monotonic()
+    for i in range(20000):
+        if os.path.exists(stop_file) or time.monotonic() - started > 300:
+            break
+        producer.produce(topic, f"r-{i}".encode(), on_delivery=delivered)
+        producer.poll(0.01)
+    producer.flush(120)
+    acked.close()
+    return {
+        "acknowledged": state["acknowledged"],
+        "failed": state["failed"],
+        "longest_stall_ms": int(state["longest"] * 1000),
+    }
+
+
+def consume_all(bootstrap, topic, group, ack_file):
+    with open(ack_file, encoding="utf-8") as f:
+        expected = {line.strip() for line in f if line.strip()}
+    consumer = Consumer({
+        "bootstrap.servers": bootstrap,
+        "group.id": group,
+        "auto.offset.reset": "earliest",
+        "enable.auto.commit": True,
+    })
+    consumer.subscribe([topic])
+    missing = set(expected)
+    deadline = time.monotonic() + 60
+    while missing and time.monotonic() < deadline:
+        msg = consumer.poll(0.5)
+        if msg is None or msg.error() is not None:
+            continue
+        missing.discard(msg.value().decode())
+    consumer.close()
+    return {"expected": len(expected), "missing": len(missing), "first_missing": sorted(missing)[:5]}
+
+
 def main():
     bootstrap, command, topic = sys.argv[1:4]
     try:
@@ -44,6 +110,10 @@ def main():
             print(json.dumps(describe(bootstrap, topic)))
         elif command == "produce":
             produce(bootstrap, topic, int(sys.argv[4]))
+        elif command == "produce-until":
+            print(json.dumps(produce_until(bootstrap, topic, sys.argv[4], sys.argv[5])))
+        elif command == "consume-all":
+            print(json.dumps(consume_all(bootstrap, topic, sys.argv[4], sys.argv[5])))
         else:
             raise SystemExit(f"unknown command {command}")
     except KafkaException as error:

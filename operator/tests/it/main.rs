@@ -8,5 +8,6 @@ mod apiserver;
 mod cluster;
 mod pod_runner;
 mod quorum;
+mod scale;
 mod support;
 mod topic;

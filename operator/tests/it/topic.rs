@@ -141,7 +141,7 @@ fn broker_binary() -> PathBuf {
         })
 }
 
-fn python() -> PathBuf {
+pub(crate) fn python() -> PathBuf {
     std::env::var_os("TRIBUTARY_PYTHON")
         .map(PathBuf::from)
         .or_else(|| {

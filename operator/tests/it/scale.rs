@@ -1,0 +1,325 @@
+//! Scaling a three-broker KafkaCluster through the scale subresource (what `kubectl scale` sends) while an
+//! idempotent acks=all producer writes and, afterwards, a consumer group reads: 3 -> 4 fills the new broker with
+//! its share of replicas; 4 -> 3 is first refused while a topic has replication factor 4 (ScaleDownBlocked,
+//! nothing removed), then, once that topic is gone, drains broker 3 (status.removingBrokers Draining ->
+//! Drained), shrinks the StatefulSet and unregisters it (Removed). Every acknowledged record is consumed, no
+//! broker that stays is restarted, and the longest produce stall is reported.
+
+use std::{path::PathBuf, time::Instant};
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::{
+    api::{Patch, PatchParams, PostParams},
+    Api, Client,
+};
+use serde_json::{json, Value};
+use tributary_operator::{
+    crd::{KafkaCluster, RemovalState},
+    kafka_admin::{AdminClient, NewTopic},
+};
+
+use crate::{
+    cluster::wait_cluster_named,
+    pod_runner::PodRunner,
+    support::{self, eventually_within, fresh_namespace, install_crds},
+    topic::python,
+};
+
+const CLUSTER: &str = "scaler";
+const TOPIC: &str = "ledger";
+
+fn cluster() -> KafkaCluster {
+    serde_json::from_value(json!({
+        "apiVersion": "tributary.dev/v1alpha1",
+        "kind": "KafkaCluster",
+        "metadata": { "name": CLUSTER },
+        "spec": {
+            "brokers": 3,
+            "image": "tributary:it",
+            "storage": { "size": "1Gi" },
+            "brokerConfig": {
+                "broker.session.timeout.ms": "3000",
+                "broker.heartbeat.interval.ms": "500",
+            },
+        },
+    }))
+    .expect("KafkaCluster from JSON")
+}
+
+/// Replicas per broker over every topic, as `admin`'s broker sees them.
+async fn replicas_per_broker(
+    admin: &AdminClient,
+) -> Result<std::collections::BTreeMap<i32, usize>, String> {
+    let metadata = admin.cluster_metadata().await.map_err(|e| e.to_string())?;
+    let mut counts = std::collections::BTreeMap::new();
+    for partitions in metadata.topics.values() {
+        for partition in partitions.values() {
+            for id in &partition.replicas {
+                *counts.entry(*id).or_insert(0) += 1;
+            }
+        }
+    }
+    Ok(counts)
+}
+
+async fn scale_to(clusters: &Api<KafkaCluster>, brokers: i32) {
+    clusters
+        .patch_scale(
+            CLUSTER,
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "spec": { "replicas": brokers } })),
+        )
+        .await
+        .expect("patch the scale subresource");
+}
+
+async fn restarts(pods: &Api<Pod>, name: &str) -> i32 {
+    pods.get(name)
+        .await
+        .ok()
+        .and_then(|p| {
+            p.status?
+                .container_statuses?
+                .first()
+                .map(|c| c.restart_count)
+        })
+        .unwrap_or_default()
+}
+
+async fn condition(clusters: &Api<KafkaCluster>, type_: &str) -> Option<(String, String, String)> {
+    let status = clusters.get(CLUSTER).await.ok()?.status?;
+    status
+        .conditions
+        .into_iter()
+        .find(|c| c.type_ == type_)
+        .map(|c| (c.status, c.reason, c.message))
+}
+
+#[tokio::test]
+#[ignore = "needs a running kube-apiserver, a broker binary and the Python venv: run it through hack/test.sh"]
+async fn scale_up_fills_and_scale_down_drains_under_acks_all_writes() {
+    let client: Client = support::client().await;
+    install_crds(&client).await;
+    let namespace = fresh_namespace(&client).await;
+    let broker_bin = std::env::var_os("TRIBUTARY_BROKER_BIN")
+        .map(PathBuf::from)
+        .expect("TRIBUTARY_BROKER_BIN (hack/test.sh sets it)");
+    let runner = PodRunner::start(client.clone(), &namespace, broker_bin);
+    let bootstrap = format!("{}:9092", PodRunner::pod_ip(0));
+    let config = tributary_operator::controller::Config {
+        instance: Some("it".to_owned()),
+        namespace: Some(namespace.clone()),
+        bootstrap_override: Some(bootstrap.clone()),
+        ..Default::default()
+    };
+    let operator = tokio::spawn(tributary_operator::controller::run(client.clone(), config));
+    let clusters: Api<KafkaCluster> = Api::namespaced(client.clone(), &namespace);
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &namespace);
+    clusters
+        .create(&PostParams::default(), &cluster())
+        .await
+        .expect("create KafkaCluster");
+    wait_cluster_named(&clusters, &runner, CLUSTER, "True", 3).await;
+    let admin = AdminClient::new(bootstrap.clone());
+    admin
+        .create_topic(&NewTopic {
+            name: TOPIC,
+            partitions: 6,
+            replication_factor: 3,
+            config: &Default::default(),
+        })
+        .await
+        .expect("create the topic");
+
+    let work = tempfile::tempdir().expect("tempdir");
+    let stop = work.path().join("stop");
+    let acked = work.path().join("acked");
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/it/kafka_view.py");
+    let producer = tokio::process::Command::new(python())
+        .arg(&script)
+        .args([bootstrap.as_str(), "produce-until", TOPIC])
+        .arg(&stop)
+        .arg(&acked)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start the producer");
+    let started = Instant::now();
+
+    // 3 -> 4 through the scale subresource: broker 3 joins and gets its share (18 replicas over 4 brokers).
+    scale_to(&clusters, 4).await;
+    assert_eq!(
+        clusters.get(CLUSTER).await.expect("get").spec.brokers,
+        4,
+        "the scale subresource edits spec.brokers"
+    );
+    wait_cluster_named(&clusters, &runner, CLUSTER, "True", 4).await;
+    let filled = eventually_within(
+        "broker 3 to hold its share",
+        std::time::Duration::from_secs(90),
+        || async {
+            let counts = replicas_per_broker(&admin).await?;
+            (counts.get(&3).copied().unwrap_or(0) >= 4)
+                .then_some(counts.clone())
+                .ok_or_else(|| format!("replicas per broker {counts:?}"))
+        },
+    )
+    .await;
+    eprintln!(
+        "scale 3 -> 4: broker 3 filled {:?} after the scale ({filled:?})",
+        started.elapsed()
+    );
+    let status = clusters
+        .get(CLUSTER)
+        .await
+        .expect("get")
+        .status
+        .unwrap_or_default();
+    assert_eq!(
+        status.brokers, 4,
+        "status.brokers is the scale subresource's count"
+    );
+
+    // 4 -> 3 while a topic needs four brokers: refused, nothing removed.
+    admin
+        .create_topic(&NewTopic {
+            name: "wide",
+            partitions: 1,
+            replication_factor: 4,
+            config: &Default::default(),
+        })
+        .await
+        .expect("create the RF 4 topic");
+    scale_to(&clusters, 3).await;
+    let (_, reason, message) = eventually_within(
+        "the scale-down to be blocked",
+        std::time::Duration::from_secs(30),
+        || async {
+            match condition(&clusters, "ScaleDownBlocked").await {
+                Some(c) if c.0 == "True" => Ok(c),
+                other => Err(format!("ScaleDownBlocked is {other:?}")),
+            }
+        },
+    )
+    .await;
+    assert_eq!(reason, "ReplicationFactorTooLarge", "{message}");
+    assert!(
+        message.contains("topic wide has replication factor 4"),
+        "{message}"
+    );
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    assert_eq!(
+        replicas_per_broker(&admin)
+            .await
+            .expect("metadata")
+            .get(&3)
+            .copied()
+            .unwrap_or(0),
+        filled[&3] + 1,
+        "a blocked scale-down moves nothing"
+    );
+
+    // Without that topic the scale-down goes ahead: drained, shrunk, unregistered.
+    admin
+        .delete_topic("wide")
+        .await
+        .expect("delete the RF 4 topic");
+    let drain_started = Instant::now();
+    let seen_draining = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    eventually_within(
+        "broker 3 to be drained and removed",
+        std::time::Duration::from_secs(120),
+        || {
+            let clusters = clusters.clone();
+            let seen = seen_draining.clone();
+            async move {
+                let status = clusters
+                    .get(CLUSTER)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .status
+                    .unwrap_or_default();
+                let removing: Vec<_> = status
+                    .removing_brokers
+                    .iter()
+                    .map(|b| (b.id, b.state))
+                    .collect();
+                if removing.contains(&(3, RemovalState::Draining)) {
+                    seen.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
+                (removing == [(3, RemovalState::Removed)] && status.brokers == 3)
+                    .then_some(())
+                    .ok_or_else(|| format!("removing {removing:?}, {} brokers", status.brokers))
+            }
+        },
+    )
+    .await;
+    eprintln!(
+        "scale 4 -> 3: broker 3 drained and removed in {:?}",
+        drain_started.elapsed()
+    );
+    assert!(
+        seen_draining.load(std::sync::atomic::Ordering::Relaxed),
+        "status showed broker 3 Draining on the way"
+    );
+    let counts = replicas_per_broker(&admin).await.expect("metadata");
+    assert!(
+        !counts.contains_key(&3),
+        "broker 3 holds nothing: {counts:?}"
+    );
+    assert_eq!(
+        counts.values().sum::<usize>(),
+        18,
+        "every partition kept its three replicas: {counts:?}"
+    );
+    wait_cluster_named(&clusters, &runner, CLUSTER, "True", 3).await;
+    assert!(
+        pods.get_opt(&format!("{CLUSTER}-3"))
+            .await
+            .expect("get pod")
+            .is_none(),
+        "the StatefulSet removed pod {CLUSTER}-3"
+    );
+
+    std::fs::write(&stop, b"").expect("stop file");
+    let output = producer.wait_with_output().await.expect("the producer");
+    assert!(
+        output.status.success(),
+        "producer failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let summary: Value = serde_json::from_slice(&output.stdout).expect("producer summary");
+    let acknowledged = summary["acknowledged"].as_u64().unwrap_or(0);
+    assert!(acknowledged > 100, "producer summary {summary}");
+    let consumed = crate::topic::kafka_view(
+        &bootstrap,
+        &[
+            "consume-all",
+            TOPIC,
+            "scale-check",
+            acked.to_str().expect("utf-8 path"),
+        ],
+    )
+    .await
+    .expect("consume");
+    let consumed: Value = serde_json::from_str(&consumed).expect("consumer summary");
+    assert_eq!(
+        consumed["missing"], 0,
+        "every acknowledged record is consumed: {consumed}"
+    );
+    for ordinal in 0..3 {
+        assert_eq!(
+            restarts(&pods, &format!("{CLUSTER}-{ordinal}")).await,
+            0,
+            "broker {ordinal} stays and was never restarted"
+        );
+    }
+    eprintln!(
+        "scaling 3 -> 4 -> 3 under acks=all: {acknowledged} acknowledged, {} failed, longest produce stall {} ms, \
+         all consumed",
+        summary["failed"], summary["longest_stall_ms"]
+    );
+    operator.abort();
+    drop(runner);
+}
