@@ -14,15 +14,16 @@ use std::{
 use kafka_protocol::{
     error::ResponseError,
     messages::{
+        alter_partition_reassignments_request::{ReassignablePartition, ReassignableTopic},
         create_partitions_request::CreatePartitionsTopic,
         create_topics_request::{CreatableTopic, CreatableTopicConfig},
         delete_topics_request::DeleteTopicState,
         describe_configs_request::DescribeConfigsResource,
         incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig},
         metadata_request::MetadataRequestTopic,
-        CreatePartitionsRequest, CreateTopicsRequest, DeleteTopicsRequest, DescribeConfigsRequest,
-        IncrementalAlterConfigsRequest, MetadataRequest, MetadataResponse, TopicName,
-        UnregisterBrokerRequest,
+        AlterPartitionReassignmentsRequest, CreatePartitionsRequest, CreateTopicsRequest,
+        DeleteTopicsRequest, DescribeConfigsRequest, IncrementalAlterConfigsRequest,
+        MetadataRequest, MetadataResponse, TopicName, UnregisterBrokerRequest,
     },
     protocol::StrBytes,
 };
@@ -513,6 +514,46 @@ impl AdminClient {
             response.error_message,
         )?;
         Ok(true)
+    }
+
+    /// Starts moving partitions of `topic` to the given replica lists (KIP-455; the replication factor may
+    /// change, KIP-860). The first partition refused fails the call; the others may have started.
+    pub async fn alter_partition_reassignments(
+        &self,
+        topic: &str,
+        targets: &[(i32, Vec<i32>)],
+    ) -> Result<(), Error> {
+        let request = AlterPartitionReassignmentsRequest::default()
+            .with_timeout_ms(BROKER_TIMEOUT_MS)
+            .with_allow_replication_factor_change(true)
+            .with_topics(vec![ReassignableTopic::default()
+                .with_name(topic_name(topic))
+                .with_partitions(
+                    targets
+                        .iter()
+                        .map(|(index, replicas)| {
+                            ReassignablePartition::default()
+                                .with_partition_index(*index)
+                                .with_replicas(Some(
+                                    replicas.iter().map(|id| (*id).into()).collect(),
+                                ))
+                        })
+                        .collect(),
+                )]);
+        let response = self.send(&request).await?;
+        check(
+            "AlterPartitionReassignments",
+            response.error_code,
+            response.error_message,
+        )?;
+        for partition in response.responses.into_iter().flat_map(|t| t.partitions) {
+            check(
+                "AlterPartitionReassignments",
+                partition.error_code,
+                partition.error_message,
+            )?;
+        }
+        Ok(())
     }
 
     /// Deletes topic `name`; `false` when it did not exist.

@@ -295,6 +295,7 @@ fn api_name(key: i16) -> &'static str {
         Ok(ApiKey::IncrementalAlterConfigs) => "IncrementalAlterConfigs",
         Ok(ApiKey::DeleteTopics) => "DeleteTopics",
         Ok(ApiKey::UnregisterBroker) => "UnregisterBroker",
+        Ok(ApiKey::AlterPartitionReassignments) => "AlterPartitionReassignments",
         _ => "Other",
     }
 }

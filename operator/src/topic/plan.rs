@@ -7,7 +7,7 @@ use kube::ResourceExt;
 
 use crate::{
     crd::Topic,
-    kafka_admin::{ConfigChange, TopicDescription},
+    kafka_admin::{ClusterMetadata, ConfigChange, TopicDescription},
 };
 
 /// The Kafka topic name a Topic manages: `spec.topicName`, else `metadata.name`.
@@ -71,8 +71,12 @@ pub fn config_changes(
 pub enum Drift {
     /// The topic has more partitions than the spec; Kafka cannot remove partitions.
     PartitionsAboveSpec { actual: i32, desired: i32 },
-    /// The replication factor differs; changing it needs a partition reassignment.
-    ReplicationFactorDiffers { actual: i32, desired: i32 },
+    /// The replication factor differs and cannot be changed: fewer live brokers than the spec asks for.
+    ReplicationFactorDiffers {
+        actual: i32,
+        desired: i32,
+        brokers: usize,
+    },
 }
 
 impl std::fmt::Display for Drift {
@@ -83,10 +87,14 @@ impl std::fmt::Display for Drift {
                 "the topic has {actual} partitions but the spec asks for {desired}; Kafka cannot remove partitions, \
                  so set spec.partitions to at least {actual}"
             ),
-            Drift::ReplicationFactorDiffers { actual, desired } => write!(
+            Drift::ReplicationFactorDiffers {
+                actual,
+                desired,
+                brokers,
+            } => write!(
                 f,
-                "the topic has replication factor {actual} but the spec asks for {desired}; changing the \
-                 replication factor of an existing topic needs a reassignment, which the operator does not do yet"
+                "the topic has replication factor {actual} but the spec asks for {desired}, more than the \
+                 {brokers} live brokers can hold; add brokers or lower spec.replicationFactor"
             ),
         }
     }
@@ -99,6 +107,8 @@ pub struct Plan {
     pub grow_partitions_to: Option<i32>,
     /// Config overrides to set or delete.
     pub config_changes: Vec<ConfigChange>,
+    /// Change every partition's replica count to this, by reassignment (see [`replica_targets`]).
+    pub change_replication_factor_to: Option<i32>,
     /// Differences left as they are, reported in the status.
     pub drift: Vec<Drift>,
 }
@@ -106,7 +116,9 @@ pub struct Plan {
 impl Plan {
     /// Whether the brokers already match the spec.
     pub fn is_empty(&self) -> bool {
-        self.grow_partitions_to.is_none() && self.config_changes.is_empty()
+        self.grow_partitions_to.is_none()
+            && self.config_changes.is_empty()
+            && self.change_replication_factor_to.is_none()
     }
 }
 
@@ -130,12 +142,74 @@ pub fn plan(
         });
     }
     if described.replication_factor != topic.spec.replication_factor {
-        plan.drift.push(Drift::ReplicationFactorDiffers {
-            actual: described.replication_factor,
-            desired: topic.spec.replication_factor,
-        });
+        plan.change_replication_factor_to = Some(topic.spec.replication_factor);
     }
     plan
+}
+
+/// The reassignments that give every partition of `topic` `factor` replicas, as KIP-455 moves the brokers
+/// carry out (new replicas catch up as followers before they count): a partition with too few gets the live
+/// brokers holding the fewest replicas cluster-wide (counting the ones just planned) appended, so its
+/// preferred leader stays; one with too many drops replicas from the end, never its current leader. Partitions
+/// that already have `factor` replicas are left out. Refused with the drift to report when fewer live brokers
+/// run than `factor`.
+pub fn replica_targets(
+    cluster: &ClusterMetadata,
+    topic: &str,
+    factor: i32,
+) -> Result<Vec<(i32, Vec<i32>)>, Drift> {
+    let partitions = cluster.topics.get(topic).cloned().unwrap_or_default();
+    let wanted = usize::try_from(factor).unwrap_or(0);
+    let actual = partitions
+        .values()
+        .map(|p| p.replicas.len())
+        .max()
+        .unwrap_or(0);
+    if wanted > cluster.brokers.len() {
+        return Err(Drift::ReplicationFactorDiffers {
+            actual: i32::try_from(actual).unwrap_or(i32::MAX),
+            desired: factor,
+            brokers: cluster.brokers.len(),
+        });
+    }
+    let mut load: BTreeMap<i32, usize> = cluster.brokers.keys().map(|id| (*id, 0)).collect();
+    for placement in cluster.topics.values().flat_map(BTreeMap::values) {
+        for id in &placement.replicas {
+            if let Some(count) = load.get_mut(id) {
+                *count += 1;
+            }
+        }
+    }
+    let mut targets = Vec::new();
+    for (index, placement) in &partitions {
+        let mut target = placement.replicas.clone();
+        if target.len() == wanted {
+            continue;
+        }
+        while target.len() < wanted {
+            let Some(id) = load
+                .iter()
+                .filter(|(id, _)| !target.contains(id))
+                .min_by_key(|(id, count)| (**count, **id))
+                .map(|(id, _)| *id)
+            else {
+                break;
+            };
+            *load.entry(id).or_insert(0) += 1;
+            target.push(id);
+        }
+        while target.len() > wanted.max(1) {
+            let Some(position) = target.iter().rposition(|id| *id != placement.leader) else {
+                break;
+            };
+            let id = target.remove(position);
+            if let Some(count) = load.get_mut(&id) {
+                *count = count.saturating_sub(1);
+            }
+        }
+        targets.push((*index, target));
+    }
+    Ok(targets)
 }
 
 #[cfg(test)]
@@ -241,19 +315,105 @@ mod tests {
     }
 
     #[test]
-    fn replication_factor_difference_is_reported_not_changed() {
+    fn a_replication_factor_difference_is_planned() {
         let topic = Topic::test()
             .partitions(3)
             .replication_factor(3)
             .config("retention.ms", "1000");
         let planned = plan(&topic, &described(3, 1), &map(&[("retention.ms", "1000")]));
-        assert!(planned.is_empty());
-        assert_eq!(
-            planned.drift,
-            vec![Drift::ReplicationFactorDiffers {
-                actual: 1,
-                desired: 3
-            }]
+        assert!(!planned.is_empty());
+        assert_eq!(planned.change_replication_factor_to, Some(3));
+        assert!(planned.drift.is_empty());
+    }
+
+    fn cluster(brokers: &[i32], topics: &[(&str, Vec<(Vec<i32>, i32)>)]) -> ClusterMetadata {
+        use crate::kafka_admin::PartitionPlacement;
+        ClusterMetadata {
+            cluster_id: None,
+            controller_id: brokers[0],
+            brokers: brokers
+                .iter()
+                .map(|id| (*id, format!("b{id}:9092")))
+                .collect(),
+            topics: topics
+                .iter()
+                .map(|(name, partitions)| {
+                    (
+                        (*name).to_owned(),
+                        partitions
+                            .iter()
+                            .enumerate()
+                            .map(|(i, (replicas, leader))| {
+                                (
+                                    i32::try_from(i).unwrap(),
+                                    PartitionPlacement {
+                                        leader: *leader,
+                                        replicas: replicas.clone(),
+                                        isr: replicas.clone(),
+                                        ..PartitionPlacement::default()
+                                    },
+                                )
+                            })
+                            .collect(),
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn growing_the_replication_factor_appends_the_least_loaded_brokers() {
+        // Broker 2 already holds two replicas of another topic.
+        let metadata = cluster(
+            &[1, 2, 3, 4],
+            &[
+                ("orders", vec![(vec![1], 1), (vec![2], 2), (vec![3], 3)]),
+                ("other", vec![(vec![2, 4], 2), (vec![2], 2)]),
+            ],
         );
+        let targets = replica_targets(&metadata, "orders", 3).unwrap();
+        assert_eq!(targets.len(), 3);
+        for (index, target) in &targets {
+            assert_eq!(target.len(), 3, "partition {index}: {target:?}");
+            assert_eq!(
+                target[0],
+                [1, 2, 3][*index as usize],
+                "the preferred leader stays first"
+            );
+            let distinct: std::collections::BTreeSet<_> = target.iter().collect();
+            assert_eq!(distinct.len(), 3);
+        }
+        let mut load = BTreeMap::new();
+        for id in targets.iter().flat_map(|(_, t)| t).chain([2, 4, 2].iter()) {
+            *load.entry(*id).or_insert(0) += 1;
+        }
+        let (min, max) = (load.values().min().unwrap(), load.values().max().unwrap());
+        assert!(max - min <= 1, "replicas spread over the brokers: {load:?}");
+    }
+
+    #[test]
+    fn shrinking_keeps_the_leader_and_drops_from_the_end() {
+        let metadata = cluster(
+            &[1, 2, 3],
+            &[("orders", vec![(vec![1, 2, 3], 3), (vec![2, 3], 2)])],
+        );
+        let targets = replica_targets(&metadata, "orders", 1).unwrap();
+        assert_eq!(targets, vec![(0, vec![3]), (1, vec![2])]);
+        assert!(replica_targets(&metadata, "orders", 2).unwrap() == vec![(0, vec![1, 3])]);
+    }
+
+    #[test]
+    fn a_factor_above_the_live_brokers_is_drift() {
+        let metadata = cluster(&[1, 2], &[("orders", vec![(vec![1], 1)])]);
+        let refused = replica_targets(&metadata, "orders", 3).unwrap_err();
+        assert_eq!(
+            refused,
+            Drift::ReplicationFactorDiffers {
+                actual: 1,
+                desired: 3,
+                brokers: 2
+            }
+        );
+        assert!(refused.to_string().contains("add brokers"), "{refused}");
     }
 }

@@ -17,7 +17,7 @@ use kube::{
 use serde::Serialize;
 
 use super::{
-    plan::{kafka_topic_name, owner, plan},
+    plan::{kafka_topic_name, owner, plan, replica_targets},
     status::{self, Outcome},
     TopicContext,
 };
@@ -395,10 +395,42 @@ async fn converge(
         .await;
         tracing::info!(topic = %kafka_name, changes = %changed, "changed topic config");
     }
+    let mut drift = planned.drift;
+    if let Some(factor) = planned.change_replication_factor_to {
+        let cluster = admin
+            .cluster_metadata()
+            .await
+            .map_err(kafka("read the cluster for"))?;
+        match replica_targets(&cluster, kafka_name, factor) {
+            Ok(targets) if !targets.is_empty() => {
+                admin
+                    .alter_partition_reassignments(kafka_name, &targets)
+                    .await
+                    .map_err(kafka("reassign the partitions of"))?;
+                normal(
+                    ctx,
+                    topic,
+                    "ReplicationFactorChanged",
+                    "Reassign",
+                    format!(
+                        "topic {kafka_name}: replication factor {} -> {factor}; {} partitions reassigned (new \
+                         replicas catch up as followers before they count)",
+                        described.replication_factor,
+                        targets.len()
+                    ),
+                )
+                .await;
+                tracing::info!(topic = %kafka_name, from = described.replication_factor, to = factor,
+                    partitions = targets.len(), "reassigning for a new replication factor");
+            }
+            Ok(_) => {}
+            Err(refused) => drift.push(refused),
+        }
+    }
     Ok(Converged {
         partitions,
         topic_id: described.id,
-        drift: planned.drift,
+        drift,
     })
 }
 

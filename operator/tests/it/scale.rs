@@ -3,7 +3,8 @@
 //! its share of replicas; 4 -> 3 is first refused while a topic has replication factor 4 (ScaleDownBlocked,
 //! nothing removed), then, once that topic is gone, drains broker 3 (status.removingBrokers Draining ->
 //! Drained), shrinks the StatefulSet and unregisters it (Removed). Every acknowledged record is consumed, no
-//! broker that stays is restarted, and the longest produce stall is reported.
+//! broker that stays is restarted, and the longest produce stall is reported. Then a Topic grows from 3 to 12
+//! partitions and from replication factor 1 to 3.
 
 use std::{path::PathBuf, time::Instant};
 
@@ -14,7 +15,7 @@ use kube::{
 };
 use serde_json::{json, Value};
 use tributary_operator::{
-    crd::{KafkaCluster, RemovalState},
+    crd::{KafkaCluster, RemovalState, Topic},
     kafka_admin::{AdminClient, NewTopic},
 };
 
@@ -319,6 +320,58 @@ async fn scale_up_fills_and_scale_down_drains_under_acks_all_writes() {
         "scaling 3 -> 4 -> 3 under acks=all: {acknowledged} acknowledged, {} failed, longest produce stall {} ms, \
          all consumed",
         summary["failed"], summary["longest_stall_ms"]
+    );
+
+    // A Topic grows from 3 to 12 partitions and from replication factor 1 to 3 on the three brokers.
+    let topics: Api<Topic> = Api::namespaced(client.clone(), &namespace);
+    let topic: Topic = serde_json::from_value(json!({
+        "apiVersion": "tributary.dev/v1alpha1",
+        "kind": "Topic",
+        "metadata": { "name": "grown" },
+        "spec": { "clusterRef": { "name": CLUSTER }, "partitions": 3, "replicationFactor": 1 },
+    }))
+    .expect("Topic");
+    topics
+        .create(&PostParams::default(), &topic)
+        .await
+        .expect("create Topic");
+    let shape = |partitions: usize, factor: usize| {
+        let admin = &admin;
+        move || async move {
+            let metadata = admin.cluster_metadata().await.map_err(|e| e.to_string())?;
+            let placed = metadata.topics.get("grown").cloned().unwrap_or_default();
+            let ok = placed.len() == partitions
+                && placed
+                    .values()
+                    .all(|p| p.replicas.len() == factor && p.isr.len() == factor && p.leader >= 0);
+            ok.then_some(())
+                .ok_or_else(|| format!("topic grown is {placed:?}"))
+        }
+    };
+    eventually_within(
+        "topic grown with 3 partitions of 1 replica",
+        std::time::Duration::from_secs(30),
+        shape(3, 1),
+    )
+    .await;
+    let grow_started = Instant::now();
+    topics
+        .patch(
+            "grown",
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "spec": { "partitions": 12, "replicationFactor": 3 } })),
+        )
+        .await
+        .expect("patch the Topic");
+    eventually_within(
+        "topic grown with 12 partitions of 3 in-sync replicas",
+        std::time::Duration::from_secs(60),
+        shape(12, 3),
+    )
+    .await;
+    eprintln!(
+        "Topic 3 -> 12 partitions, replication factor 1 -> 3: in sync {:?} after the edit",
+        grow_started.elapsed()
     );
     operator.abort();
     drop(runner);
