@@ -326,7 +326,10 @@ mod tests {
         assert!(planned.drift.is_empty());
     }
 
-    fn cluster(brokers: &[i32], topics: &[(&str, Vec<(Vec<i32>, i32)>)]) -> ClusterMetadata {
+    /// Per partition: (replicas, leader).
+    type Placements = Vec<(Vec<i32>, i32)>;
+
+    fn cluster(brokers: &[i32], topics: &[(&str, Placements)]) -> ClusterMetadata {
         use crate::kafka_admin::PartitionPlacement;
         ClusterMetadata {
             cluster_id: None,
@@ -345,7 +348,7 @@ mod tests {
                             .enumerate()
                             .map(|(i, (replicas, leader))| {
                                 (
-                                    i32::try_from(i).unwrap(),
+                                    i32::try_from(i).expect("a small index"),
                                     PartitionPlacement {
                                         leader: *leader,
                                         replicas: replicas.clone(),
@@ -371,7 +374,7 @@ mod tests {
                 ("other", vec![(vec![2, 4], 2), (vec![2], 2)]),
             ],
         );
-        let targets = replica_targets(&metadata, "orders", 3).unwrap();
+        let targets = replica_targets(&metadata, "orders", 3).expect("enough brokers");
         assert_eq!(targets.len(), 3);
         for (index, target) in &targets {
             assert_eq!(target.len(), 3, "partition {index}: {target:?}");
@@ -387,7 +390,8 @@ mod tests {
         for id in targets.iter().flat_map(|(_, t)| t).chain([2, 4, 2].iter()) {
             *load.entry(*id).or_insert(0) += 1;
         }
-        let (min, max) = (load.values().min().unwrap(), load.values().max().unwrap());
+        let min = load.values().min().expect("loads");
+        let max = load.values().max().expect("loads");
         assert!(max - min <= 1, "replicas spread over the brokers: {load:?}");
     }
 
@@ -397,15 +401,17 @@ mod tests {
             &[1, 2, 3],
             &[("orders", vec![(vec![1, 2, 3], 3), (vec![2, 3], 2)])],
         );
-        let targets = replica_targets(&metadata, "orders", 1).unwrap();
+        let targets = replica_targets(&metadata, "orders", 1).expect("a shrink");
         assert_eq!(targets, vec![(0, vec![3]), (1, vec![2])]);
-        assert!(replica_targets(&metadata, "orders", 2).unwrap() == vec![(0, vec![1, 3])]);
+        assert!(
+            replica_targets(&metadata, "orders", 2).expect("a shrink") == vec![(0, vec![1, 3])]
+        );
     }
 
     #[test]
     fn a_factor_above_the_live_brokers_is_drift() {
         let metadata = cluster(&[1, 2], &[("orders", vec![(vec![1], 1)])]);
-        let refused = replica_targets(&metadata, "orders", 3).unwrap_err();
+        let refused = replica_targets(&metadata, "orders", 3).expect_err("too few brokers");
         assert_eq!(
             refused,
             Drift::ReplicationFactorDiffers {
