@@ -2,7 +2,8 @@
 //! idempotent acks=all producer writes and, afterwards, a consumer group reads: 3 -> 4 fills the new broker with
 //! its share of replicas; 4 -> 3 is first refused while a topic has replication factor 4 (ScaleDownBlocked,
 //! nothing removed), then, once that topic is gone, drains broker 3 (status.removingBrokers Draining ->
-//! Drained), shrinks the StatefulSet and unregisters it (Removed). Every acknowledged record is consumed, no
+//! Drained), shrinks the StatefulSet and unregisters it (Removed), the operator being killed and replaced after
+//! the drain started. Every acknowledged record is consumed, no
 //! broker that stays is restarted, and the longest produce stall is reported. Then a Topic grows from 3 to 12
 //! partitions and from replication factor 1 to 3.
 
@@ -113,7 +114,10 @@ async fn scale_up_fills_and_scale_down_drains_under_acks_all_writes() {
         bootstrap_override: Some(bootstrap.clone()),
         ..Default::default()
     };
-    let operator = tokio::spawn(tributary_operator::controller::run(client.clone(), config));
+    let mut operator = tokio::spawn(tributary_operator::controller::run(
+        client.clone(),
+        config.clone(),
+    ));
     let clusters: Api<KafkaCluster> = Api::namespaced(client.clone(), &namespace);
     let pods: Api<Pod> = Api::namespaced(client.clone(), &namespace);
     clusters
@@ -227,7 +231,39 @@ async fn scale_up_fills_and_scale_down_drains_under_acks_all_writes() {
         .await
         .expect("delete the RF 4 topic");
     let drain_started = Instant::now();
-    let seen_draining = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // The operator is killed once the scale-down has started and before it finished; its successor must
+    // resume from the status and the cluster metadata alone.
+    let at_kill = eventually_within(
+        "the scale-down to start",
+        std::time::Duration::from_secs(30),
+        || async {
+            let status = clusters
+                .get(CLUSTER)
+                .await
+                .map_err(|e| e.to_string())?
+                .status
+                .unwrap_or_default();
+            let states: Vec<RemovalState> =
+                status.removing_brokers.iter().map(|b| b.state).collect();
+            if !states.is_empty() && !states.contains(&RemovalState::Removed) {
+                Ok((states, status.brokers))
+            } else {
+                Err(format!("removing {states:?}"))
+            }
+        },
+    )
+    .await;
+    operator.abort();
+    let _ = operator.await;
+    eprintln!(
+        "operator killed with broker 3 {:?} and {} brokers running; a new one takes over",
+        at_kill.0, at_kill.1
+    );
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    operator = tokio::spawn(tributary_operator::controller::run(client.clone(), config));
+    let seen_draining = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(
+        at_kill.0.contains(&RemovalState::Draining),
+    ));
     eventually_within(
         "broker 3 to be drained and removed",
         std::time::Duration::from_secs(120),
