@@ -311,6 +311,13 @@ fn seeds() -> Vec<Vec<u8>> {
         let request = DescribeLogDirsRequest::default().with_topics(Some(vec![wanted]));
         seeds.push(frame(v, &request));
     }
+    for v in versions(ApiKey::UnregisterBroker) {
+        // An id nobody registered: the broker answers BROKER_ID_NOT_REGISTERED; mutations may name this
+        // broker, which is refused while it runs.
+        let request = kafka_protocol::messages::UnregisterBrokerRequest::default()
+            .with_broker_id(kafka_protocol::messages::BrokerId(9));
+        seeds.push(frame(v, &request));
+    }
     // Every advertised API has seeds, so a newly advertised API cannot go unfuzzed.
     for (api, _) in tributary_broker::protocol::SUPPORTED_APIS {
         let key = *api as i16;

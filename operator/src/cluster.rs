@@ -6,6 +6,7 @@
 
 pub mod build;
 pub mod reconcile;
+pub mod roll;
 pub mod scale;
 pub mod status;
 pub mod validate;

@@ -14,8 +14,9 @@ use kube::CustomResourceExt;
 
 pub use self::{
     kafka_cluster::{
-        KafkaCluster, KafkaClusterSpec, KafkaClusterStatus, Listeners, PodTemplateOverrides,
-        RemovalState, RemovingBroker, Storage, DEFAULT_HTTP_PORT, DEFAULT_KAFKA_PORT,
+        KafkaCluster, KafkaClusterSpec, KafkaClusterStatus, Listeners, PendingRestart,
+        PodTemplateOverrides, RemovalState, RemovingBroker, Storage, DEFAULT_HTTP_PORT,
+        DEFAULT_KAFKA_PORT,
     },
     topic::{ClusterRef, DeletionPolicy, Topic, TopicSpec, TopicStatus},
 };

@@ -467,8 +467,10 @@ fn stateful_set(
             pod_management_policy: Some("Parallel".to_owned()),
             // One broker at a time, each waiting for the previous to be Ready (caught up). The operator's own roll
             // state machine (active controller last) replaces this later.
+            // The operator restarts outdated pods itself (cluster/roll.rs), one at a time and only while no
+            // partition is under-replicated, the active controller last; RollingUpdate would only wait for Ready.
             update_strategy: Some(StatefulSetUpdateStrategy {
-                type_: Some("RollingUpdate".to_owned()),
+                type_: Some("OnDelete".to_owned()),
                 ..StatefulSetUpdateStrategy::default()
             }),
             persistent_volume_claim_retention_policy: Some(

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use k8s_openapi::{
     api::{
         apps::v1::StatefulSet,
-        core::v1::{ConfigMap, Service},
+        core::v1::{ConfigMap, Pod, Service},
         policy::v1::PodDisruptionBudget,
     },
     apimachinery::pkg::apis::meta::v1::Time,
@@ -15,7 +15,7 @@ use k8s_openapi::{
     NamespaceResourceScope,
 };
 use kube::{
-    api::{Patch, PatchParams},
+    api::{DeleteParams, ListParams, Patch, PatchParams},
     runtime::{
         controller::Action,
         events::{Event, EventType},
@@ -25,7 +25,11 @@ use kube::{
 use serde::{de::DeserializeOwned, Serialize};
 
 use super::{
-    build::{bootstrap_address, build, ObjectNames, FIELD_MANAGER},
+    build::{
+        bootstrap_address, build, selector_labels, ObjectNames, CONFIG_HASH_ANNOTATION,
+        CONTAINER_NAME, FIELD_MANAGER, POD_INDEX_LABEL,
+    },
+    roll::{pending, step, Desired, PodState, RollStep, RollView},
     scale::{self, ClusterView, ScalePlan},
     status::{self, Outcome, REASON_INVALID_SPEC},
     validate::validate,
@@ -33,7 +37,7 @@ use super::{
 };
 use crate::{
     controller::Context,
-    crd::{KafkaCluster, KafkaClusterStatus, RemovalState},
+    crd::{KafkaCluster, KafkaClusterStatus, PendingRestart, RemovalState},
     kafka_admin::{AdminClient, DRAINING_FLAG},
 };
 
@@ -64,6 +68,12 @@ pub enum Error {
     /// Writing the KafkaCluster status failed.
     #[error("cannot write the status of KafkaCluster {name}")]
     PatchStatus { name: String, source: kube::Error },
+    /// Listing the broker pods (for a rolling restart) failed.
+    #[error("cannot list the pods of KafkaCluster {name}")]
+    ListPods { name: String, source: kube::Error },
+    /// Deleting a pod to restart it failed.
+    #[error("cannot delete pod {name} to restart it")]
+    DeletePod { name: String, source: kube::Error },
     /// A call to the cluster's brokers that a scale-down needs failed.
     #[error("cannot {what}")]
     BrokerCall {
@@ -85,6 +95,8 @@ impl Error {
             Error::ApplyPodDisruptionBudget { .. } => "ApplyPodDisruptionBudgetFailed",
             Error::PatchStatus { .. } => "PatchStatusFailed",
             Error::BrokerCall { .. } => "BrokerCallFailed",
+            Error::ListPods { .. } => "ListPodsFailed",
+            Error::DeletePod { .. } => "DeletePodFailed",
         }
     }
 }
@@ -255,6 +267,17 @@ pub async fn reconcile(cluster: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<
     )
     .await
     .map_err(|(name, source)| Error::ApplyPodDisruptionBudget { name, source })?;
+    let scaling_down = removing.iter().any(|b| b.state != RemovalState::Removed);
+    let (pending_restarts, roll_progress) = roll(
+        &ctx,
+        &cluster,
+        &valid,
+        &stateful_set,
+        &objects.stateful_set,
+        &admin,
+        scaling_down,
+    )
+    .await?;
 
     let blocked = scale_down_blocked.is_some();
     let outcome = Outcome::Applied {
@@ -263,21 +286,153 @@ pub async fn reconcile(cluster: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<
         voters: &topology.voters,
         scale_down_blocked,
         removing: &removing,
+        pending_restarts: &pending_restarts,
+        roll_progress: roll_progress.as_deref(),
     };
     let next = status::status(cluster.status.as_ref(), &outcome, &now);
     let ready = status::is_ready(&next);
     patch_status(&clusters, &cluster, &next).await?;
     tracing::debug!(cluster = %name, namespace = %namespace, ready, ready_brokers = next.ready_brokers, "reconciled");
-    let removing = removing.iter().any(|b| b.state != RemovalState::Removed);
-    Ok(Action::requeue(if removing {
-        REQUEUE_REMOVING
-    } else if blocked {
-        REQUEUE_BLOCKED
-    } else if ready {
-        REQUEUE_READY
-    } else {
-        REQUEUE_NOT_READY
-    }))
+    Ok(Action::requeue(
+        if scaling_down || !pending_restarts.is_empty() {
+            REQUEUE_REMOVING
+        } else if blocked {
+            REQUEUE_BLOCKED
+        } else if ready {
+            REQUEUE_READY
+        } else {
+            REQUEUE_NOT_READY
+        },
+    ))
+}
+
+/// One step of a rolling restart (see [`super::roll`]): the outdated pods in restart order, and what the roll
+/// is doing or waiting for. Held back while brokers are being removed.
+async fn roll(
+    ctx: &Context,
+    cluster: &KafkaCluster,
+    valid: &super::ValidatedKafkaCluster,
+    applied: &StatefulSet,
+    built: &StatefulSet,
+    admin: &AdminClient,
+    hold: bool,
+) -> Result<(Vec<PendingRestart>, Option<String>), Error> {
+    let Some(update_revision) = applied
+        .status
+        .as_ref()
+        .and_then(|s| s.update_revision.clone())
+    else {
+        return Ok((Vec::new(), None));
+    };
+    let desired = Desired {
+        update_revision,
+        replicas: applied.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0),
+        config_hash: built
+            .spec
+            .as_ref()
+            .and_then(|s| {
+                s.template
+                    .metadata
+                    .as_ref()?
+                    .annotations
+                    .as_ref()?
+                    .get(CONFIG_HASH_ANNOTATION)
+                    .cloned()
+            })
+            .unwrap_or_default(),
+        image: valid.image.clone(),
+    };
+    let pods_api = Api::<Pod>::namespaced(ctx.client.clone(), &valid.namespace);
+    let selector = selector_labels(&valid.name)
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let pods = pods_api
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .map_err(|source| Error::ListPods {
+            name: valid.name.clone(),
+            source,
+        })?;
+    let states: Vec<PodState> = pods.items.iter().map(pod_state).collect();
+    if pending(&states, &desired, None).is_empty() {
+        return Ok((Vec::new(), None));
+    }
+    if hold {
+        return Ok((
+            pending(&states, &desired, None),
+            Some("waiting for the scale-down to finish".to_owned()),
+        ));
+    }
+    let view = admin
+        .cluster_metadata()
+        .await
+        .map(|metadata| RollView::of(&metadata))
+        .map_err(|e| crate::controller::error_chain(&e));
+    let queue = pending(
+        &states,
+        &desired,
+        view.as_ref().ok().and_then(|v| v.controller),
+    );
+    match step(&states, &desired, view.as_ref().map_err(String::as_str)) {
+        RollStep::Idle => Ok((Vec::new(), None)),
+        RollStep::Wait(why) => Ok((queue, Some(why))),
+        RollStep::Restart(pod) => {
+            pods_api
+                .delete(&pod, &DeleteParams::default())
+                .await
+                .map_err(|source| Error::DeletePod {
+                    name: pod.clone(),
+                    source,
+                })?;
+            let reason = queue
+                .iter()
+                .find(|p| p.pod == pod)
+                .map(|p| p.reason.clone())
+                .unwrap_or_default();
+            tracing::info!(cluster = %valid.name, pod = %pod, reason = %reason, "restarting broker");
+            let event = Event {
+                type_: EventType::Normal,
+                reason: "RestartingBroker".to_owned(),
+                note: Some(format!("restarting {pod}: {reason}")),
+                action: "Roll".to_owned(),
+                secondary: None,
+            };
+            ctx.publish(cluster, &event).await;
+            Ok((queue, Some(format!("restarting {pod}"))))
+        }
+    }
+}
+
+fn pod_state(pod: &Pod) -> PodState {
+    let name = pod.name_any();
+    let labels = pod.labels();
+    let ordinal = labels
+        .get(POD_INDEX_LABEL)
+        .and_then(|v| v.parse().ok())
+        .or_else(|| name.rsplit('-').next()?.parse().ok())
+        .unwrap_or(-1);
+    let ready = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+    PodState {
+        ordinal,
+        revision: labels.get("controller-revision-hash").cloned(),
+        ready,
+        terminating: pod.metadata.deletion_timestamp.is_some(),
+        config_hash: pod.annotations().get(CONFIG_HASH_ANNOTATION).cloned(),
+        image: pod.spec.as_ref().and_then(|s| {
+            s.containers
+                .iter()
+                .find(|c| c.name == CONTAINER_NAME)?
+                .image
+                .clone()
+        }),
+        name,
+    }
 }
 
 /// The broker calls of a scale plan: drain marks set and cleared (a failure fails the reconcile, which is

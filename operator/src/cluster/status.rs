@@ -10,7 +10,7 @@ use super::{
 };
 use crate::{
     conditions::Conditions,
-    crd::{KafkaClusterStatus, RemovalState, RemovingBroker},
+    crd::{KafkaClusterStatus, PendingRestart, RemovalState, RemovingBroker},
 };
 
 /// Condition type: every broker is Ready (registered and caught up) and runs the current spec.
@@ -38,6 +38,9 @@ pub enum Outcome<'a> {
         scale_down_blocked: Option<ScaleDownBlocked>,
         /// Brokers on their way out (the scale plan's record).
         removing: &'a [RemovingBroker],
+        /// Outdated pods in restart order, and what the rolling restart does or waits for.
+        pending_restarts: &'a [PendingRestart],
+        roll_progress: Option<&'a str>,
     },
     /// The spec was refused; nothing was applied.
     Invalid {
@@ -63,10 +66,11 @@ fn rollout(stateful_set: &StatefulSet) -> Rollout {
     let status = stateful_set.status.clone().unwrap_or_default();
     let generation = stateful_set.metadata.generation.unwrap_or_default();
     let ready = status.ready_replicas.unwrap_or_default();
+    // Not currentRevision against updateRevision: under the OnDelete strategy the StatefulSet controller never
+    // advances currentRevision, while updatedReplicas counts the pods of the current template either way.
     let rolling = status.observed_generation.unwrap_or_default() < generation
         || status.updated_replicas.unwrap_or_default() < replicas
-        || status.replicas != replicas
-        || status.current_revision != status.update_revision;
+        || status.replicas != replicas;
     Rollout {
         replicas,
         ready,
@@ -106,6 +110,8 @@ pub fn status(
             voters,
             scale_down_blocked,
             removing,
+            pending_restarts,
+            roll_progress,
         } => {
             let Rollout {
                 replicas,
@@ -125,6 +131,7 @@ pub fn status(
                     .join(","),
             );
             next.removing_brokers = removing.to_vec();
+            next.pending_restarts = pending_restarts.to_vec();
             let leaving: Vec<&RemovingBroker> = removing
                 .iter()
                 .filter(|b| b.state != RemovalState::Removed)
@@ -155,6 +162,21 @@ pub fn status(
                     true,
                     "RemovingBrokers",
                     &format!("scaling down to {}: {}", cluster.brokers, each.join(", ")),
+                );
+            } else if !pending_restarts.is_empty() {
+                let queue: Vec<String> = pending_restarts
+                    .iter()
+                    .map(|p| format!("{} ({})", p.pod, p.reason))
+                    .collect();
+                conditions.set(
+                    RECONCILING,
+                    true,
+                    "RollingRestart",
+                    &format!(
+                        "{}; to restart one at a time: {}",
+                        roll_progress.unwrap_or("rolling restart"),
+                        queue.join(", ")
+                    ),
                 );
             } else if rolling {
                 conditions.set(
@@ -269,6 +291,8 @@ mod tests {
                 voters: &voters,
                 scale_down_blocked: None,
                 removing: &[],
+                pending_restarts: &[],
+                roll_progress: None,
             },
             &at(10),
         );
@@ -297,6 +321,8 @@ mod tests {
                 voters: &voters,
                 scale_down_blocked: None,
                 removing: &[],
+                pending_restarts: &[],
+                roll_progress: None,
             },
             &at(10),
         );
@@ -318,6 +344,8 @@ mod tests {
                 voters: &voters,
                 scale_down_blocked: None,
                 removing: &[],
+                pending_restarts: &[],
+                roll_progress: None,
             },
             &at(10),
         );
@@ -337,6 +365,8 @@ mod tests {
                 voters: &voters,
                 scale_down_blocked: None,
                 removing: &[],
+                pending_restarts: &[],
+                roll_progress: None,
             },
             &at(10),
         );
@@ -382,6 +412,8 @@ mod tests {
                 voters: &voters,
                 scale_down_blocked: None,
                 removing: &[],
+                pending_restarts: &[],
+                roll_progress: None,
             },
             &at(10),
         );
@@ -393,6 +425,8 @@ mod tests {
                 voters: &voters,
                 scale_down_blocked: None,
                 removing: &[],
+                pending_restarts: &[],
+                roll_progress: None,
             },
             &at(20),
         );
@@ -408,6 +442,8 @@ mod tests {
                 voters: &voters,
                 scale_down_blocked: None,
                 removing: &[],
+                pending_restarts: &[],
+                roll_progress: None,
             },
             &at(30),
         );
@@ -433,6 +469,8 @@ mod tests {
             voters: &voters,
             scale_down_blocked: Some(blocked),
             removing: &[],
+            pending_restarts: &[],
+            roll_progress: None,
         };
         let first = status(None, &outcome, &at(10));
         let condition_ = condition(&first, SCALE_DOWN_BLOCKED);
@@ -461,6 +499,8 @@ mod tests {
             voters: &voters,
             scale_down_blocked: Some(below_voters),
             removing: &[],
+            pending_restarts: &[],
+            roll_progress: None,
         };
         let refused = status(Some(&first), &outcome, &at(15));
         let condition_ = condition(&refused, SCALE_DOWN_BLOCKED);
@@ -482,6 +522,8 @@ mod tests {
             voters: &voters,
             scale_down_blocked: None,
             removing: &[],
+            pending_restarts: &[],
+            roll_progress: None,
         };
         let cleared = status(Some(&first), &outcome, &at(20));
         assert_eq!(condition(&cleared, SCALE_DOWN_BLOCKED).status, "False");
@@ -511,6 +553,8 @@ mod tests {
                 voters: &voters,
                 scale_down_blocked: None,
                 removing: &removing,
+                pending_restarts: &[],
+                roll_progress: None,
             },
             &at(10),
         );

@@ -264,6 +264,21 @@ pub struct KafkaClusterStatus {
     /// operator's memory, so an operator restarted mid-way resumes where it was.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub removing_brokers: Vec<RemovingBroker>,
+
+    /// Broker pods that still run an older pod template, in the order they will be restarted (one at a time,
+    /// each once every broker is Ready and no partition is under-replicated; the active controller last).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending_restarts: Vec<PendingRestart>,
+}
+
+/// A broker pod waiting for its restart.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingRestart {
+    /// Pod name.
+    pub pod: String,
+    /// Why it must restart (a new image, changed broker configuration).
+    pub reason: String,
 }
 
 /// One broker being removed by a scale-down.

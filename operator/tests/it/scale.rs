@@ -4,8 +4,9 @@
 //! nothing removed), then, once that topic is gone, drains broker 3 (status.removingBrokers Draining ->
 //! Drained), shrinks the StatefulSet and unregisters it (Removed), the operator being killed and replaced after
 //! the drain started. Every acknowledged record is consumed, no
-//! broker that stays is restarted, and the longest produce stall is reported. Then a Topic grows from 3 to 12
-//! partitions and from replication factor 1 to 3.
+//! broker that stays is restarted, and the longest produce stall is reported. Then a broker config change rolls the three
+//! brokers one at a time, the active controller last, and a Topic grows from 3 to 12 partitions and from
+//! replication factor 1 to 3.
 
 use std::{path::PathBuf, time::Instant};
 
@@ -88,6 +89,19 @@ async fn restarts(pods: &Api<Pod>, name: &str) -> i32 {
         .unwrap_or_default()
 }
 
+/// The uids of the pods of brokers 0-2: a pod that was deleted and recreated has a new one.
+async fn pod_uids(pods: &Api<Pod>) -> Vec<String> {
+    let mut uids = Vec::new();
+    for ordinal in 0..3 {
+        let pod = pods
+            .get(&format!("{CLUSTER}-{ordinal}"))
+            .await
+            .expect("get pod");
+        uids.push(pod.metadata.uid.unwrap_or_default());
+    }
+    uids
+}
+
 async fn condition(clusters: &Api<KafkaCluster>, type_: &str) -> Option<(String, String, String)> {
     let status = clusters.get(CLUSTER).await.ok()?.status?;
     status
@@ -125,6 +139,7 @@ async fn scale_up_fills_and_scale_down_drains_under_acks_all_writes() {
         .await
         .expect("create KafkaCluster");
     wait_cluster_named(&clusters, &runner, CLUSTER, "True", 3).await;
+    let initial_uids = pod_uids(&pods).await;
     let admin = AdminClient::new(bootstrap.clone());
     admin
         .create_topic(&NewTopic {
@@ -319,6 +334,102 @@ async fn scale_up_fills_and_scale_down_drains_under_acks_all_writes() {
         "the StatefulSet removed pod {CLUSTER}-3"
     );
 
+    // A restart-requiring config change rolls the three brokers one at a time, the active controller last.
+    let controller = admin
+        .cluster_metadata()
+        .await
+        .expect("metadata")
+        .controller_id;
+    let before = pod_uids(&pods).await;
+    assert_eq!(
+        before, initial_uids,
+        "scaling 3 -> 4 -> 3 replaced none of the pods of brokers 0-2"
+    );
+    for ordinal in 0..3 {
+        assert_eq!(
+            restarts(&pods, &format!("{CLUSTER}-{ordinal}")).await,
+            0,
+            "broker {ordinal} stays and was never restarted"
+        );
+    }
+    let roll_started = Instant::now();
+    clusters
+        .patch(
+            CLUSTER,
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "spec": { "brokerConfig": { "log.retention.hours": "100" } } })),
+        )
+        .await
+        .expect("change the broker config");
+    let seen_pending = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let created = eventually_within(
+        "every broker restarted once with the new config",
+        std::time::Duration::from_secs(180),
+        || {
+            let (clusters, pods, before, seen) = (
+                clusters.clone(),
+                pods.clone(),
+                before.clone(),
+                seen_pending.clone(),
+            );
+            async move {
+                let status = clusters
+                    .get(CLUSTER)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .status
+                    .unwrap_or_default();
+                if !status.pending_restarts.is_empty() {
+                    seen.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
+                let mut created = Vec::new();
+                for ordinal in 0..3 {
+                    let pod = pods
+                        .get(&format!("{CLUSTER}-{ordinal}"))
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    let ready = pod
+                        .status
+                        .as_ref()
+                        .and_then(|s| s.conditions.as_ref())
+                        .is_some_and(|c| {
+                            c.iter().any(|c| c.type_ == "Ready" && c.status == "True")
+                        });
+                    if pod.metadata.uid.as_deref() == Some(before[ordinal as usize].as_str())
+                        || !ready
+                    {
+                        return Err(format!(
+                            "pod {ordinal} not restarted and ready yet; pending {:?}",
+                            status.pending_restarts
+                        ));
+                    }
+                    created.push(pod.metadata.creation_timestamp.map(|t| t.0));
+                }
+                status
+                    .pending_restarts
+                    .is_empty()
+                    .then_some(created)
+                    .ok_or_else(|| format!("pending {:?}", status.pending_restarts))
+            }
+        },
+    )
+    .await;
+    let rolled_in = roll_started.elapsed();
+    assert!(
+        seen_pending.load(std::sync::atomic::Ordering::Relaxed),
+        "status listed the pending restarts"
+    );
+    let last = created.iter().max().cloned().flatten();
+    assert_eq!(
+        created[usize::try_from(controller).expect("a controller id")],
+        last,
+        "the active controller (broker {controller}) restarted last: {created:?}"
+    );
+    wait_cluster_named(&clusters, &runner, CLUSTER, "True", 3).await;
+    eprintln!(
+        "rolling config change over 3 brokers: {rolled_in:?}, active controller {controller} last"
+    );
+
     std::fs::write(&stop, b"").expect("stop file");
     let output = producer.wait_with_output().await.expect("the producer");
     assert!(
@@ -345,15 +456,8 @@ async fn scale_up_fills_and_scale_down_drains_under_acks_all_writes() {
         consumed["missing"], 0,
         "every acknowledged record is consumed: {consumed}"
     );
-    for ordinal in 0..3 {
-        assert_eq!(
-            restarts(&pods, &format!("{CLUSTER}-{ordinal}")).await,
-            0,
-            "broker {ordinal} stays and was never restarted"
-        );
-    }
     eprintln!(
-        "scaling 3 -> 4 -> 3 under acks=all: {acknowledged} acknowledged, {} failed, longest produce stall {} ms, \
+        "scaling 3 -> 4 -> 3 and a rolling restart under acks=all: {acknowledged} acknowledged, {} failed, longest produce stall {} ms, \
          all consumed",
         summary["failed"], summary["longest_stall_ms"]
     );
