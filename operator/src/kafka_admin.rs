@@ -432,6 +432,21 @@ impl AdminClient {
         name: &str,
         changes: &[ConfigChange],
     ) -> Result<(), Error> {
+        self.alter_config(RESOURCE_TYPE_TOPIC, name, changes).await
+    }
+
+    /// Applies `changes` to the cluster-wide dynamic broker configs (the broker resource with the empty name,
+    /// what `kafka-configs.sh --entity-type brokers --entity-default` changes), in one request.
+    pub async fn alter_cluster_broker_config(&self, changes: &[ConfigChange]) -> Result<(), Error> {
+        self.alter_config(RESOURCE_TYPE_BROKER, "", changes).await
+    }
+
+    async fn alter_config(
+        &self,
+        resource_type: i8,
+        name: &str,
+        changes: &[ConfigChange],
+    ) -> Result<(), Error> {
         let configs = changes
             .iter()
             .map(|change| match change {
@@ -446,7 +461,7 @@ impl AdminClient {
             .collect();
         let request = IncrementalAlterConfigsRequest::default().with_resources(vec![
             AlterConfigsResource::default()
-                .with_resource_type(RESOURCE_TYPE_TOPIC)
+                .with_resource_type(resource_type)
                 .with_resource_name(StrBytes::from_string(name.to_owned()))
                 .with_configs(configs),
         ]);

@@ -55,6 +55,43 @@ pub const POD_INDEX_LABEL: &str = "apps.kubernetes.io/pod-index";
 /// Group of the broker pods' volumes: the uid and gid the broker image runs as (distroless `nonroot`, see
 /// broker/Dockerfile), so a fresh volume is writable by the broker.
 pub const BROKER_FS_GROUP: i64 = 65532;
+/// Broker properties a Tributary broker takes live as cluster-wide dynamic configs (Kafka's cluster-wide
+/// dynamic broker configs that are topic defaults; the broker's `broker_key_to_topic_key` list): a change of
+/// these in `spec.brokerConfig` is sent with IncrementalAlterConfigs and restarts nothing. They stay in the
+/// properties files too, so a broker that restarts for another reason starts with them.
+pub const LIVE_BROKER_CONFIGS: &[&str] = &[
+    "log.segment.bytes",
+    "log.roll.ms",
+    "log.roll.hours",
+    "log.retention.ms",
+    "log.retention.minutes",
+    "log.retention.hours",
+    "log.retention.bytes",
+    "message.max.bytes",
+    "log.index.interval.bytes",
+    "log.message.timestamp.type",
+    "log.message.timestamp.before.max.ms",
+    "log.message.timestamp.after.max.ms",
+    "log.flush.interval.messages",
+    "log.flush.interval.ms",
+    "log.cleanup.policy",
+    "min.insync.replicas",
+    "log.cleaner.delete.retention.ms",
+    "log.cleaner.min.cleanable.ratio",
+    "log.cleaner.min.compaction.lag.ms",
+    "compression.type",
+];
+
+/// The part of `spec.brokerConfig` applied live.
+pub fn live_broker_config(cluster: &ValidatedKafkaCluster) -> BTreeMap<String, String> {
+    cluster
+        .broker_config
+        .iter()
+        .filter(|(key, _)| LIVE_BROKER_CONFIGS.contains(&key.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
 /// Field manager of everything the operator applies.
 pub const FIELD_MANAGER: &str = "tributary-operator";
 
@@ -182,7 +219,18 @@ pub fn build(cluster: &ValidatedKafkaCluster, topology: &Topology) -> DesiredObj
         .collect();
     // Every pod's file is pod 0's with only the ordinal's own lines changed (node.id, roles, advertised host),
     // so pod 0's file is what a roll must follow; adding brokers past three leaves it as it is.
-    let rolled_by = node_properties(cluster, topology, 0);
+    // Keys the brokers take live are applied through IncrementalAlterConfigs (see `live_broker_config`), so a
+    // change of one alone must not roll the pods.
+    let restart_relevant = ValidatedKafkaCluster {
+        broker_config: cluster
+            .broker_config
+            .iter()
+            .filter(|(key, _)| !LIVE_BROKER_CONFIGS.contains(&key.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        ..cluster.clone()
+    };
+    let rolled_by = node_properties(&restart_relevant, topology, 0);
     DesiredObjects {
         config_map: ConfigMap {
             metadata: metadata(cluster, &names.config_map),

@@ -2,7 +2,7 @@
 //! object in a fixed order, then the status. An invalid spec is not an error of the controller: it becomes a
 //! `Degraded` condition and a Warning Event, and the reconcile waits for the next change.
 
-use std::sync::Arc;
+use std::{collections::BTreeMap, sync::Arc};
 
 use k8s_openapi::{
     api::{
@@ -26,8 +26,8 @@ use serde::{de::DeserializeOwned, Serialize};
 
 use super::{
     build::{
-        bootstrap_address, build, selector_labels, ObjectNames, CONFIG_HASH_ANNOTATION,
-        CONTAINER_NAME, FIELD_MANAGER, POD_INDEX_LABEL,
+        bootstrap_address, build, live_broker_config, selector_labels, ObjectNames,
+        CONFIG_HASH_ANNOTATION, CONTAINER_NAME, FIELD_MANAGER, POD_INDEX_LABEL,
     },
     roll::{pending, step, Desired, PodState, RollStep, RollView},
     scale::{self, ClusterView, ScalePlan},
@@ -38,7 +38,7 @@ use super::{
 use crate::{
     controller::Context,
     crd::{KafkaCluster, KafkaClusterStatus, PendingRestart, RemovalState},
-    kafka_admin::{AdminClient, DRAINING_FLAG},
+    kafka_admin::{AdminClient, ConfigChange, DRAINING_FLAG},
 };
 
 /// A reconcile step that failed; the controller retries with backoff.
@@ -289,7 +289,9 @@ pub async fn reconcile(cluster: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<
         pending_restarts: &pending_restarts,
         roll_progress: roll_progress.as_deref(),
     };
-    let next = status::status(cluster.status.as_ref(), &outcome, &now);
+    let mut next = status::status(cluster.status.as_ref(), &outcome, &now);
+    next.live_broker_config =
+        apply_live_config(&ctx, &cluster, &valid, &stateful_set, &admin).await;
     let ready = status::is_ready(&next);
     patch_status(&clusters, &cluster, &next).await?;
     tracing::debug!(cluster = %name, namespace = %namespace, ready, ready_brokers = next.ready_brokers, "reconciled");
@@ -304,6 +306,83 @@ pub async fn reconcile(cluster: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<
             REQUEUE_NOT_READY
         },
     ))
+}
+
+/// Brings the cluster-wide dynamic broker configs to the live part of `spec.brokerConfig` (deletes first, so
+/// a key replaced by another spelling of the same setting, `log.retention.hours` by `log.retention.ms`, ends
+/// set), and returns what is applied now: the spec's on success, the status's record otherwise (retried on the
+/// next reconcile; a cluster whose brokers are not up yet is not asked).
+async fn apply_live_config(
+    ctx: &Context,
+    cluster: &KafkaCluster,
+    valid: &super::ValidatedKafkaCluster,
+    applied: &StatefulSet,
+    admin: &AdminClient,
+) -> BTreeMap<String, String> {
+    let recorded = cluster
+        .status
+        .as_ref()
+        .map(|s| s.live_broker_config.clone())
+        .unwrap_or_default();
+    let desired = live_broker_config(valid);
+    let any_ready = applied
+        .status
+        .as_ref()
+        .and_then(|s| s.ready_replicas)
+        .unwrap_or(0)
+        > 0;
+    if desired == recorded || !any_ready {
+        return recorded;
+    }
+    let deletes: Vec<ConfigChange> = recorded
+        .keys()
+        .filter(|key| !desired.contains_key(*key))
+        .map(|name| ConfigChange::Delete { name: name.clone() })
+        .collect();
+    let sets: Vec<ConfigChange> = desired
+        .iter()
+        .filter(|(key, value)| recorded.get(*key) != Some(*value))
+        .map(|(name, value)| ConfigChange::Set {
+            name: name.clone(),
+            value: value.clone(),
+        })
+        .collect();
+    let mut result = Ok(());
+    for changes in [&deletes, &sets] {
+        if result.is_ok() && !changes.is_empty() {
+            result = admin.alter_cluster_broker_config(changes).await;
+        }
+    }
+    match result {
+        Ok(()) => {
+            let described: Vec<String> = deletes
+                .iter()
+                .chain(&sets)
+                .map(|change| match change {
+                    ConfigChange::Set { name, value } => format!("{name}={value}"),
+                    ConfigChange::Delete { name } => format!("{name} (removed)"),
+                })
+                .collect();
+            tracing::info!(cluster = %valid.name, changes = %described.join(", "), "broker config applied live");
+            let event = Event {
+                type_: EventType::Normal,
+                reason: "BrokerConfigApplied".to_owned(),
+                note: Some(format!(
+                    "applied live, no restart: {}",
+                    described.join(", ")
+                )),
+                action: "Configure".to_owned(),
+                secondary: None,
+            };
+            ctx.publish(cluster, &event).await;
+            desired
+        }
+        Err(error) => {
+            tracing::warn!(cluster = %valid.name, error = %crate::controller::error_chain(&error),
+                "cannot apply the live broker config yet; will retry");
+            recorded
+        }
+    }
 }
 
 /// One step of a rolling restart (see [`super::roll`]): the outdated pods in restart order, and what the roll

@@ -269,6 +269,12 @@ pub struct KafkaClusterStatus {
     /// each once every broker is Ready and no partition is under-replicated; the active controller last).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pending_restarts: Vec<PendingRestart>,
+
+    /// The keys of `spec.brokerConfig` the brokers take live (log retention, segment size, compression,
+    /// `min.insync.replicas`...) as last applied through IncrementalAlterConfigs, cluster-wide: a change of
+    /// these restarts no broker, and a key removed from the spec is deleted on the brokers.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub live_broker_config: BTreeMap<String, String>,
 }
 
 /// A broker pod waiting for its restart.

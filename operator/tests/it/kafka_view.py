@@ -2,6 +2,7 @@
 
 Usage: kafka_view.py BOOTSTRAP describe TOPIC      -> JSON {"exists", "partitions", "config": {overrides}}
        kafka_view.py BOOTSTRAP produce TOPIC PART  -> produces one record to PART, exits 0 once acknowledged
+       kafka_view.py BOOTSTRAP config TOPIC KEY     -> the topic's effective value of KEY
        kafka_view.py BOOTSTRAP produce-until TOPIC STOPFILE ACKFILE
            -> an idempotent acks=all producer writes numbered records (one every 10 ms, at most 20000, at most
               300 s) until STOPFILE exists; appends each acknowledged value to ACKFILE; prints JSON
@@ -36,6 +37,13 @@ def describe(bootstrap, topic):
         if entry.source == ConfigSource.DYNAMIC_TOPIC_CONFIG.value
     }
     return {"exists": True, "partitions": len(found.partitions), "config": overrides}
+
+
+def config(bootstrap, topic, key):
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
+    configs = admin.describe_configs([resource])[resource].result(timeout=TIMEOUT_S)
+    return configs[key].value
 
 
 def produce(bootstrap, topic, partition):
@@ -110,6 +118,8 @@ def main():
             print(json.dumps(describe(bootstrap, topic)))
         elif command == "produce":
             produce(bootstrap, topic, int(sys.argv[4]))
+        elif command == "config":
+            print(config(bootstrap, topic, sys.argv[4]))
         elif command == "produce-until":
             print(json.dumps(produce_until(bootstrap, topic, sys.argv[4], sys.argv[5])))
         elif command == "consume-all":

@@ -1,12 +1,13 @@
-//! Scaling a three-broker KafkaCluster through the scale subresource (what `kubectl scale` sends) while an
-//! idempotent acks=all producer writes and, afterwards, a consumer group reads: 3 -> 4 fills the new broker with
-//! its share of replicas; 4 -> 3 is first refused while a topic has replication factor 4 (ScaleDownBlocked,
-//! nothing removed), then, once that topic is gone, drains broker 3 (status.removingBrokers Draining ->
-//! Drained), shrinks the StatefulSet and unregisters it (Removed), the operator being killed and replaced after
-//! the drain started. Every acknowledged record is consumed, no
-//! broker that stays is restarted, and the longest produce stall is reported. Then a broker config change rolls the three
-//! brokers one at a time, the active controller last, and a Topic grows from 3 to 12 partitions and from
-//! replication factor 1 to 3.
+//! Day-2 operations on a three-broker KafkaCluster while an idempotent acks=all producer writes (a consumer group
+//! reads everything acknowledged at the end; the longest produce stall is reported):
+//! - 3 -> 4 through the scale subresource (what `kubectl scale` sends): the new broker is filled with its share;
+//! - 4 -> 3 refused while a topic has replication factor 4 (ScaleDownBlocked, nothing moves), then, once that
+//!   topic is gone, broker 3 drained (status.removingBrokers Draining -> Drained), the StatefulSet shrunk and
+//!   broker 3 unregistered (Removed), with the operator killed and replaced after the drain started; no pod of
+//!   the brokers that stay is replaced;
+//! - a restart-requiring broker config change rolls the three brokers one at a time, the active controller last;
+//! - a live one (log retention) is applied with IncrementalAlterConfigs and restarts none;
+//! - a Topic grows from 3 to 12 partitions and from replication factor 1 to 3.
 
 use std::{path::PathBuf, time::Instant};
 
@@ -357,7 +358,9 @@ async fn scale_up_fills_and_scale_down_drains_under_acks_all_writes() {
         .patch(
             CLUSTER,
             &PatchParams::default(),
-            &Patch::Merge(json!({ "spec": { "brokerConfig": { "log.retention.hours": "100" } } })),
+            &Patch::Merge(
+                json!({ "spec": { "brokerConfig": { "replica.lag.time.max.ms": "20000" } } }),
+            ),
         )
         .await
         .expect("change the broker config");
@@ -428,6 +431,67 @@ async fn scale_up_fills_and_scale_down_drains_under_acks_all_writes() {
     wait_cluster_named(&clusters, &runner, CLUSTER, "True", 3).await;
     eprintln!(
         "rolling config change over 3 brokers: {rolled_in:?}, active controller {controller} last"
+    );
+
+    // A config the brokers take live is applied with IncrementalAlterConfigs: no pod restarts.
+    let rolled = pod_uids(&pods).await;
+    clusters
+        .patch(
+            CLUSTER,
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "spec": { "brokerConfig": { "log.retention.hours": "200" } } })),
+        )
+        .await
+        .expect("change a live broker config");
+    let live_started = Instant::now();
+    eventually_within(
+        "the brokers to apply log.retention.hours=200",
+        std::time::Duration::from_secs(30),
+        || async {
+            let value =
+                crate::topic::kafka_view(&bootstrap, &["config", TOPIC, "retention.ms"]).await?;
+            (value.trim() == "720000000")
+                .then_some(())
+                .ok_or_else(|| format!("retention.ms of {TOPIC} is {value}"))
+        },
+    )
+    .await;
+    eprintln!(
+        "live broker config change applied in {:?}",
+        live_started.elapsed()
+    );
+    let status = eventually_within(
+        "the status to record the live config",
+        std::time::Duration::from_secs(10),
+        || async {
+            let status = clusters
+                .get(CLUSTER)
+                .await
+                .map_err(|e| e.to_string())?
+                .status
+                .unwrap_or_default();
+            let recorded = status
+                .live_broker_config
+                .get("log.retention.hours")
+                .cloned();
+            if recorded.as_deref() == Some("200") {
+                Ok(status)
+            } else {
+                Err(format!("live config {:?}", status.live_broker_config))
+            }
+        },
+    )
+    .await;
+    assert!(
+        status.pending_restarts.is_empty(),
+        "{:?}",
+        status.pending_restarts
+    );
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    assert_eq!(
+        pod_uids(&pods).await,
+        rolled,
+        "a live config change restarts no broker"
     );
 
     std::fs::write(&stop, b"").expect("stop file");

@@ -809,16 +809,32 @@ fn only_a_config_change_rolls_the_pods() {
         "scaling must not change the pod template"
     );
 
+    let mut live = base.clone();
+    live.spec
+        .broker_config
+        .insert("log.retention.hours".into(), "24".into());
+    let after_live = build_new(&validate(&live).expect("valid"));
+    assert_eq!(
+        config_hash(&after_live),
+        config_hash(&before),
+        "a config the brokers take live must not roll the pods"
+    );
+    assert_eq!(
+        live_broker_config(&validate(&live).expect("valid")).get("log.retention.hours"),
+        Some(&"24".to_owned()),
+        "it is applied live instead"
+    );
+
     let mut reconfigured = base;
     reconfigured
         .spec
         .broker_config
-        .insert("log.retention.hours".into(), "24".into());
+        .insert("replica.lag.time.max.ms".into(), "20000".into());
     let after_config = build_new(&validate(&reconfigured).expect("valid"));
     assert_ne!(
         config_hash(&after_config),
         config_hash(&before),
-        "a broker config change must roll the pods"
+        "a broker config change that needs a restart must roll the pods"
     );
 }
 
