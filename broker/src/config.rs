@@ -646,6 +646,7 @@ pub(crate) fn scale_value(value: &str, scale: i64) -> Option<String> {
 /// The kind of a config value, as DescribeConfigs reports it (Kafka's `ConfigType` ids).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConfigValueType {
+    Boolean = 1,
     Int = 3,
     Long = 5,
     Double = 6,
@@ -977,6 +978,7 @@ fn fits_i32(name: &str, value: &str) -> Result<(), TopicConfigError> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConfigSource {
     TopicOverride = 1,
+    DynamicBroker = 2,
     DynamicDefaultBroker = 3,
     StaticBroker = 4,
     Default = 5,
@@ -1089,6 +1091,35 @@ mod tests {
                 .map(String::as_str),
             Some("7200000")
         );
+    }
+
+    #[test]
+    fn replication_quota_window_properties() {
+        let mut config = BrokerConfig::dev_defaults();
+        assert_eq!(
+            (
+                config.replication.quota_window_num,
+                config.replication.quota_window_size_seconds
+            ),
+            (11, 1),
+            "Kafka's defaults"
+        );
+        let props = BTreeMap::from([
+            ("replication.quota.window.num".to_owned(), "5".to_owned()),
+            (
+                "replication.quota.window.size.seconds".to_owned(),
+                "2".to_owned(),
+            ),
+        ]);
+        config.apply_properties(&props).unwrap();
+        assert_eq!(config.replication.quota_window_num, 5);
+        assert_eq!(config.replication.quota_window_size_seconds, 2);
+        for bad in ["0", "-1", "many"] {
+            let props =
+                BTreeMap::from([("replication.quota.window.num".to_owned(), bad.to_owned())]);
+            let err = config.apply_properties(&props).unwrap_err().to_string();
+            assert!(err.contains("replication.quota.window.num"), "{bad}: {err}");
+        }
     }
 
     #[test]
