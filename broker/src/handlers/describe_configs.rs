@@ -1,6 +1,6 @@
 //! DescribeConfigs (key 32): effective topic configs with their sources, and on the broker resource the
 //! topic defaults under their broker-level names, plus this broker's own dynamic configs (the replication
-//! throttle rates when set, and `tributary.broker.draining`).
+//! throttle rates when set, `tributary.broker.draining` and `tributary.broker.filling`).
 
 use std::collections::BTreeMap;
 
@@ -19,8 +19,8 @@ use super::{code, message};
 use crate::{
     cluster::image::{MetadataImage, NodeId},
     config::{
-        effective_topic_config, ConfigSource, ConfigValueType, TopicConfigDef, DRAINING_CONFIG,
-        NODE_CONFIGS, TOPIC_CONFIGS,
+        effective_topic_config, ConfigSource, ConfigValueType, TopicConfigDef, BROKER_FLAGS,
+        DRAINING_CONFIG, NODE_CONFIGS, TOPIC_CONFIGS,
     },
     handlers::RequestContext,
 };
@@ -98,8 +98,8 @@ fn entry(
 }
 
 /// What the per-broker dynamic configs of broker `id` say: each rate that is set (Kafka's
-/// DYNAMIC_BROKER_CONFIG; unset means unlimited, so nothing is listed), and whether it drains (a default
-/// `false` when not set, since it is stored only while true).
+/// DYNAMIC_BROKER_CONFIG; unset means unlimited, so nothing is listed), and the operation flags (draining,
+/// filling), a default `false` when not set since they are stored only while true.
 fn node_entries(
     version: i16,
     image: &MetadataImage,
@@ -143,18 +143,24 @@ fn node_entries(
             ))
         })
         .collect();
-    if wanted(DRAINING_CONFIG) {
-        let draining = image.draining(id);
+    for flag in BROKER_FLAGS.iter().filter(|flag| wanted(flag)) {
+        let set = configs
+            .and_then(|c| c.get(*flag))
+            .is_some_and(|v| v == "true");
         out.push(described(
-            DRAINING_CONFIG,
-            draining.to_string(),
-            if draining {
+            flag,
+            set.to_string(),
+            if set {
                 ConfigSource::DynamicBroker
             } else {
                 ConfigSource::Default
             },
             ConfigValueType::Boolean,
-            "true while the controller moves every replica off this broker and places nothing new on it",
+            if *flag == DRAINING_CONFIG {
+                "true while the controller moves every replica off this broker and places nothing new on it"
+            } else {
+                "true while the controller moves replicas onto this broker until replica counts are even"
+            },
         ));
     }
     out

@@ -316,6 +316,11 @@ async fn the_broker_resource_shows_its_dynamic_per_broker_configs() {
         described(&results, "tributary.broker.draining"),
         Some(("true".to_owned(), 2))
     );
+    assert_eq!(
+        described(&results, "tributary.broker.filling"),
+        Some(("false".to_owned(), 5)),
+        "not filling"
+    );
     let selected = describe(
         &broker,
         vec![resource(
