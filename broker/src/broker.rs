@@ -28,7 +28,7 @@ use crate::{
     handlers::fetch::session::FetchSessionCache,
     log_manager::{LogManager, LogManagerConfig, LogManagerError},
     metrics::{
-        collector::{BrokerCollector, CommittedOffset, PartitionSample, Snapshot},
+        collector::{BrokerCollector, CommittedOffset, PartitionSample, Snapshot, ThrottleSample},
         BrokerMetrics,
     },
     partition::{HighWatermarkWait, PartitionError},
@@ -430,8 +430,26 @@ fn snapshot(replicas: &ReplicaManager, groups: &GroupCoordinator) -> Snapshot {
         .collect();
     // Stable output order makes scrapes diffable and tests simple; the partition map is a HashMap.
     partitions.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+    let image = replicas.current_image();
+    let quotas = replicas.quotas();
+    let replication_throttle = [&quotas.leader, &quotas.follower]
+        .into_iter()
+        .map(|quota| {
+            let stats = quota.stats();
+            ThrottleSample {
+                side: stats.side.label(),
+                throttled_bytes: stats.throttled_bytes,
+                held_back: stats.held_back,
+                rate: stats.rate.round() as i64,
+                limit: quota
+                    .limit(&image, replicas.local_id())
+                    .map(|l| i64::try_from(l).unwrap_or(i64::MAX)),
+            }
+        })
+        .collect();
     Snapshot {
         partitions,
+        replication_throttle,
         committed: groups
             .committed_offsets()
             .into_iter()

@@ -205,6 +205,11 @@ pub struct ReplicationConfig {
     /// controller connections do, so that per-address rules (a partition test's `ip rule ... blackhole`)
     /// see which broker a connection comes from.
     pub bind_source: Option<std::net::IpAddr>,
+    /// `replication.quota.window.num`: samples the replication throttle's rate is measured over.
+    /// Default 11.
+    pub quota_window_num: usize,
+    /// `replication.quota.window.size.seconds`: the span of each of those samples. Default 1.
+    pub quota_window_size_seconds: u64,
 }
 
 impl Default for ReplicationConfig {
@@ -220,6 +225,8 @@ impl Default for ReplicationConfig {
             inter_broker_listener: "PLAINTEXT".to_owned(),
             unclean_leader_election: false,
             bind_source: None,
+            quota_window_num: 11,
+            quota_window_size_seconds: 1,
         }
     }
 }
@@ -406,6 +413,18 @@ impl BrokerConfig {
                     self.replication.fetch_backoff_ms = parse_in_range(value, 0, i64::MAX)
                         .ok_or_else(|| invalid("expected a non-negative integer"))?
                         as u64
+                }
+                "replication.quota.window.num" => {
+                    self.replication.quota_window_num =
+                        parse_in_range(value, 1, i64::from(i32::MAX))
+                            .ok_or_else(|| invalid("expected a positive integer"))?
+                            as usize
+                }
+                "replication.quota.window.size.seconds" => {
+                    self.replication.quota_window_size_seconds =
+                        parse_in_range(value, 1, i64::from(i32::MAX))
+                            .ok_or_else(|| invalid("expected a positive integer"))?
+                            as u64
                 }
                 "replica.high.watermark.checkpoint.interval.ms" => {
                     self.replication.high_watermark_checkpoint_interval_ms =
@@ -627,6 +646,7 @@ pub(crate) fn scale_value(value: &str, scale: i64) -> Option<String> {
 /// The kind of a config value, as DescribeConfigs reports it (Kafka's `ConfigType` ids).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConfigValueType {
+    Boolean = 1,
     Int = 3,
     Long = 5,
     Double = 6,
@@ -707,22 +727,23 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
         value_type: ConfigValueType::Int,
         doc: "bytes between offset index entries",
     },
-    // Set and cleared by kafka-reassign-partitions.sh --throttle / --verify. Stored and described; the
-    // replication throttle itself is not enforced (the rates are accepted, see
-    // `handlers::incremental_alter_configs`). No broker-level synonym, as in Kafka.
+    // Set and cleared by kafka-reassign-partitions.sh --throttle / --verify, enforced with the per-broker
+    // rates of [`NODE_CONFIGS`] by `replication::quota`. No broker-level synonym, as in Kafka.
     TopicConfigDef {
-        name: "leader.replication.throttled.replicas",
+        name: LEADER_THROTTLED_REPLICAS,
         broker_name: "",
         default: "",
         value_type: ConfigValueType::List,
-        doc: "replicas (partition:broker, or *) whose leader-side replication is throttled during a move",
+        doc: "replicas (partition:broker, or *) whose leader broker holds back data for out-of-sync \
+              followers while its leader.replication.throttled.rate is exceeded",
     },
     TopicConfigDef {
-        name: "follower.replication.throttled.replicas",
+        name: FOLLOWER_THROTTLED_REPLICAS,
         broker_name: "",
         default: "",
         value_type: ConfigValueType::List,
-        doc: "replicas (partition:broker, or *) whose follower-side replication is throttled during a move",
+        doc: "replicas (partition:broker, or *) that the follower broker leaves out of its fetches while \
+              out of sync and over its follower.replication.throttled.rate",
     },
     TopicConfigDef {
         name: "max.message.bytes",
@@ -849,9 +870,7 @@ pub fn validate_topic_config(name: &str, value: &str) -> Result<(), TopicConfigE
         "segment.bytes" => long(1024).and_then(|()| fits_i32(name, value)),
         "segment.ms" => long(1),
         "retention.ms" | "retention.bytes" => long(-1),
-        "leader.replication.throttled.replicas" | "follower.replication.throttled.replicas" => {
-            throttled_replicas(name, value)
-        }
+        LEADER_THROTTLED_REPLICAS | FOLLOWER_THROTTLED_REPLICAS => throttled_replicas(name, value),
         "message.timestamp.type" => match value {
             "CreateTime" | "LogAppendTime" => Ok(()),
             _ => Err(TopicConfigError::InvalidTimestampType {
@@ -886,12 +905,25 @@ fn throttled_replicas(name: &str, value: &str) -> Result<(), TopicConfigError> {
     }
 }
 
-/// Per-broker dynamic configs (IncrementalAlterConfigs on broker resource `id`) this broker stores: the
-/// replication throttle rates that kafka-reassign-partitions.sh sets and clears, in bytes/s. Accepted and
-/// stored so the tool works unchanged; the throttle is not enforced.
+/// Topic config: replicas (`partition:broker,...` or `*`) throttled on their leader (KIP-73).
+pub const LEADER_THROTTLED_REPLICAS: &str = "leader.replication.throttled.replicas";
+/// Topic config: replicas (`partition:broker,...` or `*`) throttled on the follower that fetches them.
+pub const FOLLOWER_THROTTLED_REPLICAS: &str = "follower.replication.throttled.replicas";
+/// Per-broker config: bytes/s this broker sends for leader-throttled replicas before it holds back data
+/// for out-of-sync followers.
+pub const LEADER_THROTTLED_RATE: &str = "leader.replication.throttled.rate";
+/// Per-broker config: bytes/s this broker fetches for follower-throttled replicas before it leaves those
+/// that are out of sync out of its fetches.
+pub const FOLLOWER_THROTTLED_RATE: &str = "follower.replication.throttled.rate";
+
+/// Per-broker dynamic configs (IncrementalAlterConfigs on broker resource `id`) this broker stores, in
+/// bytes/s: the replication throttle rates that kafka-reassign-partitions.sh sets and clears, enforced
+/// with Kafka's semantics (`replication::quota`: measured over `replication.quota.window.num` samples of
+/// `replication.quota.window.size.seconds`; in-sync replicas are never held back; no value, no limit),
+/// and `replica.alter.log.dirs.io.max.bytes.per.second`, stored only (this broker has one log directory).
 pub const NODE_CONFIGS: &[&str] = &[
-    "leader.replication.throttled.rate",
-    "follower.replication.throttled.rate",
+    LEADER_THROTTLED_RATE,
+    FOLLOWER_THROTTLED_RATE,
     "replica.alter.log.dirs.io.max.bytes.per.second",
 ];
 
@@ -946,6 +978,7 @@ fn fits_i32(name: &str, value: &str) -> Result<(), TopicConfigError> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConfigSource {
     TopicOverride = 1,
+    DynamicBroker = 2,
     DynamicDefaultBroker = 3,
     StaticBroker = 4,
     Default = 5,
@@ -1058,6 +1091,35 @@ mod tests {
                 .map(String::as_str),
             Some("7200000")
         );
+    }
+
+    #[test]
+    fn replication_quota_window_properties() {
+        let mut config = BrokerConfig::dev_defaults();
+        assert_eq!(
+            (
+                config.replication.quota_window_num,
+                config.replication.quota_window_size_seconds
+            ),
+            (11, 1),
+            "Kafka's defaults"
+        );
+        let props = BTreeMap::from([
+            ("replication.quota.window.num".to_owned(), "5".to_owned()),
+            (
+                "replication.quota.window.size.seconds".to_owned(),
+                "2".to_owned(),
+            ),
+        ]);
+        config.apply_properties(&props).unwrap();
+        assert_eq!(config.replication.quota_window_num, 5);
+        assert_eq!(config.replication.quota_window_size_seconds, 2);
+        for bad in ["0", "-1", "many"] {
+            let props =
+                BTreeMap::from([("replication.quota.window.num".to_owned(), bad.to_owned())]);
+            let err = config.apply_properties(&props).unwrap_err().to_string();
+            assert!(err.contains("replication.quota.window.num"), "{bad}: {err}");
+        }
     }
 
     #[test]

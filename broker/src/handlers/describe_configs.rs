@@ -1,5 +1,6 @@
-//! DescribeConfigs (key 32): effective topic configs with their sources, and the broker's topic defaults
-//! under their broker-level names.
+//! DescribeConfigs (key 32): effective topic configs with their sources, and on the broker resource the
+//! topic defaults under their broker-level names, plus this broker's own dynamic configs (the replication
+//! throttle rates when set, `tributary.broker.draining` and `tributary.broker.filling`).
 
 use std::collections::BTreeMap;
 
@@ -16,7 +17,11 @@ use kafka_protocol::{
 
 use super::{code, message};
 use crate::{
-    config::{effective_topic_config, ConfigSource, TopicConfigDef, TOPIC_CONFIGS},
+    cluster::image::{MetadataImage, NodeId},
+    config::{
+        effective_topic_config, ConfigSource, ConfigValueType, TopicConfigDef, BROKER_FLAGS,
+        DRAINING_CONFIG, NODE_CONFIGS, TOPIC_CONFIGS,
+    },
     handlers::RequestContext,
 };
 
@@ -92,6 +97,75 @@ fn entry(
         .with_documentation((docs && version >= 3).then(|| StrBytes::from_static_str(def.doc)))
 }
 
+/// What the per-broker dynamic configs of broker `id` say: each rate that is set (Kafka's
+/// DYNAMIC_BROKER_CONFIG; unset means unlimited, so nothing is listed), and the operation flags (draining,
+/// filling), a default `false` when not set since they are stored only while true.
+fn node_entries(
+    version: i16,
+    image: &MetadataImage,
+    id: NodeId,
+    wanted: impl Fn(&str) -> bool,
+    docs: bool,
+) -> Vec<DescribeConfigsResourceResult> {
+    let configs = image.node_configs.get(&id);
+    let described = |name: &'static str,
+                     value: String,
+                     source: ConfigSource,
+                     value_type: ConfigValueType,
+                     doc: &'static str| {
+        let synonyms = if source == ConfigSource::DynamicBroker {
+            vec![DescribeConfigsSynonym::default()
+                .with_name(StrBytes::from_static_str(name))
+                .with_value(Some(StrBytes::from_string(value.clone())))
+                .with_source(source as i8)]
+        } else {
+            Vec::new()
+        };
+        DescribeConfigsResourceResult::default()
+            .with_name(StrBytes::from_static_str(name))
+            .with_value(Some(StrBytes::from_string(value)))
+            .with_config_source(source as i8)
+            .with_config_type(if version >= 3 { value_type as i8 } else { 0 })
+            .with_synonyms(synonyms)
+            .with_documentation((docs && version >= 3).then(|| StrBytes::from_static_str(doc)))
+    };
+    let mut out: Vec<_> = NODE_CONFIGS
+        .iter()
+        .filter(|name| wanted(name))
+        .filter_map(|name| {
+            let value = configs?.get(*name)?;
+            Some(described(
+                name,
+                value.clone(),
+                ConfigSource::DynamicBroker,
+                ConfigValueType::Long,
+                "bytes per second; see the replication throttle (KIP-73)",
+            ))
+        })
+        .collect();
+    for flag in BROKER_FLAGS.iter().filter(|flag| wanted(flag)) {
+        let set = configs
+            .and_then(|c| c.get(*flag))
+            .is_some_and(|v| v == "true");
+        out.push(described(
+            flag,
+            set.to_string(),
+            if set {
+                ConfigSource::DynamicBroker
+            } else {
+                ConfigSource::Default
+            },
+            ConfigValueType::Boolean,
+            if *flag == DRAINING_CONFIG {
+                "true while the controller moves every replica off this broker and places nothing new on it"
+            } else {
+                "true while the controller moves replicas onto this broker until replica counts are even"
+            },
+        ));
+    }
+    out
+}
+
 pub async fn handle(
     ctx: &RequestContext<'_>,
     request: DescribeConfigsRequest,
@@ -149,7 +223,7 @@ pub async fn handle(
                         dynamic: &image.broker_configs,
                         statik: &broker.config.topic_defaults,
                     };
-                    let configs = TOPIC_CONFIGS
+                    let mut configs: Vec<_> = TOPIC_CONFIGS
                         .iter()
                         .filter(|def| !def.broker_name.is_empty() && wanted(def.broker_name))
                         .map(|def| {
@@ -164,6 +238,16 @@ pub async fn handle(
                             )
                         })
                         .collect();
+                    // The empty name is the cluster-wide default resource: no per-broker values there.
+                    if !name.is_empty() {
+                        configs.extend(node_entries(
+                            ctx.version,
+                            image,
+                            broker.config.node_id,
+                            wanted,
+                            request.include_documentation,
+                        ));
+                    }
                     result.with_configs(configs)
                 }
                 RESOURCE_BROKER => result

@@ -9,6 +9,8 @@
 //! appended before it fetches again, so its fetch offset is durable on it: that is how it reports durability
 //! over Kafka's Fetch without a new field. A follower whose `last_fetched_epoch` disagrees with this leader's
 //! epoch cache gets `diverging_epoch` instead of records (KIP-595's truncation without a round trip).
+//! A follower out of the ISR gets no records (and no error) for partitions the replication throttle holds
+//! back (`replication::quota`); the bytes of throttled partitions that do go out are metered.
 //!
 //! Fetch sessions (KIP-227, `session`): a full fetch may open one, and an incremental fetch then reads every
 //! partition of its session but is answered only with those that changed. Followers here fetch without one.
@@ -38,6 +40,7 @@ use crate::{
     cluster::image::MetadataImage,
     log::LogError,
     partition::{Partition, PartitionError},
+    replication::quota::ThrottleCheck,
     server::splice::{placeholder, SendfileSlice},
 };
 
@@ -197,18 +200,36 @@ pub async fn handle(
             .filter_map(|p| p.as_ref().ok())
             .map(|p| Box::pin(p.data_arrived()))
             .collect();
-        let (mut response, slices, sent, has_error) = build(
+        // Read the meter anew for each build: a long poll may outlast the rate's excess.
+        let throttle = follower.map(|replica| {
+            (
+                replica,
+                ctx.broker
+                    .replicas
+                    .quotas()
+                    .leader
+                    .check(image, ctx.broker.replicas.local_id()),
+            )
+        });
+        let Built {
+            mut response,
+            slices,
+            sent,
+            has_error,
+            held_back,
+        } = build(
             &Build {
                 version: ctx.version,
                 by_id,
                 follower: follower.is_some(),
                 image,
+                throttle: throttle.as_ref(),
             },
             &wanted,
             &partitions,
             max_bytes,
         );
-        let bytes: u64 = sent.iter().map(|(_, bytes, _)| bytes).sum();
+        let bytes: u64 = sent.iter().map(|s| s.bytes).sum();
         let now = Instant::now();
         if bytes >= min_bytes as u64 || has_error || now >= deadline || arrivals.is_empty() {
             let read = wanted.iter().flat_map(|w| &w.partitions);
@@ -216,8 +237,15 @@ pub async fn handle(
                 return (response, Vec::new());
             }
             // Only the answer that goes out counts, not those built and dropped while long-polling.
-            for (partition, bytes, records) in sent {
-                partition.counters.fetched(bytes, records);
+            let quota = &ctx.broker.replicas.quotas().leader;
+            for sent in sent {
+                sent.partition.counters.fetched(sent.bytes, sent.records);
+                if sent.throttled {
+                    quota.record(sent.bytes);
+                }
+            }
+            if held_back > 0 {
+                quota.held_back(held_back);
             }
             return (response, slices);
         }
@@ -253,14 +281,32 @@ fn record_follower_progress(
     }
 }
 
-/// What a built response sends from each partition: (partition, bytes, records).
-type Sent<'a> = Vec<(&'a Partition, u64, u64)>;
+/// What a built response sends from one partition.
+struct Sent<'a> {
+    partition: &'a Partition,
+    bytes: u64,
+    records: u64,
+    /// Listed in the topic's `leader.replication.throttled.replicas` on this broker: the bytes count
+    /// towards the leader-side replication throttle.
+    throttled: bool,
+}
+
+struct Built<'a> {
+    response: FetchResponse,
+    slices: Vec<SendfileSlice>,
+    sent: Vec<Sent<'a>>,
+    has_error: bool,
+    /// Partitions left without data by the replication throttle.
+    held_back: u64,
+}
 
 struct Build<'a> {
     version: i16,
     by_id: bool,
     follower: bool,
     image: &'a MetadataImage,
+    /// For a follower's fetch: its broker id and the leader-side throttle decisions.
+    throttle: Option<&'a (i32, ThrottleCheck<'a>)>,
 }
 
 super::kip951_current_leader!(NodeEndpoint, LeaderIdAndEpoch);
@@ -270,12 +316,13 @@ fn build<'a>(
     wanted: &[Wanted],
     partitions: &'a [Vec<Result<Arc<Partition>, Refused>>],
     max_bytes: usize,
-) -> (FetchResponse, Vec<SendfileSlice>, Sent<'a>, bool) {
+) -> Built<'a> {
     let (version, by_id) = (how.version, how.by_id);
     let mut slices = Vec::new();
     let mut sent = Vec::new();
     let mut total = 0usize;
     let mut has_error = false;
+    let mut held_back = 0;
     let mut endpoints = Vec::new();
     let mut responses = Vec::with_capacity(wanted.len());
     for (w, hosted) in wanted.iter().zip(partitions) {
@@ -359,12 +406,37 @@ fn build<'a>(
                 out.push(data);
                 continue;
             }
+            // Kafka's shouldLeaderThrottle: an out-of-sync follower of a throttled partition gets no data,
+            // and no error, while this broker sends more than its leader.replication.throttled.rate.
+            let throttled = how.throttle.is_some_and(|(replica, check)| {
+                let in_sync = how
+                    .image
+                    .partition(&partition.topic, index)
+                    .is_some_and(|r| r.isr.contains(replica));
+                if check.holds_back(&partition.topic, index, in_sync) {
+                    held_back += 1;
+                    return true;
+                }
+                false
+            });
+            if throttled {
+                out.push(data);
+                continue;
+            }
+            let counted = how
+                .throttle
+                .is_some_and(|(_, check)| check.throttled(&partition.topic, index));
             match partition.read_below(offset, budget, upper) {
                 // Only the first partition with data may exceed the limits (to make progress past a batch
                 // larger than the limit); later ones wait for the next fetch.
                 Ok(slice) if slice.len > 0 && (total == 0 || slice.len <= budget) => {
                     total += slice.len;
-                    sent.push((partition.as_ref(), slice.len as u64, slice.records));
+                    sent.push(Sent {
+                        partition: partition.as_ref(),
+                        bytes: slice.len as u64,
+                        records: slice.records,
+                        throttled: counted,
+                    });
                     out.push(data.with_records(Some(placeholder(slice.len))));
                     slices.push(SendfileSlice {
                         file: slice.file,
@@ -402,5 +474,11 @@ fn build<'a>(
     } else {
         response
     };
-    (response, slices, sent, has_error)
+    Built {
+        response,
+        slices,
+        sent,
+        has_error,
+        held_back,
+    }
 }

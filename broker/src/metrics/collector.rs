@@ -1,5 +1,5 @@
-//! The series computed from broker state at scrape time: per-partition traffic and log figures, and consumer
-//! group lag from committed offsets.
+//! The series computed from broker state at scrape time: per-partition traffic and log figures, consumer
+//! group lag from committed offsets, and the replication throttle's meters.
 //!
 //! A scrape takes a [`Snapshot`] (one short lock per partition and one on the group map) and encodes it; nothing
 //! here runs on the request path. Lag comes from the committed offsets the coordinator keeps, not from live
@@ -43,11 +43,26 @@ pub struct CommittedOffset {
     pub offset: i64,
 }
 
+/// One side (`leader` or `follower`) of the replication throttle (KIP-73) as a scrape sees it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ThrottleSample {
+    pub side: &'static str,
+    /// Bytes of throttled partitions sent (leader) or received (follower) since start.
+    pub throttled_bytes: u64,
+    /// Partitions the throttle left out of a fetch response (leader) or request (follower).
+    pub held_back: u64,
+    /// The rate measured over the quota window, bytes per second.
+    pub rate: i64,
+    /// This broker's configured rate for the side; None when unthrottled.
+    pub limit: Option<i64>,
+}
+
 /// Everything a scrape reports from broker state.
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
     pub partitions: Vec<PartitionSample>,
     pub committed: Vec<CommittedOffset>,
+    pub replication_throttle: Vec<ThrottleSample>,
 }
 
 /// How far a group is behind: log end offset minus committed offset. Never negative: a commit past the end
@@ -318,7 +333,55 @@ fn families(snapshot: &Snapshot, partition_level: bool) -> Vec<Series<'static>> 
                 .collect(),
         });
     }
+    out.extend(throttle_families(&snapshot.replication_throttle));
     out
+}
+
+fn throttle_families(sides: &[ThrottleSample]) -> Vec<Series<'static>> {
+    let series = |name, help, unit, kind, value: &dyn Fn(&ThrottleSample) -> Option<i64>| Series {
+        name,
+        help,
+        unit,
+        kind,
+        samples: sides
+            .iter()
+            .filter_map(|s| Some((vec![("side", s.side.to_owned())], value(s)?)))
+            .collect(),
+    };
+    vec![
+        series(
+            "replication_throttled",
+            "Bytes of partitions listed in the topic's leader.replication.throttled.replicas (side=leader, \
+             sent) or follower.replication.throttled.replicas (side=follower, received) for this broker.",
+            Some(Unit::Bytes),
+            MetricType::Counter,
+            &|s| Some(counter_value(s.throttled_bytes)),
+        ),
+        series(
+            "replication_throttle_held_back_partitions",
+            "Partitions the replication throttle left out of a fetch: without data in a response to an \
+             out-of-sync follower (leader), or out of this broker's own fetch request (follower).",
+            None,
+            MetricType::Counter,
+            &|s| Some(counter_value(s.held_back)),
+        ),
+        series(
+            "replication_throttled_rate",
+            "Bytes per second of throttled partitions over the quota window (replication.quota.window.num \
+             samples of replication.quota.window.size.seconds), as compared with the limit.",
+            None,
+            MetricType::Gauge,
+            &|s| Some(s.rate),
+        ),
+        series(
+            "replication_throttle_limit",
+            "This broker's leader.replication.throttled.rate or follower.replication.throttled.rate in \
+             bytes per second; absent when the side is unthrottled.",
+            None,
+            MetricType::Gauge,
+            &|s| s.limit,
+        ),
+    ]
 }
 
 impl Collector for BrokerCollector {
@@ -377,7 +440,41 @@ mod tests {
                 // A topic not hosted here: no end offset to compare with.
                 committed("billing", "gone", 0, 3),
             ],
+            replication_throttle: vec![
+                ThrottleSample {
+                    side: "leader",
+                    throttled_bytes: 3 << 20,
+                    held_back: 12,
+                    rate: 262_144,
+                    limit: Some(262_144),
+                },
+                ThrottleSample {
+                    side: "follower",
+                    ..ThrottleSample::default()
+                },
+            ],
         }
+    }
+
+    #[test]
+    fn throttle_series_render_per_side_and_omit_an_unset_limit() {
+        let metrics =
+            crate::metrics::tests::test_metrics(BrokerCollector::fixed(snapshot(), false));
+        let text = metrics.encode(Format::PrometheusText).unwrap();
+        for line in [
+            "# TYPE tributary_replication_throttled_bytes_total counter\n",
+            "tributary_replication_throttled_bytes_total{side=\"leader\"} 3145728\n",
+            "tributary_replication_throttled_bytes_total{side=\"follower\"} 0\n",
+            "tributary_replication_throttle_held_back_partitions_total{side=\"leader\"} 12\n",
+            "tributary_replication_throttled_rate{side=\"leader\"} 262144\n",
+            "tributary_replication_throttle_limit{side=\"leader\"} 262144\n",
+        ] {
+            assert!(text.contains(line), "missing {line:?} in\n{text}");
+        }
+        assert!(
+            !text.contains("tributary_replication_throttle_limit{side=\"follower\"}"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! leader can answer `diverging_epoch`) for all its partitions from their log end offsets, appends what comes
 //! back with [`Partition::append_as_follower`] and fsyncs it before the next Fetch. That fsync is the
 //! durability report: the next fetch offset is durable here, and the leader counts it as such in the high
-//! watermark.
+//! watermark. Partitions the replication throttle holds back (`super::quota`) are left out of a round's
+//! Fetch.
 //!
 //! The replica manager says what to follow ([`FetchAssignments`]); a task ends when its source has nothing
 //! left to serve, and reconnects with backoff on any failure. Single-node brokers follow nothing, so no task
@@ -367,11 +368,23 @@ async fn round(
         state.truncated =
             truncate_by_epoch(conn, local, &partition, state.leader_epoch, call_timeout).await?;
     }
+    let image = replicas.current_image();
+    let throttle = replicas.quotas().follower.check(&image, local);
+    let mut held_back = 0;
     let mut topics: BTreeMap<&str, Vec<FetchPartition>> = BTreeMap::new();
     for (key, state) in states.iter().filter(|(_, s)| s.truncated) {
         let Some(partition) = follower_partition(replicas, key, state.leader_epoch) else {
             continue;
         };
+        // Kafka's shouldFollowerThrottle: while this broker fetches more than its
+        // follower.replication.throttled.rate, throttled partitions out of the ISR wait.
+        let in_sync = image
+            .partition(&key.0, key.1)
+            .is_some_and(|r| r.isr.contains(&local));
+        if throttle.holds_back(&key.0, key.1, in_sync) {
+            held_back += 1;
+            continue;
+        }
         topics.entry(&key.0).or_default().push(
             FetchPartition::default()
                 .with_partition(key.1)
@@ -381,6 +394,9 @@ async fn round(
                 .with_log_start_offset(partition.log_start_offset())
                 .with_partition_max_bytes(config.fetch_max_bytes),
         );
+    }
+    if held_back > 0 {
+        throttle.quota().held_back(held_back);
     }
     if topics.is_empty() {
         return Ok(RoundOutcome::Idle);
@@ -445,6 +461,10 @@ async fn round(
             }
             match data.records.filter(|r| !r.is_empty()) {
                 Some(records) => {
+                    if throttle.throttled(&name, key.1) {
+                        // Counted whether in sync or not, as Kafka does, so the total stays near the rate.
+                        throttle.quota().record(records.len() as u64);
+                    }
                     let now = crate::clock::now_ms();
                     match partition.append_as_follower(&records, data.high_watermark, now) {
                         Ok(_) => {

@@ -17,6 +17,7 @@ use super::{
     fetcher::FetchAssignments,
     isr::{AlterPartitionRequest, IsrProposer},
     leadership::{LeadershipEvent, LeadershipListener},
+    quota::ReplicationQuotas,
 };
 use crate::{
     cluster::{
@@ -57,6 +58,8 @@ pub struct ReplicaManager {
     replication: ReplicationConfig,
     /// What the follower fetchers copy, from whom.
     assignments: Arc<FetchAssignments>,
+    /// The replication throttle (KIP-73) of both sides, read by the Fetch handler and the fetchers.
+    quotas: ReplicationQuotas,
     /// Where leaders send ISR changes; set once the controller exists (it is built after this manager).
     isr_proposer: RwLock<Option<Arc<dyn IsrProposer>>>,
     /// The last image applied, for broker liveness in ISR expansion.
@@ -84,6 +87,7 @@ impl ReplicaManager {
             topic_defaults,
             replication: ReplicationConfig::default(),
             assignments: Arc::default(),
+            quotas: ReplicationQuotas::default(),
             isr_proposer: RwLock::new(None),
             image: RwLock::new(Arc::default()),
             leadership_listener: std::sync::Mutex::new(None),
@@ -178,8 +182,17 @@ impl ReplicaManager {
 
     /// Sets the `replica.*` settings (Kafka's defaults otherwise).
     pub fn with_replication(mut self, replication: ReplicationConfig) -> Self {
+        self.quotas = ReplicationQuotas::new(
+            replication.quota_window_num,
+            Duration::from_secs(replication.quota_window_size_seconds),
+        );
         self.replication = replication;
         self
+    }
+
+    /// The replication throttle's meters.
+    pub fn quotas(&self) -> &ReplicationQuotas {
+        &self.quotas
     }
 
     /// Where this broker's leaders propose ISR changes.
@@ -236,7 +249,8 @@ impl ReplicaManager {
             .clone()
     }
 
-    fn current_image(&self) -> Arc<MetadataImage> {
+    /// The last image applied.
+    pub fn current_image(&self) -> Arc<MetadataImage> {
         Arc::clone(
             &self
                 .image

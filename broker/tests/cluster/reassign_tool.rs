@@ -105,8 +105,8 @@ fn kafka_reassign_partitions_generates_executes_and_verifies() {
     let plan = work.path().join("plan.json");
     std::fs::write(&plan, proposed).unwrap();
 
-    // --throttle sets the rates on the brokers and the throttled replicas on the topic; they are stored
-    // (not enforced) and --verify clears them once the move is done.
+    // --throttle sets the rates on the brokers and the throttled replicas on the topic; they are enforced
+    // (50 MB/s does not slow this small move) and --verify clears them once the move is done.
     let (ok, out, err) = tool.run(&[
         "--execute",
         "--reassignment-json-file",
@@ -128,6 +128,12 @@ fn kafka_reassign_partitions_generates_executes_and_verifies() {
         )
         .is_empty(),
         "--execute --throttle names the throttled replicas"
+    );
+    // Each broker describes the rate the tool set on it, as a dynamic broker config (until --verify).
+    assert_eq!(
+        broker_config(cluster.node(4), "follower.replication.throttled.rate"),
+        Some(("50000000".to_owned(), 2)),
+        "broker 4 describes its follower throttle"
     );
     let deadline = Instant::now() + Duration::from_secs(60);
     let verified = loop {
@@ -198,4 +204,33 @@ fn topic_config(node: &Node, topic: &str, key: &str) -> String {
         .and_then(|c| c.value.as_ref())
         .map(ToString::to_string)
         .unwrap_or_default()
+}
+
+/// `key` of `node`'s own broker resource as DescribeConfigs shows it: (value, config source).
+fn broker_config(node: &Node, key: &str) -> Option<(String, i8)> {
+    use kafka_protocol::messages::{
+        describe_configs_request::DescribeConfigsResource, DescribeConfigsRequest,
+    };
+    let request =
+        DescribeConfigsRequest::default().with_resources(vec![DescribeConfigsResource::default()
+            .with_resource_type(4)
+            .with_resource_name(StrBytes::from_string(node.id.to_string()))
+            .with_configuration_keys(Some(vec![StrBytes::from_string(key.to_owned())]))]);
+    let response = node.call(request, 4);
+    let result = &response.results[0];
+    assert_eq!(
+        result.error_code, 0,
+        "DescribeConfigs of broker {}",
+        node.id
+    );
+    result
+        .configs
+        .iter()
+        .find(|c| c.name.as_str() == key)
+        .map(|c| {
+            (
+                c.value.as_deref().unwrap_or_default().to_owned(),
+                c.config_source,
+            )
+        })
 }

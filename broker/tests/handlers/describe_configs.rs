@@ -251,6 +251,97 @@ async fn the_broker_resource_uses_broker_names() {
 }
 
 #[tokio::test]
+async fn the_broker_resource_shows_its_dynamic_per_broker_configs() {
+    let broker = TestBroker::builder().node_id(3).start().await;
+    let described = |results: &[DescribeConfigsResult], name: &str| {
+        results[0]
+            .configs
+            .iter()
+            .find(|c| &*c.name == name)
+            .map(|c| {
+                (
+                    c.value.as_deref().unwrap_or_default().to_owned(),
+                    c.config_source,
+                )
+            })
+    };
+    let results = describe(&broker, vec![resource(BROKER, "3", None)], 4).await;
+    assert_eq!(
+        described(&results, "leader.replication.throttled.rate"),
+        None,
+        "no rate set: unthrottled, nothing to show"
+    );
+    assert_eq!(
+        described(&results, "tributary.broker.draining"),
+        Some(("false".to_owned(), 5)),
+        "DEFAULT_CONFIG"
+    );
+
+    let alter = IncrementalAlterConfigsRequest::default().with_resources(vec![
+        AlterConfigsResource::default()
+            .with_resource_type(BROKER)
+            .with_resource_name(s("3"))
+            .with_configs(vec![
+                AlterableConfig::default()
+                    .with_name(s("leader.replication.throttled.rate"))
+                    .with_config_operation(0)
+                    .with_value(Some(s("1048576"))),
+                AlterableConfig::default()
+                    .with_name(s("tributary.broker.draining"))
+                    .with_config_operation(0)
+                    .with_value(Some(s("true"))),
+            ]),
+    ]);
+    let response = broker.call(alter, 1).await;
+    assert_eq!(
+        response.responses[0].error_code, 0,
+        "{:?}",
+        response.responses[0].error_message
+    );
+    let results = describe(&broker, vec![resource(BROKER, "3", None)], 4).await;
+    assert_eq!(
+        described(&results, "leader.replication.throttled.rate"),
+        Some(("1048576".to_owned(), 2)),
+        "DYNAMIC_BROKER_CONFIG"
+    );
+    let rate = entry(&results[0], "leader.replication.throttled.rate");
+    assert_eq!(rate.config_type, 5, "LONG");
+    assert_eq!(rate.synonyms.len(), 1);
+    assert_eq!(rate.synonyms[0].source, 2);
+    assert_eq!(
+        described(&results, "follower.replication.throttled.rate"),
+        None
+    );
+    assert_eq!(
+        described(&results, "tributary.broker.draining"),
+        Some(("true".to_owned(), 2))
+    );
+    assert_eq!(
+        described(&results, "tributary.broker.filling"),
+        Some(("false".to_owned(), 5)),
+        "not filling"
+    );
+    let selected = describe(
+        &broker,
+        vec![resource(
+            BROKER,
+            "3",
+            Some(&["leader.replication.throttled.rate"]),
+        )],
+        4,
+    )
+    .await;
+    assert_eq!(selected[0].configs.len(), 1, "only the key asked for");
+    // The cluster-wide default resource has no per-broker values.
+    let defaults = describe(&broker, vec![resource(BROKER, "", None)], 4).await;
+    assert_eq!(
+        described(&defaults, "leader.replication.throttled.rate"),
+        None
+    );
+    assert_eq!(described(&defaults, "tributary.broker.draining"), None);
+}
+
+#[tokio::test]
 async fn unknown_resources_fail_alone() {
     let broker = TestBroker::start().await;
     create_topic(&broker, "plain", 1).await;
