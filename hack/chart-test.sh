@@ -8,8 +8,9 @@
 #              `kubectl apply --dry-run=server`
 #   install    `helm install` creates the CRDs, Deployment (its pod admitted under Pod Security "restricted"),
 #              ServiceAccount, RBAC, metrics Service; the examples in manifests/ validate against the CRDs
-#   rbac       `kubectl auth can-i` as the chart's ServiceAccount: what the operator needs is allowed, the rest
-#              (secrets, pods, deleting anything, Leases outside the release namespace) is refused
+#   rbac       `kubectl auth can-i` as the chart's ServiceAccount: what the operator needs is allowed (reading and
+#              deleting broker pods, for rolling restarts), the rest (secrets, creating or changing pods,
+#              deleting anything else, Leases outside the release namespace) is refused
 #   operator   the operator binary runs locally with a token of that ServiceAccount (no admin rights) and leader
 #              election: it takes the Lease, reconciles manifests/kafkacluster.yaml (StatefulSet, Services,
 #              ConfigMap, PodDisruptionBudget, status, Event) with no Forbidden error; a second replica stands by;
@@ -195,9 +196,11 @@ EOF
     "create statefulsets.apps -n $APP_NS" "patch services -n $APP_NS" "patch configmaps -n $APP_NS"
     "patch poddisruptionbudgets.policy -n $APP_NS" "create events.events.k8s.io -n $APP_NS"
     "create leases.coordination.k8s.io -n $NS" "update leases.coordination.k8s.io/$LEASE -n $NS"
+    "get pods -n $APP_NS" "list pods -n $APP_NS" "delete pods -n $APP_NS"
   )
   local refused=(
-    "get secrets -n $APP_NS" "list secrets -A" "delete namespaces" "create pods -n $APP_NS" "get pods -n $APP_NS"
+    "get secrets -n $APP_NS" "list secrets -A" "delete namespaces" "create pods -n $APP_NS" "patch pods -n $APP_NS"
+    "update pods -n $APP_NS" "create pods/eviction -n $APP_NS"
     "delete statefulsets.apps -n $APP_NS" "delete kafkaclusters.tributary.dev -n $APP_NS"
     "update kafkaclusters.tributary.dev -n $APP_NS" "create persistentvolumeclaims -n $APP_NS"
     "update leases.coordination.k8s.io/kube-controller-manager -n kube-system" "create leases.coordination.k8s.io -n $APP_NS"
