@@ -15,6 +15,7 @@ pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
 pub mod describe_log_dirs;
+pub mod describe_quorum;
 pub mod describe_topic_partitions;
 pub mod elect_leaders;
 pub mod fetch;
@@ -107,6 +108,7 @@ async fn route(
         ApiKey::AlterPartitionReassignments => simple!(alter_partition_reassignments),
         ApiKey::ListPartitionReassignments => simple!(list_partition_reassignments),
         ApiKey::UnregisterBroker => simple!(unregister_broker),
+        ApiKey::DescribeQuorum => simple!(describe_quorum),
         ApiKey::Produce => {
             let request = decode_body(api, version, body)?;
             match produce::append(ctx, request) {

@@ -318,6 +318,17 @@ fn seeds() -> Vec<Vec<u8>> {
             .with_broker_id(kafka_protocol::messages::BrokerId(9));
         seeds.push(frame(v, &request));
     }
+    for v in versions(ApiKey::DescribeQuorum) {
+        use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
+        let request = kafka_protocol::messages::DescribeQuorumRequest::default().with_topics(vec![
+            TopicData::default()
+                .with_topic_name(kafka_protocol::messages::TopicName(
+                    StrBytes::from_static_str("__cluster_metadata"),
+                ))
+                .with_partitions(vec![PartitionData::default().with_partition_index(0)]),
+        ]);
+        seeds.push(frame(v, &request));
+    }
     // Every advertised API has seeds, so a newly advertised API cannot go unfuzzed.
     for (api, _) in tributary_broker::protocol::SUPPORTED_APIS {
         let key = *api as i16;

@@ -10,10 +10,10 @@ use kafka_protocol::messages::{
     AlterConfigsResponse, AlterPartitionReassignmentsResponse, ApiVersionsResponse,
     CreatePartitionsResponse, CreateTopicsResponse, DeleteGroupsResponse, DeleteTopicsResponse,
     DescribeClusterResponse, DescribeConfigsResponse, DescribeGroupsResponse,
-    DescribeLogDirsResponse, DescribeTopicPartitionsResponse, ElectLeadersResponse, FetchResponse,
-    FindCoordinatorResponse, HeartbeatResponse, IncrementalAlterConfigsResponse,
-    InitProducerIdResponse, JoinGroupResponse, LeaveGroupResponse, ListGroupsResponse,
-    ListOffsetsResponse, ListPartitionReassignmentsResponse, MetadataResponse,
+    DescribeLogDirsResponse, DescribeQuorumResponse, DescribeTopicPartitionsResponse,
+    ElectLeadersResponse, FetchResponse, FindCoordinatorResponse, HeartbeatResponse,
+    IncrementalAlterConfigsResponse, InitProducerIdResponse, JoinGroupResponse, LeaveGroupResponse,
+    ListGroupsResponse, ListOffsetsResponse, ListPartitionReassignmentsResponse, MetadataResponse,
     OffsetCommitResponse, OffsetDeleteResponse, OffsetFetchResponse, OffsetForLeaderEpochResponse,
     ProduceResponse, SyncGroupResponse, UnregisterBrokerResponse,
 };
@@ -44,6 +44,7 @@ top_level_only!(
     ListGroupsResponse,
     ListPartitionReassignmentsResponse,
     UnregisterBrokerResponse,
+    DescribeQuorumResponse,
 );
 
 /// Responses that are a list of entries with one error code each.

@@ -46,6 +46,8 @@ pub const SUPPORTED_APIS: &[(ApiKey, RangeInclusive<i16>)] = &[
     (ApiKey::DescribeTopicPartitions, 0..=0),
     // What `kafka-cluster.sh unregister` sends; refused while the broker still runs or holds replicas.
     (ApiKey::UnregisterBroker, 0..=0),
+    // What kafka-metadata-quorum.sh describe sends (KIP-595; v2 adds the voters' endpoints, KIP-853).
+    (ApiKey::DescribeQuorum, 0..=2),
 ];
 
 pub fn supported_versions(api: ApiKey) -> Option<RangeInclusive<i16>> {

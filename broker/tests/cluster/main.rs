@@ -9,6 +9,7 @@ mod fill;
 mod fixture;
 mod groups;
 mod membership;
+mod quorum;
 mod reassign_tool;
 mod reassignment;
 mod replication;

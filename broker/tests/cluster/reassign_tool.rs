@@ -1,5 +1,6 @@
 //! Apache Kafka's own `kafka-reassign-partitions.sh` (`ReassignPartitionsCommand` from the kafka-tools jar)
-//! against a Tributary cluster, unchanged: `--generate`, `--execute`, `--verify`. Needs Java and the jars
+//! against a Tributary cluster, unchanged: `--generate`, `--execute`, `--verify`; then `kafka-metadata-quorum.sh
+//! describe` (`MetadataQuorumCommand`). Needs Java and the jars
 //! that `hack/kafka-ref.sh classpath` resolves, so it is ignored in the plain `cargo test` stage and run
 //! with `--ignored` in the clients stage of `hack/test.sh`; there a missing Java fails it loudly.
 
@@ -45,15 +46,23 @@ impl Tool {
         }
     }
 
-    /// Runs the command with `args`: (success, stdout, stderr).
+    /// Runs the reassignment command with `args`: (success, stdout, stderr).
     fn run(&self, args: &[&str]) -> (bool, String, String) {
+        self.run_class(
+            "org.apache.kafka.tools.reassign.ReassignPartitionsCommand",
+            args,
+        )
+    }
+
+    /// Runs Kafka's command-line tool `class` against the cluster with `args`: (success, stdout, stderr).
+    fn run_class(&self, class: &str, args: &[&str]) -> (bool, String, String) {
         let output = Command::new("java")
             .args(["-Xmx256m", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC"])
             .arg(format!("-Dlog4j2.configurationFile={}", self.log4j))
             .arg("-Dkafka.ref.log.level=WARN")
             .arg("-cp")
             .arg(&self.classpath)
-            .arg("org.apache.kafka.tools.reassign.ReassignPartitionsCommand")
+            .arg(class)
             .args(["--bootstrap-server", &self.bootstrap])
             .args(args)
             .output()
@@ -182,6 +191,49 @@ fn kafka_reassign_partitions_generates_executes_and_verifies() {
             leader > 0 && c.node(leader).read_all("tooled", 0) == Ok(values.clone())
         },
     );
+
+    // kafka-metadata-quorum.sh (MetadataQuorumCommand) describes the quorum through the same cluster.
+    let quorum = |what: &str| {
+        let (ok, out, err) = tool.run_class(
+            "org.apache.kafka.tools.MetadataQuorumCommand",
+            &["describe", what],
+        );
+        assert!(
+            ok,
+            "kafka-metadata-quorum describe {what} failed:\n{out}\n{err}"
+        );
+        out
+    };
+    let status = quorum("--status");
+    for expected in [
+        "LeaderId:",
+        "HighWatermark:",
+        "CurrentVoters:",
+        "CurrentObservers:",
+    ] {
+        assert!(
+            status.contains(expected),
+            "--status lacks {expected}:\n{status}"
+        );
+    }
+    let voters = status
+        .lines()
+        .find(|l| l.starts_with("CurrentVoters:"))
+        .unwrap_or_default();
+    for id in 1..=3 {
+        assert!(
+            voters.contains(&format!("\"id\": {id}")),
+            "voter {id} in {voters}"
+        );
+    }
+    let replication = quorum("--replication");
+    assert!(
+        replication
+            .lines()
+            .any(|l| l.trim_start().starts_with('4') && l.contains("Observer")),
+        "broker 4 is an observer:\n{replication}"
+    );
+    eprintln!("kafka-metadata-quorum describe --status:\n{status}");
 }
 
 /// The value of topic config `key` of `topic` as `node` describes it.

@@ -43,6 +43,7 @@ const ADVERTISED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ListPartitionReassignments, 0, 0),
     (ApiKey::DescribeLogDirs, 1, 4),
     (ApiKey::UnregisterBroker, 0, 0),
+    (ApiKey::DescribeQuorum, 0, 2),
 ];
 
 fn ranges(response: &ApiVersionsResponse) -> Vec<(i16, i16, i16)> {

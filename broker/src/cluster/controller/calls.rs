@@ -89,6 +89,8 @@ pub enum ControllerCall {
     UnregisterBroker {
         id: NodeId,
     },
+    /// Kafka's DescribeQuorum: the leader's view of the metadata quorum.
+    DescribeQuorum,
 }
 
 /// Kafka's BrokerHeartbeat request.
@@ -123,6 +125,8 @@ pub enum CallOutput {
     /// The new registration, or why the controller refused the ISR change.
     Partition(Result<PartitionRegistration, AlterPartitionError>),
     Unregistered(super::liveness::UnregisterOutcome),
+    /// None when this node runs without a metadata quorum.
+    Quorum(Option<crate::cluster::raft::quorum::QuorumDescription>),
     Heartbeat {
         /// False when the controller does not know this broker at this epoch: it must register again.
         registered: bool,
@@ -380,6 +384,18 @@ impl Controller {
             } => self.elect_leaders_here(election_type, partitions).await,
             ControllerCall::BrokerHeartbeat(heartbeat) => self.heartbeat_here(heartbeat).await,
             ControllerCall::UnregisterBroker { id } => self.unregister_broker_here(id).await,
+            ControllerCall::DescribeQuorum => match &self.quorum {
+                None => Ok((CallOutput::Quorum(None), 0)),
+                Some(link) => link
+                    .quorum()
+                    .describe()
+                    .map(|description| (CallOutput::Quorum(Some(description)), 0))
+                    .ok_or_else(|| {
+                        TopicError::ControllerUnavailable(
+                            "this node stopped leading the metadata quorum".to_owned(),
+                        )
+                    }),
+            },
         }
         .map_err(TopicError::for_wire)
     }

@@ -328,6 +328,19 @@ impl Controller {
         }
     }
 
+    /// Kafka's DescribeQuorum, answered by the active controller; None without a metadata quorum.
+    pub async fn describe_quorum(
+        &self,
+    ) -> Result<Option<crate::cluster::raft::quorum::QuorumDescription>, TopicError> {
+        match self
+            .call(super::calls::ControllerCall::DescribeQuorum)
+            .await?
+        {
+            CallOutput::Quorum(description) => Ok(description),
+            other => Err(super::calls::unexpected(&other)),
+        }
+    }
+
     pub(super) async fn unregister_broker_here(
         &self,
         id: NodeId,

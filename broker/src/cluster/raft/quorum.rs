@@ -200,6 +200,58 @@ impl MetadataQuorum {
             .collect()
     }
 
+    /// What the leader knows of every member's replication of the metadata log (KIP-595's DescribeQuorum),
+    /// or None on a node that does not lead: only the leader tracks the others' progress.
+    pub fn describe(&self) -> Option<QuorumDescription> {
+        use openraft::Instant as _;
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow_watched();
+        if !metrics.state.is_leader() {
+            return None;
+        }
+        let replication = metrics.replication.clone().unwrap_or_default();
+        let heartbeat = metrics.heartbeat.clone().unwrap_or_default();
+        let member = |id: u64| {
+            let matched = if id == metrics.id {
+                metrics.last_log_index
+            } else {
+                replication
+                    .get(&id)
+                    .and_then(|log| log.as_ref().map(|l| l.index))
+            };
+            let since_ack = if id == metrics.id {
+                Some(Duration::ZERO)
+            } else {
+                heartbeat
+                    .get(&id)
+                    .and_then(|at| at.as_ref())
+                    .map(|at| at.elapsed())
+            };
+            QuorumMember {
+                id: node_id(id),
+                log_end: matched.map(|index| index + 1),
+                since_ack,
+                controller_addr: metrics
+                    .membership_config
+                    .get_node(&id)
+                    .map(|n| n.controller_addr.clone()),
+            }
+        };
+        let membership = metrics.membership_config.membership();
+        let voters: Vec<u64> = membership.voter_ids().collect();
+        let observers: Vec<u64> = membership.learner_ids().collect();
+        Some(QuorumDescription {
+            leader: node_id(metrics.id),
+            term: metrics.current_term,
+            high_watermark: metrics
+                .cluster_committed
+                .as_ref()
+                .map_or(0, |log| log.index + 1),
+            voters: voters.into_iter().map(member).collect(),
+            observers: observers.into_iter().map(member).collect(),
+        })
+    }
+
     /// Makes `id` (a broker that does not vote) a learner that replicates the metadata log from its
     /// controller-protocol address `addr`, or moves it there when its address changed. Leader only; returns
     /// without waiting for the learner to catch up (its heartbeats say when it has).
@@ -326,4 +378,26 @@ impl MetadataQuorum {
             tracing::warn!(error = %e, "metadata quorum did not stop cleanly");
         }
     }
+}
+
+/// The leader's view of the metadata quorum: who votes, who only follows, and how far each has replicated.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct QuorumDescription {
+    pub leader: NodeId,
+    pub term: u64,
+    /// One past the last committed entry's index (Kafka's high watermark of `__cluster_metadata`).
+    pub high_watermark: u64,
+    pub voters: Vec<QuorumMember>,
+    pub observers: Vec<QuorumMember>,
+}
+
+/// One member of [`QuorumDescription`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct QuorumMember {
+    pub id: NodeId,
+    /// One past the last entry the leader knows it holds; None before it has replicated anything.
+    pub log_end: Option<u64>,
+    /// How long ago the member last acknowledged the leader.
+    pub since_ack: Option<Duration>,
+    pub controller_addr: Option<String>,
 }
