@@ -30,6 +30,10 @@
 #     next kill. Median and max over the kills. Active controller: Tributary's DescribeCluster controller id;
 #     Kafka's DescribeCluster names a random broker (KIP-590), so for Kafka the leader of the highest epoch in
 #     the nodes' __cluster_metadata-0/quorum-state files.
+#   move: one partition (RF 2) filled with $BENCH_MOVE_MB MiB of 1 KiB records (acks=1), then Kafka's own
+#     kafka-reassign-partitions.sh --execute replaces one of its replicas by the third broker, while the
+#     failover probe writes to that partition (acks=all, idempotent) → time from --execute until Metadata lists
+#     exactly the target replicas, and the longest gap between two acknowledgements of the probe meanwhile.
 # The 1-minute load average is recorded at the end of every row and shown next to it.
 #
 # Environment (defaults; BENCH_QUICK=1 switches to the quick values in brackets, ~10 minutes in all):
@@ -40,6 +44,8 @@
 #   BENCH_WARMUP_RECORDS=100000 [20000]  unreported warm-up produce (512 B, acks=1)
 #   BENCH_FAILOVER_KILLS=10 [3]          kills of a partition leader, and as many of the active controller
 #   BENCH_FAILOVER_TIMEOUT=90            bound of one kill → first ack, seconds
+#   BENCH_MOVE_MB=1024 [128]             data in the moved partition; BENCH_MOVE_TIMEOUT=600 bound of the move, s
+#   BENCH_ROWS="load failover move"      which groups of rows to run (load: produce, latency, consume)
 #   BENCH_TRIBUTARY_PROPS=""             extra Tributary properties, ';'-separated (every node)
 #   BENCH_KAFKA_PROPS=""                 extra Kafka properties, ';'-separated (both Kafka variants)
 #   BENCH_RUN_TIMEOUT=900 [240] BENCH_START_TIMEOUT=120 BENCH_TOOL_HEAP="-Xmx1g"
@@ -65,6 +71,10 @@ LAT_SIZE="${BENCH_LAT_SIZE:-1024}"
 WARMUP="${BENCH_WARMUP_RECORDS:-$(q 100000 20000)}"
 KILLS="${BENCH_FAILOVER_KILLS:-$(q 10 3)}"
 FO_TIMEOUT="${BENCH_FAILOVER_TIMEOUT:-90}"
+MOVE_MB="${BENCH_MOVE_MB:-$(q 1024 128)}"
+MOVE_TIMEOUT="${BENCH_MOVE_TIMEOUT:-600}"
+ROWS=" ${BENCH_ROWS:-load failover move} "
+wants() { [[ "$ROWS" == *" $1 "* ]]; }
 RUN_TIMEOUT="${BENCH_RUN_TIMEOUT:-$(q 900 240)}"
 START_TIMEOUT="${BENCH_START_TIMEOUT:-120}"
 TOOL_HEAP="${BENCH_TOOL_HEAP:--Xmx1g}"
@@ -367,6 +377,53 @@ failover() {
 }
 
 # --- one target -----------------------------------------------------------------------------------
+# move TARGET: see the header. R[target.move.{ms,stall,mb}]
+move() {
+  local t="$1" out="$WORK/$t-probe-move.log" line replicas first missing target json t0 t1 m ids
+  TOPIC_RF=2 create_topic "$t" "$BS" bench-move 1
+  if ! produce "$t" movefill "$BS" bench-move $(( MOVE_MB * 1024 )) 1024 1 -1; then
+    note "$t" "move: filling bench-move failed"; return 1
+  fi
+  line="$("$PY" "$PROBE" meta "$BS" bench-move 2>/dev/null | grep '^partition=0 ')"
+  replicas="$(sed -n 's/.* ids=\([0-9,]*\).*/\1/p' <<<"$line")"
+  first="${replicas%%,*}"
+  missing="$(for b in 1 2 3; do [[ ",$replicas," == *",$b,"* ]] || echo "$b"; done | head -n 1)"
+  if [[ -z "$first" || -z "$missing" ]]; then note "$t" "move: cannot read the replicas of bench-move-0 ($line)"; return 1; fi
+  target="$(printf '%s\n' "$first" "$missing" | sort -n | paste -sd,)"
+  json="$WORK/$t-move.json"
+  printf '{"version":1,"partitions":[{"topic":"bench-move","partition":0,"replicas":[%s,%s]}]}\n' "$first" "$missing" >"$json"
+  : >"$out"
+  CMDS+=("$PY hack/bench/failover_probe.py produce $BS bench-move 1 $out  # in the background during the move")
+  "$PY" "$PROBE" produce "$BS" bench-move 1 "$out" 2>"$WORK/$t-probe-move.err" &
+  PROBE_PID=$!
+  if ! eventually --timeout 60 "acks on bench-move" grep -q " 0 ok " "$out"; then
+    note "$t" "move: the probe got no acks within 60 s"; kill -TERM "$PROBE_PID"; wait "$PROBE_PID"; PROBE_PID=""; return 1
+  fi
+  sleep 2
+  log "$t: moving bench-move-0 from [$replicas] to [$first,$missing] ($MOVE_MB MiB)"
+  t0="$(now_ms)"
+  if ! run "$t-move-execute" 120 "${TOOL[@]}" org.apache.kafka.tools.reassign.ReassignPartitionsCommand \
+      --bootstrap-server "$BS" --execute --reassignment-json-file "$json"; then
+    note "$t" "move: --execute failed ($(grep -m1 -E 'Exception|Error' "$WORK/$t-move-execute.err" "$WORK/$t-move-execute.out" | cut -c1-160))"
+    kill -TERM "$PROBE_PID"; wait "$PROBE_PID"; PROBE_PID=""; return 1
+  fi
+  t1=""
+  while (( $(now_ms) - t0 < MOVE_TIMEOUT * 1000 )); do
+    m="$("$PY" "$PROBE" meta "$BS" bench-move 2>/dev/null | grep '^partition=0 ')"
+    ids="$(sed -n 's/.* ids=\([0-9,]*\).*/\1/p' <<<"$m")"
+    if [[ "$ids" == "$target" && "$m" == *" isr=2 "* ]]; then t1="$(now_ms)"; break; fi
+    sleep 0.2
+  done
+  sleep 1
+  kill -TERM "$PROBE_PID"; wait "$PROBE_PID"; PROBE_PID=""
+  if [[ -z "$t1" ]]; then note "$t" "move: not complete after ${MOVE_TIMEOUT}s ($m)"; return 1; fi
+  R[$t.move.ms]=$(( t1 - t0 ))
+  R[$t.move.mb]="$(awk -v ms=$(( t1 - t0 )) -v mb="$MOVE_MB" 'BEGIN { printf "%.1f", mb / (ms / 1000) }')"
+  R[$t.move.stall]="$(awk -v a="$t0" -v b="$t1" '$2 == 0 && $3 == "ok" && $1 >= a && $1 <= b { if (prev) { g = $1 - prev; if (g > max) max = g } prev = $1 } END { print max + 0 }' "$out")"
+  R[$t.move.load]="$(load1)"
+  log "$t: move done in ${R[$t.move.ms]} ms (${R[$t.move.mb]} MiB/s), longest ack gap ${R[$t.move.stall]} ms"
+}
+
 bench_target() {
   local t="$1"
   local base="$WORK/$t"
@@ -385,19 +442,22 @@ bench_target() {
     produce "$t" warmup "$BS" bench-warmup "$WARMUP" 512 1 -1 || note "$t" "warm-up failed"
   fi
   local spec key size n
-  for spec in "p100 100 $N_SMALL" "p1k 1024 $N_LARGE"; do
-    read -r key size n <<<"$spec"
-    create_topic "$t" "$BS" "bench-$key"
-    produce "$t" "$key" "$BS" "bench-$key" "$n" "$size" all -1
-    R[$t.$key.load]="$(load1)"
-  done
-  create_topic "$t" "$BS" bench-lat
-  produce "$t" lat "$BS" bench-lat $(( LAT_RATE * LAT_SECS )) "$LAT_SIZE" all "$LAT_RATE"
-  R[$t.lat.load]="$(load1)"
-  consume_assign "$t" a100 "$BS" bench-p100 "$N_SMALL"; R[$t.a100.load]="$(load1)"
-  consume_assign "$t" a1k "$BS" bench-p1k "$N_LARGE"; R[$t.a1k.load]="$(load1)"
-  create_topic "$t" "$BS" bench-failover 3
-  if (( KILLS > 0 )); then
+  if wants load; then
+    for spec in "p100 100 $N_SMALL" "p1k 1024 $N_LARGE"; do
+      read -r key size n <<<"$spec"
+      create_topic "$t" "$BS" "bench-$key"
+      produce "$t" "$key" "$BS" "bench-$key" "$n" "$size" all -1
+      R[$t.$key.load]="$(load1)"
+    done
+    create_topic "$t" "$BS" bench-lat
+    produce "$t" lat "$BS" bench-lat $(( LAT_RATE * LAT_SECS )) "$LAT_SIZE" all "$LAT_RATE"
+    R[$t.lat.load]="$(load1)"
+    consume_assign "$t" a100 "$BS" bench-p100 "$N_SMALL"; R[$t.a100.load]="$(load1)"
+    consume_assign "$t" a1k "$BS" bench-p1k "$N_LARGE"; R[$t.a1k.load]="$(load1)"
+  fi
+  wants move && move "$t"
+  if wants failover && (( KILLS > 0 )); then
+    create_topic "$t" "$BS" bench-failover 3
     failover "$t" "$base" leader
     failover "$t" "$base" controller
   fi
@@ -464,6 +524,9 @@ fmt_n() { printf "%'d" "$1" 2>/dev/null || echo "$1"; }
   row "Failover, partition leader, max ms" fo_leader max lower
   row "Failover, kill -9 of the active controller → first ack on a partition it does not lead (it is a follower there), median ms" fo_controller p50 lower
   row "Failover, active controller, max ms" fo_controller max lower
+  row "Move one partition of $MOVE_MB MiB to a new replica (kafka-reassign-partitions.sh --execute → target replicas in sync), ms" move ms lower
+  row "Move, MiB/s" move mb higher
+  row "Move: longest gap between acks=all acknowledgements on the moving partition, ms" move stall lower
   echo
   echo "load: the 1-minute load average when the row ended (2 cores; above 2 the cluster and client waited for CPU)."
   echo "Cluster start (format done; exec of the first node → all 3 ready), ms: tributary $(val tributary.start_ms), kafka $(val kafka.start_ms), kafka-flush $(val kafka-flush.start_ms)."

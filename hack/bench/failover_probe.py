@@ -2,7 +2,7 @@
 """Failover probe for hack/bench-cluster.sh (confluent-kafka, the venv of hack/prereqs.sh).
 
   failover_probe.py meta BOOTSTRAP TOPIC
-      One line per partition, `partition=P leader=L isr=N replicas=R`, then `controller=C` (DescribeCluster's
+      One line per partition, `partition=P leader=L isr=N replicas=R ids=A,B,..` (the replica ids, sorted), then `controller=C` (DescribeCluster's
       controller id) and `brokers=B` (brokers in Metadata). Exit 1 when the metadata call fails.
 
   failover_probe.py produce BOOTSTRAP TOPIC PARTITIONS OUT [INTERVAL_MS]
@@ -35,7 +35,8 @@ def meta(bootstrap, topic):
         print(f"topic {topic}: {t.error if t else 'missing'}", file=sys.stderr)
         return 1
     for p in sorted(t.partitions.values(), key=lambda p: p.id):
-        print(f"partition={p.id} leader={p.leader} isr={len(p.isrs)} replicas={len(p.replicas)}")
+        print(f"partition={p.id} leader={p.leader} isr={len(p.isrs)} replicas={len(p.replicas)} "
+              f"ids={','.join(str(r) for r in sorted(p.replicas))}")
     controller = -1
     try:
         controller = admin.describe_cluster(request_timeout=10).result(timeout=15).controller.id
