@@ -1,8 +1,9 @@
-//! Apache Kafka's own `kafka-reassign-partitions.sh` (`ReassignPartitionsCommand` from the kafka-tools jar)
-//! against a Tributary cluster, unchanged: `--generate`, `--execute`, `--verify`; then `kafka-metadata-quorum.sh
-//! describe` (`MetadataQuorumCommand`). Needs Java and the jars
-//! that `hack/kafka-ref.sh classpath` resolves, so it is ignored in the plain `cargo test` stage and run
-//! with `--ignored` in the clients stage of `hack/test.sh`; there a missing Java fails it loudly.
+//! Apache Kafka's own command-line tools from the kafka-tools jar against a Tributary cluster, unchanged:
+//! `kafka-reassign-partitions.sh` (`ReassignPartitionsCommand`: `--generate`, `--execute`, `--verify`), then
+//! `kafka-metadata-quorum.sh describe` (`MetadataQuorumCommand`) and `kafka-configs.sh` on a broker's drain
+//! flag (`ConfigCommand`). Needs Java and the jars that `hack/kafka-ref.sh classpath` resolves, so it is
+//! ignored in the plain `cargo test` stage and run with `--ignored` in the clients stage of `hack/test.sh`;
+//! there a missing Java fails it loudly.
 
 use super::fixture::*;
 
@@ -234,6 +235,40 @@ fn kafka_reassign_partitions_generates_executes_and_verifies() {
         "broker 4 is an observer:\n{replication}"
     );
     eprintln!("kafka-metadata-quorum describe --status:\n{status}");
+
+    // kafka-configs.sh (ConfigCommand) sets, describes and clears the drain flag of a broker.
+    let configs = |args: &[&str]| {
+        let (ok, out, err) = tool.run_class("org.apache.kafka.tools.ConfigCommand", args);
+        assert!(ok, "kafka-configs {args:?} failed:\n{out}\n{err}");
+        out
+    };
+    let broker_4 = ["--entity-type", "brokers", "--entity-name", "4"];
+    configs(
+        &[
+            &["--alter"][..],
+            &broker_4,
+            &["--add-config", "tributary.broker.draining=true"],
+        ]
+        .concat(),
+    );
+    let described = configs(&[&["--describe"][..], &broker_4].concat());
+    assert!(
+        described.contains("tributary.broker.draining=true"),
+        "kafka-configs --describe shows the flag:\n{described}"
+    );
+    configs(
+        &[
+            &["--alter"][..],
+            &broker_4,
+            &["--delete-config", "tributary.broker.draining"],
+        ]
+        .concat(),
+    );
+    let described = configs(&[&["--describe"][..], &broker_4].concat());
+    assert!(
+        !described.contains("tributary.broker.draining=true"),
+        "the flag is cleared:\n{described}"
+    );
 }
 
 /// The value of topic config `key` of `topic` as `node` describes it.
