@@ -28,6 +28,8 @@ pub mod liveness;
 mod placement;
 pub mod producer_ids;
 pub mod reassignment;
+#[cfg(test)]
+mod test_images;
 
 pub use calls::{CallOutput, ControllerCall, QuorumLink};
 

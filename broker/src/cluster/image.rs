@@ -213,6 +213,16 @@ impl MetadataImage {
         self.topics.get(topic)?.partition(index)
     }
 
+    /// Every partition as (topic name, index, registration), topics in name order.
+    pub fn indexed_partitions(&self) -> impl Iterator<Item = (&str, i32, &PartitionRegistration)> {
+        self.topics.values().flat_map(|t| {
+            t.partitions
+                .iter()
+                .enumerate()
+                .map(move |(i, p)| (t.name.as_str(), i32::try_from(i).unwrap_or(i32::MAX), p))
+        })
+    }
+
     /// Brokers that can lead and serve clients: registered and not fenced, by id.
     pub fn live_brokers(&self) -> impl Iterator<Item = &BrokerRegistration> {
         self.brokers.values().filter(|b| !b.fenced)

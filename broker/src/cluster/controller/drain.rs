@@ -178,6 +178,48 @@ pub fn leadership_changes(image: &MetadataImage) -> Vec<MetadataChange> {
     changes
 }
 
+/// The partition a `ChangePartition` change names.
+fn changed_partition(change: &MetadataChange) -> Option<(&str, i32)> {
+    match change {
+        MetadataChange::ChangePartition {
+            topic, partition, ..
+        } => Some((topic.as_str(), *partition)),
+        _ => None,
+    }
+}
+
+/// The changes that start `moves` as ordinary reassignments; a move the reassignment rules refuse is logged
+/// and left out. `why` ("draining", "filling") names the controller's reason in the log.
+pub(super) fn start_moves(
+    image: &MetadataImage,
+    moves: Vec<PlannedMove>,
+    why: &str,
+) -> Vec<MetadataChange> {
+    let mut changes = Vec::new();
+    for planned in moves {
+        let Some(current) = image.partition(&planned.topic, planned.partition) else {
+            continue;
+        };
+        match reassignment::start(image, current, &planned.target, false) {
+            Ok(Some(change)) => {
+                tracing::info!(topic = %planned.topic, partition = planned.partition,
+                    target = ?planned.target, "{why}: partition reassignment started");
+                changes.push(MetadataChange::ChangePartition {
+                    topic: planned.topic,
+                    partition: planned.partition,
+                    change,
+                });
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(topic = %planned.topic, partition = planned.partition, error = %e,
+                    "{why}: move refused")
+            }
+        }
+    }
+    changes
+}
+
 impl Controller {
     /// One drain step on the active controller: leaderships off draining brokers, then new moves up to
     /// [`MAX_CONCURRENT_MOVES`]. Decided under the admin lock, so a user's move started meanwhile wins.
@@ -187,33 +229,14 @@ impl Controller {
         if !image.brokers.keys().any(|id| image.draining(*id)) {
             return Ok(());
         }
-        let mut changes = leadership_changes(&image);
-        for planned in plan(&image, MAX_CONCURRENT_MOVES) {
-            let Some(current) = image.partition(&planned.topic, planned.partition) else {
-                continue;
-            };
-            match reassignment::start(&image, current, &planned.target, false) {
-                Ok(Some(change)) => {
-                    tracing::info!(topic = %planned.topic, partition = planned.partition,
-                        target = ?planned.target, "draining: partition reassignment started");
-                    // A leadership change for the same partition is superseded by the move's own election.
-                    changes.retain(|c| {
-                        !matches!(c, MetadataChange::ChangePartition { topic, partition, .. }
-                            if *topic == planned.topic && *partition == planned.partition)
-                    });
-                    changes.push(MetadataChange::ChangePartition {
-                        topic: planned.topic,
-                        partition: planned.partition,
-                        change,
-                    });
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    tracing::warn!(topic = %planned.topic, partition = planned.partition, error = %e,
-                        "draining: move refused")
-                }
-            }
-        }
+        let moves = start_moves(&image, plan(&image, MAX_CONCURRENT_MOVES), "draining");
+        // A leadership change for a partition that starts moving is superseded by the move's own election.
+        let moving: Vec<(&str, i32)> = moves.iter().filter_map(changed_partition).collect();
+        let mut changes: Vec<MetadataChange> = leadership_changes(&image)
+            .into_iter()
+            .filter(|c| changed_partition(c).is_none_or(|key| !moving.contains(&key)))
+            .collect();
+        changes.extend(moves);
         if !changes.is_empty() {
             self.submit(changes).await?;
         }

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::{
     drain::{self, PlannedMove},
-    reassignment, Controller, TopicError,
+    Controller, TopicError,
 };
 use crate::cluster::{
     image::{MetadataImage, NodeId, PartitionRegistration},
@@ -77,16 +77,7 @@ pub fn plan(image: &MetadataImage, max_moves: usize) -> FillPlan {
         .live_brokers()
         .filter(|b| !image.draining(b.id))
         .count();
-    let partitions: Vec<(&str, i32, &PartitionRegistration)> = image
-        .topics
-        .values()
-        .flat_map(|t| {
-            t.partitions
-                .iter()
-                .enumerate()
-                .map(move |(i, p)| (t.name.as_str(), i32::try_from(i).unwrap_or(i32::MAX), p))
-        })
-        .collect();
+    let partitions: Vec<(&str, i32, &PartitionRegistration)> = image.indexed_partitions().collect();
     let total_replicas: usize = partitions
         .iter()
         .map(|(_, _, p)| final_replicas(p).len())
@@ -201,42 +192,26 @@ impl Controller {
     pub(super) async fn fill_step(&self) -> Result<bool, TopicError> {
         let _admin = self.topic_admin.lock().await;
         let image = self.image();
-        let plan = plan(&image, drain::MAX_CONCURRENT_MOVES);
-        let mut changes = Vec::new();
-        for planned in plan.moves {
-            let Some(current) = image.partition(&planned.topic, planned.partition) else {
-                continue;
-            };
-            match reassignment::start(&image, current, &planned.target, false) {
-                Ok(Some(change)) => {
-                    tracing::info!(topic = %planned.topic, partition = planned.partition,
-                        target = ?planned.target, "filling: partition reassignment started");
-                    changes.push(MetadataChange::ChangePartition {
-                        topic: planned.topic,
-                        partition: planned.partition,
-                        change,
-                    });
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    tracing::warn!(topic = %planned.topic, partition = planned.partition, error = %e,
-                        "filling: move refused")
-                }
-            }
+        if !image.brokers.keys().any(|id| image.filling(*id)) {
+            return Ok(false);
         }
-        let (loads, _) = final_loads(&image);
-        for id in &plan.finished {
-            tracing::info!(
-                broker = id,
-                replicas = loads.get(id).copied().unwrap_or(0),
-                "filling: broker holds its share of replicas"
-            );
-            changes.push(flag_change(
-                &image,
-                *id,
-                crate::config::FILLING_CONFIG,
-                false,
-            ));
+        let plan = plan(&image, drain::MAX_CONCURRENT_MOVES);
+        let mut changes = drain::start_moves(&image, plan.moves, "filling");
+        if !plan.finished.is_empty() {
+            let (loads, _) = final_loads(&image);
+            for id in &plan.finished {
+                tracing::info!(
+                    broker = id,
+                    replicas = loads.get(id).copied().unwrap_or(0),
+                    "filling: broker holds its share of replicas"
+                );
+                changes.push(flag_change(
+                    &image,
+                    *id,
+                    crate::config::FILLING_CONFIG,
+                    false,
+                ));
+            }
         }
         if !changes.is_empty() {
             self.submit(changes).await?;

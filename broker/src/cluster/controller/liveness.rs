@@ -295,15 +295,9 @@ pub fn unregister_refusal(image: &MetadataImage, id: NodeId, voters: &[NodeId]) 
         ));
     }
     let held: Vec<String> = image
-        .topics
-        .values()
-        .flat_map(|t| {
-            t.partitions
-                .iter()
-                .enumerate()
-                .filter(|(_, p)| p.replicas.contains(&id))
-                .map(move |(i, _)| format!("{}-{i}", t.name))
-        })
+        .indexed_partitions()
+        .filter(|(_, _, p)| p.replicas.contains(&id))
+        .map(|(topic, index, _)| format!("{topic}-{index}"))
         .collect();
     if let Some(first) = held.first() {
         return Some(format!(

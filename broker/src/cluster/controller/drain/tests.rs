@@ -1,35 +1,5 @@
 use super::*;
-use crate::cluster::image::{BrokerRegistration, PartitionRegistration, TopicMetadata};
-
-fn broker(id: NodeId, rack: Option<&str>) -> BrokerRegistration {
-    BrokerRegistration {
-        rack: rack.map(str::to_owned),
-        ..BrokerRegistration::bare(id, 1)
-    }
-}
-
-fn image(brokers: &[(NodeId, Option<&str>)], topics: &[(&str, Vec<Vec<NodeId>>)]) -> MetadataImage {
-    let mut image = MetadataImage::default();
-    for (id, rack) in brokers {
-        image.brokers.insert(*id, broker(*id, *rack));
-    }
-    for (name, partitions) in topics {
-        image.topics.insert(
-            (*name).into(),
-            TopicMetadata {
-                name: (*name).into(),
-                id: uuid::Uuid::new_v4(),
-                replication_factor: partitions[0].len() as i16,
-                partitions: partitions
-                    .iter()
-                    .map(|r| PartitionRegistration::new(r.clone()))
-                    .collect(),
-                configs: Default::default(),
-            },
-        );
-    }
-    image
-}
+use crate::cluster::controller::test_images::image;
 
 fn drain(image: &mut MetadataImage, id: NodeId) {
     image

@@ -1,35 +1,9 @@
 use super::*;
-use crate::cluster::image::{BrokerRegistration, PartitionRegistration, TopicMetadata};
+use crate::cluster::{
+    controller::{reassignment, test_images::image},
+    image::PartitionRegistration,
+};
 use crate::config::{DRAINING_CONFIG, FILLING_CONFIG};
-
-fn image(brokers: &[(NodeId, Option<&str>)], topics: &[(&str, Vec<Vec<NodeId>>)]) -> MetadataImage {
-    let mut image = MetadataImage::default();
-    for (id, rack) in brokers {
-        image.brokers.insert(
-            *id,
-            BrokerRegistration {
-                rack: rack.map(str::to_owned),
-                ..BrokerRegistration::bare(*id, 1)
-            },
-        );
-    }
-    for (name, partitions) in topics {
-        image.topics.insert(
-            (*name).into(),
-            TopicMetadata {
-                name: (*name).into(),
-                id: uuid::Uuid::new_v4(),
-                replication_factor: partitions[0].len() as i16,
-                partitions: partitions
-                    .iter()
-                    .map(|r| PartitionRegistration::new(r.clone()))
-                    .collect(),
-                configs: Default::default(),
-            },
-        );
-    }
-    image
-}
 
 fn set(image: &mut MetadataImage, id: NodeId, flag: &str) {
     image
