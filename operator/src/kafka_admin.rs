@@ -484,35 +484,18 @@ impl AdminClient {
     /// Sets (`on`) or clears a per-broker operation flag of broker `id` (such as [`DRAINING_FLAG`]); any
     /// broker takes it for any registered broker, and setting it as it is already changes nothing.
     pub async fn set_broker_flag(&self, id: i32, flag: &str, on: bool) -> Result<(), Error> {
-        let config = AlterableConfig::default().with_name(StrBytes::from_string(flag.to_owned()));
-        let config = if on {
-            config
-                .with_config_operation(OPERATION_SET)
-                .with_value(Some(StrBytes::from_static_str("true")))
+        let change = if on {
+            ConfigChange::Set {
+                name: flag.to_owned(),
+                value: "true".to_owned(),
+            }
         } else {
-            config.with_config_operation(OPERATION_DELETE)
+            ConfigChange::Delete {
+                name: flag.to_owned(),
+            }
         };
-        let name = id.to_string();
-        let request = IncrementalAlterConfigsRequest::default().with_resources(vec![
-            AlterConfigsResource::default()
-                .with_resource_type(RESOURCE_TYPE_BROKER)
-                .with_resource_name(StrBytes::from_string(name.clone()))
-                .with_configs(vec![config]),
-        ]);
-        let response = self.send(&request).await?;
-        let result = response
-            .responses
-            .into_iter()
-            .find(|r| r.resource_name.as_str() == name)
-            .ok_or_else(|| Error::MissingResult {
-                api: "IncrementalAlterConfigs",
-                resource: name,
-            })?;
-        check(
-            "IncrementalAlterConfigs",
-            result.error_code,
-            result.error_message,
-        )
+        self.alter_config(RESOURCE_TYPE_BROKER, &id.to_string(), &[change])
+            .await
     }
 
     /// Forgets broker `id` in the cluster metadata (Kafka's UnregisterBroker); `false` when it was not

@@ -435,12 +435,13 @@ async fn roll(
             source,
         })?;
     let states: Vec<PodState> = pods.items.iter().map(pod_state).collect();
-    if pending(&states, &desired, None).is_empty() {
+    let outdated = pending(&states, &desired, None);
+    if outdated.is_empty() {
         return Ok((Vec::new(), None));
     }
     if hold {
         return Ok((
-            pending(&states, &desired, None),
+            outdated,
             Some("waiting for the scale-down to finish".to_owned()),
         ));
     }

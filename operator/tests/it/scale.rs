@@ -18,7 +18,7 @@ use kube::{
 };
 use serde_json::{json, Value};
 use tributary_operator::{
-    crd::{KafkaCluster, RemovalState, Topic},
+    crd::{KafkaCluster, KafkaClusterStatus, RemovalState, Topic},
     kafka_admin::{AdminClient, NewTopic},
 };
 
@@ -101,6 +101,16 @@ async fn pod_uids(pods: &Api<Pod>) -> Vec<String> {
         uids.push(pod.metadata.uid.unwrap_or_default());
     }
     uids
+}
+
+/// The KafkaCluster's status (empty before the operator wrote one).
+async fn cluster_status(clusters: &Api<KafkaCluster>) -> Result<KafkaClusterStatus, String> {
+    Ok(clusters
+        .get(CLUSTER)
+        .await
+        .map_err(|e| e.to_string())?
+        .status
+        .unwrap_or_default())
 }
 
 async fn condition(clusters: &Api<KafkaCluster>, type_: &str) -> Option<(String, String, String)> {
@@ -191,12 +201,7 @@ async fn scale_up_fills_and_scale_down_drains_under_acks_all_writes() {
         "scale 3 -> 4: broker 3 filled {:?} after the scale ({filled:?})",
         started.elapsed()
     );
-    let status = clusters
-        .get(CLUSTER)
-        .await
-        .expect("get")
-        .status
-        .unwrap_or_default();
+    let status = cluster_status(&clusters).await.expect("get");
     assert_eq!(
         status.brokers, 4,
         "status.brokers is the scale subresource's count"
@@ -253,12 +258,7 @@ async fn scale_up_fills_and_scale_down_drains_under_acks_all_writes() {
         "the scale-down to start",
         std::time::Duration::from_secs(30),
         || async {
-            let status = clusters
-                .get(CLUSTER)
-                .await
-                .map_err(|e| e.to_string())?
-                .status
-                .unwrap_or_default();
+            let status = cluster_status(&clusters).await?;
             let states: Vec<RemovalState> =
                 status.removing_brokers.iter().map(|b| b.state).collect();
             if !states.is_empty() && !states.contains(&RemovalState::Removed) {
@@ -287,12 +287,7 @@ async fn scale_up_fills_and_scale_down_drains_under_acks_all_writes() {
             let clusters = clusters.clone();
             let seen = seen_draining.clone();
             async move {
-                let status = clusters
-                    .get(CLUSTER)
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .status
-                    .unwrap_or_default();
+                let status = cluster_status(&clusters).await?;
                 let removing: Vec<_> = status
                     .removing_brokers
                     .iter()
@@ -375,12 +370,7 @@ async fn scale_up_fills_and_scale_down_drains_under_acks_all_writes() {
                 seen_pending.clone(),
             );
             async move {
-                let status = clusters
-                    .get(CLUSTER)
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .status
-                    .unwrap_or_default();
+                let status = cluster_status(&clusters).await?;
                 if !status.pending_restarts.is_empty() {
                     seen.store(true, std::sync::atomic::Ordering::Relaxed);
                 }
@@ -463,12 +453,7 @@ async fn scale_up_fills_and_scale_down_drains_under_acks_all_writes() {
         "the status to record the live config",
         std::time::Duration::from_secs(10),
         || async {
-            let status = clusters
-                .get(CLUSTER)
-                .await
-                .map_err(|e| e.to_string())?
-                .status
-                .unwrap_or_default();
+            let status = cluster_status(&clusters).await?;
             let recorded = status
                 .live_broker_config
                 .get("log.retention.hours")
