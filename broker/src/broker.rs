@@ -17,7 +17,7 @@ use crate::{
     cluster::{
         controller::{liveness::LivenessSettings, Controller, Placement, QuorumLink, TopicError},
         image::{BrokerRegistration, Endpoint, MetadataImage, NodeId},
-        member::{ClusterMember, HeartbeatSettings},
+        member::{ClusterMember, HeartbeatSettings, MetadataFollowing},
         publisher::{ApplyError, MetadataPublisher},
         raft::quorum::{MetadataQuorum, QuorumError, QuorumSettings},
         rpc::RpcIdentity,
@@ -65,9 +65,17 @@ pub struct ClusterSetup {
     pub election_timeout: Duration,
     pub liveness: LivenessSettings,
     pub controller_listener: TcpListener,
-    /// On a broker that does not vote: the address (advertised host, bound port) of `controller_listener`,
-    /// announced at registration so that the leader can replicate the metadata log to it.
+    /// On a node that does not vote: the address of `controller_listener` (advertised host and bound port on
+    /// a broker-only node, the advertised controller listener on a node with the controller role), announced
+    /// at registration so that the leader can replicate the metadata log to it as to a learner.
     pub metadata_addr: Option<String>,
+    /// This node's log directory id (`directory.id` of `meta.properties`).
+    pub directory_id: String,
+    /// The initial voters' directory ids, where `format` recorded them.
+    pub voter_directories: BTreeMap<NodeId, String>,
+    /// The quorum was formed through `controller.quorum.bootstrap.servers` (KIP-853): its voters live in the
+    /// metadata log and change at run time.
+    pub dynamic_voters: bool,
     /// Outbound controller connections bind here (see [`RpcIdentity::bind_source`]).
     pub bind_source: Option<IpAddr>,
 }
@@ -197,6 +205,9 @@ impl Broker {
                 election_timeout: setup.election_timeout,
                 identity: Arc::clone(&identity),
                 cluster_id: setup.cluster_id.clone(),
+                directory_id: setup.directory_id.clone(),
+                voter_directories: setup.voter_directories.clone(),
+                dynamic: setup.dynamic_voters,
             },
             Arc::clone(&publisher) as _,
         )
@@ -216,7 +227,10 @@ impl Broker {
             Arc::clone(&controller),
             identity,
             local_registration(&config),
-            setup.metadata_addr.clone(),
+            MetadataFollowing {
+                addr: setup.metadata_addr.clone(),
+                directory_id: setup.directory_id.clone(),
+            },
             HeartbeatSettings {
                 interval: setup.liveness.heartbeat_interval,
                 storage: Arc::clone(logs.storage()),

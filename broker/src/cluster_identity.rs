@@ -193,6 +193,17 @@ const LENIENT_URL_SAFE: GeneralPurpose = GeneralPurpose::new(
 );
 
 /// Whether `value` is a Kafka id: base64url without padding that decodes to 16 bytes.
+/// A wire Uuid in Kafka's text form (base64url without padding, as in `meta.properties`).
+pub fn uuid_text(uuid: &uuid::Uuid) -> String {
+    URL_SAFE_NO_PAD.encode(uuid.as_bytes())
+}
+
+/// Kafka's text form of a Uuid read back for the wire; None when it is not one.
+pub fn parse_uuid_text(value: &str) -> Option<uuid::Uuid> {
+    let bytes = LENIENT_URL_SAFE.decode(value).ok()?;
+    uuid::Uuid::from_slice(&bytes).ok()
+}
+
 pub fn is_valid_uuid(value: &str) -> bool {
     value.len() == 22
         && LENIENT_URL_SAFE

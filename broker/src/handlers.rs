@@ -34,6 +34,7 @@ pub mod offset_delete;
 pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
+pub mod raft_voters;
 pub mod sync_group;
 pub mod unregister_broker;
 
@@ -109,6 +110,14 @@ async fn route(
         ApiKey::ListPartitionReassignments => simple!(list_partition_reassignments),
         ApiKey::UnregisterBroker => simple!(unregister_broker),
         ApiKey::DescribeQuorum => simple!(describe_quorum),
+        ApiKey::AddRaftVoter => {
+            use raft_voters::add;
+            simple!(add)
+        }
+        ApiKey::RemoveRaftVoter => {
+            use raft_voters::remove;
+            simple!(remove)
+        }
         ApiKey::Produce => {
             let request = decode_body(api, version, body)?;
             match produce::append(ctx, request) {

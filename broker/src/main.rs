@@ -214,9 +214,11 @@ async fn cluster_setup(
     controller_listener: Option<TcpListener>,
 ) -> anyhow::Result<ClusterSetup> {
     let voters: BTreeMap<i32, String> = match (&cluster.quorum, &identity.bootstrap_voters) {
-        // A broker that does not vote asks the controllers (Kafka's brokers find the quorum leader through
-        // the bootstrap servers too).
-        (QuorumConfig::Bootstrap(servers), None) if !cluster.roles.is_controller() => {
+        // A node formatted without initial voters asks the controllers: a broker that does not vote (Kafka's
+        // brokers find the quorum leader through the bootstrap servers too), or a controller that joins a
+        // running quorum as an observer until AddRaftVoter (`kafka-metadata-quorum.sh add-controller`)
+        // makes it a voter.
+        (QuorumConfig::Bootstrap(servers), None) => {
             let asking = Arc::new(RpcIdentity {
                 cluster_id: identity.cluster_id.clone(),
                 node_id: config.node_id,
@@ -242,17 +244,31 @@ async fn cluster_setup(
             .iter()
             .map(|v| (v.id, format!("{}:{}", v.host, v.port)))
             .collect(),
-        (QuorumConfig::Bootstrap(_), None) => anyhow::bail!(
-            "controller.quorum.bootstrap.servers is set but {} records no initial voters; format it with \
-             --standalone or --initial-controllers (joining an existing quorum as a new voter is not supported yet)",
-            config.data_dir.display()
-        ),
     };
+    let voter_directories = identity
+        .bootstrap_voters
+        .iter()
+        .flatten()
+        .map(|v| (v.id, v.directory_id.clone()))
+        .collect();
     if !cluster.roles.is_broker() {
         anyhow::bail!("process.roles=controller: controller-only nodes are not supported yet; use broker,controller");
     }
     let (controller_listener, metadata_addr) = match controller_listener {
-        Some(listener) => (listener, None),
+        // A controller announces its controller listener: a voter ignores it, and one that is not (yet) a
+        // voter follows the log there as a learner.
+        Some(listener) => {
+            let bound = listener.local_addr()?;
+            let addr = cluster
+                .controller_advertised
+                .as_ref()
+                .map(|(host, port)| {
+                    let port = if *port == 0 { bound.port() } else { *port };
+                    format!("{host}:{port}")
+                })
+                .unwrap_or_else(|| bound.to_string());
+            (listener, Some(addr))
+        }
         // A broker that does not vote still takes the metadata log from the leader (as a Raft learner), so
         // it serves the controller protocol too: on its inter-broker host, on a port the kernel picks, which
         // it announces when it registers.
@@ -280,6 +296,9 @@ async fn cluster_setup(
         .map(|addr| addr.ip())
         .filter(|ip| !ip.is_unspecified());
     Ok(ClusterSetup {
+        dynamic_voters: matches!(cluster.quorum, QuorumConfig::Bootstrap(_)),
+        directory_id: identity.directory_id.clone(),
+        voter_directories,
         cluster_id: identity.cluster_id,
         voters,
         election_timeout: Duration::from_millis(cluster.election_timeout_ms),

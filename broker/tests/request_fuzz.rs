@@ -318,6 +318,22 @@ fn seeds() -> Vec<Vec<u8>> {
             .with_broker_id(kafka_protocol::messages::BrokerId(9));
         seeds.push(frame(v, &request));
     }
+    for v in versions(ApiKey::AddRaftVoter) {
+        // A node that does not follow the log: refused without changing the quorum.
+        use kafka_protocol::messages::add_raft_voter_request::Listener;
+        let request = kafka_protocol::messages::AddRaftVoterRequest::default()
+            .with_voter_id(9)
+            .with_timeout_ms(100)
+            .with_listeners(vec![Listener::default()
+                .with_name(StrBytes::from_static_str("CONTROLLER"))
+                .with_host(StrBytes::from_static_str("127.0.0.1"))
+                .with_port(1)]);
+        seeds.push(frame(v, &request));
+    }
+    for v in versions(ApiKey::RemoveRaftVoter) {
+        let request = kafka_protocol::messages::RemoveRaftVoterRequest::default().with_voter_id(9);
+        seeds.push(frame(v, &request));
+    }
     for v in versions(ApiKey::DescribeQuorum) {
         use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
         let request = kafka_protocol::messages::DescribeQuorumRequest::default().with_topics(vec![

@@ -45,14 +45,23 @@ pub struct HeartbeatSettings {
     pub storage: Arc<StorageHealth>,
 }
 
+/// How this node follows the metadata log, as it tells the controller when it registers.
+#[derive(Debug, Clone)]
+pub struct MetadataFollowing {
+    /// Set on a node that may not vote (or not yet): the controller-protocol address the leader replicates
+    /// the metadata log to, as to a learner.
+    pub addr: Option<String>,
+    /// This node's metadata log directory id.
+    pub directory_id: String,
+}
+
 #[derive(Debug)]
 pub struct ClusterMember {
     quorum: Arc<MetadataQuorum>,
     controller: Arc<Controller>,
     identity: Arc<RpcIdentity>,
     registration: BrokerRegistration,
-    /// Set on a broker that does not vote: where it takes metadata log entries from the leader.
-    metadata_addr: Option<String>,
+    following: MetadataFollowing,
     heartbeats: HeartbeatSettings,
     state: watch::Sender<MemberState>,
     /// Taken by [`ClusterMember::serve`].
@@ -65,7 +74,7 @@ impl ClusterMember {
         controller: Arc<Controller>,
         identity: Arc<RpcIdentity>,
         registration: BrokerRegistration,
-        metadata_addr: Option<String>,
+        following: MetadataFollowing,
         heartbeats: HeartbeatSettings,
         listener: TcpListener,
     ) -> Self {
@@ -74,7 +83,7 @@ impl ClusterMember {
             controller,
             identity,
             registration,
-            metadata_addr,
+            following,
             heartbeats,
             state: watch::Sender::new(MemberState::default()),
             listener: std::sync::Mutex::new(Some(listener)),
@@ -164,7 +173,8 @@ impl ClusterMember {
             .controller
             .call(ControllerCall::RegisterBroker {
                 registration: self.registration.clone(),
-                metadata_addr: self.metadata_addr.clone(),
+                metadata_addr: self.following.addr.clone(),
+                directory_id: Some(self.following.directory_id.clone()),
             })
             .await
         {

@@ -80,6 +80,14 @@ fn response(
         let state = ReplicaState::default()
             .with_replica_id(BrokerId(member.id))
             .with_log_end_offset(log_end);
+        let state = match member
+            .directory_id
+            .as_deref()
+            .and_then(crate::cluster_identity::parse_uuid_text)
+        {
+            Some(directory) if version >= 2 => state.with_replica_directory_id(directory),
+            _ => state,
+        };
         if version >= 1 {
             state
                 .with_last_fetch_timestamp(acked)

@@ -7,15 +7,15 @@
 //! as they do in Kafka's own per-API error metrics.
 
 use kafka_protocol::messages::{
-    AlterConfigsResponse, AlterPartitionReassignmentsResponse, ApiVersionsResponse,
-    CreatePartitionsResponse, CreateTopicsResponse, DeleteGroupsResponse, DeleteTopicsResponse,
-    DescribeClusterResponse, DescribeConfigsResponse, DescribeGroupsResponse,
+    AddRaftVoterResponse, AlterConfigsResponse, AlterPartitionReassignmentsResponse,
+    ApiVersionsResponse, CreatePartitionsResponse, CreateTopicsResponse, DeleteGroupsResponse,
+    DeleteTopicsResponse, DescribeClusterResponse, DescribeConfigsResponse, DescribeGroupsResponse,
     DescribeLogDirsResponse, DescribeQuorumResponse, DescribeTopicPartitionsResponse,
     ElectLeadersResponse, FetchResponse, FindCoordinatorResponse, HeartbeatResponse,
     IncrementalAlterConfigsResponse, InitProducerIdResponse, JoinGroupResponse, LeaveGroupResponse,
     ListGroupsResponse, ListOffsetsResponse, ListPartitionReassignmentsResponse, MetadataResponse,
     OffsetCommitResponse, OffsetDeleteResponse, OffsetFetchResponse, OffsetForLeaderEpochResponse,
-    ProduceResponse, SyncGroupResponse, UnregisterBrokerResponse,
+    ProduceResponse, RemoveRaftVoterResponse, SyncGroupResponse, UnregisterBrokerResponse,
 };
 
 /// A response that can say whether it carries an error code.
@@ -45,6 +45,8 @@ top_level_only!(
     ListPartitionReassignmentsResponse,
     UnregisterBrokerResponse,
     DescribeQuorumResponse,
+    AddRaftVoterResponse,
+    RemoveRaftVoterResponse,
 );
 
 /// Responses that are a list of entries with one error code each.

@@ -48,6 +48,9 @@ pub const SUPPORTED_APIS: &[(ApiKey, RangeInclusive<i16>)] = &[
     (ApiKey::UnregisterBroker, 0..=0),
     // What kafka-metadata-quorum.sh describe sends (KIP-595; v2 adds the voters' endpoints, KIP-853).
     (ApiKey::DescribeQuorum, 0..=2),
+    // What kafka-metadata-quorum.sh add-controller / remove-controller send (KIP-853).
+    (ApiKey::AddRaftVoter, 0..=0),
+    (ApiKey::RemoveRaftVoter, 0..=0),
 ];
 
 pub fn supported_versions(api: ApiKey) -> Option<RangeInclusive<i16>> {

@@ -193,6 +193,30 @@ impl Node {
         }
     }
 
+    /// The port of the node's controller listener, from its properties.
+    pub(crate) fn controller_port(&self) -> Option<u16> {
+        let properties = std::fs::read_to_string(&self.properties).unwrap();
+        let listeners = properties
+            .lines()
+            .find_map(|l| l.strip_prefix("listeners="))?;
+        listeners
+            .split(',')
+            .find_map(|l| l.strip_prefix("CONTROLLER://"))?
+            .rsplit_once(':')?
+            .1
+            .parse()
+            .ok()
+    }
+
+    /// The `directory.id` that `format` wrote into the node's `meta.properties`.
+    pub(crate) fn directory_id(&self) -> String {
+        let meta = std::fs::read_to_string(self.dir.join("meta.properties")).unwrap();
+        meta.lines()
+            .find_map(|l| l.strip_prefix("directory.id="))
+            .unwrap()
+            .to_owned()
+    }
+
     pub(crate) fn metadata(&self, topic: &str) -> MetadataResponse {
         let request = MetadataRequest::default()
             .with_topics(Some(vec![MetadataRequestTopic::default().with_name(Some(
@@ -283,6 +307,24 @@ pub(crate) enum QuorumSetup {
     /// `controller.quorum.bootstrap.servers`, with the voters recorded once by `format
     /// --initial-controllers` (KIP-853's way).
     Bootstrap,
+    /// [`QuorumSetup::Bootstrap`], and the nodes after the voters up to this id have the controller role too
+    /// but are formatted with `--no-initial-controllers`: they follow the quorum as observers until
+    /// AddRaftVoter makes them voters.
+    BootstrapWithSpareControllers(i32),
+}
+
+impl QuorumSetup {
+    fn is_dynamic(self) -> bool {
+        self != Self::StaticVoters
+    }
+
+    /// Whether node `id` has the controller role.
+    fn is_controller(self, id: i32, voters: i32) -> bool {
+        match self {
+            Self::BootstrapWithSpareControllers(last) => id <= voters.max(last),
+            _ => id <= voters,
+        }
+    }
 }
 
 pub(crate) fn start_cluster_configured(
@@ -317,7 +359,7 @@ pub(crate) fn start_cluster_joined_later(
         .join(",");
     let quorum_line = match quorum {
         QuorumSetup::StaticVoters => format!("controller.quorum.voters={voter_list}"),
-        QuorumSetup::Bootstrap => format!(
+        QuorumSetup::Bootstrap | QuorumSetup::BootstrapWithSpareControllers(_) => format!(
             "controller.quorum.bootstrap.servers={}",
             controllers
                 .iter()
@@ -344,7 +386,7 @@ pub(crate) fn start_cluster_joined_later(
             |(_, disk)| disk.path().to_path_buf(),
         );
         let properties = root.path().join(format!("server-{id}.properties"));
-        let (roles, listeners) = if id <= voters {
+        let (roles, listeners) = if quorum.is_controller(id, voters) {
             (
                 "broker,controller",
                 format!("PLAINTEXT://127.0.0.1:{kafka},CONTROLLER://127.0.0.1:{controller}"),
@@ -381,9 +423,11 @@ pub(crate) fn start_cluster_joined_later(
         let formatted = Command::new(BIN)
             .args(["format", "-t", CLUSTER_ID, "-c"])
             .arg(&properties)
-            // Broker-only nodes are formatted without voters, as with kafka-storage.sh.
-            .args(if quorum == QuorumSetup::Bootstrap && id <= voters {
+            // Broker-only nodes and spare controllers are formatted without voters, as with kafka-storage.sh.
+            .args(if quorum.is_dynamic() && id <= voters {
                 vec!["--initial-controllers", initial_controllers.as_str()]
+            } else if quorum.is_dynamic() && quorum.is_controller(id, voters) {
+                vec!["--no-initial-controllers"]
             } else {
                 Vec::new()
             })

@@ -78,6 +78,20 @@ fn any_broker_describes_the_metadata_quorum_and_its_next_leader() {
         assert!(older.nodes.is_empty());
     }
 
+    // A quorum formed with static controller.quorum.voters keeps its voters, as Kafka's at kraft.version 0.
+    let directory = cluster.node(1).directory_id();
+    let (code, message) = remove_voter(cluster.node(2), 1, &directory);
+    assert_eq!(code, 35, "UNSUPPORTED_VERSION: {message}");
+    assert!(
+        message.contains("static controller.quorum.voters"),
+        "{message}"
+    );
+    let port = cluster.node(3).controller_port().unwrap();
+    let directory_3 = cluster.node(3).directory_id();
+    let (code, _) = add_voter(cluster.node(2), 3, &directory_3, port);
+    assert_eq!(code, 35);
+    assert_eq!(members(cluster.node(1)).0, [1, 2, 3]);
+
     let epoch = partition.leader_epoch;
     cluster.node(leader).kill();
     let survivor = if leader == 1 { 2 } else { 1 };
@@ -88,6 +102,154 @@ fn any_broker_describes_the_metadata_quorum_and_its_next_leader() {
             p.leader_id.0 != leader && p.leader_epoch > epoch
         }
     });
+}
+
+/// AddRaftVoter v0 of node `id` (its controller listener on `port`, `directory` its directory id) through
+/// `node`: the error code and message.
+fn add_voter(node: &Node, id: i32, directory: &str, port: u16) -> (i16, String) {
+    use kafka_protocol::messages::{add_raft_voter_request::Listener, AddRaftVoterRequest};
+    let request = AddRaftVoterRequest::default()
+        .with_cluster_id(Some(StrBytes::from_static_str(CLUSTER_ID)))
+        .with_timeout_ms(10_000)
+        .with_voter_id(id)
+        .with_voter_directory_id(uuid(directory))
+        .with_listeners(vec![Listener::default()
+            .with_name(StrBytes::from_static_str("CONTROLLER"))
+            .with_host(StrBytes::from_static_str("127.0.0.1"))
+            .with_port(port)]);
+    let response = call_over_tcp(node.kafka_port, &request, 0, Duration::from_secs(30)).unwrap();
+    (
+        response.error_code,
+        response
+            .error_message
+            .map(|m| m.to_string())
+            .unwrap_or_default(),
+    )
+}
+
+/// RemoveRaftVoter v0 of voter `id` through `node`: the error code and message.
+fn remove_voter(node: &Node, id: i32, directory: &str) -> (i16, String) {
+    let request = kafka_protocol::messages::RemoveRaftVoterRequest::default()
+        .with_cluster_id(Some(StrBytes::from_static_str(CLUSTER_ID)))
+        .with_voter_id(id)
+        .with_voter_directory_id(uuid(directory));
+    let response = call_over_tcp(node.kafka_port, &request, 0, Duration::from_secs(30)).unwrap();
+    (
+        response.error_code,
+        response
+            .error_message
+            .map(|m| m.to_string())
+            .unwrap_or_default(),
+    )
+}
+
+/// Kafka's text form of a directory id (base64url, 22 characters) as the wire's Uuid.
+fn uuid(text: &str) -> uuid::Uuid {
+    use base64::Engine as _;
+    if text.is_empty() {
+        return uuid::Uuid::nil();
+    }
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(text)
+        .unwrap();
+    uuid::Uuid::from_slice(&bytes).unwrap()
+}
+
+/// (voters, observers) as `node` describes the quorum, each sorted.
+fn members(node: &Node) -> (Vec<i32>, Vec<i32>) {
+    let response = describe(node, 2);
+    assert_eq!(response.error_code, 0, "{:?}", response.error_message);
+    let partition = &response.topics[0].partitions[0];
+    (ids(&partition.current_voters), ids(&partition.observers))
+}
+
+fn quorum_leader(node: &Node) -> i32 {
+    describe(node, 2).topics[0].partitions[0].leader_id.0
+}
+
+/// KIP-853 on a quorum formed through `controller.quorum.bootstrap.servers`: a fourth controller that was
+/// formatted with `--no-initial-controllers` follows the log as an observer, becomes a voter, and the leader
+/// removes itself (handing leadership over first); a removal that would leave no working majority is refused;
+/// a restarted removed voter comes back as an observer; and the quorum keeps committing throughout.
+#[test]
+fn voters_are_added_and_removed_at_run_time() {
+    let mut cluster = start_cluster_configured(
+        4,
+        3,
+        QuorumSetup::BootstrapWithSpareControllers(4),
+        |_| String::new(),
+        |_| Vec::new(),
+    );
+    cluster.wait_until(
+        "node 4 follows as an observer",
+        Duration::from_secs(15),
+        |c| members(c.node(1)) == (vec![1, 2, 3], vec![4]),
+    );
+    let directory_4 = cluster.node(4).directory_id();
+    let port_4 = cluster.node(4).controller_port().unwrap();
+
+    let (code, message) = add_voter(cluster.node(2), 4, &directory_4, 1);
+    assert_eq!(
+        code, 42,
+        "a listener the node does not follow on: INVALID_REQUEST ({message})"
+    );
+    let other_directory = cluster.node(3).directory_id();
+    let (code, message) = add_voter(cluster.node(2), 4, &other_directory, port_4);
+    assert_eq!(
+        code, 42,
+        "another directory id: INVALID_REQUEST ({message})"
+    );
+    let started = Instant::now();
+    let (code, message) = add_voter(cluster.node(2), 4, &directory_4, port_4);
+    assert_eq!(code, 0, "AddRaftVoter: {message}");
+    eprintln!("voter 4 added in {:?}", started.elapsed());
+    assert_eq!(members(cluster.node(4)), (vec![1, 2, 3, 4], vec![]));
+    let (code, message) = add_voter(cluster.node(3), 4, &directory_4, port_4);
+    assert_eq!(code, 126, "DUPLICATE_VOTER: {message}");
+    assert_eq!(create_topic(cluster.node(4), "after-add", 1, 3), 0);
+
+    // The leader removes itself: it hands leadership to a following voter, which removes it.
+    let leader = quorum_leader(cluster.node(1));
+    let leader_directory = cluster.node(leader).directory_id();
+    let started = Instant::now();
+    let (code, message) = remove_voter(cluster.node(4), leader, &leader_directory);
+    assert_eq!(code, 0, "RemoveRaftVoter of the leader: {message}");
+    eprintln!("leader {leader} removed in {:?}", started.elapsed());
+    let remaining: Vec<i32> = (1..=4).filter(|id| *id != leader).collect();
+    assert_eq!(members(cluster.node(4)), (remaining.clone(), vec![leader]));
+    assert_ne!(quorum_leader(cluster.node(4)), leader);
+    let (code, message) = remove_voter(cluster.node(4), leader, &leader_directory);
+    assert_eq!(code, 127, "VOTER_NOT_FOUND: {message}");
+    assert_eq!(
+        create_topic(cluster.node(leader), "after-remove", 1, 3),
+        0,
+        "the removed voter still serves as a broker"
+    );
+
+    // With one of the three voters down, removing another would leave one of two following: refused.
+    let down = remaining[0];
+    let (alive, other) = (remaining[1], remaining[2]);
+    cluster.node(down).kill();
+    let (code, message) = remove_voter(cluster.node(alive), other, "");
+    assert_eq!(code, 42, "an unsafe removal: INVALID_REQUEST ({message})");
+    assert!(message.contains("could not commit"), "{message}");
+    assert_eq!(create_topic(cluster.node(alive), "one-voter-down", 1, 2), 0);
+
+    // The removed voter restarts with the initial voter set it was formatted with: the log's set wins.
+    cluster.node(leader).kill();
+    cluster.node(leader).start();
+    cluster.node(down).start();
+    cluster.wait_until(
+        "both restarted nodes are back",
+        Duration::from_secs(30),
+        |c| c.node(leader).ready() && c.node(down).ready(),
+    );
+    cluster.wait_until(
+        "the quorum as the log records it",
+        Duration::from_secs(15),
+        |c| members(c.node(leader)) == (remaining.clone(), vec![leader]),
+    );
+    assert_eq!(create_topic(cluster.node(down), "after-restart", 1, 3), 0);
 }
 
 #[test]

@@ -20,7 +20,7 @@ use super::{
 use crate::cluster::{
     image::{BrokerRegistration, NodeId, PartitionRegistration, TopicMetadata},
     raft::{
-        quorum::{MetadataQuorum, QuorumError},
+        quorum::{MetadataQuorum, QuorumError, VoterChangeError},
         types::Rejection,
     },
     rpc::{RpcClient, RpcIdentity, RpcRequest, RpcResponse},
@@ -70,6 +70,9 @@ pub enum ControllerCall {
     RegisterBroker {
         registration: BrokerRegistration,
         metadata_addr: Option<String>,
+        /// The broker's metadata log directory id, recorded with it as a learner (KIP-853 names voters by it).
+        #[serde(default)]
+        directory_id: Option<String>,
     },
     /// Kafka's ElectLeaders; `partitions` None means all.
     ElectLeaders {
@@ -91,6 +94,20 @@ pub enum ControllerCall {
     },
     /// Kafka's DescribeQuorum: the leader's view of the metadata quorum.
     DescribeQuorum,
+    /// Kafka's AddRaftVoter (KIP-853): a learner with the controller role becomes a voter.
+    AddRaftVoter {
+        id: NodeId,
+        directory_id: Option<String>,
+        /// The `host:port`s of the voter's listeners as the request names them.
+        listeners: Vec<String>,
+        /// How long to wait for the new voter to catch up.
+        timeout: Duration,
+    },
+    /// Kafka's RemoveRaftVoter (KIP-853): a voter becomes a learner.
+    RemoveRaftVoter {
+        id: NodeId,
+        directory_id: Option<String>,
+    },
 }
 
 /// Kafka's BrokerHeartbeat request.
@@ -127,6 +144,8 @@ pub enum CallOutput {
     Unregistered(super::liveness::UnregisterOutcome),
     /// None when this node runs without a metadata quorum.
     Quorum(Option<crate::cluster::raft::quorum::QuorumDescription>),
+    /// The voter change was made, or why it was refused.
+    VoterChange(Result<(), VoterChangeError>),
     Heartbeat {
         /// False when the controller does not know this broker at this epoch: it must register again.
         registered: bool,
@@ -214,8 +233,13 @@ impl QuorumLink {
         }
     }
 
-    pub(super) async fn add_learner(&self, id: NodeId, addr: &str) -> Result<(), TopicError> {
-        Box::pin(self.quorum.ensure_learner(id, addr))
+    pub(super) async fn add_learner(
+        &self,
+        id: NodeId,
+        addr: &str,
+        directory_id: Option<&str>,
+    ) -> Result<(), TopicError> {
+        Box::pin(self.quorum.ensure_learner(id, addr, directory_id))
             .await
             .map_err(quorum_error)
     }
@@ -283,7 +307,28 @@ fn quorum_error(error: QuorumError) -> TopicError {
     }
 }
 
+/// How long a voter addition waits for the new voter to catch up, below [`CALL_TIMEOUT`] so that a
+/// forwarded call answers before its caller gives up.
+const MAX_CATCH_UP_WAIT: Duration = Duration::from_secs(8);
+
+fn single_node_refusal() -> VoterChangeError {
+    VoterChangeError::StaticQuorum(
+        "this broker runs as a single node without a metadata quorum".to_owned(),
+    )
+}
+
 impl Controller {
+    /// Kafka's AddRaftVoter and RemoveRaftVoter, run on the active controller.
+    pub async fn change_voters(
+        &self,
+        call: ControllerCall,
+    ) -> Result<Result<(), VoterChangeError>, TopicError> {
+        match self.call(call).await? {
+            CallOutput::VoterChange(outcome) => Ok(outcome),
+            other => Err(unexpected(&other)),
+        }
+    }
+
     /// Runs `call` where it must run: here in single-node mode or on the active controller, else forwarded
     /// to it. Retries (bounded) while there is no reachable active controller.
     pub async fn call(&self, call: ControllerCall) -> Result<CallOutput, TopicError> {
@@ -369,7 +414,11 @@ impl Controller {
             ControllerCall::RegisterBroker {
                 registration,
                 metadata_addr,
-            } => self.register_broker_here(registration, metadata_addr).await,
+                directory_id,
+            } => {
+                self.register_broker_here(registration, metadata_addr, directory_id)
+                    .await
+            }
             ControllerCall::AlterPartition(request) => self.alter_partition_here(request).await,
             ControllerCall::AlterPartitionReassignments {
                 requests,
@@ -396,6 +445,33 @@ impl Controller {
                         )
                     }),
             },
+            ControllerCall::AddRaftVoter {
+                id,
+                directory_id,
+                listeners,
+                timeout,
+            } => {
+                let Some(link) = &self.quorum else {
+                    return Ok((CallOutput::VoterChange(Err(single_node_refusal())), 0));
+                };
+                let wait = timeout.min(MAX_CATCH_UP_WAIT);
+                Box::pin(
+                    link.quorum
+                        .add_voter(id, directory_id.as_deref(), &listeners, wait),
+                )
+                .await
+                .map(|outcome| (CallOutput::VoterChange(outcome), 0))
+                .map_err(quorum_error)
+            }
+            ControllerCall::RemoveRaftVoter { id, directory_id } => {
+                let Some(link) = &self.quorum else {
+                    return Ok((CallOutput::VoterChange(Err(single_node_refusal())), 0));
+                };
+                Box::pin(link.quorum.remove_voter(id, directory_id.as_deref()))
+                    .await
+                    .map(|outcome| (CallOutput::VoterChange(outcome), 0))
+                    .map_err(quorum_error)
+            }
         }
         .map_err(TopicError::for_wire)
     }

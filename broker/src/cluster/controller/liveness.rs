@@ -376,10 +376,12 @@ impl Controller {
         &self,
         mut registration: BrokerRegistration,
         metadata_addr: Option<String>,
+        directory_id: Option<String>,
     ) -> Result<(CallOutput, u64), TopicError> {
         let _decisions = self.topic_admin.lock().await;
         if let (Some(link), Some(addr)) = (&self.quorum, &metadata_addr) {
-            link.add_learner(registration.id, addr).await?;
+            link.add_learner(registration.id, addr, directory_id.as_deref())
+                .await?;
         }
         let image = self.image();
         let id = registration.id;

@@ -36,7 +36,7 @@ pub enum QuorumError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
-    #[error("controller.quorum.voters names voters {configured:?}, but this node's metadata log was formed by voters {stored:?}; changing the voter set by configuration is not supported (keep the original controller.quorum.voters; run-time voter changes, KIP-853, are not implemented yet)")]
+    #[error("controller.quorum.voters names voters {configured:?}, but this node's metadata log was formed by voters {stored:?}; a static voter set cannot change (keep the original controller.quorum.voters; a cluster formed with controller.quorum.bootstrap.servers changes its voters at run time with kafka-metadata-quorum.sh add-controller / remove-controller)")]
     VoterSetChanged {
         configured: Vec<NodeId>,
         stored: Vec<NodeId>,
@@ -66,12 +66,45 @@ pub struct QuorumSettings {
     pub identity: Arc<RpcIdentity>,
     /// The id given to `format`; the first image of the log carries it.
     pub cluster_id: String,
+    /// This node's metadata log directory id (`directory.id`).
+    pub directory_id: String,
+    /// The initial voters' directory ids, where `format` recorded them.
+    pub voter_directories: BTreeMap<NodeId, String>,
+    /// KIP-853's dynamic quorum (`controller.quorum.bootstrap.servers`): the voters are whatever the metadata
+    /// log says, changed at run time by AddRaftVoter/RemoveRaftVoter. Without it (static
+    /// `controller.quorum.voters`) the voter set is fixed and must match the configuration.
+    pub dynamic: bool,
 }
 
 #[derive(Debug)]
 pub struct MetadataQuorum {
     raft: MetadataRaft,
     node_id: NodeId,
+    dynamic: bool,
+    /// Serializes voter changes: openraft refuses a second while one is uncommitted, and a removal's
+    /// safety check must not race another change.
+    voter_change: tokio::sync::Mutex<()>,
+}
+
+/// Why a voter change (AddRaftVoter / RemoveRaftVoter) was refused; each maps to Kafka's error code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
+pub enum VoterChangeError {
+    /// UNSUPPORTED_VERSION: the quorum was formed with static `controller.quorum.voters`.
+    #[error("{0}")]
+    StaticQuorum(String),
+    /// DUPLICATE_VOTER.
+    #[error("{0}")]
+    AlreadyVoter(String),
+    /// VOTER_NOT_FOUND.
+    #[error("{0}")]
+    NotVoter(String),
+    /// REQUEST_TIMED_OUT: the new voter is not following the log closely enough, or another change is in
+    /// progress; retriable.
+    #[error("{0}")]
+    NotReady(String),
+    /// INVALID_REQUEST: the change would leave the quorum without a working majority, or names no listener.
+    #[error("{0}")]
+    Unsafe(String),
 }
 
 fn raft_id(id: NodeId) -> Result<RaftNodeId, QuorumError> {
@@ -117,7 +150,10 @@ impl MetadataQuorum {
             .is_initialized()
             .await
             .map_err(|e| QuorumError::Start(Box::new(e)))?;
-        if initialized {
+        if initialized && settings.dynamic {
+            let stored: Vec<NodeId> = raft.voter_ids().map(node_id).collect();
+            tracing::info!(voters = ?stored, "metadata quorum voters as the log records them (dynamic quorum)");
+        } else if initialized {
             let stored: Vec<NodeId> = raft.voter_ids().map(node_id).collect();
             let configured: Vec<NodeId> = settings.voters.keys().copied().collect();
             let mut sorted = stored.clone();
@@ -137,6 +173,7 @@ impl MetadataQuorum {
                     raft_id(*voter)?,
                     QuorumNode {
                         controller_addr: addr.clone(),
+                        directory_id: settings.voter_directories.get(voter).cloned(),
                     },
                 );
             }
@@ -153,6 +190,8 @@ impl MetadataQuorum {
         Ok(Arc::new(Self {
             raft,
             node_id: settings.node_id,
+            dynamic: settings.dynamic,
+            voter_change: tokio::sync::Mutex::new(()),
         }))
     }
 
@@ -227,14 +266,13 @@ impl MetadataQuorum {
                     .and_then(|at| at.as_ref())
                     .map(|at| at.elapsed())
             };
+            let node = metrics.membership_config.get_node(&id);
             QuorumMember {
                 id: node_id(id),
                 log_end: matched.map(|index| index + 1),
                 since_ack,
-                controller_addr: metrics
-                    .membership_config
-                    .get_node(&id)
-                    .map(|n| n.controller_addr.clone()),
+                controller_addr: node.map(|n| n.controller_addr.clone()),
+                directory_id: node.and_then(|n| n.directory_id.clone()),
             }
         };
         let membership = metrics.membership_config.membership();
@@ -255,7 +293,12 @@ impl MetadataQuorum {
     /// Makes `id` (a broker that does not vote) a learner that replicates the metadata log from its
     /// controller-protocol address `addr`, or moves it there when its address changed. Leader only; returns
     /// without waiting for the learner to catch up (its heartbeats say when it has).
-    pub async fn ensure_learner(&self, id: NodeId, addr: &str) -> Result<(), QuorumError> {
+    pub async fn ensure_learner(
+        &self,
+        id: NodeId,
+        addr: &str,
+        directory_id: Option<&str>,
+    ) -> Result<(), QuorumError> {
         let raft_id = raft_id(id)?;
         let known = {
             let metrics = self.raft.metrics();
@@ -265,13 +308,20 @@ impl MetadataQuorum {
                 return Ok(());
             }
             match membership.get_node(&raft_id) {
-                Some(node) if node.controller_addr == addr => return Ok(()),
+                Some(node)
+                    if node.controller_addr == addr
+                        && (directory_id.is_none()
+                            || node.directory_id.as_deref() == directory_id) =>
+                {
+                    return Ok(())
+                }
                 Some(_) => true,
                 None => false,
             }
         };
         let node = QuorumNode {
             controller_addr: addr.to_owned(),
+            directory_id: directory_id.map(str::to_owned),
         };
         if known {
             // A restarted learner listens on a new port. openraft keeps replicating to the address it
@@ -301,6 +351,197 @@ impl MetadataQuorum {
                 tracing::info!(broker = id, %addr, "broker added to the metadata quorum as a learner");
                 Ok(())
             }
+            Err(e) => match e.forward_to_leader() {
+                Some(forward) => Err(QuorumError::NotLeader {
+                    leader: forward.leader_id.map(node_id),
+                }),
+                None => Err(QuorumError::Write(Box::new(e))),
+            },
+        }
+    }
+
+    fn static_quorum_refusal() -> VoterChangeError {
+        VoterChangeError::StaticQuorum(
+            "The metadata quorum was formed with static controller.quorum.voters, so its voters cannot change \
+             at run time (Kafka's kraft.version 0). Form the cluster with controller.quorum.bootstrap.servers and \
+             format --standalone or --initial-controllers to change voters with add-controller / remove-controller."
+                .to_owned(),
+        )
+    }
+
+    /// Kafka's AddRaftVoter (KIP-853): promotes `id`, which must already follow the metadata log as a learner
+    /// (a node with the controller role that started without being a voter and registered), to a voter once
+    /// it holds every committed entry; waits up to `timeout` for that. `listeners` are the `host:port`s the
+    /// request names; one must be the address the node follows the log on. Leader only.
+    pub async fn add_voter(
+        &self,
+        id: NodeId,
+        directory_id: Option<&str>,
+        listeners: &[String],
+        timeout: Duration,
+    ) -> Result<Result<(), VoterChangeError>, QuorumError> {
+        if !self.dynamic {
+            return Ok(Err(Self::static_quorum_refusal()));
+        }
+        let member = raft_id(id)?;
+        let _one_change = self.voter_change.lock().await;
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let description = self.describe().ok_or_else(|| self.not_leader())?;
+            let voters: Vec<NodeId> = description.voters.iter().map(|v| v.id).collect();
+            if voters.contains(&id) {
+                return Ok(Err(VoterChangeError::AlreadyVoter(format!(
+                    "The voter id for {id} is already part of the set of voters {voters:?}."
+                ))));
+            }
+            let Some(learner) = description.observers.iter().find(|o| o.id == id) else {
+                return Ok(Err(VoterChangeError::NotReady(format!(
+                    "Node {id} does not follow the metadata log: start it with a controller role and \
+                     controller.quorum.bootstrap.servers (formatted with --no-initial-controllers) and let it \
+                     register before adding it."
+                ))));
+            };
+            if let (Some(wanted), Some(known)) = (directory_id, learner.directory_id.as_deref()) {
+                if wanted != known {
+                    return Ok(Err(VoterChangeError::Unsafe(format!(
+                        "Node {id} follows the metadata log with directory id {known}, not {wanted}."
+                    ))));
+                }
+            }
+            let addr = learner.controller_addr.clone().unwrap_or_default();
+            if !listeners.contains(&addr) {
+                return Ok(Err(VoterChangeError::Unsafe(format!(
+                    "Provided listeners {listeners:?} do not contain {addr}, the controller listener node {id} \
+                     follows the metadata log on."
+                ))));
+            }
+            if learner.follows(description.high_watermark) {
+                break;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Ok(Err(VoterChangeError::NotReady(format!(
+                    "Node {id} is lagging behind the metadata log (it holds {:?} of {} entries); it is added once \
+                     it has caught up.",
+                    learner.log_end, description.high_watermark
+                ))));
+            }
+            tokio::time::sleep(CATCH_UP_POLL).await;
+        }
+        let changed = self
+            .raft
+            .change_membership(
+                openraft::ChangeMembers::AddVoterIds(std::collections::BTreeSet::from([member])),
+                true,
+            )
+            .await;
+        self.membership_outcome(changed)?;
+        tracing::info!(node = id, voters = ?self.voters(), "voter added to the metadata quorum");
+        Ok(Ok(()))
+    }
+
+    /// Kafka's RemoveRaftVoter (KIP-853): demotes voter `id` to a learner, so a node that also serves as a
+    /// broker keeps following the log. Refused when the voters left, or the joint configuration on the way
+    /// there, would not have a majority that follows the leader now: unlike Kafka, a removal never leaves
+    /// the quorum unable to commit. A leader asked to remove itself hands leadership to a following voter
+    /// first and answers NotLeader, so the caller retries at the new leader. Leader only.
+    pub async fn remove_voter(
+        &self,
+        id: NodeId,
+        directory_id: Option<&str>,
+    ) -> Result<Result<(), VoterChangeError>, QuorumError> {
+        if !self.dynamic {
+            return Ok(Err(Self::static_quorum_refusal()));
+        }
+        let member = raft_id(id)?;
+        let _one_change = self.voter_change.lock().await;
+        let description = self.describe().ok_or_else(|| self.not_leader())?;
+        let voters: Vec<NodeId> = description.voters.iter().map(|v| v.id).collect();
+        let Some(voter) = description.voters.iter().find(|v| v.id == id) else {
+            return Ok(Err(VoterChangeError::NotVoter(format!(
+                "The voter id {id} is not part of the set of voters {voters:?}."
+            ))));
+        };
+        if let (Some(wanted), Some(known)) = (directory_id, voter.directory_id.as_deref()) {
+            if wanted != known {
+                return Ok(Err(VoterChangeError::NotVoter(format!(
+                    "Voter {id} has directory id {known}, not {wanted}."
+                ))));
+            }
+        }
+        if voters.len() == 1 {
+            return Ok(Err(VoterChangeError::Unsafe(format!(
+                "Node {id} is the only voter of the metadata quorum; add another voter before removing it."
+            ))));
+        }
+        let following: Vec<NodeId> = description
+            .voters
+            .iter()
+            .filter(|v| v.follows(description.high_watermark))
+            .map(|v| v.id)
+            .collect();
+        let remaining: Vec<NodeId> = voters.iter().copied().filter(|v| *v != id).collect();
+        let following_remaining = following.iter().filter(|v| **v != id).count();
+        if following_remaining * 2 <= remaining.len() || following.len() * 2 <= voters.len() {
+            return Ok(Err(VoterChangeError::Unsafe(format!(
+                "Removing voter {id} would leave voters {remaining:?}, of which only {following_remaining} follow \
+                 the leader now ({following:?} of {voters:?} do): the quorum could not commit. Bring the others \
+                 back first."
+            ))));
+        }
+        if id == self.node_id {
+            let target = following.iter().copied().find(|v| *v != id);
+            if let Some(target) = target.and_then(|t| raft_id(t).ok()) {
+                if let Err(e) = self.raft.trigger().transfer_leader(target).await {
+                    return Err(QuorumError::Write(Box::new(e)));
+                }
+                let handed_over = tokio::time::timeout(Duration::from_secs(5), async {
+                    while self.is_leader() {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                })
+                .await;
+                if handed_over.is_ok() {
+                    tracing::info!(
+                        node = id,
+                        "handed metadata leadership over before removing this voter"
+                    );
+                }
+            }
+            return Err(self.not_leader());
+        }
+        let changed = self
+            .raft
+            .change_membership(
+                openraft::ChangeMembers::RemoveVoters(std::collections::BTreeSet::from([member])),
+                true,
+            )
+            .await;
+        self.membership_outcome(changed)?;
+        tracing::info!(node = id, voters = ?self.voters(), "voter removed from the metadata quorum; it stays a learner");
+        Ok(Ok(()))
+    }
+
+    fn not_leader(&self) -> QuorumError {
+        QuorumError::NotLeader {
+            leader: self
+                .leader()
+                .map(|(id, _)| id)
+                .filter(|id| *id != self.node_id),
+        }
+    }
+
+    fn membership_outcome<T>(
+        &self,
+        changed: Result<
+            T,
+            openraft::error::RaftError<
+                super::types::TypeConfig,
+                openraft::error::ClientWriteError<super::types::TypeConfig>,
+            >,
+        >,
+    ) -> Result<(), QuorumError> {
+        match changed {
+            Ok(_) => Ok(()),
             Err(e) => match e.forward_to_leader() {
                 Some(forward) => Err(QuorumError::NotLeader {
                     leader: forward.leader_id.map(node_id),
@@ -400,4 +641,20 @@ pub struct QuorumMember {
     /// How long ago the member last acknowledged the leader.
     pub since_ack: Option<Duration>,
     pub controller_addr: Option<String>,
+    pub directory_id: Option<String>,
 }
+
+impl QuorumMember {
+    /// Whether the member follows the leader closely: it acknowledged within `HEALTHY_ACK` and holds every
+    /// committed entry (as of the description).
+    fn follows(&self, high_watermark: u64) -> bool {
+        self.since_ack.is_some_and(|ago| ago <= HEALTHY_ACK)
+            && self.log_end.is_some_and(|end| end >= high_watermark)
+    }
+}
+
+/// A member that acknowledged the leader this recently counts as following it (the leader's heartbeats go
+/// out every 50 ms; a few seconds leaves room for a busy machine).
+const HEALTHY_ACK: Duration = Duration::from_secs(3);
+/// How often a voter addition checks whether the new voter has caught up.
+const CATCH_UP_POLL: Duration = Duration::from_millis(50);

@@ -15,6 +15,12 @@ pub type RaftNodeId = u64;
 pub struct QuorumNode {
     /// `host:port` of the node's controller listener (Raft RPCs, registration, heartbeats, forwarding).
     pub controller_addr: String,
+    /// The node's metadata log directory id (`directory.id` of its `meta.properties`), which KIP-853 names a
+    /// voter by together with its id: a voter whose disk was replaced and reformatted is another voter.
+    /// Unknown (None) for members of a quorum formed with static `controller.quorum.voters`, and in
+    /// membership entries written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub directory_id: Option<String>,
 }
 
 /// One entry of the metadata log: changes applied together, in order, all or none (a broker fenced and its
