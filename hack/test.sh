@@ -11,7 +11,7 @@
 #                  hack/chart-test.sh (the Helm chart, the install bundle, the operator with the chart's RBAC)
 #   clients        broker/tests/clients/run.sh: the kcat, confluent-kafka and kafka-python suites, the Java
 #                  kafka-clients suite, and the metrics test (promtool and a real Prometheus); then Kafka's
-#                  kafka-reassign-partitions tool against a broker cluster (the ignored cluster test)
+#                  command-line tools against broker clusters (the ignored kafka_tools cluster tests)
 #   faults         hack/cluster.sh short: 3 broker processes, idempotent acks=all producers (confluent-kafka
 #                  and Java kafka-clients side by side), a no-fault run, one kill -9 of a partition leader, a
 #                  follower SIGSTOPped past replica.lag.time.max.ms, a kill -9 of the active controller, a
@@ -114,9 +114,10 @@ fi
 if (( run_clients )); then
   step "real-client suites"
   bash broker/tests/clients/run.sh
-  # Kafka's kafka-reassign-partitions tool against a 4-broker cluster: needs Java and the Kafka jars, which
-  # the prerequisites provide; without them it fails rather than skips.
-  cargo test -p tributary-broker --test cluster kafka_reassign_partitions -- --ignored
+  # Kafka's own tools (kafka-reassign-partitions, kafka-metadata-quorum describe / add-controller /
+  # remove-controller, kafka-configs) against 4-broker clusters: need Java and the Kafka jars, which the
+  # prerequisites provide; without them they fail rather than skip.
+  cargo test -p tributary-broker --test cluster kafka_tools:: -- --ignored --test-threads=1
   ran+=(clients)
 else
   skipped+=("clients (--skip-clients / SKIP_CLIENTS=1)")

@@ -1,7 +1,8 @@
 //! Apache Kafka's own command-line tools from the kafka-tools jar against a Tributary cluster, unchanged:
 //! `kafka-reassign-partitions.sh` (`ReassignPartitionsCommand`: `--generate`, `--execute`, `--verify`), then
 //! `kafka-metadata-quorum.sh describe` (`MetadataQuorumCommand`) and `kafka-configs.sh` on a broker's drain
-//! flag (`ConfigCommand`). Needs Java and the jars that `hack/kafka-ref.sh classpath` resolves, so it is
+//! flag (`ConfigCommand`); and `kafka-metadata-quorum.sh add-controller` / `remove-controller` (KIP-853) on a
+//! quorum formed through `controller.quorum.bootstrap.servers`. Needs Java and the jars that `hack/kafka-ref.sh classpath` resolves, so it is
 //! ignored in the plain `cargo test` stage and run with `--ignored` in the clients stage of `hack/test.sh`;
 //! there a missing Java fails it loudly.
 
@@ -268,6 +269,91 @@ fn kafka_reassign_partitions_generates_executes_and_verifies() {
     assert!(
         !described.contains("tributary.broker.draining=true"),
         "the flag is cleared:\n{described}"
+    );
+}
+
+#[test]
+#[ignore = "needs Java and the Kafka jars (hack/kafka-ref.sh); run by hack/test.sh's clients stage"]
+fn kafka_metadata_quorum_adds_and_removes_controllers() {
+    let mut cluster = start_cluster_configured(
+        4,
+        3,
+        QuorumSetup::BootstrapWithSpareControllers(4),
+        |_| String::new(),
+        |_| Vec::new(),
+    );
+    let tool = Tool::new(format!("127.0.0.1:{}", cluster.node(1).kafka_port));
+    let quorum = |args: &[&str]| {
+        let (ok, out, err) = tool.run_class("org.apache.kafka.tools.MetadataQuorumCommand", args);
+        assert!(ok, "kafka-metadata-quorum {args:?} failed:\n{out}\n{err}");
+        out
+    };
+    let voters_line = |status: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with("CurrentVoters:"))
+            .unwrap_or_default()
+            .to_owned()
+    };
+    cluster.wait_until(
+        "node 4 follows the log as an observer",
+        Duration::from_secs(15),
+        |_| {
+            let status = quorum(&["describe", "--status"]);
+            status
+                .lines()
+                .any(|l| l.starts_with("CurrentObservers:") && l.contains("\"id\": 4"))
+        },
+    );
+
+    // add-controller reads node 4's own server.properties: node.id, the controller listener and the
+    // directory id in its meta.properties.
+    let properties = cluster.node(4).properties.display().to_string();
+    let added = quorum(&["--command-config", &properties, "add-controller"]);
+    let directory_4 = cluster.node(4).directory_id();
+    assert!(
+        added.contains("Added controller 4") && added.contains(&directory_4),
+        "{added}"
+    );
+    let status = quorum(&["describe", "--status"]);
+    let voters = voters_line(&status);
+    for id in 1..=4 {
+        assert!(
+            voters.contains(&format!("\"id\": {id}")),
+            "voter {id} in {voters}"
+        );
+    }
+    assert!(
+        voters.contains(&format!("\"directoryId\": \"{directory_4}\"")),
+        "the new voter's directory id in {voters}"
+    );
+
+    let directory_1 = cluster.node(1).directory_id();
+    let removed = quorum(&[
+        "remove-controller",
+        "--controller-id",
+        "1",
+        "--controller-directory-id",
+        &directory_1,
+    ]);
+    assert!(removed.contains("Removed KRaft controller 1"), "{removed}");
+    let status = quorum(&["describe", "--status"]);
+    let voters = voters_line(&status);
+    assert!(!voters.contains("\"id\": 1,"), "1 is no voter: {voters}");
+    let observers = status
+        .lines()
+        .find(|l| l.starts_with("CurrentObservers:"))
+        .unwrap_or_default();
+    assert!(
+        observers.contains("\"id\": 1"),
+        "1 still follows: {observers}"
+    );
+    eprintln!("kafka-metadata-quorum describe --status after the changes:\n{status}");
+
+    // The quorum without voter 1 still commits: a topic created through node 1, which stays a broker.
+    assert_eq!(
+        create_topic(cluster.node(1), "after-controller-changes", 1, 3),
+        0
     );
 }
 
