@@ -22,8 +22,9 @@ use kafka_protocol::{
         incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig},
         metadata_request::MetadataRequestTopic,
         AlterPartitionReassignmentsRequest, CreatePartitionsRequest, CreateTopicsRequest,
-        DeleteTopicsRequest, DescribeConfigsRequest, IncrementalAlterConfigsRequest,
-        MetadataRequest, MetadataResponse, TopicName, UnregisterBrokerRequest,
+        DeleteTopicsRequest, DescribeConfigsRequest, DescribeLogDirsRequest,
+        IncrementalAlterConfigsRequest, MetadataRequest, MetadataResponse, TopicName,
+        UnregisterBrokerRequest,
     },
     protocol::StrBytes,
 };
@@ -205,6 +206,17 @@ impl ClusterMetadata {
                 .collect(),
         }
     }
+}
+
+/// One broker's log directory as its DescribeLogDirs describes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LogDirUsage {
+    /// Bytes of every partition replica in it.
+    pub held_bytes: u64,
+    /// The file system's size and the bytes still free on it (KIP-827, v4); `None` from a broker that does
+    /// not say.
+    pub total_bytes: Option<u64>,
+    pub usable_bytes: Option<u64>,
 }
 
 /// One change of a topic's config overrides.
@@ -496,6 +508,38 @@ impl AdminClient {
         };
         self.alter_config(RESOURCE_TYPE_BROKER, &id.to_string(), &[change])
             .await
+    }
+
+    /// The log directories of the broker this client is connected to (DescribeLogDirs answers for its own
+    /// only), summed.
+    pub async fn log_dir_usage(&self) -> Result<LogDirUsage, Error> {
+        let response = self
+            .send(&DescribeLogDirsRequest::default().with_topics(None))
+            .await?;
+        check("DescribeLogDirs", response.error_code, None)?;
+        for dir in &response.results {
+            check("DescribeLogDirs", dir.error_code, None)?;
+        }
+        let dirs = &response.results;
+        // -1 (unknown) in any directory leaves the sum unknown.
+        let known = |bytes: i64| u64::try_from(bytes).ok();
+        let sum = |field: fn(
+            &kafka_protocol::messages::describe_log_dirs_response::DescribeLogDirsResult,
+        ) -> i64| {
+            (!dirs.is_empty())
+                .then(|| dirs.iter().map(|d| known(field(d))).sum::<Option<u64>>())
+                .flatten()
+        };
+        Ok(LogDirUsage {
+            held_bytes: dirs
+                .iter()
+                .flat_map(|d| &d.topics)
+                .flat_map(|t| &t.partitions)
+                .map(|p| u64::try_from(p.partition_size).unwrap_or(0))
+                .sum(),
+            total_bytes: sum(|d| d.total_bytes),
+            usable_bytes: sum(|d| d.usable_bytes),
+        })
     }
 
     /// Forgets broker `id` in the cluster metadata (Kafka's UnregisterBroker); `false` when it was not

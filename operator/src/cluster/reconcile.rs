@@ -197,11 +197,16 @@ pub async fn reconcile(cluster: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<
             .unwrap_or(&bootstrap_address(&valid)),
     );
     let view = if scale::needs_cluster_view(valid.brokers, running, &previous_removing) {
-        admin
-            .cluster_metadata()
-            .await
-            .map(|metadata| ClusterView::of(&metadata))
-            .map_err(|e| crate::controller::error_chain(&e))
+        match admin.cluster_metadata().await {
+            Ok(metadata) => {
+                let mut view = ClusterView::of(&metadata);
+                if running.unwrap_or(0) > valid.brokers {
+                    view.disks = log_dir_usages(&ctx, &metadata).await;
+                }
+                Ok(view)
+            }
+            Err(e) => Err(crate::controller::error_chain(&e)),
+        }
     } else {
         Err("not needed".to_owned())
     };
@@ -518,6 +523,39 @@ fn pod_state(pod: &Pod) -> PodState {
 /// The broker calls of a scale plan: drain marks set and cleared (a failure fails the reconcile, which is
 /// retried with the status unchanged, so nothing is forgotten), and drained brokers unregistered (one that is
 /// refused, its pod still shutting down, stays `Drained` for the next reconcile).
+/// How long a broker may take to describe its log directory before a scale-down goes on without it.
+const LOG_DIR_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Each live broker's log directory, asked of the broker itself (DescribeLogDirs answers for its own only),
+/// all at once; a broker that does not answer in time is left out, and the disk check with it.
+async fn log_dir_usages(
+    ctx: &Context,
+    metadata: &crate::kafka_admin::ClusterMetadata,
+) -> BTreeMap<i32, crate::kafka_admin::LogDirUsage> {
+    let asks = metadata.brokers.iter().map(|(id, address)| {
+        let admin = ctx.admin.get(address);
+        async move {
+            let usage = tokio::time::timeout(LOG_DIR_TIMEOUT, admin.log_dir_usage()).await;
+            match usage {
+                Ok(Ok(usage)) => Some((*id, usage)),
+                Ok(Err(e)) => {
+                    tracing::warn!(broker = id, %address, error = %crate::controller::error_chain(&e), "DescribeLogDirs failed; the scale-down's disk check is skipped");
+                    None
+                }
+                Err(_) => {
+                    tracing::warn!(broker = id, %address, "DescribeLogDirs timed out; the scale-down's disk check is skipped");
+                    None
+                }
+            }
+        }
+    });
+    futures_util::future::join_all(asks)
+        .await
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
 async fn carry_out(admin: &AdminClient, plan: &mut ScalePlan, cluster: &str) -> Result<(), Error> {
     let call = |what: String| move |source| Error::BrokerCall { what, source };
     for id in &plan.undrain {

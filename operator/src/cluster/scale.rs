@@ -3,8 +3,9 @@
 //! what the cluster metadata says now, never from the operator's memory:
 //!
 //! 1. the scale-down is checked: the brokers that stay must be able to hold every topic's replicas and satisfy
-//!    `min.insync.replicas`, and no voter of the metadata quorum may go (voter changes are not implemented);
-//!    otherwise it is refused with `ScaleDownBlocked` and nothing is touched;
+//!    `min.insync.replicas`, their disks must have room for what the others hold, and no voter of the metadata
+//!    quorum may go (the operator does not move voters yet); otherwise it is refused with `ScaleDownBlocked` and
+//!    nothing is touched;
 //! 2. each broker to remove, highest ids first, is marked `tributary.broker.draining`, and its controller moves
 //!    its replicas and leaderships to the brokers that stay (`Draining`);
 //! 3. once every one of them holds no replica (`Drained`), the StatefulSet shrinks;
@@ -20,8 +21,12 @@ use std::collections::BTreeMap;
 use super::voters::{Topology, Voters};
 use crate::{
     crd::{RemovalState, RemovingBroker},
-    kafka_admin::ClusterMetadata,
+    kafka_admin::{ClusterMetadata, LogDirUsage},
 };
+
+/// The share of each remaining broker's disk a scale-down leaves free: above the broker's own write reserve
+/// (5 %, at most 64 MiB), so that the brokers that stay do not start refusing writes once the data arrives.
+pub const DISK_HEADROOM_PERCENT: u64 = 10;
 
 /// What the cluster metadata says, as far as a scale-down needs it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -30,6 +35,8 @@ pub struct ClusterView {
     pub replicas_on: BTreeMap<i32, i32>,
     /// A topic with the largest replication factor, and that factor.
     pub largest_replication_factor: Option<(String, usize)>,
+    /// Each broker's log directory as it described it; a broker that did not answer is absent.
+    pub disks: BTreeMap<i32, LogDirUsage>,
 }
 
 impl ClusterView {
@@ -67,6 +74,12 @@ pub enum BlockedBy {
     MinInsyncReplicas { min_insync_replicas: i32 },
     /// The cluster metadata could not be read, so nobody knows what the brokers to remove hold.
     ClusterUnreachable { error: String },
+    /// The brokers that would remain lack the free disk for what the brokers to remove hold.
+    NotEnoughDisk {
+        leaving: Vec<i32>,
+        needed_bytes: u64,
+        available_bytes: u64,
+    },
 }
 
 impl BlockedBy {
@@ -77,6 +90,7 @@ impl BlockedBy {
             BlockedBy::ReplicationFactor { .. } => "ReplicationFactorTooLarge",
             BlockedBy::MinInsyncReplicas { .. } => "MinInsyncReplicas",
             BlockedBy::ClusterUnreachable { .. } => "ClusterUnreachable",
+            BlockedBy::NotEnoughDisk { .. } => "NotEnoughDisk",
         }
     }
 }
@@ -129,6 +143,17 @@ impl std::fmt::Display for ScaleDownBlocked {
                 f,
                 "the cluster metadata cannot be read ({error}), so what the brokers to remove hold is unknown; \
                  nothing is removed until it can be read"
+            ),
+            BlockedBy::NotEnoughDisk {
+                leaving,
+                needed_bytes,
+                available_bytes,
+            } => write!(
+                f,
+                "brokers {leaving:?} hold {needed_bytes} bytes of partition data, but the {requested} brokers that \
+                 would remain have only {available_bytes} bytes free beyond the {DISK_HEADROOM_PERCENT} % of \
+                 their disks each keeps free; give the brokers larger volumes, delete data (retention) or keep \
+                 more brokers; nothing is removed"
             ),
         }
     }
@@ -269,6 +294,12 @@ pub fn plan(
             &mut undrain,
         );
     }
+    let started = previous.iter().any(|b| b.state != RemovalState::Removed);
+    if !started {
+        if let Some(blocked) = disk_shortage(view, requested, &leaving) {
+            return keep_running(blocked, &mut undrain);
+        }
+    }
     let removing: Vec<RemovingBroker> = leaving
         .iter()
         .map(|id| {
@@ -296,6 +327,30 @@ pub fn plan(
         unregister: Vec::new(),
         blocked: None,
     }
+}
+
+/// Whether the brokers below `requested` lack the room for what `leaving` hold, each keeping
+/// [`DISK_HEADROOM_PERCENT`] of its disk free. Checked once, before the first drain mark (moving data back
+/// because the disks filled meanwhile would cost more than finishing); not checked when a broker's disk is
+/// unknown (it did not answer DescribeLogDirs, or gives no sizes), since a shortage does not lose data here:
+/// the drain would stop with the replicas still on the brokers to remove, which stay.
+fn disk_shortage(view: &ClusterView, requested: i32, leaving: &[i32]) -> Option<BlockedBy> {
+    let needed_bytes = leaving
+        .iter()
+        .map(|id| view.disks.get(id).map(|d| d.held_bytes))
+        .sum::<Option<u64>>()?;
+    let available_bytes = (0..requested)
+        .map(|id| {
+            let disk = view.disks.get(&id)?;
+            let headroom = disk.total_bytes?.saturating_mul(DISK_HEADROOM_PERCENT) / 100;
+            Some(disk.usable_bytes?.saturating_sub(headroom))
+        })
+        .sum::<Option<u64>>()?;
+    (needed_bytes > available_bytes).then(|| BlockedBy::NotEnoughDisk {
+        leaving: leaving.to_vec(),
+        needed_bytes,
+        available_bytes,
+    })
 }
 
 #[cfg(test)]

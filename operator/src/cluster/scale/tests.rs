@@ -4,7 +4,85 @@ fn view(replicas_on: &[(i32, i32)], largest: usize) -> ClusterView {
     ClusterView {
         replicas_on: replicas_on.iter().copied().collect(),
         largest_replication_factor: Some(("orders".to_owned(), largest)),
+        disks: BTreeMap::new(),
     }
+}
+
+const GIB: u64 = 1 << 30;
+
+/// A broker disk of `total_gib` holding `held_gib` of partition data with `usable_gib` free.
+fn disk(held_gib: u64, total_gib: u64, usable_gib: u64) -> LogDirUsage {
+    LogDirUsage {
+        held_bytes: held_gib * GIB,
+        total_bytes: Some(total_gib * GIB),
+        usable_bytes: Some(usable_gib * GIB),
+    }
+}
+
+#[test]
+fn a_scale_down_whose_data_does_not_fit_on_the_remaining_disks_is_refused() {
+    let mut tight = view(&[(0, 4), (1, 4), (2, 4), (3, 4)], 3);
+    // 31 GiB leave; the three that stay have 12 GiB free each, 2 GiB of it headroom: 3 x 10 GiB.
+    tight.disks = [
+        (0, disk(8, 20, 12)),
+        (1, disk(8, 20, 12)),
+        (2, disk(8, 20, 12)),
+        (3, disk(31, 40, 9)),
+    ]
+    .into();
+    let blocked = plan(3, Some(4), three_voters(), &[], Ok(&tight), 2);
+    let refusal = blocked.blocked.expect("blocked");
+    assert_eq!(refusal.blocked_by().reason(), "NotEnoughDisk");
+    assert_eq!(
+        refusal.by,
+        BlockedBy::NotEnoughDisk {
+            leaving: vec![3],
+            needed_bytes: 31 * GIB,
+            available_bytes: 30 * GIB,
+        }
+    );
+    assert!(blocked.drain.is_empty());
+    assert_eq!(blocked.topology.brokers, 4, "nothing is removed");
+    assert!(refusal.to_string().contains("larger volumes"), "{refusal}");
+
+    // 30 GiB fit.
+    tight.disks.insert(3, disk(30, 40, 10));
+    let fits = plan(3, Some(4), three_voters(), &[], Ok(&tight), 2);
+    assert_eq!(fits.blocked, None);
+    assert_eq!(fits.drain, [3]);
+
+    // Once draining, the check is not made again: the data is already on its way.
+    tight.disks.insert(3, disk(40, 40, 0));
+    let draining = plan(3, Some(4), three_voters(), &fits.removing, Ok(&tight), 2);
+    assert_eq!(draining.blocked, None);
+    assert_eq!(draining.drain, [3]);
+}
+
+#[test]
+fn a_disk_that_did_not_answer_leaves_the_space_unchecked() {
+    let mut unknown = view(&[(0, 4), (1, 4), (2, 4), (3, 4)], 3);
+    unknown.disks = [
+        (0, disk(8, 20, 1)),
+        (1, disk(8, 20, 1)),
+        (3, disk(30, 40, 10)),
+    ]
+    .into();
+    assert_eq!(
+        plan(3, Some(4), three_voters(), &[], Ok(&unknown), 2).blocked,
+        None
+    );
+    unknown.disks.insert(
+        2,
+        LogDirUsage {
+            held_bytes: 0,
+            total_bytes: None,
+            usable_bytes: None,
+        },
+    );
+    assert_eq!(
+        plan(3, Some(4), three_voters(), &[], Ok(&unknown), 2).blocked,
+        None
+    );
 }
 
 fn removing(id: i32, state: RemovalState, replicas: i32) -> RemovingBroker {
