@@ -34,6 +34,19 @@
 #     kafka-reassign-partitions.sh --execute replaces one of its replicas by the third broker, while the
 #     failover probe writes to that partition (acks=all, idempotent) → time from --execute until Metadata lists
 #     exactly the target replicas, and the longest gap between two acknowledgements of the probe meanwhile.
+#   drain: before any other topic exists, bench-drain (3 partitions, RF 2) is filled so that each broker holds
+#     $BENCH_DRAIN_MB MiB (1 KiB records, acks=1); then every replica leaves one broker (not the active
+#     controller) while the failover probe writes to the 3 partitions (acks=all, idempotent): on Tributary by its
+#     drain flag (kafka-configs.sh --add-config tributary.broker.draining=true), on Kafka by
+#     kafka-reassign-partitions.sh --execute replacing that broker by the third one in each of its partitions
+#     (what a drain is without Cruise Control) → time until Metadata shows the broker in no replica set and
+#     every ISR full, and the longest gap between two acknowledgements on one partition. The flag is cleared
+#     and the topic deleted afterwards.
+#   roll: a rolling restart, as an operator does it: each node in turn (the active controller last) gets
+#     SIGTERM (controlled shutdown), is started again, and the next waits until every partition of bench-roll
+#     (3 partitions, RF 3) is back to ISR 3 with a leader, while the failover probe writes to all 3 partitions
+#     (acks=all, idempotent) → the time of the whole roll, the slowest node (SIGTERM → ISR 3 again), and the
+#     longest gap between two acknowledgements on any one partition.
 # The 1-minute load average is recorded at the end of every row and shown next to it.
 #
 # Environment (defaults; BENCH_QUICK=1 switches to the quick values in brackets, ~10 minutes in all):
@@ -45,7 +58,8 @@
 #   BENCH_FAILOVER_KILLS=10 [3]          kills of a partition leader, and as many of the active controller
 #   BENCH_FAILOVER_TIMEOUT=90            bound of one kill → first ack, seconds
 #   BENCH_MOVE_MB=1024 [128]             data in the moved partition; BENCH_MOVE_TIMEOUT=600 bound of the move, s
-#   BENCH_ROWS="load failover move"      which groups of rows to run (load: produce, latency, consume)
+#   BENCH_DRAIN_MB=1024 [128]            data on the drained broker
+#   BENCH_ROWS="drain load failover move roll" which groups of rows to run (load: produce, latency, consume)
 #   BENCH_TRIBUTARY_PROPS=""             extra Tributary properties, ';'-separated (every node)
 #   BENCH_KAFKA_PROPS=""                 extra Kafka properties, ';'-separated (both Kafka variants)
 #   BENCH_RUN_TIMEOUT=900 [240] BENCH_START_TIMEOUT=120 BENCH_TOOL_HEAP="-Xmx1g"
@@ -73,7 +87,8 @@ KILLS="${BENCH_FAILOVER_KILLS:-$(q 10 3)}"
 FO_TIMEOUT="${BENCH_FAILOVER_TIMEOUT:-90}"
 MOVE_MB="${BENCH_MOVE_MB:-$(q 1024 128)}"
 MOVE_TIMEOUT="${BENCH_MOVE_TIMEOUT:-600}"
-ROWS=" ${BENCH_ROWS:-load failover move} "
+DRAIN_MB="${BENCH_DRAIN_MB:-$(q 1024 128)}"
+ROWS=" ${BENCH_ROWS:-drain load failover move roll} "
 wants() { [[ "$ROWS" == *" $1 "* ]]; }
 RUN_TIMEOUT="${BENCH_RUN_TIMEOUT:-$(q 900 240)}"
 START_TIMEOUT="${BENCH_START_TIMEOUT:-120}"
@@ -293,9 +308,9 @@ active_controller() {
 }
 
 # shellcheck disable=SC2317 # called through eventually
-# healthy: 3 brokers in Metadata and every partition of bench-failover with a leader and ISR 3.
+# healthy [TOPIC]: 3 brokers in Metadata and every partition of TOPIC (bench-failover) with a leader and ISR 3.
 healthy() {
-  local m; m="$("$PY" "$PROBE" meta "$BS" bench-failover 2>/dev/null)" || return 1
+  local m; m="$("$PY" "$PROBE" meta "$BS" "${1:-bench-failover}" 2>/dev/null)" || return 1
   grep -q '^brokers=3$' <<<"$m" || return 1
   ! grep '^partition=' <<<"$m" | grep -qvE 'leader=[0-9]+ isr=3 '
 }
@@ -376,6 +391,126 @@ failover() {
   R[$t.fo_$mode.max]="$(printf '%s\n' "${gaps[@]}" | sort -n | tail -n 1)"
 }
 
+# node_stop TARGET BASE ID: SIGTERM (a controlled shutdown on both brokers) and wait until the process is gone.
+node_stop() {
+  local pid i; pid="$(node_pid "$@")"
+  if [[ "$1" == tributary ]]; then stop_process "$pid" 60 "tributary node $3"; TRIB_PIDS[$3-1]=""; return; fi
+  kill -TERM "$pid" 2>/dev/null
+  for (( i = 0; i < 600; i++ )); do
+    kill -0 "$pid" 2>/dev/null || return 0
+    [[ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" == Z ]] && return 0
+    sleep 0.1
+  done
+  kill -KILL "$pid" 2>/dev/null; return 1
+}
+
+# drain TARGET BASE: see the header. R[target.drain.{ms,mb,stall}]
+drain() {
+  local t="$1" base="$2" out="$WORK/$t-probe-drain.log" victim controller m t0 t1 parts=() p ids missing json
+  TOPIC_RF=2 create_topic "$t" "$BS" bench-drain 3
+  # Each partition gets half of DRAIN_MB: every broker holds two of the six replicas.
+  if ! produce "$t" drainfill "$BS" bench-drain $(( DRAIN_MB * 1024 * 3 / 2 )) 1024 1 -1; then
+    note "$t" "drain: filling bench-drain failed"; return 1
+  fi
+  controller="$(active_controller "$t" "$base")"
+  victim=3; [[ "$controller" == 3 ]] && victim=2
+  : >"$out"
+  CMDS+=("$PY hack/bench/failover_probe.py produce $BS bench-drain 3 $out  # in the background during the drain")
+  "$PY" "$PROBE" produce "$BS" bench-drain 3 "$out" 2>"$WORK/$t-probe-drain.err" &
+  PROBE_PID=$!
+  if ! eventually --timeout 60 "acks on all 3 partitions of bench-drain" \
+      bash -c "for p in 0 1 2; do grep -q \" \$p ok \" '$out' || exit 1; done"; then
+    note "$t" "drain: the probe got no acks on every partition within 60 s"
+    kill -TERM "$PROBE_PID"; wait "$PROBE_PID"; PROBE_PID=""; return 1
+  fi
+  sleep 2
+  m="$("$PY" "$PROBE" meta "$BS" bench-drain 2>/dev/null)"
+  log "$t: draining node $victim ($DRAIN_MB MiB; active controller $controller): $(grep '^partition=' <<<"$m" | tr '\n' ' ')"
+  t0="$(now_ms)"
+  if [[ "$t" == tributary ]]; then
+    run "$t-drain-flag" 120 "${TOOL[@]}" org.apache.kafka.tools.ConfigCommand --bootstrap-server "$BS" \
+      --alter --entity-type brokers --entity-name "$victim" --add-config tributary.broker.draining=true \
+      || { note "$t" "drain: setting the drain flag failed"; kill -TERM "$PROBE_PID"; wait "$PROBE_PID"; PROBE_PID=""; return 1; }
+  else
+    while read -r p ids; do
+      [[ ",$ids," == *",$victim,"* ]] || continue
+      missing="$(for b in 1 2 3; do [[ ",$ids," == *",$b,"* ]] || echo "$b"; done | head -n 1)"
+      parts+=("{\"topic\":\"bench-drain\",\"partition\":$p,\"replicas\":[$(sed "s/\b$victim\b/$missing/" <<<"$ids")]}")
+    done < <(sed -n 's/^partition=\([0-9]*\) .* ids=\([0-9,]*\).*/\1 \2/p' <<<"$m")
+    json="$WORK/$t-drain.json"
+    printf '{"version":1,"partitions":[%s]}\n' "$(IFS=,; echo "${parts[*]}")" >"$json"
+    run "$t-drain-execute" 120 "${TOOL[@]}" org.apache.kafka.tools.reassign.ReassignPartitionsCommand \
+      --bootstrap-server "$BS" --execute --reassignment-json-file "$json" \
+      || { note "$t" "drain: --execute failed"; kill -TERM "$PROBE_PID"; wait "$PROBE_PID"; PROBE_PID=""; return 1; }
+  fi
+  CMDS+=("drain node $victim: $( [[ "$t" == tributary ]] && echo "kafka-configs.sh --alter --entity-type brokers --entity-name $victim --add-config tributary.broker.draining=true" || echo "kafka-reassign-partitions.sh --execute (each partition of node $victim moved to the third broker)")")
+  t1=""
+  while (( $(now_ms) - t0 < MOVE_TIMEOUT * 1000 )); do
+    m="$("$PY" "$PROBE" meta "$BS" bench-drain 2>/dev/null | grep '^partition=')"
+    if [[ -n "$m" ]] && ! grep -qE "ids=([0-9,]*,)?$victim(,|$| )" <<<"$m" && ! grep -qv ' isr=2 ' <<<"$m"; then t1="$(now_ms)"; break; fi
+    sleep 0.2
+  done
+  sleep 1
+  kill -TERM "$PROBE_PID"; wait "$PROBE_PID"; PROBE_PID=""
+  if [[ "$t" == tributary ]]; then
+    run "$t-drain-unflag" 120 "${TOOL[@]}" org.apache.kafka.tools.ConfigCommand --bootstrap-server "$BS" \
+      --alter --entity-type brokers --entity-name "$victim" --delete-config tributary.broker.draining \
+      || note "$t" "drain: clearing the drain flag failed"
+  fi
+  run "$t-drain-delete" 120 "${TOOL[@]}" org.apache.kafka.tools.TopicCommand --bootstrap-server "$BS" \
+    --delete --topic bench-drain || note "$t" "drain: deleting bench-drain failed"
+  if [[ -z "$t1" ]]; then note "$t" "drain: not complete after ${MOVE_TIMEOUT}s ($(tr '\n' ' ' <<<"$m"))"; return 1; fi
+  R[$t.drain.ms]=$(( t1 - t0 ))
+  R[$t.drain.mb]="$(awk -v ms=$(( t1 - t0 )) -v mb="$DRAIN_MB" 'BEGIN { printf "%.1f", mb / (ms / 1000) }')"
+  R[$t.drain.stall]="$(awk -v a="$t0" -v b="$t1" '$3 == "ok" && $1 >= a && $1 <= b { p = $2; if (p in prev) { g = $1 - prev[p]; if (g > max) max = g } prev[p] = $1 } END { print max + 0 }' "$out")"
+  R[$t.drain.load]="$(load1)"
+  log "$t: node $victim drained in ${R[$t.drain.ms]} ms (${R[$t.drain.mb]} MiB/s), longest ack gap ${R[$t.drain.stall]} ms"
+}
+
+# roll TARGET BASE: see the header. R[target.roll.{ms,slowest,stall}]
+roll() {
+  local t="$1" base="$2" out="$WORK/$t-probe-roll.log" controller order=() id t0 t1 s0 slowest=0 per=()
+  create_topic "$t" "$BS" bench-roll 3
+  if ! eventually --timeout 60 --interval 1 "$t: ISR 3 on bench-roll" healthy bench-roll; then
+    note "$t" "roll: bench-roll not at ISR 3 within 60 s"; return 1
+  fi
+  : >"$out"
+  CMDS+=("$PY hack/bench/failover_probe.py produce $BS bench-roll 3 $out  # in the background during the roll")
+  "$PY" "$PROBE" produce "$BS" bench-roll 3 "$out" 2>"$WORK/$t-probe-roll.err" &
+  PROBE_PID=$!
+  if ! eventually --timeout 60 "acks on all 3 partitions of bench-roll" \
+      bash -c "for p in 0 1 2; do grep -q \" \$p ok \" '$out' || exit 1; done"; then
+    note "$t" "roll: the probe got no acks on every partition within 60 s"
+    kill -TERM "$PROBE_PID"; wait "$PROBE_PID"; PROBE_PID=""; return 1
+  fi
+  controller="$(active_controller "$t" "$base")"
+  for id in 1 2 3; do [[ "$id" == "$controller" ]] || order+=("$id"); done
+  order+=("$controller")
+  log "$t: rolling nodes ${order[*]} (active controller $controller last)"
+  t0="$(now_ms)"
+  for id in "${order[@]}"; do
+    s0="$(now_ms)"
+    CMDS+=("kill -TERM <pid of node $id>; wait; restart it with the same config; wait for ISR 3 on bench-roll")
+    node_stop "$t" "$base" "$id" || note "$t" "roll: node $id needed SIGKILL"
+    if ! node_restart "$t" "$base" "$id"; then note "$t" "roll: node $id did not restart"; break; fi
+    if ! eventually --timeout 180 --interval 0.2 "$t: ISR 3 on bench-roll after node $id" healthy bench-roll; then
+      note "$t" "roll: bench-roll not back to ISR 3 within 180 s after node $id"; break
+    fi
+    per+=("$id:$(( $(now_ms) - s0 ))")
+    (( $(now_ms) - s0 > slowest )) && slowest=$(( $(now_ms) - s0 ))
+  done
+  t1="$(now_ms)"
+  kill -TERM "$PROBE_PID" 2>/dev/null; wait "$PROBE_PID" 2>/dev/null; PROBE_PID=""
+  (( ${#per[@]} == 3 )) || return 1
+  R[$t.roll.ms]=$(( t1 - t0 ))
+  R[$t.roll.slowest]="$slowest"
+  R[$t.roll.nodes]="${per[*]}"
+  R[$t.roll.stall]="$(awk -v a="$t0" -v b="$t1" '$3 == "ok" && $1 >= a && $1 <= b { p = $2; if (p in prev) { g = $1 - prev[p]; if (g > max) max = g } prev[p] = $1 } END { print max + 0 }' "$out")"
+  R[$t.roll.errs]="$(awk -v a="$t0" -v b="$t1" '$3 != "ok" && $1 >= a && $1 <= b' "$out" | wc -l)"
+  R[$t.roll.load]="$(load1)"
+  log "$t: rolled 3 nodes in ${R[$t.roll.ms]} ms (${per[*]}), longest ack gap ${R[$t.roll.stall]} ms, ${R[$t.roll.errs]} failed deliveries"
+}
+
 # --- one target -----------------------------------------------------------------------------------
 # move TARGET: see the header. R[target.move.{ms,stall,mb}]
 move() {
@@ -433,6 +568,8 @@ bench_target() {
   if ! cluster_start "$t" "$base"; then note "$t" "cluster did not start: $START_FAIL"; return 1; fi
   R[$t.start_ms]="$START_MS"
   log "$t: ready after $START_MS ms, bootstrap $BS"
+  # First, while bench-drain is the only topic: a drain needs every partition to have somewhere else to go.
+  wants drain && drain "$t" "$base"
   if ! ( RUN_TIMEOUT=60; produce "$t" smoke "$BS" bench-smoke 100 100 all -1 ); then
     note "$t" "smoke produce (100 records, acks=all) failed; skipping the load"
     cluster_stop "$t" "$base"; return 1
@@ -456,6 +593,7 @@ bench_target() {
     consume_assign "$t" a1k "$BS" bench-p1k "$N_LARGE"; R[$t.a1k.load]="$(load1)"
   fi
   wants move && move "$t"
+  wants roll && roll "$t" "$base"
   if wants failover && (( KILLS > 0 )); then
     create_topic "$t" "$BS" bench-failover 3
     failover "$t" "$base" leader
@@ -527,9 +665,17 @@ fmt_n() { printf "%'d" "$1" 2>/dev/null || echo "$1"; }
   row "Move one partition of $MOVE_MB MiB to a new replica (kafka-reassign-partitions.sh --execute → target replicas in sync), ms" move ms lower
   row "Move, MiB/s" move mb higher
   row "Move: longest gap between acks=all acknowledgements on the moving partition, ms" move stall lower
+  row "Drain a broker holding $DRAIN_MB MiB (3 partitions RF 2; Tributary's drain flag, Kafka's kafka-reassign-partitions.sh) → in no replica set, ISRs full, ms" drain ms lower
+  row "Drain, MiB/s" drain mb higher
+  row "Drain: longest gap between acks=all acknowledgements on one partition, ms" drain stall lower
+  row "Rolling restart of 3 nodes (SIGTERM, restart, ISR 3 again; active controller last), ms" roll ms lower
+  row "Rolling restart: slowest node, SIGTERM → ISR 3 again, ms" roll slowest lower
+  row "Rolling restart: longest gap between acks=all acknowledgements on one partition, ms" roll stall lower
   echo
   echo "load: the 1-minute load average when the row ended (2 cores; above 2 the cluster and client waited for CPU)."
   echo "Cluster start (format done; exec of the first node → all 3 ready), ms: tributary $(val tributary.start_ms), kafka $(val kafka.start_ms), kafka-flush $(val kafka-flush.start_ms)."
+  echo
+  echo "Rolling restart per node (id:ms, in order): $(for t in $TARGETS; do printf '%s %s; ' "$t" "$(val "$t.roll.nodes")"; done)"
   echo
   echo "Failover gaps, ms (in kill order):"
   echo

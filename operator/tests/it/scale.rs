@@ -1,9 +1,9 @@
 //! Day-2 operations on a three-broker KafkaCluster while an idempotent acks=all producer writes (a consumer group
 //! reads everything acknowledged at the end; the longest produce stall is reported):
-//! - 3 -> 4 through the scale subresource (what `kubectl scale` sends): the new broker is filled with its share;
-//! - 4 -> 3 refused while a topic has replication factor 4 (ScaleDownBlocked, nothing moves), then, once that
-//!   topic is gone, broker 3 drained (status.removingBrokers Draining -> Drained), the StatefulSet shrunk and
-//!   broker 3 unregistered (Removed), with the operator killed and replaced after the drain started; no pod of
+//! - 3 -> 5 through the scale subresource (what `kubectl scale` sends): the new brokers are filled with their share;
+//! - 5 -> 3 refused while a topic has replication factor 5 (ScaleDownBlocked, nothing moves), then, once that
+//!   topic is gone, brokers 4 and 3 drained (status.removingBrokers Draining -> Drained), the StatefulSet shrunk
+//!   and both unregistered (Removed), with the operator killed and replaced after the drain started; no pod of
 //!   the brokers that stay is replaced;
 //! - a restart-requiring broker config change rolls the three brokers one at a time, the active controller last;
 //! - a live one (log retention) is applied with IncrementalAlterConfigs and restarts none;
@@ -178,45 +178,48 @@ async fn scale_up_fills_and_scale_down_drains_under_acks_all_writes() {
         .expect("start the producer");
     let started = Instant::now();
 
-    // 3 -> 4 through the scale subresource: broker 3 joins and gets its share (18 replicas over 4 brokers).
-    scale_to(&clusters, 4).await;
+    // 3 -> 5 through the scale subresource: brokers 3 and 4 join and get their share (18 replicas over 5
+    // brokers: 3 each at least).
+    scale_to(&clusters, 5).await;
     assert_eq!(
         clusters.get(CLUSTER).await.expect("get").spec.brokers,
-        4,
+        5,
         "the scale subresource edits spec.brokers"
     );
-    wait_cluster_named(&clusters, &runner, CLUSTER, "True", 4).await;
+    wait_cluster_named(&clusters, &runner, CLUSTER, "True", 5).await;
     let filled = eventually_within(
-        "broker 3 to hold its share",
+        "brokers 3 and 4 to hold their share",
         std::time::Duration::from_secs(90),
         || async {
             let counts = replicas_per_broker(&admin).await?;
-            (counts.get(&3).copied().unwrap_or(0) >= 4)
+            [3, 4]
+                .iter()
+                .all(|id| counts.get(id).copied().unwrap_or(0) >= 3)
                 .then_some(counts.clone())
                 .ok_or_else(|| format!("replicas per broker {counts:?}"))
         },
     )
     .await;
     eprintln!(
-        "scale 3 -> 4: broker 3 filled {:?} after the scale ({filled:?})",
+        "scale 3 -> 5: brokers 3 and 4 filled {:?} after the scale ({filled:?})",
         started.elapsed()
     );
     let status = cluster_status(&clusters).await.expect("get");
     assert_eq!(
-        status.brokers, 4,
+        status.brokers, 5,
         "status.brokers is the scale subresource's count"
     );
 
-    // 4 -> 3 while a topic needs four brokers: refused, nothing removed.
+    // 5 -> 3 while a topic needs five brokers: refused, nothing removed.
     admin
         .create_topic(&NewTopic {
             name: "wide",
             partitions: 1,
-            replication_factor: 4,
+            replication_factor: 5,
             config: &Default::default(),
         })
         .await
-        .expect("create the RF 4 topic");
+        .expect("create the RF 5 topic");
     scale_to(&clusters, 3).await;
     let (_, reason, message) = eventually_within(
         "the scale-down to be blocked",
@@ -231,26 +234,24 @@ async fn scale_up_fills_and_scale_down_drains_under_acks_all_writes() {
     .await;
     assert_eq!(reason, "ReplicationFactorTooLarge", "{message}");
     assert!(
-        message.contains("topic wide has replication factor 4"),
+        message.contains("topic wide has replication factor 5"),
         "{message}"
     );
     tokio::time::sleep(std::time::Duration::from_secs(3)).await;
-    assert_eq!(
-        replicas_per_broker(&admin)
-            .await
-            .expect("metadata")
-            .get(&3)
-            .copied()
-            .unwrap_or(0),
-        filled[&3] + 1,
-        "a blocked scale-down moves nothing"
-    );
+    let counts = replicas_per_broker(&admin).await.expect("metadata");
+    for id in [3, 4] {
+        assert_eq!(
+            counts.get(&id).copied().unwrap_or(0),
+            filled[&id] + 1,
+            "a blocked scale-down moves nothing (broker {id})"
+        );
+    }
 
     // Without that topic the scale-down goes ahead: drained, shrunk, unregistered.
     admin
         .delete_topic("wide")
         .await
-        .expect("delete the RF 4 topic");
+        .expect("delete the RF 5 topic");
     let drain_started = Instant::now();
     // The operator is killed once the scale-down has started and before it finished; its successor must
     // resume from the status and the cluster metadata alone.
@@ -272,7 +273,7 @@ async fn scale_up_fills_and_scale_down_drains_under_acks_all_writes() {
     operator.abort();
     let _ = operator.await;
     eprintln!(
-        "operator killed with broker 3 {:?} and {} brokers running; a new one takes over",
+        "operator killed with brokers 4 and 3 {:?} and {} brokers running; a new one takes over",
         at_kill.0, at_kill.1
     );
     tokio::time::sleep(std::time::Duration::from_secs(2)).await;
@@ -281,7 +282,7 @@ async fn scale_up_fills_and_scale_down_drains_under_acks_all_writes() {
         at_kill.0.contains(&RemovalState::Draining),
     ));
     eventually_within(
-        "broker 3 to be drained and removed",
+        "brokers 4 and 3 to be drained and removed",
         std::time::Duration::from_secs(120),
         || {
             let clusters = clusters.clone();
@@ -293,27 +294,31 @@ async fn scale_up_fills_and_scale_down_drains_under_acks_all_writes() {
                     .iter()
                     .map(|b| (b.id, b.state))
                     .collect();
-                if removing.contains(&(3, RemovalState::Draining)) {
+                if removing
+                    .iter()
+                    .any(|(_, state)| *state == RemovalState::Draining)
+                {
                     seen.store(true, std::sync::atomic::Ordering::Relaxed);
                 }
-                (removing == [(3, RemovalState::Removed)] && status.brokers == 3)
+                (removing == [(4, RemovalState::Removed), (3, RemovalState::Removed)]
+                    && status.brokers == 3)
                     .then_some(())
                     .ok_or_else(|| format!("removing {removing:?}, {} brokers", status.brokers))
             }
         },
     )
     .await;
-    // A small partition drains in well under a second, so whether a status write caught broker 3 while
+    // A small partition drains in well under a second, so whether a status write caught a broker while
     // Draining (rather than already Drained) is luck; the unit tests of cluster/scale.rs cover that state.
     eprintln!(
-        "scale 4 -> 3: broker 3 drained and removed in {:?} (status seen Draining: {})",
+        "scale 5 -> 3: brokers 4 and 3 drained and removed in {:?} (status seen Draining: {})",
         drain_started.elapsed(),
         seen_draining.load(std::sync::atomic::Ordering::Relaxed)
     );
     let counts = replicas_per_broker(&admin).await.expect("metadata");
     assert!(
-        !counts.contains_key(&3),
-        "broker 3 holds nothing: {counts:?}"
+        !counts.contains_key(&3) && !counts.contains_key(&4),
+        "brokers 3 and 4 hold nothing: {counts:?}"
     );
     assert_eq!(
         counts.values().sum::<usize>(),
@@ -321,13 +326,15 @@ async fn scale_up_fills_and_scale_down_drains_under_acks_all_writes() {
         "every partition kept its three replicas: {counts:?}"
     );
     wait_cluster_named(&clusters, &runner, CLUSTER, "True", 3).await;
-    assert!(
-        pods.get_opt(&format!("{CLUSTER}-3"))
-            .await
-            .expect("get pod")
-            .is_none(),
-        "the StatefulSet removed pod {CLUSTER}-3"
-    );
+    for ordinal in [3, 4] {
+        assert!(
+            pods.get_opt(&format!("{CLUSTER}-{ordinal}"))
+                .await
+                .expect("get pod")
+                .is_none(),
+            "the StatefulSet removed pod {CLUSTER}-{ordinal}"
+        );
+    }
 
     // A restart-requiring config change rolls the three brokers one at a time, the active controller last.
     let controller = admin
@@ -338,7 +345,7 @@ async fn scale_up_fills_and_scale_down_drains_under_acks_all_writes() {
     let before = pod_uids(&pods).await;
     assert_eq!(
         before, initial_uids,
-        "scaling 3 -> 4 -> 3 replaced none of the pods of brokers 0-2"
+        "scaling 3 -> 5 -> 3 replaced none of the pods of brokers 0-2"
     );
     for ordinal in 0..3 {
         assert_eq!(
@@ -505,7 +512,7 @@ async fn scale_up_fills_and_scale_down_drains_under_acks_all_writes() {
         "every acknowledged record is consumed: {consumed}"
     );
     eprintln!(
-        "scaling 3 -> 4 -> 3 and a rolling restart under acks=all: {acknowledged} acknowledged, {} failed, longest produce stall {} ms, \
+        "scaling 3 -> 5 -> 3 and a rolling restart under acks=all: {acknowledged} acknowledged, {} failed, longest produce stall {} ms, \
          all consumed",
         summary["failed"], summary["longest_stall_ms"]
     );

@@ -473,21 +473,10 @@ impl MetadataQuorum {
                 "Node {id} is the only voter of the metadata quorum; add another voter before removing it."
             ))));
         }
-        let following: Vec<NodeId> = description
-            .voters
-            .iter()
-            .filter(|v| v.follows(description.high_watermark))
-            .map(|v| v.id)
-            .collect();
-        let remaining: Vec<NodeId> = voters.iter().copied().filter(|v| *v != id).collect();
-        let following_remaining = following.iter().filter(|v| **v != id).count();
-        if following_remaining * 2 <= remaining.len() || following.len() * 2 <= voters.len() {
-            return Ok(Err(VoterChangeError::Unsafe(format!(
-                "Removing voter {id} would leave voters {remaining:?}, of which only {following_remaining} follow \
-                 the leader now ({following:?} of {voters:?} do): the quorum could not commit. Bring the others \
-                 back first."
-            ))));
+        if let Some(refusal) = removal_refusal(&description, id) {
+            return Ok(Err(refusal));
         }
+        let following = following_voters(&description);
         if id == self.node_id {
             let target = following.iter().copied().find(|v| *v != id);
             if let Some(target) = target.and_then(|t| raft_id(t).ok()) {
@@ -621,6 +610,32 @@ impl MetadataQuorum {
     }
 }
 
+fn following_voters(description: &QuorumDescription) -> Vec<NodeId> {
+    description
+        .voters
+        .iter()
+        .filter(|v| v.follows(description.high_watermark))
+        .map(|v| v.id)
+        .collect()
+}
+
+/// Why removing voter `id` would leave the quorum unable to commit, if it would: openraft goes through a
+/// joint configuration, which needs a majority of the old voters and of the new ones, so both must have a
+/// majority that follows the leader now.
+fn removal_refusal(description: &QuorumDescription, id: NodeId) -> Option<VoterChangeError> {
+    let voters: Vec<NodeId> = description.voters.iter().map(|v| v.id).collect();
+    let following = following_voters(description);
+    let remaining: Vec<NodeId> = voters.iter().copied().filter(|v| *v != id).collect();
+    let following_remaining = following.iter().filter(|v| **v != id).count();
+    (following_remaining * 2 <= remaining.len() || following.len() * 2 <= voters.len()).then(|| {
+        VoterChangeError::Unsafe(format!(
+            "Removing voter {id} would leave voters {remaining:?}, of which only {following_remaining} follow \
+             the leader now ({following:?} of {voters:?} do): the quorum could not commit. Bring the others \
+             back first."
+        ))
+    })
+}
+
 /// The leader's view of the metadata quorum: who votes, who only follows, and how far each has replicated.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct QuorumDescription {
@@ -658,3 +673,49 @@ impl QuorumMember {
 const HEALTHY_ACK: Duration = Duration::from_secs(3);
 /// How often a voter addition checks whether the new voter has caught up.
 const CATCH_UP_POLL: Duration = Duration::from_millis(50);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A description whose voters `following` hold every entry and acknowledged just now, and whose other
+    /// `voters` are silent.
+    fn quorum(voters: &[NodeId], following: &[NodeId]) -> QuorumDescription {
+        let member = |id: &NodeId| QuorumMember {
+            id: *id,
+            log_end: Some(if following.contains(id) { 10 } else { 3 }),
+            since_ack: following.contains(id).then_some(Duration::from_millis(20)),
+            controller_addr: None,
+            directory_id: None,
+        };
+        QuorumDescription {
+            leader: following[0],
+            term: 2,
+            high_watermark: 10,
+            voters: voters.iter().map(member).collect(),
+            observers: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_removal_needs_a_following_majority_before_and_after() {
+        // Three voters, all following: any one can go.
+        assert_eq!(removal_refusal(&quorum(&[1, 2, 3], &[1, 2, 3]), 3), None);
+        // One of three down: removing the down one leaves two that follow; removing a live one leaves one.
+        assert_eq!(removal_refusal(&quorum(&[1, 2, 3], &[1, 2]), 3), None);
+        assert!(removal_refusal(&quorum(&[1, 2, 3], &[1, 2]), 2).is_some());
+        // Four voters with two down: the three left would have a following majority once 4 is gone, but the
+        // joint configuration also needs three of the four old voters, and only two follow.
+        let refusal = removal_refusal(&quorum(&[1, 2, 3, 4], &[1, 2]), 4).unwrap();
+        assert!(
+            refusal.to_string().contains("could not commit"),
+            "{refusal}"
+        );
+        // Four voters with one down: removing a live one still leaves a majority on both sides.
+        assert_eq!(removal_refusal(&quorum(&[1, 2, 3, 4], &[1, 2, 3]), 3), None);
+        // A member that acknowledged long ago does not count, even with the whole log.
+        let mut stale = quorum(&[1, 2, 3], &[1, 2, 3]);
+        stale.voters[1].since_ack = Some(HEALTHY_ACK * 2);
+        assert!(removal_refusal(&stale, 3).is_some());
+    }
+}
