@@ -706,7 +706,7 @@ mod tests {
         assert!(removal_refusal(&quorum(&[1, 2, 3], &[1, 2]), 2).is_some());
         // Four voters with two down: the three left would have a following majority once 4 is gone, but the
         // joint configuration also needs three of the four old voters, and only two follow.
-        let refusal = removal_refusal(&quorum(&[1, 2, 3, 4], &[1, 2]), 4).unwrap();
+        let refusal = removal_refusal(&quorum(&[1, 2, 3, 4], &[1, 2]), 4).expect("refused");
         assert!(
             refusal.to_string().contains("could not commit"),
             "{refusal}"
