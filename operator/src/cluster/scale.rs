@@ -65,8 +65,9 @@ impl ClusterView {
 /// Why a scale-down was not carried out.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum BlockedBy {
-    /// The spec asks for fewer brokers than the metadata quorum has voters: a voter cannot be removed (KIP-853
-    /// voter changes are not implemented).
+    /// The spec asks for fewer brokers than the metadata quorum has voters: a voter cannot be removed (the
+    /// operator forms the quorum with static `controller.quorum.voters`, whose voters are fixed; the brokers
+    /// change the voters of a dynamic quorum, KIP-853, but the operator does not form or drive one yet).
     VoterRemovalNotSupported { voters: Voters },
     /// A topic has more replicas per partition than brokers would remain.
     ReplicationFactor { topic: String, factor: usize },
@@ -121,8 +122,8 @@ impl std::fmt::Display for ScaleDownBlocked {
             BlockedBy::VoterRemovalNotSupported { voters } => write!(
                 f,
                 "brokers {voters} are the voters of the metadata quorum, fixed when the cluster was created, and \
-                 changing the voter set is not supported yet, so spec.brokers cannot go below {}; nothing is \
-                 removed",
+                 changing the voter set is not supported yet by the operator, so spec.brokers cannot go below {}; \
+                 nothing is removed",
                 voters.min_brokers()
             ),
             BlockedBy::ReplicationFactor { topic, factor } => write!(

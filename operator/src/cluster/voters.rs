@@ -2,8 +2,9 @@
 //! recorded voter set and the running broker count.
 //!
 //! A formatted broker keeps the voter set its metadata log was started with, and refuses to start with a
-//! `controller.quorum.voters` that names another one; changing the voter set of a running cluster needs
-//! AddRaftVoter/RemoveRaftVoter (KIP-853), which is not implemented. So the voters are decided once, when the
+//! `controller.quorum.voters` that names another one (a static quorum, Kafka's kraft.version 0); the brokers
+//! change the voters of a dynamic quorum (`controller.quorum.bootstrap.servers`, KIP-853's AddRaftVoter /
+//! RemoveRaftVoter), but the operator forms static ones and does not drive voter changes. So the voters are decided once, when the
 //! cluster is created (the first [`MAX_VOTERS`] brokers, or all of them when there are fewer), and kept for the
 //! cluster's life: brokers added later are `process.roles=broker` learners, and a scale-down never removes a
 //! voter. This module must never derive the voters of an existing cluster from `spec.brokers`.
