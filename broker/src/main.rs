@@ -233,8 +233,28 @@ async fn cluster_setup(
                         VOTER_DISCOVERY_PATIENCE.as_secs()
                     )
                 })?;
-            tracing::info!(voters = ?voters, "found the metadata quorum");
-            voters
+            tracing::info!(voters = ?voters.addresses, "found the metadata quorum");
+            if let Some(Some(recorded)) = voters
+                .directories
+                .as_ref()
+                .and_then(|directories| directories.get(&config.node_id))
+            {
+                // The quorum counts an earlier incarnation of this node (its log and its votes, now gone) as
+                // a voter: voting again with an empty log could elect a leader without the committed entries.
+                if *recorded != identity.directory_id {
+                    anyhow::bail!(
+                        "the metadata quorum counts node {id} with directory id {recorded} as a voter, but {dir} was \
+                         formatted anew (directory id {mine}): that voter's log is gone, and this node must not vote \
+                         in its place. Remove the old voter first (kafka-metadata-quorum.sh remove-controller \
+                         --controller-id {id} --controller-directory-id {recorded}), then start this node and add it \
+                         (add-controller)",
+                        id = config.node_id,
+                        dir = config.data_dir.display(),
+                        mine = identity.directory_id,
+                    );
+                }
+            }
+            voters.addresses
         }
         (QuorumConfig::StaticVoters(voters), _) => voters
             .iter()

@@ -262,6 +262,9 @@ impl RpcHandler for ClusterMember {
                     RpcResponse::Controller(self.controller.execute(call).await)
                 }
                 RpcRequest::DescribeVoters => RpcResponse::Voters(self.quorum.voter_addresses()),
+                RpcRequest::DescribeVoterDirectories => {
+                    RpcResponse::VoterDirectories(self.quorum.voter_directories())
+                }
             }
         })
     }

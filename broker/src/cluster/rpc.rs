@@ -80,6 +80,9 @@ pub enum RpcRequest {
     /// The voters of the metadata quorum as the asked node knows them: how a broker configured with
     /// `controller.quorum.bootstrap.servers` (and no voters of its own) finds the quorum.
     DescribeVoters,
+    /// The voters' metadata log directory ids (KIP-853), where known: how a controller that joins through
+    /// the bootstrap servers tells whether the quorum still counts an earlier incarnation of it as a voter.
+    DescribeVoterDirectories,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -92,6 +95,8 @@ pub enum RpcResponse {
     Welcome,
     /// Node id -> controller listener address; empty while the node knows no membership yet.
     Voters(std::collections::BTreeMap<crate::cluster::image::NodeId, String>),
+    /// Voter id -> its directory id, None where the membership does not record one.
+    VoterDirectories(std::collections::BTreeMap<crate::cluster::image::NodeId, Option<String>>),
 }
 
 async fn write_frame<T: Serialize>(stream: &mut TcpStream, value: &T) -> Result<(), FrameError> {
@@ -357,6 +362,15 @@ async fn connection(
     }
 }
 
+/// The voters as the bootstrap servers tell them: their controller addresses and, where the answering node
+/// says, their directory ids.
+#[derive(Debug, Clone)]
+pub struct DiscoveredVoters {
+    pub addresses: std::collections::BTreeMap<crate::cluster::image::NodeId, String>,
+    pub directories:
+        Option<std::collections::BTreeMap<crate::cluster::image::NodeId, Option<String>>>,
+}
+
 /// Asks the controllers at `bootstrap` (`controller.quorum.bootstrap.servers`), in turn, for the quorum's
 /// voters until one knows them, for at most `patience`: a broker that does not vote may start before the
 /// controllers have formed the quorum.
@@ -364,7 +378,7 @@ pub async fn discover_voters(
     bootstrap: &[(String, u16)],
     identity: Arc<RpcIdentity>,
     patience: Duration,
-) -> Result<std::collections::BTreeMap<crate::cluster::image::NodeId, String>, String> {
+) -> Result<DiscoveredVoters, String> {
     let deadline = tokio::time::Instant::now() + patience;
     let mut last_error = String::from("no controller.quorum.bootstrap.servers");
     loop {
@@ -374,7 +388,22 @@ pub async fn discover_voters(
                 .call(&RpcRequest::DescribeVoters, Duration::from_secs(2))
                 .await
             {
-                Ok(RpcResponse::Voters(voters)) if !voters.is_empty() => return Ok(voters),
+                Ok(RpcResponse::Voters(addresses)) if !addresses.is_empty() => {
+                    let directories = match client
+                        .call(
+                            &RpcRequest::DescribeVoterDirectories,
+                            Duration::from_secs(2),
+                        )
+                        .await
+                    {
+                        Ok(RpcResponse::VoterDirectories(directories)) => Some(directories),
+                        _ => None,
+                    };
+                    return Ok(DiscoveredVoters {
+                        addresses,
+                        directories,
+                    });
+                }
                 Ok(RpcResponse::Voters(_)) => {
                     last_error = format!("{host}:{port} knows no voters yet");
                 }

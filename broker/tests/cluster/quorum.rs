@@ -250,6 +250,56 @@ fn voters_are_added_and_removed_at_run_time() {
         |c| members(c.node(leader)) == (remaining.clone(), vec![leader]),
     );
     assert_eq!(create_topic(cluster.node(down), "after-restart", 1, 3), 0);
+
+    // A voter whose disk is wiped and formatted anew must not vote with an empty log in its old place: it
+    // refuses to start until the old voter (its old directory id) is removed, then joins and is added again.
+    let current = quorum_leader(cluster.node(leader));
+    let wiped = *remaining.iter().find(|id| **id != current).unwrap();
+    let old_directory = cluster.node(wiped).directory_id();
+    let node = cluster.node(wiped);
+    node.kill();
+    std::fs::remove_dir_all(&node.dir).unwrap();
+    let formatted = Command::new(BIN)
+        .args(["format", "-t", CLUSTER_ID, "--no-initial-controllers", "-c"])
+        .arg(&node.properties)
+        .output()
+        .unwrap();
+    assert!(formatted.status.success(), "{formatted:?}");
+    node.start();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while node.child.as_mut().unwrap().try_wait().unwrap().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "the wiped voter started:\n{}",
+            node.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let log = node.log_text();
+    assert!(
+        log.contains(&format!(
+            "counts node {wiped} with directory id {old_directory} as a voter"
+        )),
+        "{log}"
+    );
+    let (code, message) = remove_voter(cluster.node(current), wiped, &old_directory);
+    assert_eq!(code, 0, "removing the wiped voter: {message}");
+    cluster.node(wiped).start();
+    let new_directory = cluster.node(wiped).directory_id();
+    let port = cluster.node(wiped).controller_port().unwrap();
+    cluster.wait_until(
+        "the reformatted node follows as an observer",
+        Duration::from_secs(30),
+        |c| c.node(wiped).ready() && members(c.node(current)).1.contains(&wiped),
+    );
+    let (code, message) = add_voter(cluster.node(current), wiped, &old_directory, port);
+    assert_eq!(
+        code, 42,
+        "the old directory id: INVALID_REQUEST ({message})"
+    );
+    let (code, message) = add_voter(cluster.node(current), wiped, &new_directory, port);
+    assert_eq!(code, 0, "adding the reformatted node: {message}");
+    assert_eq!(members(cluster.node(current)).0, remaining);
 }
 
 #[test]

@@ -32,6 +32,12 @@ pub fn metadata_quorum_config(election_timeout_ms: u64) -> Result<Arc<Config>, C
         replication_lag_threshold: 2 * SNAPSHOT_EVERY_ENTRIES,
         // Installing the snapshot (a JSON image and an fsync) can take a while on a busy disk.
         install_snapshot_timeout: 10_000,
+        // A member whose disk was replaced comes back with an empty log: a broker (learner) always may, and a
+        // voter of a dynamic quorum only after its old incarnation was removed (it refuses to start before).
+        // Without this the leader treats the lost entries as a bug: it panics in a debug build, and in a
+        // release build never replicates to that member again, so the broker could not rejoin until the
+        // leader restarted. The reset never lowers what the quorum has committed.
+        allow_log_reversion: Some(true),
         ..Config::default()
     };
     Ok(Arc::new(config.validate()?))

@@ -239,6 +239,23 @@ impl MetadataQuorum {
             .collect()
     }
 
+    /// The voters' directory ids, where the membership records them.
+    pub fn voter_directories(&self) -> BTreeMap<NodeId, Option<String>> {
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow_watched();
+        let membership = metrics.membership_config.membership();
+        membership
+            .voter_ids()
+            .map(|id| {
+                let directory = metrics
+                    .membership_config
+                    .get_node(&id)
+                    .and_then(|node| node.directory_id.clone());
+                (node_id(id), directory)
+            })
+            .collect()
+    }
+
     /// What the leader knows of every member's replication of the metadata log (KIP-595's DescribeQuorum),
     /// or None on a node that does not lead: only the leader tracks the others' progress.
     pub fn describe(&self) -> Option<QuorumDescription> {
