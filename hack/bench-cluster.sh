@@ -296,10 +296,11 @@ node_restart() { # TARGET BASE ID
   fi
 }
 
-# active_controller TARGET BASE: node id of the active controller.
+# active_controller TARGET BASE [TOPIC]: node id of the active controller (TOPIC, bench-failover, is the one
+# whose metadata is asked for; asking auto-creates it).
 active_controller() {
   if [[ "$1" == tributary ]]; then
-    "$PY" "$PROBE" meta "$BS" bench-failover 2>/dev/null | sed -n 's/^controller=//p'
+    "$PY" "$PROBE" meta "$BS" "${3:-bench-failover}" 2>/dev/null | sed -n 's/^controller=//p'
   else
     # KRaft's DescribeCluster/Metadata name a random broker (KIP-590); the quorum state names the leader.
     cat "$2"/node-*/logs/__cluster_metadata-0/quorum-state 2>/dev/null | tr '}' '\n' \
@@ -412,7 +413,7 @@ drain() {
   if ! produce "$t" drainfill "$BS" bench-drain $(( DRAIN_MB * 1024 * 3 / 2 )) 1024 1 -1; then
     note "$t" "drain: filling bench-drain failed"; return 1
   fi
-  controller="$(active_controller "$t" "$base")"
+  controller="$(active_controller "$t" "$base" bench-drain)"
   victim=3; [[ "$controller" == 3 ]] && victim=2
   : >"$out"
   CMDS+=("$PY hack/bench/failover_probe.py produce $BS bench-drain 3 $out  # in the background during the drain")
@@ -483,7 +484,7 @@ roll() {
     note "$t" "roll: the probe got no acks on every partition within 60 s"
     kill -TERM "$PROBE_PID"; wait "$PROBE_PID"; PROBE_PID=""; return 1
   fi
-  controller="$(active_controller "$t" "$base")"
+  controller="$(active_controller "$t" "$base" bench-roll)"
   for id in 1 2 3; do [[ "$id" == "$controller" ]] || order+=("$id"); done
   order+=("$controller")
   log "$t: rolling nodes ${order[*]} (active controller $controller last)"
