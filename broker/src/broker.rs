@@ -76,6 +76,8 @@ pub struct ClusterSetup {
     /// The quorum was formed through `controller.quorum.bootstrap.servers` (KIP-853): its voters live in the
     /// metadata log and change at run time.
     pub dynamic_voters: bool,
+    /// False on a controller-only node (`process.roles=controller`).
+    pub broker: bool,
     /// Outbound controller connections bind here (see [`RpcIdentity::bind_source`]).
     pub bind_source: Option<IpAddr>,
 }
@@ -230,6 +232,7 @@ impl Broker {
             MetadataFollowing {
                 addr: setup.metadata_addr.clone(),
                 directory_id: setup.directory_id.clone(),
+                broker: setup.broker,
             },
             HeartbeatSettings {
                 interval: setup.liveness.heartbeat_interval,
@@ -259,9 +262,17 @@ impl Broker {
     }
 
     /// The node clients are told is the controller: the metadata quorum's leader in a cluster.
+    /// A controller-only leader is no broker a client could reach: then, as Kafka's brokers do (KIP-590),
+    /// this broker names itself and forwards what is sent to it.
     pub fn active_controller(&self, image: &MetadataImage) -> Option<NodeId> {
         match &self.cluster {
-            Some(member) => member.quorum().leader().map(|(id, _)| id),
+            Some(member) => member.quorum().leader().map(|(id, _)| {
+                if image.brokers.contains_key(&id) {
+                    id
+                } else {
+                    self.config.node_id
+                }
+            }),
             None => image.controller,
         }
     }

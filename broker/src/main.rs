@@ -271,9 +271,6 @@ async fn cluster_setup(
         .flatten()
         .map(|v| (v.id, v.directory_id.clone()))
         .collect();
-    if !cluster.roles.is_broker() {
-        anyhow::bail!("process.roles=controller: controller-only nodes are not supported yet; use broker,controller");
-    }
     let (controller_listener, metadata_addr) = match controller_listener {
         // A controller announces its controller listener: a voter ignores it, and one that is not (yet) a
         // voter follows the log there as a learner.
@@ -317,6 +314,7 @@ async fn cluster_setup(
         .filter(|ip| !ip.is_unspecified());
     Ok(ClusterSetup {
         dynamic_voters: matches!(cluster.quorum, QuorumConfig::Bootstrap(_)),
+        broker: cluster.roles.is_broker(),
         directory_id: identity.directory_id.clone(),
         voter_directories,
         cluster_id: identity.cluster_id,

@@ -28,11 +28,14 @@ pub struct MemberState {
     pub epoch: Option<i64>,
     /// Fenced brokers lead nothing and are not offered to clients; a new registration starts fenced.
     pub fenced: bool,
+    /// A controller-only node (`process.roles=controller`), which never registers as a broker, serves
+    /// once it follows a metadata quorum that has a leader.
+    pub controller_serving: bool,
 }
 
 impl MemberState {
     pub fn in_service(&self) -> bool {
-        self.epoch.is_some() && !self.fenced
+        (self.epoch.is_some() && !self.fenced) || self.controller_serving
     }
 }
 
@@ -53,6 +56,9 @@ pub struct MetadataFollowing {
     pub addr: Option<String>,
     /// This node's metadata log directory id.
     pub directory_id: String,
+    /// False on a controller-only node: it follows the log and may vote, but never registers as a broker,
+    /// so no replica is placed on it and it is not offered to clients.
+    pub broker: bool,
 }
 
 #[derive(Debug)]
@@ -140,6 +146,10 @@ impl ClusterMember {
     }
 
     async fn lifecycle_step(&self) {
+        if !self.following.broker {
+            self.controller_step().await;
+            return;
+        }
         let state = *self.state.borrow();
         let Some(epoch) = state.epoch else {
             self.register().await;
@@ -153,6 +163,7 @@ impl ClusterMember {
                 self.state.send_replace(MemberState {
                     epoch: Some(epoch),
                     fenced: is_fenced,
+                    controller_serving: false,
                 });
             }
             Ok((false, _, _)) => {
@@ -165,6 +176,38 @@ impl ClusterMember {
             Err(e) => {
                 tracing::warn!(error = %crate::error_chain(&e), "heartbeat failed");
             }
+        }
+    }
+
+    /// A controller-only node's lifecycle: one that does not vote asks the active controller to replicate
+    /// the log to it (a broker asks by registering), and the node serves while its quorum has a leader.
+    async fn controller_step(&self) {
+        let voter = self.quorum.voters().contains(&self.identity.node_id);
+        if !voter && !self.quorum.follows_log() {
+            if let Some(addr) = &self.following.addr {
+                let asked = self
+                    .controller
+                    .call(ControllerCall::FollowMetadataLog {
+                        id: self.identity.node_id,
+                        addr: addr.clone(),
+                        directory_id: Some(self.following.directory_id.clone()),
+                    })
+                    .await;
+                if let Err(e) = asked {
+                    tracing::warn!(error = %crate::error_chain(&e), "asking to follow the metadata log failed; will retry");
+                }
+            }
+        }
+        let serving = self.quorum.leader().is_some() && (voter || self.quorum.follows_log());
+        if serving != self.state.borrow().controller_serving {
+            tracing::info!(
+                serving,
+                "controller-only node: following a quorum with a leader"
+            );
+            self.state.send_replace(MemberState {
+                controller_serving: serving,
+                ..MemberState::default()
+            });
         }
     }
 
@@ -183,6 +226,7 @@ impl ClusterMember {
                 self.state.send_replace(MemberState {
                     epoch: Some(epoch),
                     fenced: true,
+                    controller_serving: false,
                 });
             }
             Ok(other) => tracing::warn!(answer = ?other, "unexpected answer to registration"),

@@ -311,11 +311,22 @@ pub(crate) enum QuorumSetup {
     /// but are formatted with `--no-initial-controllers`: they follow the quorum as observers until
     /// AddRaftVoter makes them voters.
     BootstrapWithSpareControllers(i32),
+    /// [`QuorumSetup::StaticVoters`] with the voters `process.roles=controller` only: the brokers are the
+    /// other nodes.
+    SeparateControllers,
 }
 
 impl QuorumSetup {
     fn is_dynamic(self) -> bool {
-        self != Self::StaticVoters
+        matches!(
+            self,
+            Self::Bootstrap | Self::BootstrapWithSpareControllers(_)
+        )
+    }
+
+    /// Whether node `id` has the broker role.
+    fn is_broker(self, id: i32, voters: i32) -> bool {
+        self != Self::SeparateControllers || id > voters
     }
 
     /// Whether node `id` has the controller role.
@@ -358,7 +369,9 @@ pub(crate) fn start_cluster_joined_later(
         .collect::<Vec<_>>()
         .join(",");
     let quorum_line = match quorum {
-        QuorumSetup::StaticVoters => format!("controller.quorum.voters={voter_list}"),
+        QuorumSetup::StaticVoters | QuorumSetup::SeparateControllers => {
+            format!("controller.quorum.voters={voter_list}")
+        }
         QuorumSetup::Bootstrap | QuorumSetup::BootstrapWithSpareControllers(_) => format!(
             "controller.quorum.bootstrap.servers={}",
             controllers
@@ -386,13 +399,24 @@ pub(crate) fn start_cluster_joined_later(
             |(_, disk)| disk.path().to_path_buf(),
         );
         let properties = root.path().join(format!("server-{id}.properties"));
-        let (roles, listeners) = if quorum.is_controller(id, voters) {
+        let (roles, listeners, advertised) = if !quorum.is_broker(id, voters) {
+            (
+                "controller",
+                format!("CONTROLLER://127.0.0.1:{controller}"),
+                String::new(),
+            )
+        } else if quorum.is_controller(id, voters) {
             (
                 "broker,controller",
                 format!("PLAINTEXT://127.0.0.1:{kafka},CONTROLLER://127.0.0.1:{controller}"),
+                format!("advertised.listeners=PLAINTEXT://127.0.0.1:{kafka}"),
             )
         } else {
-            ("broker", format!("PLAINTEXT://127.0.0.1:{kafka}"))
+            (
+                "broker",
+                format!("PLAINTEXT://127.0.0.1:{kafka}"),
+                format!("advertised.listeners=PLAINTEXT://127.0.0.1:{kafka}"),
+            )
         };
         std::fs::write(
             &properties,
@@ -401,7 +425,7 @@ pub(crate) fn start_cluster_joined_later(
                  node.id={id}\n\
                  {quorum_line}\n\
                  listeners={listeners}\n\
-                 advertised.listeners=PLAINTEXT://127.0.0.1:{kafka}\n\
+                 {advertised}\n\
                  controller.listener.names=CONTROLLER\n\
                  inter.broker.listener.name=PLAINTEXT\n\
                  listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT\n\

@@ -254,3 +254,70 @@ fn a_cluster_formed_through_bootstrap_servers_and_initial_controllers() {
         c.node(now).read_all("booted", 0) == Ok(vec!["kept".to_owned()])
     });
 }
+
+/// Kafka's separate controllers: three `process.roles=controller` nodes run the metadata quorum and hold no
+/// data, two brokers hold the partitions. Clients see only the brokers (the controller id they are told is a
+/// broker, which forwards, as in KIP-590), and losing the active controller changes nothing for them.
+#[test]
+fn controller_only_nodes_run_the_quorum_and_the_brokers_hold_the_data() {
+    use kafka_protocol::messages::DescribeQuorumRequest;
+    let mut cluster = start_cluster_configured(
+        5,
+        3,
+        QuorumSetup::SeparateControllers,
+        |_| String::new(),
+        |_| Vec::new(),
+    );
+    assert_eq!(
+        broker_ids(&cluster.node(4).metadata("none")),
+        BTreeSet::from([4, 5]),
+        "the controllers are no brokers"
+    );
+    let described = cluster.node(4).call(DescribeClusterRequest::default(), 0);
+    assert!(
+        [4, 5].contains(&described.controller_id.0),
+        "clients are told a broker as controller, not {}",
+        described.controller_id.0
+    );
+    let quorum_leader = |node: &Node| {
+        let response = node.call(DescribeQuorumRequest::default(), 1);
+        response.topics[0].partitions[0].leader_id.0
+    };
+    let leader = quorum_leader(cluster.node(5));
+    assert!((1..=3).contains(&leader), "quorum leader {leader}");
+
+    assert_eq!(create_topic(cluster.node(5), "split", 1, 2), 0);
+    cluster.wait_until("split has a leader", Duration::from_secs(10), |c| {
+        leader_of(c, 4, "split", 0) > 0
+    });
+    let mut replicas = replicas_of(cluster.node(4), "split");
+    replicas.sort_unstable();
+    assert_eq!(replicas, [4, 5], "the data is on the brokers only");
+    let partition_leader = leader_of(&mut cluster, 4, "split", 0);
+    assert_eq!(
+        cluster
+            .node(partition_leader)
+            .produce("split", 0, -1, "before")
+            .0,
+        0
+    );
+
+    cluster.node(leader).kill();
+    cluster.wait_until("a new quorum leader", Duration::from_secs(20), |c| {
+        let now = quorum_leader(c.node(4));
+        now != leader && (1..=3).contains(&now)
+    });
+    assert_eq!(create_topic(cluster.node(4), "after", 1, 2), 0);
+    let partition_leader = leader_of(&mut cluster, 5, "split", 0);
+    assert_eq!(
+        cluster
+            .node(partition_leader)
+            .produce("split", 0, -1, "after")
+            .0,
+        0
+    );
+    assert_eq!(
+        cluster.node(partition_leader).read_all("split", 0),
+        Ok(vec!["before".to_owned(), "after".to_owned()])
+    );
+}

@@ -312,3 +312,47 @@ fn a_single_node_says_it_has_no_quorum() {
     assert_eq!(response.error_code, 42, "INVALID_REQUEST");
     assert!(response.topics.is_empty());
 }
+
+/// A controller-only node (`process.roles=controller`, formatted with `--no-initial-controllers`) asks to
+/// follow a dynamic quorum's log, since it never registers as a broker, and is then added as a voter.
+#[test]
+fn a_controller_only_node_joins_a_dynamic_quorum_and_is_added() {
+    let mut cluster = start_cluster_joined_later(
+        4,
+        3,
+        QuorumSetup::BootstrapWithSpareControllers(4),
+        |_| String::new(),
+        |_| Vec::new(),
+        &[4],
+    );
+    let node = cluster.node(4);
+    let port = node.controller_port().unwrap();
+    let properties: String = std::fs::read_to_string(&node.properties)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with("advertised.listeners="))
+        .map(|l| match l {
+            l if l.starts_with("process.roles=") => "process.roles=controller\n".to_owned(),
+            l if l.starts_with("listeners=") => {
+                format!("listeners=CONTROLLER://127.0.0.1:{port}\n")
+            }
+            l => format!("{l}\n"),
+        })
+        .collect();
+    std::fs::write(&node.properties, properties).unwrap();
+    node.start();
+    cluster.wait_until(
+        "the controller-only node follows as an observer",
+        Duration::from_secs(20),
+        |c| c.node(4).ready() && members(c.node(1)) == (vec![1, 2, 3], vec![4]),
+    );
+    let directory = cluster.node(4).directory_id();
+    let (code, message) = add_voter(cluster.node(2), 4, &directory, port);
+    assert_eq!(code, 0, "AddRaftVoter: {message}");
+    assert_eq!(members(cluster.node(3)), (vec![1, 2, 3, 4], vec![]));
+    assert_eq!(
+        broker_ids(&cluster.node(1).metadata("none")),
+        BTreeSet::from([1, 2, 3]),
+        "the controller-only voter is no broker"
+    );
+}

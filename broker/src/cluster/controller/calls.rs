@@ -94,6 +94,13 @@ pub enum ControllerCall {
     },
     /// Kafka's DescribeQuorum: the leader's view of the metadata quorum.
     DescribeQuorum,
+    /// A controller-only node that does not vote asks to follow the metadata log as a learner (a broker
+    /// asks by registering).
+    FollowMetadataLog {
+        id: NodeId,
+        addr: String,
+        directory_id: Option<String>,
+    },
     /// Kafka's AddRaftVoter (KIP-853): a learner with the controller role becomes a voter.
     AddRaftVoter {
         id: NodeId,
@@ -444,6 +451,17 @@ impl Controller {
                             "this node stopped leading the metadata quorum".to_owned(),
                         )
                     }),
+            },
+            ControllerCall::FollowMetadataLog {
+                id,
+                addr,
+                directory_id,
+            } => match &self.quorum {
+                Some(link) => link
+                    .add_learner(id, &addr, directory_id.as_deref())
+                    .await
+                    .map(|()| (CallOutput::Done, 0)),
+                None => Ok((CallOutput::Done, 0)),
             },
             ControllerCall::AddRaftVoter {
                 id,

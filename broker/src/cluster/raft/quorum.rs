@@ -220,6 +220,20 @@ impl MetadataQuorum {
         Some((node_id(leader), node.controller_addr.clone()))
     }
 
+    /// Whether this node is in the membership (as a voter or a learner), so the leader replicates to it.
+    pub fn follows_log(&self) -> bool {
+        let Ok(id) = raft_id(self.node_id) else {
+            return false;
+        };
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow_watched();
+        metrics
+            .membership_config
+            .membership()
+            .get_node(&id)
+            .is_some()
+    }
+
     /// The voters of the current membership.
     pub fn voters(&self) -> Vec<NodeId> {
         self.raft.voter_ids().map(node_id).collect()
