@@ -288,7 +288,7 @@ fn controller_only_nodes_run_the_quorum_and_the_brokers_hold_the_data() {
 
     assert_eq!(create_topic(cluster.node(5), "split", 1, 2), 0);
     cluster.wait_until("split has a leader", Duration::from_secs(10), |c| {
-        leader_of(c, 4, "split", 0) > 0
+        c.node(4).metadata("split").topics[0].error_code == 0 && leader_of(c, 4, "split", 0) > 0
     });
     let mut replicas = replicas_of(cluster.node(4), "split");
     replicas.sort_unstable();
