@@ -51,6 +51,7 @@
 #
 # Environment (defaults; BENCH_QUICK=1 switches to the quick values in brackets, ~10 minutes in all):
 #   BENCH_TARGETS="tributary kafka kafka-flush"
+#   BENCH_NODES=3                        nodes per cluster, every one broker and controller (voter)
 #   BENCH_SMALL_RECORDS=500000 [50000] x 100 B     BENCH_LARGE_RECORDS=150000 [15000] x 1024 B
 #   BENCH_PARTITIONS=6
 #   BENCH_LAT_RATE=1000 BENCH_LAT_SECS=20 [5] BENCH_LAT_SIZE=1024
@@ -89,6 +90,9 @@ MOVE_MB="${BENCH_MOVE_MB:-$(q 1024 128)}"
 MOVE_TIMEOUT="${BENCH_MOVE_TIMEOUT:-600}"
 DRAIN_MB="${BENCH_DRAIN_MB:-$(q 1024 128)}"
 ROWS=" ${BENCH_ROWS:-drain load failover move roll} "
+NODES="${BENCH_NODES:-3}"
+export KAFKA_REF_CLUSTER_NODES="$NODES"
+node_ids() { seq 1 "$NODES"; }
 wants() { [[ "$ROWS" == *" $1 "* ]]; }
 RUN_TIMEOUT="${BENCH_RUN_TIMEOUT:-$(q 900 240)}"
 START_TIMEOUT="${BENCH_START_TIMEOUT:-120}"
@@ -215,14 +219,14 @@ trib_wait() {
 
 trib_start_cluster() {
   local base="$1" i ports=() p voters="" id
-  while (( ${#ports[@]} < 6 )); do
+  while (( ${#ports[@]} < 2 * NODES )); do
     p="$(free_port)"; [[ " ${ports[*]} " == *" $p "* ]] || ports+=("$p")
   done
-  for i in 1 2 3; do voters+="${voters:+,}$i@127.0.0.1:${ports[2*i-1]}"; done
+  for i in $(node_ids); do voters+="${voters:+,}$i@127.0.0.1:${ports[2*i-1]}"; done
   id="$("$TRIB_BIN" random-uuid)" || { START_FAIL="random-uuid failed"; return 1; }
   CMDS+=("$TRIB_BIN random-uuid")
   BS=""
-  for i in 1 2 3; do
+  for i in $(node_ids); do
     mkdir -p "$base/node-$i"
     trib_props "$base/node-$i" "$i" "${ports[2*i-2]}" "${ports[2*i-1]}" "$voters" >"$base/node-$i/server.properties"
     if ! "$TRIB_BIN" format -t "$id" -c "$base/node-$i/server.properties" >>"$base/node-$i/broker.log" 2>&1; then
@@ -230,11 +234,12 @@ trib_start_cluster() {
     fi
     BS+="${BS:+,}127.0.0.1:${ports[2*i-2]}"
   done
-  CMDS+=("$TRIB_BIN format -t $id -c $base/node-N/server.properties  # N = 1, 2, 3")
+  CMDS+=("$TRIB_BIN format -t $id -c $base/node-N/server.properties  # N = 1..$NODES")
   local t0; t0="$(now_ms)"
-  for i in 1 2 3; do trib_launch "$base" "$i"; done
-  CMDS+=("$TRIB_LAST_CMD &  # and the same for node-1, node-2")
-  trib_wait "$base" "$START_TIMEOUT" 1 2 3 || { START_FAIL="not every node became ready (see the log tails)"; return 1; }
+  for i in $(node_ids); do trib_launch "$base" "$i"; done
+  CMDS+=("$TRIB_LAST_CMD &  # and the same for the other nodes")
+  # shellcheck disable=SC2046
+  trib_wait "$base" "$START_TIMEOUT" $(node_ids) || { START_FAIL="not every node became ready (see the log tails)"; return 1; }
   START_MS=$(( $(now_ms) - t0 ))
 }
 
@@ -260,7 +265,7 @@ cluster_start() {
 cluster_stop() {
   local t="$1" base="$2" i
   if [[ "$t" == tributary ]]; then
-    for i in 1 2 3; do [[ -n "${TRIB_PIDS[i-1]:-}" ]] && { stop_process "${TRIB_PIDS[i-1]}" 30 "tributary node $i" || true; }; TRIB_PIDS[i-1]=""; done
+    for i in $(node_ids); do [[ -n "${TRIB_PIDS[i-1]:-}" ]] && { stop_process "${TRIB_PIDS[i-1]}" 30 "tributary node $i" || true; }; TRIB_PIDS[i-1]=""; done
   else
     "$KREF" cluster-stop "$base" || true
   fi
@@ -309,10 +314,10 @@ active_controller() {
 }
 
 # shellcheck disable=SC2317 # called through eventually
-# healthy [TOPIC]: 3 brokers in Metadata and every partition of TOPIC (bench-failover) with a leader and ISR 3.
+# healthy [TOPIC]: every node in Metadata and every partition of TOPIC (bench-failover) with a leader and ISR 3.
 healthy() {
   local m; m="$("$PY" "$PROBE" meta "$BS" "${1:-bench-failover}" 2>/dev/null)" || return 1
-  grep -q '^brokers=3$' <<<"$m" || return 1
+  grep -q "^brokers=$NODES\$" <<<"$m" || return 1
   ! grep '^partition=' <<<"$m" | grep -qvE 'leader=[0-9]+ isr=3 '
 }
 
@@ -356,7 +361,7 @@ failover() {
     if [[ "$mode" == controller && -z "$part" ]]; then
       part=0; note "$t" "failover controller: kill $i: the controller (node $victim) led every partition; timing partition 0 (also a leader failover)"
     fi
-    [[ "$victim" =~ ^[1-3]$ ]] || { note "$t" "failover $mode: kill $i: no $mode found (got '$victim')"; break; }
+    [[ "$victim" =~ ^[0-9]+$ ]] && (( victim >= 1 && victim <= NODES )) || { note "$t" "failover $mode: kill $i: no $mode found (got '$victim')"; break; }
     off="$(log_size "$out")"
     k="$(now_ms)"
     node_kill9 "$t" "$base" "$victim"
@@ -435,7 +440,7 @@ drain() {
   else
     while read -r p ids; do
       [[ ",$ids," == *",$victim,"* ]] || continue
-      missing="$(for b in 1 2 3; do [[ ",$ids," == *",$b,"* ]] || echo "$b"; done | head -n 1)"
+      missing="$(for b in $(node_ids); do [[ ",$ids," == *",$b,"* ]] || echo "$b"; done | head -n 1)"
       parts+=("{\"topic\":\"bench-drain\",\"partition\":$p,\"replicas\":[$(sed "s/\b$victim\b/$missing/" <<<"$ids")]}")
     done < <(sed -n 's/^partition=\([0-9]*\) .* ids=\([0-9,]*\).*/\1 \2/p' <<<"$m")
     json="$WORK/$t-drain.json"
@@ -485,7 +490,7 @@ roll() {
     kill -TERM "$PROBE_PID"; wait "$PROBE_PID"; PROBE_PID=""; return 1
   fi
   controller="$(active_controller "$t" "$base" bench-roll)"
-  for id in 1 2 3; do [[ "$id" == "$controller" ]] || order+=("$id"); done
+  for id in $(node_ids); do [[ "$id" == "$controller" ]] || order+=("$id"); done
   order+=("$controller")
   log "$t: rolling nodes ${order[*]} (active controller $controller last)"
   t0="$(now_ms)"
@@ -502,14 +507,14 @@ roll() {
   done
   t1="$(now_ms)"
   kill -TERM "$PROBE_PID" 2>/dev/null; wait "$PROBE_PID" 2>/dev/null; PROBE_PID=""
-  (( ${#per[@]} == 3 )) || return 1
+  (( ${#per[@]} == NODES )) || return 1
   R[$t.roll.ms]=$(( t1 - t0 ))
   R[$t.roll.slowest]="$slowest"
   R[$t.roll.nodes]="${per[*]}"
   R[$t.roll.stall]="$(awk -v a="$t0" -v b="$t1" '$3 == "ok" && $1 >= a && $1 <= b { p = $2; if (p in prev) { g = $1 - prev[p]; if (g > max) max = g } prev[p] = $1 } END { print max + 0 }' "$out")"
   R[$t.roll.errs]="$(awk -v a="$t0" -v b="$t1" '$3 != "ok" && $1 >= a && $1 <= b' "$out" | wc -l)"
   R[$t.roll.load]="$(load1)"
-  log "$t: rolled 3 nodes in ${R[$t.roll.ms]} ms (${per[*]}), longest ack gap ${R[$t.roll.stall]} ms, ${R[$t.roll.errs]} failed deliveries"
+  log "$t: rolled $NODES nodes in ${R[$t.roll.ms]} ms (${per[*]}), longest ack gap ${R[$t.roll.stall]} ms, ${R[$t.roll.errs]} failed deliveries"
 }
 
 # --- one target -----------------------------------------------------------------------------------
@@ -523,7 +528,7 @@ move() {
   line="$("$PY" "$PROBE" meta "$BS" bench-move 2>/dev/null | grep '^partition=0 ')"
   replicas="$(sed -n 's/.* ids=\([0-9,]*\).*/\1/p' <<<"$line")"
   first="${replicas%%,*}"
-  missing="$(for b in 1 2 3; do [[ ",$replicas," == *",$b,"* ]] || echo "$b"; done | head -n 1)"
+  missing="$(for b in $(node_ids); do [[ ",$replicas," == *",$b,"* ]] || echo "$b"; done | head -n 1)"
   if [[ -z "$first" || -z "$missing" ]]; then note "$t" "move: cannot read the replicas of bench-move-0 ($line)"; return 1; fi
   target="$(printf '%s\n' "$first" "$missing" | sort -n | paste -sd,)"
   json="$WORK/$t-move.json"
@@ -564,7 +569,7 @@ bench_target() {
   local t="$1"
   local base="$WORK/$t"
   rm -rf "$base"; mkdir -p "$base"
-  log "=== $t: starting a 3-node cluster"
+  log "=== $t: starting a $NODES-node cluster"
   R[$t.load_start]="$(load1)"
   if ! cluster_start "$t" "$base"; then note "$t" "cluster did not start: $START_FAIL"; return 1; fi
   R[$t.start_ms]="$START_MS"
@@ -630,11 +635,11 @@ row() {
 fmt_n() { printf "%'d" "$1" 2>/dev/null || echo "$1"; }
 
 {
-  echo "# Tributary vs Apache Kafka $KAFKA_VERSION, 3-broker clusters — $( [[ "$QUICK" == 1 ]] && echo quick || echo full) benchmark"
+  echo "# Tributary vs Apache Kafka $KAFKA_VERSION, $NODES-broker clusters — $( [[ "$QUICK" == 1 ]] && echo quick || echo full) benchmark"
   echo
   echo "- date: $(date -u '+%Y-%m-%d %H:%M:%S UTC'); repo commit: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')"
   echo "- machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2/1048576 }' /proc/meminfo), $(uname -r); $(java -version 2>&1 | head -n 1); shared with other builds (see the load columns)"
-  echo "- clusters, one after the other: 3 combined broker+controller nodes on 127.0.0.1, RF 3, min.insync.replicas=2, Kafka's default session (9 s) / heartbeat (2 s) / replica.lag.time.max.ms (30 s) on both"
+  echo "- clusters, one after the other: $NODES combined broker+controller nodes on 127.0.0.1, RF 3, min.insync.replicas=2, Kafka's default session (9 s) / heartbeat (2 s) / replica.lag.time.max.ms (30 s) on both"
   echo "- tributary: ${TRIB_BIN:-n/a}${TRIB_STATUS:+ ($TRIB_STATUS)}; fsyncs on every ISR member before acks=all${BENCH_TRIBUTARY_PROPS:+; extra: $BENCH_TRIBUTARY_PROPS}"
   echo "- kafka: $KAFKA_VERSION via hack/kafka-ref.sh cluster-start, $KAFKA_REF_HEAP, G1, default flush policy (no fsync)${BENCH_KAFKA_PROPS:+; extra: $BENCH_KAFKA_PROPS}"
   echo "- kafka-flush: the same with log.flush.interval.messages=1 (fsync of every append: durable vs durable)"
@@ -669,12 +674,12 @@ fmt_n() { printf "%'d" "$1" 2>/dev/null || echo "$1"; }
   row "Drain a broker holding $DRAIN_MB MiB (3 partitions RF 2; Tributary's drain flag, Kafka's kafka-reassign-partitions.sh) → in no replica set, ISRs full, ms" drain ms lower
   row "Drain, MiB/s" drain mb higher
   row "Drain: longest gap between acks=all acknowledgements on one partition, ms" drain stall lower
-  row "Rolling restart of 3 nodes (SIGTERM, restart, ISR 3 again; active controller last), ms" roll ms lower
+  row "Rolling restart of $NODES nodes (SIGTERM, restart, ISR 3 again; active controller last), ms" roll ms lower
   row "Rolling restart: slowest node, SIGTERM → ISR 3 again, ms" roll slowest lower
   row "Rolling restart: longest gap between acks=all acknowledgements on one partition, ms" roll stall lower
   echo
   echo "load: the 1-minute load average when the row ended (2 cores; above 2 the cluster and client waited for CPU)."
-  echo "Cluster start (format done; exec of the first node → all 3 ready), ms: tributary $(val tributary.start_ms), kafka $(val kafka.start_ms), kafka-flush $(val kafka-flush.start_ms)."
+  echo "Cluster start (format done; exec of the first node → all $NODES ready), ms: tributary $(val tributary.start_ms), kafka $(val kafka.start_ms), kafka-flush $(val kafka-flush.start_ms)."
   echo
   echo "Rolling restart per node (id:ms, in order): $(for t in $TARGETS; do printf '%s %s; ' "$t" "$(val "$t.roll.nodes")"; done)"
   echo

@@ -10,7 +10,7 @@
 #       appended to the generated server.properties (later keys win).
 #   hack/kafka-ref.sh stop DATA_DIR       SIGTERM, wait (KAFKA_REF_STOP_TIMEOUT, default 30 s), SIGKILL.
 #   hack/kafka-ref.sh cluster-start BASE_DIR [EXTRA.properties]
-#       Three KRaft combined nodes (broker,controller; node.id 1..3) on 127.0.0.1 with distinct ports, one
+#       KAFKA_REF_CLUSTER_NODES (3) KRaft combined nodes (broker,controller, all voters; node.id 1..N) on 127.0.0.1 with distinct ports, one
 #       cluster id, RF 3 defaults (default.replication.factor=3, min.insync.replicas=2, internal topics RF 3).
 #       Node N lives in BASE_DIR/node-N (each a DATA_DIR for stop/status/node-start). All three JVMs start
 #       together (a quorum needs a majority); returns when every node logged "Kafka Server started". Writes
@@ -221,8 +221,8 @@ cmd_status() {
   running_pid "$dir" || exit 1
 }
 
-# --- cluster mode (3 combined nodes) -----------------------------------------------------------------
-CLUSTER_NODES=3
+# --- cluster mode (KAFKA_REF_CLUSTER_NODES, 3 by default, combined nodes) -----------------------------------------------------------------
+CLUSTER_NODES="${KAFKA_REF_CLUSTER_NODES:-3}"
 
 # node_props DIR ID PORT CPORT VOTERS: the server.properties of cluster node ID (RF 3, min ISR 2).
 node_props() {
