@@ -10,7 +10,8 @@
 #                  operator/tests/leader_election.rs: Topics against a real broker process) and
 #                  hack/chart-test.sh (the Helm chart, the install bundle, the operator with the chart's RBAC)
 #   clients        broker/tests/clients/run.sh: the kcat, confluent-kafka and kafka-python suites, the Java
-#                  kafka-clients suite, and the metrics test (promtool and a real Prometheus); then Kafka's
+#                  kafka-clients suite, and the metrics test (promtool and a real Prometheus); franz-go's kgo
+#                  integration tests (hack/franz-go.sh ci, the allowlisted ones must pass); then Kafka's
 #                  command-line tools against broker clusters (the ignored kafka_tools cluster tests)
 #   faults         hack/cluster.sh short: 3 broker processes, idempotent acks=all producers (confluent-kafka
 #                  and Java kafka-clients side by side), a no-fault run, one kill -9 of a partition leader, a
@@ -114,6 +115,8 @@ fi
 if (( run_clients )); then
   step "real-client suites"
   bash broker/tests/clients/run.sh
+  # franz-go's kgo integration tests (Go module proxy), the allowlisted ones must pass.
+  FRANZ_GO_OUT="$(mktemp -d)" bash hack/franz-go.sh ci
   # Kafka's own tools (kafka-reassign-partitions, kafka-metadata-quorum describe / add-controller /
   # remove-controller, kafka-configs) against 4-broker clusters: need Java and the Kafka jars, which the
   # prerequisites provide; without them they fail rather than skip.
