@@ -29,31 +29,29 @@ async fn outcome(
     let mismatch = cluster_id
         .map(|id| id.as_str().to_owned())
         .filter(|id| *id != ctx.broker.image().cluster_id);
-    {
-        if let Some(id) = mismatch {
-            return (
-                code(ResponseError::InconsistentClusterId),
-                message(format!(
-                    "the request names cluster {id}, this is another cluster"
-                )),
-            );
+    if let Some(id) = mismatch {
+        return (
+            code(ResponseError::InconsistentClusterId),
+            message(format!(
+                "the request names cluster {id}, this is another cluster"
+            )),
+        );
+    }
+    match ctx.broker.controller.change_voters(call).await {
+        Ok(Ok(())) => (0, None),
+        Ok(Err(refusal)) => {
+            let error = match &refusal {
+                VoterChangeError::StaticQuorum(_) => ResponseError::UnsupportedVersion,
+                VoterChangeError::AlreadyVoter(_) => ResponseError::DuplicateVoter,
+                VoterChangeError::NotVoter(_) => ResponseError::VoterNotFound,
+                VoterChangeError::NotReady(_) => ResponseError::RequestTimedOut,
+                VoterChangeError::Unsafe(_) => ResponseError::InvalidRequest,
+            };
+            (code(error), message(refusal.to_string()))
         }
-        match ctx.broker.controller.change_voters(call).await {
-            Ok(Ok(())) => (0, None),
-            Ok(Err(refusal)) => {
-                let error = match &refusal {
-                    VoterChangeError::StaticQuorum(_) => ResponseError::UnsupportedVersion,
-                    VoterChangeError::AlreadyVoter(_) => ResponseError::DuplicateVoter,
-                    VoterChangeError::NotVoter(_) => ResponseError::VoterNotFound,
-                    VoterChangeError::NotReady(_) => ResponseError::RequestTimedOut,
-                    VoterChangeError::Unsafe(_) => ResponseError::InvalidRequest,
-                };
-                (code(error), message(refusal.to_string()))
-            }
-            Err(e) => {
-                tracing::warn!(error = %crate::error_chain(&e), "voter change failed");
-                (topic_error_code(&e), message(e.to_string()))
-            }
+        Err(e) => {
+            tracing::warn!(error = %crate::error_chain(&e), "voter change failed");
+            (topic_error_code(&e), message(e.to_string()))
         }
     }
 }
