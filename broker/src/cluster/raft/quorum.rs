@@ -2,7 +2,12 @@
 //! `controller.quorum.voters`), write entries on the leader, learn who leads, wait for the local state
 //! machine to apply an index, and answer Raft RPCs. No openraft type crosses this boundary.
 
-use std::{collections::BTreeMap, path::PathBuf, sync::Arc, time::Duration};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    path::PathBuf,
+    sync::Arc,
+    time::Duration,
+};
 
 use openraft::async_runtime::WatchReceiver;
 
@@ -11,7 +16,7 @@ use super::{
     log_store::MetadataLogStore,
     network::{self, MetadataNetwork, RaftRpc, RaftRpcReply},
     state_machine::{CommittedImageListener, MetadataStateMachine},
-    types::{CommandOutcome, MetadataCommand, MetadataRaft, QuorumNode, RaftNodeId},
+    types::{CommandOutcome, MetadataCommand, MetadataRaft, QuorumNode, RaftNodeId, TypeConfig},
 };
 use crate::cluster::{
     image::{MetadataImage, NodeId},
@@ -113,6 +118,19 @@ fn raft_id(id: NodeId) -> Result<RaftNodeId, QuorumError> {
 
 fn node_id(id: RaftNodeId) -> NodeId {
     NodeId::try_from(id).unwrap_or(NodeId::MAX)
+}
+
+/// A refused or failed write (entry or membership change): NotLeader, with the leader openraft names, when
+/// this node does not lead.
+fn write_error(
+    error: openraft::error::RaftError<TypeConfig, openraft::error::ClientWriteError<TypeConfig>>,
+) -> QuorumError {
+    match error.forward_to_leader() {
+        Some(forward) => QuorumError::NotLeader {
+            leader: forward.leader_id.map(node_id),
+        },
+        None => QuorumError::Write(Box::new(error)),
+    }
 }
 
 impl MetadataQuorum {
@@ -239,8 +257,8 @@ impl MetadataQuorum {
         self.raft.voter_ids().map(node_id).collect()
     }
 
-    /// The voters of the current membership with their controller listener addresses.
-    pub fn voter_addresses(&self) -> BTreeMap<NodeId, String> {
+    /// The voters of the current membership, with what each published about itself.
+    fn voter_nodes(&self) -> BTreeMap<NodeId, QuorumNode> {
         let metrics = self.raft.metrics();
         let metrics = metrics.borrow_watched();
         let membership = metrics.membership_config.membership();
@@ -248,25 +266,24 @@ impl MetadataQuorum {
             .voter_ids()
             .filter_map(|id| {
                 let node = metrics.membership_config.get_node(&id)?;
-                Some((node_id(id), node.controller_addr.clone()))
+                Some((node_id(id), node.clone()))
             })
+            .collect()
+    }
+
+    /// The voters of the current membership with their controller listener addresses.
+    pub fn voter_addresses(&self) -> BTreeMap<NodeId, String> {
+        self.voter_nodes()
+            .into_iter()
+            .map(|(id, node)| (id, node.controller_addr))
             .collect()
     }
 
     /// The voters' directory ids, where the membership records them.
     pub fn voter_directories(&self) -> BTreeMap<NodeId, Option<String>> {
-        let metrics = self.raft.metrics();
-        let metrics = metrics.borrow_watched();
-        let membership = metrics.membership_config.membership();
-        membership
-            .voter_ids()
-            .map(|id| {
-                let directory = metrics
-                    .membership_config
-                    .get_node(&id)
-                    .and_then(|node| node.directory_id.clone());
-                (node_id(id), directory)
-            })
+        self.voter_nodes()
+            .into_iter()
+            .map(|(id, node)| (id, node.directory_id))
             .collect()
     }
 
@@ -358,37 +375,18 @@ impl MetadataQuorum {
             // A restarted learner listens on a new port. openraft keeps replicating to the address it
             // connected to when only a node's metadata changes, so the learner is removed and added again,
             // which opens a new replication stream (the way openraft's guide prefers over SetNodes).
-            let removed = self
-                .raft
-                .change_membership(
-                    openraft::ChangeMembers::RemoveNodes(std::collections::BTreeSet::from([
-                        raft_id,
-                    ])),
-                    false,
-                )
-                .await;
-            if let Err(e) = removed {
-                return Err(match e.forward_to_leader() {
-                    Some(forward) => QuorumError::NotLeader {
-                        leader: forward.leader_id.map(node_id),
-                    },
-                    None => QuorumError::Write(Box::new(e)),
-                });
-            }
+            self.change_membership(
+                openraft::ChangeMembers::RemoveNodes(BTreeSet::from([raft_id])),
+                false,
+            )
+            .await?;
         }
-        let changed = self.raft.add_learner(raft_id, node, false).await;
-        match changed {
-            Ok(_) => {
-                tracing::info!(broker = id, %addr, "broker added to the metadata quorum as a learner");
-                Ok(())
-            }
-            Err(e) => match e.forward_to_leader() {
-                Some(forward) => Err(QuorumError::NotLeader {
-                    leader: forward.leader_id.map(node_id),
-                }),
-                None => Err(QuorumError::Write(Box::new(e))),
-            },
-        }
+        self.raft
+            .add_learner(raft_id, node, false)
+            .await
+            .map_err(write_error)?;
+        tracing::info!(broker = id, %addr, "broker added to the metadata quorum as a learner");
+        Ok(())
     }
 
     fn static_quorum_refusal() -> VoterChangeError {
@@ -458,14 +456,11 @@ impl MetadataQuorum {
             }
             tokio::time::sleep(CATCH_UP_POLL).await;
         }
-        let changed = self
-            .raft
-            .change_membership(
-                openraft::ChangeMembers::AddVoterIds(std::collections::BTreeSet::from([member])),
-                true,
-            )
-            .await;
-        self.membership_outcome(changed)?;
+        self.change_membership(
+            openraft::ChangeMembers::AddVoterIds(BTreeSet::from([member])),
+            true,
+        )
+        .await?;
         tracing::info!(node = id, voters = ?self.voters(), "voter added to the metadata quorum");
         Ok(Ok(()))
     }
@@ -529,14 +524,11 @@ impl MetadataQuorum {
             }
             return Err(self.not_leader());
         }
-        let changed = self
-            .raft
-            .change_membership(
-                openraft::ChangeMembers::RemoveVoters(std::collections::BTreeSet::from([member])),
-                true,
-            )
-            .await;
-        self.membership_outcome(changed)?;
+        self.change_membership(
+            openraft::ChangeMembers::RemoveVoters(BTreeSet::from([member])),
+            true,
+        )
+        .await?;
         tracing::info!(node = id, voters = ?self.voters(), "voter removed from the metadata quorum; it stays a learner");
         Ok(Ok(()))
     }
@@ -550,25 +542,17 @@ impl MetadataQuorum {
         }
     }
 
-    fn membership_outcome<T>(
+    /// openraft's `change_membership` (`retain`: removed voters stay learners), returning once committed.
+    async fn change_membership(
         &self,
-        changed: Result<
-            T,
-            openraft::error::RaftError<
-                super::types::TypeConfig,
-                openraft::error::ClientWriteError<super::types::TypeConfig>,
-            >,
-        >,
+        change: openraft::ChangeMembers<RaftNodeId, QuorumNode>,
+        retain: bool,
     ) -> Result<(), QuorumError> {
-        match changed {
-            Ok(_) => Ok(()),
-            Err(e) => match e.forward_to_leader() {
-                Some(forward) => Err(QuorumError::NotLeader {
-                    leader: forward.leader_id.map(node_id),
-                }),
-                None => Err(QuorumError::Write(Box::new(e))),
-            },
-        }
+        self.raft
+            .change_membership(change, retain)
+            .await
+            .map(drop)
+            .map_err(write_error)
     }
 
     /// The index of the last entry the local state machine applied (0 before any).
@@ -584,15 +568,11 @@ impl MetadataQuorum {
     /// Writes `changes` as one entry and returns once it is committed and applied here. Only the leader
     /// can; others get [`QuorumError::NotLeader`].
     pub async fn write(&self, changes: Vec<MetadataChange>) -> Result<CommandOutcome, QuorumError> {
-        match self.raft.client_write(MetadataCommand { changes }).await {
-            Ok(response) => Ok(response.data),
-            Err(e) => match e.forward_to_leader() {
-                Some(forward) => Err(QuorumError::NotLeader {
-                    leader: forward.leader_id.map(node_id),
-                }),
-                None => Err(QuorumError::Write(Box::new(e))),
-            },
-        }
+        self.raft
+            .client_write(MetadataCommand { changes })
+            .await
+            .map(|response| response.data)
+            .map_err(write_error)
     }
 
     /// Waits until the local state machine has applied `index`.
