@@ -137,6 +137,23 @@ impl Node {
         http_status(self.http_port, "/readyz") == Some(200)
     }
 
+    /// Waits (at most `limit`) for the node to exit on its own, as a node refused at start does.
+    pub(crate) fn wait_for_exit(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node {} kept running; log:\n{}",
+                self.id,
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     pub(crate) fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             child.kill().unwrap();
@@ -338,6 +355,26 @@ impl QuorumSetup {
     }
 }
 
+/// `tributary-broker format -t CLUSTER_ID -c properties` with the voter flags `voters`.
+pub(crate) fn format_node(properties: &Path, voters: &[&str]) {
+    let formatted = Command::new(BIN)
+        .args(["format", "-t", CLUSTER_ID, "-c"])
+        .arg(properties)
+        .args(voters)
+        .output()
+        .unwrap();
+    assert!(
+        formatted.status.success(),
+        "format failed: {}",
+        String::from_utf8_lossy(&formatted.stderr)
+    );
+}
+
+/// [`start_cluster`] with the quorum set up as `quorum` says.
+pub(crate) fn start_cluster_as(size: i32, voters: i32, quorum: QuorumSetup) -> Cluster {
+    start_cluster_configured(size, voters, quorum, |_| String::new(), |_| Vec::new())
+}
+
 pub(crate) fn start_cluster_configured(
     size: i32,
     voters: i32,
@@ -444,23 +481,16 @@ pub(crate) fn start_cluster_joined_later(
             ),
         )
         .unwrap();
-        let formatted = Command::new(BIN)
-            .args(["format", "-t", CLUSTER_ID, "-c"])
-            .arg(&properties)
-            // Broker-only nodes and spare controllers are formatted without voters, as with kafka-storage.sh.
-            .args(if quorum.is_dynamic() && id <= voters {
+        // Broker-only nodes and spare controllers are formatted without voters, as with kafka-storage.sh.
+        format_node(
+            &properties,
+            &if quorum.is_dynamic() && id <= voters {
                 vec!["--initial-controllers", initial_controllers.as_str()]
             } else if quorum.is_dynamic() && quorum.is_controller(id, voters) {
                 vec!["--no-initial-controllers"]
             } else {
                 Vec::new()
-            })
-            .output()
-            .unwrap();
-        assert!(
-            formatted.status.success(),
-            "format failed: {}",
-            String::from_utf8_lossy(&formatted.stderr)
+            },
         );
         nodes.push(Node {
             id,

@@ -218,10 +218,7 @@ fn kafka_reassign_partitions_generates_executes_and_verifies() {
             "--status lacks {expected}:\n{status}"
         );
     }
-    let voters = status
-        .lines()
-        .find(|l| l.starts_with("CurrentVoters:"))
-        .unwrap_or_default();
+    let voters = status_line(&status, "CurrentVoters:");
     for id in 1..=3 {
         assert!(
             voters.contains(&format!("\"id\": {id}")),
@@ -275,34 +272,19 @@ fn kafka_reassign_partitions_generates_executes_and_verifies() {
 #[test]
 #[ignore = "needs Java and the Kafka jars (hack/kafka-ref.sh); run by hack/test.sh's clients stage"]
 fn kafka_metadata_quorum_adds_and_removes_controllers() {
-    let mut cluster = start_cluster_configured(
-        4,
-        3,
-        QuorumSetup::BootstrapWithSpareControllers(4),
-        |_| String::new(),
-        |_| Vec::new(),
-    );
+    let mut cluster = start_cluster_as(4, 3, QuorumSetup::BootstrapWithSpareControllers(4));
     let tool = Tool::new(format!("127.0.0.1:{}", cluster.node(1).kafka_port));
     let quorum = |args: &[&str]| {
         let (ok, out, err) = tool.run_class("org.apache.kafka.tools.MetadataQuorumCommand", args);
         assert!(ok, "kafka-metadata-quorum {args:?} failed:\n{out}\n{err}");
         out
     };
-    let voters_line = |status: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with("CurrentVoters:"))
-            .unwrap_or_default()
-            .to_owned()
-    };
     cluster.wait_until(
         "node 4 follows the log as an observer",
         Duration::from_secs(15),
         |_| {
             let status = quorum(&["describe", "--status"]);
-            status
-                .lines()
-                .any(|l| l.starts_with("CurrentObservers:") && l.contains("\"id\": 4"))
+            status_line(&status, "CurrentObservers:").contains("\"id\": 4")
         },
     );
 
@@ -316,7 +298,7 @@ fn kafka_metadata_quorum_adds_and_removes_controllers() {
         "{added}"
     );
     let status = quorum(&["describe", "--status"]);
-    let voters = voters_line(&status);
+    let voters = status_line(&status, "CurrentVoters:");
     for id in 1..=4 {
         assert!(
             voters.contains(&format!("\"id\": {id}")),
@@ -338,12 +320,9 @@ fn kafka_metadata_quorum_adds_and_removes_controllers() {
     ]);
     assert!(removed.contains("Removed KRaft controller 1"), "{removed}");
     let status = quorum(&["describe", "--status"]);
-    let voters = voters_line(&status);
+    let voters = status_line(&status, "CurrentVoters:");
     assert!(!voters.contains("\"id\": 1,"), "1 is no voter: {voters}");
-    let observers = status
-        .lines()
-        .find(|l| l.starts_with("CurrentObservers:"))
-        .unwrap_or_default();
+    let observers = status_line(&status, "CurrentObservers:");
     assert!(
         observers.contains("\"id\": 1"),
         "1 still follows: {observers}"
@@ -355,6 +334,14 @@ fn kafka_metadata_quorum_adds_and_removes_controllers() {
         create_topic(cluster.node(1), "after-controller-changes", 1, 3),
         0
     );
+}
+
+/// The line of `kafka-metadata-quorum describe --status` output that starts with `label` ("" when none does).
+fn status_line<'a>(status: &'a str, label: &str) -> &'a str {
+    status
+        .lines()
+        .find(|l| l.starts_with(label))
+        .unwrap_or_default()
 }
 
 /// The value of topic config `key` of `topic` as `node` describes it.

@@ -198,18 +198,7 @@ fn a_changed_voter_set_is_refused_with_a_clear_error() {
         .collect();
     std::fs::write(&node.properties, changed).unwrap();
     node.start();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(status) = node.child.as_mut().unwrap().try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "node 3 kept running; log:\n{}",
-            node.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = node.wait_for_exit(Duration::from_secs(20));
     assert!(!status.success());
     let log = node.log_text();
     assert!(
@@ -223,13 +212,7 @@ fn a_changed_voter_set_is_refused_with_a_clear_error() {
 /// killed leader's partition moving on.
 #[test]
 fn a_cluster_formed_through_bootstrap_servers_and_initial_controllers() {
-    let mut cluster = start_cluster_configured(
-        4,
-        3,
-        QuorumSetup::Bootstrap,
-        |_| String::new(),
-        |_| Vec::new(),
-    );
+    let mut cluster = start_cluster_as(4, 3, QuorumSetup::Bootstrap);
     for node in 1..=4 {
         assert_eq!(
             broker_ids(&cluster.node(node).metadata("none")),
@@ -261,13 +244,7 @@ fn a_cluster_formed_through_bootstrap_servers_and_initial_controllers() {
 #[test]
 fn controller_only_nodes_run_the_quorum_and_the_brokers_hold_the_data() {
     use kafka_protocol::messages::DescribeQuorumRequest;
-    let mut cluster = start_cluster_configured(
-        5,
-        3,
-        QuorumSetup::SeparateControllers,
-        |_| String::new(),
-        |_| Vec::new(),
-    );
+    let mut cluster = start_cluster_as(5, 3, QuorumSetup::SeparateControllers);
     assert_eq!(
         broker_ids(&cluster.node(4).metadata("none")),
         BTreeSet::from([4, 5]),

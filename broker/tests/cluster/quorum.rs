@@ -143,16 +143,12 @@ fn remove_voter(node: &Node, id: i32, directory: &str) -> (i16, String) {
     )
 }
 
-/// Kafka's text form of a directory id (base64url, 22 characters) as the wire's Uuid.
+/// Kafka's text form of a directory id (base64url, 22 characters) as the wire's Uuid; "" is the nil one.
 fn uuid(text: &str) -> uuid::Uuid {
-    use base64::Engine as _;
     if text.is_empty() {
         return uuid::Uuid::nil();
     }
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(text)
-        .unwrap();
-    uuid::Uuid::from_slice(&bytes).unwrap()
+    tributary_broker::cluster_identity::parse_uuid_text(text).unwrap()
 }
 
 /// (voters, observers) as `node` describes the quorum, each sorted.
@@ -173,13 +169,7 @@ fn quorum_leader(node: &Node) -> i32 {
 /// a restarted removed voter comes back as an observer; and the quorum keeps committing throughout.
 #[test]
 fn voters_are_added_and_removed_at_run_time() {
-    let mut cluster = start_cluster_configured(
-        4,
-        3,
-        QuorumSetup::BootstrapWithSpareControllers(4),
-        |_| String::new(),
-        |_| Vec::new(),
-    );
+    let mut cluster = start_cluster_as(4, 3, QuorumSetup::BootstrapWithSpareControllers(4));
     cluster.wait_until(
         "node 4 follows as an observer",
         Duration::from_secs(15),
@@ -259,22 +249,9 @@ fn voters_are_added_and_removed_at_run_time() {
     let node = cluster.node(wiped);
     node.kill();
     std::fs::remove_dir_all(&node.dir).unwrap();
-    let formatted = Command::new(BIN)
-        .args(["format", "-t", CLUSTER_ID, "--no-initial-controllers", "-c"])
-        .arg(&node.properties)
-        .output()
-        .unwrap();
-    assert!(formatted.status.success(), "{formatted:?}");
+    format_node(&node.properties, &["--no-initial-controllers"]);
     node.start();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while node.child.as_mut().unwrap().try_wait().unwrap().is_none() {
-        assert!(
-            Instant::now() < deadline,
-            "the wiped voter started:\n{}",
-            node.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    node.wait_for_exit(Duration::from_secs(20));
     let log = node.log_text();
     assert!(
         log.contains(&format!(
