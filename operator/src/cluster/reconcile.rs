@@ -200,7 +200,7 @@ pub async fn reconcile(cluster: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<
         match admin.cluster_metadata().await {
             Ok(metadata) => {
                 let mut view = ClusterView::of(&metadata);
-                if running.unwrap_or(0) > valid.brokers {
+                if scale::needs_disk_view(valid.brokers, running, &previous_removing) {
                     view.disks = log_dir_usages(&ctx, &metadata).await;
                 }
                 Ok(view)

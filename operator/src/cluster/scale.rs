@@ -186,6 +186,19 @@ pub fn needs_cluster_view(
     running.unwrap_or(0) > requested || previous.iter().any(|b| b.state != RemovalState::Removed)
 }
 
+/// Whether [`plan`] will check the disks, so the caller must fill [`ClusterView::disks`]: brokers run above
+/// the spec and none of them has been marked draining yet (the check is made once, before the first mark).
+pub fn needs_disk_view(requested: i32, running: Option<i32>, previous: &[RemovingBroker]) -> bool {
+    running.unwrap_or(0) > requested && !removal_started(requested, previous)
+}
+
+/// Whether a removal of brokers at or above `requested` is under way.
+fn removal_started(requested: i32, previous: &[RemovingBroker]) -> bool {
+    previous
+        .iter()
+        .any(|b| b.id >= requested && b.state != RemovalState::Removed)
+}
+
 /// The plan for a spec of `requested` brokers when `running` run now (`None`: no StatefulSet yet), `voters` vote,
 /// the status recorded `previous`, and the cluster metadata reads as `view` (`Err`: it could not be read; only
 /// consulted when brokers run above the spec).
@@ -295,8 +308,7 @@ pub fn plan(
             &mut undrain,
         );
     }
-    let started = previous.iter().any(|b| b.state != RemovalState::Removed);
-    if !started {
+    if !removal_started(requested, &previous) {
         if let Some(blocked) = disk_shortage(view, requested, &leaving) {
             return keep_running(blocked, &mut undrain);
         }

@@ -298,3 +298,21 @@ fn the_view_counts_replicas_and_finds_the_largest_factor() {
     );
     assert_eq!(view.largest_replication_factor, Some(("b".to_owned(), 3)));
 }
+
+#[test]
+fn the_disks_are_read_only_before_a_scale_down_starts() {
+    assert!(!needs_disk_view(3, Some(3), &[]));
+    assert!(!needs_disk_view(5, Some(3), &[]));
+    assert!(needs_disk_view(3, Some(4), &[]));
+    assert!(!needs_disk_view(
+        3,
+        Some(4),
+        &[removing(3, RemovalState::Draining, 2)]
+    ));
+    // A removal of an earlier scale-down, finished, does not count.
+    assert!(needs_disk_view(
+        3,
+        Some(4),
+        &[removing(4, RemovalState::Removed, 0)]
+    ));
+}
