@@ -115,6 +115,7 @@ CMDS=()
 TRIB_PIDS=()           # node id - 1 → running tributary pid
 KAFKA_BASES=()         # kafka-ref cluster dirs (for cleanup)
 PROBE_PID=""
+PROBE_OUT=""           # the running probe's acknowledgement log (probe_start)
 BS=""                  # bootstrap servers of the running cluster
 
 log() { printf '[bench-cluster %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
@@ -321,20 +322,40 @@ healthy() {
   ! grep '^partition=' <<<"$m" | grep -qvE 'leader=[0-9]+ isr=3 '
 }
 
+# probe_start TARGET KEY TOPIC PARTITIONS LABEL: the failover probe writing to every partition of TOPIC in the
+# background (acks=all, idempotent) into PROBE_OUT=$WORK/TARGET-probe-KEY.log; returns once each partition got
+# an acknowledgement, or notes "LABEL: ..." and stops it after 60 s.
+probe_start() {
+  local t="$1" key="$2" topic="$3" parts="$4" label="$5"
+  PROBE_OUT="$WORK/$t-probe-$key.log"
+  : >"$PROBE_OUT"
+  CMDS+=("$PY hack/bench/failover_probe.py produce $BS $topic $parts $PROBE_OUT  # in the background during the $label")
+  "$PY" "$PROBE" produce "$BS" "$topic" "$parts" "$PROBE_OUT" 2>"$WORK/$t-probe-$key.err" &
+  PROBE_PID=$!
+  if ! eventually --timeout 60 "acks on all $parts partitions of $topic" \
+      bash -c "for (( p = 0; p < $parts; p++ )); do grep -q \" \$p ok \" '$PROBE_OUT' || exit 1; done"; then
+    note "$t" "$label: the probe got no acks on every partition of $topic within 60 s ($(grep -m1 -E 'err|ERR|FAIL' "$WORK/$t-probe-$key.err" "$PROBE_OUT" | cut -c1-160))"
+    probe_stop; return 1
+  fi
+}
+
+probe_stop() {
+  [[ -n "$PROBE_PID" ]] || return 0
+  kill -TERM "$PROBE_PID" 2>/dev/null; wait "$PROBE_PID" 2>/dev/null; PROBE_PID=""
+}
+
+# longest_gap PROBE_LOG FROM TO: the longest time between two acknowledgements on one partition within
+# [FROM, TO] (epoch ms).
+longest_gap() {
+  awk -v a="$2" -v b="$3" '$3 == "ok" && $1 >= a && $1 <= b { p = $2; if (p in prev) { g = $1 - prev[p]; if (g > max) max = g } prev[p] = $1 } END { print max + 0 }' "$1"
+}
+
 # --- failover -------------------------------------------------------------------------------------
 # failover TARGET BASE MODE(leader|controller) -> R[t.fo_MODE.{p50,max,n,gaps}]
 failover() {
-  local t="$1" base="$2" mode="$3" i victim part m k first gaps=() errs=0 off
-  local out="$WORK/$t-probe-$mode.log"
-  : >"$out"
-  CMDS+=("$PY hack/bench/failover_probe.py produce $BS bench-failover 3 $out  # in the background, kill -9 of the $mode meanwhile")
-  "$PY" "$PROBE" produce "$BS" bench-failover 3 "$out" 2>"$WORK/$t-probe-$mode.err" &
-  PROBE_PID=$!
-  if ! eventually --timeout 60 "acks on all 3 partitions" \
-      bash -c "for p in 0 1 2; do grep -q \" \$p ok \" '$out' || exit 1; done"; then
-    note "$t" "failover $mode: the probe got no acks on every partition within 60 s ($(grep -m1 -E 'err|ERR|FAIL' "$WORK/$t-probe-$mode.err" "$out" | cut -c1-160))"
-    kill -TERM "$PROBE_PID"; wait "$PROBE_PID"; PROBE_PID=""; return 1
-  fi
+  local t="$1" base="$2" mode="$3" i victim part m k first gaps=() errs=0 off out
+  probe_start "$t" "$mode" bench-failover 3 "failover $mode" || return 1
+  out="$PROBE_OUT"
   for (( i = 1; i <= KILLS; i++ )); do
     if ! eventually --timeout 120 --interval 1 "$t: 3 brokers and ISR 3 on bench-failover" healthy; then
       note "$t" "failover $mode: kill $i: cluster not back to 3 brokers / ISR 3 within 120 s after the previous restart ($("$PY" "$PROBE" meta "$BS" bench-failover 2>&1 | tr '\n' ' ' | cut -c1-200))"
@@ -387,7 +408,7 @@ failover() {
       note "$t" "failover $mode: node $victim did not restart after kill $i"; break
     fi
   done
-  kill -TERM "$PROBE_PID" 2>/dev/null; wait "$PROBE_PID" 2>/dev/null; PROBE_PID=""
+  probe_stop
   R[$t.fo_$mode.load]="$(load1)"
   R[$t.fo_$mode.n]="${#gaps[@]}"
   (( errs > 0 )) && note "$t" "failover $mode: $errs failed deliveries ($(grep ' err ' "$out" | awk '{print $4}' | sort | uniq -c | tr '\n' ' '))"
@@ -412,7 +433,7 @@ node_stop() {
 
 # drain TARGET BASE: see the header. R[target.drain.{ms,mb,stall}]
 drain() {
-  local t="$1" base="$2" out="$WORK/$t-probe-drain.log" victim controller m t0 t1 parts=() p ids missing json
+  local t="$1" base="$2" victim controller m t0 t1 parts=() p ids missing json
   TOPIC_RF=2 create_topic "$t" "$BS" bench-drain 3
   # Each partition gets half of DRAIN_MB: every broker holds two of the six replicas.
   if ! produce "$t" drainfill "$BS" bench-drain $(( DRAIN_MB * 1024 * 3 / 2 )) 1024 1 -1; then
@@ -420,15 +441,7 @@ drain() {
   fi
   controller="$(active_controller "$t" "$base" bench-drain)"
   victim=3; [[ "$controller" == 3 ]] && victim=2
-  : >"$out"
-  CMDS+=("$PY hack/bench/failover_probe.py produce $BS bench-drain 3 $out  # in the background during the drain")
-  "$PY" "$PROBE" produce "$BS" bench-drain 3 "$out" 2>"$WORK/$t-probe-drain.err" &
-  PROBE_PID=$!
-  if ! eventually --timeout 60 "acks on all 3 partitions of bench-drain" \
-      bash -c "for p in 0 1 2; do grep -q \" \$p ok \" '$out' || exit 1; done"; then
-    note "$t" "drain: the probe got no acks on every partition within 60 s"
-    kill -TERM "$PROBE_PID"; wait "$PROBE_PID"; PROBE_PID=""; return 1
-  fi
+  probe_start "$t" drain bench-drain 3 drain || return 1
   sleep 2
   m="$("$PY" "$PROBE" meta "$BS" bench-drain 2>/dev/null)"
   log "$t: draining node $victim ($DRAIN_MB MiB; active controller $controller): $(grep '^partition=' <<<"$m" | tr '\n' ' ')"
@@ -436,7 +449,7 @@ drain() {
   if [[ "$t" == tributary ]]; then
     run "$t-drain-flag" 120 "${TOOL[@]}" org.apache.kafka.tools.ConfigCommand --bootstrap-server "$BS" \
       --alter --entity-type brokers --entity-name "$victim" --add-config tributary.broker.draining=true \
-      || { note "$t" "drain: setting the drain flag failed"; kill -TERM "$PROBE_PID"; wait "$PROBE_PID"; PROBE_PID=""; return 1; }
+      || { note "$t" "drain: setting the drain flag failed"; probe_stop; return 1; }
   else
     while read -r p ids; do
       [[ ",$ids," == *",$victim,"* ]] || continue
@@ -447,7 +460,7 @@ drain() {
     printf '{"version":1,"partitions":[%s]}\n' "$(IFS=,; echo "${parts[*]}")" >"$json"
     run "$t-drain-execute" 120 "${TOOL[@]}" org.apache.kafka.tools.reassign.ReassignPartitionsCommand \
       --bootstrap-server "$BS" --execute --reassignment-json-file "$json" \
-      || { note "$t" "drain: --execute failed"; kill -TERM "$PROBE_PID"; wait "$PROBE_PID"; PROBE_PID=""; return 1; }
+      || { note "$t" "drain: --execute failed"; probe_stop; return 1; }
   fi
   CMDS+=("drain node $victim: $( [[ "$t" == tributary ]] && echo "kafka-configs.sh --alter --entity-type brokers --entity-name $victim --add-config tributary.broker.draining=true" || echo "kafka-reassign-partitions.sh --execute (each partition of node $victim moved to the third broker)")")
   t1=""
@@ -457,7 +470,7 @@ drain() {
     sleep 0.2
   done
   sleep 1
-  kill -TERM "$PROBE_PID"; wait "$PROBE_PID"; PROBE_PID=""
+  probe_stop
   if [[ "$t" == tributary ]]; then
     run "$t-drain-unflag" 120 "${TOOL[@]}" org.apache.kafka.tools.ConfigCommand --bootstrap-server "$BS" \
       --alter --entity-type brokers --entity-name "$victim" --delete-config tributary.broker.draining \
@@ -468,27 +481,19 @@ drain() {
   if [[ -z "$t1" ]]; then note "$t" "drain: not complete after ${MOVE_TIMEOUT}s ($(tr '\n' ' ' <<<"$m"))"; return 1; fi
   R[$t.drain.ms]=$(( t1 - t0 ))
   R[$t.drain.mb]="$(awk -v ms=$(( t1 - t0 )) -v mb="$DRAIN_MB" 'BEGIN { printf "%.1f", mb / (ms / 1000) }')"
-  R[$t.drain.stall]="$(awk -v a="$t0" -v b="$t1" '$3 == "ok" && $1 >= a && $1 <= b { p = $2; if (p in prev) { g = $1 - prev[p]; if (g > max) max = g } prev[p] = $1 } END { print max + 0 }' "$out")"
+  R[$t.drain.stall]="$(longest_gap "$PROBE_OUT" "$t0" "$t1")"
   R[$t.drain.load]="$(load1)"
   log "$t: node $victim drained in ${R[$t.drain.ms]} ms (${R[$t.drain.mb]} MiB/s), longest ack gap ${R[$t.drain.stall]} ms"
 }
 
 # roll TARGET BASE: see the header. R[target.roll.{ms,slowest,stall}]
 roll() {
-  local t="$1" base="$2" out="$WORK/$t-probe-roll.log" controller order=() id t0 t1 s0 slowest=0 per=()
+  local t="$1" base="$2" controller order=() id t0 t1 s0 slowest=0 per=()
   create_topic "$t" "$BS" bench-roll 3
   if ! eventually --timeout 60 --interval 1 "$t: ISR 3 on bench-roll" healthy bench-roll; then
     note "$t" "roll: bench-roll not at ISR 3 within 60 s"; return 1
   fi
-  : >"$out"
-  CMDS+=("$PY hack/bench/failover_probe.py produce $BS bench-roll 3 $out  # in the background during the roll")
-  "$PY" "$PROBE" produce "$BS" bench-roll 3 "$out" 2>"$WORK/$t-probe-roll.err" &
-  PROBE_PID=$!
-  if ! eventually --timeout 60 "acks on all 3 partitions of bench-roll" \
-      bash -c "for p in 0 1 2; do grep -q \" \$p ok \" '$out' || exit 1; done"; then
-    note "$t" "roll: the probe got no acks on every partition within 60 s"
-    kill -TERM "$PROBE_PID"; wait "$PROBE_PID"; PROBE_PID=""; return 1
-  fi
+  probe_start "$t" roll bench-roll 3 roll || return 1
   controller="$(active_controller "$t" "$base" bench-roll)"
   for id in $(node_ids); do [[ "$id" == "$controller" ]] || order+=("$id"); done
   order+=("$controller")
@@ -506,13 +511,13 @@ roll() {
     (( $(now_ms) - s0 > slowest )) && slowest=$(( $(now_ms) - s0 ))
   done
   t1="$(now_ms)"
-  kill -TERM "$PROBE_PID" 2>/dev/null; wait "$PROBE_PID" 2>/dev/null; PROBE_PID=""
+  probe_stop
   (( ${#per[@]} == NODES )) || return 1
   R[$t.roll.ms]=$(( t1 - t0 ))
   R[$t.roll.slowest]="$slowest"
   R[$t.roll.nodes]="${per[*]}"
-  R[$t.roll.stall]="$(awk -v a="$t0" -v b="$t1" '$3 == "ok" && $1 >= a && $1 <= b { p = $2; if (p in prev) { g = $1 - prev[p]; if (g > max) max = g } prev[p] = $1 } END { print max + 0 }' "$out")"
-  R[$t.roll.errs]="$(awk -v a="$t0" -v b="$t1" '$3 != "ok" && $1 >= a && $1 <= b' "$out" | wc -l)"
+  R[$t.roll.stall]="$(longest_gap "$PROBE_OUT" "$t0" "$t1")"
+  R[$t.roll.errs]="$(awk -v a="$t0" -v b="$t1" '$3 != "ok" && $1 >= a && $1 <= b' "$PROBE_OUT" | wc -l)"
   R[$t.roll.load]="$(load1)"
   log "$t: rolled $NODES nodes in ${R[$t.roll.ms]} ms (${per[*]}), longest ack gap ${R[$t.roll.stall]} ms, ${R[$t.roll.errs]} failed deliveries"
 }
@@ -520,7 +525,7 @@ roll() {
 # --- one target -----------------------------------------------------------------------------------
 # move TARGET: see the header. R[target.move.{ms,stall,mb}]
 move() {
-  local t="$1" out="$WORK/$t-probe-move.log" line replicas first missing target json t0 t1 m ids
+  local t="$1" line replicas first missing target json t0 t1 m ids
   TOPIC_RF=2 create_topic "$t" "$BS" bench-move 1
   if ! produce "$t" movefill "$BS" bench-move $(( MOVE_MB * 1024 )) 1024 1 -1; then
     note "$t" "move: filling bench-move failed"; return 1
@@ -533,20 +538,14 @@ move() {
   target="$(printf '%s\n' "$first" "$missing" | sort -n | paste -sd,)"
   json="$WORK/$t-move.json"
   printf '{"version":1,"partitions":[{"topic":"bench-move","partition":0,"replicas":[%s,%s]}]}\n' "$first" "$missing" >"$json"
-  : >"$out"
-  CMDS+=("$PY hack/bench/failover_probe.py produce $BS bench-move 1 $out  # in the background during the move")
-  "$PY" "$PROBE" produce "$BS" bench-move 1 "$out" 2>"$WORK/$t-probe-move.err" &
-  PROBE_PID=$!
-  if ! eventually --timeout 60 "acks on bench-move" grep -q " 0 ok " "$out"; then
-    note "$t" "move: the probe got no acks within 60 s"; kill -TERM "$PROBE_PID"; wait "$PROBE_PID"; PROBE_PID=""; return 1
-  fi
+  probe_start "$t" move bench-move 1 move || return 1
   sleep 2
   log "$t: moving bench-move-0 from [$replicas] to [$first,$missing] ($MOVE_MB MiB)"
   t0="$(now_ms)"
   if ! run "$t-move-execute" 120 "${TOOL[@]}" org.apache.kafka.tools.reassign.ReassignPartitionsCommand \
       --bootstrap-server "$BS" --execute --reassignment-json-file "$json"; then
     note "$t" "move: --execute failed ($(grep -m1 -E 'Exception|Error' "$WORK/$t-move-execute.err" "$WORK/$t-move-execute.out" | cut -c1-160))"
-    kill -TERM "$PROBE_PID"; wait "$PROBE_PID"; PROBE_PID=""; return 1
+    probe_stop; return 1
   fi
   t1=""
   while (( $(now_ms) - t0 < MOVE_TIMEOUT * 1000 )); do
@@ -556,11 +555,11 @@ move() {
     sleep 0.2
   done
   sleep 1
-  kill -TERM "$PROBE_PID"; wait "$PROBE_PID"; PROBE_PID=""
+  probe_stop
   if [[ -z "$t1" ]]; then note "$t" "move: not complete after ${MOVE_TIMEOUT}s ($m)"; return 1; fi
   R[$t.move.ms]=$(( t1 - t0 ))
   R[$t.move.mb]="$(awk -v ms=$(( t1 - t0 )) -v mb="$MOVE_MB" 'BEGIN { printf "%.1f", mb / (ms / 1000) }')"
-  R[$t.move.stall]="$(awk -v a="$t0" -v b="$t1" '$2 == 0 && $3 == "ok" && $1 >= a && $1 <= b { if (prev) { g = $1 - prev; if (g > max) max = g } prev = $1 } END { print max + 0 }' "$out")"
+  R[$t.move.stall]="$(longest_gap "$PROBE_OUT" "$t0" "$t1")"
   R[$t.move.load]="$(load1)"
   log "$t: move done in ${R[$t.move.ms]} ms (${R[$t.move.mb]} MiB/s), longest ack gap ${R[$t.move.stall]} ms"
 }
