@@ -22,6 +22,7 @@ impl KafkaCluster {
                     storage_class_name: None,
                     delete_claims_on_scale_down: false,
                     delete_claims_on_delete: false,
+                    scale_down_free_space_percent: 10,
                 },
                 resources: None,
                 broker_config: Default::default(),

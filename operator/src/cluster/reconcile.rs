@@ -30,7 +30,7 @@ use super::{
         CONFIG_HASH_ANNOTATION, CONTAINER_NAME, FIELD_MANAGER, POD_INDEX_LABEL,
     },
     roll::{pending, step, Desired, PodState, RollStep, RollView},
-    scale::{self, ClusterView, ScalePlan},
+    scale::{self, ClusterView, ScaleLimits, ScalePlan},
     status::{self, Outcome, REASON_INVALID_SPEC},
     validate::validate,
     voters::{self, VotersSource},
@@ -210,18 +210,21 @@ pub async fn reconcile(cluster: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<
     } else {
         Err("not needed".to_owned())
     };
-    let min_insync_replicas = valid
-        .broker_config
-        .get("min.insync.replicas")
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(1);
+    let limits = ScaleLimits {
+        min_insync_replicas: valid
+            .broker_config
+            .get("min.insync.replicas")
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(1),
+        free_space_percent: valid.scale_down_free_space_percent,
+    };
     let mut plan = scale::plan(
         valid.brokers,
         running,
         voters,
         &previous_removing,
         view.as_ref().map_err(String::as_str),
-        min_insync_replicas,
+        limits,
     );
     carry_out(&admin, &mut plan, &name).await?;
     let ScalePlan {

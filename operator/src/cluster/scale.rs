@@ -24,9 +24,17 @@ use crate::{
     kafka_admin::{ClusterMetadata, LogDirUsage},
 };
 
-/// The share of each remaining broker's disk a scale-down leaves free: above the broker's own write reserve
-/// (5 %, at most 64 MiB), so that the brokers that stay do not start refusing writes once the data arrives.
-pub const DISK_HEADROOM_PERCENT: u64 = 10;
+/// What a scale-down must leave the cluster: enough brokers for acks=all writes, and free disk on the
+/// brokers that stay.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ScaleLimits {
+    /// The cluster's `min.insync.replicas`.
+    pub min_insync_replicas: i32,
+    /// The share of each remaining broker's disk left free once the data has moved (the KafkaCluster's
+    /// `storage.scaleDownFreeSpacePercent`); above the broker's own write reserve (5 %, at most 64 MiB), so
+    /// that the brokers that stay do not start refusing writes once the data arrives.
+    pub free_space_percent: u8,
+}
 
 /// What the cluster metadata says, as far as a scale-down needs it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -77,6 +85,7 @@ pub enum BlockedBy {
     ClusterUnreachable { error: String },
     /// The brokers that would remain lack the free disk for what the brokers to remove hold.
     NotEnoughDisk {
+        free_space_percent: u8,
         leaving: Vec<i32>,
         needed_bytes: u64,
         available_bytes: u64,
@@ -146,15 +155,16 @@ impl std::fmt::Display for ScaleDownBlocked {
                  nothing is removed until it can be read"
             ),
             BlockedBy::NotEnoughDisk {
+                free_space_percent,
                 leaving,
                 needed_bytes,
                 available_bytes,
             } => write!(
                 f,
                 "brokers {leaving:?} hold {needed_bytes} bytes of partition data, but the {requested} brokers that \
-                 would remain have only {available_bytes} bytes free beyond the {DISK_HEADROOM_PERCENT} % of \
-                 their disks each keeps free; give the brokers larger volumes, delete data (retention) or keep \
-                 more brokers; nothing is removed"
+                 would remain have only {available_bytes} bytes free beyond the {free_space_percent} % of \
+                 their disks each keeps free (storage.scaleDownFreeSpacePercent); give the brokers larger \
+                 volumes, delete data (retention) or keep more brokers; nothing is removed"
             ),
         }
     }
@@ -208,7 +218,7 @@ pub fn plan(
     voters: Voters,
     previous: &[RemovingBroker],
     view: Result<&ClusterView, &str>,
-    min_insync_replicas: i32,
+    limits: ScaleLimits,
 ) -> ScalePlan {
     let running = running.unwrap_or(0);
     let floor = voters.min_brokers();
@@ -300,16 +310,16 @@ pub fn plan(
             );
         }
     }
-    if min_insync_replicas > requested {
+    if limits.min_insync_replicas > requested {
         return keep_running(
             BlockedBy::MinInsyncReplicas {
-                min_insync_replicas,
+                min_insync_replicas: limits.min_insync_replicas,
             },
             &mut undrain,
         );
     }
     if !removal_started(requested, &previous) {
-        if let Some(blocked) = disk_shortage(view, requested, &leaving) {
+        if let Some(blocked) = disk_shortage(view, requested, &leaving, limits.free_space_percent) {
             return keep_running(blocked, &mut undrain);
         }
     }
@@ -343,11 +353,16 @@ pub fn plan(
 }
 
 /// Whether the brokers below `requested` lack the room for what `leaving` hold, each keeping
-/// [`DISK_HEADROOM_PERCENT`] of its disk free. Checked once, before the first drain mark (moving data back
+/// `free_space_percent` of its disk free. Checked once, before the first drain mark (moving data back
 /// because the disks filled meanwhile would cost more than finishing); not checked when a broker's disk is
 /// unknown (it did not answer DescribeLogDirs, or gives no sizes), since a shortage does not lose data here:
 /// the drain would stop with the replicas still on the brokers to remove, which stay.
-fn disk_shortage(view: &ClusterView, requested: i32, leaving: &[i32]) -> Option<BlockedBy> {
+fn disk_shortage(
+    view: &ClusterView,
+    requested: i32,
+    leaving: &[i32],
+    free_space_percent: u8,
+) -> Option<BlockedBy> {
     let needed_bytes = leaving
         .iter()
         .map(|id| view.disks.get(id).map(|d| d.held_bytes))
@@ -355,11 +370,15 @@ fn disk_shortage(view: &ClusterView, requested: i32, leaving: &[i32]) -> Option<
     let available_bytes = (0..requested)
         .map(|id| {
             let disk = view.disks.get(&id)?;
-            let headroom = disk.total_bytes?.saturating_mul(DISK_HEADROOM_PERCENT) / 100;
+            let headroom = disk
+                .total_bytes?
+                .saturating_mul(u64::from(free_space_percent))
+                / 100;
             Some(disk.usable_bytes?.saturating_sub(headroom))
         })
         .sum::<Option<u64>>()?;
     (needed_bytes > available_bytes).then(|| BlockedBy::NotEnoughDisk {
+        free_space_percent,
         leaving: leaving.to_vec(),
         needed_bytes,
         available_bytes,

@@ -70,6 +70,8 @@ pub struct ValidatedKafkaCluster {
     pub delete_claims_on_scale_down: bool,
     /// Delete the volumes when the cluster is deleted.
     pub delete_claims_on_delete: bool,
+    /// Percent of each remaining broker's disk a scale-down leaves free.
+    pub scale_down_free_space_percent: u8,
     /// Resources of the broker container.
     pub resources: Option<ResourceRequirements>,
     /// User broker properties (none of them reserved).
@@ -229,6 +231,7 @@ pub fn validate(cluster: &KafkaCluster) -> Result<ValidatedKafkaCluster, Invalid
                 storage_class_name: spec.storage.storage_class_name.clone(),
                 delete_claims_on_scale_down: spec.storage.delete_claims_on_scale_down,
                 delete_claims_on_delete: spec.storage.delete_claims_on_delete,
+                scale_down_free_space_percent: spec.storage.scale_down_free_space_percent,
                 resources: spec.resources.clone(),
                 broker_config: spec.broker_config.clone(),
                 kafka_port: spec.listeners.kafka,

@@ -136,6 +136,16 @@ pub struct Storage {
     /// Delete the volumes when the KafkaCluster is deleted. Default: keep them.
     #[serde(default)]
     pub delete_claims_on_delete: bool,
+
+    /// Percent of each remaining broker's disk that a scale-down leaves free once the data of the removed
+    /// brokers has moved onto it; a scale-down that would leave less is refused (NotEnoughDisk). Default 10.
+    #[serde(default = "default_scale_down_free_space_percent")]
+    #[schemars(range(min = 0, max = 90))]
+    pub scale_down_free_space_percent: u8,
+}
+
+fn default_scale_down_free_space_percent() -> u8 {
+    10
 }
 
 /// Ports of the broker.

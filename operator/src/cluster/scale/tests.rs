@@ -10,6 +10,14 @@ fn view(replicas_on: &[(i32, i32)], largest: usize) -> ClusterView {
 
 const GIB: u64 = 1 << 30;
 
+/// Limits with the given `min.insync.replicas` and the default free-space share.
+fn min_isr(min_insync_replicas: i32) -> ScaleLimits {
+    ScaleLimits {
+        min_insync_replicas,
+        free_space_percent: 10,
+    }
+}
+
 /// A broker disk of `total_gib` holding `held_gib` of partition data with `usable_gib` free.
 fn disk(held_gib: u64, total_gib: u64, usable_gib: u64) -> LogDirUsage {
     LogDirUsage {
@@ -30,12 +38,13 @@ fn a_scale_down_whose_data_does_not_fit_on_the_remaining_disks_is_refused() {
         (3, disk(31, 40, 9)),
     ]
     .into();
-    let blocked = plan(3, Some(4), three_voters(), &[], Ok(&tight), 2);
+    let blocked = plan(3, Some(4), three_voters(), &[], Ok(&tight), min_isr(2));
     let refusal = blocked.blocked.expect("blocked");
     assert_eq!(refusal.blocked_by().reason(), "NotEnoughDisk");
     assert_eq!(
         refusal.by,
         BlockedBy::NotEnoughDisk {
+            free_space_percent: 10,
             leaving: vec![3],
             needed_bytes: 31 * GIB,
             available_bytes: 30 * GIB,
@@ -45,15 +54,31 @@ fn a_scale_down_whose_data_does_not_fit_on_the_remaining_disks_is_refused() {
     assert_eq!(blocked.topology.brokers, 4, "nothing is removed");
     assert!(refusal.to_string().contains("larger volumes"), "{refusal}");
 
+    // Asked to keep nothing free, the same three brokers have room for the 31 GiB.
+    let no_reserve = ScaleLimits {
+        free_space_percent: 0,
+        ..min_isr(2)
+    };
+    let unreserved = plan(3, Some(4), three_voters(), &[], Ok(&tight), no_reserve);
+    assert_eq!(unreserved.blocked, None);
+    assert_eq!(unreserved.drain, [3]);
+
     // 30 GiB fit.
     tight.disks.insert(3, disk(30, 40, 10));
-    let fits = plan(3, Some(4), three_voters(), &[], Ok(&tight), 2);
+    let fits = plan(3, Some(4), three_voters(), &[], Ok(&tight), min_isr(2));
     assert_eq!(fits.blocked, None);
     assert_eq!(fits.drain, [3]);
 
     // Once draining, the check is not made again: the data is already on its way.
     tight.disks.insert(3, disk(40, 40, 0));
-    let draining = plan(3, Some(4), three_voters(), &fits.removing, Ok(&tight), 2);
+    let draining = plan(
+        3,
+        Some(4),
+        three_voters(),
+        &fits.removing,
+        Ok(&tight),
+        min_isr(2),
+    );
     assert_eq!(draining.blocked, None);
     assert_eq!(draining.drain, [3]);
 }
@@ -68,7 +93,7 @@ fn a_disk_that_did_not_answer_leaves_the_space_unchecked() {
     ]
     .into();
     assert_eq!(
-        plan(3, Some(4), three_voters(), &[], Ok(&unknown), 2).blocked,
+        plan(3, Some(4), three_voters(), &[], Ok(&unknown), min_isr(2)).blocked,
         None
     );
     unknown.disks.insert(
@@ -80,7 +105,7 @@ fn a_disk_that_did_not_answer_leaves_the_space_unchecked() {
         },
     );
     assert_eq!(
-        plan(3, Some(4), three_voters(), &[], Ok(&unknown), 2).blocked,
+        plan(3, Some(4), three_voters(), &[], Ok(&unknown), min_isr(2)).blocked,
         None
     );
 }
@@ -101,7 +126,7 @@ fn three_voters() -> Voters {
 fn scaling_up_or_creating_follows_the_spec_and_reads_nothing() {
     for running in [None, Some(3), Some(5)] {
         assert!(!needs_cluster_view(5, running, &[]));
-        let plan = plan(5, running, three_voters(), &[], Err("not read"), 1);
+        let plan = plan(5, running, three_voters(), &[], Err("not read"), min_isr(1));
         assert_eq!(plan.blocked, None, "running {running:?}");
         assert_eq!(plan.topology.brokers, 5);
         assert!(plan.drain.is_empty() && plan.undrain.is_empty() && plan.unregister.is_empty());
@@ -112,7 +137,7 @@ fn scaling_up_or_creating_follows_the_spec_and_reads_nothing() {
 fn a_scale_down_drains_the_highest_ids_and_keeps_their_pods_until_they_hold_nothing() {
     assert!(needs_cluster_view(3, Some(5), &[]));
     let holding = view(&[(0, 4), (1, 4), (2, 4), (3, 2), (4, 0)], 3);
-    let first = plan(3, Some(5), three_voters(), &[], Ok(&holding), 2);
+    let first = plan(3, Some(5), three_voters(), &[], Ok(&holding), min_isr(2));
     assert_eq!(first.blocked, None);
     assert_eq!(first.topology.brokers, 5, "broker 3 still holds replicas");
     assert_eq!(first.drain, [4, 3]);
@@ -125,7 +150,14 @@ fn a_scale_down_drains_the_highest_ids_and_keeps_their_pods_until_they_hold_noth
     );
 
     let empty = view(&[(0, 5), (1, 5), (2, 4)], 3);
-    let second = plan(3, Some(5), three_voters(), &first.removing, Ok(&empty), 2);
+    let second = plan(
+        3,
+        Some(5),
+        three_voters(),
+        &first.removing,
+        Ok(&empty),
+        min_isr(2),
+    );
     assert_eq!(
         second.topology.brokers, 3,
         "both drained: the StatefulSet shrinks"
@@ -137,7 +169,14 @@ fn a_scale_down_drains_the_highest_ids_and_keeps_their_pods_until_they_hold_noth
 
     // The next reconcile sees three pods: the drained brokers are unregistered.
     assert!(needs_cluster_view(3, Some(3), &second.removing));
-    let third = plan(3, Some(3), three_voters(), &second.removing, Ok(&empty), 2);
+    let third = plan(
+        3,
+        Some(3),
+        three_voters(),
+        &second.removing,
+        Ok(&empty),
+        min_isr(2),
+    );
     assert_eq!(third.topology.brokers, 3);
     assert_eq!(third.unregister, [4, 3]);
     assert!(third.drain.is_empty());
@@ -147,7 +186,14 @@ fn a_scale_down_drains_the_highest_ids_and_keeps_their_pods_until_they_hold_noth
         removing(3, RemovalState::Removed, 0),
     ];
     assert!(!needs_cluster_view(3, Some(3), &done));
-    let settled = plan(3, Some(3), three_voters(), &done, Err("not read"), 2);
+    let settled = plan(
+        3,
+        Some(3),
+        three_voters(),
+        &done,
+        Err("not read"),
+        min_isr(2),
+    );
     assert!(settled.unregister.is_empty());
     assert_eq!(
         settled.removing, done,
@@ -162,12 +208,26 @@ fn raising_the_spec_again_cancels_the_drain_of_the_brokers_that_stay() {
         removing(3, RemovalState::Draining, 1),
     ];
     let holding = view(&[(3, 1), (4, 3)], 3);
-    let back_to_four = plan(4, Some(5), three_voters(), &previous, Ok(&holding), 1);
+    let back_to_four = plan(
+        4,
+        Some(5),
+        three_voters(),
+        &previous,
+        Ok(&holding),
+        min_isr(1),
+    );
     assert_eq!(back_to_four.undrain, [3]);
     assert_eq!(back_to_four.drain, [4]);
     assert_eq!(back_to_four.topology.brokers, 5);
 
-    let back_to_five = plan(5, Some(5), three_voters(), &previous, Ok(&holding), 1);
+    let back_to_five = plan(
+        5,
+        Some(5),
+        three_voters(),
+        &previous,
+        Ok(&holding),
+        min_isr(1),
+    );
     assert_eq!(back_to_five.undrain, [4, 3]);
     assert!(back_to_five.removing.is_empty() && back_to_five.drain.is_empty());
     assert_eq!(back_to_five.topology.brokers, 5);
@@ -182,7 +242,7 @@ fn a_topic_the_remaining_brokers_cannot_hold_blocks_and_undrains() {
         three_voters(),
         &previous,
         Ok(&view(&[(3, 2)], 4)),
-        1,
+        min_isr(1),
     );
     let blocked = plan.blocked.expect("blocked");
     assert_eq!(blocked.blocked_by().reason(), "ReplicationFactorTooLarge");
@@ -204,7 +264,14 @@ fn a_topic_the_remaining_brokers_cannot_hold_blocks_and_undrains() {
 
 #[test]
 fn too_few_brokers_for_min_insync_replicas_blocks() {
-    let plan = plan(3, Some(4), three_voters(), &[], Ok(&view(&[], 2)), 4);
+    let plan = plan(
+        3,
+        Some(4),
+        three_voters(),
+        &[],
+        Ok(&view(&[], 2)),
+        min_isr(4),
+    );
     let blocked = plan.blocked.expect("blocked");
     assert_eq!(blocked.blocked_by().reason(), "MinInsyncReplicas");
     assert!(
@@ -223,7 +290,7 @@ fn unreadable_metadata_changes_nothing() {
         three_voters(),
         &previous,
         Err("connection refused"),
-        1,
+        min_isr(1),
     );
     assert_eq!(
         plan.blocked.as_ref().map(|b| b.blocked_by().reason()),
@@ -240,7 +307,14 @@ fn unreadable_metadata_changes_nothing() {
 #[test]
 fn scaling_below_the_voters_is_refused_for_the_voters() {
     // Created with three brokers, scaled to five, then asked for two: voter 2 would go.
-    let plan = plan(2, Some(5), three_voters(), &[], Ok(&view(&[], 1)), 1);
+    let plan = plan(
+        2,
+        Some(5),
+        three_voters(),
+        &[],
+        Ok(&view(&[], 1)),
+        min_isr(1),
+    );
     assert_eq!(plan.topology.brokers, 5);
     let blocked = plan.blocked.expect("blocked");
     assert_eq!(blocked.blocked_by().reason(), "VoterRemovalNotSupported");
@@ -256,7 +330,7 @@ fn scaling_below_the_voters_is_refused_for_the_voters() {
 fn the_voters_run_even_when_the_statefulset_is_gone() {
     // The StatefulSet was deleted (say with --cascade=orphan) and the spec shrunk meanwhile: the voters' pods are
     // still built.
-    let plan = plan(1, None, three_voters(), &[], Err("not read"), 1);
+    let plan = plan(1, None, three_voters(), &[], Err("not read"), min_isr(1));
     assert_eq!(plan.topology.brokers, 3);
     assert_eq!(
         plan.blocked.map(|b| b.blocked_by().reason()),
