@@ -92,6 +92,8 @@ pub enum FormatError {
     InvalidInitialControllers { value: String, reason: &'static str },
     #[error("--initial-controllers does not list this node (node.id {node_id})")]
     NotInInitialControllers { node_id: i32 },
+    #[error("reading --initial-controllers-file {path}")]
+    InitialControllersFile { path: PathBuf, source: io::Error },
     #[error("reading the existing identity")]
     Existing(#[source] IdentityError),
     #[error("creating log directory {dir}")]
@@ -325,6 +327,42 @@ fn initial_voters(
             Ok((directory_id, Some(voters)))
         }
     }
+}
+
+/// What `--initial-controllers-file` asks of the node `config` describes: the list in `file` when the file
+/// exists, is not empty and lists this node, else to join an existing quorum. A node the list leaves out
+/// joins too: a cluster formed with its first nodes starts its later ones with the same flags.
+pub fn initial_voters_from_file(
+    file: &Path,
+    config: &BrokerConfig,
+) -> Result<InitialVoters, FormatError> {
+    let text = match fs::read_to_string(file) {
+        Ok(text) => text,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Ok(InitialVoters::NoInitialControllers)
+        }
+        Err(source) => {
+            return Err(FormatError::InitialControllersFile {
+                path: file.to_owned(),
+                source,
+            })
+        }
+    };
+    let list = text.trim();
+    if list.is_empty() {
+        return Ok(InitialVoters::NoInitialControllers);
+    }
+    let listed = match &config.cluster {
+        Some(cluster) => parse_initial_controllers(list)?
+            .iter()
+            .any(|voter| voter.id == cluster.node_id),
+        None => false,
+    };
+    Ok(if listed {
+        InitialVoters::InitialControllers(list.to_owned())
+    } else {
+        InitialVoters::NoInitialControllers
+    })
 }
 
 /// Parses Kafka's `--initial-controllers` list: `ID@HOST:PORT:DIRECTORY_ID,...`.

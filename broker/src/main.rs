@@ -66,6 +66,13 @@ struct FormatArgs {
     /// With controller.quorum.bootstrap.servers: this controller joins an existing quorum.
     #[arg(short = 'N', long, group = "voters")]
     no_initial_controllers: bool,
+    /// With controller.quorum.bootstrap.servers, for deployments that give every node the same flags (a
+    /// Kubernetes StatefulSet): the --initial-controllers list is read from FILE when FILE exists, is not
+    /// empty and lists this node; otherwise the node joins an existing quorum (--no-initial-controllers).
+    /// Whoever writes FILE removes it once the quorum has formed, so a node whose disk is replaced later
+    /// joins instead of starting a second quorum.
+    #[arg(long, group = "voters", value_name = "FILE")]
+    initial_controllers_file: Option<PathBuf>,
 }
 
 /// Flags of the broker itself.
@@ -174,10 +181,13 @@ fn run_format(args: &FormatArgs) -> anyhow::Result<()> {
         args.standalone,
         &args.initial_controllers,
         args.no_initial_controllers,
+        &args.initial_controllers_file,
     ) {
-        (true, _, _) => InitialVoters::Standalone,
-        (_, Some(list), _) => InitialVoters::InitialControllers(list.clone()),
-        (_, _, true) => InitialVoters::NoInitialControllers,
+        (true, _, _, _) => InitialVoters::Standalone,
+        (_, Some(list), _, _) => InitialVoters::InitialControllers(list.clone()),
+        (_, _, true, _) => InitialVoters::NoInitialControllers,
+        (_, _, _, Some(file)) => cluster_identity::initial_voters_from_file(file, &config)
+            .map_err(|e| anyhow::anyhow!(error_chain(&e)))?,
         _ => InitialVoters::Unset,
     };
     let outcome =

@@ -15,7 +15,7 @@ use kube::CustomResourceExt;
 pub use self::{
     kafka_cluster::{
         KafkaCluster, KafkaClusterSpec, KafkaClusterStatus, Listeners, PendingRestart,
-        PodTemplateOverrides, RemovalState, RemovingBroker, Storage, DEFAULT_HTTP_PORT,
+        PodTemplateOverrides, QuorumMode, RemovalState, RemovingBroker, Storage, DEFAULT_HTTP_PORT,
         DEFAULT_KAFKA_PORT,
     },
     topic::{ClusterRef, DeletionPolicy, Topic, TopicSpec, TopicStatus},

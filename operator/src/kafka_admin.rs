@@ -14,23 +14,26 @@ use std::{
 use kafka_protocol::{
     error::ResponseError,
     messages::{
+        add_raft_voter_request::Listener as VoterListener,
         alter_partition_reassignments_request::{ReassignablePartition, ReassignableTopic},
         create_partitions_request::CreatePartitionsTopic,
         create_topics_request::{CreatableTopic, CreatableTopicConfig},
         delete_topics_request::DeleteTopicState,
         describe_configs_request::DescribeConfigsResource,
+        describe_quorum_request::{PartitionData as QuorumPartition, TopicData as QuorumTopic},
         incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig},
         metadata_request::MetadataRequestTopic,
-        AlterPartitionReassignmentsRequest, CreatePartitionsRequest, CreateTopicsRequest,
-        DeleteTopicsRequest, DescribeConfigsRequest, DescribeLogDirsRequest,
-        IncrementalAlterConfigsRequest, MetadataRequest, MetadataResponse, TopicName,
-        UnregisterBrokerRequest,
+        AddRaftVoterRequest, AlterPartitionReassignmentsRequest, CreatePartitionsRequest,
+        CreateTopicsRequest, DeleteTopicsRequest, DescribeConfigsRequest, DescribeLogDirsRequest,
+        DescribeQuorumRequest, IncrementalAlterConfigsRequest, MetadataRequest, MetadataResponse,
+        RemoveRaftVoterRequest, TopicName, UnregisterBrokerRequest,
     },
     protocol::StrBytes,
 };
 use uuid::Uuid;
 
 use self::connection::Connection;
+use crate::cluster::voters::{QuorumMember, QuorumView};
 
 /// Kafka's resource type code for topics in the config APIs.
 const RESOURCE_TYPE_TOPIC: i8 = 2;
@@ -245,6 +248,28 @@ pub struct NewTopic<'a> {
 pub fn topic_id_string(id: Uuid) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(id.as_bytes())
+}
+
+/// A directory id as Kafka prints it (the same form as topic ids); `None` for the nil UUID (not known).
+fn directory_id_string(id: Uuid) -> Option<String> {
+    (!id.is_nil()).then(|| topic_id_string(id))
+}
+
+/// The UUID of a directory id in Kafka's printed form.
+fn parse_directory_id(text: &str) -> Option<Uuid> {
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(text)
+        .ok()?;
+    Uuid::from_slice(&bytes).ok()
+}
+
+/// The metadata quorum as DescribeQuorum reports it, with the controller listener (`host`, `port`) of each
+/// member that has one.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct QuorumDescription {
+    pub view: QuorumView,
+    pub endpoints: BTreeMap<i32, (String, u16)>,
 }
 
 /// An admin client for one bootstrap address. Cheap to share: calls from many tasks are pipelined over one
@@ -540,6 +565,100 @@ impl AdminClient {
             total_bytes: sum(|d| d.total_bytes),
             usable_bytes: sum(|d| d.usable_bytes),
         })
+    }
+
+    /// The metadata quorum: leader, voters and observers with their directory ids and log ends
+    /// (DescribeQuorum v2, KIP-853; any broker answers).
+    pub async fn describe_quorum(&self) -> Result<QuorumDescription, Error> {
+        let request = DescribeQuorumRequest::default().with_topics(vec![QuorumTopic::default()
+            .with_topic_name(topic_name("__cluster_metadata"))
+            .with_partitions(vec![QuorumPartition::default().with_partition_index(0)])]);
+        let response = self.send(&request).await?;
+        check(
+            "DescribeQuorum",
+            response.error_code,
+            response.error_message,
+        )?;
+        let partition = response
+            .topics
+            .into_iter()
+            .flat_map(|t| t.partitions)
+            .next()
+            .ok_or_else(|| Error::MissingResult {
+                api: "DescribeQuorum",
+                resource: "__cluster_metadata-0".to_owned(),
+            })?;
+        check(
+            "DescribeQuorum",
+            partition.error_code,
+            partition.error_message,
+        )?;
+        let members =
+            |states: Vec<kafka_protocol::messages::describe_quorum_response::ReplicaState>| {
+                states
+                    .into_iter()
+                    .map(|state| QuorumMember {
+                        id: state.replica_id.0,
+                        directory_id: directory_id_string(state.replica_directory_id)
+                            .unwrap_or_default(),
+                        log_end_offset: state.log_end_offset,
+                    })
+                    .collect()
+            };
+        let endpoints = response
+            .nodes
+            .into_iter()
+            .filter_map(|node| {
+                let listener = node.listeners.into_iter().next()?;
+                Some((node.node_id.0, (listener.host.to_string(), listener.port)))
+            })
+            .collect();
+        Ok(QuorumDescription {
+            view: QuorumView {
+                leader: partition.leader_id.0,
+                high_watermark: partition.high_watermark,
+                voters: members(partition.current_voters),
+                observers: members(partition.observers),
+            },
+            endpoints,
+        })
+    }
+
+    /// Makes the controller `id` (formatted with `directory_id`, following the log on `listener` at `host`:
+    /// `port`) a voter (AddRaftVoter, KIP-853). The broker waits until it has caught up.
+    pub async fn add_raft_voter(
+        &self,
+        id: i32,
+        directory_id: &str,
+        listener: &str,
+        (host, port): (&str, u16),
+    ) -> Result<(), Error> {
+        // No cluster id: kafka-protocol's default is an empty one, which a broker refuses as another cluster's.
+        let request = AddRaftVoterRequest::default()
+            .with_cluster_id(None)
+            .with_timeout_ms(BROKER_TIMEOUT_MS)
+            .with_voter_id(id)
+            .with_voter_directory_id(parse_directory_id(directory_id).unwrap_or_default())
+            .with_listeners(vec![VoterListener::default()
+                .with_name(StrBytes::from_string(listener.to_owned()))
+                .with_host(StrBytes::from_string(host.to_owned()))
+                .with_port(port)]);
+        let response = self.send(&request).await?;
+        check("AddRaftVoter", response.error_code, response.error_message)
+    }
+
+    /// Removes voter `id` formatted with `directory_id` from the metadata quorum (RemoveRaftVoter, KIP-853).
+    pub async fn remove_raft_voter(&self, id: i32, directory_id: &str) -> Result<(), Error> {
+        let request = RemoveRaftVoterRequest::default()
+            .with_cluster_id(None)
+            .with_voter_id(id)
+            .with_voter_directory_id(parse_directory_id(directory_id).unwrap_or_default());
+        let response = self.send(&request).await?;
+        check(
+            "RemoveRaftVoter",
+            response.error_code,
+            response.error_message,
+        )
     }
 
     /// Forgets broker `id` in the cluster metadata (Kafka's UnregisterBroker); `false` when it was not

@@ -293,3 +293,48 @@ fn load_explains_what_is_wrong() {
         "{err}"
     );
 }
+
+#[test]
+fn an_initial_controllers_file_forms_the_nodes_it_lists_and_joins_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("initial-controllers");
+    let (first, later) = (random_uuid(), random_uuid());
+    let list = format!("0@c0:9093:{first},1@c1:9093:{later}");
+    let listed = node(&dir.path().join("d1"), 1, "broker,controller", BOOTSTRAP);
+    let left_out = node(&dir.path().join("d3"), 3, "broker,controller", BOOTSTRAP);
+
+    // No file: the quorum has formed (or never will from this file), so every node joins.
+    assert_eq!(
+        initial_voters_from_file(&file, &listed).unwrap(),
+        InitialVoters::NoInitialControllers
+    );
+    fs::write(&file, format!("{list}\n")).unwrap();
+    assert_eq!(
+        initial_voters_from_file(&file, &listed).unwrap(),
+        InitialVoters::InitialControllers(list.clone())
+    );
+    assert_eq!(
+        initial_voters_from_file(&file, &left_out).unwrap(),
+        InitialVoters::NoInitialControllers,
+        "a node the list leaves out joins the quorum the listed ones form"
+    );
+    fs::write(&file, "  \n").unwrap();
+    assert_eq!(
+        initial_voters_from_file(&file, &listed).unwrap(),
+        InitialVoters::NoInitialControllers
+    );
+    fs::write(&file, "0@c0:9093").unwrap();
+    assert!(matches!(
+        initial_voters_from_file(&file, &listed),
+        Err(FormatError::InvalidInitialControllers { .. })
+    ));
+
+    // The listed node formats with its directory id from the list.
+    fs::write(&file, &list).unwrap();
+    let voters = initial_voters_from_file(&file, &listed).unwrap();
+    let id = random_uuid();
+    match format(&listed, &id, &voters, false).unwrap() {
+        FormatOutcome::Formatted(identity) => assert_eq!(identity.directory_id, later),
+        other => panic!("{other:?}"),
+    }
+}

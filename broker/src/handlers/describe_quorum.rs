@@ -106,9 +106,11 @@ fn response(
     let nodes = if version < 2 {
         Vec::new()
     } else {
+        // Observers too: an operator adding one as a voter must name the controller listener it follows on.
         description
             .voters
             .iter()
+            .chain(&description.observers)
             .filter_map(|voter| {
                 let (host, port) = voter.controller_addr.as_deref()?.rsplit_once(':')?;
                 Some(

@@ -33,7 +33,11 @@ use k8s_openapi::{
     },
 };
 
-use super::{validate::ValidatedKafkaCluster, voters::Topology};
+use super::{
+    validate::ValidatedKafkaCluster,
+    voters::{Topology, Voters, MAX_VOTERS},
+};
+use crate::crd::QuorumMode;
 
 /// Name of the broker container.
 pub const CONTAINER_NAME: &str = "broker";
@@ -47,6 +51,9 @@ pub const CONFIG_DIR: &str = "/etc/tributary";
 pub const CONTROLLER_PORT: i32 = 9093;
 /// Name of the init container that formats a broker's volume.
 pub const FORMAT_CONTAINER_NAME: &str = "format";
+/// Key in the ConfigMap (and file in [`CONFIG_DIR`]) of a forming dynamic quorum's initial voters, Kafka's
+/// `--initial-controllers` list, which the format init container reads (`--initial-controllers-file`).
+pub const INITIAL_CONTROLLERS_FILE: &str = "initial-controllers";
 /// Pod annotation holding a hash of the broker properties: the broker reads them only at start, so a change must
 /// roll the pods; anything else (such as the broker count) must not.
 pub const CONFIG_HASH_ANNOTATION: &str = "tributary.dev/config-hash";
@@ -197,6 +204,44 @@ pub fn cluster_id(uid: &str) -> String {
     base64::engine::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, bytes)
 }
 
+/// The directory id the voter with `ordinal` formats with while a dynamic quorum forms: Kafka's form of 16
+/// bytes derived from the KafkaCluster's uid, so the list is the same in every reconcile without being
+/// stored. Only the first formation uses it; a directory formatted later gets a random one, so a voter whose
+/// disk was replaced is told apart from the one it replaces.
+pub fn initial_directory_id(uid: &str, ordinal: i32) -> String {
+    let mut bytes = [0u8; 16];
+    bytes[..8]
+        .copy_from_slice(&fnv1a(format!("{uid}/directory/{ordinal}").as_bytes()).to_be_bytes());
+    bytes[8..]
+        .copy_from_slice(&fnv1a(format!("{ordinal}/directory/{uid}").as_bytes()).to_be_bytes());
+    base64::engine::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, bytes)
+}
+
+/// The `--initial-controllers` list of a dynamic quorum forming with `voters`.
+fn initial_controllers(
+    cluster: &ValidatedKafkaCluster,
+    names: &ObjectNames,
+    voters: &Voters,
+) -> String {
+    voters
+        .ids()
+        .map(|id| {
+            format!(
+                "{id}@{}:{CONTROLLER_PORT}:{}",
+                pod_host(cluster, names, id),
+                initial_directory_id(&cluster.owner_reference.uid, id)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The controller listener (`host`, `port`) the broker with `ordinal` advertises.
+pub fn controller_endpoint(cluster: &ValidatedKafkaCluster, ordinal: i32) -> (String, u16) {
+    let host = pod_host(cluster, &ObjectNames::new(&cluster.name), ordinal);
+    (host, u16::try_from(CONTROLLER_PORT).unwrap_or(9093))
+}
+
 /// Stable DNS name of the broker pod with `ordinal`, from the headless Service.
 fn pod_host(cluster: &ValidatedKafkaCluster, names: &ObjectNames, ordinal: i32) -> String {
     format!(
@@ -209,7 +254,7 @@ fn pod_host(cluster: &ValidatedKafkaCluster, names: &ObjectNames, ordinal: i32) 
 /// brokers than `spec.brokers`: see [`super::scale`]).
 pub fn build(cluster: &ValidatedKafkaCluster, topology: &Topology) -> DesiredObjects {
     let names = ObjectNames::new(&cluster.name);
-    let data = (0..topology.brokers)
+    let mut data: BTreeMap<String, String> = (0..topology.brokers)
         .map(|ordinal| {
             (
                 config_file(ordinal),
@@ -217,6 +262,13 @@ pub fn build(cluster: &ValidatedKafkaCluster, topology: &Topology) -> DesiredObj
             )
         })
         .collect();
+    if topology.mode == QuorumMode::Forming {
+        // Read only by the format init container: withdrawing it once formed restarts nothing.
+        data.insert(
+            INITIAL_CONTROLLERS_FILE.to_owned(),
+            initial_controllers(cluster, &names, &topology.voters),
+        );
+    }
     // Every pod's file is pod 0's with only the ordinal's own lines changed (node.id, roles, advertised host),
     // so pod 0's file is what a roll must follow; adding brokers past three leaves it as it is.
     // Keys the brokers take live are applied through IncrementalAlterConfigs (see `live_broker_config`), so a
@@ -365,23 +417,31 @@ fn node_id_env() -> EnvVar {
 }
 
 /// Formats the broker's volume for the cluster before the broker starts; a formatted volume is left as it is
-/// (`--ignore-formatted`), so restarts and rolls pass straight through.
-fn format_container(cluster: &ValidatedKafkaCluster) -> Container {
+/// (`--ignore-formatted`), so restarts and rolls pass straight through. In a dynamic quorum every pod gets the
+/// same flags: the initial voters find themselves in the initial-controllers file while the quorum forms, and
+/// every other pod (and every pod once the file is withdrawn) joins the quorum.
+fn format_container(cluster: &ValidatedKafkaCluster, topology: &Topology) -> Container {
+    let mut args = vec![
+        "format".to_owned(),
+        format!(
+            "--cluster-id={}",
+            cluster_id(cluster.owner_reference.uid.as_str())
+        ),
+        format!("--config={}", pod_config_path()),
+        "--ignore-formatted".to_owned(),
+    ];
+    if topology.is_dynamic() {
+        args.push(format!(
+            "--initial-controllers-file={CONFIG_DIR}/{INITIAL_CONTROLLERS_FILE}"
+        ));
+    }
     Container {
         name: FORMAT_CONTAINER_NAME.to_owned(),
         image: Some(cluster.image.clone()),
         image_pull_policy: cluster.image_pull_policy.clone(),
         command: Some(vec!["tributary-broker".to_owned()]),
         // `--cluster-id=` with `=`: an id may start with `-`.
-        args: Some(vec![
-            "format".to_owned(),
-            format!(
-                "--cluster-id={}",
-                cluster_id(cluster.owner_reference.uid.as_str())
-            ),
-            format!("--config={}", pod_config_path()),
-            "--ignore-formatted".to_owned(),
-        ]),
+        args: Some(args),
         env: Some(vec![node_id_env()]),
         resources: cluster.resources.clone(),
         security_context: Some(security_context()),
@@ -535,7 +595,7 @@ fn stateful_set(
                     ..ObjectMeta::default()
                 }),
                 spec: Some(PodSpec {
-                    init_containers: Some(vec![format_container(cluster)]),
+                    init_containers: Some(vec![format_container(cluster, topology)]),
                     containers: vec![broker_container(cluster, names)],
                     volumes: Some(vec![Volume {
                         name: "config".to_owned(),
@@ -586,7 +646,9 @@ pub fn node_properties(
     ordinal: i32,
 ) -> String {
     let names = ObjectNames::new(&cluster.name);
-    let is_voter = topology.voters.contains(ordinal);
+    // In a dynamic quorum every broker runs a controller, voter or observer, so that any of them can be made a
+    // voter without a restart.
+    let is_controller = topology.is_dynamic() || topology.voters.contains(ordinal);
     // From three brokers a partition survives one loss with acks=all; below that, every broker holds every
     // partition and one in-sync replica is enough. The brokers that run count, not spec.brokers: a blocked
     // scale-down changes nothing the brokers see.
@@ -605,17 +667,32 @@ pub fn node_properties(
     ]);
     config.extend(cluster.broker_config.clone());
     let host = pod_host(cluster, &names, ordinal);
-    let quorum = topology
-        .voters
-        .ids()
-        .map(|v| format!("{v}@{}:{CONTROLLER_PORT}", pod_host(cluster, &names, v)))
-        .collect::<Vec<_>>()
-        .join(",");
+    let quorum = if topology.is_dynamic() {
+        // Pods 0 to 2 whether or not they run yet: any one that answers tells the others who votes, and a list
+        // that does not follow the broker count keeps scaling from rolling the brokers.
+        (
+            "controller.quorum.bootstrap.servers",
+            (0..MAX_VOTERS)
+                .map(|v| format!("{}:{CONTROLLER_PORT}", pod_host(cluster, &names, v)))
+                .collect::<Vec<_>>()
+                .join(","),
+        )
+    } else {
+        (
+            "controller.quorum.voters",
+            topology
+                .voters
+                .ids()
+                .map(|v| format!("{v}@{}:{CONTROLLER_PORT}", pod_host(cluster, &names, v)))
+                .collect::<Vec<_>>()
+                .join(","),
+        )
+    };
     let mut advertised = format!("PLAINTEXT://{host}:{}", cluster.kafka_port);
-    if is_voter {
+    if is_controller {
         advertised.push_str(&format!(",CONTROLLER://{host}:{CONTROLLER_PORT}"));
     }
-    let roles = if is_voter {
+    let roles = if is_controller {
         "broker,controller"
     } else {
         "broker"
@@ -624,7 +701,7 @@ pub fn node_properties(
         [
             ("process.roles", roles.to_owned()),
             ("node.id", ordinal.to_string()),
-            ("controller.quorum.voters", quorum),
+            (quorum.0, quorum.1),
             (
                 "listeners",
                 format!(
@@ -639,7 +716,7 @@ pub fn node_properties(
         ]
         .map(|(k, v)| (k.to_owned(), v)),
     );
-    if !is_voter {
+    if !is_controller {
         // A broker-only node must not listen on the controller listener; it only connects to it.
         config.insert(
             "listeners".to_owned(),

@@ -26,19 +26,19 @@ use serde::{de::DeserializeOwned, Serialize};
 
 use super::{
     build::{
-        bootstrap_address, build, live_broker_config, selector_labels, ObjectNames,
-        CONFIG_HASH_ANNOTATION, CONTAINER_NAME, FIELD_MANAGER, POD_INDEX_LABEL,
+        bootstrap_address, build, controller_endpoint, live_broker_config, selector_labels,
+        ObjectNames, CONFIG_HASH_ANNOTATION, CONTAINER_NAME, FIELD_MANAGER, POD_INDEX_LABEL,
     },
     roll::{pending, step, Desired, PodState, RollStep, RollView},
     scale::{self, ClusterView, ScaleLimits, ScalePlan},
     status::{self, Outcome, REASON_INVALID_SPEC},
     validate::validate,
-    voters::{self, VotersSource},
+    voters::{self, VoterChange, VotersSource},
 };
 use crate::{
     controller::Context,
-    crd::{KafkaCluster, KafkaClusterStatus, PendingRestart, RemovalState},
-    kafka_admin::{AdminClient, ConfigChange, DRAINING_FLAG},
+    crd::{KafkaCluster, KafkaClusterStatus, PendingRestart, QuorumMode, RemovalState},
+    kafka_admin::{AdminClient, ConfigChange, QuorumDescription, DRAINING_FLAG},
 };
 
 /// A reconcile step that failed; the controller retries with backoff.
@@ -174,9 +174,15 @@ pub async fn reconcile(cluster: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<
     } else {
         None
     };
-    let (voters, source) = voters::decide(recorded, running_config.as_ref(), valid.brokers);
+    let recorded_mode = cluster.status.as_ref().and_then(|s| s.quorum_mode);
+    let (mut voters, mut mode, source) = voters::decide(
+        recorded,
+        recorded_mode,
+        running_config.as_ref(),
+        valid.brokers,
+    );
     if source != VotersSource::Status {
-        tracing::info!(cluster = %name, namespace = %namespace, voters = %voters, source = ?source, "metadata quorum voters decided");
+        tracing::info!(cluster = %name, namespace = %namespace, voters = %voters, mode = ?mode, source = ?source, "metadata quorum voters decided");
     }
     let running = stateful_sets
         .get_opt(&valid.name)
@@ -196,6 +202,29 @@ pub async fn reconcile(cluster: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<
             .as_deref()
             .unwrap_or(&bootstrap_address(&valid)),
     );
+    // A dynamic quorum says who votes; until its brokers answer, the record stands.
+    let quorum = if mode == QuorumMode::Static || running.unwrap_or(0) == 0 {
+        None
+    } else {
+        match admin.describe_quorum().await {
+            Ok(quorum) => Some(quorum),
+            Err(e) => {
+                tracing::debug!(cluster = %name, error = %crate::controller::error_chain(&e), "quorum not described");
+                None
+            }
+        }
+    };
+    if let Some(quorum) = &quorum {
+        if mode == QuorumMode::Forming && quorum.view.formed_with(&voters) {
+            tracing::info!(cluster = %name, namespace = %namespace, voters = %voters, "metadata quorum formed; initial-controllers list withdrawn");
+            mode = QuorumMode::Formed;
+        }
+        if mode == QuorumMode::Formed {
+            if let Some(observed) = quorum.view.voter_ids() {
+                voters = observed;
+            }
+        }
+    }
     let view = if scale::needs_cluster_view(valid.brokers, running, &previous_removing) {
         match admin.cluster_metadata().await {
             Ok(metadata) => {
@@ -222,11 +251,25 @@ pub async fn reconcile(cluster: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<
         valid.brokers,
         running,
         voters,
+        mode,
         &previous_removing,
         view.as_ref().map_err(String::as_str),
         limits,
     );
     carry_out(&admin, &mut plan, &name).await?;
+    let voters_changing = match (&quorum, mode) {
+        (Some(quorum), QuorumMode::Formed) => {
+            // Blocked, nothing leaves: the voters stay where the brokers stay.
+            let running = running.unwrap_or(0);
+            let staying = if plan.blocked.is_some() {
+                running
+            } else {
+                valid.brokers
+            };
+            change_voters(&ctx, &cluster, &valid, &admin, quorum, staying, running).await
+        }
+        _ => false,
+    };
     let ScalePlan {
         topology,
         removing,
@@ -298,13 +341,14 @@ pub async fn reconcile(cluster: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<
         roll_progress: roll_progress.as_deref(),
     };
     let mut next = status::status(cluster.status.as_ref(), &outcome, &now);
+    next.quorum_mode = Some(topology.mode);
     next.live_broker_config =
         apply_live_config(&ctx, &cluster, &valid, &stateful_set, &admin).await;
     let ready = status::is_ready(&next);
     patch_status(&clusters, &cluster, &next).await?;
     tracing::debug!(cluster = %name, namespace = %namespace, ready, ready_brokers = next.ready_brokers, "reconciled");
     Ok(Action::requeue(
-        if scaling_down || !pending_restarts.is_empty() {
+        if scaling_down || voters_changing || !pending_restarts.is_empty() {
             REQUEUE_REMOVING
         } else if blocked {
             REQUEUE_BLOCKED
@@ -557,6 +601,68 @@ async fn log_dir_usages(
         .into_iter()
         .flatten()
         .collect()
+}
+
+/// Makes the next voter change the quorum needs (see [`voters::voter_change`]); whether one was made or is
+/// due, so the reconcile comes back soon. A refused change is logged and tried again then.
+async fn change_voters(
+    ctx: &Context,
+    cluster: &KafkaCluster,
+    valid: &super::ValidatedKafkaCluster,
+    admin: &AdminClient,
+    quorum: &QuorumDescription,
+    staying: i32,
+    running: i32,
+) -> bool {
+    let Some(change) = voters::voter_change(&quorum.view, staying, running) else {
+        // A wanted voter that has not caught up yet is waited for.
+        let wanted = staying.min(running).clamp(1, voters::MAX_VOTERS);
+        return quorum.view.voters.len() != usize::try_from(wanted).unwrap_or(0);
+    };
+    let name = &valid.name;
+    let (result, note) = match &change {
+        VoterChange::Add { id, directory_id } => {
+            let endpoint = quorum
+                .endpoints
+                .get(id)
+                .map(|(host, port)| (host.clone(), *port))
+                .unwrap_or_else(|| controller_endpoint(valid, *id));
+            let result = admin
+                .add_raft_voter(
+                    *id,
+                    directory_id,
+                    "CONTROLLER",
+                    (endpoint.0.as_str(), endpoint.1),
+                )
+                .await;
+            (
+                result,
+                format!("broker {id} added to the metadata quorum's voters"),
+            )
+        }
+        VoterChange::Remove { id, directory_id } => (
+            admin.remove_raft_voter(*id, directory_id).await,
+            format!("broker {id} removed from the metadata quorum's voters"),
+        ),
+    };
+    match result {
+        Ok(()) => {
+            tracing::info!(cluster = %name, change = ?change, "{note}");
+            let event = Event {
+                type_: EventType::Normal,
+                reason: "VotersChanged".to_owned(),
+                note: Some(note),
+                action: "Scale".to_owned(),
+                secondary: None,
+            };
+            ctx.publish(cluster, &event).await;
+        }
+        Err(error) => {
+            tracing::warn!(cluster = %name, change = ?change, error = %crate::controller::error_chain(&error),
+                "voter change refused; will retry");
+        }
+    }
+    true
 }
 
 async fn carry_out(admin: &AdminClient, plan: &mut ScalePlan, cluster: &str) -> Result<(), Error> {

@@ -3,12 +3,13 @@
 //! what the cluster metadata says now, never from the operator's memory:
 //!
 //! 1. the scale-down is checked: the brokers that stay must be able to hold every topic's replicas and satisfy
-//!    `min.insync.replicas`, their disks must have room for what the others hold, and no voter of the metadata
-//!    quorum may go (the operator does not move voters yet); otherwise it is refused with `ScaleDownBlocked` and
-//!    nothing is touched;
+//!    `min.insync.replicas`, their disks must have room for what the others hold, and in a static metadata
+//!    quorum no voter may go; otherwise it is refused with `ScaleDownBlocked` and nothing is touched;
 //! 2. each broker to remove, highest ids first, is marked `tributary.broker.draining`, and its controller moves
 //!    its replicas and leaderships to the brokers that stay (`Draining`);
-//! 3. once every one of them holds no replica (`Drained`), the StatefulSet shrinks;
+//! 3. once every one of them holds no replica and, in a dynamic quorum, is no longer a voter (the reconciler
+//!    removes their voters meanwhile, see [`super::voters::voter_change`]), they are `Drained` and the
+//!    StatefulSet shrinks;
 //! 4. once their pods are gone, each is unregistered from the cluster metadata (`Removed`), so that an id used
 //!    again later joins as a new broker and is filled with its share.
 //!
@@ -19,6 +20,7 @@
 use std::collections::BTreeMap;
 
 use super::voters::{Topology, Voters};
+use crate::crd::QuorumMode;
 use crate::{
     crd::{RemovalState, RemovingBroker},
     kafka_admin::{ClusterMetadata, LogDirUsage},
@@ -73,9 +75,8 @@ impl ClusterView {
 /// Why a scale-down was not carried out.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum BlockedBy {
-    /// The spec asks for fewer brokers than the metadata quorum has voters: a voter cannot be removed (the
-    /// operator forms the quorum with static `controller.quorum.voters`, whose voters are fixed; the brokers
-    /// change the voters of a dynamic quorum, KIP-853, but the operator does not form or drive one yet).
+    /// The spec asks for fewer brokers than a static metadata quorum has voters: its voters are fixed
+    /// (`controller.quorum.voters`, a cluster created by an operator that formed static quorums only).
     VoterRemovalNotSupported { voters: Voters },
     /// A topic has more replicas per partition than brokers would remain.
     ReplicationFactor { topic: String, factor: usize },
@@ -130,9 +131,9 @@ impl std::fmt::Display for ScaleDownBlocked {
         match &self.by {
             BlockedBy::VoterRemovalNotSupported { voters } => write!(
                 f,
-                "brokers {voters} are the voters of the metadata quorum, fixed when the cluster was created, and \
-                 changing the voter set is not supported yet by the operator, so spec.brokers cannot go below {}; \
-                 nothing is removed",
+                "brokers {voters} are the voters of the metadata quorum, fixed when the cluster was created \
+                 (a static quorum, controller.quorum.voters), so spec.brokers cannot go below {}; clusters \
+                 created since the operator forms dynamic quorums move their voters; nothing is removed",
                 voters.min_brokers()
             ),
             BlockedBy::ReplicationFactor { topic, factor } => write!(
@@ -209,19 +210,26 @@ fn removal_started(requested: i32, previous: &[RemovingBroker]) -> bool {
         .any(|b| b.id >= requested && b.state != RemovalState::Removed)
 }
 
-/// The plan for a spec of `requested` brokers when `running` run now (`None`: no StatefulSet yet), `voters` vote,
+/// The plan for a spec of `requested` brokers when `running` run now (`None`: no StatefulSet yet), `voters` vote
+/// in a quorum configured as `mode`,
 /// the status recorded `previous`, and the cluster metadata reads as `view` (`Err`: it could not be read; only
 /// consulted when brokers run above the spec).
 pub fn plan(
     requested: i32,
     running: Option<i32>,
     voters: Voters,
+    mode: QuorumMode,
     previous: &[RemovingBroker],
     view: Result<&ClusterView, &str>,
     limits: ScaleLimits,
 ) -> ScalePlan {
     let running = running.unwrap_or(0);
-    let floor = voters.min_brokers();
+    let topology = |brokers: i32, voters: &Voters| Topology {
+        brokers,
+        voters: voters.clone(),
+        mode,
+    };
+    let floor = topology(0, &voters).min_brokers();
     // Brokers back under the spec stay: a scale-down raised again before they were removed is cancelled.
     let mut undrain: Vec<i32> = previous
         .iter()
@@ -241,10 +249,7 @@ pub fn plan(
                 .map(|b| b.id),
         );
         ScalePlan {
-            topology: Topology {
-                brokers: running.max(floor).max(requested),
-                voters: voters.clone(),
-            },
+            topology: topology(running.max(floor).max(requested), &voters),
             removing: Vec::new(),
             drain: Vec::new(),
             undrain: std::mem::take(undrain),
@@ -273,10 +278,7 @@ pub fn plan(
             .map(|b| b.id)
             .collect();
         return ScalePlan {
-            topology: Topology {
-                brokers: requested,
-                voters,
-            },
+            topology: topology(requested, &voters),
             removing: previous,
             drain: Vec::new(),
             undrain,
@@ -327,9 +329,11 @@ pub fn plan(
         .iter()
         .map(|id| {
             let replicas = view.replicas_on.get(id).copied().unwrap_or(0);
+            // A voter of a dynamic quorum leaves the voters before its broker goes.
+            let votes = mode != QuorumMode::Static && voters.contains(*id);
             RemovingBroker {
                 id: *id,
-                state: if replicas == 0 {
+                state: if replicas == 0 && !votes {
                     RemovalState::Drained
                 } else {
                     RemovalState::Draining
@@ -340,10 +344,7 @@ pub fn plan(
         .collect();
     let drained = removing.iter().all(|b| b.state == RemovalState::Drained);
     ScalePlan {
-        topology: Topology {
-            brokers: if drained { requested } else { running },
-            voters,
-        },
+        topology: topology(if drained { requested } else { running }, &voters),
         removing,
         drain: leaving,
         undrain,

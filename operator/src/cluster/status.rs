@@ -511,7 +511,7 @@ mod tests {
         assert!(
             condition_
                 .message
-                .contains("changing the voter set is not supported yet"),
+                .contains("fixed when the cluster was created (a static quorum"),
             "{}",
             condition_.message
         );

@@ -1,24 +1,30 @@
 //! The metadata quorum's voter set and the shape of the cluster that follows from it. Pure: the caller reads the
-//! recorded voter set and the running broker count.
+//! recorded voter set, the running broker count and, for a dynamic quorum, what the quorum says.
 //!
-//! A formatted broker keeps the voter set its metadata log was started with, and refuses to start with a
-//! `controller.quorum.voters` that names another one (a static quorum, Kafka's kraft.version 0); the brokers
-//! change the voters of a dynamic quorum (`controller.quorum.bootstrap.servers`, KIP-853's AddRaftVoter /
-//! RemoveRaftVoter), but the operator forms static ones and does not drive voter changes. So the voters are decided once, when the
-//! cluster is created (the first [`MAX_VOTERS`] brokers, or all of them when there are fewer), and kept for the
-//! cluster's life: brokers added later are `process.roles=broker` learners, and a scale-down never removes a
-//! voter. This module must never derive the voters of an existing cluster from `spec.brokers`.
+//! A new cluster forms a dynamic quorum (Kafka's kraft.version 1, KIP-853): every broker runs a controller
+//! (`process.roles=broker,controller`) with `controller.quorum.bootstrap.servers` naming pods 0 to 2, and the
+//! first voters (the first [`MAX_VOTERS`] pods, or all when fewer) format with an initial-controllers list the
+//! operator puts in the ConfigMap while the quorum forms (`Forming`) and withdraws once every one of them has
+//! joined (`Formed`): a voter whose disk is replaced later must join as a new member rather than start a second
+//! quorum. From then on the voters follow the fleet: the operator keeps them at the lowest broker ids, at most
+//! three, adding a controller that has caught up with AddRaftVoter and removing the voters of brokers on their
+//! way out with RemoveRaftVoter, one change at a time (see [`voter_change`]).
 //!
-//! The record is `status.quorumVoters` of the KafkaCluster. Status survives operator restarts and the StatefulSet
-//! being deleted and recreated (`--cascade=orphan`, the usual way to change its immutable fields), and neither
-//! `kubectl apply`, `kubectl edit` nor a GitOps sync of the KafkaCluster writes it (the status subresource). When
-//! the status does not record it (a cluster made by an operator that did not record voters, a status lost in a
-//! backup and restore, a first reconcile that failed before it wrote its status), the voters are read back from
-//! what the brokers were given: `controller.quorum.voters` in the ConfigMap the operator wrote.
+//! Clusters created before (a static quorum, `controller.quorum.voters`, kraft.version 0) keep their voters for
+//! life: a formatted broker refuses a `controller.quorum.voters` that names another set, so brokers added later
+//! are `process.roles=broker` and a scale-down never removes a voter.
+//!
+//! The record is `status.quorumVoters` and `status.quorumMode` of the KafkaCluster. Status survives operator
+//! restarts and the StatefulSet being deleted and recreated (`--cascade=orphan`, the usual way to change its
+//! immutable fields), and neither `kubectl apply`, `kubectl edit` nor a GitOps sync of the KafkaCluster writes
+//! it (the status subresource). When the status does not record it (a status lost in a backup and restore, a
+//! first reconcile that failed before it wrote its status), the quorum is read back from what the brokers were
+//! given: the ConfigMap the operator wrote.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::build::config_file;
+use super::build::{config_file, INITIAL_CONTROLLERS_FILE};
+use crate::crd::QuorumMode;
 
 /// The voters of a new cluster are its first pods, at most this many: three voters survive one loss.
 pub const MAX_VOTERS: i32 = 3;
@@ -83,55 +89,93 @@ impl std::fmt::Display for Voters {
 pub enum VotersSource {
     /// `status.quorumVoters`.
     Status,
-    /// `controller.quorum.voters` of broker 0 in the running cluster's ConfigMap.
+    /// Broker 0's properties (and the initial-controllers list) in the running cluster's ConfigMap.
     ConfigMap,
     /// Neither exists: the cluster is being created.
     NewCluster,
 }
 
-/// The voter set of a cluster: the recorded one (`status.quorumVoters`), else the one in the running brokers'
-/// ConfigMap (`config_map_data`: its `data`), else that of a new cluster of `brokers`.
+/// The voter set and quorum mode of a cluster: the recorded ones (`status.quorumVoters`, `status.quorumMode`;
+/// voters without a mode were recorded by an operator that formed static quorums only), else the ones the
+/// running brokers' ConfigMap (`config_map_data`: its `data`) gave them, else those of a new cluster of
+/// `brokers`. For a formed dynamic quorum the set is refreshed from the quorum itself by the caller.
 pub fn decide(
     recorded: &[i32],
+    recorded_mode: Option<QuorumMode>,
     config_map_data: Option<&BTreeMap<String, String>>,
     brokers: i32,
-) -> (Voters, VotersSource) {
+) -> (Voters, QuorumMode, VotersSource) {
     if let Some(voters) = Voters::from_ids(recorded.iter().copied()) {
-        return (voters, VotersSource::Status);
+        return (
+            voters,
+            recorded_mode.unwrap_or(QuorumMode::Static),
+            VotersSource::Status,
+        );
     }
-    let configured = config_map_data
-        .and_then(|data| data.get(&config_file(0)))
-        .and_then(|text| voters_in_properties(text));
-    match configured {
-        Some(voters) => (voters, VotersSource::ConfigMap),
-        None => (Voters::of_new_cluster(brokers), VotersSource::NewCluster),
+    let Some(data) = config_map_data else {
+        return new_cluster(brokers);
+    };
+    let properties = data.get(&config_file(0)).map(String::as_str).unwrap_or("");
+    if let Some(voters) = voters_in_properties(properties) {
+        return (voters, QuorumMode::Static, VotersSource::ConfigMap);
+    }
+    if property(properties, "controller.quorum.bootstrap.servers").is_none() {
+        return new_cluster(brokers);
+    }
+    match data
+        .get(INITIAL_CONTROLLERS_FILE)
+        .and_then(|list| voters_in_list(list, |entry| entry.split_once('@').map(|(id, _)| id)))
+    {
+        Some(initial) => (initial, QuorumMode::Forming, VotersSource::ConfigMap),
+        None => (
+            Voters::of_new_cluster(brokers),
+            QuorumMode::Formed,
+            VotersSource::ConfigMap,
+        ),
     }
 }
 
-/// The voter ids of `controller.quorum.voters` (`id@host:port,...`) in a properties file the operator wrote.
-pub fn voters_in_properties(text: &str) -> Option<Voters> {
-    let value = text
-        .lines()
+fn new_cluster(brokers: i32) -> (Voters, QuorumMode, VotersSource) {
+    (
+        Voters::of_new_cluster(brokers),
+        QuorumMode::Forming,
+        VotersSource::NewCluster,
+    )
+}
+
+/// The value of `key` in a properties file the operator wrote.
+fn property<'a>(text: &'a str, key: &str) -> Option<&'a str> {
+    text.lines()
         .filter(|line| !line.starts_with('#'))
-        .find_map(|line| line.strip_prefix("controller.quorum.voters="))?;
-    let ids = value
+        .find_map(|line| line.strip_prefix(key)?.strip_prefix('='))
+}
+
+/// The ids of a comma-separated list whose entries `id_of` takes the id from.
+fn voters_in_list(list: &str, id_of: impl Fn(&str) -> Option<&str>) -> Option<Voters> {
+    let ids = list
+        .trim()
         .split(',')
-        .map(|voter| {
-            voter
-                .split_once('@')
-                .and_then(|(id, _)| id.trim().parse().ok())
-        })
+        .map(|entry| id_of(entry).and_then(|id| id.trim().parse().ok()))
         .collect::<Option<Vec<i32>>>()?;
     Voters::from_ids(ids)
 }
 
-/// What the StatefulSet runs: how many brokers, and which of them vote.
+/// The voter ids of `controller.quorum.voters` (`id@host:port,...`) in a properties file the operator wrote.
+pub fn voters_in_properties(text: &str) -> Option<Voters> {
+    voters_in_list(property(text, "controller.quorum.voters")?, |voter| {
+        voter.split_once('@').map(|(id, _)| id)
+    })
+}
+
+/// What the StatefulSet runs: how many brokers, which of them vote, and how the quorum is configured.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Topology {
-    /// Brokers (StatefulSet replicas), ordinals `0..brokers`; at least [`Voters::min_brokers`].
+    /// Brokers (StatefulSet replicas), ordinals `0..brokers`; in a static quorum at least
+    /// [`Voters::min_brokers`].
     pub brokers: i32,
-    /// The metadata quorum's voters.
+    /// The metadata quorum's voters: while `Forming` the initial ones, once `Formed` the ones last read.
     pub voters: Voters,
+    pub mode: QuorumMode,
 }
 
 impl Topology {
@@ -140,8 +184,120 @@ impl Topology {
         Self {
             brokers,
             voters: Voters::of_new_cluster(brokers),
+            mode: QuorumMode::Forming,
         }
     }
+
+    /// Whether the voters change with the fleet (a dynamic quorum).
+    pub fn is_dynamic(&self) -> bool {
+        self.mode != QuorumMode::Static
+    }
+
+    /// The fewest brokers that keep every voter: in a static quorum one past the highest voter, in a dynamic
+    /// one a single broker (voters move off the brokers that leave).
+    pub fn min_brokers(&self) -> i32 {
+        if self.is_dynamic() {
+            1
+        } else {
+            self.voters.min_brokers()
+        }
+    }
+}
+
+/// One voter change of a dynamic quorum, as KIP-853 allows one at a time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum VoterChange {
+    /// AddRaftVoter of a controller that follows the log as an observer.
+    Add { id: i32, directory_id: String },
+    /// RemoveRaftVoter of a voter.
+    Remove { id: i32, directory_id: String },
+}
+
+/// A member of the quorum as DescribeQuorum reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QuorumMember {
+    pub id: i32,
+    pub directory_id: String,
+    /// The end of its copy of the metadata log, as the leader last saw it; -1 when unknown.
+    pub log_end_offset: i64,
+}
+
+/// The quorum as DescribeQuorum reports it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct QuorumView {
+    /// The leader's id; -1 when there is none.
+    pub leader: i32,
+    /// The leader's high watermark of the metadata log.
+    pub high_watermark: i64,
+    pub voters: Vec<QuorumMember>,
+    pub observers: Vec<QuorumMember>,
+}
+
+/// How far behind the leader's high watermark an observer may be and still be added as a voter: a new voter
+/// that lags far would hold up the commits that need it.
+pub const VOTER_CATCH_UP_RECORDS: i64 = 1000;
+
+impl QuorumView {
+    /// The voter ids.
+    pub fn voter_ids(&self) -> Option<Voters> {
+        Voters::from_ids(self.voters.iter().map(|v| v.id))
+    }
+
+    /// Whether each of `initial` votes and has fetched the log: the initial-controllers list has served its
+    /// purpose.
+    pub fn formed_with(&self, initial: &Voters) -> bool {
+        self.leader >= 0
+            && initial.ids().all(|id| {
+                self.voters
+                    .iter()
+                    .any(|v| v.id == id && v.log_end_offset > 0)
+            })
+    }
+}
+
+/// The next voter change that brings the voters of `quorum` to the lowest `brokers_staying` broker ids (at most
+/// [`MAX_VOTERS`]) among the `running` brokers: first a missing voter is added (an observer of that id that has
+/// caught up), then a voter that should not vote is removed, so that a move never leaves fewer voters than
+/// before. `None` when the voters are as wanted, the quorum has no leader, or the controller to add has not
+/// caught up yet.
+pub fn voter_change(
+    quorum: &QuorumView,
+    brokers_staying: i32,
+    running: i32,
+) -> Option<VoterChange> {
+    if quorum.leader < 0 {
+        return None;
+    }
+    let wanted: BTreeSet<i32> = (0..brokers_staying.min(running).clamp(1, MAX_VOTERS)).collect();
+    let voting: BTreeSet<i32> = quorum.voters.iter().map(|v| v.id).collect();
+    if let Some(observer) = wanted
+        .difference(&voting)
+        .filter_map(|id| quorum.observers.iter().find(|o| o.id == *id))
+        .find(|o| {
+            o.log_end_offset >= 0
+                && quorum.high_watermark - o.log_end_offset <= VOTER_CATCH_UP_RECORDS
+        })
+    {
+        return Some(VoterChange::Add {
+            id: observer.id,
+            directory_id: observer.directory_id.clone(),
+        });
+    }
+    let missing = wanted.difference(&voting).count();
+    if missing > 0 && voting.len() <= wanted.len() {
+        // A wanted voter cannot be added yet: removing another now would leave fewer voters than wanted.
+        return None;
+    }
+    quorum
+        .voters
+        .iter()
+        .filter(|v| !wanted.contains(&v.id))
+        .max_by_key(|v| v.id)
+        .filter(|_| quorum.voters.len() > 1)
+        .map(|v| VoterChange::Remove {
+            id: v.id,
+            directory_id: v.directory_id.clone(),
+        })
 }
 
 #[cfg(test)]
@@ -163,13 +319,24 @@ mod tests {
             .expect("config data")
     }
 
-    /// Reconciles of a cluster created with `created` brokers and then scaled to each of `scaled`, as the
-    /// reconciler sees them: the status records what the previous reconcile decided.
+    /// A static cluster's ConfigMap: `topology` with fixed voters.
+    fn static_topology(brokers: i32, voters: Voters) -> Topology {
+        Topology {
+            brokers,
+            voters,
+            mode: QuorumMode::Static,
+        }
+    }
+
+    /// Reconciles of a static cluster created with `created` brokers (by an operator that recorded voters
+    /// without a mode) and then scaled to each of `scaled`, as the reconciler sees them: the status records
+    /// what the previous reconcile decided.
     fn voters_over_time(created: i32, scaled: &[i32]) -> Vec<(Vec<i32>, VotersSource)> {
-        let mut recorded: Vec<i32> = Vec::new();
-        let mut seen = Vec::new();
-        for brokers in std::iter::once(created).chain(scaled.iter().copied()) {
-            let (voters, source) = decide(&recorded, None, brokers);
+        let mut recorded: Vec<i32> = ids(&Voters::of_new_cluster(created));
+        let mut seen = vec![(recorded.clone(), VotersSource::NewCluster)];
+        for brokers in scaled.iter().copied() {
+            let (voters, mode, source) = decide(&recorded, None, None, brokers);
+            assert_eq!(mode, QuorumMode::Static);
             recorded = ids(&voters);
             seen.push((recorded.clone(), source));
         }
@@ -184,10 +351,10 @@ mod tests {
             (3, vec![0, 1, 2]),
             (5, vec![0, 1, 2]),
         ] {
-            let (voters, source) = decide(&[], None, brokers);
+            let (voters, mode, source) = decide(&[], None, None, brokers);
             assert_eq!(
-                (ids(&voters), source),
-                (expected, VotersSource::NewCluster),
+                (ids(&voters), mode, source),
+                (expected, QuorumMode::Forming, VotersSource::NewCluster),
                 "{brokers} brokers"
             );
         }
@@ -226,15 +393,15 @@ mod tests {
     fn without_a_recorded_set_the_running_configmap_says_who_votes() {
         // A cluster created with one broker and scaled to two, whose status lost the record: the ConfigMap
         // still names voter 0 only, and a new cluster of two (voters 0 and 1) must not be assumed.
-        let running = config_map(&Topology {
-            brokers: 2,
-            voters: Voters::of_new_cluster(1),
-        });
-        let (voters, source) = decide(&[], Some(&running), 2);
-        assert_eq!((ids(&voters), source), (vec![0], VotersSource::ConfigMap));
+        let running = config_map(&static_topology(2, Voters::of_new_cluster(1)));
+        let (voters, mode, source) = decide(&[], None, Some(&running), 2);
+        assert_eq!(
+            (ids(&voters), mode, source),
+            (vec![0], QuorumMode::Static, VotersSource::ConfigMap)
+        );
 
-        let three = config_map(&Topology::new_cluster(3));
-        let (voters, source) = decide(&[], Some(&three), 5);
+        let three = config_map(&static_topology(3, Voters::of_new_cluster(3)));
+        let (voters, _, source) = decide(&[], None, Some(&three), 5);
         assert_eq!(
             (ids(&voters), source),
             (vec![0, 1, 2], VotersSource::ConfigMap)
@@ -242,10 +409,34 @@ mod tests {
     }
 
     #[test]
+    fn without_a_recorded_set_the_configmap_says_whether_a_dynamic_quorum_formed() {
+        // Still forming: the initial-controllers list names the voters.
+        let forming = config_map(&Topology::new_cluster(2));
+        assert!(forming.contains_key(INITIAL_CONTROLLERS_FILE));
+        let (voters, mode, _) = decide(&[], None, Some(&forming), 5);
+        assert_eq!((ids(&voters), mode), (vec![0, 1], QuorumMode::Forming));
+
+        // Formed: the list is gone, and the voters are whatever the quorum says.
+        let formed = config_map(&Topology {
+            mode: QuorumMode::Formed,
+            ..Topology::new_cluster(3)
+        });
+        assert!(!formed.contains_key(INITIAL_CONTROLLERS_FILE));
+        let (_, mode, source) = decide(&[], None, Some(&formed), 3);
+        assert_eq!(
+            (mode, source),
+            (QuorumMode::Formed, VotersSource::ConfigMap)
+        );
+    }
+
+    #[test]
     fn the_record_wins_over_the_configmap() {
         let running = config_map(&Topology::new_cluster(3));
-        let (voters, source) = decide(&[0], Some(&running), 3);
-        assert_eq!((ids(&voters), source), (vec![0], VotersSource::Status));
+        let (voters, mode, source) = decide(&[0], Some(QuorumMode::Formed), Some(&running), 3);
+        assert_eq!(
+            (ids(&voters), mode, source),
+            (vec![0], QuorumMode::Formed, VotersSource::Status)
+        );
     }
 
     #[test]
@@ -254,7 +445,7 @@ mod tests {
             config_file(0),
             "# old\nnode.id=0\nlog.dirs=/data\n".to_owned(),
         )]);
-        let (voters, source) = decide(&[], Some(&data), 2);
+        let (voters, _, source) = decide(&[], None, Some(&data), 2);
         assert_eq!(
             (ids(&voters), source),
             (vec![0, 1], VotersSource::NewCluster)
@@ -274,5 +465,106 @@ mod tests {
         assert_eq!(Voters::of_new_cluster(9).min_brokers(), 3);
         assert_eq!(Voters::from_ids([0, 4]).map(|v| v.min_brokers()), Some(5));
         assert_eq!(Voters::of_new_cluster(2).to_string(), "{0, 1}");
+    }
+
+    fn member(id: i32, log_end_offset: i64) -> QuorumMember {
+        QuorumMember {
+            id,
+            directory_id: format!("dir-{id}"),
+            log_end_offset,
+        }
+    }
+
+    fn quorum(voters: &[i32], observers: &[(i32, i64)]) -> QuorumView {
+        QuorumView {
+            leader: voters[0],
+            high_watermark: 5000,
+            voters: voters.iter().map(|id| member(*id, 5000)).collect(),
+            observers: observers
+                .iter()
+                .map(|(id, end)| member(*id, *end))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn voters_are_added_up_to_three_once_caught_up() {
+        // One voter, scaled to five brokers: broker 1 has caught up, broker 2 lags.
+        let growing = quorum(&[0], &[(1, 4990), (2, 100), (3, 5000), (4, 5000)]);
+        assert_eq!(
+            voter_change(&growing, 5, 5),
+            Some(VoterChange::Add {
+                id: 1,
+                directory_id: "dir-1".to_owned()
+            })
+        );
+        let lagging = quorum(&[0, 1], &[(2, 100), (3, 5000), (4, 5000)]);
+        assert_eq!(
+            voter_change(&lagging, 5, 5),
+            None,
+            "broker 2 votes once caught up; brokers 3 and 4 never"
+        );
+        let caught_up = quorum(&[0, 1], &[(2, 4500), (3, 5000)]);
+        assert!(matches!(
+            voter_change(&caught_up, 5, 5),
+            Some(VoterChange::Add { id: 2, .. })
+        ));
+        assert_eq!(voter_change(&quorum(&[0, 1, 2], &[(3, 5000)]), 5, 5), None);
+        // A broker that does not run yet is not waited for.
+        assert_eq!(voter_change(&quorum(&[0], &[]), 3, 1), None);
+    }
+
+    #[test]
+    fn voters_leave_highest_first_down_to_the_brokers_that_stay() {
+        let three = quorum(&[0, 1, 2], &[]);
+        assert_eq!(
+            voter_change(&three, 1, 3),
+            Some(VoterChange::Remove {
+                id: 2,
+                directory_id: "dir-2".to_owned()
+            })
+        );
+        assert!(matches!(
+            voter_change(&quorum(&[0, 1], &[(2, 5000)]), 1, 3),
+            Some(VoterChange::Remove { id: 1, .. })
+        ));
+        assert_eq!(voter_change(&quorum(&[0], &[(1, 5000)]), 1, 2), None);
+        assert!(matches!(
+            voter_change(&three, 2, 3),
+            Some(VoterChange::Remove { id: 2, .. })
+        ));
+    }
+
+    #[test]
+    fn a_misplaced_voter_is_replaced_before_it_is_removed() {
+        // Voter 3 (say, from a quorum formed by hand) should give way to broker 2, which lags: keep three
+        // voters until 2 has caught up and been added.
+        let misplaced = quorum(&[0, 1, 3], &[(2, 10)]);
+        assert_eq!(voter_change(&misplaced, 5, 5), None);
+        let ready = quorum(&[0, 1, 3], &[(2, 5000)]);
+        assert!(matches!(
+            voter_change(&ready, 5, 5),
+            Some(VoterChange::Add { id: 2, .. })
+        ));
+        let four = quorum(&[0, 1, 2, 3], &[]);
+        assert!(matches!(
+            voter_change(&four, 5, 5),
+            Some(VoterChange::Remove { id: 3, .. })
+        ));
+        // No leader: nothing can change.
+        let leaderless = QuorumView { leader: -1, ..four };
+        assert_eq!(voter_change(&leaderless, 5, 5), None);
+    }
+
+    #[test]
+    fn a_quorum_has_formed_once_every_initial_voter_has_fetched() {
+        let initial = Voters::of_new_cluster(3);
+        let mut view = quorum(&[0, 1, 2], &[]);
+        assert!(view.formed_with(&initial));
+        view.voters[2].log_end_offset = -1;
+        assert!(!view.formed_with(&initial), "voter 2 has not formatted yet");
+        view.voters[2].log_end_offset = 7;
+        view.leader = -1;
+        assert!(!view.formed_with(&initial));
     }
 }

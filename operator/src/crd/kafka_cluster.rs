@@ -252,12 +252,19 @@ pub struct KafkaClusterStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bootstrap_address: Option<String>,
 
-    /// Broker ids of the metadata quorum's voters (`process.roles=broker,controller`). Decided when the cluster is
-    /// created (its first three brokers, or all of them when fewer) and kept for its life: brokers added later
-    /// only follow the metadata log, and spec.brokers cannot go below the highest voter. Changing the voter set
-    /// is not supported yet.
+    /// Broker ids of the metadata quorum's voters. In a dynamic quorum (`quorumMode` Forming or Formed) every
+    /// broker runs a controller and the operator keeps the voters at the lowest three broker ids (all brokers
+    /// when fewer), adding and removing voters as the cluster scales (KIP-853); this is the set last read from
+    /// the quorum. In a static one (clusters created by operators before dynamic quorums) the voters were fixed
+    /// when the cluster was created, and spec.brokers cannot go below the highest voter.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub quorum_voters: Vec<i32>,
+
+    /// How the metadata quorum is configured: `Forming` (a new dynamic quorum whose first voters are still
+    /// formatting), `Formed` (dynamic: `controller.quorum.bootstrap.servers`, voters follow the fleet), or
+    /// `Static` (`controller.quorum.voters`, fixed voters). Unset with recorded voters means Static.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quorum_mode: Option<QuorumMode>,
 
     /// Brokers that run (the StatefulSet's replicas): above `spec.brokers` while brokers are drained before
     /// their removal. The scale subresource's replica count.
@@ -307,6 +314,19 @@ pub struct RemovingBroker {
     pub state: RemovalState,
     /// Partition replicas it still holds, as the cluster metadata last said.
     pub replicas: i32,
+}
+
+/// How a cluster's metadata quorum is configured; see `status.quorumMode`.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QuorumMode {
+    /// Fixed voters (`controller.quorum.voters`, Kafka's kraft.version 0).
+    Static,
+    /// A new dynamic quorum: its first voters format with the operator's initial-controllers list, which is
+    /// withdrawn once each of them has joined.
+    Forming,
+    /// A dynamic quorum (`controller.quorum.bootstrap.servers`, kraft.version 1) whose voters the operator
+    /// changes with AddRaftVoter and RemoveRaftVoter.
+    Formed,
 }
 
 /// Where a broker being removed is.

@@ -1,8 +1,8 @@
 //! A KafkaCluster whose broker pods really run (as local processes, through the pod runner): the StatefulSet's
 //! pods become Ready when the brokers answer `/readyz` (registered and unfenced in the cluster's metadata quorum),
 //! the cluster's status follows them through a crash, and Topics reach those brokers; a volume keeps a broker's
-//! data across its restart; and scaling up adds a broker-only node that follows the metadata log while the voter
-//! set the cluster was created with stays as it is.
+//! data across its restart; and scaling 1 -> 3 -> 1 moves the metadata quorum's voters with the fleet (a
+//! dynamic quorum, KIP-853).
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::{
@@ -10,11 +10,14 @@ use kube::{
     Api, Client,
 };
 use serde_json::json;
-use tributary_operator::crd::{KafkaCluster, Topic};
+use tributary_operator::{
+    crd::{KafkaCluster, QuorumMode, Topic},
+    kafka_admin::AdminClient,
+};
 
 use crate::{
     pod_runner::PodRunner,
-    support::{self, eventually, fresh_namespace, install_crds, kafka_cluster},
+    support::{self, eventually, eventually_within, fresh_namespace, install_crds, kafka_cluster},
 };
 
 const CLUSTER: &str = "live";
@@ -153,7 +156,7 @@ async fn brokers_run_and_the_cluster_follows_them() {
         .create(&PostParams::default(), &topic)
         .await
         .expect("create Topic");
-    let admin = tributary_operator::kafka_admin::AdminClient::new(bootstrap.clone());
+    let admin = AdminClient::new(bootstrap.clone());
     wait_partitions(&admin, "payments", 4, "on broker live-0").await;
 
     // A crash: the pod turns not Ready, the cluster with it; the restarted broker keeps its data (its volume).
@@ -173,72 +176,126 @@ async fn brokers_run_and_the_cluster_follows_them() {
     wait_partitions(&admin, "payments", 4, "after the restart").await;
 
     let config_maps = Api::<ConfigMap>::namespaced(client.clone(), &namespace);
-    scale_up_adds_a_ready_broker(&clusters, &config_maps, &runner).await;
+    scale_up_adds_voters_and_scale_down_removes_them(&clusters, &config_maps, &runner, &admin)
+        .await;
 
     operator.abort();
     drop(runner);
 }
 
-/// Scale up from one broker to two: the cluster keeps the voter set it was created with ({0}: a formatted broker
-/// refuses another), the new broker is a `process.roles=broker` learner of the metadata log, and the cluster is
-/// Ready with both.
-async fn scale_up_adds_a_ready_broker(
+/// The voters of the metadata quorum, as `admin`'s broker describes it, with the status's record and mode.
+async fn voters_now(
     clusters: &Api<KafkaCluster>,
-    config_maps: &Api<ConfigMap>,
-    runner: &PodRunner,
-) {
-    clusters
-        .patch(
-            CLUSTER,
-            &PatchParams::default(),
-            &Patch::Merge(json!({ "spec": { "brokers": 2 } })),
-        )
-        .await
-        .expect("scale to 2 brokers");
-    wait_cluster(clusters, runner, "True", 2).await;
+    admin: &AdminClient,
+) -> Result<(Vec<i32>, Vec<i32>, Option<QuorumMode>), String> {
+    let quorum = admin.describe_quorum().await.map_err(|e| e.to_string())?;
+    let mut voters: Vec<i32> = quorum.view.voters.iter().map(|v| v.id).collect();
+    voters.sort_unstable();
     let status = clusters
         .get(CLUSTER)
         .await
-        .expect("get cluster")
+        .map_err(|e| e.to_string())?
         .status
         .unwrap_or_default();
-    assert_eq!(
-        status.quorum_voters,
-        [0],
-        "the voters stay those the cluster was created with"
+    Ok((voters, status.quorum_voters, status.quorum_mode))
+}
+
+/// Scale up from one broker to three: every broker runs a controller (`process.roles=broker,controller` with
+/// the same bootstrap servers), the new ones follow the metadata log and are made voters once caught up, so the
+/// quorum grows from one voter to three; then back to one: voters 2 and 1 are removed, their brokers drained
+/// and stopped, and the one left is again the only voter.
+async fn scale_up_adds_voters_and_scale_down_removes_them(
+    clusters: &Api<KafkaCluster>,
+    config_maps: &Api<ConfigMap>,
+    runner: &PodRunner,
+    admin: &AdminClient,
+) {
+    let scale = |brokers: i32| async move {
+        clusters
+            .patch(
+                CLUSTER,
+                &PatchParams::default(),
+                &Patch::Merge(json!({ "spec": { "brokers": brokers } })),
+            )
+            .await
+            .expect("scale");
+    };
+    let started = std::time::Instant::now();
+    scale(3).await;
+    wait_cluster(clusters, runner, "True", 3).await;
+    eventually("voters 0, 1 and 2, recorded as a formed quorum", || async {
+        match voters_now(clusters, admin).await? {
+            (voters, recorded, Some(QuorumMode::Formed))
+                if voters == [0, 1, 2] && recorded == voters =>
+            {
+                Ok(())
+            }
+            other => Err(format!("quorum voters, recorded voters, mode: {other:?}")),
+        }
+    })
+    .await;
+    eprintln!(
+        "scale 1 -> 3: three voters {:?} after the edit",
+        started.elapsed()
     );
     let config = config_maps
         .get(&format!("{CLUSTER}-config"))
         .await
         .expect("get the brokers' ConfigMap");
-    let broker_1 = config
-        .data
-        .as_ref()
-        .and_then(|d| d.get("broker-1.properties"))
-        .cloned()
-        .unwrap_or_default();
+    let data = config.data.unwrap_or_default();
     assert!(
-        broker_1.contains("\nprocess.roles=broker\n"),
-        "broker 1 joins as a broker-only node: {broker_1}"
+        !data.contains_key("initial-controllers"),
+        "the initial-controllers list is withdrawn once the quorum formed"
     );
-    let second =
-        tributary_operator::kafka_admin::AdminClient::new(format!("{}:9092", PodRunner::pod_ip(1)));
-    // It follows the metadata log: it knows both brokers (its own registration went through voter 0) and the
-    // topic created before it joined.
+    let broker_2 = data.get("broker-2.properties").cloned().unwrap_or_default();
+    assert!(
+        broker_2.contains("\nprocess.roles=broker,controller\n")
+            && broker_2.contains("\ncontroller.quorum.bootstrap.servers="),
+        "broker 2 runs a controller of the dynamic quorum: {broker_2}"
+    );
+    // A broker that joined later follows the metadata log: it knows the topic created before it.
+    let third = AdminClient::new(format!("{}:9092", PodRunner::pod_ip(2)));
     eventually(
-        "broker live-1 to list both brokers and the topic",
+        "broker live-2 to list three brokers and the topic",
         || async {
-            let seen = second.cluster_metadata().await.map_err(|e| e.to_string())?;
+            let seen = third.cluster_metadata().await.map_err(|e| e.to_string())?;
             let brokers: Vec<i32> = seen.brokers.keys().copied().collect();
-            if brokers == [0, 1] && seen.topics.contains_key("payments") {
+            if brokers == [0, 1, 2] && seen.topics.contains_key("payments") {
+                Ok(())
+            } else {
+                Err(format!("broker live-2 lists brokers {brokers:?}"))
+            }
+        },
+    )
+    .await;
+
+    let started = std::time::Instant::now();
+    scale(1).await;
+    eventually_within(
+        "voter 0 alone and brokers 1 and 2 gone",
+        std::time::Duration::from_secs(120),
+        || async {
+            let (voters, recorded, _) = voters_now(clusters, admin).await?;
+            let running = clusters
+                .get(CLUSTER)
+                .await
+                .map_err(|e| e.to_string())?
+                .status
+                .map(|s| s.brokers);
+            if voters == [0] && recorded == [0] && running == Some(1) {
                 Ok(())
             } else {
                 Err(format!(
-                    "broker live-1 lists brokers {brokers:?} and topics {:?}",
-                    seen.topics.keys().collect::<Vec<_>>()
+                    "voters {voters:?}, recorded {recorded:?}, running {running:?}"
                 ))
             }
         },
     )
     .await;
+    wait_cluster(clusters, runner, "True", 1).await;
+    eprintln!(
+        "scale 3 -> 1: one voter and one broker {:?} after the edit",
+        started.elapsed()
+    );
+    wait_partitions(admin, "payments", 4, "after the scale-down").await;
 }

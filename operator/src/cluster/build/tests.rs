@@ -434,23 +434,58 @@ fn with_brokers(brokers: i32) -> DesiredObjects {
     build_new(&validate(&cluster).expect("valid"))
 }
 
+/// A cluster of `brokers` whose static quorum was formed with `voters` (by an operator before dynamic
+/// quorums).
+fn static_cluster(brokers: i32, voters: Voters) -> DesiredObjects {
+    let mut cluster = cluster(MINIMAL);
+    cluster.spec.brokers = brokers;
+    let topology = Topology {
+        brokers,
+        voters,
+        mode: QuorumMode::Static,
+    };
+    build(&validate(&cluster).expect("valid"), &topology)
+}
+
 const VOTERS_OF_3: &str =
     "0@demo-0.demo-brokers.kafka.svc:9093,1@demo-1.demo-brokers.kafka.svc:9093,\
                            2@demo-2.demo-brokers.kafka.svc:9093";
+
+const BOOTSTRAP_SERVERS: &str =
+    "demo-0.demo-brokers.kafka.svc:9093,demo-1.demo-brokers.kafka.svc:9093,\
+                                 demo-2.demo-brokers.kafka.svc:9093";
+
+/// The initial-controllers list of MINIMAL's cluster forming with voters `0..n`.
+fn initial_controllers_of(n: i32) -> String {
+    (0..n)
+        .map(|id| {
+            format!(
+                "{id}@demo-{id}.demo-brokers.kafka.svc:9093:{}",
+                initial_directory_id("0b7e2f8c-52a4-4a4f-8d3a-7c1f6a9e2d10", id)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
 
 #[test]
 fn one_broker_is_a_one_voter_cluster_with_single_replicas() {
     let objects = with_brokers(1);
     let data = objects.config_map.data.as_ref().expect("config data");
-    assert_eq!(data.keys().collect::<Vec<_>>(), ["broker-0.properties"]);
+    assert_eq!(
+        data.keys().collect::<Vec<_>>(),
+        ["broker-0.properties", INITIAL_CONTROLLERS_FILE]
+    );
+    assert_eq!(data[INITIAL_CONTROLLERS_FILE], initial_controllers_of(1));
     let config = node_config(&objects, 0);
     let get = |key: &str| config.get(key).map(String::as_str);
     assert_eq!(get("process.roles"), Some("broker,controller"));
     assert_eq!(get("node.id"), Some("0"));
     assert_eq!(
-        get("controller.quorum.voters"),
-        Some("0@demo-0.demo-brokers.kafka.svc:9093")
+        get("controller.quorum.bootstrap.servers"),
+        Some(BOOTSTRAP_SERVERS)
     );
+    assert_eq!(get("controller.quorum.voters"), None);
     assert_eq!(get("default.replication.factor"), Some("1"));
     assert_eq!(get("offsets.topic.replication.factor"), Some("1"));
     assert_eq!(get("min.insync.replicas"), Some("1"));
@@ -465,7 +500,10 @@ fn three_brokers_are_all_voters_with_replication_three() {
         let expected = BTreeMap::from([
             ("process.roles", "broker,controller".to_owned()),
             ("node.id", ordinal.to_string()),
-            ("controller.quorum.voters", VOTERS_OF_3.to_owned()),
+            (
+                "controller.quorum.bootstrap.servers",
+                BOOTSTRAP_SERVERS.to_owned(),
+            ),
             (
                 "listeners",
                 "PLAINTEXT://0.0.0.0:9092,CONTROLLER://0.0.0.0:9093".to_owned(),
@@ -490,8 +528,41 @@ fn three_brokers_are_all_voters_with_replication_three() {
 }
 
 #[test]
-fn five_brokers_keep_three_voters_and_add_brokers() {
+fn five_brokers_form_a_quorum_of_three_voters_and_two_observers() {
     let objects = with_brokers(5);
+    let data = objects.config_map.data.as_ref().expect("config data");
+    assert_eq!(data[INITIAL_CONTROLLERS_FILE], initial_controllers_of(3));
+    for ordinal in 0..5 {
+        let config = node_config(&objects, ordinal);
+        let get = |key: &str| config.get(key).map(String::as_str);
+        // Any of them can become a voter without a restart.
+        assert_eq!(get("process.roles"), Some("broker,controller"));
+        assert_eq!(
+            get("controller.quorum.bootstrap.servers"),
+            Some(BOOTSTRAP_SERVERS)
+        );
+        assert!(get("listeners").is_some_and(|l| l.contains("CONTROLLER://")));
+    }
+    // Once formed the list is withdrawn, and nothing a broker reads at start changes.
+    let formed = build(
+        &validate(&cluster(MINIMAL).brokers(5)).expect("valid"),
+        &Topology {
+            mode: QuorumMode::Formed,
+            ..Topology::new_cluster(5)
+        },
+    );
+    let formed_data = formed.config_map.data.as_ref().expect("config data");
+    assert!(!formed_data.contains_key(INITIAL_CONTROLLERS_FILE));
+    assert_eq!(config_hash(&formed), config_hash(&objects));
+    assert_eq!(
+        formed.stateful_set.spec, objects.stateful_set.spec,
+        "withdrawing the list restarts nothing"
+    );
+}
+
+#[test]
+fn five_brokers_of_a_static_quorum_keep_three_voters_and_add_brokers() {
+    let objects = static_cluster(5, Voters::of_new_cluster(3));
     for ordinal in 0..5 {
         let config = node_config(&objects, ordinal);
         let get = |key: &str| config.get(key).map(String::as_str);
@@ -513,7 +584,7 @@ fn five_brokers_keep_three_voters_and_add_brokers() {
         }
     }
     // The first three brokers' files are the same whether the cluster has three brokers or five.
-    let three = with_brokers(3);
+    let three = static_cluster(3, Voters::of_new_cluster(3));
     for ordinal in 0..3 {
         assert_eq!(node_config(&objects, ordinal), node_config(&three, ordinal));
     }
@@ -551,8 +622,18 @@ fn an_init_container_formats_the_volume_once_before_the_broker_starts() {
             "--cluster-id=C34vjFKkSk-NOnwfap4tEA",
             "--config=/etc/tributary/broker-$(NODE_ID).properties",
             "--ignore-formatted",
+            "--initial-controllers-file=/etc/tributary/initial-controllers",
         ]
     );
+    // A static quorum's brokers format without it: their voters are in their properties.
+    let static_format = pod_spec(&static_cluster(3, Voters::of_new_cluster(3)).stateful_set)
+        .init_containers
+        .as_deref()
+        .unwrap_or_default()[0]
+        .args
+        .clone()
+        .unwrap_or_default();
+    assert_eq!(static_format.len(), 4, "{static_format:?}");
     assert_eq!(
         env_field_path(format, "NODE_ID"),
         Some("metadata.labels['apps.kubernetes.io/pod-index']")
@@ -619,19 +700,29 @@ fn scaling_past_three_brokers_does_not_roll() {
     assert_eq!(config_hash(&scaled(1, 3)), config_hash(&scaled(1, 5)));
 }
 
-/// The objects of a cluster created with `created` brokers and now running `brokers`.
+/// The objects of a static cluster created with `created` brokers and now running `brokers`.
 fn created_then_scaled(created: i32, brokers: i32) -> DesiredObjects {
-    let mut cluster = cluster(MINIMAL);
-    cluster.spec.brokers = brokers;
-    let topology = Topology {
-        brokers,
-        voters: Voters::of_new_cluster(created),
-    };
-    build(&validate(&cluster).expect("valid"), &topology)
+    static_cluster(brokers, Voters::of_new_cluster(created))
 }
 
 #[test]
-fn brokers_added_to_a_running_cluster_do_not_vote() {
+fn scaling_a_formed_dynamic_quorum_past_three_brokers_does_not_roll() {
+    let formed = |brokers: i32| {
+        build(
+            &validate(&cluster(MINIMAL).brokers(brokers)).expect("valid"),
+            &Topology {
+                brokers,
+                voters: Voters::of_new_cluster(3),
+                mode: QuorumMode::Formed,
+            },
+        )
+    };
+    assert_eq!(config_hash(&formed(3)), config_hash(&formed(5)));
+    assert_eq!(node_config(&formed(3), 0), node_config(&formed(9), 0));
+}
+
+#[test]
+fn brokers_added_to_a_running_static_cluster_do_not_vote() {
     const VOTER_0: &str = "0@demo-0.demo-brokers.kafka.svc:9093";
     for (created, brokers, voters) in [
         (1, 2, VOTER_0),
@@ -679,16 +770,17 @@ fn every_running_broker_has_its_properties_during_a_blocked_scale_down() {
     let valid = validate(&cluster(MINIMAL)).expect("valid");
     let topology = Topology {
         brokers: 5,
-        voters: Voters::of_new_cluster(3),
+        ..Topology::new_cluster(3)
     };
     let objects = build(&valid, &topology);
     assert_eq!(sts_spec(&objects).replicas, Some(5));
     let data = objects.config_map.data.as_ref().expect("config data");
-    assert_eq!(data.len(), 5, "{:?}", data.keys());
-    assert_eq!(
-        node_config(&objects, 4),
-        node_config(&created_then_scaled(3, 5), 4)
+    assert!(
+        (0..5).all(|ordinal| data.contains_key(&config_file(ordinal))),
+        "{:?}",
+        data.keys()
     );
+    assert_eq!(node_config(&objects, 4), node_config(&with_brokers(5), 4));
 }
 
 #[test]

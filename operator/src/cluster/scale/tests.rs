@@ -1,4 +1,5 @@
 use super::*;
+use crate::crd::QuorumMode;
 
 fn view(replicas_on: &[(i32, i32)], largest: usize) -> ClusterView {
     ClusterView {
@@ -38,7 +39,15 @@ fn a_scale_down_whose_data_does_not_fit_on_the_remaining_disks_is_refused() {
         (3, disk(31, 40, 9)),
     ]
     .into();
-    let blocked = plan(3, Some(4), three_voters(), &[], Ok(&tight), min_isr(2));
+    let blocked = plan(
+        3,
+        Some(4),
+        three_voters(),
+        QuorumMode::Static,
+        &[],
+        Ok(&tight),
+        min_isr(2),
+    );
     let refusal = blocked.blocked.expect("blocked");
     assert_eq!(refusal.blocked_by().reason(), "NotEnoughDisk");
     assert_eq!(
@@ -59,13 +68,29 @@ fn a_scale_down_whose_data_does_not_fit_on_the_remaining_disks_is_refused() {
         free_space_percent: 0,
         ..min_isr(2)
     };
-    let unreserved = plan(3, Some(4), three_voters(), &[], Ok(&tight), no_reserve);
+    let unreserved = plan(
+        3,
+        Some(4),
+        three_voters(),
+        QuorumMode::Static,
+        &[],
+        Ok(&tight),
+        no_reserve,
+    );
     assert_eq!(unreserved.blocked, None);
     assert_eq!(unreserved.drain, [3]);
 
     // 30 GiB fit.
     tight.disks.insert(3, disk(30, 40, 10));
-    let fits = plan(3, Some(4), three_voters(), &[], Ok(&tight), min_isr(2));
+    let fits = plan(
+        3,
+        Some(4),
+        three_voters(),
+        QuorumMode::Static,
+        &[],
+        Ok(&tight),
+        min_isr(2),
+    );
     assert_eq!(fits.blocked, None);
     assert_eq!(fits.drain, [3]);
 
@@ -75,6 +100,7 @@ fn a_scale_down_whose_data_does_not_fit_on_the_remaining_disks_is_refused() {
         3,
         Some(4),
         three_voters(),
+        QuorumMode::Static,
         &fits.removing,
         Ok(&tight),
         min_isr(2),
@@ -93,7 +119,16 @@ fn a_disk_that_did_not_answer_leaves_the_space_unchecked() {
     ]
     .into();
     assert_eq!(
-        plan(3, Some(4), three_voters(), &[], Ok(&unknown), min_isr(2)).blocked,
+        plan(
+            3,
+            Some(4),
+            three_voters(),
+            QuorumMode::Static,
+            &[],
+            Ok(&unknown),
+            min_isr(2)
+        )
+        .blocked,
         None
     );
     unknown.disks.insert(
@@ -105,7 +140,16 @@ fn a_disk_that_did_not_answer_leaves_the_space_unchecked() {
         },
     );
     assert_eq!(
-        plan(3, Some(4), three_voters(), &[], Ok(&unknown), min_isr(2)).blocked,
+        plan(
+            3,
+            Some(4),
+            three_voters(),
+            QuorumMode::Static,
+            &[],
+            Ok(&unknown),
+            min_isr(2)
+        )
+        .blocked,
         None
     );
 }
@@ -126,7 +170,15 @@ fn three_voters() -> Voters {
 fn scaling_up_or_creating_follows_the_spec_and_reads_nothing() {
     for running in [None, Some(3), Some(5)] {
         assert!(!needs_cluster_view(5, running, &[]));
-        let plan = plan(5, running, three_voters(), &[], Err("not read"), min_isr(1));
+        let plan = plan(
+            5,
+            running,
+            three_voters(),
+            QuorumMode::Static,
+            &[],
+            Err("not read"),
+            min_isr(1),
+        );
         assert_eq!(plan.blocked, None, "running {running:?}");
         assert_eq!(plan.topology.brokers, 5);
         assert!(plan.drain.is_empty() && plan.undrain.is_empty() && plan.unregister.is_empty());
@@ -137,7 +189,15 @@ fn scaling_up_or_creating_follows_the_spec_and_reads_nothing() {
 fn a_scale_down_drains_the_highest_ids_and_keeps_their_pods_until_they_hold_nothing() {
     assert!(needs_cluster_view(3, Some(5), &[]));
     let holding = view(&[(0, 4), (1, 4), (2, 4), (3, 2), (4, 0)], 3);
-    let first = plan(3, Some(5), three_voters(), &[], Ok(&holding), min_isr(2));
+    let first = plan(
+        3,
+        Some(5),
+        three_voters(),
+        QuorumMode::Static,
+        &[],
+        Ok(&holding),
+        min_isr(2),
+    );
     assert_eq!(first.blocked, None);
     assert_eq!(first.topology.brokers, 5, "broker 3 still holds replicas");
     assert_eq!(first.drain, [4, 3]);
@@ -154,6 +214,7 @@ fn a_scale_down_drains_the_highest_ids_and_keeps_their_pods_until_they_hold_noth
         3,
         Some(5),
         three_voters(),
+        QuorumMode::Static,
         &first.removing,
         Ok(&empty),
         min_isr(2),
@@ -173,6 +234,7 @@ fn a_scale_down_drains_the_highest_ids_and_keeps_their_pods_until_they_hold_noth
         3,
         Some(3),
         three_voters(),
+        QuorumMode::Static,
         &second.removing,
         Ok(&empty),
         min_isr(2),
@@ -190,6 +252,7 @@ fn a_scale_down_drains_the_highest_ids_and_keeps_their_pods_until_they_hold_noth
         3,
         Some(3),
         three_voters(),
+        QuorumMode::Static,
         &done,
         Err("not read"),
         min_isr(2),
@@ -212,6 +275,7 @@ fn raising_the_spec_again_cancels_the_drain_of_the_brokers_that_stay() {
         4,
         Some(5),
         three_voters(),
+        QuorumMode::Static,
         &previous,
         Ok(&holding),
         min_isr(1),
@@ -224,6 +288,7 @@ fn raising_the_spec_again_cancels_the_drain_of_the_brokers_that_stay() {
         5,
         Some(5),
         three_voters(),
+        QuorumMode::Static,
         &previous,
         Ok(&holding),
         min_isr(1),
@@ -240,6 +305,7 @@ fn a_topic_the_remaining_brokers_cannot_hold_blocks_and_undrains() {
         3,
         Some(4),
         three_voters(),
+        QuorumMode::Static,
         &previous,
         Ok(&view(&[(3, 2)], 4)),
         min_isr(1),
@@ -268,6 +334,7 @@ fn too_few_brokers_for_min_insync_replicas_blocks() {
         3,
         Some(4),
         three_voters(),
+        QuorumMode::Static,
         &[],
         Ok(&view(&[], 2)),
         min_isr(4),
@@ -288,6 +355,7 @@ fn unreadable_metadata_changes_nothing() {
         3,
         Some(4),
         three_voters(),
+        QuorumMode::Static,
         &previous,
         Err("connection refused"),
         min_isr(1),
@@ -311,6 +379,7 @@ fn scaling_below_the_voters_is_refused_for_the_voters() {
         2,
         Some(5),
         three_voters(),
+        QuorumMode::Static,
         &[],
         Ok(&view(&[], 1)),
         min_isr(1),
@@ -327,10 +396,78 @@ fn scaling_below_the_voters_is_refused_for_the_voters() {
 }
 
 #[test]
+fn a_dynamic_quorum_scales_below_its_voters_once_they_have_left() {
+    // Three brokers, all voters, asked for one: allowed, but brokers 2 and 1 stay Draining while they vote,
+    // however empty, so the StatefulSet keeps them until their voters are removed.
+    let empty = view(&[], 1);
+    let voting = plan(
+        1,
+        Some(3),
+        three_voters(),
+        QuorumMode::Formed,
+        &[],
+        Ok(&empty),
+        min_isr(1),
+    );
+    assert_eq!(voting.blocked, None);
+    assert_eq!(voting.drain, [2, 1]);
+    assert_eq!(voting.topology.brokers, 3);
+    assert!(voting
+        .removing
+        .iter()
+        .all(|b| b.state == RemovalState::Draining && b.replicas == 0));
+
+    // Voter 2 removed: broker 2 is done, broker 1 still votes.
+    let two_voters = Voters::from_ids([0, 1]).expect("voters");
+    let one_left = plan(
+        1,
+        Some(3),
+        two_voters,
+        QuorumMode::Formed,
+        &voting.removing,
+        Ok(&empty),
+        min_isr(1),
+    );
+    assert_eq!(
+        one_left.removing,
+        [
+            removing(2, RemovalState::Drained, 0),
+            removing(1, RemovalState::Draining, 0)
+        ]
+    );
+    assert_eq!(one_left.topology.brokers, 3);
+
+    // Only broker 0 votes: the StatefulSet shrinks to it.
+    let alone = Voters::from_ids([0]).expect("voters");
+    let shrunk = plan(
+        1,
+        Some(3),
+        alone,
+        QuorumMode::Formed,
+        &one_left.removing,
+        Ok(&empty),
+        min_isr(1),
+    );
+    assert_eq!(shrunk.topology.brokers, 1);
+    assert!(shrunk
+        .removing
+        .iter()
+        .all(|b| b.state == RemovalState::Drained));
+}
+
+#[test]
 fn the_voters_run_even_when_the_statefulset_is_gone() {
     // The StatefulSet was deleted (say with --cascade=orphan) and the spec shrunk meanwhile: the voters' pods are
     // still built.
-    let plan = plan(1, None, three_voters(), &[], Err("not read"), min_isr(1));
+    let plan = plan(
+        1,
+        None,
+        three_voters(),
+        QuorumMode::Static,
+        &[],
+        Err("not read"),
+        min_isr(1),
+    );
     assert_eq!(plan.topology.brokers, 3);
     assert_eq!(
         plan.blocked.map(|b| b.blocked_by().reason()),
