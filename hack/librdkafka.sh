@@ -23,6 +23,8 @@
 #   TRIBUTARY_BIN=...               the broker binary (default: $TRIBUTARY_BROKER_BIN, else cargo build --release)
 #   LIBRDKAFKA_OUT=hack/compat/librdkafka   where <target>.tsv (test, PASS|FAIL|SKIP|TIMEOUT|NOTRUN, seconds),
 #                                   <target>.log and <target>-broker.log go
+# Both brokers get num.partitions=4 for auto-created topics: the suite's tests produce to partitions 0..3 of
+# topics they let the broker create (librdkafka's own test clusters are set up that way).
 # Every test runs in the runner's normal mode (not -Q quick mode), one number per test-runner process (-p1),
 # with -L: tests the runner flags local (unit tests, librdkafka's mock cluster) need no broker, test nothing of
 # it, and are left out of the tables.
@@ -171,19 +173,21 @@ tributary() {
     bin="$(cargo_target_dir "$ROOT")/release/tributary-broker"
   fi
   port="$(free_port)"; data="$(mktemp -d /tmp/librdkafka-tributary.XXXXXX)"
-  "$bin" --data-dir "$data" --listen "127.0.0.1:$port" --http-listen 127.0.0.1:0 >"$OUT/tributary-broker.log" 2>&1 &
+  printf 'num.partitions=4\n' >"$data.properties"
+  "$bin" --data-dir "$data" --listen "127.0.0.1:$port" --http-listen 127.0.0.1:0 --config "$data.properties" \
+    >"$OUT/tributary-broker.log" 2>&1 &
   BROKER_PID=$!
   eventually --timeout 30 "tributary on $port" port_open "$port" || exit 1
   run_suite tributary "127.0.0.1:$port"
   stop_process "$BROKER_PID" 30 tributary || true
   BROKER_PID=""
-  rm -rf "$data"
+  rm -rf "$data" "$data.properties"
 }
 
 kafka() {
   local port
   port="$(free_port)"; KAFKA_DATA="$(mktemp -d /tmp/librdkafka-kafka.XXXXXX)"
-  printf 'default.replication.factor=1\noffsets.topic.replication.factor=1\ntransaction.state.log.replication.factor=1\ntransaction.state.log.min.isr=1\n' >"$KAFKA_DATA.properties"
+  printf 'num.partitions=4\ndefault.replication.factor=1\noffsets.topic.replication.factor=1\ntransaction.state.log.replication.factor=1\ntransaction.state.log.min.isr=1\n' >"$KAFKA_DATA.properties"
   "$HERE/kafka-ref.sh" start "$port" "$KAFKA_DATA" "$KAFKA_DATA.properties" >/dev/null
   run_suite kafka "127.0.0.1:$port"
   cp "$KAFKA_DATA/kafka.log" "$OUT/kafka-broker.log" || true
