@@ -11,8 +11,10 @@
 #                  hack/chart-test.sh (the Helm chart, the install bundle, the operator with the chart's RBAC)
 #   clients        broker/tests/clients/run.sh: the kcat, confluent-kafka and kafka-python suites, the Java
 #                  kafka-clients suite, and the metrics test (promtool and a real Prometheus); franz-go's kgo
-#                  integration tests (hack/franz-go.sh ci, the allowlisted ones must pass); then Kafka's
-#                  command-line tools against broker clusters (the ignored kafka_tools cluster tests)
+#                  integration tests (hack/franz-go.sh ci, the allowlisted ones must pass); librdkafka's own
+#                  test suite (hack/librdkafka.sh ci: built once from the rdkafka-sys crate, the allowlisted
+#                  tests must pass); then Kafka's command-line tools against broker clusters (the ignored
+#                  kafka_tools cluster tests)
 #   faults         hack/cluster.sh short: 3 broker processes, idempotent acks=all producers (confluent-kafka
 #                  and Java kafka-clients side by side), a no-fault run, one kill -9 of a partition leader, a
 #                  follower SIGSTOPped past replica.lag.time.max.ms, a kill -9 of the active controller, a
@@ -117,6 +119,8 @@ if (( run_clients )); then
   bash broker/tests/clients/run.sh
   # franz-go's kgo integration tests (Go module proxy), the allowlisted ones must pass.
   FRANZ_GO_OUT="$(mktemp -d)" bash hack/franz-go.sh ci
+  # librdkafka's test-runner (its source from the rdkafka-sys crate, built once), the allowlisted ones must pass.
+  LIBRDKAFKA_OUT="$(mktemp -d)" bash hack/librdkafka.sh ci
   # Kafka's own tools (kafka-reassign-partitions, kafka-metadata-quorum describe / add-controller /
   # remove-controller, kafka-configs) against 4-broker clusters: need Java and the Kafka jars, which the
   # prerequisites provide; without them they fail rather than skip.
