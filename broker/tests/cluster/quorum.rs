@@ -62,8 +62,8 @@ fn any_broker_describes_the_metadata_quorum_and_its_next_leader() {
     endpoints.sort_unstable();
     assert_eq!(
         endpoints,
-        [1, 2, 3],
-        "v2 lists the voters' controller endpoints"
+        [1, 2, 3, 4],
+        "v2 lists the members' controller endpoints, the observer's too (what AddRaftVoter must name)"
     );
     assert!(response.nodes.iter().all(|n| n
         .listeners
