@@ -31,7 +31,6 @@ CACHE="${TRIBUTARY_CACHE:-$HOME/.cache/tributary}/franz-go-$VERSION"
 mkdir -p "$OUT" "$CACHE"
 
 log() { printf '[franz-go %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 build_suite() {
   [[ -x "$CACHE/kgo.test" ]] && return 0
@@ -63,18 +62,17 @@ run_suite() {
 }
 
 tributary() {
-  local bin="${TRIBUTARY_BIN:-${TRIBUTARY_BROKER_BIN:-}}" port data pid
+  local bin="${TRIBUTARY_BIN:-${TRIBUTARY_BROKER_BIN:-}}" dir
   if [[ -z "$bin" ]]; then
     (cd "$ROOT" && cargo build --release -q -p tributary-broker)
     bin="$(cargo_target_dir "$ROOT")/release/tributary-broker"
   fi
-  port="$(free_port)"; data="$(mktemp -d /tmp/franz-go-tributary.XXXXXX)"
-  "$bin" --data-dir "$data" --listen "127.0.0.1:$port" --http-listen 127.0.0.1:0 >"$OUT/tributary-broker.log" 2>&1 &
-  pid=$!
-  eventually --timeout 30 "tributary on $port" port_open "$port" || { kill "$pid"; exit 1; }
-  run_suite tributary "127.0.0.1:$port"
-  stop_process "$pid" 30 tributary || true
-  rm -rf "$data"
+  dir="$(mktemp -d /tmp/franz-go-tributary.XXXXXX)"
+  start_broker "$bin" "$dir" || exit 1
+  run_suite tributary "$BROKER_KAFKA"
+  stop_broker || true
+  cp "$BROKER_LOG" "$OUT/tributary-broker.log" || true
+  rm -rf "$dir"
 }
 
 kafka() {

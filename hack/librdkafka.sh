@@ -50,11 +50,10 @@ TREE="$CACHE/librdkafka"
 mkdir -p "$OUT" "$CACHE"
 
 log() { printf '[librdkafka %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 BROKER_PID="" KAFKA_DATA=""
 cleanup() {
-  [[ -z "$BROKER_PID" ]] || stop_process "$BROKER_PID" 30 tributary || true
+  [[ -z "$BROKER_PID" ]] || stop_broker || true
   [[ -z "$KAFKA_DATA" ]] || "$HERE/kafka-ref.sh" stop "$KAFKA_DATA" || true
 }
 trap cleanup EXIT
@@ -169,21 +168,18 @@ run_suite() {
 }
 
 tributary() {
-  local bin="${TRIBUTARY_BIN:-${TRIBUTARY_BROKER_BIN:-}}" port data
+  local bin="${TRIBUTARY_BIN:-${TRIBUTARY_BROKER_BIN:-}}" dir
   if [[ -z "$bin" ]]; then
     (cd "$ROOT" && cargo build --release -q -p tributary-broker)
     bin="$(cargo_target_dir "$ROOT")/release/tributary-broker"
   fi
-  port="$(free_port)"; data="$(mktemp -d /tmp/librdkafka-tributary.XXXXXX)"
-  printf 'num.partitions=4\n' >"$data.properties"
-  "$bin" --data-dir "$data" --listen "127.0.0.1:$port" --http-listen 127.0.0.1:0 --config "$data.properties" \
-    >"$OUT/tributary-broker.log" 2>&1 &
-  BROKER_PID=$!
-  eventually --timeout 30 "tributary on $port" port_open "$port" || exit 1
-  run_suite tributary "127.0.0.1:$port"
-  stop_process "$BROKER_PID" 30 tributary || true
-  BROKER_PID=""
-  rm -rf "$data" "$data.properties"
+  dir="$(mktemp -d /tmp/librdkafka-tributary.XXXXXX)"
+  printf 'num.partitions=4\n' >"$dir/broker.properties"
+  start_broker "$bin" "$dir" --config "$dir/broker.properties" || exit 1
+  run_suite tributary "$BROKER_KAFKA"
+  stop_broker || true
+  cp "$BROKER_LOG" "$OUT/tributary-broker.log" || true
+  rm -rf "$dir"
 }
 
 kafka() {

@@ -193,14 +193,21 @@ pub fn config_file(ordinal: i32) -> String {
 pub fn cluster_id(uid: &str) -> String {
     let bytes = match uuid::Uuid::parse_str(uid) {
         Ok(uuid) => *uuid.as_bytes(),
-        Err(_) => {
-            let mut bytes = [0u8; 16];
-            bytes[..8].copy_from_slice(&fnv1a(uid.as_bytes()).to_be_bytes());
-            bytes[8..]
-                .copy_from_slice(&fnv1a(format!("{uid}/cluster-id").as_bytes()).to_be_bytes());
-            bytes
-        }
+        Err(_) => hashed_uuid(uid, &format!("{uid}/cluster-id")),
     };
+    kafka_uuid_text(bytes)
+}
+
+/// 16 bytes from the FNV-1a hashes of `first` and `second`: a stable id for names that must not be stored.
+fn hashed_uuid(first: &str, second: &str) -> [u8; 16] {
+    let mut bytes = [0u8; 16];
+    bytes[..8].copy_from_slice(&fnv1a(first.as_bytes()).to_be_bytes());
+    bytes[8..].copy_from_slice(&fnv1a(second.as_bytes()).to_be_bytes());
+    bytes
+}
+
+/// Kafka's printed form of a UUID: 22 characters of unpadded base64url.
+fn kafka_uuid_text(bytes: [u8; 16]) -> String {
     base64::engine::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, bytes)
 }
 
@@ -209,12 +216,10 @@ pub fn cluster_id(uid: &str) -> String {
 /// stored. Only the first formation uses it; a directory formatted later gets a random one, so a voter whose
 /// disk was replaced is told apart from the one it replaces.
 pub fn initial_directory_id(uid: &str, ordinal: i32) -> String {
-    let mut bytes = [0u8; 16];
-    bytes[..8]
-        .copy_from_slice(&fnv1a(format!("{uid}/directory/{ordinal}").as_bytes()).to_be_bytes());
-    bytes[8..]
-        .copy_from_slice(&fnv1a(format!("{ordinal}/directory/{uid}").as_bytes()).to_be_bytes());
-    base64::engine::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, bytes)
+    kafka_uuid_text(hashed_uuid(
+        &format!("{uid}/directory/{ordinal}"),
+        &format!("{ordinal}/directory/{uid}"),
+    ))
 }
 
 /// The `--initial-controllers` list of a dynamic quorum forming with `voters`.

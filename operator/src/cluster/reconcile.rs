@@ -616,8 +616,9 @@ async fn change_voters(
 ) -> bool {
     let Some(change) = voters::voter_change(&quorum.view, staying, running) else {
         // A wanted voter that has not caught up yet is waited for.
-        let wanted = staying.min(running).clamp(1, voters::MAX_VOTERS);
-        return quorum.view.voters.len() != usize::try_from(wanted).unwrap_or(0);
+        let voting: std::collections::BTreeSet<i32> =
+            quorum.view.voters.iter().map(|v| v.id).collect();
+        return voting != voters::wanted_voters(staying, running);
     };
     let name = &valid.name;
     let (result, note) = match &change {

@@ -124,7 +124,7 @@ pub fn decide(
     }
     match data
         .get(INITIAL_CONTROLLERS_FILE)
-        .and_then(|list| voters_in_list(list, |entry| entry.split_once('@').map(|(id, _)| id)))
+        .and_then(|list| voters_in_list(list))
     {
         Some(initial) => (initial, QuorumMode::Forming, VotersSource::ConfigMap),
         None => (
@@ -150,21 +150,23 @@ fn property<'a>(text: &'a str, key: &str) -> Option<&'a str> {
         .find_map(|line| line.strip_prefix(key)?.strip_prefix('='))
 }
 
-/// The ids of a comma-separated list whose entries `id_of` takes the id from.
-fn voters_in_list(list: &str, id_of: impl Fn(&str) -> Option<&str>) -> Option<Voters> {
+/// The ids of an `id@...,id@...` list (`controller.quorum.voters`, Kafka's `--initial-controllers`).
+fn voters_in_list(list: &str) -> Option<Voters> {
     let ids = list
         .trim()
         .split(',')
-        .map(|entry| id_of(entry).and_then(|id| id.trim().parse().ok()))
+        .map(|entry| {
+            entry
+                .split_once('@')
+                .and_then(|(id, _)| id.trim().parse().ok())
+        })
         .collect::<Option<Vec<i32>>>()?;
     Voters::from_ids(ids)
 }
 
 /// The voter ids of `controller.quorum.voters` (`id@host:port,...`) in a properties file the operator wrote.
 pub fn voters_in_properties(text: &str) -> Option<Voters> {
-    voters_in_list(property(text, "controller.quorum.voters")?, |voter| {
-        voter.split_once('@').map(|(id, _)| id)
-    })
+    voters_in_list(property(text, "controller.quorum.voters")?)
 }
 
 /// What the StatefulSet runs: how many brokers, which of them vote, and how the quorum is configured.
@@ -255,6 +257,12 @@ impl QuorumView {
     }
 }
 
+/// The voters a dynamic quorum should have when `brokers_staying` brokers stay of the `running` ones: the
+/// lowest ids, at most [`MAX_VOTERS`], at least one.
+pub fn wanted_voters(brokers_staying: i32, running: i32) -> BTreeSet<i32> {
+    (0..brokers_staying.min(running).clamp(1, MAX_VOTERS)).collect()
+}
+
 /// The next voter change that brings the voters of `quorum` to the lowest `brokers_staying` broker ids (at most
 /// [`MAX_VOTERS`]) among the `running` brokers: first a missing voter is added (an observer of that id that has
 /// caught up), then a voter that should not vote is removed, so that a move never leaves fewer voters than
@@ -268,7 +276,7 @@ pub fn voter_change(
     if quorum.leader < 0 {
         return None;
     }
-    let wanted: BTreeSet<i32> = (0..brokers_staying.min(running).clamp(1, MAX_VOTERS)).collect();
+    let wanted = wanted_voters(brokers_staying, running);
     let voting: BTreeSet<i32> = quorum.voters.iter().map(|v| v.id).collect();
     if let Some(observer) = wanted
         .difference(&voting)

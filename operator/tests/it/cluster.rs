@@ -11,13 +11,16 @@ use kube::{
 };
 use serde_json::json;
 use tributary_operator::{
-    crd::{KafkaCluster, QuorumMode, Topic},
+    crd::{KafkaCluster, KafkaClusterStatus, QuorumMode, Topic},
     kafka_admin::AdminClient,
 };
 
 use crate::{
     pod_runner::PodRunner,
-    support::{self, eventually, eventually_within, fresh_namespace, install_crds, kafka_cluster},
+    support::{
+        self, cluster_status, eventually, eventually_within, fresh_namespace, install_crds,
+        kafka_cluster,
+    },
 };
 
 const CLUSTER: &str = "live";
@@ -183,21 +186,16 @@ async fn brokers_run_and_the_cluster_follows_them() {
     drop(runner);
 }
 
-/// The voters of the metadata quorum, as `admin`'s broker describes it, with the status's record and mode.
+/// The voters of the metadata quorum, as `admin`'s broker describes it, and the cluster's status (its record
+/// of them, the quorum mode, the brokers that run).
 async fn voters_now(
     clusters: &Api<KafkaCluster>,
     admin: &AdminClient,
-) -> Result<(Vec<i32>, Vec<i32>, Option<QuorumMode>), String> {
+) -> Result<(Vec<i32>, KafkaClusterStatus), String> {
     let quorum = admin.describe_quorum().await.map_err(|e| e.to_string())?;
     let mut voters: Vec<i32> = quorum.view.voters.iter().map(|v| v.id).collect();
     voters.sort_unstable();
-    let status = clusters
-        .get(CLUSTER)
-        .await
-        .map_err(|e| e.to_string())?
-        .status
-        .unwrap_or_default();
-    Ok((voters, status.quorum_voters, status.quorum_mode))
+    Ok((voters, cluster_status(clusters, CLUSTER).await?))
 }
 
 /// Scale up from one broker to three: every broker runs a controller (`process.roles=broker,controller` with
@@ -224,13 +222,12 @@ async fn scale_up_adds_voters_and_scale_down_removes_them(
     scale(3).await;
     wait_cluster(clusters, runner, "True", 3).await;
     eventually("voters 0, 1 and 2, recorded as a formed quorum", || async {
-        match voters_now(clusters, admin).await? {
-            (voters, recorded, Some(QuorumMode::Formed))
-                if voters == [0, 1, 2] && recorded == voters =>
-            {
-                Ok(())
-            }
-            other => Err(format!("quorum voters, recorded voters, mode: {other:?}")),
+        let (voters, status) = voters_now(clusters, admin).await?;
+        let seen = (voters, status.quorum_voters, status.quorum_mode);
+        if seen.0 == [0, 1, 2] && seen.1 == seen.0 && seen.2 == Some(QuorumMode::Formed) {
+            Ok(())
+        } else {
+            Err(format!("quorum voters, recorded voters, mode: {seen:?}"))
         }
     })
     .await;
@@ -275,18 +272,13 @@ async fn scale_up_adds_voters_and_scale_down_removes_them(
         "voter 0 alone and brokers 1 and 2 gone",
         std::time::Duration::from_secs(120),
         || async {
-            let (voters, recorded, _) = voters_now(clusters, admin).await?;
-            let running = clusters
-                .get(CLUSTER)
-                .await
-                .map_err(|e| e.to_string())?
-                .status
-                .map(|s| s.brokers);
-            if voters == [0] && recorded == [0] && running == Some(1) {
+            let (voters, status) = voters_now(clusters, admin).await?;
+            let (recorded, running) = (status.quorum_voters, status.brokers);
+            if voters == [0] && recorded == [0] && running == 1 {
                 Ok(())
             } else {
                 Err(format!(
-                    "voters {voters:?}, recorded {recorded:?}, running {running:?}"
+                    "voters {voters:?}, recorded {recorded:?}, running {running}"
                 ))
             }
         },

@@ -18,14 +18,14 @@ use kube::{
 };
 use serde_json::{json, Value};
 use tributary_operator::{
-    crd::{KafkaCluster, KafkaClusterStatus, RemovalState, Topic},
+    crd::{KafkaCluster, RemovalState, Topic},
     kafka_admin::{AdminClient, NewTopic},
 };
 
 use crate::{
     cluster::wait_cluster_named,
     pod_runner::PodRunner,
-    support::{self, eventually_within, fresh_namespace, install_crds},
+    support::{self, cluster_status, eventually_within, fresh_namespace, install_crds},
     topic::python,
 };
 
@@ -103,16 +103,6 @@ async fn pod_uids(pods: &Api<Pod>) -> Vec<String> {
         uids.push(pod.metadata.uid.unwrap_or_default());
     }
     uids
-}
-
-/// The KafkaCluster's status (empty before the operator wrote one).
-async fn cluster_status(clusters: &Api<KafkaCluster>) -> Result<KafkaClusterStatus, String> {
-    Ok(clusters
-        .get(CLUSTER)
-        .await
-        .map_err(|e| e.to_string())?
-        .status
-        .unwrap_or_default())
 }
 
 async fn condition(clusters: &Api<KafkaCluster>, type_: &str) -> Option<(String, String, String)> {
@@ -206,7 +196,7 @@ async fn scale_up_fills_and_scale_down_drains_under_acks_all_writes() {
         "scale 3 -> 5: brokers 3 and 4 filled {:?} after the scale ({filled:?})",
         started.elapsed()
     );
-    let status = cluster_status(&clusters).await.expect("get");
+    let status = cluster_status(&clusters, CLUSTER).await.expect("get");
     assert_eq!(
         status.brokers, 5,
         "status.brokers is the scale subresource's count"
@@ -261,7 +251,7 @@ async fn scale_up_fills_and_scale_down_drains_under_acks_all_writes() {
         "the scale-down to start",
         std::time::Duration::from_secs(30),
         || async {
-            let status = cluster_status(&clusters).await?;
+            let status = cluster_status(&clusters, CLUSTER).await?;
             let states: Vec<RemovalState> =
                 status.removing_brokers.iter().map(|b| b.state).collect();
             if !states.is_empty() && !states.contains(&RemovalState::Removed) {
@@ -291,7 +281,7 @@ async fn scale_up_fills_and_scale_down_drains_under_acks_all_writes() {
             let clusters = clusters.clone();
             let seen = seen_draining.clone();
             async move {
-                let status = cluster_status(&clusters).await?;
+                let status = cluster_status(&clusters, CLUSTER).await?;
                 let removing: Vec<_> = status
                     .removing_brokers
                     .iter()
@@ -380,7 +370,7 @@ async fn scale_up_fills_and_scale_down_drains_under_acks_all_writes() {
                 seen_pending.clone(),
             );
             async move {
-                let status = cluster_status(&clusters).await?;
+                let status = cluster_status(&clusters, CLUSTER).await?;
                 if !status.pending_restarts.is_empty() {
                     seen.store(true, std::sync::atomic::Ordering::Relaxed);
                 }
@@ -463,7 +453,7 @@ async fn scale_up_fills_and_scale_down_drains_under_acks_all_writes() {
         "the status to record the live config",
         std::time::Duration::from_secs(10),
         || async {
-            let status = cluster_status(&clusters).await?;
+            let status = cluster_status(&clusters, CLUSTER).await?;
             let recorded = status
                 .live_broker_config
                 .get("log.retention.hours")

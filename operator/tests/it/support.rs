@@ -15,7 +15,7 @@ use kube::{
 };
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tributary_operator::crd::{crds_dir, KafkaCluster};
+use tributary_operator::crd::{crds_dir, KafkaCluster, KafkaClusterStatus};
 
 /// Field manager of what the test itself applies.
 pub(crate) const MANAGER: &str = "tributary-operator-it";
@@ -203,4 +203,17 @@ pub(crate) async fn assert_partition_decrease_refused(
     );
     let after = topics.get(name).await.expect("get Topic").spec.partitions;
     assert_eq!(after, before, "a refused patch must not apply");
+}
+
+/// The status of KafkaCluster `name` (empty before the operator wrote one).
+pub(crate) async fn cluster_status(
+    clusters: &Api<KafkaCluster>,
+    name: &str,
+) -> Result<KafkaClusterStatus, String> {
+    Ok(clusters
+        .get(name)
+        .await
+        .map_err(|e| e.to_string())?
+        .status
+        .unwrap_or_default())
 }

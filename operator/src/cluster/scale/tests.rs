@@ -39,15 +39,7 @@ fn a_scale_down_whose_data_does_not_fit_on_the_remaining_disks_is_refused() {
         (3, disk(31, 40, 9)),
     ]
     .into();
-    let blocked = plan(
-        3,
-        Some(4),
-        three_voters(),
-        QuorumMode::Static,
-        &[],
-        Ok(&tight),
-        min_isr(2),
-    );
+    let blocked = static_plan(3, Some(4), &[], Ok(&tight), min_isr(2));
     let refusal = blocked.blocked.expect("blocked");
     assert_eq!(refusal.blocked_by().reason(), "NotEnoughDisk");
     assert_eq!(
@@ -68,43 +60,19 @@ fn a_scale_down_whose_data_does_not_fit_on_the_remaining_disks_is_refused() {
         free_space_percent: 0,
         ..min_isr(2)
     };
-    let unreserved = plan(
-        3,
-        Some(4),
-        three_voters(),
-        QuorumMode::Static,
-        &[],
-        Ok(&tight),
-        no_reserve,
-    );
+    let unreserved = static_plan(3, Some(4), &[], Ok(&tight), no_reserve);
     assert_eq!(unreserved.blocked, None);
     assert_eq!(unreserved.drain, [3]);
 
     // 30 GiB fit.
     tight.disks.insert(3, disk(30, 40, 10));
-    let fits = plan(
-        3,
-        Some(4),
-        three_voters(),
-        QuorumMode::Static,
-        &[],
-        Ok(&tight),
-        min_isr(2),
-    );
+    let fits = static_plan(3, Some(4), &[], Ok(&tight), min_isr(2));
     assert_eq!(fits.blocked, None);
     assert_eq!(fits.drain, [3]);
 
     // Once draining, the check is not made again: the data is already on its way.
     tight.disks.insert(3, disk(40, 40, 0));
-    let draining = plan(
-        3,
-        Some(4),
-        three_voters(),
-        QuorumMode::Static,
-        &fits.removing,
-        Ok(&tight),
-        min_isr(2),
-    );
+    let draining = static_plan(3, Some(4), &fits.removing, Ok(&tight), min_isr(2));
     assert_eq!(draining.blocked, None);
     assert_eq!(draining.drain, [3]);
 }
@@ -119,16 +87,7 @@ fn a_disk_that_did_not_answer_leaves_the_space_unchecked() {
     ]
     .into();
     assert_eq!(
-        plan(
-            3,
-            Some(4),
-            three_voters(),
-            QuorumMode::Static,
-            &[],
-            Ok(&unknown),
-            min_isr(2)
-        )
-        .blocked,
+        static_plan(3, Some(4), &[], Ok(&unknown), min_isr(2)).blocked,
         None
     );
     unknown.disks.insert(
@@ -140,16 +99,7 @@ fn a_disk_that_did_not_answer_leaves_the_space_unchecked() {
         },
     );
     assert_eq!(
-        plan(
-            3,
-            Some(4),
-            three_voters(),
-            QuorumMode::Static,
-            &[],
-            Ok(&unknown),
-            min_isr(2)
-        )
-        .blocked,
+        static_plan(3, Some(4), &[], Ok(&unknown), min_isr(2)).blocked,
         None
     );
 }
@@ -166,19 +116,30 @@ fn three_voters() -> Voters {
     Voters::of_new_cluster(3)
 }
 
+/// [`plan`] for a cluster created with three brokers by an operator that formed static quorums.
+fn static_plan(
+    requested: i32,
+    running: Option<i32>,
+    previous: &[RemovingBroker],
+    view: Result<&ClusterView, &str>,
+    limits: ScaleLimits,
+) -> ScalePlan {
+    plan(
+        requested,
+        running,
+        three_voters(),
+        QuorumMode::Static,
+        previous,
+        view,
+        limits,
+    )
+}
+
 #[test]
 fn scaling_up_or_creating_follows_the_spec_and_reads_nothing() {
     for running in [None, Some(3), Some(5)] {
         assert!(!needs_cluster_view(5, running, &[]));
-        let plan = plan(
-            5,
-            running,
-            three_voters(),
-            QuorumMode::Static,
-            &[],
-            Err("not read"),
-            min_isr(1),
-        );
+        let plan = static_plan(5, running, &[], Err("not read"), min_isr(1));
         assert_eq!(plan.blocked, None, "running {running:?}");
         assert_eq!(plan.topology.brokers, 5);
         assert!(plan.drain.is_empty() && plan.undrain.is_empty() && plan.unregister.is_empty());
@@ -189,15 +150,7 @@ fn scaling_up_or_creating_follows_the_spec_and_reads_nothing() {
 fn a_scale_down_drains_the_highest_ids_and_keeps_their_pods_until_they_hold_nothing() {
     assert!(needs_cluster_view(3, Some(5), &[]));
     let holding = view(&[(0, 4), (1, 4), (2, 4), (3, 2), (4, 0)], 3);
-    let first = plan(
-        3,
-        Some(5),
-        three_voters(),
-        QuorumMode::Static,
-        &[],
-        Ok(&holding),
-        min_isr(2),
-    );
+    let first = static_plan(3, Some(5), &[], Ok(&holding), min_isr(2));
     assert_eq!(first.blocked, None);
     assert_eq!(first.topology.brokers, 5, "broker 3 still holds replicas");
     assert_eq!(first.drain, [4, 3]);
@@ -210,15 +163,7 @@ fn a_scale_down_drains_the_highest_ids_and_keeps_their_pods_until_they_hold_noth
     );
 
     let empty = view(&[(0, 5), (1, 5), (2, 4)], 3);
-    let second = plan(
-        3,
-        Some(5),
-        three_voters(),
-        QuorumMode::Static,
-        &first.removing,
-        Ok(&empty),
-        min_isr(2),
-    );
+    let second = static_plan(3, Some(5), &first.removing, Ok(&empty), min_isr(2));
     assert_eq!(
         second.topology.brokers, 3,
         "both drained: the StatefulSet shrinks"
@@ -230,15 +175,7 @@ fn a_scale_down_drains_the_highest_ids_and_keeps_their_pods_until_they_hold_noth
 
     // The next reconcile sees three pods: the drained brokers are unregistered.
     assert!(needs_cluster_view(3, Some(3), &second.removing));
-    let third = plan(
-        3,
-        Some(3),
-        three_voters(),
-        QuorumMode::Static,
-        &second.removing,
-        Ok(&empty),
-        min_isr(2),
-    );
+    let third = static_plan(3, Some(3), &second.removing, Ok(&empty), min_isr(2));
     assert_eq!(third.topology.brokers, 3);
     assert_eq!(third.unregister, [4, 3]);
     assert!(third.drain.is_empty());
@@ -248,15 +185,7 @@ fn a_scale_down_drains_the_highest_ids_and_keeps_their_pods_until_they_hold_noth
         removing(3, RemovalState::Removed, 0),
     ];
     assert!(!needs_cluster_view(3, Some(3), &done));
-    let settled = plan(
-        3,
-        Some(3),
-        three_voters(),
-        QuorumMode::Static,
-        &done,
-        Err("not read"),
-        min_isr(2),
-    );
+    let settled = static_plan(3, Some(3), &done, Err("not read"), min_isr(2));
     assert!(settled.unregister.is_empty());
     assert_eq!(
         settled.removing, done,
@@ -271,28 +200,12 @@ fn raising_the_spec_again_cancels_the_drain_of_the_brokers_that_stay() {
         removing(3, RemovalState::Draining, 1),
     ];
     let holding = view(&[(3, 1), (4, 3)], 3);
-    let back_to_four = plan(
-        4,
-        Some(5),
-        three_voters(),
-        QuorumMode::Static,
-        &previous,
-        Ok(&holding),
-        min_isr(1),
-    );
+    let back_to_four = static_plan(4, Some(5), &previous, Ok(&holding), min_isr(1));
     assert_eq!(back_to_four.undrain, [3]);
     assert_eq!(back_to_four.drain, [4]);
     assert_eq!(back_to_four.topology.brokers, 5);
 
-    let back_to_five = plan(
-        5,
-        Some(5),
-        three_voters(),
-        QuorumMode::Static,
-        &previous,
-        Ok(&holding),
-        min_isr(1),
-    );
+    let back_to_five = static_plan(5, Some(5), &previous, Ok(&holding), min_isr(1));
     assert_eq!(back_to_five.undrain, [4, 3]);
     assert!(back_to_five.removing.is_empty() && back_to_five.drain.is_empty());
     assert_eq!(back_to_five.topology.brokers, 5);
@@ -301,15 +214,7 @@ fn raising_the_spec_again_cancels_the_drain_of_the_brokers_that_stay() {
 #[test]
 fn a_topic_the_remaining_brokers_cannot_hold_blocks_and_undrains() {
     let previous = [removing(3, RemovalState::Draining, 2)];
-    let plan = plan(
-        3,
-        Some(4),
-        three_voters(),
-        QuorumMode::Static,
-        &previous,
-        Ok(&view(&[(3, 2)], 4)),
-        min_isr(1),
-    );
+    let plan = static_plan(3, Some(4), &previous, Ok(&view(&[(3, 2)], 4)), min_isr(1));
     let blocked = plan.blocked.expect("blocked");
     assert_eq!(blocked.blocked_by().reason(), "ReplicationFactorTooLarge");
     let message = blocked.to_string();
@@ -330,15 +235,7 @@ fn a_topic_the_remaining_brokers_cannot_hold_blocks_and_undrains() {
 
 #[test]
 fn too_few_brokers_for_min_insync_replicas_blocks() {
-    let plan = plan(
-        3,
-        Some(4),
-        three_voters(),
-        QuorumMode::Static,
-        &[],
-        Ok(&view(&[], 2)),
-        min_isr(4),
-    );
+    let plan = static_plan(3, Some(4), &[], Ok(&view(&[], 2)), min_isr(4));
     let blocked = plan.blocked.expect("blocked");
     assert_eq!(blocked.blocked_by().reason(), "MinInsyncReplicas");
     assert!(
@@ -351,15 +248,7 @@ fn too_few_brokers_for_min_insync_replicas_blocks() {
 #[test]
 fn unreadable_metadata_changes_nothing() {
     let previous = [removing(3, RemovalState::Draining, 2)];
-    let plan = plan(
-        3,
-        Some(4),
-        three_voters(),
-        QuorumMode::Static,
-        &previous,
-        Err("connection refused"),
-        min_isr(1),
-    );
+    let plan = static_plan(3, Some(4), &previous, Err("connection refused"), min_isr(1));
     assert_eq!(
         plan.blocked.as_ref().map(|b| b.blocked_by().reason()),
         Some("ClusterUnreachable")
@@ -375,15 +264,7 @@ fn unreadable_metadata_changes_nothing() {
 #[test]
 fn scaling_below_the_voters_is_refused_for_the_voters() {
     // Created with three brokers, scaled to five, then asked for two: voter 2 would go.
-    let plan = plan(
-        2,
-        Some(5),
-        three_voters(),
-        QuorumMode::Static,
-        &[],
-        Ok(&view(&[], 1)),
-        min_isr(1),
-    );
+    let plan = static_plan(2, Some(5), &[], Ok(&view(&[], 1)), min_isr(1));
     assert_eq!(plan.topology.brokers, 5);
     let blocked = plan.blocked.expect("blocked");
     assert_eq!(blocked.blocked_by().reason(), "VoterRemovalNotSupported");
@@ -459,15 +340,7 @@ fn a_dynamic_quorum_scales_below_its_voters_once_they_have_left() {
 fn the_voters_run_even_when_the_statefulset_is_gone() {
     // The StatefulSet was deleted (say with --cascade=orphan) and the spec shrunk meanwhile: the voters' pods are
     // still built.
-    let plan = plan(
-        1,
-        None,
-        three_voters(),
-        QuorumMode::Static,
-        &[],
-        Err("not read"),
-        min_isr(1),
-    );
+    let plan = static_plan(1, None, &[], Err("not read"), min_isr(1));
     assert_eq!(plan.topology.brokers, 3);
     assert_eq!(
         plan.blocked.map(|b| b.blocked_by().reason()),
