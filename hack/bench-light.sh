@@ -37,7 +37,8 @@
 # BENCH_LARGE_RECORDS=500000 [100000] (1 KiB), BENCH_WARMUP_RECORDS=200000 [50000] (512 B acks=1, not reported),
 # BENCH_RUN_TIMEOUT=600 [240] seconds per client run, BENCH_QUICK=1 (values in brackets; latency 5 s),
 # BENCH_RESULTS=hack/bench/results/<date>-light[-quick].md, BENCH_WORK, BENCH_KEEP=1, TRIBUTARY_BIN,
-# BENCH_NO_BUILD=1, KAFKA_VERSION and KAFKA_REF_*: see hack/kafka-ref.sh.
+# BENCH_NO_BUILD=1, BENCH_TRIBUTARY_PROPS='k=v;k=v' (more Tributary broker properties, e.g. Kafka's flush policy:
+# log.flush.interval.messages=9223372036854775807), KAFKA_VERSION and KAFKA_REF_*: see hack/kafka-ref.sh.
 set -uo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -186,6 +187,7 @@ start_target() { # T DIR
   local t="$1" dir="$2" conf="$2.properties"
   printf 'log.retention.check.interval.ms=%s\ngroup.initial.rebalance.delay.ms=0\n' "$RETENTION_CHECK_MS" >"$conf"
   if [[ "$t" == tributary ]]; then
+    [[ -z "${BENCH_TRIBUTARY_PROPS:-}" ]] || tr ';' '\n' <<<"$BENCH_TRIBUTARY_PROPS" >>"$conf"
     [[ -x "$TRIB_BIN" ]] || { note "$t" "no broker binary (TRIBUTARY_BIN or a release build)"; return 1; }
     BROKER_START_TIMEOUT=60 start_broker "$TRIB_BIN" "$dir" --config "$conf" || { note "$t" "did not start: $BROKER_ERROR"; return 1; }
     CMDS+=("$(printf '%q ' "${BROKER_CMD[@]}")")
@@ -277,14 +279,14 @@ load_rows() { # LABEL KEY: records/s is given by the caller; CPU and load here
   row "$1: load average (1 min) after" "$2.load" -
 }
 {
-  echo "# Tributary vs Apache Kafka $KAFKA_VERSION — light client (librdkafka rdkafka_performance)$( [[ "$QUICK" == 1 ]] && echo ", quick")"
+  echo "# Tributary vs Apache Kafka $KAFKA_VERSION — light client (librdkafka: rdkafka_performance, hack/bench/rate_producer.c)$( [[ "$QUICK" == 1 ]] && echo ", quick")"
   echo
   echo "- date: $(date -u '+%Y-%m-%d %H:%M:%S UTC'); repo commit: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')"
   echo "- machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2/1048576 }' /proc/meminfo), $(uname -r)"
   if (( PINNED )); then echo "- pinning: broker (all threads) on CPU $BROKER_CPUS, every client process on CPU $CLIENT_CPUS (taskset)"
   else echo "- pinning: none (fewer than 2 cores or no taskset): client and broker share the machine"; fi
   echo "- client: $PERF ($(grep -m1 -oE 'RD_KAFKA_VERSION[[:space:]]+0x[0-9a-f]+' "$(dirname "$PERF")/../src/rdkafka.h" 2>/dev/null | awk '{print $2}')), default config + acks; topics: $PARTS partitions, RF 1"
-  echo "- tributary: ${TRIB_BIN:-n/a}, durable default (fsync before acknowledging); kafka: hack/kafka-ref.sh (${KAFKA_REF_HEAP:--Xms1g -Xmx1g}), its default flush policy (no fsync)"
+  echo "- tributary: ${TRIB_BIN:-n/a}, ${BENCH_TRIBUTARY_PROPS:+with $BENCH_TRIBUTARY_PROPS, not }durable default (fsync before acknowledging); kafka: hack/kafka-ref.sh (${KAFKA_REF_HEAP:--Xms1g -Xmx1g}), its default flush policy (no fsync)"
   echo "- both: log.retention.check.interval.ms=$RETENTION_CHECK_MS; warm-up $WARMUP x 512 B acks=1 before the rows (not reported)"
   echo "- total wall time: $(( $(date +%s) - T_BEGIN )) s; load average at start: $LOAD_BEGIN, at end: $(cut -d' ' -f1-3 /proc/loadavg)"
   echo
