@@ -39,9 +39,19 @@
 #   BENCH_WORK=<mktemp dir>       data dirs and raw outputs; removed at the end unless BENCH_KEEP=1
 #   BENCH_RESULTS=hack/bench/results/<date>[-quick].md
 #   KAFKA_VERSION, TRIBUTARY_CACHE, KAFKA_REF_*: see hack/kafka-ref.sh
+#   BENCH_CLIENT=both             java: the rows above only; light: only hack/bench-light.sh (librdkafka's
+#                                 rdkafka_performance, broker and client pinned to their own cores, broker CPU
+#                                 seconds per million records; its own results file); both: the Java rows, then
+#                                 the light ones
 set -uo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+CLIENT_KIND="${BENCH_CLIENT:-both}"
+case "$CLIENT_KIND" in
+  light) exec "$HERE/bench-light.sh" ;;
+  java|both) ;;
+  *) echo "BENCH_CLIENT must be java, light or both, got $CLIENT_KIND" >&2; exit 1 ;;
+esac
 ROOT="$(git -C "$HERE" rev-parse --show-toplevel 2>/dev/null || (cd "$HERE/.." && pwd))"
 KREF="$HERE/kafka-ref.sh"
 # shellcheck source=hack/lib.sh
@@ -437,4 +447,9 @@ mv "$RESULTS.tmp" "$RESULTS"
 cat "$RESULTS"
 log "results written to $RESULTS"
 [[ "${BENCH_KEEP:-0}" == 1 || -n "${BENCH_WORK:-}" ]] && log "raw outputs kept in $WORK"
+if [[ "$CLIENT_KIND" == both ]]; then
+  log "light-client rows: hack/bench-light.sh"
+  TRIBUTARY_BIN="${TRIB_BIN:-${TRIBUTARY_BIN:-}}" BENCH_RESULTS="" BENCH_WORK="" "$HERE/bench-light.sh" \
+    || log "hack/bench-light.sh failed"
+fi
 exit 0

@@ -4,7 +4,8 @@
 # (hack/kafka-ref.sh), one after the other on the same machine, so the results say test by test which pass
 # where.
 #
-# Usage: hack/librdkafka.sh [tributary|kafka|both|ci]     (default both)
+# Usage: hack/librdkafka.sh [tributary|kafka|both|ci|perf-tool]     (default both)
+#   perf-tool: only builds librdkafka's load tool, examples/rdkafka_performance, and prints its path
 #   ci: Tributary only, the test numbers in hack/compat/librdkafka/ci.txt (the quick part of the allowlist:
 #       the whole allowlist takes far longer than CI's few minutes), and every allowlisted test among them
 #       must pass (hack/test.sh's clients stage runs this; the allowlist only grows)
@@ -208,13 +209,26 @@ allowlisted() {
   log "all $(ci_tests | grep -c .) allowlisted librdkafka tests of ci.txt passed"
 }
 
+# librdkafka's load tool (examples/rdkafka_performance, linked statically against this tree's librdkafka) for
+# the light-client benchmark (hack/bench-light.sh); prints its path.
+perf_tool() {
+  local tool="$TREE/examples/rdkafka_performance"
+  if [[ ! -x "$tool" ]]; then
+    log "building examples/rdkafka_performance (log $CACHE/build.log)"
+    (cd "$TREE/examples" && nice -n 10 make rdkafka_performance) >>"$CACHE/build.log" 2>&1 \
+      || { log_tail "$CACHE/build.log" 40; exit 1; }
+  fi
+  echo "$tool"
+}
+
 build_suite
 case "$WHICH" in
+  perf-tool) perf_tool; exit ;;
   tributary) tributary ;;
   kafka) kafka ;;
   both) tributary; kafka ;;
   ci) tributary; allowlisted; exit ;;
-  *) echo "usage: $0 [tributary|kafka|both|ci]" >&2; exit 2 ;;
+  *) echo "usage: $0 [tributary|kafka|both|ci|perf-tool]" >&2; exit 2 ;;
 esac
 
 if [[ -f "$OUT/tributary.tsv" && -f "$OUT/kafka.tsv" ]]; then
