@@ -129,6 +129,21 @@ pub enum TopicConfigError {
     InvalidTimestampType { value: String },
     #[error("{name} must be empty, * or a list of partition:broker, got {value:?}")]
     InvalidThrottledReplicas { name: String, value: String },
+    #[error("{name} must be true or false, got {value:?}")]
+    NotABoolean { name: String, value: String },
+    #[error("{name} must be an integer in [{min}, {max}], got {value:?}")]
+    OutOfRange {
+        name: String,
+        min: i64,
+        max: i64,
+        value: String,
+    },
+    #[error("{name}={value} is not supported: {why}")]
+    Unsupported {
+        name: String,
+        value: String,
+        why: String,
+    },
 }
 
 /// The broker's static configuration. Cheap to clone; handlers read it through the broker context.
@@ -627,6 +642,17 @@ pub(crate) fn broker_key_to_topic_key(key: &str) -> Option<(&'static str, i64)> 
         "log.cleaner.min.cleanable.ratio" => ("min.cleanable.dirty.ratio", 0),
         "log.cleaner.min.compaction.lag.ms" => ("min.compaction.lag.ms", 1),
         "compression.type" => ("compression.type", 0),
+        "compression.gzip.level" => ("compression.gzip.level", 1),
+        "compression.lz4.level" => ("compression.lz4.level", 1),
+        "compression.zstd.level" => ("compression.zstd.level", 1),
+        "log.segment.delete.delay.ms" => ("file.delete.delay.ms", 1),
+        "log.local.retention.bytes" => ("local.retention.bytes", 1),
+        "log.local.retention.ms" => ("local.retention.ms", 1),
+        "log.cleaner.max.compaction.lag.ms" => ("max.compaction.lag.ms", 1),
+        "log.preallocate" => ("preallocate", 0),
+        "log.index.size.max.bytes" => ("segment.index.bytes", 1),
+        "log.roll.jitter.ms" => ("segment.jitter.ms", 1),
+        "log.roll.jitter.hours" => ("segment.jitter.ms", 3_600_000),
         _ => return None,
     })
 }
@@ -674,6 +700,36 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
         value_type: ConfigValueType::List,
         doc: "delete, compact or both",
     },
+    TopicConfigDef {
+        name: "compression.gzip.level",
+        broker_name: "compression.gzip.level",
+        default: "-1",
+        value_type: ConfigValueType::Int,
+        doc: "gzip level for compression.type=gzip; stored and described only: batches keep the producer's \
+              codec (compression.type=producer)",
+    },
+    TopicConfigDef {
+        name: "compression.lz4.level",
+        broker_name: "compression.lz4.level",
+        default: "9",
+        value_type: ConfigValueType::Int,
+        doc: "lz4 level for compression.type=lz4; stored and described only, as compression.gzip.level",
+    },
+    // Batches are stored exactly as the producer sent them; recompressing would mean re-encoding on the hot path.
+    TopicConfigDef {
+        name: "compression.type",
+        broker_name: "compression.type",
+        default: "producer",
+        value_type: ConfigValueType::String,
+        doc: "producer: keep each batch's codec as sent (the only supported value)",
+    },
+    TopicConfigDef {
+        name: "compression.zstd.level",
+        broker_name: "compression.zstd.level",
+        default: "3",
+        value_type: ConfigValueType::Int,
+        doc: "zstd level for compression.type=zstd; stored and described only, as compression.gzip.level",
+    },
     // Tributary acknowledges a write only after it is fsynced (group commit): flush.messages=1. Kafka's default
     // leaves flushing to the OS and relies on replication; set flush.messages/flush.ms to
     // 9223372036854775807 for that behaviour.
@@ -685,26 +741,12 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
         doc: "how long tombstones stay readable in a compacted topic after their first clean",
     },
     TopicConfigDef {
-        name: "min.cleanable.dirty.ratio",
-        broker_name: "log.cleaner.min.cleanable.ratio",
-        default: "0.5",
-        value_type: ConfigValueType::Double,
-        doc: "share of not-yet-compacted bytes that makes a compacted partition due for cleaning",
-    },
-    TopicConfigDef {
-        name: "min.compaction.lag.ms",
-        broker_name: "log.cleaner.min.compaction.lag.ms",
-        default: "0",
+        name: "file.delete.delay.ms",
+        broker_name: "log.segment.delete.delay.ms",
+        default: "60000",
         value_type: ConfigValueType::Long,
-        doc: "records younger than this are not compacted",
-    },
-    // Batches are stored exactly as the producer sent them; recompressing would mean re-encoding on the hot path.
-    TopicConfigDef {
-        name: "compression.type",
-        broker_name: "compression.type",
-        default: "producer",
-        value_type: ConfigValueType::String,
-        doc: "producer: keep each batch's codec as sent (the only supported value)",
+        doc: "Kafka's wait before removing a deleted segment's files; here they are unlinked at once, since \
+              readers hold open handles and the data stays readable to them until they close",
     },
     TopicConfigDef {
         name: "flush.messages",
@@ -719,6 +761,14 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
         default: "9223372036854775807",
         value_type: ConfigValueType::Long,
         doc: "fsync at least this often",
+    },
+    TopicConfigDef {
+        name: FOLLOWER_THROTTLED_REPLICAS,
+        broker_name: "",
+        default: "",
+        value_type: ConfigValueType::List,
+        doc: "replicas (partition:broker, or *) that the follower broker leaves out of its fetches while \
+              out of sync and over its follower.replication.throttled.rate",
     },
     TopicConfigDef {
         name: "index.interval.bytes",
@@ -738,12 +788,26 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
               followers while its leader.replication.throttled.rate is exceeded",
     },
     TopicConfigDef {
-        name: FOLLOWER_THROTTLED_REPLICAS,
-        broker_name: "",
-        default: "",
-        value_type: ConfigValueType::List,
-        doc: "replicas (partition:broker, or *) that the follower broker leaves out of its fetches while \
-              out of sync and over its follower.replication.throttled.rate",
+        name: "local.retention.bytes",
+        broker_name: "log.local.retention.bytes",
+        default: "-2",
+        value_type: ConfigValueType::Long,
+        doc: "local retention with tiered storage (-2: retention.bytes); stored only, as this broker has no \
+              remote storage (remote.storage.enable=false)",
+    },
+    TopicConfigDef {
+        name: "local.retention.ms",
+        broker_name: "log.local.retention.ms",
+        default: "-2",
+        value_type: ConfigValueType::Long,
+        doc: "local retention with tiered storage (-2: retention.ms); stored only, as local.retention.bytes",
+    },
+    TopicConfigDef {
+        name: "max.compaction.lag.ms",
+        broker_name: "log.cleaner.max.compaction.lag.ms",
+        default: "9223372036854775807",
+        value_type: ConfigValueType::Long,
+        doc: "a compacted log whose oldest dirty record is older than this is cleaned whatever its dirty ratio",
     },
     TopicConfigDef {
         name: "max.message.bytes",
@@ -774,11 +838,53 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
         doc: "CreateTime or LogAppendTime",
     },
     TopicConfigDef {
+        name: "min.cleanable.dirty.ratio",
+        broker_name: "log.cleaner.min.cleanable.ratio",
+        default: "0.5",
+        value_type: ConfigValueType::Double,
+        doc: "share of not-yet-compacted bytes that makes a compacted partition due for cleaning",
+    },
+    TopicConfigDef {
+        name: "min.compaction.lag.ms",
+        broker_name: "log.cleaner.min.compaction.lag.ms",
+        default: "0",
+        value_type: ConfigValueType::Long,
+        doc: "records younger than this are not compacted",
+    },
+    TopicConfigDef {
         name: "min.insync.replicas",
         broker_name: "min.insync.replicas",
         default: "1",
         value_type: ConfigValueType::Int,
         doc: "in-sync replicas an acks=all write needs; the high watermark waits for at least this many",
+    },
+    TopicConfigDef {
+        name: "preallocate",
+        broker_name: "log.preallocate",
+        default: "false",
+        value_type: ConfigValueType::Boolean,
+        doc: "preallocate segment files; only false: segments grow as they are written",
+    },
+    TopicConfigDef {
+        name: "remote.log.copy.disable",
+        broker_name: "",
+        default: "false",
+        value_type: ConfigValueType::Boolean,
+        doc: "tiered storage: stop copying segments to remote storage; stored only (no remote storage here)",
+    },
+    TopicConfigDef {
+        name: "remote.log.delete.on.disable",
+        broker_name: "",
+        default: "false",
+        value_type: ConfigValueType::Boolean,
+        doc: "tiered storage: delete remote data when it is turned off; stored only (no remote storage here)",
+    },
+    TopicConfigDef {
+        name: "remote.storage.enable",
+        broker_name: "",
+        default: "false",
+        value_type: ConfigValueType::Boolean,
+        doc: "tiered storage; only false: this broker keeps every segment on its local disk",
     },
     TopicConfigDef {
         name: "retention.bytes",
@@ -802,11 +908,33 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
         doc: "segment file size before a roll",
     },
     TopicConfigDef {
+        name: "segment.index.bytes",
+        broker_name: "log.index.size.max.bytes",
+        default: "10485760",
+        value_type: ConfigValueType::Int,
+        doc: "the active segment rolls before its offset or time index grows past this",
+    },
+    TopicConfigDef {
+        name: "segment.jitter.ms",
+        broker_name: "log.roll.jitter.ms",
+        default: "0",
+        value_type: ConfigValueType::Long,
+        doc: "up to this much is taken off segment.ms per segment, so partitions do not all roll at once",
+    },
+    TopicConfigDef {
         name: "segment.ms",
         broker_name: "log.roll.ms",
         default: "604800000",
         value_type: ConfigValueType::Long,
         doc: "segment age before a roll",
+    },
+    TopicConfigDef {
+        name: "unclean.leader.election.enable",
+        broker_name: "unclean.leader.election.enable",
+        default: "false",
+        value_type: ConfigValueType::Boolean,
+        doc: "elect a leader from outside the ISR when none is left; only false: automatic elections use the \
+              ISR, an unclean one is an explicit ElectLeaders of type UNCLEAN",
     },
 ];
 
@@ -851,7 +979,34 @@ pub fn validate_topic_config(name: &str, value: &str) -> Result<(), TopicConfigE
                 value: value.to_owned(),
             }),
         },
-        "flush.messages" | "flush.ms" => long(1),
+        "flush.messages" | "flush.ms" | "max.compaction.lag.ms" => long(1),
+        "file.delete.delay.ms" | "segment.jitter.ms" => long(0),
+        "local.retention.bytes" | "local.retention.ms" => long(-2),
+        "segment.index.bytes" => long(4).and_then(|()| fits_i32(name, value)),
+        "compression.gzip.level" => match value.trim().parse::<i64>() {
+            Ok(-1 | 1..=9) => Ok(()),
+            _ => Err(TopicConfigError::OutOfRange {
+                name: name.to_owned(),
+                min: 1,
+                max: 9,
+                value: value.to_owned(),
+            }),
+        },
+        "compression.lz4.level" => in_range(name, value, 1, 17),
+        "compression.zstd.level" => in_range(name, value, -131_072, 22),
+        "remote.log.copy.disable" | "remote.log.delete.on.disable" => boolean(name, value),
+        "preallocate" => only_false(name, value, "segments are not preallocated here"),
+        "remote.storage.enable" => only_false(
+            name,
+            value,
+            "this broker has no tiered storage; every segment stays on its local disk",
+        ),
+        "unclean.leader.election.enable" => only_false(
+            name,
+            value,
+            "automatic elections take leaders from the in-sync replicas only; an unclean election is an \
+             explicit ElectLeaders of type UNCLEAN (kafka-leader-election.sh --election-type unclean)",
+        ),
         "delete.retention.ms"
         | "min.compaction.lag.ms"
         | "message.timestamp.before.max.ms"
@@ -881,6 +1036,47 @@ pub fn validate_topic_config(name: &str, value: &str) -> Result<(), TopicConfigE
             name: name.to_owned(),
         }),
     }
+}
+
+fn in_range(name: &str, value: &str, min: i64, max: i64) -> Result<(), TopicConfigError> {
+    match value.trim().parse::<i64>() {
+        Ok(v) if (min..=max).contains(&v) => Ok(()),
+        _ => Err(TopicConfigError::OutOfRange {
+            name: name.to_owned(),
+            min,
+            max,
+            value: value.to_owned(),
+        }),
+    }
+}
+
+/// Kafka's boolean parsing: `true` or `false`, any case.
+fn parse_boolean(name: &str, value: &str) -> Result<bool, TopicConfigError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(TopicConfigError::NotABoolean {
+            name: name.to_owned(),
+            value: value.to_owned(),
+        }),
+    }
+}
+
+fn boolean(name: &str, value: &str) -> Result<(), TopicConfigError> {
+    parse_boolean(name, value).map(|_| ())
+}
+
+/// A boolean whose `true` names a feature this broker does not have: refused rather than stored, so it
+/// never looks like it took effect.
+fn only_false(name: &str, value: &str, why: &'static str) -> Result<(), TopicConfigError> {
+    if parse_boolean(name, value)? {
+        return Err(TopicConfigError::Unsupported {
+            name: name.to_owned(),
+            value: value.to_owned(),
+            why: why.to_owned(),
+        });
+    }
+    Ok(())
 }
 
 /// Kafka's `ThrottledReplicaListValidator`: empty, `*`, or a list of `partition:broker`.
@@ -1057,6 +1253,9 @@ pub fn resolve_log_config(
         delete_retention_ms: get("delete.retention.ms"),
         min_cleanable_dirty_ratio: dirty_ratio,
         min_compaction_lag_ms: get("min.compaction.lag.ms"),
+        max_compaction_lag_ms: get("max.compaction.lag.ms").max(1),
+        segment_jitter_ms: get("segment.jitter.ms").max(0),
+        segment_index_bytes: get("segment.index.bytes").clamp(4, i64::from(i32::MAX)) as u32,
         min_insync_replicas: get("min.insync.replicas").clamp(1, i64::from(i32::MAX)) as usize,
     }
 }
@@ -1194,6 +1393,77 @@ mod tests {
             let err = validate_topic_config(name, value).unwrap_err();
             assert_eq!(err.to_string(), text, "{name}={value}");
         }
+    }
+
+    #[test]
+    fn kafka_topic_configs_without_a_feature_here_are_refused_only_when_turned_on() {
+        for name in [
+            "unclean.leader.election.enable",
+            "remote.storage.enable",
+            "preallocate",
+        ] {
+            assert!(validate_topic_config(name, "false").is_ok(), "{name}");
+            assert!(validate_topic_config(name, "FALSE").is_ok(), "{name}");
+            let err = validate_topic_config(name, "true").unwrap_err().to_string();
+            assert!(
+                err.starts_with(&format!("{name}=true is not supported: ")),
+                "{err}"
+            );
+            assert_eq!(
+                validate_topic_config(name, "yes").unwrap_err().to_string(),
+                format!(r#"{name} must be true or false, got "yes""#)
+            );
+        }
+        assert!(validate_topic_config("remote.log.copy.disable", "true").is_ok());
+        assert!(validate_topic_config("local.retention.ms", "-2").is_ok());
+        assert!(validate_topic_config("local.retention.ms", "-3").is_err());
+        assert!(validate_topic_config("compression.gzip.level", "-1").is_ok());
+        assert!(validate_topic_config("compression.gzip.level", "0").is_err());
+        assert!(validate_topic_config("compression.zstd.level", "-131072").is_ok());
+        assert_eq!(
+            validate_topic_config("compression.lz4.level", "18")
+                .unwrap_err()
+                .to_string(),
+            r#"compression.lz4.level must be an integer in [1, 17], got "18""#
+        );
+        assert!(validate_topic_config("segment.index.bytes", "3").is_err());
+        assert!(validate_topic_config("max.compaction.lag.ms", "0").is_err());
+        // Every defined config's default passes its own validation.
+        for def in TOPIC_CONFIGS {
+            assert!(
+                validate_topic_config(def.name, def.default).is_ok(),
+                "{}={}",
+                def.name,
+                def.default
+            );
+        }
+    }
+
+    #[test]
+    fn broker_synonyms_of_the_new_topic_configs_are_parsed_and_checked() {
+        let mut config = BrokerConfig::dev_defaults();
+        let props = BTreeMap::from([
+            ("log.roll.jitter.hours".to_owned(), "2".to_owned()),
+            ("log.index.size.max.bytes".to_owned(), "4096".to_owned()),
+        ]);
+        config.apply_properties(&props).unwrap();
+        assert_eq!(
+            config
+                .topic_defaults
+                .get("segment.jitter.ms")
+                .map(String::as_str),
+            Some("7200000")
+        );
+        assert_eq!(
+            config
+                .topic_defaults
+                .get("segment.index.bytes")
+                .map(String::as_str),
+            Some("4096")
+        );
+        let props = BTreeMap::from([("log.preallocate".to_owned(), "true".to_owned())]);
+        let err = crate::error_chain(&config.apply_properties(&props).unwrap_err());
+        assert!(err.contains("segments are not preallocated here"), "{err}");
     }
 
     #[test]

@@ -413,13 +413,18 @@ impl Log {
         }
         let limit = self.config.segment_bytes.min(MAX_SEGMENT_BYTES);
         let full = active.size() + incoming > limit;
+        let roll_after = self.config.segment_ms.saturating_sub(roll_jitter_ms(
+            active.base_offset(),
+            self.config.segment_jitter_ms,
+        ));
         let aged = active
             .roll_clock_start_ms()
-            .is_some_and(|t| now_ms.saturating_sub(t) > self.config.segment_ms);
+            .is_some_and(|t| now_ms.saturating_sub(t) > roll_after);
+        let index_full = active.index_full(self.config.segment_index_bytes as usize);
         // Index entries hold offsets relative to the base as 32 bits.
         let offsets_overflow = last_offset - active.base_offset() > i64::from(i32::MAX);
-        if full || aged || offsets_overflow {
-            tracing::debug!(dir = %self.dir.display(), full, aged, offsets_overflow, "rolling segment");
+        if full || aged || index_full || offsets_overflow {
+            tracing::debug!(dir = %self.dir.display(), full, aged, index_full, offsets_overflow, "rolling segment");
             self.roll()?;
         }
         Ok(())
@@ -778,4 +783,17 @@ impl Log {
         }
         Ok(())
     }
+}
+
+/// The part of `segment.jitter.ms` taken off `segment.ms` for the segment at `base_offset`: spread over
+/// [0, jitter) by the base offset (a multiplicative hash), fixed for the segment's life as Kafka's random
+/// per-segment jitter is, and the same after a restart.
+fn roll_jitter_ms(base_offset: i64, jitter_ms: i64) -> i64 {
+    if jitter_ms <= 0 {
+        return 0;
+    }
+    let spread = (base_offset as u64)
+        .wrapping_add(1)
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    (spread % jitter_ms as u64) as i64
 }

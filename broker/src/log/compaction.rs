@@ -221,13 +221,22 @@ impl Log {
         } else {
             dirty_bytes as f64 / total_bytes as f64
         };
-        let dirty_due = dirty_bytes > 0 && ratio >= self.config.min_cleanable_dirty_ratio;
+        // max.compaction.lag.ms: the oldest dirty segment's first record has waited too long (Kafka's
+        // LogCleanerManager uses the segment's first batch timestamp the same way).
+        let max_lag = self.config.max_compaction_lag_ms;
+        let overdue = max_lag < i64::MAX
+            && cleanable()
+                .find(|s| s.next_offset() > first_dirty && s.size() > 0)
+                .and_then(|s| s.roll_clock_start_ms())
+                .is_some_and(|first| now_ms.saturating_sub(first) >= max_lag);
+        let dirty_due =
+            dirty_bytes > 0 && (ratio >= self.config.min_cleanable_dirty_ratio || overdue);
         let expiry = self.cleaner.tombstone_expiry_ms;
         let tombstones_due = expiry >= 0 && now_ms >= expiry;
         if !dirty_due && !tombstones_due {
             return None;
         }
-        tracing::debug!(dir = %self.dir.display(), first_dirty, first_uncleanable, ratio, tombstones_due, "compaction due");
+        tracing::debug!(dir = %self.dir.display(), first_dirty, first_uncleanable, ratio, overdue, tombstones_due, "compaction due");
         Some(CompactionPlan {
             dir: self.dir.clone(),
             now_ms,

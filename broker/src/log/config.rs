@@ -38,6 +38,15 @@ pub struct LogConfig {
     pub min_cleanable_dirty_ratio: f64,
     /// `min.compaction.lag.ms`: a segment whose newest timestamp is younger than this is not cleaned. Default 0.
     pub min_compaction_lag_ms: i64,
+    /// `max.compaction.lag.ms`: a compacted log whose oldest dirty record is older than this is cleaned
+    /// whatever its dirty ratio. Default unlimited.
+    pub max_compaction_lag_ms: i64,
+    /// `segment.jitter.ms`: up to this much is taken off `segment.ms` for each segment, so the segments of
+    /// many partitions created together do not all roll at the same moment. Default 0.
+    pub segment_jitter_ms: i64,
+    /// `segment.index.bytes`: roll before the offset or time index of the active segment grows past this.
+    /// Default 10 MiB.
+    pub segment_index_bytes: u32,
     /// `min.insync.replicas`: acks=all needs at least this many in-sync replicas, and the high watermark
     /// does not move with fewer. Not used by the log itself; the partition reads it. Default 1.
     pub min_insync_replicas: usize,
@@ -61,6 +70,9 @@ impl Default for LogConfig {
             delete_retention_ms: 24 * 60 * 60 * 1000,
             min_cleanable_dirty_ratio: 0.5,
             min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX,
+            segment_jitter_ms: 0,
+            segment_index_bytes: 10 * 1024 * 1024,
             min_insync_replicas: 1,
         }
     }

@@ -113,6 +113,16 @@ impl<E: Entry> IndexFile<E> {
         }))
     }
 
+    /// Bytes the entries take on disk.
+    fn bytes(&self) -> usize {
+        self.entries.len() * E::SIZE
+    }
+
+    /// True when one more entry would take the file past `limit` bytes (`segment.index.bytes`).
+    fn full(&self, limit: usize) -> bool {
+        self.bytes() + E::SIZE > limit
+    }
+
     fn append(&mut self, entry: E) -> Result<(), LogError> {
         let mut buf = Vec::with_capacity(E::SIZE);
         entry.encode(&mut buf);
@@ -198,6 +208,10 @@ impl OffsetIndex {
         &self.inner.path
     }
 
+    pub(crate) fn full(&self, limit: usize) -> bool {
+        self.inner.full(limit)
+    }
+
     pub(crate) fn append(&mut self, offset: i64, position: u32) -> Result<(), LogError> {
         let relative_offset = (offset - self.base_offset) as u32;
         self.inner.append(OffsetEntry {
@@ -251,6 +265,10 @@ impl TimeIndex {
             inner: IndexFile::create(path)?,
             base_offset,
         })
+    }
+
+    pub(crate) fn full(&self, limit: usize) -> bool {
+        self.inner.full(limit)
     }
 
     /// `Ok(None)` when missing or when timestamps or offsets go backwards.

@@ -464,6 +464,11 @@ impl Segment {
     pub(crate) fn roll_clock_start_ms(&self) -> Option<i64> {
         self.roll_clock_start_ms
     }
+    /// True when the offset or the time index cannot take one more entry within `limit` bytes
+    /// (`segment.index.bytes`), Kafka's other reason to roll.
+    pub(crate) fn index_full(&self, limit: usize) -> bool {
+        self.offset_index.full(limit) || self.time_index.full(limit)
+    }
 }
 
 /// Iterator over the batch headers of one segment, reading 61 bytes per batch.

@@ -561,6 +561,82 @@ fn segment_ms_rolls_after_first_append_ages() {
 }
 
 #[test]
+fn segment_index_bytes_rolls_before_an_index_outgrows_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let unbounded = LogConfig {
+        segment_bytes: 1 << 20,
+        index_interval_bytes: 1,
+        ..small_config()
+    };
+    let mut log = open(dir.path(), unbounded.clone());
+    fill(&mut log, 6);
+    assert_eq!(log.segment_count(), 1, "10 MiB of index is far away");
+    let dir = tempfile::tempdir().unwrap();
+    // Room for three 8-byte offset entries and two 12-byte time entries.
+    let mut log = open(
+        dir.path(),
+        LogConfig {
+            segment_index_bytes: 24,
+            ..unbounded
+        },
+    );
+    fill(&mut log, 6);
+    assert!(log.segment_count() > 1, "rolled on a full index");
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        if matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("index" | "timeindex")
+        ) {
+            let len = std::fs::metadata(&path).unwrap().len();
+            assert!(len <= 24, "{} holds {len} bytes", path.display());
+        }
+    }
+}
+
+#[test]
+fn segment_jitter_takes_a_stable_share_of_segment_ms_per_segment() {
+    assert_eq!(roll_jitter_ms(0, 0), 0);
+    assert_eq!(roll_jitter_ms(12_345, -5), 0);
+    let jitters: Vec<i64> = (0..64)
+        .map(|base| roll_jitter_ms(base * 1000, 10_000))
+        .collect();
+    assert!(jitters.iter().all(|j| (0..10_000).contains(j)));
+    assert_eq!(
+        jitters,
+        (0..64)
+            .map(|base| roll_jitter_ms(base * 1000, 10_000))
+            .collect::<Vec<_>>()
+    );
+    let distinct: std::collections::BTreeSet<_> = jitters.iter().collect();
+    assert!(distinct.len() > 32, "spread, not one value: {distinct:?}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let jitter = roll_jitter_ms(0, 1000);
+    let mut log = open(
+        dir.path(),
+        LogConfig {
+            segment_ms: 1000,
+            segment_jitter_ms: 1000,
+            segment_bytes: 1 << 20,
+            ..small_config()
+        },
+    );
+    let mut b = batch(&[b"a"], 0);
+    log.append(&mut b, 10_000).unwrap();
+    let mut b = batch(&[b"a"], 0);
+    log.append(&mut b, 10_000 + 1000 - jitter).unwrap();
+    assert_eq!(
+        log.segment_count(),
+        1,
+        "not older than segment.ms - jitter yet"
+    );
+    let mut b = batch(&[b"a"], 0);
+    log.append(&mut b, 10_000 + 1000 - jitter + 1).unwrap();
+    assert_eq!(log.segment_count(), 2);
+}
+
+#[test]
 fn kafka_protocol_encoded_batches_append_and_decode() {
     use kafka_protocol::records::{
         Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,

@@ -186,6 +186,67 @@ async fn invalid_changes_leave_the_whole_resource_unchanged() {
     );
 }
 
+/// Kafka 4's topic configs that have no feature behind them here are stored at their off value and refused,
+/// with the reason, when turned on; the others take effect or are stored as Kafka stores them.
+#[tokio::test]
+async fn every_kafka_topic_config_is_known_and_features_missing_here_are_refused_when_on() {
+    let broker = TestBroker::start().await;
+    create_topic(&broker, "tuned", 1).await;
+    let accepted = [
+        ("segment.index.bytes", "4096"),
+        ("segment.jitter.ms", "1000"),
+        ("max.compaction.lag.ms", "60000"),
+        ("file.delete.delay.ms", "0"),
+        ("local.retention.ms", "-2"),
+        ("compression.zstd.level", "9"),
+        ("remote.log.copy.disable", "true"),
+        ("unclean.leader.election.enable", "false"),
+        ("preallocate", "false"),
+    ];
+    for (name, value) in accepted {
+        let results = alter(
+            &broker,
+            vec![on(TOPIC, "tuned", vec![op(name, SET, Some(value))])],
+            false,
+        )
+        .await;
+        assert_eq!(
+            results[0].error_code, 0,
+            "{name}={value}: {:?}",
+            results[0].error_message
+        );
+        assert_eq!(topic_config(&broker, "tuned", name).await, value, "{name}");
+    }
+    for (name, why) in [
+        ("remote.storage.enable", "no tiered storage"),
+        ("preallocate", "not preallocated"),
+        ("unclean.leader.election.enable", "--election-type unclean"),
+    ] {
+        let results = alter(
+            &broker,
+            vec![on(TOPIC, "tuned", vec![op(name, SET, Some("true"))])],
+            false,
+        )
+        .await;
+        assert_eq!(
+            results[0].error_code,
+            code(ResponseError::InvalidConfig),
+            "{name}"
+        );
+        let message = results[0]
+            .error_message
+            .as_deref()
+            .unwrap_or_default()
+            .to_string();
+        assert!(message.contains(why), "{name}: {message}");
+        assert_eq!(
+            topic_config(&broker, "tuned", name).await,
+            "false",
+            "{name}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn validate_only_changes_nothing() {
     let broker = TestBroker::start().await;

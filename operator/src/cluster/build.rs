@@ -87,6 +87,17 @@ pub const LIVE_BROKER_CONFIGS: &[&str] = &[
     "log.cleaner.min.cleanable.ratio",
     "log.cleaner.min.compaction.lag.ms",
     "compression.type",
+    "compression.gzip.level",
+    "compression.lz4.level",
+    "compression.zstd.level",
+    "log.segment.delete.delay.ms",
+    "log.local.retention.bytes",
+    "log.local.retention.ms",
+    "log.cleaner.max.compaction.lag.ms",
+    "log.preallocate",
+    "log.index.size.max.bytes",
+    "log.roll.jitter.ms",
+    "log.roll.jitter.hours",
 ];
 
 /// The part of `spec.brokerConfig` applied live.

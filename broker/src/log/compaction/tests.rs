@@ -540,6 +540,15 @@ fn log_compaction_is_due_by_dirty_ratio_and_lag_only() {
         log.compaction_plan(2000).is_none(),
         "1 dirty record of 6 is below 0.5"
     );
+    cfg.max_compaction_lag_ms = 1;
+    log.set_config(cfg.clone());
+    assert!(
+        log.compaction_plan(2001).is_some(),
+        "below the ratio, but waiting longer than max.compaction.lag.ms"
+    );
+    cfg.max_compaction_lag_ms = i64::MAX;
+    log.set_config(cfg.clone());
+    assert!(log.compaction_plan(2001).is_none());
     cfg.min_cleanable_dirty_ratio = 0.1;
     log.set_config(cfg);
     assert!(log.compaction_plan(2000).is_some());
