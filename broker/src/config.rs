@@ -653,6 +653,9 @@ pub(crate) fn broker_key_to_topic_key(key: &str) -> Option<(&'static str, i64)> 
         "log.index.size.max.bytes" => ("segment.index.bytes", 1),
         "log.roll.jitter.ms" => ("segment.jitter.ms", 1),
         "log.roll.jitter.hours" => ("segment.jitter.ms", 3_600_000),
+        "max.decompressed.message.bytes" => ("max.decompressed.message.bytes", 1),
+        "log.remote.copy.lag.bytes" => ("remote.copy.lag.bytes", 1),
+        "log.remote.copy.lag.ms" => ("remote.copy.lag.ms", 1),
         _ => return None,
     })
 }
@@ -741,6 +744,13 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
         doc: "how long tombstones stay readable in a compacted topic after their first clean",
     },
     TopicConfigDef {
+        name: "errors.deadletterqueue.group.enable",
+        broker_name: "",
+        default: "false",
+        value_type: ConfigValueType::Boolean,
+        doc: "share groups' dead-letter queue; only false: this broker has no share groups",
+    },
+    TopicConfigDef {
         name: "file.delete.delay.ms",
         broker_name: "log.segment.delete.delay.ms",
         default: "60000",
@@ -810,6 +820,14 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
         doc: "a compacted log whose oldest dirty record is older than this is cleaned whatever its dirty ratio",
     },
     TopicConfigDef {
+        name: "max.decompressed.message.bytes",
+        broker_name: "max.decompressed.message.bytes",
+        default: "2147483639",
+        value_type: ConfigValueType::Int,
+        doc: "largest decompressed batch; stored and described only: batches are stored as sent, not \
+              decompressed on produce",
+    },
+    TopicConfigDef {
         name: "max.message.bytes",
         broker_name: "message.max.bytes",
         default: "1048588",
@@ -864,6 +882,20 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
         default: "false",
         value_type: ConfigValueType::Boolean,
         doc: "preallocate segment files; only false: segments grow as they are written",
+    },
+    TopicConfigDef {
+        name: "remote.copy.lag.bytes",
+        broker_name: "log.remote.copy.lag.bytes",
+        default: "-1",
+        value_type: ConfigValueType::Long,
+        doc: "tiered storage: bytes a segment may wait before its copy; stored only (no remote storage here)",
+    },
+    TopicConfigDef {
+        name: "remote.copy.lag.ms",
+        broker_name: "log.remote.copy.lag.ms",
+        default: "0",
+        value_type: ConfigValueType::Long,
+        doc: "tiered storage: time a segment may wait before its copy; stored only (no remote storage here)",
     },
     TopicConfigDef {
         name: "remote.log.copy.disable",
@@ -980,8 +1012,15 @@ pub fn validate_topic_config(name: &str, value: &str) -> Result<(), TopicConfigE
             }),
         },
         "flush.messages" | "flush.ms" | "max.compaction.lag.ms" => long(1),
-        "file.delete.delay.ms" | "segment.jitter.ms" => long(0),
+        "file.delete.delay.ms" | "segment.jitter.ms" | "remote.copy.lag.ms" => long(0),
         "local.retention.bytes" | "local.retention.ms" => long(-2),
+        "remote.copy.lag.bytes" => long(-1),
+        "max.decompressed.message.bytes" => long(1).and_then(|()| fits_i32(name, value)),
+        "errors.deadletterqueue.group.enable" => only_false(
+            name,
+            value,
+            "this broker has no share groups, so no dead-letter queue for them",
+        ),
         "segment.index.bytes" => long(4).and_then(|()| fits_i32(name, value)),
         "compression.gzip.level" => match value.trim().parse::<i64>() {
             Ok(-1 | 1..=9) => Ok(()),

@@ -98,6 +98,9 @@ pub const LIVE_BROKER_CONFIGS: &[&str] = &[
     "log.index.size.max.bytes",
     "log.roll.jitter.ms",
     "log.roll.jitter.hours",
+    "max.decompressed.message.bytes",
+    "log.remote.copy.lag.bytes",
+    "log.remote.copy.lag.ms",
 ];
 
 /// The part of `spec.brokerConfig` applied live.
