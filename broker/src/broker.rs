@@ -28,11 +28,15 @@ use crate::{
     handlers::fetch::session::FetchSessionCache,
     log_manager::{LogManager, LogManagerConfig, LogManagerError},
     metrics::{
-        collector::{BrokerCollector, CommittedOffset, PartitionSample, Snapshot, ThrottleSample},
+        collector::{
+            BrokerCollector, ClientQuotaSample, CommittedOffset, PartitionSample, Snapshot,
+            ThrottleSample,
+        },
         BrokerMetrics,
     },
     partition::{HighWatermarkWait, PartitionError},
     protocol::SUPPORTED_APIS,
+    quota::manager::ClientQuotaManager,
     replication::{
         leadership::LeadershipListener,
         manager::{NotServed, ReplicaManager},
@@ -98,6 +102,8 @@ pub struct Broker {
     pub fetch_sessions: FetchSessionCache,
     /// Set when this broker is a member of a cluster.
     pub cluster: Option<Arc<ClusterMember>>,
+    /// Client quota meters (the quotas themselves are in the metadata image).
+    pub quotas: Arc<ClientQuotaManager>,
 }
 
 fn log_manager_config(config: &BrokerConfig) -> LogManagerConfig {
@@ -146,7 +152,8 @@ impl Broker {
         groups.load().map_err(BrokerError::LoadGroups)?;
         replicas.set_leadership_listener(Arc::new(OffsetsLeadership(Arc::clone(&groups))));
         logs.finish_startup();
-        let metrics = broker_metrics(&config, &logs, &replicas, &groups);
+        let quotas = Arc::new(ClientQuotaManager::new(config.client_quotas.clone()));
+        let metrics = broker_metrics(&config, &logs, &replicas, &groups, &quotas);
         tracing::info!(
             partitions = replicas.partition_count(),
             clean_shutdown = logs.clean_shutdown(),
@@ -166,6 +173,7 @@ impl Broker {
             groups,
             metrics,
             cluster: None,
+            quotas,
         }))
     }
 
@@ -244,7 +252,8 @@ impl Broker {
         // A cluster member coordinates the shards it leads, loading each when it takes the lead; the
         // registration replays the leaderships the metadata already gave it.
         replicas.set_leadership_listener(Arc::new(OffsetsLeadership(Arc::clone(&groups))));
-        let metrics = broker_metrics(&config, &logs, &replicas, &groups);
+        let quotas = Arc::new(ClientQuotaManager::new(config.client_quotas.clone()));
+        let metrics = broker_metrics(&config, &logs, &replicas, &groups, &quotas);
         Ok(Arc::new(Self {
             fetch_sessions: FetchSessionCache::new(
                 config.fetch_session_cache_slots,
@@ -258,6 +267,7 @@ impl Broker {
             groups,
             metrics,
             cluster: Some(member),
+            quotas,
         }))
     }
 
@@ -386,10 +396,12 @@ fn broker_metrics(
     logs: &LogManager,
     replicas: &Arc<ReplicaManager>,
     groups: &Arc<GroupCoordinator>,
+    quotas: &Arc<ClientQuotaManager>,
 ) -> BrokerMetrics {
     let snapshot = {
-        let (replicas, groups) = (Arc::clone(replicas), Arc::clone(groups));
-        Box::new(move || Some(snapshot(&replicas, &groups)))
+        let (replicas, groups, quotas) =
+            (Arc::clone(replicas), Arc::clone(groups), Arc::clone(quotas));
+        Box::new(move || Some(snapshot(&replicas, &groups, &quotas)))
     };
     let apis: Vec<_> = SUPPORTED_APIS.iter().map(|(api, _)| *api).collect();
     BrokerMetrics::new(
@@ -435,7 +447,11 @@ pub fn local_registration(config: &BrokerConfig) -> BrokerRegistration {
 }
 
 /// What a metrics scrape reports: every hosted partition, then every group's committed offsets.
-fn snapshot(replicas: &ReplicaManager, groups: &GroupCoordinator) -> Snapshot {
+fn snapshot(
+    replicas: &ReplicaManager,
+    groups: &GroupCoordinator,
+    client_quotas: &ClientQuotaManager,
+) -> Snapshot {
     let mut partitions: Vec<PartitionSample> = replicas
         .all_partitions()
         .iter()
@@ -475,6 +491,10 @@ fn snapshot(replicas: &ReplicaManager, groups: &GroupCoordinator) -> Snapshot {
     Snapshot {
         partitions,
         replication_throttle,
+        client_quotas: ClientQuotaSample {
+            throttles: client_quotas.stats(),
+            connections_throttled: client_quotas.connections_throttled(),
+        },
         committed: groups
             .committed_offsets()
             .into_iter()

@@ -190,6 +190,8 @@ pub struct BrokerConfig {
     pub metrics_partition_level: bool,
     /// Follower fetching and ISR maintenance (`replica.*`, Kafka's names and defaults).
     pub replication: ReplicationConfig,
+    /// Client quota windows (`quota.window.*`, `controller.quota.window.*`).
+    pub client_quotas: crate::quota::manager::ClientQuotaConfig,
 }
 
 /// How followers fetch and when leaders change the ISR; Kafka's broker settings.
@@ -281,6 +283,7 @@ impl BrokerConfig {
             cleaner_enabled: true,
             metrics_partition_level: true,
             replication: ReplicationConfig::default(),
+            client_quotas: Default::default(),
         }
     }
 
@@ -428,6 +431,29 @@ impl BrokerConfig {
                     self.replication.fetch_backoff_ms = parse_in_range(value, 0, i64::MAX)
                         .ok_or_else(|| invalid("expected a non-negative integer"))?
                         as u64
+                }
+                "quota.window.num" => {
+                    self.client_quotas.window_num = parse_in_range(value, 1, i64::from(i32::MAX))
+                        .ok_or_else(|| invalid("expected a positive integer"))?
+                        as usize
+                }
+                "quota.window.size.seconds" => {
+                    self.client_quotas.window_size_seconds =
+                        parse_in_range(value, 1, i64::from(i32::MAX))
+                            .ok_or_else(|| invalid("expected a positive integer"))?
+                            as u64
+                }
+                "controller.quota.window.num" => {
+                    self.client_quotas.controller_window_num =
+                        parse_in_range(value, 1, i64::from(i32::MAX))
+                            .ok_or_else(|| invalid("expected a positive integer"))?
+                            as usize
+                }
+                "controller.quota.window.size.seconds" => {
+                    self.client_quotas.controller_window_size_seconds =
+                        parse_in_range(value, 1, i64::from(i32::MAX))
+                            .ok_or_else(|| invalid("expected a positive integer"))?
+                            as u64
                 }
                 "replication.quota.window.num" => {
                     self.replication.quota_window_num =

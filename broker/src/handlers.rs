@@ -4,6 +4,7 @@
 //! that concerns one topic or partition becomes that entry's error code while the rest of the response
 //! succeeds; only a request that cannot be decoded at all closes the connection.
 
+pub mod alter_client_quotas;
 pub mod alter_configs;
 pub mod alter_partition_reassignments;
 pub mod api_versions;
@@ -11,6 +12,7 @@ pub mod create_partitions;
 pub mod create_topics;
 pub mod delete_groups;
 pub mod delete_topics;
+pub mod describe_client_quotas;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
@@ -40,15 +42,19 @@ pub mod unregister_broker;
 
 mod dispatch;
 mod errors;
+mod throttle;
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Instant};
 
 use bytes::Bytes;
+use dispatch::busy_time;
 pub use dispatch::{
-    encode, handle_frame, handle_frame_from, DeferredResponse, Pending, RequestContext,
+    encode, handle_frame, handle_frame_from, handle_request, DeferredResponse, Handled, Pending,
+    RequestContext,
 };
 use errors::ResponseErrors;
 use kafka_protocol::{messages::ApiKey, protocol::StrBytes, ResponseError};
+use throttle::Throttled;
 
 pub(crate) use crate::broker::CLIENT_LISTENER;
 use crate::{
@@ -58,6 +64,7 @@ use crate::{
     },
     partition::EpochCheck,
     protocol::{decode_body, ProtocolError},
+    quota::manager::QuotaKind,
     replication::manager::NotServed,
 };
 
@@ -72,7 +79,10 @@ async fn route(
     macro_rules! simple {
         ($module:ident) => {{
             let request = decode_body(api, version, body)?;
-            let response = $module::handle(ctx, request).await;
+            let (mut response, busy) =
+                busy_time(ctx.quotas_enabled(), $module::handle(ctx, request)).await;
+            ctx.record_request_time(api, busy);
+            response.raise_throttle(ctx.throttle_time_ms());
             let failed = response.has_error();
             let frame = encode(api, version, correlation_id, response, Vec::new())?;
             metrics.request_finished(api, ctx.received, failed);
@@ -90,6 +100,8 @@ async fn route(
         ApiKey::AlterConfigs => simple!(alter_configs),
         ApiKey::IncrementalAlterConfigs => simple!(incremental_alter_configs),
         ApiKey::DescribeCluster => simple!(describe_cluster),
+        ApiKey::DescribeClientQuotas => simple!(describe_client_quotas),
+        ApiKey::AlterClientQuotas => simple!(alter_client_quotas),
         ApiKey::DescribeTopicPartitions => simple!(describe_topic_partitions),
         ApiKey::InitProducerId => simple!(init_producer_id),
         ApiKey::FindCoordinator => simple!(find_coordinator),
@@ -119,13 +131,27 @@ async fn route(
             simple!(remove)
         }
         ApiKey::Produce => {
+            let request_bytes = body.len();
             let request = decode_body(api, version, body)?;
-            match produce::append(ctx, request) {
+            let started = Instant::now();
+            let appended = produce::append(ctx, request);
+            if ctx.quotas_enabled() {
+                ctx.add_throttle(ctx.broker.quotas.record_bytes(
+                    &ctx.image.client_quotas,
+                    QuotaKind::Produce,
+                    ctx.quota_client(),
+                    request_bytes,
+                ));
+                ctx.record_request_time(api, started.elapsed());
+            }
+            let throttle_time_ms = ctx.throttle_time_ms();
+            match appended {
                 Some(appended) => {
                     let broker = Arc::clone(ctx.broker);
                     let received = ctx.received;
                     Ok(Pending::Deferred(Box::pin(async move {
-                        let response = appended.acknowledge(&broker.metrics).await;
+                        let mut response = appended.acknowledge(&broker.metrics).await;
+                        response.raise_throttle(throttle_time_ms);
                         let failed = response.has_error();
                         let result = encode(api, version, correlation_id, response, Vec::new());
                         broker
@@ -142,8 +168,36 @@ async fn route(
             }
         }
         ApiKey::Fetch => {
-            let request = decode_body(api, version, body)?;
-            let (response, slices) = fetch::handle(ctx, request).await;
+            let mut request: kafka_protocol::messages::FetchRequest =
+                decode_body(api, version, body)?;
+            // Followers are brokers: the replication throttle meters them, client quotas never do.
+            let consumer = ctx.quotas_enabled() && fetch::replica_id(&request, version).is_none();
+            if consumer {
+                if let Some(max) = ctx
+                    .broker
+                    .quotas
+                    .max_fetch_bytes(&ctx.image.client_quotas, ctx.quota_client())
+                {
+                    request.max_bytes = request
+                        .max_bytes
+                        .min(i32::try_from(max).unwrap_or(i32::MAX))
+                        .max(1);
+                }
+            }
+            let ((mut response, slices), busy) =
+                busy_time(consumer, fetch::handle(ctx, request)).await;
+            if consumer {
+                ctx.record_request_time(api, busy);
+                // The encoded size counts the log slices sent with sendfile, whose placeholders it sizes.
+                let bytes = crate::protocol::response_size(api, version, &response)?;
+                ctx.add_throttle(ctx.broker.quotas.record_bytes(
+                    &ctx.image.client_quotas,
+                    QuotaKind::Fetch,
+                    ctx.quota_client(),
+                    bytes,
+                ));
+                response.raise_throttle(ctx.throttle_time_ms());
+            }
             let failed = response.has_error();
             let frame = encode(api, version, correlation_id, response, slices)?;
             metrics.request_finished(api, ctx.received, failed);
@@ -210,6 +264,7 @@ pub(crate) fn topic_error_code(error: &TopicError) -> i16 {
         TopicError::NullConfig { .. } | TopicError::InvalidConfig(_) => {
             ResponseError::InvalidConfig
         }
+        TopicError::ThrottlingQuotaExceeded { .. } => ResponseError::ThrottlingQuotaExceeded,
         TopicError::Metadata(_) | TopicError::Apply(_) | TopicError::Internal(_) => {
             ResponseError::UnknownServerError
         }

@@ -15,6 +15,7 @@ pub mod log_manager;
 pub mod metrics;
 pub mod partition;
 pub mod protocol;
+pub mod quota;
 pub mod replication;
 pub mod server;
 pub mod storage_health;

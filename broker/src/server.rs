@@ -18,7 +18,7 @@ pub mod splice;
 use crate::{
     broker::Broker,
     error_chain,
-    handlers::{handle_frame_from, Pending},
+    handlers::{handle_request, Handled, Pending},
     protocol::check_frame_size,
 };
 
@@ -37,6 +37,19 @@ pub async fn serve(
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
+                    if let Some(delay) = broker
+                        .quotas
+                        .admit_connection(&broker.image().client_quotas, peer.ip())
+                    {
+                        // Kafka's answer to a connection over its IP's connection_creation_rate: accepted,
+                        // then closed after the throttle, so a reconnect loop is slowed rather than fed.
+                        tracing::debug!(%peer, delay_ms = delay.as_millis() as u64, "connection over its IP's connection_creation_rate; closing it");
+                        connections.spawn(async move {
+                            tokio::time::sleep(delay).await;
+                            drop(stream);
+                        });
+                        continue;
+                    }
                     let open = broker.metrics.connection_opened();
                     let served = connection(stream, peer, Arc::clone(&broker), shutdown.clone());
                     // The guard lives as long as the task, however the connection ends (even aborted).
@@ -113,10 +126,18 @@ async fn connection(
             tracing::debug!(%peer, error = %e, "connection closed mid-request");
             break;
         }
-        match handle_frame_from(&broker, frame, Some(peer)).await {
-            Ok(response) => {
-                if responses.send(response).await.is_err() {
+        match handle_request(&broker, frame, Some(peer)).await {
+            Ok(Handled { pending, throttle }) => {
+                if responses.send(pending).await.is_err() {
                     break; // the writer gave up: the socket is gone
+                }
+                if !throttle.is_zero() {
+                    // KIP-219: the response goes out now, and the connection is not read until the client
+                    // quota throttle has passed, so a client that ignores throttle_time_ms is held back too.
+                    tokio::select! {
+                        _ = tokio::time::sleep(throttle) => {}
+                        _ = shutdown.changed() => break,
+                    }
                 }
             }
             Err(e) => {

@@ -11,6 +11,7 @@
 mod handlers {
     mod alter_configs;
     mod api_versions;
+    mod client_quotas;
     mod create_partitions;
     mod create_topics;
     mod delete_groups;

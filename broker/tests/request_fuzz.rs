@@ -120,6 +120,27 @@ fn seeds() -> Vec<Vec<u8>> {
     for v in versions(ApiKey::DescribeCluster) {
         seeds.push(frame(v, &DescribeClusterRequest::default()));
     }
+    for v in versions(ApiKey::DescribeClientQuotas) {
+        let request = DescribeClientQuotasRequest::default().with_components(vec![
+            describe_client_quotas_request::ComponentData::default()
+                .with_entity_type(StrBytes::from_static_str("client-id"))
+                .with_match_type(0)
+                .with_match(Some(StrBytes::from_static_str("fuzzed"))),
+        ]);
+        seeds.push(frame(v, &request));
+    }
+    for v in versions(ApiKey::AlterClientQuotas) {
+        let request = AlterClientQuotasRequest::default().with_entries(vec![
+            alter_client_quotas_request::EntryData::default()
+                .with_entity(vec![alter_client_quotas_request::EntityData::default()
+                    .with_entity_type(StrBytes::from_static_str("client-id"))
+                    .with_entity_name(Some(StrBytes::from_static_str("fuzzed")))])
+                .with_ops(vec![alter_client_quotas_request::OpData::default()
+                    .with_key(StrBytes::from_static_str("producer_byte_rate"))
+                    .with_value(1e9)]),
+        ]);
+        seeds.push(frame(v, &request));
+    }
     for v in versions(ApiKey::DescribeConfigs) {
         let request = DescribeConfigsRequest::default().with_resources(vec![
             describe_configs_request::DescribeConfigsResource::default()

@@ -72,6 +72,10 @@ pub enum TopicError {
     },
     #[error("config {key} has a null value")]
     NullConfig { key: String },
+    /// The client's `controller_mutation_rate` is used up (KIP-599); checked by the broker the client
+    /// reached, before anything is forwarded.
+    #[error("the controller mutation quota is exceeded; retry in {throttle_ms} ms")]
+    ThrottlingQuotaExceeded { throttle_ms: u64 },
     /// Transparent: the validation text is what clients get as the error message.
     #[error(transparent)]
     InvalidConfig(#[from] TopicConfigError),
@@ -486,6 +490,16 @@ impl Controller {
         configs: BTreeMap<String, String>,
     ) -> Result<(), TopicError> {
         self.call(ControllerCall::SetNodeConfigs { id, configs })
+            .await
+            .map(drop)
+    }
+
+    /// Applies validated client quota alterations together.
+    pub async fn alter_client_quotas(
+        &self,
+        alterations: Vec<(crate::quota::QuotaEntity, crate::quota::Alteration)>,
+    ) -> Result<(), TopicError> {
+        self.call(ControllerCall::AlterClientQuotas { alterations })
             .await
             .map(drop)
     }

@@ -196,6 +196,13 @@ pub struct MetadataImage {
     /// [`crate::config::NODE_CONFIGS`]. Absent in metadata written before they existed.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub node_configs: BTreeMap<NodeId, BTreeMap<String, String>>,
+    /// Client quotas by entity (AlterClientQuotas). Absent in metadata written before they existed.
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        with = "crate::quota::serde_entries"
+    )]
+    pub client_quotas: crate::quota::ClientQuotas,
     /// Next producer id to hand out; ids below it were given out already, possibly before a crash.
     pub next_producer_id: i64,
     /// The active controller as the store that published this image knows it. Not part of the stored

@@ -102,6 +102,11 @@ pub enum MetadataChange {
         id: NodeId,
         configs: BTreeMap<String, String>,
     },
+    /// Sets and removes client quota values of entities, all at once (Kafka's `ClientQuotaRecord`s of one
+    /// AlterClientQuotas request); already validated.
+    AlterClientQuotas {
+        alterations: Vec<(crate::quota::QuotaEntity, crate::quota::Alteration)>,
+    },
     /// Reserves `count` producer ids starting at the image's `next_producer_id`.
     AllocateProducerIds {
         count: i64,
@@ -200,6 +205,9 @@ pub fn apply_change(
             } else {
                 next.node_configs.insert(id, configs);
             }
+        }
+        MetadataChange::AlterClientQuotas { alterations } => {
+            crate::quota::apply_alterations(&mut next.client_quotas, &alterations)
         }
         MetadataChange::AllocateProducerIds { count } => next.next_producer_id += count.max(1),
     }

@@ -7,6 +7,9 @@ use kafka_protocol::messages::{
 
 use super::{message, topic_error_code, RequestContext};
 
+/// From this version a client understands THROTTLING_QUOTA_EXCEEDED (KIP-599).
+const STRICT_QUOTA_VERSION: i16 = 3;
+
 pub async fn handle(
     ctx: &RequestContext<'_>,
     request: CreatePartitionsRequest,
@@ -26,12 +29,26 @@ pub async fn handle(
                     .map(|a| a.broker_ids.iter().map(|id| id.0).collect())
                     .collect()
             });
-        match ctx
-            .broker
-            .controller
-            .create_partitions(&name, topic.count, assignments, request.validate_only)
-            .await
-        {
+        let added = ctx
+            .image
+            .topics
+            .get(&name)
+            .map_or(0, |t| topic.count - t.partition_count());
+        let throttled = if request.validate_only {
+            Ok(())
+        } else {
+            ctx.take_mutations(added, ctx.version >= STRICT_QUOTA_VERSION)
+        };
+        let created = match throttled {
+            Ok(()) => {
+                ctx.broker
+                    .controller
+                    .create_partitions(&name, topic.count, assignments, request.validate_only)
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        match created {
             Ok(()) => results.push(result),
             Err(e) => results.push(
                 result

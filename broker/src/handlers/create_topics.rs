@@ -17,6 +17,9 @@ use crate::{
     config::{effective_topic_config, TOPIC_CONFIGS},
 };
 
+/// From this version a client understands THROTTLING_QUOTA_EXCEEDED (KIP-599).
+const STRICT_QUOTA_VERSION: i16 = 6;
+
 pub async fn handle(
     ctx: &RequestContext<'_>,
     request: CreateTopicsRequest,
@@ -89,6 +92,15 @@ pub async fn handle(
                     });
                 };
                 configs.insert(entry.name.to_string(), value.to_string());
+            }
+            if !request.validate_only {
+                let partitions = match &placement {
+                    Placement::Spread { partitions, .. } => *partitions,
+                    Placement::Assigned(assignments) => {
+                        i32::try_from(assignments.len()).unwrap_or(i32::MAX)
+                    }
+                };
+                ctx.take_mutations(partitions, ctx.version >= STRICT_QUOTA_VERSION)?;
             }
             broker
                 .controller

@@ -12,6 +12,9 @@ use kafka_protocol::{
 use super::{code, message, topic_error_code};
 use crate::handlers::RequestContext;
 
+/// From this version a client understands THROTTLING_QUOTA_EXCEEDED (KIP-599).
+const STRICT_QUOTA_VERSION: i16 = 5;
+
 pub async fn handle(
     ctx: &RequestContext<'_>,
     request: DeleteTopicsRequest,
@@ -44,7 +47,16 @@ pub async fn handle(
             responses.push(result.with_error_code(code(ResponseError::UnknownTopicId)));
             continue;
         };
-        match broker.controller.delete_topic(&name).await {
+        let partitions = ctx
+            .image
+            .topics
+            .get(&name)
+            .map_or(0, |t| t.partition_count());
+        let deleted = match ctx.take_mutations(partitions, ctx.version >= STRICT_QUOTA_VERSION) {
+            Ok(()) => broker.controller.delete_topic(&name).await,
+            Err(e) => Err(e),
+        };
+        match deleted {
             Ok(deleted_id) => responses.push(result.with_topic_id(if ctx.version >= 6 {
                 deleted_id
             } else {

@@ -5,7 +5,14 @@
 //! may be left in the returned [`Pending`], so the connection can read the next request meanwhile and later
 //! requests share the same fsync.
 
-use std::{sync::Arc, time::Instant};
+use std::{
+    future::Future,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
+    time::{Duration, Instant},
+};
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::{
@@ -16,10 +23,11 @@ use kafka_protocol::{
 use super::*;
 use crate::{
     broker::Broker,
-    cluster::image::MetadataImage,
+    cluster::{controller::TopicError, image::MetadataImage},
     protocol::{
         decodable, encode_response, response_size, supported_versions, ProtocolError, RequestPrefix,
     },
+    quota::{manager::Client, ANONYMOUS_USER},
     server::splice::{ResponseFrame, SendfileSlice, SpliceBuf},
 };
 
@@ -36,6 +44,99 @@ pub struct RequestContext<'a> {
     pub version: i16,
     /// When the request was taken up, for the request latency metric.
     pub received: Instant,
+    /// The client quota throttle this request earned so far (ms), the largest of its quotas.
+    pub throttle_ms: AtomicU64,
+}
+
+impl RequestContext<'_> {
+    /// Who the request is metered as for client quotas.
+    pub fn quota_client(&self) -> Client<'_> {
+        Client {
+            user: ANONYMOUS_USER,
+            client_id: self.header.client_id.as_ref().map_or("", |id| id.as_str()),
+        }
+    }
+
+    /// Raises the throttle the response reports and the connection waits out.
+    pub fn add_throttle(&self, throttle: Duration) {
+        let ms = u64::try_from(throttle.as_millis()).unwrap_or(u64::MAX);
+        self.throttle_ms.fetch_max(ms, Ordering::Relaxed);
+    }
+
+    pub fn throttle(&self) -> Duration {
+        Duration::from_millis(self.throttle_ms.load(Ordering::Relaxed))
+    }
+
+    /// The throttle as the wire's `throttle_time_ms`.
+    pub fn throttle_time_ms(&self) -> i32 {
+        i32::try_from(self.throttle_ms.load(Ordering::Relaxed)).unwrap_or(i32::MAX)
+    }
+
+    /// Whether any client quota is set; when none is, nothing is metered.
+    pub fn quotas_enabled(&self) -> bool {
+        !self.image.client_quotas.is_empty()
+    }
+
+    /// Takes `partitions` created or deleted from the client's `controller_mutation_rate` (KIP-599):
+    /// refused while the quota is used up when `strict` (the request versions whose clients know
+    /// THROTTLING_QUOTA_EXCEEDED), otherwise counted and throttled afterwards.
+    pub fn take_mutations(&self, partitions: i32, strict: bool) -> Result<(), TopicError> {
+        if !self.quotas_enabled() || partitions <= 0 {
+            return Ok(());
+        }
+        let quotas = &self.image.client_quotas;
+        let client = self.quota_client();
+        let manager = &self.broker.quotas;
+        let outcome = manager.record_mutations(quotas, client, partitions.unsigned_abs(), strict);
+        let throttle = match outcome {
+            Err(throttle) => throttle,
+            Ok(()) => manager.mutation_throttle(quotas, client),
+        };
+        self.add_throttle(throttle);
+        outcome.map_err(|throttle| TopicError::ThrottlingQuotaExceeded {
+            throttle_ms: u64::try_from(throttle.as_millis()).unwrap_or(u64::MAX),
+        })
+    }
+
+    /// Counts `busy` against the client's `request_percentage` (Kafka exempts ApiVersions, and followers
+    /// are brokers, not clients).
+    pub fn record_request_time(&self, api: ApiKey, busy: Duration) {
+        if api == ApiKey::ApiVersions || !self.quotas_enabled() {
+            return;
+        }
+        let throttle = self.broker.quotas.record_request_time(
+            &self.image.client_quotas,
+            self.quota_client(),
+            busy,
+        );
+        self.add_throttle(throttle);
+    }
+}
+
+/// A handled request: what goes back, and how long the connection must wait before reading the next request
+/// (the client quota throttle, KIP-219).
+#[derive(Debug)]
+pub struct Handled {
+    pub pending: Pending,
+    pub throttle: Duration,
+}
+
+/// Runs `future`, also measuring the time spent inside its polls (the work a request costs, not its waits
+/// for a long-poll fetch or a rebalance) when `measure` is set.
+pub(crate) async fn busy_time<F: Future>(measure: bool, future: F) -> (F::Output, Duration) {
+    if !measure {
+        return (future.await, Duration::ZERO);
+    }
+    let mut future = Box::pin(future);
+    let mut busy = Duration::ZERO;
+    let output = std::future::poll_fn(|cx| {
+        let started = Instant::now();
+        let polled = future.as_mut().poll(cx);
+        busy += started.elapsed();
+        polled
+    })
+    .await;
+    (output, busy)
 }
 
 /// A response still being completed (a produce waiting for its fsync). Its request's effects have already
@@ -99,6 +200,21 @@ pub async fn handle_frame_from(
     frame: BytesMut,
     peer: Option<std::net::SocketAddr>,
 ) -> Result<Pending, ProtocolError> {
+    handle_request(broker, frame, peer)
+        .await
+        .map(|handled| handled.pending)
+}
+
+/// Handles one request frame from `peer`, with the throttle its client quotas impose.
+pub async fn handle_request(
+    broker: &Arc<Broker>,
+    frame: BytesMut,
+    peer: Option<std::net::SocketAddr>,
+) -> Result<Handled, ProtocolError> {
+    let unthrottled = |pending| Handled {
+        pending,
+        throttle: Duration::ZERO,
+    };
     let Some(prefix) = RequestPrefix::read(&frame) else {
         return Err(ProtocolError::FrameTooShort {
             size: frame.len() as i32,
@@ -128,7 +244,7 @@ pub async fn handle_frame_from(
                 api_versions::unsupported_version_response(),
                 Vec::new(),
             )
-            .map(|frame| Pending::Ready(Some(frame)));
+            .map(|frame| unthrottled(Pending::Ready(Some(frame))));
         }
         return Err(ProtocolError::UnsupportedVersion { api, version });
     }
@@ -148,8 +264,13 @@ pub async fn handle_frame_from(
         header: &header,
         version,
         received,
+        throttle_ms: AtomicU64::new(0),
     };
-    dispatch(&ctx, api, &mut body).await
+    let pending = dispatch(&ctx, api, &mut body).await?;
+    Ok(Handled {
+        pending,
+        throttle: ctx.throttle(),
+    })
 }
 
 /// Routes a request to its handler and encodes the answer, counting it in the per-API request metrics: a

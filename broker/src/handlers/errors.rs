@@ -7,9 +7,10 @@
 //! as they do in Kafka's own per-API error metrics.
 
 use kafka_protocol::messages::{
-    AddRaftVoterResponse, AlterConfigsResponse, AlterPartitionReassignmentsResponse,
-    ApiVersionsResponse, CreatePartitionsResponse, CreateTopicsResponse, DeleteGroupsResponse,
-    DeleteTopicsResponse, DescribeClusterResponse, DescribeConfigsResponse, DescribeGroupsResponse,
+    AddRaftVoterResponse, AlterClientQuotasResponse, AlterConfigsResponse,
+    AlterPartitionReassignmentsResponse, ApiVersionsResponse, CreatePartitionsResponse,
+    CreateTopicsResponse, DeleteGroupsResponse, DeleteTopicsResponse, DescribeClientQuotasResponse,
+    DescribeClusterResponse, DescribeConfigsResponse, DescribeGroupsResponse,
     DescribeLogDirsResponse, DescribeQuorumResponse, DescribeTopicPartitionsResponse,
     ElectLeadersResponse, FetchResponse, FindCoordinatorResponse, HeartbeatResponse,
     IncrementalAlterConfigsResponse, InitProducerIdResponse, JoinGroupResponse, LeaveGroupResponse,
@@ -37,6 +38,7 @@ macro_rules! top_level_only {
 top_level_only!(
     ApiVersionsResponse,
     DescribeClusterResponse,
+    DescribeClientQuotasResponse,
     InitProducerIdResponse,
     JoinGroupResponse,
     SyncGroupResponse,
@@ -66,6 +68,7 @@ per_entry!(
     CreatePartitionsResponse => results,
     DescribeConfigsResponse => results,
     AlterConfigsResponse => responses,
+    AlterClientQuotasResponse => entries,
     IncrementalAlterConfigsResponse => responses,
     DescribeGroupsResponse => groups,
     DeleteGroupsResponse => results,

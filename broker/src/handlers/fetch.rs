@@ -65,7 +65,7 @@ enum Refused {
 }
 
 /// The follower's broker id, or None for a consumer.
-fn replica_id(request: &FetchRequest, version: i16) -> Option<i32> {
+pub(crate) fn replica_id(request: &FetchRequest, version: i16) -> Option<i32> {
     let id = if version >= 15 {
         request.replica_state.replica_id.0
     } else {

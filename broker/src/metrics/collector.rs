@@ -57,12 +57,21 @@ pub struct ThrottleSample {
     pub limit: Option<i64>,
 }
 
+/// Client quota throttling (Kafka's per-client `throttle-time` sensors, summed per quota type).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientQuotaSample {
+    pub throttles: Vec<crate::quota::manager::ThrottleStats>,
+    /// Connections closed for exceeding their IP's connection_creation_rate.
+    pub connections_throttled: u64,
+}
+
 /// Everything a scrape reports from broker state.
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
     pub partitions: Vec<PartitionSample>,
     pub committed: Vec<CommittedOffset>,
     pub replication_throttle: Vec<ThrottleSample>,
+    pub client_quotas: ClientQuotaSample,
 }
 
 /// How far a group is behind: log end offset minus committed offset. Never negative: a commit past the end
@@ -334,7 +343,43 @@ fn families(snapshot: &Snapshot, partition_level: bool) -> Vec<Series<'static>> 
         });
     }
     out.extend(throttle_families(&snapshot.replication_throttle));
+    out.extend(client_quota_families(&snapshot.client_quotas));
     out
+}
+
+fn client_quota_families(sample: &ClientQuotaSample) -> Vec<Series<'static>> {
+    let per_kind = |value: &dyn Fn(&crate::quota::manager::ThrottleStats) -> i64| {
+        sample
+            .throttles
+            .iter()
+            .map(|t| (vec![("quota", t.kind.label().to_owned())], value(t)))
+            .collect()
+    };
+    vec![
+        Series {
+            name: "client_quota_throttled_requests",
+            help: "Requests that earned a client quota throttle (producer_byte_rate, consumer_byte_rate, \
+                   request_percentage, controller_mutation_rate), by quota type.",
+            unit: None,
+            kind: MetricType::Counter,
+            samples: per_kind(&|t| counter_value(t.throttled_requests)),
+        },
+        Series {
+            name: "client_quota_throttle_time_ms",
+            help: "Sum of the throttle times (throttle_time_ms) client quotas imposed, by quota type.",
+            unit: None,
+            kind: MetricType::Counter,
+            samples: per_kind(&|t| counter_value(t.throttle_time_ms)),
+        },
+        Series {
+            name: "client_quota_throttled_connections",
+            help: "Connections closed after a delay because their IP exceeded its \
+                   connection_creation_rate.",
+            unit: None,
+            kind: MetricType::Counter,
+            samples: vec![(Vec::new(), counter_value(sample.connections_throttled))],
+        },
+    ]
 }
 
 fn throttle_families(sides: &[ThrottleSample]) -> Vec<Series<'static>> {
@@ -453,6 +498,28 @@ mod tests {
                     ..ThrottleSample::default()
                 },
             ],
+            client_quotas: ClientQuotaSample {
+                throttles: vec![crate::quota::manager::ThrottleStats {
+                    kind: crate::quota::manager::QuotaKind::Produce,
+                    throttled_requests: 3,
+                    throttle_time_ms: 1500,
+                }],
+                connections_throttled: 2,
+            },
+        }
+    }
+
+    #[test]
+    fn client_quota_series_render_per_quota_type() {
+        let metrics =
+            crate::metrics::tests::test_metrics(BrokerCollector::fixed(snapshot(), false));
+        let text = metrics.encode(Format::PrometheusText).unwrap();
+        for line in [
+            "tributary_client_quota_throttled_requests_total{quota=\"produce\"} 3\n",
+            "tributary_client_quota_throttle_time_ms_total{quota=\"produce\"} 1500\n",
+            "tributary_client_quota_throttled_connections_total 2\n",
+        ] {
+            assert!(text.contains(line), "missing {line:?} in\n{text}");
         }
     }
 

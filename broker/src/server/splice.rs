@@ -70,6 +70,21 @@ impl ResponseFrame {
         Ok(())
     }
 
+    /// Bytes on the wire, size prefix included.
+    pub fn len(&self) -> usize {
+        self.chunks
+            .iter()
+            .map(|chunk| match chunk {
+                Chunk::Inline(bytes) => bytes.len(),
+                Chunk::File(slice) => slice.len,
+            })
+            .sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// The whole frame as one buffer (reads file slices). For tests and for transports without sendfile.
     pub fn to_vec(&self) -> std::io::Result<Vec<u8>> {
         use std::os::unix::fs::FileExt;

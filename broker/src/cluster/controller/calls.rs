@@ -64,6 +64,10 @@ pub enum ControllerCall {
         id: NodeId,
         configs: BTreeMap<String, String>,
     },
+    /// Kafka's AlterClientQuotas, validated: the alterations are applied together.
+    AlterClientQuotas {
+        alterations: Vec<(crate::quota::QuotaEntity, crate::quota::Alteration)>,
+    },
     AllocateProducerIds,
     /// Kafka's BrokerRegistration: the broker is registered fenced, with a new epoch. A broker that does
     /// not vote names the controller-protocol address it follows the metadata log on.
@@ -415,6 +419,10 @@ impl Controller {
             }
             ControllerCall::SetNodeConfigs { id, configs } => {
                 self.set_configs_here(MetadataChange::SetNodeConfigs { id, configs })
+                    .await
+            }
+            ControllerCall::AlterClientQuotas { alterations } => {
+                self.set_configs_here(MetadataChange::AlterClientQuotas { alterations })
                     .await
             }
             ControllerCall::AllocateProducerIds => self.allocate_producer_ids_here().await,
