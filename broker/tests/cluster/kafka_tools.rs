@@ -394,3 +394,160 @@ fn broker_config(node: &Node, key: &str) -> Option<(String, i8)> {
             )
         })
 }
+
+/// Whether a new connection to `port` is answered (an ApiVersions v0 round trip) or closed unanswered.
+fn connection_answered(port: u16) -> bool {
+    let request = kafka_protocol::messages::ApiVersionsRequest::default();
+    call_over_tcp(port, &request, 0, Duration::from_secs(5)).is_ok()
+}
+
+#[test]
+#[ignore = "needs Java and the Kafka jars (hack/kafka-ref.sh); run by hack/test.sh's clients stage"]
+fn kafka_configs_sets_client_quotas_and_kafkas_producer_is_held_to_them() {
+    // Two one-second windows, so a quota is felt after a second's worth of bytes rather than ten.
+    let mut cluster = start_cluster_with(
+        2,
+        1,
+        |_| "quota.window.num=2\nquota.window.size.seconds=1\n".to_owned(),
+        |_| Vec::new(),
+    );
+    // Node 2 does not vote: its quota changes are forwarded to the controller on node 1.
+    let tool = Tool::new(format!("127.0.0.1:{}", cluster.node(2).kafka_port));
+    let configs = |args: &[&str]| {
+        let (ok, out, err) = tool.run_class("org.apache.kafka.tools.ConfigCommand", args);
+        assert!(ok, "kafka-configs {args:?} failed:\n{out}\n{err}");
+        out
+    };
+    let throttled = ["--entity-type", "clients", "--entity-name", "throttled"];
+    configs(
+        &[
+            &["--alter"][..],
+            &throttled,
+            &[
+                "--add-config",
+                "producer_byte_rate=100000,request_percentage=200",
+            ],
+        ]
+        .concat(),
+    );
+    let described = configs(&[&["--describe"][..], &throttled].concat());
+    assert!(
+        described.contains("producer_byte_rate=100000.0")
+            && described.contains("request_percentage=200.0"),
+        "kafka-configs --describe on the client:\n{described}"
+    );
+    configs(&[
+        "--alter",
+        "--entity-type",
+        "users",
+        "--entity-default",
+        "--entity-type",
+        "clients",
+        "--entity-default",
+        "--add-config",
+        "consumer_byte_rate=5000000",
+    ]);
+    let all = configs(&[
+        "--describe",
+        "--entity-type",
+        "users",
+        "--entity-default",
+        "--entity-type",
+        "clients",
+        "--entity-default",
+    ]);
+    assert!(
+        all.contains("consumer_byte_rate=5000000.0"),
+        "defaults:\n{all}"
+    );
+
+    // Kafka's own producer (ProducerPerformance) under the quota: 600 KB at 100 KB/s cannot take less than
+    // about 4 s (one window's worth may go at once); without the quota it takes well under one.
+    assert_eq!(create_topic_on(cluster.node(1), "quota-perf", &[1]), 0);
+    cluster.wait_until("quota-perf led", Duration::from_secs(15), |c| {
+        c.running().all(|n| !isr_of(n, "quota-perf").is_empty())
+    });
+    let perf = |client_id: &str| {
+        let started = Instant::now();
+        let (ok, out, err) = tool.run_class(
+            "org.apache.kafka.tools.ProducerPerformance",
+            &[
+                "--topic",
+                "quota-perf",
+                "--num-records",
+                "600",
+                "--record-size",
+                "1000",
+                "--throughput",
+                "-1",
+                "--producer-props",
+                "acks=1",
+                &format!("client.id={client_id}"),
+                "linger.ms=5",
+            ],
+        );
+        assert!(ok, "ProducerPerformance failed:\n{out}\n{err}");
+        (started.elapsed(), out)
+    };
+    let (free, _) = perf("unthrottled");
+    let (held, out) = perf("throttled");
+    eprintln!("600 KB: {free:?} without a quota, {held:?} at producer_byte_rate=100000\n{out}");
+    assert!(
+        held >= free + Duration::from_secs(3),
+        "the throttled producer took {held:?}, the free one {free:?}:\n{out}"
+    );
+    let produce_throttles = |node: &Node| {
+        http_body(node.http_port, "/metrics")
+            .lines()
+            .find(|l| {
+                l.starts_with("tributary_client_quota_throttled_requests_total{quota=\"produce\"}")
+            })
+            .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    assert!(
+        produce_throttles(cluster.node(1)) > 0.0,
+        "the leader counted throttled produce requests"
+    );
+
+    // A connection_creation_rate on the default IP: a burst of new connections is cut; removing the
+    // quota lets them all through again.
+    let port = cluster.node(1).kafka_port;
+    configs(&[
+        "--alter",
+        "--entity-type",
+        "ips",
+        "--entity-default",
+        "--add-config",
+        "connection_creation_rate=2",
+    ]);
+    let answered = (0..8).filter(|_| connection_answered(port)).count();
+    assert!(
+        answered < 8,
+        "8 connections at once over 2/s: {answered} answered"
+    );
+    configs(&[
+        "--alter",
+        "--entity-type",
+        "ips",
+        "--entity-default",
+        "--delete-config",
+        "connection_creation_rate",
+    ]);
+    let answered = (0..8).filter(|_| connection_answered(port)).count();
+    assert_eq!(answered, 8, "without the quota every connection is served");
+}
+
+/// The body of `GET path` on `port` (HTTP/1.0, so the server closes when done).
+fn http_body(port: u16, path: &str) -> String {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    write!(stream, "GET {path} HTTP/1.0\r\n\r\n").unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).unwrap();
+    text.split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default()
+}
