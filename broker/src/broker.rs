@@ -29,8 +29,8 @@ use crate::{
     log_manager::{LogManager, LogManagerConfig, LogManagerError},
     metrics::{
         collector::{
-            BrokerCollector, ClientQuotaSample, CommittedOffset, PartitionSample, Snapshot,
-            ThrottleSample,
+            BrokerCollector, ClientQuotaSample, CommittedOffset, PartitionSample,
+            QuotaThrottleSample, Snapshot, ThrottleSample,
         },
         BrokerMetrics,
     },
@@ -492,7 +492,15 @@ fn snapshot(
         partitions,
         replication_throttle,
         client_quotas: ClientQuotaSample {
-            throttles: client_quotas.stats(),
+            throttles: client_quotas
+                .stats()
+                .into_iter()
+                .map(|t| QuotaThrottleSample {
+                    quota: t.kind.label(),
+                    throttled_requests: t.throttled_requests,
+                    throttle_time_ms: t.throttle_time_ms,
+                })
+                .collect(),
             connections_throttled: client_quotas.connections_throttled(),
         },
         committed: groups

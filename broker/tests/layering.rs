@@ -29,6 +29,8 @@ const RULES: &[(&str, Forbidden)] = &[
     ),
     ("protocol", Forbidden::AllBut(&["protocol"])),
     ("metrics", Forbidden::AllBut(&["metrics"])),
+    // Quotas are a model and meters: the image holds them, handlers and the server consult them.
+    ("quota", Forbidden::AllBut(&["quota"])),
     ("clock", Forbidden::AllBut(&["clock"])),
     ("durable", Forbidden::AllBut(&["durable"])),
     (

@@ -57,10 +57,19 @@ pub struct ThrottleSample {
     pub limit: Option<i64>,
 }
 
+/// One quota type's throttling since start.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QuotaThrottleSample {
+    /// `produce`, `fetch`, `request` or `controller_mutation`.
+    pub quota: &'static str,
+    pub throttled_requests: u64,
+    pub throttle_time_ms: u64,
+}
+
 /// Client quota throttling (Kafka's per-client `throttle-time` sensors, summed per quota type).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ClientQuotaSample {
-    pub throttles: Vec<crate::quota::manager::ThrottleStats>,
+    pub throttles: Vec<QuotaThrottleSample>,
     /// Connections closed for exceeding their IP's connection_creation_rate.
     pub connections_throttled: u64,
 }
@@ -348,11 +357,11 @@ fn families(snapshot: &Snapshot, partition_level: bool) -> Vec<Series<'static>> 
 }
 
 fn client_quota_families(sample: &ClientQuotaSample) -> Vec<Series<'static>> {
-    let per_kind = |value: &dyn Fn(&crate::quota::manager::ThrottleStats) -> i64| {
+    let per_kind = |value: &dyn Fn(&QuotaThrottleSample) -> i64| {
         sample
             .throttles
             .iter()
-            .map(|t| (vec![("quota", t.kind.label().to_owned())], value(t)))
+            .map(|t| (vec![("quota", t.quota.to_owned())], value(t)))
             .collect()
     };
     vec![
@@ -499,8 +508,8 @@ mod tests {
                 },
             ],
             client_quotas: ClientQuotaSample {
-                throttles: vec![crate::quota::manager::ThrottleStats {
-                    kind: crate::quota::manager::QuotaKind::Produce,
+                throttles: vec![QuotaThrottleSample {
+                    quota: "produce",
                     throttled_requests: 3,
                     throttle_time_ms: 1500,
                 }],
