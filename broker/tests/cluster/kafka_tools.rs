@@ -537,17 +537,3 @@ fn kafka_configs_sets_client_quotas_and_kafkas_producer_is_held_to_them() {
     let answered = (0..8).filter(|_| connection_answered(port)).count();
     assert_eq!(answered, 8, "without the quota every connection is served");
 }
-
-/// The body of `GET path` on `port` (HTTP/1.0, so the server closes when done).
-fn http_body(port: u16, path: &str) -> String {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    write!(stream, "GET {path} HTTP/1.0\r\n\r\n").unwrap();
-    let mut text = String::new();
-    stream.read_to_string(&mut text).unwrap();
-    text.split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_owned())
-        .unwrap_or_default()
-}

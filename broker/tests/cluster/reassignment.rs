@@ -212,20 +212,6 @@ fn replication_factor_grows_and_shrinks_and_a_stuck_move_is_cancelled() {
     );
 }
 
-/// The body of `GET path` on `port` (HTTP/1.0, so the server closes when done).
-fn http_body(port: u16, path: &str) -> String {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    write!(stream, "GET {path} HTTP/1.0\r\n\r\n").unwrap();
-    let mut text = String::new();
-    stream.read_to_string(&mut text).unwrap();
-    text.split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_owned())
-        .unwrap_or_default()
-}
-
 /// The value of the sample `series` (name and labels, as scraped) on `node`'s /metrics, if present.
 fn metric(node: &Node, series: &str) -> Option<f64> {
     http_body(node.http_port, "/metrics")
