@@ -182,7 +182,8 @@ impl BrokerCollector {
 
 type Labels = Vec<(&'static str, String)>;
 
-/// One metric family: a descriptor and its samples, in the order they are written.
+/// One metric family: a descriptor and its samples, in the order they are written. A family whose
+/// unit is seconds carries whole milliseconds in its samples.
 struct Series<'a> {
     name: &'a str,
     help: &'a str,
@@ -197,9 +198,18 @@ impl Series<'_> {
             encoder.encode_descriptor(self.name, self.help, self.unit.as_ref(), self.kind)?;
         for (labels, value) in &self.samples {
             let sample = family.encode_family(labels)?;
-            match self.kind {
-                MetricType::Counter => {
+            match (self.kind, &self.unit) {
+                // Prometheus wants base units; keeping whole milliseconds in the sample lets every
+                // family share one integer type and still export fractional seconds.
+                (MetricType::Counter, Some(Unit::Seconds)) => {
+                    ConstCounter::new(u64::try_from(*value).unwrap_or(0) as f64 / 1000.0)
+                        .encode(sample)?
+                }
+                (MetricType::Counter, _) => {
                     ConstCounter::new(u64::try_from(*value).unwrap_or(0)).encode(sample)?
+                }
+                (_, Some(Unit::Seconds)) => {
+                    ConstGauge::new(*value as f64 / 1000.0).encode(sample)?
                 }
                 _ => ConstGauge::new(*value).encode(sample)?,
             }
@@ -374,9 +384,9 @@ fn client_quota_families(sample: &ClientQuotaSample) -> Vec<Series<'static>> {
             samples: per_kind(&|t| counter_value(t.throttled_requests)),
         },
         Series {
-            name: "client_quota_throttle_time_ms",
+            name: "client_quota_throttle",
             help: "Sum of the throttle times (throttle_time_ms) client quotas imposed, by quota type.",
-            unit: None,
+            unit: Some(Unit::Seconds),
             kind: MetricType::Counter,
             samples: per_kind(&|t| counter_value(t.throttle_time_ms)),
         },
@@ -525,7 +535,7 @@ mod tests {
         let text = metrics.encode(Format::PrometheusText).unwrap();
         for line in [
             "tributary_client_quota_throttled_requests_total{quota=\"produce\"} 3\n",
-            "tributary_client_quota_throttle_time_ms_total{quota=\"produce\"} 1500\n",
+            "tributary_client_quota_throttle_seconds_total{quota=\"produce\"} 1.5\n",
             "tributary_client_quota_throttled_connections_total 2\n",
         ] {
             assert!(text.contains(line), "missing {line:?} in\n{text}");
