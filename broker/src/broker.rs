@@ -602,6 +602,8 @@ impl OffsetsLog for LocalOffsetsLog {
             let configs = BTreeMap::from([
                 ("cleanup.policy".to_owned(), "compact".to_owned()),
                 ("segment.bytes".to_owned(), "104857600".to_owned()),
+                // As Kafka creates it: the coordinator's batches are never recompressed by a broker default.
+                ("compression.type".to_owned(), "producer".to_owned()),
             ]);
             let placement = Placement::Spread {
                 partitions,

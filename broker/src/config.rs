@@ -7,7 +7,7 @@
 
 use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf};
 
-use crate::log::{FlushPolicy, LogConfig, TimestampType};
+use crate::log::{FlushPolicy, LogConfig, TimestampType, TopicCompression};
 
 mod cluster;
 mod listeners;
@@ -121,8 +121,10 @@ pub enum TopicConfigError {
     NotAnInt32 { name: String, value: String },
     #[error("cleanup.policy must be delete, compact or both, got {value:?}")]
     InvalidCleanupPolicy { value: String },
-    #[error("compression.type {value:?} is not supported: batches are stored as the producer sent them (producer)")]
-    UnsupportedCompression { value: String },
+    #[error(
+        "compression.type must be uncompressed, zstd, lz4, snappy, gzip or producer, got {value:?}"
+    )]
+    InvalidCompressionType { value: String },
     #[error("min.cleanable.dirty.ratio must be a number in [0, 1], got {value:?}")]
     InvalidDirtyRatio { value: String },
     #[error("message.timestamp.type must be CreateTime or LogAppendTime, got {value:?}")]
@@ -734,30 +736,31 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
         broker_name: "compression.gzip.level",
         default: "-1",
         value_type: ConfigValueType::Int,
-        doc: "gzip level for compression.type=gzip; stored and described only: batches keep the producer's \
-              codec (compression.type=producer)",
+        doc: "gzip level (1-9, -1 for the codec's default) a leader recompresses batches with when \
+              compression.type=gzip",
     },
     TopicConfigDef {
         name: "compression.lz4.level",
         broker_name: "compression.lz4.level",
         default: "9",
         value_type: ConfigValueType::Int,
-        doc: "lz4 level for compression.type=lz4; stored and described only, as compression.gzip.level",
+        doc: "lz4 level (1-17) a leader recompresses batches with when compression.type=lz4",
     },
-    // Batches are stored exactly as the producer sent them; recompressing would mean re-encoding on the hot path.
+    // A leader rebuilds a batch whose codec differs (partition::recompress); producer keeps the bytes as sent.
     TopicConfigDef {
         name: "compression.type",
         broker_name: "compression.type",
         default: "producer",
         value_type: ConfigValueType::String,
-        doc: "producer: keep each batch's codec as sent (the only supported value)",
+        doc: "codec a leader stores produced batches in: uncompressed, zstd, lz4, snappy or gzip (batches in \
+              another codec are recompressed), or producer to keep each batch's codec as sent",
     },
     TopicConfigDef {
         name: "compression.zstd.level",
         broker_name: "compression.zstd.level",
         default: "3",
         value_type: ConfigValueType::Int,
-        doc: "zstd level for compression.type=zstd; stored and described only, as compression.gzip.level",
+        doc: "zstd level (-131072 to 22) a leader recompresses batches with when compression.type=zstd",
     },
     // Tributary acknowledges a write only after it is fsynced (group commit): flush.messages=1. Kafka's default
     // leaves flushing to the OS and relies on replication; set flush.messages/flush.ms to
@@ -850,8 +853,8 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
         broker_name: "max.decompressed.message.bytes",
         default: "2147483639",
         value_type: ConfigValueType::Int,
-        doc: "largest decompressed batch; stored and described only: batches are stored as sent, not \
-              decompressed on produce",
+        doc: "most bytes a batch's records may decompress to when the leader recompresses it for \
+              compression.type; a batch over it is refused with MESSAGE_TOO_LARGE",
     },
     TopicConfigDef {
         name: "max.message.bytes",
@@ -1031,9 +1034,10 @@ pub fn validate_topic_config(name: &str, value: &str) -> Result<(), TopicConfigE
                 })
             }
         }
+        // Kafka's `BrokerCompressionType` names, case-sensitive as its `ValidString` validator is.
         "compression.type" => match value {
-            "producer" => Ok(()),
-            _ => Err(TopicConfigError::UnsupportedCompression {
+            "uncompressed" | "zstd" | "lz4" | "snappy" | "gzip" | "producer" => Ok(()),
+            _ => Err(TopicConfigError::InvalidCompressionType {
                 value: value.to_owned(),
             }),
         },
@@ -1298,6 +1302,21 @@ pub fn resolve_log_config(
         .parse::<f64>()
         .unwrap_or(0.5)
         .clamp(0.0, 1.0);
+    let level = |name: &str, min: i64, max: i64| get(name).clamp(min, max) as i32;
+    let compression = match text("compression.type") {
+        "uncompressed" => TopicCompression::Uncompressed,
+        "gzip" => TopicCompression::Gzip {
+            level: level("compression.gzip.level", -1, 9),
+        },
+        "snappy" => TopicCompression::Snappy,
+        "lz4" => TopicCompression::Lz4 {
+            level: level("compression.lz4.level", 1, 17),
+        },
+        "zstd" => TopicCompression::Zstd {
+            level: level("compression.zstd.level", -131_072, 22),
+        },
+        _ => TopicCompression::Producer,
+    };
     let timestamp_type = match Some(text("message.timestamp.type")) {
         Some("LogAppendTime") => TimestampType::LogAppendTime,
         _ => TimestampType::CreateTime,
@@ -1322,6 +1341,9 @@ pub fn resolve_log_config(
         segment_jitter_ms: get("segment.jitter.ms").max(0),
         segment_index_bytes: get("segment.index.bytes").clamp(4, i64::from(i32::MAX)) as u32,
         min_insync_replicas: get("min.insync.replicas").clamp(1, i64::from(i32::MAX)) as usize,
+        compression,
+        max_decompressed_bytes: get("max.decompressed.message.bytes").clamp(1, i64::from(i32::MAX))
+            as u32,
     }
 }
 
@@ -1440,8 +1462,8 @@ mod tests {
             ),
             (
                 "compression.type",
-                "zstd",
-                r#"compression.type "zstd" is not supported: batches are stored as the producer sent them (producer)"#,
+                "brotli",
+                r#"compression.type must be uncompressed, zstd, lz4, snappy, gzip or producer, got "brotli""#,
             ),
             (
                 "min.cleanable.dirty.ratio",
@@ -1529,6 +1551,73 @@ mod tests {
         let props = BTreeMap::from([("log.preallocate".to_owned(), "true".to_owned())]);
         let err = crate::error_chain(&config.apply_properties(&props).unwrap_err());
         assert!(err.contains("segments are not preallocated here"), "{err}");
+    }
+
+    #[test]
+    fn compression_type_takes_kafkas_codecs_with_their_levels_at_topic_and_broker_level() {
+        for value in ["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"] {
+            assert!(
+                validate_topic_config("compression.type", value).is_ok(),
+                "{value}"
+            );
+        }
+        for value in ["ZSTD", "none", "brotli", ""] {
+            assert!(
+                validate_topic_config("compression.type", value).is_err(),
+                "{value:?}: Kafka's validator is case-sensitive and knows no other codec"
+            );
+        }
+        let empty = BTreeMap::new();
+        let resolve = |pairs: &[(&str, &str)]| {
+            let topic = pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect();
+            resolve_log_config(&topic, &empty, &empty).compression
+        };
+        assert_eq!(resolve(&[]), TopicCompression::Producer);
+        assert_eq!(
+            resolve(&[("compression.type", "zstd")]),
+            TopicCompression::Zstd { level: 3 },
+            "Kafka's default zstd level"
+        );
+        assert_eq!(
+            resolve(&[("compression.type", "lz4")]),
+            TopicCompression::Lz4 { level: 9 }
+        );
+        assert_eq!(
+            resolve(&[("compression.type", "gzip")]),
+            TopicCompression::Gzip { level: -1 }
+        );
+        assert_eq!(
+            resolve(&[
+                ("compression.type", "gzip"),
+                ("compression.gzip.level", "9"),
+                ("compression.zstd.level", "1"),
+            ]),
+            TopicCompression::Gzip { level: 9 }
+        );
+        assert_eq!(
+            resolve(&[("compression.type", "uncompressed")]),
+            TopicCompression::Uncompressed
+        );
+        let mut config = BrokerConfig::dev_defaults();
+        let props = BTreeMap::from([
+            ("compression.type".to_owned(), "zstd".to_owned()),
+            ("compression.zstd.level".to_owned(), "-7".to_owned()),
+        ]);
+        config.apply_properties(&props).unwrap();
+        assert_eq!(
+            resolve_log_config(&empty, &empty, &config.topic_defaults).compression,
+            TopicCompression::Zstd { level: -7 },
+            "the broker's compression.type is every topic's default"
+        );
+        let props = BTreeMap::from([("compression.type".to_owned(), "deflate".to_owned())]);
+        assert!(config.apply_properties(&props).is_err());
+        assert_eq!(
+            resolve_log_config(&empty, &empty, &empty).max_decompressed_bytes,
+            2_147_483_639
+        );
     }
 
     #[test]

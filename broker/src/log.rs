@@ -27,9 +27,9 @@ use std::{
 
 pub use batch::builder;
 pub use batch::{
-    batch_size_from_prefix, check_batch, parse_header, set_base_offset, set_log_append_time,
-    set_partition_leader_epoch, validate_batches, BatchError, BatchHeader, CONTROL_BIT, HEADER_LEN,
-    LOG_OVERHEAD, MAGIC_V2, TIMESTAMP_TYPE_BIT, TRANSACTIONAL_BIT,
+    batch_size_from_prefix, check_batch, finish_rebuilt_batch, parse_header, set_base_offset,
+    set_log_append_time, set_partition_leader_epoch, validate_batches, BatchError, BatchHeader,
+    CONTROL_BIT, HEADER_LEN, LOG_OVERHEAD, MAGIC_V2, TIMESTAMP_TYPE_BIT, TRANSACTIONAL_BIT,
 };
 pub use checkpoint::{
     read_checkpoint, write_checkpoint, CheckpointError, TopicPartition, CLEAN_SHUTDOWN_MARKER,
@@ -39,7 +39,7 @@ use compaction::CleanerCheckpoint;
 pub use compaction::{
     CleanOutcome, CleanReport, CleanStats, CleanedSegments, CompactionPlan, CLEANER_CHECKPOINT,
 };
-pub use config::{FlushPolicy, LogConfig, TimestampType};
+pub use config::{FlushPolicy, LogConfig, TimestampType, TopicCompression};
 pub use leader_epoch::{
     EpochEntry, LeaderEpochCache, LeaderEpochError, LEADER_EPOCH_CHECKPOINT, UNDEFINED_EPOCH,
     UNDEFINED_EPOCH_OFFSET,
@@ -137,7 +137,8 @@ impl LogError {
         }
     }
 
-    fn from_batch(e: BatchError) -> LogError {
+    /// The log's error for a refused batch: too large, or corrupt.
+    pub fn from_batch(e: BatchError) -> LogError {
         match e {
             BatchError::TooLarge { size, max, .. } => LogError::MessageTooLarge { size, max },
             other => LogError::CorruptRecord(other),

@@ -148,6 +148,7 @@ pub struct BrokerMetrics {
     connections_open: Gauge,
     connections_accepted: Counter,
     produce_waiting: Gauge,
+    produce_recompressed: Counter,
     fetch_waiting: Gauge,
     fetch_sessions: FetchSessionMetrics,
 }
@@ -220,6 +221,12 @@ impl BrokerMetrics {
             "Produce requests written to the log and waiting for their fsync before being acknowledged",
             produce_waiting.clone(),
         );
+        let produce_recompressed = Counter::default();
+        registry.register(
+            "produce_recompressed_batches",
+            "Produced batches stored in their topic's compression.type instead of the producer's codec",
+            produce_recompressed.clone(),
+        );
         let fetch_waiting = Gauge::default();
         registry.register(
             "fetch_waiting_requests",
@@ -250,6 +257,7 @@ impl BrokerMetrics {
             connections_open,
             connections_accepted,
             produce_waiting,
+            produce_recompressed,
             fetch_waiting,
             fetch_sessions,
         }
@@ -282,6 +290,11 @@ impl BrokerMetrics {
     /// A produce waits for its fsync until the guard drops.
     pub fn produce_waiting(&self) -> GaugeGuard {
         GaugeGuard::raise(&self.produce_waiting)
+    }
+
+    /// A produced batch was rebuilt in its topic's `compression.type`.
+    pub fn batch_recompressed(&self) {
+        self.produce_recompressed.inc();
     }
 
     /// A fetch is parked in long poll until the guard drops.
@@ -366,6 +379,23 @@ pub(crate) mod tests {
         assert!(!text.contains("# EOF"), "{text}");
         let open = metrics.encode(Format::OpenMetrics).unwrap();
         assert!(open.ends_with("# EOF\n"), "{open}");
+    }
+
+    #[test]
+    fn recompressed_batches_are_counted() {
+        let metrics = test_metrics(BrokerCollector::fixed(Snapshot::default(), true));
+        let text = metrics.encode(Format::PrometheusText).unwrap();
+        assert!(
+            text.contains("tributary_produce_recompressed_batches_total 0\n"),
+            "{text}"
+        );
+        metrics.batch_recompressed();
+        metrics.batch_recompressed();
+        let text = metrics.encode(Format::PrometheusText).unwrap();
+        assert!(
+            text.contains("tributary_produce_recompressed_batches_total 2\n"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! across an `.await`.
 
 pub mod producer_state;
+pub mod recompress;
 pub mod replica_state;
 
 use std::{
@@ -24,14 +25,15 @@ use self::{
     producer_state::{
         last_sequence, BatchSequence, ProducerStateError, ProducerStates, SequenceCheck,
     },
+    recompress::{RecompressError, Recompression},
     replica_state::{IsrChange, ReplicaSet},
 };
 use crate::{
     cluster::image::{NodeId, PartitionRegistration, NO_LEADER},
     log::{
-        batch_size_from_prefix, parse_header, set_partition_leader_epoch, AppendInfo, BatchError,
-        BatchHeader, CleanReport, FlushPolicy, LeaderEpochCache, LeaderEpochError, Log, LogConfig,
-        LogError, ReadSlice, RecoveryReport,
+        batch_size_from_prefix, parse_header, set_partition_leader_epoch, validate_batches,
+        AppendInfo, BatchError, BatchHeader, CleanReport, FlushPolicy, LeaderEpochCache,
+        LeaderEpochError, Log, LogConfig, LogError, ReadSlice, RecoveryReport,
     },
     metrics::PartitionCounters,
     storage_health::StorageHealth,
@@ -49,6 +51,8 @@ pub enum PartitionError {
     MalformedBatch(#[source] BatchError),
     #[error("a compacted topic cannot accept a record without a key")]
     KeylessRecordInCompactedTopic,
+    #[error("storing the batch with the topic's compression.type")]
+    Recompress(#[source] RecompressError),
     #[error("leader epoch cache of partition {topic}-{partition}")]
     LeaderEpoch {
         topic: String,
@@ -78,6 +82,8 @@ pub enum PartitionError {
 /// The producer fields of an incoming batch, read before the log validates the rest.
 #[derive(Debug, Clone, Copy)]
 struct ProducerFields {
+    /// The batch attributes (codec, control bit), for recompression.
+    attributes: i16,
     producer_id: i64,
     epoch: i16,
     first_seq: i32,
@@ -107,6 +113,7 @@ fn single_batch_producer_fields(records: &[u8]) -> Result<ProducerFields, Partit
     let last_offset_delta =
         (header.last_offset - header.base_offset).clamp(0, i64::from(i32::MAX)) as i32;
     Ok(ProducerFields {
+        attributes: header.attributes,
         producer_id: header.producer_id,
         epoch: header.producer_epoch,
         first_seq: header.base_sequence,
@@ -222,6 +229,8 @@ pub struct AppendOutcome {
     pub log_start_offset: i64,
     /// True when the batch was a retry of one already written.
     pub duplicate: bool,
+    /// True when the batch was stored with the topic's `compression.type` instead of its own codec.
+    pub recompressed: bool,
 }
 
 /// This replica's part in the partition, as the metadata last said.
@@ -419,7 +428,9 @@ impl Partition {
     }
 
     /// Validates and appends one producer batch, rewriting its offsets in place and stamping this leader's
-    /// epoch on it (partitionLeaderEpoch lies outside the CRC-covered bytes, so the CRC stays valid).
+    /// epoch on it (partitionLeaderEpoch lies outside the CRC-covered bytes, so the CRC stays valid). When
+    /// the topic's `compression.type` names another codec than the batch's, a rebuilt batch in that codec
+    /// is appended instead and `records` is left as it was ([`recompress`]).
     pub fn append(&self, records: &mut [u8], now_ms: i64) -> Result<AppendOutcome, PartitionError> {
         self.append_checked(records, now_ms, None)
     }
@@ -444,6 +455,18 @@ impl Partition {
     ) -> Result<AppendOutcome, PartitionError> {
         let fields = single_batch_producer_fields(records)?;
         let mut state = self.lock();
+        // Rebuilding is the slow part of an append: done without the lock, and checked again after.
+        let mut rebuilt = None;
+        if let Some(plan) = Recompression::plan(&state.config, fields.attributes) {
+            drop(state);
+            rebuilt = Some(self.rebuild(records, &plan)?);
+            state = self.lock();
+        }
+        let recompressed = rebuilt.is_some();
+        let records: &mut [u8] = match rebuilt.as_mut() {
+            Some(rebuilt) => rebuilt.as_mut_slice(),
+            None => records,
+        };
         if let Some(expected) = leader_epoch {
             if state.append_epoch != Some(expected) {
                 return Err(PartitionError::EpochChanged {
@@ -471,6 +494,7 @@ impl Partition {
                     log_append_time: -1,
                     log_start_offset: state.log.log_start_offset(),
                     duplicate: true,
+                    recompressed: false,
                 });
             }
         }
@@ -509,6 +533,24 @@ impl Partition {
             log_append_time: info.log_append_time.unwrap_or(-1),
             log_start_offset: info.log_start_offset,
             duplicate: false,
+            recompressed,
+        })
+    }
+
+    /// The batch in `records` rebuilt as `plan` says, after the checks the log makes of any batch (framing,
+    /// CRC, `max.message.bytes`), which Kafka also makes before it recompresses.
+    fn rebuild(&self, records: &[u8], plan: &Recompression) -> Result<Vec<u8>, PartitionError> {
+        let headers = validate_batches(records, plan.max_batch_bytes())
+            .map_err(|e| PartitionError::Log(LogError::from_batch(e)))?;
+        let [header] = headers.as_slice() else {
+            return Err(PartitionError::BatchCount(headers.len()));
+        };
+        plan.rebuild(records, header).map_err(|e| {
+            if let RecompressError::Compress { .. } = e {
+                // Not the producer's fault: compressing into memory does not fail on any input.
+                tracing::warn!(topic = %self.topic, partition = self.index, error = %crate::error_chain(&e), "recompressing a produced batch failed");
+            }
+            PartitionError::Recompress(e)
         })
     }
 
@@ -1151,6 +1193,9 @@ impl Partition {
             .log
     }
 }
+
+#[cfg(test)]
+mod recompress_tests;
 
 #[cfg(test)]
 mod replication_tests;

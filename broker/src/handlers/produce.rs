@@ -3,7 +3,8 @@
 //! acknowledged only after it is fsynced; concurrent producers share fsyncs (group commit). acks=1 means "in
 //! the leader's log, fsynced"; acks=all also waits until the high watermark covers the batch, i.e. every
 //! in-sync replica holds it durably, within the request's timeout, and is refused up front when the ISR is
-//! smaller than `min.insync.replicas`.
+//! smaller than `min.insync.replicas`. A topic whose `compression.type` names a codec gets batches in any
+//! other codec rebuilt in it first (`partition::recompress`), as Kafka does.
 
 use std::{sync::Arc, time::Duration};
 
@@ -40,7 +41,10 @@ use crate::{
     error_chain,
     log::{FlushPolicy, LogError},
     metrics::BrokerMetrics,
-    partition::{producer_state::ProducerStateError, HighWatermarkWait, Partition, PartitionError},
+    partition::{
+        producer_state::ProducerStateError, recompress::RecompressError, HighWatermarkWait,
+        Partition, PartitionError,
+    },
     replication::manager::NotServed,
 };
 
@@ -54,6 +58,17 @@ pub(crate) fn partition_error(error: &PartitionError) -> (ResponseError, String)
         PartitionError::Log(LogError::OffsetOutOfRange { .. }) => ResponseError::OffsetOutOfRange,
         PartitionError::BatchCount(_) | PartitionError::KeylessRecordInCompactedTopic => {
             ResponseError::InvalidRecord
+        }
+        PartitionError::Recompress(
+            RecompressError::UnknownCodec { .. }
+            | RecompressError::Decompress { .. }
+            | RecompressError::Records { .. },
+        ) => ResponseError::InvalidRecord,
+        PartitionError::Recompress(
+            RecompressError::DecompressedTooLarge { .. } | RecompressError::RebuiltTooLarge { .. },
+        ) => ResponseError::MessageTooLarge,
+        PartitionError::Recompress(RecompressError::Compress { .. }) => {
+            ResponseError::UnknownServerError
         }
         PartitionError::Producer(ProducerStateError::FencedEpoch { .. }) => {
             ResponseError::InvalidProducerEpoch
@@ -286,6 +301,9 @@ pub fn append(ctx: &RequestContext<'_>, request: ProduceRequest) -> Option<Appen
             let mut batch = BytesMut::from(&records[..]);
             match partition.append(&mut batch, now) {
                 Ok(outcome) => {
+                    if outcome.recompressed {
+                        ctx.broker.metrics.batch_recompressed();
+                    }
                     if acks != 0
                         && partition.flush_policy() == FlushPolicy::EveryBatch
                         && !outcome.duplicate

@@ -1,5 +1,6 @@
 //! RecordBatch v2 framing: parsing the 61-byte header, validating batches as a producer sent them, and the
-//! only in-place rewrites the log is allowed to make (base offset, LogAppendTime, CRC).
+//! only in-place rewrites the log is allowed to make (base offset, LogAppendTime, CRC), plus the header fix-up
+//! of a batch whose records section a leader rebuilt with another codec (`partition::recompress`).
 //!
 //! This module owns the byte layout. It must never re-encode, decompress or otherwise touch the records
 //! section of a batch: the bytes a producer sent are the bytes a consumer reads.
@@ -352,6 +353,19 @@ pub fn set_log_append_time(batch: &mut [u8], now_ms: i64) {
     let attributes = be_i16(batch, ATTRIBUTES_OFFSET) | TIMESTAMP_TYPE_BIT;
     batch[ATTRIBUTES_OFFSET..ATTRIBUTES_OFFSET + 2].copy_from_slice(&attributes.to_be_bytes());
     batch[MAX_TIMESTAMP_OFFSET..MAX_TIMESTAMP_OFFSET + 8].copy_from_slice(&now_ms.to_be_bytes());
+    let crc = crc32c::crc32c(&batch[ATTRIBUTES_OFFSET..]);
+    batch[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
+}
+
+/// Completes a batch whose records section was rewritten behind a copy of its original header: sets
+/// batchLength to the buffer's size, the codec bits (0-2) of the attributes to `codec`, and recomputes the
+/// CRC. Every other header field is left as it was. `batch` must hold at least [`HEADER_LEN`] bytes and at
+/// most `i32::MAX`.
+pub fn finish_rebuilt_batch(batch: &mut [u8], codec: u8) {
+    let length = i32::try_from(batch.len() - LOG_OVERHEAD).unwrap_or(i32::MAX);
+    batch[LENGTH_OFFSET..LENGTH_OFFSET + 4].copy_from_slice(&length.to_be_bytes());
+    let attributes = (be_i16(batch, ATTRIBUTES_OFFSET) & !0x07) | i16::from(codec & 0x07);
+    batch[ATTRIBUTES_OFFSET..ATTRIBUTES_OFFSET + 2].copy_from_slice(&attributes.to_be_bytes());
     let crc = crc32c::crc32c(&batch[ATTRIBUTES_OFFSET..]);
     batch[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
 }

@@ -50,6 +50,12 @@ pub struct LogConfig {
     /// `min.insync.replicas`: acks=all needs at least this many in-sync replicas, and the high watermark
     /// does not move with fewer. Not used by the log itself; the partition reads it. Default 1.
     pub min_insync_replicas: usize,
+    /// `compression.type` with its codec's level: the codec a leader stores produced batches in. Not used by
+    /// the log itself, which stores what it is given; the partition recompresses. Default `producer`.
+    pub compression: TopicCompression,
+    /// `max.decompressed.message.bytes`: the most a batch's records may decompress to when the leader
+    /// recompresses it. Default 2147483639.
+    pub max_decompressed_bytes: u32,
 }
 
 impl Default for LogConfig {
@@ -74,6 +80,45 @@ impl Default for LogConfig {
             segment_jitter_ms: 0,
             segment_index_bytes: 10 * 1024 * 1024,
             min_insync_replicas: 1,
+            compression: TopicCompression::Producer,
+            max_decompressed_bytes: 2_147_483_639,
+        }
+    }
+}
+
+/// `compression.type` (Kafka's `BrokerCompressionType`) with the level of its codec
+/// (`compression.gzip.level`, `compression.lz4.level`, `compression.zstd.level`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TopicCompression {
+    /// Keep each batch's codec as the producer sent it.
+    #[default]
+    Producer,
+    Uncompressed,
+    /// 1..=9, or -1 for zlib's default (6).
+    Gzip {
+        level: i32,
+    },
+    Snappy,
+    /// 1..=17; 9 is Kafka's default and means LZ4's fast mode, any other level its high-compression mode.
+    Lz4 {
+        level: i32,
+    },
+    /// -131072..=22, default 3.
+    Zstd {
+        level: i32,
+    },
+}
+
+impl TopicCompression {
+    /// The codec id (batch attribute bits 0-2) batches are stored with; `None` for `producer`.
+    pub fn codec_id(self) -> Option<u8> {
+        match self {
+            TopicCompression::Producer => None,
+            TopicCompression::Uncompressed => Some(0),
+            TopicCompression::Gzip { .. } => Some(1),
+            TopicCompression::Snappy => Some(2),
+            TopicCompression::Lz4 { .. } => Some(3),
+            TopicCompression::Zstd { .. } => Some(4),
         }
     }
 }

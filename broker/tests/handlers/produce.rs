@@ -3,14 +3,15 @@
 use bytes::Bytes;
 use kafka_protocol::{
     messages::{
+        fetch_response::PartitionData,
         produce_request::{PartitionProduceData, TopicProduceData},
         InitProducerIdRequest, ProduceRequest, TransactionalId,
     },
-    records::Compression,
+    records::{Compression, RecordBatchDecoder},
     ResponseError,
 };
 use tributary_broker::{
-    log::builder::BatchBuilder,
+    log::{builder::BatchBuilder, finish_rebuilt_batch},
     testing::{request_frame, TestBroker, TestError},
 };
 
@@ -443,6 +444,126 @@ async fn compressed_batches_are_stored_as_sent() {
     }
     let values = values_of(&fetch(&broker, "zipped", 0, 0).await);
     assert_eq!(values, vec!["Gzip", "Snappy", "Lz4", "Zstd"]);
+}
+
+/// The codec of each batch in a fetch answer and the values of its records.
+fn codecs_and_values(data: &PartitionData) -> Vec<(Compression, Vec<String>)> {
+    let mut bytes = data.records.clone().unwrap_or_default();
+    RecordBatchDecoder::decode_all(&mut bytes)
+        .unwrap()
+        .into_iter()
+        .map(|set| {
+            let values = set
+                .records
+                .iter()
+                .map(|r| {
+                    String::from_utf8_lossy(r.value.as_deref().unwrap_or_default()).into_owned()
+                })
+                .collect();
+            (set.compression, values)
+        })
+        .collect()
+}
+
+fn batch_in(compression: Compression, values: &[&str]) -> Bytes {
+    values
+        .iter()
+        .fold(BatchBuilder::new().compression(compression), |b, v| {
+            b.record(
+                Some(Bytes::from_static(b"k")),
+                Some(Bytes::from(v.to_string())),
+            )
+        })
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn compression_type_recompresses_batches_in_another_codec() {
+    let broker = TestBroker::builder()
+        .property("compression.type", "lz4")
+        .start()
+        .await;
+    create_topic_with(&broker, "zstd", 2, &[("compression.type", "zstd")]).await;
+    create_topic(&broker, "broker-default", 1).await;
+    for (codec, values) in [
+        (Compression::Gzip, &["gzip-1", "gzip-2"][..]),
+        (Compression::Zstd, &["zstd"][..]),
+        (Compression::None, &["plain"][..]),
+    ] {
+        let response = produce(&broker, "zstd", 0, batch_in(codec, values)).await;
+        assert_eq!(
+            response.error_code, 0,
+            "{codec:?}: {:?}",
+            response.error_message
+        );
+    }
+    assert_eq!(
+        codecs_and_values(&fetch(&broker, "zstd", 0, 0).await),
+        vec![
+            (
+                Compression::Zstd,
+                vec!["gzip-1".to_owned(), "gzip-2".to_owned()]
+            ),
+            (Compression::Zstd, vec!["zstd".to_owned()]),
+            (Compression::Zstd, vec!["plain".to_owned()]),
+        ],
+        "every batch is stored as zstd with its records"
+    );
+    let response = produce(
+        &broker,
+        "broker-default",
+        0,
+        batch_in(Compression::Snappy, &["s"]),
+    )
+    .await;
+    assert_eq!(response.error_code, 0);
+    assert_eq!(
+        codecs_and_values(&fetch(&broker, "broker-default", 0, 0).await),
+        vec![(Compression::Lz4, vec!["s".to_owned()])],
+        "a topic without an override takes the broker's compression.type"
+    );
+
+    // A gzip batch whose records are not gzip (its CRC is right) is refused alone; the other partition is
+    // written.
+    let mut broken = batch_in(Compression::None, &["not gzip"]).to_vec();
+    finish_rebuilt_batch(&mut broken, Compression::Gzip as u8);
+    let request = ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(5_000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(topic_name("zstd"))
+            .with_partition_data(vec![
+                PartitionProduceData::default()
+                    .with_index(1)
+                    .with_records(Some(Bytes::from(broken))),
+                PartitionProduceData::default()
+                    .with_index(0)
+                    .with_records(Some(batch_in(Compression::Snappy, &["after"]))),
+            ])]);
+    let response = broker.call(request, 9).await;
+    let partitions = &response.responses[0].partition_responses;
+    assert_eq!(
+        partitions[0].error_code,
+        code(ResponseError::InvalidRecord),
+        "{:?}",
+        partitions[0].error_message
+    );
+    let text = partitions[0].error_message.as_deref().unwrap_or_default();
+    assert!(text.contains("decompressing the gzip records"), "{text}");
+    assert_eq!(
+        (partitions[1].error_code, partitions[1].base_offset),
+        (0, 4)
+    );
+    assert_eq!(
+        codecs_and_values(&fetch(&broker, "zstd", 1, 0).await),
+        Vec::new(),
+        "nothing was written for the refused batch"
+    );
+    assert_eq!(
+        codecs_and_values(&fetch(&broker, "zstd", 0, 4).await),
+        vec![(Compression::Zstd, vec!["after".to_owned()])]
+    );
 }
 
 #[tokio::test]
