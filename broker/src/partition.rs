@@ -10,6 +10,7 @@ pub mod recompress;
 pub mod replica_state;
 
 use std::{
+    ops::ControlFlow,
     path::Path,
     sync::{
         atomic::{AtomicI64, Ordering},
@@ -121,30 +122,59 @@ fn single_batch_producer_fields(records: &[u8]) -> Result<ProducerFields, Partit
     })
 }
 
-/// Decodes the batch in `slice` and returns (offset, timestamp) of its first record at or after `timestamp`.
+/// Scans the batch in `slice` (decompressing it as a stream, at most `max_decompressed` bytes) and returns
+/// (offset, timestamp) of its first record at or after `timestamp`.
 fn first_record_at_or_after(
     slice: &ReadSlice,
     timestamp: i64,
+    max_decompressed: u32,
 ) -> anyhow::Result<Option<(i64, i64)>> {
-    let mut buf = slice.read_bytes()?;
-    let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut buf)?;
-    Ok(set
-        .records
-        .iter()
-        .find(|r| r.timestamp >= timestamp)
-        .map(|r| (r.offset, r.timestamp)))
+    let batch = slice.read_bytes()?;
+    let header = parse_header(&batch, 0)?;
+    let mut hit = None;
+    recompress::scan_records(&batch, &header, max_decompressed, |record| {
+        // Under LogAppendTime every record carries the batch's append time.
+        let record_timestamp = if header.is_log_append_time() {
+            header.max_timestamp
+        } else {
+            header.base_timestamp.wrapping_add(record.timestamp_delta)
+        };
+        if record_timestamp < timestamp {
+            return ControlFlow::Continue(());
+        }
+        hit = Some((
+            header.base_offset + i64::from(record.offset_delta),
+            record_timestamp,
+        ));
+        ControlFlow::Break(())
+    })?;
+    Ok(hit)
 }
 
 /// A compacted topic keeps the latest record per key, so a record without a key could never be kept; Kafka
-/// refuses it on produce and so do we. Needs the records decoded (and decompressed), which only compacted
-/// topics pay for.
-fn reject_keyless_records(records: &[u8]) -> Result<(), PartitionError> {
-    let mut buf = bytes::Bytes::copy_from_slice(records);
-    let keyless = match kafka_protocol::records::RecordBatchDecoder::decode(&mut buf) {
-        Ok(set) => set.records.iter().any(|r| r.key.is_none() && !r.control),
-        // Undecodable records are the log's to reject with a precise reason.
-        Err(_) => false,
+/// refuses it on produce and so do we. Needs the records scanned (and decompressed, as a stream), which only
+/// compacted topics pay for.
+fn reject_keyless_records(records: &[u8], max_decompressed: u32) -> Result<(), PartitionError> {
+    let Ok(header) = parse_header(records, 0) else {
+        return Ok(());
     };
+    if header.attributes & crate::log::CONTROL_BIT != 0 {
+        return Ok(());
+    }
+    let mut keyless = false;
+    let scanned = recompress::scan_records(records, &header, max_decompressed, |record| {
+        keyless = record.key_len < 0;
+        if keyless {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    });
+    // Records that cannot be read are the log's to reject with a precise reason, unless they are too large
+    // to read at all.
+    if let Err(e @ RecompressError::DecompressedTooLarge { .. }) = scanned {
+        return Err(PartitionError::Recompress(e));
+    }
     if keyless {
         return Err(PartitionError::KeylessRecordInCompactedTopic);
     }
@@ -477,7 +507,7 @@ impl Partition {
             }
         }
         if state.config.compact {
-            reject_keyless_records(records)?;
+            reject_keyless_records(records, state.config.max_decompressed_bytes)?;
         }
         let idempotent = fields.producer_id >= 0;
         if idempotent {
@@ -1093,20 +1123,24 @@ impl Partition {
     }
 
     /// ListOffsets by timestamp: the first *record* whose timestamp is at or after `timestamp`, as Kafka
-    /// answers. The log's time index finds the batch; the batch is then decoded (decompressed if needed) to
-    /// find the record. Reads from disk, so call it from a request task, not under other locks.
+    /// answers. The log's time index finds the batch; the batch is then scanned (decompressed as a stream if needed)
+    /// to find the record. Reads from disk, so call it from a request task, not under other locks.
     pub fn offset_for_timestamp(
         &self,
         timestamp: i64,
     ) -> Result<Option<(i64, i64)>, PartitionError> {
-        let (found, slice) = {
+        let (found, slice, max_decompressed) = {
             let state = self.lock();
             let Some(found) = state.log.offset_for_timestamp(timestamp)? else {
                 return Ok(None);
             };
-            (found, state.log.read(found.0, 1)?)
+            (
+                found,
+                state.log.read(found.0, 1)?,
+                state.config.max_decompressed_bytes,
+            )
         };
-        match first_record_at_or_after(&slice, timestamp) {
+        match first_record_at_or_after(&slice, timestamp, max_decompressed) {
             Ok(Some(hit)) => Ok(Some(hit)),
             // The batch's max timestamp qualified, so a record must; a decode failure falls back to the batch.
             Ok(None) => Ok(Some(found)),

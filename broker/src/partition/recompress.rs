@@ -14,7 +14,10 @@
 //! snappy has no streaming form: a block is decompressed whole, after checking it declares no more than
 //! snappy can expand its bytes to, about 22 times.)
 
-use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
+use std::{
+    io::{self, BufRead, BufReader, BufWriter, Read, Write},
+    ops::ControlFlow,
+};
 
 use crate::log::{
     finish_rebuilt_batch, BatchHeader, LogConfig, TopicCompression, CONTROL_BIT, HEADER_LEN,
@@ -174,6 +177,56 @@ impl Recompression {
         finish_rebuilt_batch(&mut rebuilt, self.target_id);
         Ok(rebuilt)
     }
+}
+
+/// What a scan of a batch sees of one record: enough for the checks the broker makes of records, without
+/// holding any record's bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ScannedRecord {
+    pub offset_delta: i32,
+    pub timestamp_delta: i64,
+    /// -1 for a null key.
+    pub key_len: i32,
+    /// -1 for a null value.
+    pub value_len: i32,
+}
+
+/// Visits the records of the single `batch` (framed as `header` says) in order, decompressing them as a
+/// stream with their framing checked as [`Recompression::rebuild`] checks it, until `visit` breaks or the
+/// records end. Memory stays at the stream buffers whatever the compression ratio, which decoding the batch
+/// whole (as a client library does) would not: a small compressed batch can expand to gigabytes. At most
+/// `max_decompressed` bytes are read.
+pub(crate) fn scan_records(
+    batch: &[u8],
+    header: &BatchHeader,
+    max_decompressed: u32,
+    mut visit: impl FnMut(&ScannedRecord) -> ControlFlow<()>,
+) -> Result<(), RecompressError> {
+    let codec = Codec::from_id(header.compression())?;
+    let end = usize::try_from(header.size)
+        .unwrap_or(usize::MAX)
+        .min(batch.len());
+    let payload = batch.get(HEADER_LEN..end).unwrap_or_default();
+    let reader = decoder(codec, payload, max_decompressed).map_err(|source| {
+        RecompressError::Decompress {
+            codec: codec.name(),
+            source,
+        }
+    })?;
+    let mut walk = RecordWalk {
+        src: BufReader::with_capacity(STREAM_BUFFER, reader),
+        dst: io::sink(),
+        codec,
+        read: 0,
+        max: u64::from(max_decompressed),
+        write_error: None,
+    };
+    for expected_delta in 0..header.record_count {
+        if visit(&walk.record(expected_delta)?).is_break() {
+            return Ok(());
+        }
+    }
+    Ok(())
 }
 
 /// The rebuilt batch, refusing to grow past `max.message.bytes`.
@@ -490,7 +543,7 @@ impl<R: BufRead, W: Write> RecordWalk<R, W> {
         Ok(())
     }
 
-    fn record(&mut self, expected_delta: i32) -> Walked<()> {
+    fn record(&mut self, expected_delta: i32) -> Walked<ScannedRecord> {
         let len = self.varint()?;
         let Ok(len) = u64::try_from(len) else {
             return malformed("a record has a negative length");
@@ -500,13 +553,14 @@ impl<R: BufRead, W: Write> RecordWalk<R, W> {
             return Err(self.too_large());
         }
         self.copy(1, end)?; // attributes
-        self.varlong()?; // timestamp delta
-        if self.varint()? != expected_delta {
+        let timestamp_delta = self.varlong()?;
+        let offset_delta = self.varint()?;
+        if offset_delta != expected_delta {
             return malformed("offset deltas are not 0, 1, 2, ...");
         }
         self.within(end)?;
-        self.bytes_field(end, "a record key has a negative length")?;
-        self.bytes_field(end, "a record value has a negative length")?;
+        let key_len = self.bytes_field(end, "a record key has a negative length")?;
+        let value_len = self.bytes_field(end, "a record value has a negative length")?;
         let headers = self.varint()?;
         if headers < 0 {
             return malformed("a record has a negative header count");
@@ -522,15 +576,20 @@ impl<R: BufRead, W: Write> RecordWalk<R, W> {
         if self.read != end {
             return malformed("a record's length does not match its fields");
         }
-        Ok(())
+        Ok(ScannedRecord {
+            offset_delta,
+            timestamp_delta,
+            key_len,
+            value_len,
+        })
     }
 
-    /// A varint length (-1 for null) and that many bytes.
-    fn bytes_field(&mut self, end: u64, negative: &'static str) -> Walked<()> {
+    /// A varint length (-1 for null) and that many bytes; the length.
+    fn bytes_field(&mut self, end: u64, negative: &'static str) -> Walked<i32> {
         match self.varint()? {
-            -1 => self.within(end),
+            -1 => self.within(end).map(|()| -1),
             n if n < -1 => malformed(negative),
-            n => self.copy(n as u64, end),
+            n => self.copy(n as u64, end).map(|()| n),
         }
     }
 

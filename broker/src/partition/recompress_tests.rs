@@ -9,6 +9,7 @@ use std::io::{Read, Write};
 use bytes::Bytes;
 use kafka_protocol::records::{Compression, Record, RecordBatchDecoder};
 
+use super::recompress::{scan_records, ScannedRecord};
 use super::*;
 use crate::log::{
     builder::BatchBuilder, check_batch, finish_rebuilt_batch, TimestampType, TopicCompression,
@@ -441,4 +442,80 @@ fn a_zip_bomb_stops_at_max_decompressed_bytes_and_max_message_bytes() {
         "{err:?}"
     );
     assert_eq!(partition.log_end_offset(), 0);
+}
+
+#[test]
+fn a_scan_sees_each_records_deltas_and_lengths_and_stops_when_told() {
+    let raw = raw_records(&[
+        (Some(b"k0"), Some(b"value-0"), &[("h", Some(b"1"))]),
+        (None, Some(b"v1"), &[]),
+        (Some(b"key-2"), None, &[]),
+    ]);
+    let batch = batch_around(1, &gzip(&raw), 3);
+    let header = crate::log::parse_header(&batch, 0).unwrap();
+    let mut seen = Vec::new();
+    scan_records(&batch, &header, u32::MAX, |r| {
+        seen.push(*r);
+        ControlFlow::Continue(())
+    })
+    .unwrap();
+    let expected = |offset_delta, key_len, value_len| ScannedRecord {
+        offset_delta,
+        timestamp_delta: 10 * i64::from(offset_delta),
+        key_len,
+        value_len,
+    };
+    assert_eq!(
+        seen,
+        [expected(0, 2, 7), expected(1, -1, 2), expected(2, 5, -1)]
+    );
+    let mut visits = 0;
+    scan_records(&batch, &header, u32::MAX, |_| {
+        visits += 1;
+        ControlFlow::Break(())
+    })
+    .unwrap();
+    assert_eq!(visits, 1);
+}
+
+#[test]
+fn a_compacted_topic_reads_a_zip_bomb_as_a_stream_and_stops_at_max_decompressed_bytes() {
+    // 16 MiB of one keyed record in a few KiB of zstd: reading it whole to look for keyless records would
+    // hold all of it (and a bigger one would take the broker down); the scan holds only its buffers.
+    let zeros = vec![0u8; 16 << 20];
+    let raw = raw_records(&[(Some(b"k"), Some(&zeros), &[])]);
+    let payload = zstd::encode_all(&raw[..], 3).unwrap();
+    drop((zeros, raw));
+    let compacted = |max_decompressed_bytes| LogConfig {
+        compact: true,
+        max_decompressed_bytes,
+        ..LogConfig::default()
+    };
+    let (_dir, partition) = open(compacted(1 << 20));
+    let err = partition
+        .append(&mut batch_around(4, &payload, 1), 1_000)
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            PartitionError::Recompress(RecompressError::DecompressedTooLarge { max: 1_048_576 })
+        ),
+        "{err:?}"
+    );
+    assert_eq!(partition.log_end_offset(), 0);
+    // Under Kafka's default bound the keyed record is read through and stored as sent.
+    let (_dir, partition) = open(compacted(LogConfig::default().max_decompressed_bytes));
+    partition
+        .append(&mut batch_around(4, &payload, 1), 1_000)
+        .unwrap();
+    assert_eq!(partition.log_end_offset(), 1);
+    // A keyless record behind a keyed one in a compressed batch is still found.
+    let raw = raw_records(&[(Some(b"k"), Some(b"v"), &[]), (None, Some(b"v"), &[])]);
+    let err = partition
+        .append(&mut batch_around(1, &gzip(&raw), 2), 1_000)
+        .unwrap_err();
+    assert!(
+        matches!(err, PartitionError::KeylessRecordInCompactedTopic),
+        "{err:?}"
+    );
 }
