@@ -56,6 +56,13 @@ impl Tool {
         )
     }
 
+    /// Runs kafka-configs.sh (ConfigCommand) with `args`, which must succeed: its stdout.
+    fn configs(&self, args: &[&str]) -> String {
+        let (ok, out, err) = self.run_class("org.apache.kafka.tools.ConfigCommand", args);
+        assert!(ok, "kafka-configs {args:?} failed:\n{out}\n{err}");
+        out
+    }
+
     /// Runs Kafka's command-line tool `class` against the cluster with `args`: (success, stdout, stderr).
     fn run_class(&self, class: &str, args: &[&str]) -> (bool, String, String) {
         let output = Command::new("java")
@@ -235,13 +242,8 @@ fn kafka_reassign_partitions_generates_executes_and_verifies() {
     eprintln!("kafka-metadata-quorum describe --status:\n{status}");
 
     // kafka-configs.sh (ConfigCommand) sets, describes and clears the drain flag of a broker.
-    let configs = |args: &[&str]| {
-        let (ok, out, err) = tool.run_class("org.apache.kafka.tools.ConfigCommand", args);
-        assert!(ok, "kafka-configs {args:?} failed:\n{out}\n{err}");
-        out
-    };
     let broker_4 = ["--entity-type", "brokers", "--entity-name", "4"];
-    configs(
+    tool.configs(
         &[
             &["--alter"][..],
             &broker_4,
@@ -249,12 +251,12 @@ fn kafka_reassign_partitions_generates_executes_and_verifies() {
         ]
         .concat(),
     );
-    let described = configs(&[&["--describe"][..], &broker_4].concat());
+    let described = tool.configs(&[&["--describe"][..], &broker_4].concat());
     assert!(
         described.contains("tributary.broker.draining=true"),
         "kafka-configs --describe shows the flag:\n{described}"
     );
-    configs(
+    tool.configs(
         &[
             &["--alter"][..],
             &broker_4,
@@ -262,7 +264,7 @@ fn kafka_reassign_partitions_generates_executes_and_verifies() {
         ]
         .concat(),
     );
-    let described = configs(&[&["--describe"][..], &broker_4].concat());
+    let described = tool.configs(&[&["--describe"][..], &broker_4].concat());
     assert!(
         !described.contains("tributary.broker.draining=true"),
         "the flag is cleared:\n{described}"
@@ -413,13 +415,8 @@ fn kafka_configs_sets_client_quotas_and_kafkas_producer_is_held_to_them() {
     );
     // Node 2 does not vote: its quota changes are forwarded to the controller on node 1.
     let tool = Tool::new(format!("127.0.0.1:{}", cluster.node(2).kafka_port));
-    let configs = |args: &[&str]| {
-        let (ok, out, err) = tool.run_class("org.apache.kafka.tools.ConfigCommand", args);
-        assert!(ok, "kafka-configs {args:?} failed:\n{out}\n{err}");
-        out
-    };
     let throttled = ["--entity-type", "clients", "--entity-name", "throttled"];
-    configs(
+    tool.configs(
         &[
             &["--alter"][..],
             &throttled,
@@ -430,13 +427,13 @@ fn kafka_configs_sets_client_quotas_and_kafkas_producer_is_held_to_them() {
         ]
         .concat(),
     );
-    let described = configs(&[&["--describe"][..], &throttled].concat());
+    let described = tool.configs(&[&["--describe"][..], &throttled].concat());
     assert!(
         described.contains("producer_byte_rate=100000.0")
             && described.contains("request_percentage=200.0"),
         "kafka-configs --describe on the client:\n{described}"
     );
-    configs(&[
+    tool.configs(&[
         "--alter",
         "--entity-type",
         "users",
@@ -447,7 +444,7 @@ fn kafka_configs_sets_client_quotas_and_kafkas_producer_is_held_to_them() {
         "--add-config",
         "consumer_byte_rate=5000000",
     ]);
-    let all = configs(&[
+    let all = tool.configs(&[
         "--describe",
         "--entity-type",
         "users",
@@ -513,7 +510,7 @@ fn kafka_configs_sets_client_quotas_and_kafkas_producer_is_held_to_them() {
     // A connection_creation_rate on the default IP: a burst of new connections is cut; removing the
     // quota lets them all through again.
     let port = cluster.node(1).kafka_port;
-    configs(&[
+    tool.configs(&[
         "--alter",
         "--entity-type",
         "ips",
@@ -526,7 +523,7 @@ fn kafka_configs_sets_client_quotas_and_kafkas_producer_is_held_to_them() {
         answered < 8,
         "8 connections at once over 2/s: {answered} answered"
     );
-    configs(&[
+    tool.configs(&[
         "--alter",
         "--entity-type",
         "ips",
