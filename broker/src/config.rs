@@ -853,8 +853,9 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
         broker_name: "max.decompressed.message.bytes",
         default: "2147483639",
         value_type: ConfigValueType::Int,
-        doc: "most bytes a batch's records may decompress to when the leader recompresses it for \
-              compression.type; a batch over it is refused with MESSAGE_TOO_LARGE",
+        doc: "most bytes the broker reads of a batch's decompressed records when it must read them \
+              (recompression for compression.type, a compacted topic's key check); a batch over it is \
+              refused there with MESSAGE_TOO_LARGE",
     },
     TopicConfigDef {
         name: "max.message.bytes",

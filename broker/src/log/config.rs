@@ -53,8 +53,8 @@ pub struct LogConfig {
     /// `compression.type` with its codec's level: the codec a leader stores produced batches in. Not used by
     /// the log itself, which stores what it is given; the partition recompresses. Default `producer`.
     pub compression: TopicCompression,
-    /// `max.decompressed.message.bytes`: the most a batch's records may decompress to when the leader
-    /// recompresses it. Default 2147483639.
+    /// `max.decompressed.message.bytes`: the most the broker reads of a batch's decompressed records when
+    /// it must read them (recompression, record checks, timestamp lookups). Default 2147483639.
     pub max_decompressed_bytes: u32,
 }
 
