@@ -137,15 +137,12 @@ fn first_record_at_or_after(
         let record_timestamp = if header.is_log_append_time() {
             header.max_timestamp
         } else {
-            header.base_timestamp.wrapping_add(record.timestamp_delta)
+            record.timestamp
         };
         if record_timestamp < timestamp {
             return ControlFlow::Continue(());
         }
-        hit = Some((
-            header.base_offset + i64::from(record.offset_delta),
-            record_timestamp,
-        ));
+        hit = Some((record.offset, record_timestamp));
         ControlFlow::Break(())
     })?;
     Ok(hit)

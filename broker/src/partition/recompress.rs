@@ -143,20 +143,12 @@ impl Recompression {
             max: self.max_batch_bytes,
         };
         let encoder = Encoder::new(self.target, out).map_err(compress)?;
-        let reader = decoder(source, &batch[HEADER_LEN..], self.max_decompressed_bytes).map_err(
-            |source_error| RecompressError::Decompress {
-                codec: source.name(),
-                source: source_error,
-            },
+        let mut walk = RecordWalk::over(
+            source,
+            &batch[HEADER_LEN..],
+            self.max_decompressed_bytes,
+            BufWriter::with_capacity(STREAM_BUFFER, encoder),
         )?;
-        let mut walk = RecordWalk {
-            src: BufReader::with_capacity(STREAM_BUFFER, reader),
-            dst: BufWriter::with_capacity(STREAM_BUFFER, encoder),
-            codec: source,
-            read: 0,
-            max: u64::from(self.max_decompressed_bytes),
-            write_error: None,
-        };
         let walked = walk.records(header.record_count);
         let RecordWalk {
             dst, write_error, ..
@@ -183,8 +175,13 @@ impl Recompression {
 /// holding any record's bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct ScannedRecord {
-    pub offset_delta: i32,
-    pub timestamp_delta: i64,
+    /// The record's position in the batch (its offset delta).
+    pub index: i32,
+    /// The batch's base offset plus the record's offset delta.
+    pub offset: i64,
+    /// The batch's base timestamp plus the record's timestamp delta: its own (CreateTime) stamp, which a
+    /// reader of a LogAppendTime batch replaces with the batch's max timestamp.
+    pub timestamp: i64,
     /// -1 for a null key.
     pub key_len: i32,
     /// -1 for a null value.
@@ -202,27 +199,22 @@ pub(crate) fn scan_records(
     max_decompressed: u32,
     mut visit: impl FnMut(&ScannedRecord) -> ControlFlow<()>,
 ) -> Result<(), RecompressError> {
-    let codec = Codec::from_id(header.compression())?;
     let end = usize::try_from(header.size)
         .unwrap_or(usize::MAX)
         .min(batch.len());
     let payload = batch.get(HEADER_LEN..end).unwrap_or_default();
-    let reader = decoder(codec, payload, max_decompressed).map_err(|source| {
-        RecompressError::Decompress {
-            codec: codec.name(),
-            source,
-        }
-    })?;
-    let mut walk = RecordWalk {
-        src: BufReader::with_capacity(STREAM_BUFFER, reader),
-        dst: io::sink(),
-        codec,
-        read: 0,
-        max: u64::from(max_decompressed),
-        write_error: None,
-    };
+    let codec = Codec::from_id(header.compression())?;
+    let mut walk = RecordWalk::over(codec, payload, max_decompressed, io::sink())?;
     for expected_delta in 0..header.record_count {
-        if visit(&walk.record(expected_delta)?).is_break() {
+        let fields = walk.record(expected_delta)?;
+        let record = ScannedRecord {
+            index: expected_delta,
+            offset: header.base_offset.wrapping_add(i64::from(expected_delta)),
+            timestamp: header.base_timestamp.wrapping_add(fields.timestamp_delta),
+            key_len: fields.key_len,
+            value_len: fields.value_len,
+        };
+        if visit(&record).is_break() {
             return Ok(());
         }
     }
@@ -528,6 +520,34 @@ struct RecordWalk<R, W> {
 
 type Walked<T> = Result<T, RecompressError>;
 
+/// What the walk read of one record's fields, for [`scan_records`].
+struct RecordFields {
+    timestamp_delta: i64,
+    key_len: i32,
+    value_len: i32,
+}
+
+impl<'a, W: Write> RecordWalk<BufReader<Box<dyn Read + 'a>>, W> {
+    /// A walk over the records section `payload` in `codec`, reading at most `max_decompressed` bytes of it
+    /// and passing them to `dst`.
+    fn over(codec: Codec, payload: &'a [u8], max_decompressed: u32, dst: W) -> Walked<Self> {
+        let reader = decoder(codec, payload, max_decompressed).map_err(|source| {
+            RecompressError::Decompress {
+                codec: codec.name(),
+                source,
+            }
+        })?;
+        Ok(RecordWalk {
+            src: BufReader::with_capacity(STREAM_BUFFER, reader),
+            dst,
+            codec,
+            read: 0,
+            max: u64::from(max_decompressed),
+            write_error: None,
+        })
+    }
+}
+
 fn malformed<T>(reason: &'static str) -> Walked<T> {
     Err(RecompressError::Records { reason })
 }
@@ -543,7 +563,7 @@ impl<R: BufRead, W: Write> RecordWalk<R, W> {
         Ok(())
     }
 
-    fn record(&mut self, expected_delta: i32) -> Walked<ScannedRecord> {
+    fn record(&mut self, expected_delta: i32) -> Walked<RecordFields> {
         let len = self.varint()?;
         let Ok(len) = u64::try_from(len) else {
             return malformed("a record has a negative length");
@@ -554,8 +574,7 @@ impl<R: BufRead, W: Write> RecordWalk<R, W> {
         }
         self.copy(1, end)?; // attributes
         let timestamp_delta = self.varlong()?;
-        let offset_delta = self.varint()?;
-        if offset_delta != expected_delta {
+        if self.varint()? != expected_delta {
             return malformed("offset deltas are not 0, 1, 2, ...");
         }
         self.within(end)?;
@@ -576,8 +595,7 @@ impl<R: BufRead, W: Write> RecordWalk<R, W> {
         if self.read != end {
             return malformed("a record's length does not match its fields");
         }
-        Ok(ScannedRecord {
-            offset_delta,
+        Ok(RecordFields {
             timestamp_delta,
             key_len,
             value_len,

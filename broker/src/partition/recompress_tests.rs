@@ -409,11 +409,16 @@ fn broken_compressed_batches_are_refused_and_nothing_is_written() {
     );
 }
 
+/// The zstd records section of one record with `key` and a value of `len` zero bytes: a few KiB that
+/// expand to `len`.
+fn zstd_of_one_record_of_zeros(key: Option<&[u8]>, len: usize) -> Vec<u8> {
+    let zeros = vec![0u8; len];
+    zstd::encode_all(&raw_records(&[(key, Some(&zeros), &[])])[..], 3).unwrap()
+}
+
 #[test]
 fn a_zip_bomb_stops_at_max_decompressed_bytes_and_max_message_bytes() {
-    let zeros = vec![0u8; 8 << 20];
-    let raw = raw_records(&[(None, Some(&zeros), &[])]);
-    let payload = zstd::encode_all(&raw[..], 3).unwrap();
+    let payload = zstd_of_one_record_of_zeros(None, 8 << 20);
     assert!(payload.len() < 4096, "8 MiB of zeros is a small zstd batch");
     let (_dir, partition) = open(LogConfig {
         max_decompressed_bytes: 1 << 20,
@@ -459,9 +464,11 @@ fn a_scan_sees_each_records_deltas_and_lengths_and_stops_when_told() {
         ControlFlow::Continue(())
     })
     .unwrap();
-    let expected = |offset_delta, key_len, value_len| ScannedRecord {
-        offset_delta,
-        timestamp_delta: 10 * i64::from(offset_delta),
+    // batch_around's base offset is 0 and raw_records spaces timestamps 10 ms apart.
+    let expected = |index, key_len, value_len| ScannedRecord {
+        index,
+        offset: i64::from(index),
+        timestamp: BASE_TIMESTAMP + 10 * i64::from(index),
         key_len,
         value_len,
     };
@@ -482,10 +489,7 @@ fn a_scan_sees_each_records_deltas_and_lengths_and_stops_when_told() {
 fn a_compacted_topic_reads_a_zip_bomb_as_a_stream_and_stops_at_max_decompressed_bytes() {
     // 16 MiB of one keyed record in a few KiB of zstd: reading it whole to look for keyless records would
     // hold all of it (and a bigger one would take the broker down); the scan holds only its buffers.
-    let zeros = vec![0u8; 16 << 20];
-    let raw = raw_records(&[(Some(b"k"), Some(&zeros), &[])]);
-    let payload = zstd::encode_all(&raw[..], 3).unwrap();
-    drop((zeros, raw));
+    let payload = zstd_of_one_record_of_zeros(Some(b"k"), 16 << 20);
     let compacted = |max_decompressed_bytes| LogConfig {
         compact: true,
         max_decompressed_bytes,

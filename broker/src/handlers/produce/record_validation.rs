@@ -128,11 +128,7 @@ pub fn validate_records(
     let mut errors = Vec::new();
     let mut timestamp_refused = false;
     let scanned = scan_records(records, &header, config.max_decompressed_bytes, |record| {
-        let batch_index = record.offset_delta;
-        let offset = header
-            .base_offset
-            .wrapping_add(i64::from(record.offset_delta));
-        let timestamp = header.base_timestamp.wrapping_add(record.timestamp_delta);
+        let (batch_index, offset, timestamp) = (record.index, record.offset, record.timestamp);
         if config.compact && record.key_len < 0 {
             errors.push(RecordError {
                 batch_index,
