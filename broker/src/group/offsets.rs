@@ -277,11 +277,14 @@ impl GroupCoordinator {
                 None => return all(ResponseError::IllegalGeneration),
                 Some(group) if generation < 0 && group.state == GroupState::Empty => {}
                 Some(group) => {
-                    if group.state == GroupState::CompletingRebalance {
-                        return all(ResponseError::RebalanceInProgress);
-                    }
+                    // Kafka's order (ClassicGroup.validateOffsetCommit): a member of an old generation
+                    // hears ILLEGAL_GENERATION, so it rejoins; only a member of the generation whose
+                    // assignment is still coming waits with REBALANCE_IN_PROGRESS.
                     if let Err(e) = group.check_member(member_id, instance_id, generation) {
                         return all(e);
+                    }
+                    if group.state == GroupState::CompletingRebalance {
+                        return all(ResponseError::RebalanceInProgress);
                     }
                 }
             }

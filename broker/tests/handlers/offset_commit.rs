@@ -145,6 +145,24 @@ async fn commits_wait_while_the_group_completes_a_rebalance() {
         vec![code(ResponseError::RebalanceInProgress)],
         "no assignment yet"
     );
+    // librdkafka's 0113 v_commit_during_rebalance: a commit of the previous generation while the next one
+    // completes is answered as stale, not as "wait".
+    let response = broker
+        .call(
+            commit_request(
+                "g",
+                joined.generation_id - 1,
+                &joined.member_id,
+                &[("events", 0, 1)],
+            ),
+            8,
+        )
+        .await;
+    assert_eq!(
+        codes(&response),
+        vec![code(ResponseError::IllegalGeneration)],
+        "an old generation is refused as old even while the group completes a rebalance"
+    );
 }
 
 #[tokio::test]
