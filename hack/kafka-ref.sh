@@ -24,6 +24,10 @@
 #   hack/kafka-ref.sh setup               only resolves the jars (Maven), prints the cache dir.
 #   hack/kafka-ref.sh log4j               prints the path of the log4j2 config for tools
 #                                         (use -Dlog4j2.configurationFile=PATH).
+#   hack/kafka-ref.sh dist                builds once and prints a directory shaped like Kafka's binary
+#                                         distribution: libs/ (the jars, linked) and bin/ (kafka-topics.sh,
+#                                         kafka-configs.sh, kafka-acls.sh, ... and kafka-run-class.sh), for
+#                                         tools that take KAFKA_PATH/KAFKA_HOME and run its scripts.
 #
 # Exit codes: 0 ok; 1 failure (message on stderr, for start the tail of kafka.log too);
 #             2 usage error; 3 start refused because a broker is already running in DATA_DIR.
@@ -54,7 +58,7 @@ START_TIMEOUT="${KAFKA_REF_START_TIMEOUT:-60}"
 STOP_TIMEOUT="${KAFKA_REF_STOP_TIMEOUT:-30}"
 
 die() { echo "kafka-ref: $*" >&2; exit 1; }
-usage() { sed -n '2,31p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,35p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 now_ms() { date +%s%3N; }
 
 # --- jars -----------------------------------------------------------------------------------------
@@ -86,6 +90,62 @@ ensure_classpath() {
   fi
   cp "$POM_DIR/log4j2.properties" "$CACHE_DIR/log4j2.properties"
   flock -u 9
+}
+
+# --- a distribution-shaped tree -------------------------------------------------------------------
+# The scripts of Kafka's bin/ that third-party test suites call, each a class of the Maven tools jar.
+DIST_TOOLS="
+kafka-topics.sh org.apache.kafka.tools.TopicCommand
+kafka-configs.sh org.apache.kafka.tools.ConfigCommand
+kafka-acls.sh org.apache.kafka.tools.AclCommand
+kafka-consumer-groups.sh org.apache.kafka.tools.consumer.group.ConsumerGroupCommand
+kafka-reassign-partitions.sh org.apache.kafka.tools.reassign.ReassignPartitionsCommand
+kafka-leader-election.sh org.apache.kafka.tools.LeaderElectionCommand
+kafka-metadata-quorum.sh org.apache.kafka.tools.MetadataQuorumCommand
+kafka-cluster.sh org.apache.kafka.tools.ClusterTool
+kafka-features.sh org.apache.kafka.tools.FeatureCommand
+kafka-get-offsets.sh org.apache.kafka.tools.GetOffsetShell
+kafka-delete-records.sh org.apache.kafka.tools.DeleteRecordsCommand
+kafka-log-dirs.sh org.apache.kafka.tools.LogDirsCommand
+kafka-broker-api-versions.sh org.apache.kafka.tools.BrokerApiVersionsCommand
+kafka-console-producer.sh org.apache.kafka.tools.ConsoleProducer
+kafka-console-consumer.sh org.apache.kafka.tools.consumer.ConsoleConsumer
+kafka-storage.sh kafka.tools.StorageTool
+"
+
+ensure_dist() {
+  ensure_classpath
+  local dist="$CACHE_DIR/dist" tmp jar name class
+  # Rebuilt when the classpath changes (a new resolve), so libs/ never links a jar that is gone.
+  [[ -f "$dist/.classpath" ]] && cmp -s "$dist/.classpath" "$CP_FILE" && { echo "$dist"; return 0; }
+  # Two first runs at once would each replace the tree (and one would move its copy inside the other's).
+  exec 8>"$CACHE_DIR/.dist.lock"
+  flock -w 300 8 || die "timed out waiting for $CACHE_DIR/.dist.lock"
+  [[ -f "$dist/.classpath" ]] && cmp -s "$dist/.classpath" "$CP_FILE" && { flock -u 8; echo "$dist"; return 0; }
+  tmp="$CACHE_DIR/dist.tmp.$$"
+  rm -rf "$tmp"; mkdir -p "$tmp/bin" "$tmp/libs" "$tmp/config"
+  tr ':' '\n' <"$CP_FILE" | grep . | while read -r jar; do ln -s "$jar" "$tmp/libs/$(basename "$jar")"; done
+  cp "$CACHE_DIR/log4j2.properties" "$tmp/config/tools-log4j2.properties"
+  # Like Kafka's own: CLASSPATH (set by callers such as librdkafka's tests/java/run-class.sh) goes first,
+  # KAFKA_HEAP_OPTS and KAFKA_OPTS are honoured.
+  cat >"$tmp/bin/kafka-run-class.sh" <<'SCRIPT'
+#!/usr/bin/env bash
+base="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck disable=SC2086
+exec java ${KAFKA_HEAP_OPTS:--Xmx256m} -XX:+UseSerialGC -XX:TieredStopAtLevel=1 \
+  "-Dlog4j2.configurationFile=${KAFKA_LOG4J_CONFIG:-$base/config/tools-log4j2.properties}" ${KAFKA_OPTS:-} \
+  -cp "${CLASSPATH:+$CLASSPATH:}$base/libs/*" "$@"
+SCRIPT
+  while read -r name class; do
+    [[ -n "$name" ]] || continue
+    printf '#!/usr/bin/env bash\nexec "$(dirname "${BASH_SOURCE[0]}")/kafka-run-class.sh" %s "$@"\n' "$class" \
+      >"$tmp/bin/$name"
+  done <<<"$DIST_TOOLS"
+  chmod +x "$tmp"/bin/*.sh
+  cp "$CP_FILE" "$tmp/.classpath"
+  rm -rf "$dist"; mv "$tmp" "$dist"
+  flock -u 8
+  echo "$dist"
 }
 
 # --- helpers --------------------------------------------------------------------------------------
@@ -392,5 +452,6 @@ case "${1:-}" in
   classpath) ensure_classpath; cat "$CP_FILE" ;;
   setup) ensure_classpath; echo "$CACHE_DIR" ;;
   log4j) ensure_classpath; echo "$CACHE_DIR/log4j2.properties" ;;
+  dist) ensure_dist ;;
   *) usage ;;
 esac

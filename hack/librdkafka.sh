@@ -20,6 +20,8 @@
 #                                   not flag as local (0139, 0150: they start librdkafka's mock cluster and
 #                                   never talk to the broker)
 #   LIBRDKAFKA_TEST_TIMEOUT=240     seconds for one test number (one test-runner process), then it is killed
+#   LIBRDKAFKA_LONG_TESTS='0113=900'  numbers that need longer (NUMBER=SECONDS): 0113_cooperative_rebalance
+#                                   runs ~45 sub-tests and takes ~580 s when every one passes
 #   LIBRDKAFKA_RUN_TIMEOUT=3600     seconds for a whole run; numbers not started by then are NOTRUN
 #   TEST_KAFKA_VERSION=4.4.0        the broker version the runner assumes (its version-gated tests)
 #   TRIBUTARY_BIN=...               the broker binary (default: $TRIBUTARY_BROKER_BIN, else cargo build --release)
@@ -41,6 +43,7 @@ WHICH="${1:-both}"
 CRATE="${LIBRDKAFKA_CRATE:-4.10.0+2.12.1}"
 SKIP="${LIBRDKAFKA_SKIP:-0098 0103 0129 0139 0150}"
 PER_TEST="${LIBRDKAFKA_TEST_TIMEOUT:-240}"
+LONG_TESTS="${LIBRDKAFKA_LONG_TESTS:-0113=900}"
 RUN_TIMEOUT="${LIBRDKAFKA_RUN_TIMEOUT:-3600}"
 KAFKA_VER="${TEST_KAFKA_VERSION:-${KAFKA_VERSION:-4.4.0}}"
 OUT="${LIBRDKAFKA_OUT:-$ROOT/hack/compat/librdkafka}"
@@ -123,7 +126,7 @@ numbers() {
 
 # run_suite TARGET BOOTSTRAP: one test-runner per test number, results in $OUT/TARGET.tsv.
 run_suite() {
-  local target="$1" bootstrap="$2" conf work n rc t0 deadline names
+  local target="$1" bootstrap="$2" conf work n rc t0 deadline names limit
   work="$(mktemp -d /tmp/librdkafka-run.XXXXXX)"; conf="$work/test.conf"
   printf 'bootstrap.servers=%s\n' "$bootstrap" >"$conf"
   names="$work/names"; broker_tests >"$names"
@@ -136,11 +139,17 @@ run_suite() {
       continue
     fi
     rc=0; t0="$(date +%s)"
+    limit="$(tr ' ' '\n' <<<"$LONG_TESTS" | awk -F= -v n="$n" '$1 == n { print $2 }')"
+    limit="${limit:-$PER_TEST}"
     # CI=true (set by CI runners) would make the runner run three tests at once and relax timings; unset so
     # a CI run and a run by hand behave alike. test-runner links librdkafka dynamically: this tree's, not
     # the system's (kcat's) older one.
+    # KAFKA_PATH and BROKERS: the tests that shell out to Kafka's bin/ scripts (kafka-topics.sh to create
+    # topics with configs, kafka-acls.sh, tests/java through kafka-run-class.sh) get Kafka 4.4's tools jar
+    # in a distribution-shaped tree (hack/kafka-ref.sh dist), the same for both brokers.
     (cd "$TREE/tests" && env -u CI LD_LIBRARY_PATH="$TREE/src:$TREE/src-cpp" TESTS="$n" TEST_KAFKA_VERSION="$KAFKA_VER" RDKAFKA_TEST_CONF="$conf" \
-      TEST_LEVEL="${TEST_LEVEL:-2}" timeout -k 10 "$PER_TEST" ./test-runner -L -p1) >"$work/$n.log" 2>&1 || rc=$?
+      KAFKA_PATH="$KAFKA_DIST" BROKERS="$bootstrap" \
+      TEST_LEVEL="${TEST_LEVEL:-2}" timeout -k 10 "$limit" ./test-runner -L -p1) >"$work/$n.log" 2>&1 || rc=$?
     { printf '==== %s (exit %s, %ss)\n' "$n" "$rc" "$(( $(date +%s) - t0 ))"; cat "$work/$n.log"; } >>"$OUT/$target.log"
     # The summary rows ("| 0001_multiobj | PASSED | 1.234s |"), the last one per test, broker tests only.
     sed 's/\x1b\[[0-9;]*m//g' "$work/$n.log" \
@@ -155,7 +164,7 @@ run_suite() {
         PASSED) state=PASS ;;
         FAILED) state=FAIL ;;
         SKIPPED) state=SKIP ;;
-        "") if (( rc == 124 || rc == 137 )); then state=TIMEOUT; secs="$PER_TEST"; else state=FAIL; secs=0; fi ;;
+        "") if (( rc == 124 || rc == 137 )); then state=TIMEOUT; secs="$limit"; else state=FAIL; secs=0; fi ;;
         *) state=FAIL ;;   # RUNNING when the runner was killed in the middle of it
       esac
       # A row that says PASS from a runner that then failed (a leak check, a crash on exit) is not a pass.
@@ -222,6 +231,7 @@ perf_tool() {
 }
 
 build_suite
+[[ "$WHICH" == perf-tool ]] || KAFKA_DIST="$("$HERE/kafka-ref.sh" dist)"
 case "$WHICH" in
   perf-tool) perf_tool; exit ;;
   tributary) tributary ;;
