@@ -25,6 +25,9 @@
 #     is left out). Not -C: its per-partition start races the first metadata answer, and partitions that lose
 #     wait for a 500 ms offset-query timer while the others long-poll at their end, about 1 s added to a
 #     sub-second row at random (seen on Tributary, whose metadata answers fastest)
+#   the 100 B consume row again with the client's prefetch bounded (queued.max.messages.kbytes=8192,
+#     fetch.queue.backoff.ms=1), and for every consume row the client's CPU seconds and minor page faults
+#     (GNU time): the client's fetch and application threads share one core, so its own memory work shows
 #   latency: 1 KiB acks=all at a fixed BENCH_LAT_RATE=5000 records/s for BENCH_LAT_SECS=20 s, per-record delivery
 #     latency as p50/p99/p99.9/max, at librdkafka's default linger.ms (5) and at linger.ms=0 (where the broker's
 #     own share is not hidden under the client's batching delay); hack/bench/rate_producer.c, compiled against
@@ -95,9 +98,21 @@ trap 'log "interrupted"; exit 130' INT TERM
 # --- tools ----------------------------------------------------------------------------------------------------
 PINNED=0
 if (( $(nproc) >= 2 )) && command -v taskset >/dev/null; then PINNED=1; fi
-client() { if (( PINNED )); then taskset -c "$CLIENT_CPUS" "$@"; else "$@"; fi; }
+# Every client runs under GNU time when it is installed (Debian package `time`), which writes the client's user
+# and system CPU seconds and minor page faults to $CLIENT_TIME for measure().
+CLIENT_TIME=""
+client() {
+  local timed=()
+  [[ -z "$CLIENT_TIME" || ! -x /usr/bin/time ]] || timed=(/usr/bin/time -o "$CLIENT_TIME" -f '%U %S %R')
+  if (( PINNED )); then "${timed[@]}" taskset -c "$CLIENT_CPUS" "$@"; else "${timed[@]}" "$@"; fi
+}
 pin_broker() { (( PINNED )) && taskset -a -p -c "$BROKER_CPUS" "$1" >/dev/null; return 0; }
 
+if [[ ! -x /usr/bin/time ]] && command -v apt-get >/dev/null; then
+  log "apt-get install time (GNU time: the clients' CPU seconds and page faults)"
+  { [[ $(id -u) -eq 0 ]] || SUDO=sudo; ${SUDO:-} apt-get install -y -qq time >/dev/null 2>&1; } \
+    || log "no GNU time: the client CPU and page-fault rows will say n/a"
+fi
 log "building librdkafka's rdkafka_performance (cached after the first run)"
 PERF="$("$HERE/librdkafka.sh" perf-tool)" || die "hack/librdkafka.sh perf-tool failed"
 # rate_producer.c against the librdkafka tree the load tool was built from, cached by the source's checksum.
@@ -140,8 +155,14 @@ measure() {
   local t="$1" key="$2" records="$3" before after rc=0; shift 3
   CMDS+=("$(printf '%q ' "$@")")
   before="$(cpu_ticks "$PID")"
+  CLIENT_TIME="$WORK/$t-$key.time"; rm -f "$CLIENT_TIME"
   "$@" >"$WORK/$t-$key.out" 2>&1 || rc=$?
   after="$(cpu_ticks "$PID")"
+  if [[ -s "$CLIENT_TIME" ]]; then
+    read -r R[$t.$key.client_user] R[$t.$key.client_sys] R[$t.$key.client_minflt] < <(tail -n 1 "$CLIENT_TIME")
+    R[$t.$key.client_cpu]="$(awk -v u="${R[$t.$key.client_user]}" -v s="${R[$t.$key.client_sys]}" 'BEGIN { printf "%.2f", u + s }')"
+  fi
+  CLIENT_TIME=""
   R[$t.$key.cpu]="$(awk -v a="$before" -v b="$after" -v h="$CLK_TCK" 'BEGIN { printf "%.2f", (b - a) / h }')"
   R[$t.$key.cpu_m]="$(awk -v c="${R[$t.$key.cpu]}" -v n="$records" 'BEGIN { if (n > 0) printf "%.2f", c * 1e6 / n }')"
   R[$t.$key.load]="$(cut -d' ' -f1 /proc/loadavg)"
@@ -227,9 +248,15 @@ bench_target() {
     create_topic "bench-$key"
     measure "$t" "$key" "$n" perf -P -t "bench-$key" -s "$size" -c "$n" -a "$acks" && parse_produce "$t" "$key"
   done
-  for spec in "c100 p100-a1 $N_SMALL" "c1k p1k-a1 $N_LARGE"; do
-    read -r key size n <<<"$spec"
-    measure "$t" "$key" "$n" perf -G "bench-light-$key-$$" -t "bench-$size" -X auto.offset.reset=earliest -c "$n" \
+  # c100q: the 100 B row again with the client's prefetch bounded to 8 MiB (librdkafka's default is 64 MiB a
+  # partition, queued.max.messages.kbytes) and no backoff when it is full (fetch.queue.backoff.ms, 1000 ms by
+  # default, would stall the row instead): on one client core, the fetch thread of a client whose broker
+  # answers faster fills more of that queue with fresh memory, and the page faults slow the application thread.
+  for spec in "c100 p100-a1 $N_SMALL" "c100q p100-a1 $N_SMALL -X queued.max.messages.kbytes=8192 -X fetch.queue.backoff.ms=1" \
+      "c1k p1k-a1 $N_LARGE"; do
+    read -r key size n props <<<"$spec"
+    # shellcheck disable=SC2086 # props: zero or more words
+    measure "$t" "$key" "$n" perf -G "bench-light-$key-$$" -t "bench-$size" -X auto.offset.reset=earliest -c "$n" $props \
       && parse_consume "$t" "$key"
   done
 
@@ -299,12 +326,16 @@ load_rows() { # LABEL KEY: records/s is given by the caller; CPU and load here
     row "${spec#*:}, MB/s" "${spec%%:*}.mbps" higher
     load_rows "${spec#*:}" "${spec%%:*}"
   done
-  for spec in "c100:Consume 100 B:$N_SMALL" "c1k:Consume 1 KiB:$N_LARGE"; do
+  for spec in "c100:Consume 100 B:$N_SMALL" "c100q:Consume 100 B, client prefetch 8 MiB (queued.max.messages.kbytes=8192, fetch.queue.backoff.ms=1):$N_SMALL" \
+      "c1k:Consume 1 KiB:$N_LARGE"; do
     IFS=: read -r key label n <<<"$spec"
     row "$label, records/s" "$key.rps" higher
     row "$label, MB/s" "$key.mbps" higher
     row "$label, records read (of $n)" "$key.records" -
     load_rows "$label" "$key"
+    row "$label: client CPU s (user + system)" "$key.client_cpu" lower
+    row "$label: client system CPU s" "$key.client_sys" lower
+    row "$label: client minor page faults" "$key.client_minflt" lower
   done
   for spec in "lat:Latency 1 KiB acks=all @${LAT_RATE}/s (linger.ms 5, the default)" "lat0:Latency 1 KiB acks=all @${LAT_RATE}/s, linger.ms=0"; do
     IFS=: read -r key label <<<"$spec"
