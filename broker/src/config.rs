@@ -217,8 +217,6 @@ pub struct ReplicationConfig {
     pub high_watermark_checkpoint_interval_ms: u64,
     /// `inter.broker.listener.name`: the listener followers fetch from. Default PLAINTEXT.
     pub inter_broker_listener: String,
-    /// `unclean.leader.election.enable`: read by the controller's elections; default false.
-    pub unclean_leader_election: bool,
     /// Not a property: the address follower connections to leaders bind to before connecting (None: the
     /// kernel picks, 127.0.0.1 on loopback). A cluster node sets it to its own listener address, as its
     /// controller connections do, so that per-address rules (a partition test's `ip rule ... blackhole`)
@@ -242,7 +240,6 @@ impl Default for ReplicationConfig {
             fetch_backoff_ms: 1_000,
             high_watermark_checkpoint_interval_ms: 5_000,
             inter_broker_listener: "PLAINTEXT".to_owned(),
-            unclean_leader_election: false,
             bind_source: None,
             quota_window_num: 11,
             quota_window_size_seconds: 1,
@@ -479,8 +476,14 @@ impl BrokerConfig {
                     self.replication.inter_broker_listener = value.to_owned()
                 }
                 "unclean.leader.election.enable" => {
-                    self.replication.unclean_leader_election =
-                        parse_bool(value).ok_or_else(|| invalid("expected true or false"))?
+                    // The cluster parse reads it again for the controller's elections; as the topics' static
+                    // default it shows in DescribeConfigs where a topic's value comes from.
+                    let enabled =
+                        parse_bool(value).ok_or_else(|| invalid("expected true or false"))?;
+                    self.topic_defaults.insert(
+                        "unclean.leader.election.enable".to_owned(),
+                        enabled.to_string(),
+                    );
                 }
                 "log.retention.check.interval.ms" => {
                     self.retention_check_interval_ms = parse_in_range(value, 1, i64::MAX)
@@ -995,8 +998,8 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
         broker_name: "unclean.leader.election.enable",
         default: "false",
         value_type: ConfigValueType::Boolean,
-        doc: "elect a leader from outside the ISR when none is left; only false: automatic elections use the \
-              ISR, an unclean one is an explicit ElectLeaders of type UNCLEAN",
+        doc: "elect a leader from outside the ISR when no ISR member is live (what only the ISR held is \
+              lost); false waits for an ISR member, or for an explicit ElectLeaders of type UNCLEAN",
     },
 ];
 
@@ -1071,12 +1074,7 @@ pub fn validate_topic_config(name: &str, value: &str) -> Result<(), TopicConfigE
             value,
             "this broker has no tiered storage; every segment stays on its local disk",
         ),
-        "unclean.leader.election.enable" => only_false(
-            name,
-            value,
-            "automatic elections take leaders from the in-sync replicas only; an unclean election is an \
-             explicit ElectLeaders of type UNCLEAN (kafka-leader-election.sh --election-type unclean)",
-        ),
+        "unclean.leader.election.enable" => boolean(name, value),
         "delete.retention.ms"
         | "min.compaction.lag.ms"
         | "message.timestamp.before.max.ms"
@@ -1485,11 +1483,7 @@ mod tests {
 
     #[test]
     fn kafka_topic_configs_without_a_feature_here_are_refused_only_when_turned_on() {
-        for name in [
-            "unclean.leader.election.enable",
-            "remote.storage.enable",
-            "preallocate",
-        ] {
+        for name in ["remote.storage.enable", "preallocate"] {
             assert!(validate_topic_config(name, "false").is_ok(), "{name}");
             assert!(validate_topic_config(name, "FALSE").is_ok(), "{name}");
             let err = validate_topic_config(name, "true").unwrap_err().to_string();
@@ -1503,6 +1497,8 @@ mod tests {
             );
         }
         assert!(validate_topic_config("remote.log.copy.disable", "true").is_ok());
+        assert!(validate_topic_config("unclean.leader.election.enable", "true").is_ok());
+        assert!(validate_topic_config("unclean.leader.election.enable", "yes").is_err());
         assert!(validate_topic_config("local.retention.ms", "-2").is_ok());
         assert!(validate_topic_config("local.retention.ms", "-3").is_err());
         assert!(validate_topic_config("compression.gzip.level", "-1").is_ok());

@@ -337,6 +337,7 @@ async fn cluster_setup(
                 .auto_leader_rebalance_enable
                 .then(|| Duration::from_secs(cluster.leader_imbalance_check_interval_seconds)),
             fill_new_brokers: cluster.partition_autobalancing == PartitionAutobalancing::NodeAdd,
+            unclean_leader_election: cluster.unclean_leader_election_enable,
         },
         controller_listener,
         metadata_addr,

@@ -286,6 +286,14 @@ fn cluster_settings_override_kafka_defaults() {
     let cluster = config.cluster.unwrap();
     assert_eq!(cluster.min_insync_replicas, 2);
     assert!(cluster.unclean_leader_election_enable);
+    assert_eq!(
+        config
+            .topic_defaults
+            .get("unclean.leader.election.enable")
+            .map(String::as_str),
+        Some("true"),
+        "the static default DescribeConfigs reports for topics"
+    );
     assert_eq!(cluster.replica_lag_time_max_ms, 10_000);
     assert_eq!(config.default_replication_factor, 3);
 }

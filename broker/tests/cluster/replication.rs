@@ -330,3 +330,101 @@ fn acks_all_is_refused_without_a_quorum_once_the_followers_lag() {
         Ok(vec!["kept".to_owned()])
     );
 }
+
+#[test]
+fn an_unclean_election_happens_only_where_the_topic_allows_it_and_the_old_leader_truncates() {
+    // Voters 1-3 keep the metadata quorum; the topic lives on the two brokers that do not vote.
+    let mut cluster = start_cluster(5, 3);
+    assert_eq!(create_topic_on(cluster.node(1), "lossy", &[4, 5]), 0);
+    // Every node, the replicas included, has the topic: its leader takes writes only once it has applied it.
+    cluster.wait_until("a full ISR everywhere", Duration::from_secs(10), |c| {
+        c.running().all(|n| isr_of(n, "lossy").len() == 2)
+    });
+    let leader = leader_of(&mut cluster, 1, "lossy", 0);
+    let follower = if leader == 4 { 5 } else { 4 };
+    assert_eq!(cluster.node(leader).produce("lossy", 0, -1, "on-both").0, 0);
+    cluster.node(follower).kill();
+    cluster.wait_until(
+        "the ISR shrinks to the leader",
+        Duration::from_secs(30),
+        |c| isr_of(c.node(1), "lossy") == vec![leader],
+    );
+    // acks=1: min.insync.replicas=2 refuses acks=all now. Only the leader holds this record.
+    assert_eq!(
+        cluster
+            .node(leader)
+            .produce("lossy", 0, 1, "only-on-leader")
+            .0,
+        0
+    );
+    cluster.node(leader).kill();
+    cluster.wait_until(
+        "the leader fenced, nobody leads",
+        Duration::from_secs(30),
+        |c| leader_of(c, 1, "lossy", 0) == -1,
+    );
+    cluster.node(follower).start();
+    cluster.wait_until(
+        "the follower back in service",
+        Duration::from_secs(30),
+        |c| {
+            c.node(1)
+                .metadata("lossy")
+                .brokers
+                .iter()
+                .any(|b| b.node_id.0 == follower)
+        },
+    );
+    // unclean.leader.election.enable is false by default: the partition waits for its ISR.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        leader_of(&mut cluster, 1, "lossy", 0),
+        -1,
+        "no leader from outside the ISR by default"
+    );
+    assert_eq!(
+        alter_config(
+            cluster.node(1),
+            2,
+            "lossy",
+            "unclean.leader.election.enable",
+            Some("true")
+        ),
+        (0, String::new())
+    );
+    cluster.wait_until(
+        "the follower leads, uncleanly",
+        Duration::from_secs(10),
+        |c| leader_of(c, 1, "lossy", 0) == follower && isr_of(c.node(1), "lossy") == vec![follower],
+    );
+    // Alone in the ISR, below min.insync.replicas=2, the new leader takes acks=1 writes but does not move
+    // the high watermark: nothing it serves can be taken back by the next election.
+    assert_eq!(cluster.node(follower).produce("lossy", 0, 1, "after").0, 0);
+    assert_eq!(cluster.node(follower).read_all("lossy", 0), Ok(Vec::new()));
+    // The old leader comes back, truncates what only it had, and rejoins the ISR.
+    cluster.node(leader).start();
+    cluster.wait_until("both in the ISR again", Duration::from_secs(30), |c| {
+        isr_of(c.node(1), "lossy").len() == 2
+    });
+    let expected = vec!["on-both".to_owned(), "after".to_owned()];
+    cluster.wait_until(
+        "whoever leads serves the new leader's log",
+        Duration::from_secs(10),
+        |c| {
+            let now = leader_of(c, 1, "lossy", 0);
+            now > 0 && c.node(now).read_all("lossy", 0) == Ok(expected.clone())
+        },
+    );
+    // The old leader leads again (its log must be the new one): it may not have heard the high watermark
+    // before the other went down, and alone in the ISR it does not move it, so the other comes back too.
+    cluster.node(follower).kill();
+    cluster.wait_until("the old leader leads", Duration::from_secs(30), |c| {
+        leader_of(c, 1, "lossy", 0) == leader
+    });
+    cluster.node(follower).start();
+    cluster.wait_until(
+        "the old leader's log is the new leader's",
+        Duration::from_secs(30),
+        |c| c.node(leader).read_all("lossy", 0) == Ok(expected.clone()),
+    );
+}

@@ -201,6 +201,7 @@ async fn every_kafka_topic_config_is_known_and_features_missing_here_are_refused
         ("compression.zstd.level", "9"),
         ("remote.log.copy.disable", "true"),
         ("unclean.leader.election.enable", "false"),
+        ("unclean.leader.election.enable", "true"),
         ("preallocate", "false"),
     ];
     for (name, value) in accepted {
@@ -220,7 +221,6 @@ async fn every_kafka_topic_config_is_known_and_features_missing_here_are_refused
     for (name, why) in [
         ("remote.storage.enable", "no tiered storage"),
         ("preallocate", "not preallocated"),
-        ("unclean.leader.election.enable", "--election-type unclean"),
     ] {
         let results = alter(
             &broker,

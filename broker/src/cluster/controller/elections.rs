@@ -1,7 +1,8 @@
 //! Leader elections the controller runs on request or on its own: preferred-leader elections (the first
 //! replica of the assignment leads again when it is live and in sync: ElectLeaders type 0 and
-//! `auto.leader.rebalance.enable`) and unclean elections (ElectLeaders type 1 only: a live replica outside
-//! the ISR may lead a leaderless partition, losing what only the ISR had — an admin's explicit choice).
+//! `auto.leader.rebalance.enable`) and unclean elections (a live replica outside the ISR may lead a
+//! leaderless partition, losing what only the ISR had: ElectLeaders type 1, an admin's explicit choice, or
+//! on the controller's own where `unclean.leader.election.enable` is true for the topic).
 
 use std::collections::BTreeMap;
 
@@ -96,6 +97,51 @@ fn decide(
             }
         }
     }
+}
+
+/// The topic config key, also a cluster-wide and a static broker default.
+pub const UNCLEAN_CONFIG: &str = "unclean.leader.election.enable";
+
+/// Whether `topic` may elect a leader from outside its ISR on its own, resolved as Kafka does: the topic's
+/// config, else the cluster-wide dynamic default (IncrementalAlterConfigs on the broker resource), else the
+/// static broker config `default`.
+pub fn unclean_allowed(image: &MetadataImage, topic: &str, default: bool) -> bool {
+    image
+        .topics
+        .get(topic)
+        .and_then(|t| t.configs.get(UNCLEAN_CONFIG))
+        .or_else(|| image.broker_configs.get(UNCLEAN_CONFIG))
+        .map_or(default, |v| v.trim().eq_ignore_ascii_case("true"))
+}
+
+/// The elections that give a leader to every leaderless partition that may take one from outside its ISR
+/// (as Kafka's controller does periodically when `unclean.leader.election.enable` is true): a live ISR
+/// member if one is back, else the first live replica, which then is the whole ISR.
+pub fn automatic_unclean_elections(image: &MetadataImage, default: bool) -> Vec<MetadataChange> {
+    let mut changes = Vec::new();
+    for topic in image.topics.values() {
+        if !topic.partitions.iter().any(|p| p.leader == NO_LEADER)
+            || !unclean_allowed(image, &topic.name, default)
+        {
+            continue;
+        }
+        for (index, partition) in topic.partitions.iter().enumerate() {
+            if partition.leader != NO_LEADER {
+                continue;
+            }
+            let index = i32::try_from(index).unwrap_or(i32::MAX);
+            if let (ElectionOutcome::Elected(_), Some(change)) =
+                decide(image, &topic.name, index, ElectionType::Unclean)
+            {
+                changes.push(MetadataChange::ChangePartition {
+                    topic: topic.name.clone(),
+                    partition: index,
+                    change,
+                });
+            }
+        }
+    }
+    changes
 }
 
 /// Partitions whose preferred leader should lead again under Kafka's rule: for each broker, when more
@@ -301,6 +347,69 @@ mod tests {
         assert_eq!(
             decide(&image(vec![led], &[]), "t", 0, ElectionType::Unclean).0,
             ElectionOutcome::NotNeeded
+        );
+    }
+
+    #[test]
+    fn automatic_unclean_elections_follow_the_topic_then_the_cluster_then_the_broker_default() {
+        let mut leaderless = led_by(vec![1, 2, 3], NO_LEADER);
+        leaderless.isr = vec![1];
+        let start = image(vec![leaderless, led_by(vec![2, 3, 1], 2)], &[1]);
+        assert!(
+            automatic_unclean_elections(&start, false).is_empty(),
+            "off by default: the partition waits for broker 1"
+        );
+        let elected = |image: &MetadataImage, default| {
+            automatic_unclean_elections(image, default)
+                .into_iter()
+                .map(|c| match c {
+                    MetadataChange::ChangePartition {
+                        partition, change, ..
+                    } => (partition, change.leader, change.isr),
+                    other => panic!("unexpected change {other:?}"),
+                })
+                .collect::<Vec<_>>()
+        };
+        let only_the_leaderless = vec![(0, Some(2), Some(vec![2]))];
+        assert_eq!(
+            elected(&start, true),
+            only_the_leaderless,
+            "static broker default"
+        );
+        let mut cluster_wide = start.clone();
+        cluster_wide
+            .broker_configs
+            .insert(UNCLEAN_CONFIG.into(), "true".into());
+        assert_eq!(
+            elected(&cluster_wide, false),
+            only_the_leaderless,
+            "cluster-wide dynamic default"
+        );
+        let with_topic_config = |image: &MetadataImage, value: &str| {
+            let mut image = image.clone();
+            let topic = image.topics.get_mut("t").unwrap();
+            topic.configs.insert(UNCLEAN_CONFIG.into(), value.into());
+            image
+        };
+        assert!(
+            elected(&with_topic_config(&cluster_wide, "false"), true).is_empty(),
+            "the topic's own config wins"
+        );
+        assert_eq!(
+            elected(&with_topic_config(&start, "true"), false),
+            only_the_leaderless
+        );
+        let everyone_fenced = image(
+            vec![{
+                let mut p = led_by(vec![1, 2, 3], NO_LEADER);
+                p.isr = vec![1];
+                p
+            }],
+            &[1, 2, 3],
+        );
+        assert!(
+            elected(&everyone_fenced, true).is_empty(),
+            "no live replica: still leaderless"
         );
     }
 

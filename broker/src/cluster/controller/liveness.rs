@@ -4,7 +4,8 @@
 //!
 //! Heartbeat times live only in the active controller's memory: a new active controller gives every broker
 //! a full session from the moment it took over, as Kafka's does, so a controller failover never fences a
-//! live broker. Elections are clean: a new leader comes only from the ISR (unclean election is not offered).
+//! live broker. Elections here are clean: a new leader comes only from the ISR. Where a topic allows unclean
+//! elections, the periodic session check also gives leaderless partitions a leader from outside the ISR.
 
 use std::{
     collections::HashMap,
@@ -40,6 +41,9 @@ pub struct LivenessSettings {
     /// `tributary.partition.autobalancing.mode` (`node_add`): whether a broker registering for the first time
     /// into a cluster with partitions is filled with its share of replicas (`off`: only when asked).
     pub fill_new_brokers: bool,
+    /// `unclean.leader.election.enable` (false), the static broker default under the cluster-wide and topic
+    /// configs: whether a partition left without a live ISR member takes a leader from its other replicas.
+    pub unclean_leader_election: bool,
 }
 
 impl Default for LivenessSettings {
@@ -49,6 +53,7 @@ impl Default for LivenessSettings {
             heartbeat_interval: Duration::from_millis(2000),
             leader_rebalance_interval: Some(Duration::from_secs(300)),
             fill_new_brokers: true,
+            unclean_leader_election: false,
         }
     }
 }
@@ -524,6 +529,13 @@ impl Controller {
             );
             self.submit(fence_changes(&image, broker)).await?;
         }
+        let unclean = super::elections::automatic_unclean_elections(
+            &self.image(),
+            self.liveness.settings.unclean_leader_election,
+        );
+        if !unclean.is_empty() {
+            self.submit(unclean).await?;
+        }
         drop(_decisions);
         if self.liveness.rebalance_due() {
             self.rebalance_leaders(LEADER_IMBALANCE_PERCENTAGE).await?;
@@ -674,6 +686,7 @@ mod tests {
             heartbeat_interval: Duration::from_millis(0),
             leader_rebalance_interval: None,
             fill_new_brokers: false,
+            unclean_leader_election: false,
         });
         let start = image(&[1, 2], Vec::new());
         assert!(liveness.expired(7, 1, &start).is_empty());
@@ -689,6 +702,7 @@ mod tests {
             heartbeat_interval: Duration::from_millis(20),
             leader_rebalance_interval: None,
             fill_new_brokers: false,
+            unclean_leader_election: false,
         });
         let start = image(&[1, 2, 3], Vec::new());
         liveness.follow(Some(3));
