@@ -23,7 +23,9 @@ use crate::{
         rpc::RpcIdentity,
         store::{LocalMetadataStore, MetadataError, MetadataStore},
     },
-    config::{BrokerConfig, ReplicationConfig},
+    config::{
+        creation_defaults::OFFSETS_TOPIC_REPLICATION_FACTOR, BrokerConfig, ReplicationConfig,
+    },
     group::{offsets::BoxFuture, GroupCoordinator, OffsetsLog, OffsetsLogError, OFFSETS_TOPIC},
     handlers::fetch::session::FetchSessionCache,
     log_manager::{LogManager, LogManagerConfig, LogManagerError},
@@ -554,7 +556,8 @@ impl LeadershipListener for OffsetsLeadership {
 pub struct LocalOffsetsLog {
     controller: Arc<Controller>,
     replicas: Arc<ReplicaManager>,
-    /// `offsets.topic.replication.factor`: 1 standalone, the configured value (Kafka: 3) in a cluster.
+    /// `offsets.topic.replication.factor` from `server.properties` (1 standalone, Kafka's 3 in a cluster);
+    /// a cluster-wide dynamic value wins over it.
     replication_factor: i16,
     /// `offsets.commit.timeout.ms`.
     commit_timeout: Duration,
@@ -590,10 +593,12 @@ impl OffsetsLog for LocalOffsetsLog {
             // cluster that is still forming or short of a broker can serve groups, and say so. The topic
             // keeps the broker's min.insync.replicas, as in Kafka.
             let live = i16::try_from(image.live_brokers().count()).unwrap_or(i16::MAX);
-            let replication_factor = self.replication_factor.min(live.max(1));
-            if replication_factor < self.replication_factor {
+            let configured = OFFSETS_TOPIC_REPLICATION_FACTOR
+                .resolve_i16(&image.broker_configs, self.replication_factor);
+            let replication_factor = configured.min(live.max(1));
+            if replication_factor < configured {
                 tracing::warn!(
-                    configured = self.replication_factor,
+                    configured,
                     live_brokers = live,
                     replication_factor,
                     "creating {OFFSETS_TOPIC} with fewer replicas than offsets.topic.replication.factor"

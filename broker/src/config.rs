@@ -10,6 +10,7 @@ use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf};
 use crate::log::{FlushPolicy, LogConfig, TimestampType, TopicCompression};
 
 mod cluster;
+pub mod creation_defaults;
 mod listeners;
 
 pub use cluster::{ClusterConfig, PartitionAutobalancing, ProcessRoles, QuorumConfig, QuorumVoter};

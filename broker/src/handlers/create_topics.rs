@@ -14,7 +14,10 @@ use kafka_protocol::{
 use super::{code, message, topic_error_code, RequestContext};
 use crate::{
     cluster::controller::{AssignmentProblem, Placement, TopicError},
-    config::{effective_topic_config, TOPIC_CONFIGS},
+    config::{
+        creation_defaults::{DEFAULT_REPLICATION_FACTOR, NUM_PARTITIONS},
+        effective_topic_config, TOPIC_CONFIGS,
+    },
 };
 
 /// From this version a client understands THROTTLING_QUOTA_EXCEEDED (KIP-599).
@@ -51,12 +54,16 @@ pub async fn handle(
             let placement = if topic.assignments.is_empty() {
                 Placement::Spread {
                     partitions: if topic.num_partitions == -1 {
-                        config.num_partitions
+                        NUM_PARTITIONS
+                            .resolve_i32(&broker.image().broker_configs, config.num_partitions)
                     } else {
                         topic.num_partitions
                     },
                     replication_factor: if topic.replication_factor == -1 {
-                        config.default_replication_factor
+                        DEFAULT_REPLICATION_FACTOR.resolve_i16(
+                            &broker.image().broker_configs,
+                            config.default_replication_factor,
+                        )
                     } else {
                         topic.replication_factor
                     },

@@ -1,5 +1,5 @@
 //! DescribeConfigs (key 32): effective topic configs with their sources, and on the broker resource the
-//! topic defaults under their broker-level names, plus this broker's own dynamic configs (the replication
+//! topic defaults under their broker-level names and the creation defaults, plus this broker's own dynamic configs (the replication
 //! throttle rates when set, `tributary.broker.draining` and `tributary.broker.filling`).
 
 use std::collections::BTreeMap;
@@ -19,8 +19,9 @@ use super::{code, message};
 use crate::{
     cluster::image::{MetadataImage, NodeId},
     config::{
-        effective_topic_config, ConfigSource, ConfigValueType, TopicConfigDef, BROKER_FLAGS,
-        DRAINING_CONFIG, NODE_CONFIGS, TOPIC_CONFIGS,
+        creation_defaults::CREATION_DEFAULTS, effective_topic_config, BrokerConfig, ConfigSource,
+        ConfigValueType, TopicConfigDef, BROKER_FLAGS, DRAINING_CONFIG, NODE_CONFIGS,
+        TOPIC_CONFIGS,
     },
     handlers::RequestContext,
 };
@@ -95,6 +96,70 @@ fn entry(
         })
         .with_synonyms(synonym_list)
         .with_documentation((docs && version >= 3).then(|| StrBytes::from_static_str(def.doc)))
+}
+
+/// The creation defaults (`default.replication.factor`...): the cluster-wide dynamic value when one is set,
+/// else this broker's own, with Kafka's synonym chain.
+fn creation_entries(
+    version: i16,
+    image: &MetadataImage,
+    config: &BrokerConfig,
+    wanted: impl Fn(&str) -> bool,
+    synonyms: bool,
+    docs: bool,
+) -> Vec<DescribeConfigsResourceResult> {
+    CREATION_DEFAULTS
+        .iter()
+        .filter(|default| wanted(default.name))
+        .map(|default| {
+            let configured = default.configured(config);
+            let statik = if configured == default.kafka_default {
+                ConfigSource::Default
+            } else {
+                ConfigSource::StaticBroker
+            };
+            let dynamic = image
+                .broker_configs
+                .get(default.name)
+                .and_then(|v| default.parse(v));
+            let chain: Vec<(i64, ConfigSource)> = dynamic
+                .map(|v| (v, ConfigSource::DynamicDefaultBroker))
+                .into_iter()
+                .chain([(configured, statik)])
+                .chain(
+                    (statik == ConfigSource::StaticBroker)
+                        .then_some((default.kafka_default, ConfigSource::Default)),
+                )
+                .collect();
+            let (value, source) = chain[0];
+            let synonym_list = if synonyms {
+                chain
+                    .iter()
+                    .map(|(value, source)| {
+                        DescribeConfigsSynonym::default()
+                            .with_name(StrBytes::from_static_str(default.name))
+                            .with_value(Some(StrBytes::from_string(value.to_string())))
+                            .with_source(*source as i8)
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            DescribeConfigsResourceResult::default()
+                .with_name(StrBytes::from_static_str(default.name))
+                .with_value(Some(StrBytes::from_string(value.to_string())))
+                .with_config_source(source as i8)
+                .with_config_type(if version >= 3 {
+                    ConfigValueType::Int as i8
+                } else {
+                    0
+                })
+                .with_synonyms(synonym_list)
+                .with_documentation(
+                    (docs && version >= 3).then(|| StrBytes::from_static_str(default.doc)),
+                )
+        })
+        .collect()
 }
 
 /// What the per-broker dynamic configs of broker `id` say: each rate that is set (Kafka's
@@ -238,6 +303,14 @@ pub async fn handle(
                             )
                         })
                         .collect();
+                    configs.extend(creation_entries(
+                        ctx.version,
+                        image,
+                        &broker.config,
+                        wanted,
+                        request.include_synonyms,
+                        request.include_documentation,
+                    ));
                     // The empty name is the cluster-wide default resource: no per-broker values there.
                     if !name.is_empty() {
                         configs.extend(node_entries(

@@ -1,5 +1,5 @@
 //! IncrementalAlterConfigs (key 44): SET, DELETE, APPEND and SUBTRACT on topic configs and on the broker's
-//! cluster-wide topic defaults. Every change in a resource is validated before any is applied.
+//! cluster-wide topic defaults and creation defaults (`config::creation_defaults`). Every change in a resource is validated before any is applied.
 //!
 //! The resource-level steps here also serve AlterConfigs (key 33, `alter_configs`), which replaces a
 //! resource's whole set of overrides: its SETs applied to an empty set instead of the current one.
@@ -24,9 +24,10 @@ use crate::{
     broker::Broker,
     cluster::controller::{drain, TopicError},
     config::{
-        broker_key_to_topic_key, scale_value, topic_config_def, validate_node_config,
-        validate_topic_config, ConfigValueType, TopicConfigError, BROKER_FLAGS, DRAINING_CONFIG,
-        NODE_CONFIGS,
+        broker_key_to_topic_key,
+        creation_defaults::{creation_default, CreationDefault},
+        scale_value, topic_config_def, validate_node_config, validate_topic_config,
+        ConfigValueType, TopicConfigError, BROKER_FLAGS, DRAINING_CONFIG, NODE_CONFIGS,
     },
     handlers::RequestContext,
 };
@@ -68,6 +69,12 @@ pub(super) enum AlterConfigsError {
     UnknownOperation(i8),
     #[error(transparent)]
     InvalidValue(#[from] TopicConfigError),
+    #[error("{name} must be an integer from {} to {}, got {value:?}", .default.min, .default.max)]
+    CreationDefaultOutOfRange {
+        name: String,
+        value: String,
+        default: CreationDefault,
+    },
     #[error("Broker {0} is not registered.")]
     UnknownBroker(String),
     #[error("{name} must be true or false, got {value:?}")]
@@ -87,7 +94,10 @@ impl AlterConfigsError {
             | AlterConfigsError::UnsupportedResourceType(_)
             | AlterConfigsError::NotDynamic(_)
             | AlterConfigsError::UnknownBroker(_) => code(ResponseError::InvalidRequest),
-            AlterConfigsError::NotABoolean { .. } => code(ResponseError::InvalidConfig),
+            AlterConfigsError::NotABoolean { .. }
+            | AlterConfigsError::CreationDefaultOutOfRange { .. } => {
+                code(ResponseError::InvalidConfig)
+            }
             AlterConfigsError::DrainRefused(_) => code(ResponseError::PolicyViolation),
             AlterConfigsError::NotScalable { .. }
             | AlterConfigsError::UnknownConfig(_)
@@ -144,6 +154,10 @@ fn apply_ops(
     let mut next = current.clone();
     for op in ops {
         let name = &op.requested;
+        if let Some(default) = creation_default(op.key) {
+            apply_creation_default(&mut next, default, op)?;
+            continue;
+        }
         let def = topic_config_def(op.key)
             .ok_or_else(|| AlterConfigsError::UnknownConfig(name.clone()))?;
         match op.operation {
@@ -190,6 +204,36 @@ fn apply_ops(
         }
     }
     Ok(next)
+}
+
+/// SET or DELETE of a cluster-wide creation default (`default.replication.factor`...): an integer in range.
+fn apply_creation_default(
+    next: &mut BTreeMap<String, String>,
+    default: CreationDefault,
+    op: &Op,
+) -> Result<(), AlterConfigsError> {
+    match op.operation {
+        SET => {
+            let value = op
+                .value
+                .clone()
+                .ok_or_else(|| AlterConfigsError::SetWithoutValue(op.requested.clone()))?;
+            let parsed = default.parse(&value).ok_or_else(|| {
+                AlterConfigsError::CreationDefaultOutOfRange {
+                    name: op.requested.clone(),
+                    value,
+                    default,
+                }
+            })?;
+            next.insert(default.name.to_owned(), parsed.to_string());
+        }
+        DELETE => {
+            next.remove(default.name);
+        }
+        APPEND | SUBTRACT => return Err(AlterConfigsError::NotAList(op.requested.clone())),
+        other => return Err(AlterConfigsError::UnknownOperation(other)),
+    }
+    Ok(())
 }
 
 /// Changes one topic's config overrides.
@@ -240,6 +284,14 @@ pub(super) async fn alter_broker(
         .iter()
         .map(|c| {
             let requested = c.name.clone();
+            if let Some(default) = creation_default(&requested) {
+                return Ok(Op {
+                    requested,
+                    key: default.name,
+                    operation: c.operation,
+                    value: c.value.clone(),
+                });
+            }
             let (key, scale) = broker_key_to_topic_key(&requested)
                 .ok_or_else(|| AlterConfigsError::NotDynamic(requested.clone()))?;
             let value =

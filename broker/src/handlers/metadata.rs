@@ -21,6 +21,7 @@ use crate::cluster::{
     controller::{validate_topic_name, Placement, TopicError},
     image::{MetadataImage, NodeId, TopicMetadata, NO_LEADER},
 };
+use crate::config::creation_defaults::{DEFAULT_REPLICATION_FACTOR, NUM_PARTITIONS};
 
 /// One partition as clients see it, from one image: shared by Metadata and DescribeTopicPartitions so the
 /// two never disagree about a leader or a replica.
@@ -159,8 +160,10 @@ pub async fn handle(ctx: &RequestContext<'_>, request: MetadataRequest) -> Metad
                     continue;
                 }
                 let placement = Placement::Spread {
-                    partitions: config.num_partitions,
-                    replication_factor: config.default_replication_factor,
+                    partitions: NUM_PARTITIONS
+                        .resolve_i32(&image.broker_configs, config.num_partitions),
+                    replication_factor: DEFAULT_REPLICATION_FACTOR
+                        .resolve_i16(&image.broker_configs, config.default_replication_factor),
                 };
                 let created = broker
                     .controller

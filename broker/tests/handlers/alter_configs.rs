@@ -298,7 +298,11 @@ async fn the_broker_resource_replaces_the_cluster_wide_defaults() {
     );
     let refused = alter(
         &broker,
-        vec![resource(BROKER, "", &[("num.partitions", Some("3"))])],
+        vec![resource(
+            BROKER,
+            "",
+            &[("auto.create.topics.enable", Some("false"))],
+        )],
         false,
         1,
     )
@@ -307,7 +311,7 @@ async fn the_broker_resource_replaces_the_cluster_wide_defaults() {
         (refused[0].error_code, refused[0].error_message.as_deref()),
         (
             code(ResponseError::InvalidRequest),
-            Some("Cannot update these configs dynamically: [num.partitions]")
+            Some("Cannot update these configs dynamically: [auto.create.topics.enable]")
         ),
         "as Kafka 4.4 answers"
     );

@@ -2,16 +2,19 @@
 
 use kafka_protocol::{
     messages::{
+        create_topics_request::CreatableTopic,
         describe_configs_request::DescribeConfigsResource,
         incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig},
         incremental_alter_configs_response::AlterConfigsResourceResponse,
-        DescribeConfigsRequest, IncrementalAlterConfigsRequest,
+        metadata_request::MetadataRequestTopic,
+        CreateTopicsRequest, DescribeConfigsRequest, IncrementalAlterConfigsRequest,
+        MetadataRequest,
     },
     ResponseError,
 };
 use tributary_broker::testing::TestBroker;
 
-use crate::{batch, code, create_topic, produce, s};
+use crate::{batch, code, create_topic, produce, s, topic_name};
 
 const TOPIC: i8 = 2;
 const BROKER: i8 = 4;
@@ -320,7 +323,11 @@ async fn unknown_resources_and_static_broker_configs_are_refused() {
         vec![
             on(TOPIC, "ghost", vec![op("retention.ms", SET, Some("1"))]),
             on(BROKER, "42", vec![op("log.retention.ms", SET, Some("1"))]),
-            on(BROKER, "", vec![op("num.partitions", SET, Some("3"))]),
+            on(
+                BROKER,
+                "",
+                vec![op("auto.create.topics.enable", SET, Some("false"))],
+            ),
             on(3, "group", vec![op("retention.ms", SET, Some("1"))]),
         ],
         false,
@@ -339,7 +346,7 @@ async fn unknown_resources_and_static_broker_configs_are_refused() {
         (results[2].error_code, results[2].error_message.as_deref()),
         (
             code(ResponseError::InvalidRequest),
-            Some("Cannot update these configs dynamically: [num.partitions]")
+            Some("Cannot update these configs dynamically: [auto.create.topics.enable]")
         ),
         "not a dynamic config: Kafka 4.4 answers INVALID_REQUEST"
     );
@@ -347,5 +354,100 @@ async fn unknown_resources_and_static_broker_configs_are_refused() {
         results[3].error_code,
         code(ResponseError::InvalidRequest),
         "unsupported resource type"
+    );
+}
+
+/// Tributary takes the creation defaults live, cluster-wide (Kafka only from server.properties), so an
+/// operator can make them follow the broker count without a restart.
+#[tokio::test]
+async fn creation_defaults_are_cluster_wide_dynamic_configs() {
+    let broker = TestBroker::start().await;
+    let results = alter(
+        &broker,
+        vec![on(BROKER, "", vec![op("num.partitions", SET, Some("3"))])],
+        false,
+    )
+    .await;
+    assert_eq!(results[0].error_code, 0, "{:?}", results[0].error_message);
+    let created = broker
+        .call(
+            CreateTopicsRequest::default()
+                .with_timeout_ms(5_000)
+                .with_topics(vec![CreatableTopic::default()
+                    .with_name(topic_name("unsized"))
+                    .with_num_partitions(-1)
+                    .with_replication_factor(-1)]),
+            7,
+        )
+        .await;
+    assert_eq!(created.topics[0].error_code, 0);
+    assert_eq!(created.topics[0].num_partitions, 3, "CreateTopics with -1");
+    let metadata = broker
+        .call(
+            MetadataRequest::default()
+                .with_topics(Some(vec![
+                    MetadataRequestTopic::default().with_name(Some(topic_name("auto")))
+                ]))
+                .with_allow_auto_topic_creation(true),
+            12,
+        )
+        .await;
+    assert_eq!(metadata.topics[0].partitions.len(), 3, "auto-created");
+
+    let describe = |keys: Vec<&str>| {
+        DescribeConfigsRequest::default()
+            .with_include_synonyms(true)
+            .with_resources(vec![DescribeConfigsResource::default()
+                .with_resource_type(BROKER)
+                .with_resource_name(s("1"))
+                .with_configuration_keys(Some(keys.into_iter().map(s).collect()))])
+    };
+    let described = broker.call(describe(vec!["num.partitions"]), 4).await;
+    let entry = &described.results[0].configs[0];
+    let synonyms: Vec<(String, i8)> = entry
+        .synonyms
+        .iter()
+        .map(|s| (s.value.as_deref().unwrap_or_default().to_owned(), s.source))
+        .collect();
+    assert_eq!(
+        (entry.value.as_deref(), entry.config_source, synonyms),
+        (Some("3"), 3, vec![("3".to_owned(), 3), ("1".to_owned(), 5)]),
+        "dynamic default broker config over the built-in default"
+    );
+
+    let refused = alter(
+        &broker,
+        vec![
+            on(
+                BROKER,
+                "",
+                vec![op("default.replication.factor", SET, Some("0"))],
+            ),
+            on(BROKER, "", vec![op("num.partitions", APPEND, Some("4"))]),
+        ],
+        false,
+    )
+    .await;
+    assert_eq!(
+        (refused[0].error_code, refused[0].error_message.as_deref()),
+        (
+            code(ResponseError::InvalidConfig),
+            Some("default.replication.factor must be an integer from 1 to 32767, got \"0\"")
+        )
+    );
+    assert_eq!(refused[1].error_code, code(ResponseError::InvalidConfig));
+
+    let results = alter(
+        &broker,
+        vec![on(BROKER, "", vec![op("num.partitions", DELETE, None)])],
+        false,
+    )
+    .await;
+    assert_eq!(results[0].error_code, 0);
+    let described = broker.call(describe(vec!["num.partitions"]), 4).await;
+    let entry = &described.results[0].configs[0];
+    assert_eq!(
+        (entry.value.as_deref(), entry.config_source),
+        (Some("1"), 5)
     );
 }

@@ -33,7 +33,7 @@ use super::{
     scale::{self, ClusterView, ScaleLimits, ScalePlan},
     status::{self, Outcome, REASON_INVALID_SPEC},
     validate::validate,
-    voters::{self, VoterChange, VotersSource},
+    voters::{self, Topology, VoterChange, VotersSource},
 };
 use crate::{
     controller::Context,
@@ -343,7 +343,7 @@ pub async fn reconcile(cluster: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<
     let mut next = status::status(cluster.status.as_ref(), &outcome, &now);
     next.quorum_mode = Some(topology.mode);
     next.live_broker_config =
-        apply_live_config(&ctx, &cluster, &valid, &stateful_set, &admin).await;
+        apply_live_config(&ctx, &cluster, &valid, &topology, &stateful_set, &admin).await;
     let ready = status::is_ready(&next);
     patch_status(&clusters, &cluster, &next).await?;
     tracing::debug!(cluster = %name, namespace = %namespace, ready, ready_brokers = next.ready_brokers, "reconciled");
@@ -360,7 +360,8 @@ pub async fn reconcile(cluster: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<
     ))
 }
 
-/// Brings the cluster-wide dynamic broker configs to the live part of `spec.brokerConfig` (deletes first, so
+/// Brings the cluster-wide dynamic broker configs to the operator's replication defaults for the running
+/// broker count and the live part of `spec.brokerConfig` over them (deletes first, so
 /// a key replaced by another spelling of the same setting, `log.retention.hours` by `log.retention.ms`, ends
 /// set), and returns what is applied now: the spec's on success, the status's record otherwise (retried on the
 /// next reconcile; a cluster whose brokers are not up yet is not asked).
@@ -368,6 +369,7 @@ async fn apply_live_config(
     ctx: &Context,
     cluster: &KafkaCluster,
     valid: &super::ValidatedKafkaCluster,
+    topology: &Topology,
     applied: &StatefulSet,
     admin: &AdminClient,
 ) -> BTreeMap<String, String> {
@@ -376,7 +378,7 @@ async fn apply_live_config(
         .as_ref()
         .map(|s| s.live_broker_config.clone())
         .unwrap_or_default();
-    let desired = live_broker_config(valid);
+    let desired = live_broker_config(valid, topology);
     let any_ready = applied
         .status
         .as_ref()

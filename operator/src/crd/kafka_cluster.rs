@@ -288,8 +288,9 @@ pub struct KafkaClusterStatus {
     pub pending_restarts: Vec<PendingRestart>,
 
     /// The keys of `spec.brokerConfig` the brokers take live (log retention, segment size, compression,
-    /// `min.insync.replicas`...) as last applied through IncrementalAlterConfigs, cluster-wide: a change of
-    /// these restarts no broker, and a key removed from the spec is deleted on the brokers.
+    /// `min.insync.replicas`, `default.replication.factor`...) over the operator's replication defaults for the
+    /// broker count, as last applied through IncrementalAlterConfigs, cluster-wide: a change of these restarts
+    /// no broker, and a key removed from the spec is deleted on the brokers.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub live_broker_config: BTreeMap<String, String>,
 }

@@ -179,8 +179,15 @@ async fn brokers_run_and_the_cluster_follows_them() {
     wait_partitions(&admin, "payments", 4, "after the restart").await;
 
     let config_maps = Api::<ConfigMap>::namespaced(client.clone(), &namespace);
-    scale_up_adds_voters_and_scale_down_removes_them(&clusters, &config_maps, &runner, &admin)
-        .await;
+    let pods = Api::<k8s_openapi::api::core::v1::Pod>::namespaced(client.clone(), &namespace);
+    scale_up_adds_voters_and_scale_down_removes_them(
+        &clusters,
+        &config_maps,
+        &pods,
+        &runner,
+        &admin,
+    )
+    .await;
 
     operator.abort();
     drop(runner);
@@ -205,9 +212,50 @@ async fn voters_now(
 async fn scale_up_adds_voters_and_scale_down_removes_them(
     clusters: &Api<KafkaCluster>,
     config_maps: &Api<ConfigMap>,
+    pods: &Api<k8s_openapi::api::core::v1::Pod>,
     runner: &PodRunner,
     admin: &AdminClient,
 ) {
+    // A roll deletes the pod and the StatefulSet makes a new one; the pod runner's restarts keep the uid.
+    let pod_0 = || async {
+        pods.get("live-0")
+            .await
+            .expect("get pod live-0")
+            .metadata
+            .uid
+            .expect("uid")
+    };
+    let first_pod_0 = pod_0().await;
+    // The operator's replication defaults follow the running brokers, applied live.
+    let live_defaults = |expected: [&'static str; 3]| async move {
+        eventually(
+            &format!("replication defaults {expected:?} applied live"),
+            || async {
+                let status = cluster_status(clusters, CLUSTER).await?;
+                let applied = [
+                    "default.replication.factor",
+                    "offsets.topic.replication.factor",
+                    "min.insync.replicas",
+                ]
+                .map(|key| {
+                    status
+                        .live_broker_config
+                        .get(key)
+                        .cloned()
+                        .unwrap_or_default()
+                });
+                if applied == expected && status.pending_restarts.is_empty() {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "applied {applied:?}, pending restarts {:?}",
+                        status.pending_restarts
+                    ))
+                }
+            },
+        )
+        .await;
+    };
     let scale = |brokers: i32| async move {
         clusters
             .patch(
@@ -235,6 +283,8 @@ async fn scale_up_adds_voters_and_scale_down_removes_them(
         "scale 1 -> 3: three voters {:?} after the edit",
         started.elapsed()
     );
+    live_defaults(["3", "3", "2"]).await;
+    assert_eq!(pod_0().await, first_pod_0, "scaling up restarts no broker");
     let config = config_maps
         .get(&format!("{CLUSTER}-config"))
         .await
@@ -290,4 +340,10 @@ async fn scale_up_adds_voters_and_scale_down_removes_them(
         started.elapsed()
     );
     wait_partitions(admin, "payments", 4, "after the scale-down").await;
+    live_defaults(["1", "1", "1"]).await;
+    assert_eq!(
+        pod_0().await,
+        first_pod_0,
+        "scaling down restarts no broker it keeps"
+    );
 }

@@ -690,11 +690,11 @@ fn the_controller_port_is_on_the_pods_and_the_headless_service() {
 }
 
 #[test]
-fn scaling_past_three_brokers_does_not_roll() {
-    // Below three brokers the replication defaults follow the broker count, so the existing pods restart to
-    // learn them; from three on nothing in pod 0's file changes.
+fn scaling_a_static_cluster_does_not_roll() {
+    // The replication defaults follow the broker count live, and a static quorum keeps its voters: nothing in
+    // pod 0's file that needs a restart changes.
     let scaled = created_then_scaled;
-    assert_ne!(config_hash(&scaled(1, 1)), config_hash(&scaled(1, 2)));
+    assert_eq!(config_hash(&scaled(1, 1)), config_hash(&scaled(1, 2)));
     assert_eq!(config_hash(&scaled(3, 3)), config_hash(&scaled(3, 4)));
     assert_eq!(config_hash(&scaled(3, 3)), config_hash(&scaled(3, 9)));
     assert_eq!(config_hash(&scaled(1, 3)), config_hash(&scaled(1, 5)));
@@ -874,6 +874,56 @@ fn broker_pods_are_restricted_and_own_their_volumes() {
     );
 }
 
+/// The operator's replication defaults follow the running broker count live: growing a dynamic-quorum cluster
+/// from one broker to three must not restart the first.
+#[test]
+fn the_broker_count_rolls_nothing_and_moves_the_replication_defaults_live() {
+    let mut one = cluster(MINIMAL);
+    one.spec.brokers = 1;
+    let one = validate(&one).expect("valid");
+    let grow = |brokers| Topology {
+        brokers,
+        ..Topology::new_cluster(1)
+    };
+    assert!(grow(1).is_dynamic(), "new clusters form a dynamic quorum");
+    assert_eq!(
+        config_hash(&build(&one, &grow(3))),
+        config_hash(&build(&one, &grow(1))),
+        "1 -> 3 brokers must not roll pod 0"
+    );
+    let defaults = |brokers| {
+        let live = live_broker_config(&one, &grow(brokers));
+        [
+            "default.replication.factor",
+            "offsets.topic.replication.factor",
+            "min.insync.replicas",
+        ]
+        .map(|key| live.get(key).cloned().unwrap_or_default())
+    };
+    assert_eq!(defaults(1), ["1", "1", "1"]);
+    assert_eq!(defaults(2), ["2", "2", "1"]);
+    assert_eq!(defaults(3), ["3", "3", "2"]);
+    assert_eq!(defaults(5), ["3", "3", "2"]);
+
+    let mut pinned = cluster(MINIMAL);
+    pinned.spec.brokers = 1;
+    pinned
+        .spec
+        .broker_config
+        .insert("min.insync.replicas".into(), "1".into());
+    let pinned = validate(&pinned).expect("valid");
+    assert_eq!(
+        live_broker_config(&pinned, &grow(3)).get("min.insync.replicas"),
+        Some(&"1".to_owned()),
+        "the spec's value wins over the operator's default"
+    );
+    let file = &build(&one, &grow(3)).config_map.data.expect("data")[&config_file(0)];
+    assert!(
+        file.contains("default.replication.factor=3\n"),
+        "a broker that restarts anyway starts with the current defaults: {file}"
+    );
+}
+
 fn config_hash(objects: &DesiredObjects) -> String {
     let meta = sts_spec(objects)
         .template
@@ -912,7 +962,8 @@ fn only_a_config_change_rolls_the_pods() {
         "a config the brokers take live must not roll the pods"
     );
     assert_eq!(
-        live_broker_config(&validate(&live).expect("valid")).get("log.retention.hours"),
+        live_broker_config(&validate(&live).expect("valid"), &Topology::new_cluster(3))
+            .get("log.retention.hours"),
         Some(&"24".to_owned()),
         "it is applied live instead"
     );
