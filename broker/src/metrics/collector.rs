@@ -416,7 +416,8 @@ fn throttle_families(sides: &[ThrottleSample]) -> Vec<Series<'static>> {
         series(
             "replication_throttled",
             "Bytes of partitions listed in the topic's leader.replication.throttled.replicas (side=leader, \
-             sent) or follower.replication.throttled.replicas (side=follower, received) for this broker.",
+             sent) or follower.replication.throttled.replicas (side=follower, received) for this broker, or \
+             moving while their topic has no such list and this broker has a rate on that side.",
             Some(Unit::Bytes),
             MetricType::Counter,
             &|s| Some(counter_value(s.throttled_bytes)),

@@ -3,7 +3,12 @@
 //! whether a partition is held back from one fetch.
 //!
 //! A partition is throttled on a side when its topic's `leader.replication.throttled.replicas` (or
-//! `follower.…`) lists (partition, this broker) or is `*`. Its bytes are always recorded; it is held back
+//! `follower.…`) lists (partition, this broker) or is `*`, or, when the topic has no list of that side and
+//! this broker has a rate on it, while the partition moves (a reassignment, or a drain or fill the controller
+//! started). Kafka throttles only
+//! listed replicas; Tributary also bounds every move by the one broker rate, as Redpanda's learner recovery
+//! rate does, because the controller's own moves have no list and a drain must not starve producers. An
+//! explicit list, even an empty one, wins. Its bytes are always recorded; it is held back
 //! only while the replica it is fetched for is out of the ISR and this broker's measured rate exceeds its
 //! `leader.replication.throttled.rate` (or `follower.…`), a per-broker dynamic config. No rate = no limit.
 //! In-sync replicas are never held back (that would shrink the ISR, as Kafka's comment says), but their
@@ -244,14 +249,14 @@ impl ReplicationQuota {
 
     /// The decisions for one fetch, against `image` as this broker `local` sees it.
     pub fn check<'a>(&'a self, image: &'a MetadataImage, local: NodeId) -> ThrottleCheck<'a> {
+        let limit = self.limit(image, local);
         // Kafka's check is `rate > bound`: a rate exactly at the limit may still send.
-        let exceeded = self
-            .limit(image, local)
-            .is_some_and(|limit| self.rate() > limit as f64);
+        let exceeded = limit.is_some_and(|limit| self.rate() > limit as f64);
         ThrottleCheck {
             quota: self,
             image,
             local,
+            limited: limit.is_some(),
             exceeded,
         }
     }
@@ -264,18 +269,28 @@ pub struct ThrottleCheck<'a> {
     quota: &'a ReplicationQuota,
     image: &'a MetadataImage,
     local: NodeId,
+    /// This broker has a rate on this side.
+    limited: bool,
     exceeded: bool,
 }
 
 impl ThrottleCheck<'_> {
-    /// The topic's throttled replicas of this side list `topic`-`partition` on this broker: its bytes are
-    /// recorded.
+    /// The topic's throttled replicas of this side list `topic`-`partition` on this broker, or the topic has
+    /// no such list, this broker has a rate and the partition is moving: its bytes are recorded. (With no
+    /// rate an unlisted move is not metered, so its bytes do not hold back a throttle set after it.)
     pub fn throttled(&self, topic: &str, partition: i32) -> bool {
-        self.image
-            .topics
-            .get(topic)
-            .and_then(|t| t.configs.get(self.quota.side.replicas_config()))
-            .is_some_and(|value| lists_replica(value, partition, self.local))
+        let Some(metadata) = self.image.topics.get(topic) else {
+            return false;
+        };
+        match metadata.configs.get(self.quota.side.replicas_config()) {
+            Some(value) => lists_replica(value, partition, self.local),
+            None => {
+                self.limited
+                    && metadata
+                        .partition(partition)
+                        .is_some_and(|p| p.is_reassigning())
+            }
+        }
     }
 
     /// Kafka's `shouldLeaderThrottle` / `shouldFollowerThrottle`: leave `topic`-`partition` out of this
@@ -317,7 +332,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::cluster::image::TopicMetadata;
+    use crate::cluster::image::{PartitionRegistration, TopicMetadata};
 
     const KIB: u64 = 1024;
 
@@ -444,5 +459,44 @@ mod tests {
         // Deleting the rate lifts the throttle at the next check.
         let lifted = self::image(&[(LEADER_THROTTLED_REPLICAS, "0:1")], &[]);
         assert!(!quotas.leader.check(&lifted, 1).holds_back("t", 0, false));
+    }
+
+    #[test]
+    fn a_moving_partition_is_throttled_unless_its_topic_lists_replicas() {
+        let quotas = ReplicationQuotas::default();
+        let mut image = image(&[], &[(LEADER_THROTTLED_RATE, "1000")]);
+        let mut moving = PartitionRegistration::new(vec![1, 2, 4, 3]);
+        moving.adding_replicas = vec![4];
+        moving.removing_replicas = vec![3];
+        let topic = image.topics.get_mut("t").expect("topic t");
+        topic.partitions = vec![PartitionRegistration::new(vec![1, 2, 3]), moving];
+        quotas.leader.record(5_000);
+
+        let check = quotas.leader.check(&image, 1);
+        assert!(!check.throttled("t", 0), "not moving, not listed");
+        assert!(check.throttled("t", 1), "a move with no list is throttled");
+        assert!(check.holds_back("t", 1, false));
+        assert!(
+            !check.holds_back("t", 1, true),
+            "in-sync replicas never wait"
+        );
+
+        let follower = quotas.follower.check(&image, 1);
+        assert!(
+            !follower.throttled("t", 1),
+            "no follower rate: an unlisted move is not even metered"
+        );
+
+        // A list of the topic's own is what Kafka's tools set; it decides alone, even empty.
+        for list in ["0:1", ""] {
+            let topic = image.topics.get_mut("t").expect("topic t");
+            topic
+                .configs
+                .insert(LEADER_THROTTLED_REPLICAS.to_owned(), list.to_owned());
+            assert!(
+                !quotas.leader.check(&image, 1).throttled("t", 1),
+                "list {list:?}"
+            );
+        }
     }
 }
