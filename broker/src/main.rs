@@ -144,7 +144,19 @@ fn build_config(args: &Args) -> anyhow::Result<BrokerConfig> {
     Ok(config)
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
+    match start() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            // One line, the causes after the message, and nothing after it (no backtrace, even with
+            // RUST_BACKTRACE): the last lines are what Kubernetes keeps as the termination message.
+            eprintln!("Error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn start() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(
@@ -215,6 +227,12 @@ const VOTER_DISCOVERY_PATIENCE: Duration = Duration::from_secs(120);
 /// How long a SIGTERM waits for the controller to move this broker's leaderships away before stopping anyway.
 const CONTROLLED_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Marks the refusal to vote in place of a wiped voter in the broker's last log lines, which Kubernetes keeps as
+/// the container's termination message (`FallbackToLogsOnError`): tributary-operator reads the ids that follow
+/// it (`id=`, `old-directory-id=`, `directory-id=`) and removes the old voter, so the node rejoins as an
+/// observer and is added again. Keep in step with the operator's `voters::REPLACED_VOTER_TAG`.
+const REPLACED_VOTER_TAG: &str = "replaced-voter";
+
 /// The cluster part of the start: voters from `controller.quorum.voters` or from `format`'s record of the
 /// initial voters, and the bound controller listener.
 async fn cluster_setup(
@@ -257,7 +275,8 @@ async fn cluster_setup(
                          formatted anew (directory id {mine}): that voter's log is gone, and this node must not vote \
                          in its place. Remove the old voter first (kafka-metadata-quorum.sh remove-controller \
                          --controller-id {id} --controller-directory-id {recorded}), then start this node and add it \
-                         (add-controller)",
+                         (add-controller); tributary-operator does both [{REPLACED_VOTER_TAG} id={id} \
+                         old-directory-id={recorded} directory-id={mine}]",
                         id = config.node_id,
                         dir = config.data_dir.display(),
                         mine = identity.directory_id,

@@ -259,6 +259,16 @@ fn voters_are_added_and_removed_at_run_time() {
         )),
         "{log}"
     );
+    // The last line is what Kubernetes keeps as the termination message; tributary-operator reads the ids there.
+    let formatted = cluster.node(wiped).directory_id();
+    let last = log.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("Error: ")
+            && last.ends_with(&format!(
+                "[replaced-voter id={wiped} old-directory-id={old_directory} directory-id={formatted}]"
+            )),
+        "{last}"
+    );
     let (code, message) = remove_voter(cluster.node(current), wiped, &old_directory);
     assert_eq!(code, 0, "removing the wiped voter: {message}");
     cluster.node(wiped).start();

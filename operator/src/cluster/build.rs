@@ -490,6 +490,10 @@ fn format_container(cluster: &ValidatedKafkaCluster, topology: &Topology) -> Con
         resources: cluster.resources.clone(),
         security_context: Some(security_context()),
         volume_mounts: Some(volume_mounts()),
+        // A broker that stops on a fatal error says why in its last log lines: Kubernetes keeps them as the
+        // termination message (`kubectl describe pod` shows it), and the operator reads a replaced voter's ids
+        // there (see `voters::parse_replaced_voter`).
+        termination_message_policy: Some("FallbackToLogsOnError".to_owned()),
         ..Container::default()
     }
 }
@@ -545,6 +549,10 @@ fn broker_container(cluster: &ValidatedKafkaCluster, names: &ObjectNames) -> Con
         resources: cluster.resources.clone(),
         security_context: Some(security_context()),
         volume_mounts: Some(volume_mounts()),
+        // A broker that stops on a fatal error says why in its last log lines: Kubernetes keeps them as the
+        // termination message (`kubectl describe pod` shows it), and the operator reads a replaced voter's ids
+        // there (see `voters::parse_replaced_voter`).
+        termination_message_policy: Some("FallbackToLogsOnError".to_owned()),
         ..Container::default()
     }
 }

@@ -616,7 +616,11 @@ async fn change_voters(
     staying: i32,
     running: i32,
 ) -> bool {
-    let Some(change) = voters::voter_change(&quorum.view, staying, running) else {
+    let replaced = replaced_voters(ctx, valid).await;
+    let replacement = voters::replacement_change(&quorum.view, &replaced);
+    let replacing = replacement.is_some();
+    let Some(change) = replacement.or_else(|| voters::voter_change(&quorum.view, staying, running))
+    else {
         // A wanted voter that has not caught up yet is waited for.
         let voting: std::collections::BTreeSet<i32> =
             quorum.view.voters.iter().map(|v| v.id).collect();
@@ -643,6 +647,14 @@ async fn change_voters(
                 format!("broker {id} added to the metadata quorum's voters"),
             )
         }
+        VoterChange::Remove { id, directory_id } if replacing => (
+            admin.remove_raft_voter(*id, directory_id).await,
+            format!(
+                "broker {id}'s earlier incarnation (directory {directory_id}) removed from the metadata \
+                 quorum's voters: its volume was replaced, so it rejoins as an observer and votes again once \
+                 caught up"
+            ),
+        ),
         VoterChange::Remove { id, directory_id } => (
             admin.remove_raft_voter(*id, directory_id).await,
             format!("broker {id} removed from the metadata quorum's voters"),
@@ -666,6 +678,49 @@ async fn change_voters(
         }
     }
     true
+}
+
+/// The brokers whose last termination message says they were formatted anew while the quorum still counts
+/// their old incarnation (see [`voters::parse_replaced_voter`]); a pod speaks only for its own broker id. A
+/// pod that cannot be listed reports nothing, and the next reconcile looks again.
+async fn replaced_voters(
+    ctx: &Context,
+    valid: &super::ValidatedKafkaCluster,
+) -> Vec<voters::ReplacedVoter> {
+    let selector = selector_labels(&valid.name)
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let pods = match Api::<Pod>::namespaced(ctx.client.clone(), &valid.namespace)
+        .list(&ListParams::default().labels(&selector))
+        .await
+    {
+        Ok(pods) => pods.items,
+        Err(error) => {
+            tracing::debug!(cluster = %valid.name, error = %error, "pods not listed for replaced voters");
+            return Vec::new();
+        }
+    };
+    pods.iter()
+        .filter_map(|pod| {
+            let ordinal = pod_state(pod).ordinal;
+            let message = pod
+                .status
+                .as_ref()?
+                .container_statuses
+                .as_ref()?
+                .iter()
+                .find(|c| c.name == CONTAINER_NAME)?
+                .last_state
+                .as_ref()?
+                .terminated
+                .as_ref()?
+                .message
+                .as_deref()?;
+            voters::parse_replaced_voter(message).filter(|r| r.id == ordinal)
+        })
+        .collect()
 }
 
 async fn carry_out(admin: &AdminClient, plan: &mut ScalePlan, cluster: &str) -> Result<(), Error> {

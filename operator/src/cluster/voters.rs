@@ -308,6 +308,65 @@ pub fn voter_change(
         })
 }
 
+/// What a broker writes in its last log lines when it refuses to vote in place of an earlier incarnation of
+/// itself whose log is gone (its volume was replaced): the tag, then `id=`, `old-directory-id=` and
+/// `directory-id=`. Keep in step with the broker's `REPLACED_VOTER_TAG` (broker/src/main.rs).
+pub const REPLACED_VOTER_TAG: &str = "replaced-voter";
+
+/// A broker that stopped because the quorum still counts its old incarnation as a voter.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReplacedVoter {
+    pub id: i32,
+    /// The voter the quorum counts, whose log is gone.
+    pub old_directory_id: String,
+    /// The broker's new directory.
+    pub directory_id: String,
+}
+
+/// The replaced voter a broker's termination message (its last log lines) reports, if any: the last report
+/// in the message counts.
+pub fn parse_replaced_voter(message: &str) -> Option<ReplacedVoter> {
+    let (_, rest) = message.rsplit_once(&format!("[{REPLACED_VOTER_TAG} "))?;
+    let fields = rest.split(']').next()?;
+    let field = |name: &str| {
+        fields
+            .split_whitespace()
+            .find_map(|f| f.strip_prefix(name)?.strip_prefix('='))
+            .map(str::to_owned)
+    };
+    Some(ReplacedVoter {
+        id: field("id")?.parse().ok()?,
+        old_directory_id: field("old-directory-id")?,
+        directory_id: field("directory-id")?,
+    })
+}
+
+/// Removes the old incarnation of a broker that reported it was formatted anew (see [`parse_replaced_voter`]):
+/// its votes and log are gone, so it must not count toward a majority, and the broker then rejoins as an
+/// observer that [`voter_change`] adds again once caught up. Only while that exact voter still votes, the
+/// quorum has a leader other than it, and it is not the last voter (a single voter's log is the cluster's
+/// metadata: nothing could replace it).
+pub fn replacement_change(quorum: &QuorumView, replaced: &[ReplacedVoter]) -> Option<VoterChange> {
+    if quorum.leader < 0 || quorum.voters.len() < 2 {
+        return None;
+    }
+    replaced.iter().find_map(|r| {
+        quorum
+            .voters
+            .iter()
+            .find(|v| {
+                v.id == r.id
+                    && v.directory_id == r.old_directory_id
+                    && r.directory_id != r.old_directory_id
+                    && quorum.leader != r.id
+            })
+            .map(|v| VoterChange::Remove {
+                id: v.id,
+                directory_id: v.directory_id.clone(),
+            })
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -574,5 +633,71 @@ mod tests {
         view.voters[2].log_end_offset = 7;
         view.leader = -1;
         assert!(!view.formed_with(&initial));
+    }
+
+    #[test]
+    fn a_replaced_voter_is_read_from_the_brokers_last_words() {
+        let message = "2026-12-07T15:00:00Z INFO asking controller.quorum.bootstrap.servers for the voters\n\
+            Error: the metadata quorum counts node 2 with directory id OLDdir as a voter, but /var/lib/tributary \
+            was formatted anew (directory id NEWdir): ... tributary-operator does both \
+            [replaced-voter id=2 old-directory-id=OLDdir directory-id=NEWdir]\n";
+        assert_eq!(
+            parse_replaced_voter(message),
+            Some(ReplacedVoter {
+                id: 2,
+                old_directory_id: "OLDdir".to_owned(),
+                directory_id: "NEWdir".to_owned(),
+            })
+        );
+        assert_eq!(parse_replaced_voter("Error: disk full"), None);
+        assert_eq!(
+            parse_replaced_voter("[replaced-voter id=two old-directory-id=a directory-id=b]"),
+            None
+        );
+        assert_eq!(
+            parse_replaced_voter("[replaced-voter id=2 directory-id=b]"),
+            None,
+            "every field or nothing"
+        );
+    }
+
+    #[test]
+    fn only_the_reported_incarnation_of_a_voter_is_removed() {
+        let replaced = |id: i32, old: &str| ReplacedVoter {
+            id,
+            old_directory_id: old.to_owned(),
+            directory_id: "fresh".to_owned(),
+        };
+        let three = quorum(&[0, 1, 2], &[]);
+        assert_eq!(
+            replacement_change(&three, &[replaced(2, "dir-2")]),
+            Some(VoterChange::Remove {
+                id: 2,
+                directory_id: "dir-2".to_owned()
+            })
+        );
+        assert_eq!(
+            replacement_change(&three, &[replaced(2, "dir-of-another-time")]),
+            None,
+            "that incarnation is gone already: the broker rejoins as an observer"
+        );
+        assert_eq!(
+            replacement_change(&three, &[replaced(0, "dir-0")]),
+            None,
+            "the leader answers, so it is not the wiped one"
+        );
+        assert_eq!(
+            replacement_change(&quorum(&[0], &[]), &[replaced(0, "dir-0")]),
+            None,
+            "a lone voter cannot be replaced"
+        );
+        let leaderless = QuorumView {
+            leader: -1,
+            ..three.clone()
+        };
+        assert_eq!(
+            replacement_change(&leaderless, &[replaced(2, "dir-2")]),
+            None
+        );
     }
 }

@@ -2,7 +2,8 @@
 //! pods become Ready when the brokers answer `/readyz` (registered and unfenced in the cluster's metadata quorum),
 //! the cluster's status follows them through a crash, and Topics reach those brokers; a volume keeps a broker's
 //! data across its restart; and scaling 1 -> 3 -> 1 moves the metadata quorum's voters with the fleet (a
-//! dynamic quorum, KIP-853).
+//! dynamic quorum, KIP-853), restarting no broker that stays, while a voter whose volume is replaced on the
+//! way is removed in its old incarnation and added again in its new one.
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::{
@@ -285,6 +286,48 @@ async fn scale_up_adds_voters_and_scale_down_removes_them(
     );
     live_defaults(["3", "3", "2"]).await;
     assert_eq!(pod_0().await, first_pod_0, "scaling up restarts no broker");
+
+    // A voter's disk is replaced: its pod comes back with an empty volume and a new directory id. The broker
+    // refuses to vote in its old incarnation's place and says so in its last words; the operator removes that
+    // incarnation, and the broker, now an observer, is made a voter again once caught up.
+    let old_directory = |quorum: &tributary_operator::kafka_admin::QuorumDescription| {
+        quorum
+            .view
+            .voters
+            .iter()
+            .find(|v| v.id == 2)
+            .map(|v| v.directory_id.clone())
+    };
+    let before = old_directory(&admin.describe_quorum().await.expect("describe the quorum"))
+        .expect("broker 2 votes");
+    let wiped = std::time::Instant::now();
+    runner.kill_and_hold("live-2");
+    runner.wipe_volumes("live-2");
+    pods.delete("live-2", &Default::default())
+        .await
+        .expect("delete pod live-2");
+    eventually_within(
+        "broker 2 to vote again with its new directory",
+        std::time::Duration::from_secs(90),
+        || async {
+            let quorum = admin.describe_quorum().await.map_err(|e| e.to_string())?;
+            let mut ids: Vec<i32> = quorum.view.voters.iter().map(|v| v.id).collect();
+            ids.sort_unstable();
+            match old_directory(&quorum) {
+                Some(now) if now != before && ids == [0, 1, 2] => Ok(()),
+                seen => Err(format!(
+                    "voters {ids:?}, broker 2's directory {seen:?}; its log ends:\n{}",
+                    runner.log_tail("live-2")
+                )),
+            }
+        },
+    )
+    .await;
+    wait_cluster(clusters, runner, "True", 3).await;
+    eprintln!(
+        "a voter's volume replaced: voting again with its new directory {:?} after the pod was deleted",
+        wiped.elapsed()
+    );
     let config = config_maps
         .get(&format!("{CLUSTER}-config"))
         .await

@@ -54,6 +54,11 @@ struct RunningPod {
     started_at: String,
     command: Vec<String>,
     log: PathBuf,
+    /// The container's `terminationMessagePolicy` is `FallbackToLogsOnError`: an exit with an error keeps the
+    /// log's tail as the termination message.
+    message_from_logs: bool,
+    /// `lastState.terminated` of the container: (exit code, message, finished at), from its last exit.
+    last_terminated: Option<(i32, String, String)>,
 }
 
 /// Runs the broker pods of one namespace until dropped.
@@ -131,6 +136,24 @@ impl PodRunner {
             .get_mut(pod)
             .unwrap_or_else(|| panic!("pod {pod} is not running"))
             .held = false;
+    }
+
+    /// Deletes the volumes of `pod` (the directories of its claims), as a replaced disk would leave it; kill and
+    /// hold the pod first, and delete it after, so that its next incarnation formats them anew.
+    pub(crate) fn wipe_volumes(&self, pod: &str) {
+        let volumes = self.root.path().join("volumes");
+        for entry in std::fs::read_dir(&volumes)
+            .expect("list the volumes")
+            .flatten()
+        {
+            if entry
+                .file_name()
+                .to_string_lossy()
+                .ends_with(&format!("-{pod}"))
+            {
+                std::fs::remove_dir_all(entry.path()).expect("delete a volume");
+            }
+        }
     }
 
     /// The last lines a pod's process wrote to stderr, for failure messages.
@@ -237,7 +260,18 @@ impl Kubelet {
             let Some(process) = running.get_mut(name) else {
                 return Ok(());
             };
-            let exited = matches!(process.child.try_wait(), Ok(Some(_)));
+            let exit = process.child.try_wait().ok().flatten();
+            let exited = exit.is_some();
+            if let Some(code) = exit.map(|status| status.code().unwrap_or(137)) {
+                // What a kubelet keeps of the exit; with FallbackToLogsOnError an error exit's message is the
+                // log's last 80 lines, at most 2048 bytes.
+                let message = if process.message_from_logs && code != 0 {
+                    tail_for_message(&process.log)
+                } else {
+                    String::new()
+                };
+                process.last_terminated = Some((code, message, now()));
+            }
             if exited && process.held {
                 // Down until resumed: not Ready (reported once), as a kubelet shows a container in back-off.
                 (
@@ -417,6 +451,9 @@ impl Kubelet {
             started_at: now(),
             command,
             log,
+            message_from_logs: container.termination_message_policy.as_deref()
+                == Some("FallbackToLogsOnError"),
+            last_terminated: None,
         })
     }
 
@@ -450,6 +487,14 @@ impl Kubelet {
                         "image": "local",
                         "imageID": "local",
                         "state": { "running": { "startedAt": p.started_at } },
+                        "lastState": p.last_terminated.as_ref().map_or(json!({}), |(code, message, at)| json!({
+                            "terminated": {
+                                "exitCode": code,
+                                "message": message,
+                                "finishedAt": at,
+                                "startedAt": at,
+                            },
+                        })),
                     }],
                 }
             })
@@ -467,6 +512,19 @@ fn now() -> String {
     Timestamp::from_second(Timestamp::now().as_second())
         .map(|t| t.to_string())
         .unwrap_or_default()
+}
+
+/// The termination message a kubelet takes from a container's log: its last 80 lines, at most the last 2048
+/// bytes of them.
+fn tail_for_message(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    let tail = lines[lines.len().saturating_sub(80)..].join("\n");
+    let mut start = tail.len().saturating_sub(2048);
+    while !tail.is_char_boundary(start) {
+        start += 1;
+    }
+    tail[start..].to_owned()
 }
 
 fn spawn(command: &[String], log: &Path) -> Result<Child, String> {

@@ -866,6 +866,13 @@ fn broker_pods_are_restricted_and_own_their_volumes() {
         .security_context
         .as_ref()
         .expect("container security context");
+    assert_eq!(
+        broker(&objects.stateful_set)
+            .termination_message_policy
+            .as_deref(),
+        Some("FallbackToLogsOnError"),
+        "a fatal error's last log lines become the termination message (replaced voters are read there)"
+    );
     assert_eq!(container.allow_privilege_escalation, Some(false));
     assert_eq!(container.read_only_root_filesystem, Some(true));
     assert_eq!(
