@@ -478,17 +478,6 @@ impl AdminClient {
         self.alter_config(RESOURCE_TYPE_BROKER, "", changes).await
     }
 
-    /// Applies `changes` to broker `id`'s own dynamic configs (the replication throttle rates...); the broker
-    /// takes them only for itself, so this client must be connected to broker `id`.
-    pub async fn alter_broker_config(
-        &self,
-        id: i32,
-        changes: &[ConfigChange],
-    ) -> Result<(), Error> {
-        self.alter_config(RESOURCE_TYPE_BROKER, &id.to_string(), changes)
-            .await
-    }
-
     async fn alter_config(
         &self,
         resource_type: i8,

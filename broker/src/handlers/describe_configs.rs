@@ -162,8 +162,46 @@ fn creation_entries(
         .collect()
 }
 
+const RATE_DOC: &str = "bytes per second; see the replication throttle (KIP-73)";
+
+/// The cluster-wide defaults of the per-broker rates that are set (`--entity-default`), for the default
+/// broker resource.
+fn rate_defaults(
+    version: i16,
+    image: &MetadataImage,
+    wanted: impl Fn(&str) -> bool,
+    docs: bool,
+) -> Vec<DescribeConfigsResourceResult> {
+    NODE_CONFIGS
+        .iter()
+        .filter(|name| wanted(name))
+        .filter_map(|name| {
+            let value = image.broker_configs.get(*name)?;
+            Some(
+                DescribeConfigsResourceResult::default()
+                    .with_name(StrBytes::from_static_str(name))
+                    .with_value(Some(StrBytes::from_string(value.clone())))
+                    .with_config_source(ConfigSource::DynamicDefaultBroker as i8)
+                    .with_config_type(if version >= 3 {
+                        ConfigValueType::Long as i8
+                    } else {
+                        0
+                    })
+                    .with_synonyms(vec![DescribeConfigsSynonym::default()
+                        .with_name(StrBytes::from_static_str(name))
+                        .with_value(Some(StrBytes::from_string(value.clone())))
+                        .with_source(ConfigSource::DynamicDefaultBroker as i8)])
+                    .with_documentation(
+                        (docs && version >= 3).then(|| StrBytes::from_static_str(RATE_DOC)),
+                    ),
+            )
+        })
+        .collect()
+}
+
 /// What the per-broker dynamic configs of broker `id` say: each rate that is set (Kafka's
-/// DYNAMIC_BROKER_CONFIG; unset means unlimited, so nothing is listed), and the operation flags (draining,
+/// DYNAMIC_BROKER_CONFIG), else its cluster-wide default (DYNAMIC_DEFAULT_BROKER_CONFIG; unset means
+/// unlimited, so nothing is listed), and the operation flags (draining,
 /// filling), a default `false` when not set since they are stored only while true.
 fn node_entries(
     version: i16,
@@ -178,7 +216,10 @@ fn node_entries(
                      source: ConfigSource,
                      value_type: ConfigValueType,
                      doc: &'static str| {
-        let synonyms = if source == ConfigSource::DynamicBroker {
+        let synonyms = if matches!(
+            source,
+            ConfigSource::DynamicBroker | ConfigSource::DynamicDefaultBroker
+        ) {
             vec![DescribeConfigsSynonym::default()
                 .with_name(StrBytes::from_static_str(name))
                 .with_value(Some(StrBytes::from_string(value.clone())))
@@ -198,13 +239,19 @@ fn node_entries(
         .iter()
         .filter(|name| wanted(name))
         .filter_map(|name| {
-            let value = configs?.get(*name)?;
+            let (value, source) = match configs.and_then(|c| c.get(*name)) {
+                Some(own) => (own, ConfigSource::DynamicBroker),
+                None => (
+                    image.broker_configs.get(*name)?,
+                    ConfigSource::DynamicDefaultBroker,
+                ),
+            };
             Some(described(
                 name,
                 value.clone(),
-                ConfigSource::DynamicBroker,
+                source,
                 ConfigValueType::Long,
-                "bytes per second; see the replication throttle (KIP-73)",
+                RATE_DOC,
             ))
         })
         .collect();
@@ -312,7 +359,14 @@ pub async fn handle(
                         request.include_documentation,
                     ));
                     // The empty name is the cluster-wide default resource: no per-broker values there.
-                    if !name.is_empty() {
+                    if name.is_empty() {
+                        configs.extend(rate_defaults(
+                            ctx.version,
+                            image,
+                            wanted,
+                            request.include_documentation,
+                        ));
+                    } else {
                         configs.extend(node_entries(
                             ctx.version,
                             image,

@@ -155,7 +155,23 @@ fn apply_ops(
     for op in ops {
         let name = &op.requested;
         if let Some(default) = creation_default(op.key) {
-            apply_creation_default(&mut next, default, op)?;
+            apply_scalar(&mut next, op, |value| {
+                default
+                    .parse(value)
+                    .map(|parsed| parsed.to_string())
+                    .ok_or_else(|| AlterConfigsError::CreationDefaultOutOfRange {
+                        name: op.requested.clone(),
+                        value: value.to_owned(),
+                        default,
+                    })
+            })?;
+            continue;
+        }
+        if NODE_CONFIGS.contains(&op.key) {
+            apply_scalar(&mut next, op, |value| {
+                validate_node_config(op.key, value)?;
+                Ok(value.trim().to_owned())
+            })?;
             continue;
         }
         let def = topic_config_def(op.key)
@@ -206,29 +222,23 @@ fn apply_ops(
     Ok(next)
 }
 
-/// SET or DELETE of a cluster-wide creation default (`default.replication.factor`...): an integer in range.
-fn apply_creation_default(
+/// SET or DELETE of a cluster-wide value that is not a topic default (a creation default such as
+/// `default.replication.factor`, or the default of a per-broker rate): `checked` gives the value to store.
+fn apply_scalar(
     next: &mut BTreeMap<String, String>,
-    default: CreationDefault,
     op: &Op,
+    checked: impl Fn(&str) -> Result<String, AlterConfigsError>,
 ) -> Result<(), AlterConfigsError> {
     match op.operation {
         SET => {
             let value = op
                 .value
-                .clone()
+                .as_deref()
                 .ok_or_else(|| AlterConfigsError::SetWithoutValue(op.requested.clone()))?;
-            let parsed = default.parse(&value).ok_or_else(|| {
-                AlterConfigsError::CreationDefaultOutOfRange {
-                    name: op.requested.clone(),
-                    value,
-                    default,
-                }
-            })?;
-            next.insert(default.name.to_owned(), parsed.to_string());
+            next.insert(op.key.to_owned(), checked(value)?);
         }
         DELETE => {
-            next.remove(default.name);
+            next.remove(op.key);
         }
         APPEND | SUBTRACT => return Err(AlterConfigsError::NotAList(op.requested.clone())),
         other => return Err(AlterConfigsError::UnknownOperation(other)),
@@ -284,10 +294,15 @@ pub(super) async fn alter_broker(
         .iter()
         .map(|c| {
             let requested = c.name.clone();
-            if let Some(default) = creation_default(&requested) {
+            // Stored under their own names: a creation default, or the cluster-wide default of a
+            // per-broker rate (`kafka-configs.sh --entity-type brokers --entity-default`).
+            let own_name = creation_default(&requested)
+                .map(|default| default.name)
+                .or_else(|| NODE_CONFIGS.iter().copied().find(|n| *n == requested));
+            if let Some(key) = own_name {
                 return Ok(Op {
                     requested,
-                    key: default.name,
+                    key,
                     operation: c.operation,
                     value: c.value.clone(),
                 });

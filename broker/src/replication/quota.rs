@@ -208,10 +208,13 @@ impl ReplicationQuota {
     /// This broker's limit for this side in bytes/s, None when none is set (or it does not parse: the
     /// value was validated when stored, so only a hand-edited image gets here).
     pub fn limit(&self, image: &MetadataImage, local: NodeId) -> Option<u64> {
+        let name = self.side.rate_config();
+        // This broker's own rate, else the cluster-wide default (`--entity-default`), as Kafka resolves it.
         image
             .node_configs
-            .get(&local)?
-            .get(self.side.rate_config())?
+            .get(&local)
+            .and_then(|configs| configs.get(name))
+            .or_else(|| image.broker_configs.get(name))?
             .trim()
             .parse()
             .ok()
@@ -455,6 +458,22 @@ mod tests {
         let follower = quotas.follower.check(&image, 1);
         assert!(follower.throttled("t", 3));
         assert!(!follower.holds_back("t", 3, false));
+
+        // A cluster-wide default (`--entity-default`) applies where a broker has no rate of its own.
+        let mut defaulted = image.clone();
+        defaulted
+            .broker_configs
+            .insert(FOLLOWER_THROTTLED_RATE.to_owned(), "2000".to_owned());
+        defaulted
+            .broker_configs
+            .insert(LEADER_THROTTLED_RATE.to_owned(), "9".to_owned());
+        assert_eq!(quotas.follower.limit(&defaulted, 1), Some(2000));
+        assert_eq!(quotas.follower.limit(&defaulted, 2), Some(2000));
+        assert_eq!(
+            quotas.leader.limit(&defaulted, 1),
+            Some(1000),
+            "its own wins"
+        );
 
         // Deleting the rate lifts the throttle at the next check.
         let lifted = self::image(&[(LEADER_THROTTLED_REPLICAS, "0:1")], &[]);

@@ -451,3 +451,73 @@ async fn creation_defaults_are_cluster_wide_dynamic_configs() {
         (Some("1"), 5)
     );
 }
+
+/// The replication throttle rates are per-broker configs with a cluster-wide default, as in Kafka
+/// (`kafka-configs.sh --entity-type brokers --entity-default`).
+#[tokio::test]
+async fn throttle_rates_have_a_cluster_wide_default() {
+    let broker = TestBroker::start().await;
+    let rate = "follower.replication.throttled.rate";
+    let results = alter(
+        &broker,
+        vec![on(BROKER, "", vec![op(rate, SET, Some("4096"))])],
+        false,
+    )
+    .await;
+    assert_eq!(results[0].error_code, 0, "{:?}", results[0].error_message);
+    let described = |name: &'static str| {
+        DescribeConfigsRequest::default().with_resources(vec![DescribeConfigsResource::default()
+            .with_resource_type(BROKER)
+            .with_resource_name(s(name))
+            .with_configuration_keys(Some(vec![s(rate)]))])
+    };
+    let seen = |response: kafka_protocol::messages::DescribeConfigsResponse| {
+        let entry = &response.results[0].configs;
+        entry.first().map(|e| {
+            (
+                e.value.as_deref().unwrap_or_default().to_owned(),
+                e.config_source,
+            )
+        })
+    };
+    assert_eq!(
+        seen(broker.call(described(""), 4).await),
+        Some(("4096".to_owned(), 3)),
+        "the default resource"
+    );
+    assert_eq!(
+        seen(broker.call(described("1"), 4).await),
+        Some(("4096".to_owned(), 3)),
+        "a broker without a rate of its own takes the default"
+    );
+    let results = alter(
+        &broker,
+        vec![on(BROKER, "1", vec![op(rate, SET, Some("100"))])],
+        false,
+    )
+    .await;
+    assert_eq!(results[0].error_code, 0);
+    assert_eq!(
+        seen(broker.call(described("1"), 4).await),
+        Some(("100".to_owned(), 2)),
+        "its own rate wins"
+    );
+    let refused = alter(
+        &broker,
+        vec![on(BROKER, "", vec![op(rate, SET, Some("-1"))])],
+        false,
+    )
+    .await;
+    assert_eq!(refused[0].error_code, code(ResponseError::InvalidConfig));
+    let results = alter(
+        &broker,
+        vec![
+            on(BROKER, "", vec![op(rate, DELETE, None)]),
+            on(BROKER, "1", vec![op(rate, DELETE, None)]),
+        ],
+        false,
+    )
+    .await;
+    assert!(results.iter().all(|r| r.error_code == 0));
+    assert_eq!(seen(broker.call(described("1"), 4).await), None, "no limit");
+}

@@ -63,12 +63,17 @@ pub const POD_INDEX_LABEL: &str = "apps.kubernetes.io/pod-index";
 /// broker/Dockerfile), so a fresh volume is writable by the broker.
 pub const BROKER_FS_GROUP: i64 = 65532;
 /// Broker properties a Tributary broker takes live as cluster-wide dynamic configs (Kafka's cluster-wide
-/// dynamic broker configs that are topic defaults, the broker's `broker_key_to_topic_key` list, and the
-/// creation defaults Tributary also takes live): a change of these in `spec.brokerConfig`, or of the
+/// dynamic broker configs that are topic defaults, the broker's `broker_key_to_topic_key` list, the
+/// cluster-wide defaults of the replication throttle rates, and the creation defaults Tributary also takes
+/// live): a change of these in `spec.brokerConfig`, or of the
 /// operator's replication defaults with the broker count, is sent with IncrementalAlterConfigs and restarts
 /// nothing. They stay in the properties files too, so a broker that restarts for another reason starts with
 /// them.
 pub const LIVE_BROKER_CONFIGS: &[&str] = &[
+    // Cluster-wide defaults of the per-broker replication throttle: they bound every move, the drains and
+    // fills of scaling included.
+    "leader.replication.throttled.rate",
+    "follower.replication.throttled.rate",
     "num.partitions",
     "default.replication.factor",
     "offsets.topic.replication.factor",

@@ -19,7 +19,7 @@ use kube::{
 use serde_json::{json, Value};
 use tributary_operator::{
     crd::{KafkaCluster, RemovalState, Topic},
-    kafka_admin::{AdminClient, ConfigChange, NewTopic},
+    kafka_admin::{AdminClient, NewTopic},
 };
 
 use crate::{
@@ -244,22 +244,39 @@ async fn scale_up_fills_and_scale_down_drains_under_acks_all_writes() {
 
     // The brokers that stay receive the drained replicas: a follower throttle far below the producer's
     // traffic holds every move (the controller's drains obey the rates like any move), so the drain is
-    // certainly under way when the operator is killed, and it ends only once the throttle is lifted.
-    let throttle = |on: bool| async move {
-        for id in 0..3 {
-            let name = "follower.replication.throttled.rate".to_owned();
-            let change = if on {
-                ConfigChange::Set {
-                    name,
-                    value: "100".to_owned(),
-                }
-            } else {
-                ConfigChange::Delete { name }
-            };
-            AdminClient::new(format!("{}:9092", PodRunner::pod_ip(id)))
-                .alter_broker_config(i32::from(id), &[change])
+    // certainly under way when the operator is killed, and it ends only once the throttle is lifted. It is
+    // set as a user would, in spec.brokerConfig: a cluster-wide default rate, applied live.
+    const RATE: &str = "follower.replication.throttled.rate";
+    let throttle = |on: bool| {
+        let clusters = clusters.clone();
+        async move {
+            clusters
+                .patch(
+                    CLUSTER,
+                    &PatchParams::default(),
+                    &Patch::Merge(
+                        json!({ "spec": { "brokerConfig": { RATE: on.then_some("100") } } }),
+                    ),
+                )
                 .await
-                .expect("set the follower throttle");
+                .expect("patch spec.brokerConfig");
+            eventually_within(
+                "the throttle change applied live",
+                std::time::Duration::from_secs(30),
+                || async {
+                    let status = cluster_status(&clusters, CLUSTER).await?;
+                    let applied = status.live_broker_config.get(RATE).cloned();
+                    (applied.is_some() == on && status.pending_restarts.is_empty())
+                        .then_some(())
+                        .ok_or_else(|| {
+                            format!(
+                                "applied {applied:?}, restarts {:?}",
+                                status.pending_restarts
+                            )
+                        })
+                },
+            )
+            .await;
         }
     };
     throttle(true).await;

@@ -931,6 +931,28 @@ fn the_broker_count_rolls_nothing_and_moves_the_replication_defaults_live() {
     );
 }
 
+#[test]
+fn a_throttle_rate_in_the_spec_is_applied_live() {
+    let base = cluster(MINIMAL);
+    let mut throttled = base.clone();
+    throttled.spec.broker_config.insert(
+        "follower.replication.throttled.rate".into(),
+        "10485760".into(),
+    );
+    let throttled = validate(&throttled).expect("valid");
+    assert_eq!(
+        config_hash(&build_new(&throttled)),
+        config_hash(&build_new(&validate(&base).expect("valid"))),
+        "a rate must not roll the pods"
+    );
+    assert_eq!(
+        live_broker_config(&throttled, &Topology::new_cluster(3))
+            .get("follower.replication.throttled.rate"),
+        Some(&"10485760".to_owned()),
+        "it is the cluster-wide default rate, set live"
+    );
+}
+
 fn config_hash(objects: &DesiredObjects) -> String {
     let meta = sts_spec(objects)
         .template
