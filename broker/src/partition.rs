@@ -865,8 +865,16 @@ impl Partition {
             .map_or(0, |r| r.in_sync_now(now_ms, lag_max_ms))
     }
 
+    /// `min.insync.replicas` as it applies to this partition: the configured value, but never more than the
+    /// partition's replicas while it leads (Kafka's `Partition.effectiveMinIsr`). A topic with fewer replicas
+    /// than the cluster's setting (an RF 1 topic after the cluster grew and the setting rose to 2) stays
+    /// writable with acks=all, and its high watermark moves.
     pub fn min_insync_replicas(&self) -> usize {
-        self.min_insync.load(Ordering::Acquire)
+        let configured = self.min_insync.load(Ordering::Acquire);
+        self.leadership()
+            .replicas
+            .as_ref()
+            .map_or(configured, |r| configured.min(r.replicas.len().max(1)))
     }
 
     /// The offset below which this leader's own log is durable: what it fsynced under the default flush

@@ -238,6 +238,45 @@ async fn followers_hold_the_leaders_batches_byte_for_byte_and_the_high_watermark
     assert_eq!(seen, 3, "the batch at 3..=4 is above the high watermark");
 }
 
+/// Kafka's effectiveMinIsr: min.insync.replicas above the replication factor counts as the replication factor,
+/// so raising the cluster's setting (as the operator does when a cluster grows to three brokers) leaves
+/// smaller topics writable.
+#[tokio::test]
+async fn min_insync_above_the_replication_factor_counts_as_the_replication_factor() {
+    let leader = replica(1);
+    leader.partition.set_config(LogConfig {
+        min_insync_replicas: 2,
+        ..LogConfig::default()
+    });
+    let single = PartitionRegistration {
+        replicas: vec![1],
+        isr: vec![1],
+        leader: 1,
+        leader_epoch: 0,
+        partition_epoch: 0,
+        adding_replicas: Vec::new(),
+        removing_replicas: Vec::new(),
+    };
+    leader.partition.become_leader(1, &single, 0).unwrap();
+    assert_eq!(leader.partition.min_insync_replicas(), 1);
+    let outcome = produce(&leader, &["a"]).await;
+    assert_eq!(
+        leader
+            .partition
+            .wait_for_high_watermark(outcome.last_offset + 1)
+            .await,
+        Ok(()),
+        "an acks=all write to an RF 1 partition under min.insync.replicas=2 is committed"
+    );
+    assert_eq!(leader.partition.high_watermark(), 1);
+    // Three replicas: the setting applies as configured.
+    leader
+        .partition
+        .become_leader(1, &registration(1, 1, &[1]), 10)
+        .unwrap();
+    assert_eq!(leader.partition.min_insync_replicas(), 2);
+}
+
 #[tokio::test]
 async fn the_high_watermark_uses_the_maximal_isr_and_respects_min_insync() {
     let (leader, f2, f3) = (replica(1), replica(2), replica(3));
