@@ -269,6 +269,51 @@ fn kafka_reassign_partitions_generates_executes_and_verifies() {
         !described.contains("tributary.broker.draining=true"),
         "the flag is cleared:\n{described}"
     );
+
+    // --entity-default: a creation default and a throttle rate, cluster-wide, which every broker then uses.
+    let defaults = ["--entity-type", "brokers", "--entity-default"];
+    tool.configs(
+        &[
+            &["--alter"][..],
+            &defaults,
+            &[
+                "--add-config",
+                "default.replication.factor=2,follower.replication.throttled.rate=1048576",
+            ],
+        ]
+        .concat(),
+    );
+    let described = tool.configs(&[&["--describe"][..], &defaults].concat());
+    assert!(
+        described.contains("default.replication.factor=2")
+            && described.contains("follower.replication.throttled.rate=1048576"),
+        "kafka-configs --describe --entity-default:\n{described}"
+    );
+    assert_eq!(
+        broker_config(cluster.node(3), "follower.replication.throttled.rate"),
+        Some(("1048576".to_owned(), 3)),
+        "broker 3 takes the default rate (a dynamic default broker config)"
+    );
+    assert_eq!(
+        broker_config(cluster.node(2), "default.replication.factor"),
+        Some(("2".to_owned(), 3))
+    );
+    tool.configs(
+        &[
+            &["--alter"][..],
+            &defaults,
+            &[
+                "--delete-config",
+                "default.replication.factor,follower.replication.throttled.rate",
+            ],
+        ]
+        .concat(),
+    );
+    assert_eq!(
+        broker_config(cluster.node(3), "follower.replication.throttled.rate"),
+        None,
+        "no rate left"
+    );
 }
 
 #[test]
