@@ -52,18 +52,16 @@ pub async fn handle(
         }
         let created = async {
             let placement = if topic.assignments.is_empty() {
+                let dynamic = &broker.image().broker_configs;
                 Placement::Spread {
                     partitions: if topic.num_partitions == -1 {
-                        NUM_PARTITIONS
-                            .resolve_i32(&broker.image().broker_configs, config.num_partitions)
+                        NUM_PARTITIONS.resolve_i32(dynamic, config.num_partitions)
                     } else {
                         topic.num_partitions
                     },
                     replication_factor: if topic.replication_factor == -1 {
-                        DEFAULT_REPLICATION_FACTOR.resolve_i16(
-                            &broker.image().broker_configs,
-                            config.default_replication_factor,
-                        )
+                        DEFAULT_REPLICATION_FACTOR
+                            .resolve_i16(dynamic, config.default_replication_factor)
                     } else {
                         topic.replication_factor
                     },

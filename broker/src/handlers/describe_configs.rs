@@ -1,6 +1,7 @@
 //! DescribeConfigs (key 32): effective topic configs with their sources, and on the broker resource the
-//! topic defaults under their broker-level names and the creation defaults, plus this broker's own dynamic configs (the replication
-//! throttle rates when set, `tributary.broker.draining` and `tributary.broker.filling`).
+//! topic defaults under their broker-level names and the creation defaults, plus this broker's own dynamic
+//! configs (the replication throttle rates when set, `tributary.broker.draining` and
+//! `tributary.broker.filling`).
 
 use std::collections::BTreeMap;
 
@@ -164,6 +165,37 @@ fn creation_entries(
 
 const RATE_DOC: &str = "bytes per second; see the replication throttle (KIP-73)";
 
+/// One per-broker config or operation flag: a dynamic value (per broker or its cluster-wide default) is its
+/// own only synonym; a default has none.
+fn dynamic_entry(
+    version: i16,
+    docs: bool,
+    name: &'static str,
+    value: String,
+    source: ConfigSource,
+    value_type: ConfigValueType,
+    doc: &'static str,
+) -> DescribeConfigsResourceResult {
+    let synonyms = if matches!(
+        source,
+        ConfigSource::DynamicBroker | ConfigSource::DynamicDefaultBroker
+    ) {
+        vec![DescribeConfigsSynonym::default()
+            .with_name(StrBytes::from_static_str(name))
+            .with_value(Some(StrBytes::from_string(value.clone())))
+            .with_source(source as i8)]
+    } else {
+        Vec::new()
+    };
+    DescribeConfigsResourceResult::default()
+        .with_name(StrBytes::from_static_str(name))
+        .with_value(Some(StrBytes::from_string(value)))
+        .with_config_source(source as i8)
+        .with_config_type(if version >= 3 { value_type as i8 } else { 0 })
+        .with_synonyms(synonyms)
+        .with_documentation((docs && version >= 3).then(|| StrBytes::from_static_str(doc)))
+}
+
 /// The cluster-wide defaults of the per-broker rates that are set (`--entity-default`), for the default
 /// broker resource.
 fn rate_defaults(
@@ -177,24 +209,15 @@ fn rate_defaults(
         .filter(|name| wanted(name))
         .filter_map(|name| {
             let value = image.broker_configs.get(*name)?;
-            Some(
-                DescribeConfigsResourceResult::default()
-                    .with_name(StrBytes::from_static_str(name))
-                    .with_value(Some(StrBytes::from_string(value.clone())))
-                    .with_config_source(ConfigSource::DynamicDefaultBroker as i8)
-                    .with_config_type(if version >= 3 {
-                        ConfigValueType::Long as i8
-                    } else {
-                        0
-                    })
-                    .with_synonyms(vec![DescribeConfigsSynonym::default()
-                        .with_name(StrBytes::from_static_str(name))
-                        .with_value(Some(StrBytes::from_string(value.clone())))
-                        .with_source(ConfigSource::DynamicDefaultBroker as i8)])
-                    .with_documentation(
-                        (docs && version >= 3).then(|| StrBytes::from_static_str(RATE_DOC)),
-                    ),
-            )
+            Some(dynamic_entry(
+                version,
+                docs,
+                name,
+                value.clone(),
+                ConfigSource::DynamicDefaultBroker,
+                ConfigValueType::Long,
+                RATE_DOC,
+            ))
         })
         .collect()
 }
@@ -211,29 +234,8 @@ fn node_entries(
     docs: bool,
 ) -> Vec<DescribeConfigsResourceResult> {
     let configs = image.node_configs.get(&id);
-    let described = |name: &'static str,
-                     value: String,
-                     source: ConfigSource,
-                     value_type: ConfigValueType,
-                     doc: &'static str| {
-        let synonyms = if matches!(
-            source,
-            ConfigSource::DynamicBroker | ConfigSource::DynamicDefaultBroker
-        ) {
-            vec![DescribeConfigsSynonym::default()
-                .with_name(StrBytes::from_static_str(name))
-                .with_value(Some(StrBytes::from_string(value.clone())))
-                .with_source(source as i8)]
-        } else {
-            Vec::new()
-        };
-        DescribeConfigsResourceResult::default()
-            .with_name(StrBytes::from_static_str(name))
-            .with_value(Some(StrBytes::from_string(value)))
-            .with_config_source(source as i8)
-            .with_config_type(if version >= 3 { value_type as i8 } else { 0 })
-            .with_synonyms(synonyms)
-            .with_documentation((docs && version >= 3).then(|| StrBytes::from_static_str(doc)))
+    let described = |name, value, source, value_type, doc| {
+        dynamic_entry(version, docs, name, value, source, value_type, doc)
     };
     let mut out: Vec<_> = NODE_CONFIGS
         .iter()

@@ -1,5 +1,6 @@
 //! IncrementalAlterConfigs (key 44): SET, DELETE, APPEND and SUBTRACT on topic configs and on the broker's
-//! cluster-wide topic defaults and creation defaults (`config::creation_defaults`). Every change in a resource is validated before any is applied.
+//! cluster-wide topic defaults, creation defaults (`config::creation_defaults`) and per-broker rate
+//! defaults. Every change in a resource is validated before any is applied.
 //!
 //! The resource-level steps here also serve AlterConfigs (key 33, `alter_configs`), which replaces a
 //! resource's whole set of overrides: its SETs applied to an empty set instead of the current one.

@@ -214,6 +214,16 @@ pub fn selector_labels(cluster: &str) -> BTreeMap<String, String> {
     ])
 }
 
+/// [`selector_labels`] as a label selector string (`k=v,k=v`): for listing the brokers' pods, and the scale
+/// subresource's `status.selector`.
+pub fn pod_selector(cluster: &str) -> String {
+    selector_labels(cluster)
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 fn labels(cluster: &str) -> BTreeMap<String, String> {
     let mut labels = selector_labels(cluster);
     labels.insert(

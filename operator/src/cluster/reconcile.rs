@@ -26,7 +26,7 @@ use serde::{de::DeserializeOwned, Serialize};
 
 use super::{
     build::{
-        bootstrap_address, build, controller_endpoint, live_broker_config, selector_labels,
+        bootstrap_address, build, controller_endpoint, live_broker_config, pod_selector,
         ObjectNames, CONFIG_HASH_ANNOTATION, CONTAINER_NAME, FIELD_MANAGER, POD_INDEX_LABEL,
     },
     roll::{pending, step, Desired, PodState, RollStep, RollView},
@@ -476,11 +476,7 @@ async fn roll(
         image: valid.image.clone(),
     };
     let pods_api = Api::<Pod>::namespaced(ctx.client.clone(), &valid.namespace);
-    let selector = selector_labels(&valid.name)
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(",");
+    let selector = pod_selector(&valid.name);
     let pods = pods_api
         .list(&ListParams::default().labels(&selector))
         .await
@@ -687,11 +683,7 @@ async fn replaced_voters(
     ctx: &Context,
     valid: &super::ValidatedKafkaCluster,
 ) -> Vec<voters::ReplacedVoter> {
-    let selector = selector_labels(&valid.name)
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(",");
+    let selector = pod_selector(&valid.name);
     let pods = match Api::<Pod>::namespaced(ctx.client.clone(), &valid.namespace)
         .list(&ListParams::default().labels(&selector))
         .await

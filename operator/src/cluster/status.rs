@@ -123,13 +123,7 @@ pub fn status(
             next.bootstrap_address = Some(bootstrap_address(cluster));
             next.quorum_voters = voters.ids().collect();
             next.brokers = replicas;
-            next.selector = Some(
-                super::build::selector_labels(&cluster.name)
-                    .iter()
-                    .map(|(k, v)| format!("{k}={v}"))
-                    .collect::<Vec<_>>()
-                    .join(","),
-            );
+            next.selector = Some(super::build::pod_selector(&cluster.name));
             next.removing_brokers = removing.to_vec();
             next.pending_restarts = pending_restarts.to_vec();
             let leaving: Vec<&RemovingBroker> = removing
