@@ -10,7 +10,7 @@ use std::{
 use futures_util::StreamExt;
 use k8s_openapi::api::{
     apps::v1::StatefulSet,
-    core::v1::{ConfigMap, ObjectReference, Service},
+    core::v1::{ConfigMap, ObjectReference, Pod, Service},
     policy::v1::PodDisruptionBudget,
 };
 use kube::{
@@ -236,7 +236,16 @@ async fn run_clusters(client: &Client, config: &Config, ctx: Arc<Context>) {
         .owns(config.api::<StatefulSet>(client), owned.clone())
         .owns(config.api::<Service>(client), owned.clone())
         .owns(config.api::<ConfigMap>(client), owned.clone())
-        .owns(config.api::<PodDisruptionBudget>(client), owned)
+        .owns(config.api::<PodDisruptionBudget>(client), owned.clone())
+        // Broker pods belong to the StatefulSet, not to the KafkaCluster: their label names the cluster. A pod's
+        // status change (Ready, a termination message that reports a replaced voter) reconciles at once
+        // instead of at the next requeue.
+        .watches(config.api::<Pod>(client), owned, |pod| {
+            let namespace = pod.namespace()?;
+            pod.labels()
+                .get("app.kubernetes.io/instance")
+                .map(|name| ObjectRef::<KafkaCluster>::new(name).within(&namespace))
+        })
         .shutdown_on_signal()
         .run(
             move |cluster, ctx| {
