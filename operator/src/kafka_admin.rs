@@ -25,8 +25,9 @@ use kafka_protocol::{
         metadata_request::MetadataRequestTopic,
         AddRaftVoterRequest, AlterPartitionReassignmentsRequest, CreatePartitionsRequest,
         CreateTopicsRequest, DeleteTopicsRequest, DescribeConfigsRequest, DescribeLogDirsRequest,
-        DescribeQuorumRequest, IncrementalAlterConfigsRequest, MetadataRequest, MetadataResponse,
-        RemoveRaftVoterRequest, TopicName, UnregisterBrokerRequest,
+        DescribeQuorumRequest, IncrementalAlterConfigsRequest, ListPartitionReassignmentsRequest,
+        MetadataRequest, MetadataResponse, RemoveRaftVoterRequest, TopicName,
+        UnregisterBrokerRequest,
     },
     protocol::StrBytes,
 };
@@ -170,6 +171,52 @@ pub struct PartitionPlacement {
     pub replicas: Vec<i32>,
     /// The in-sync replicas.
     pub isr: Vec<i32>,
+    /// Replicas leaving in a move in progress (KIP-455). They stay in `replicas` until the move completes.
+    pub removing: Vec<i32>,
+}
+
+impl PartitionPlacement {
+    /// The replicas the partition keeps once any move in progress completes: Kafka's replication factor of a
+    /// partition under reassignment (replicas minus removing ones), not the longer list Metadata shows meanwhile.
+    pub fn replication_factor(&self) -> usize {
+        self.replicas
+            .iter()
+            .filter(|id| !self.removing.contains(id))
+            .count()
+    }
+}
+
+/// A partition's move in progress as ListPartitionReassignments describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct PartitionMove {
+    /// Every replica while the move runs, sorted.
+    replicas: Vec<i32>,
+    removing: Vec<i32>,
+}
+
+/// Moves in progress by topic and partition.
+type PartitionMoves = BTreeMap<(String, i32), PartitionMove>;
+
+/// Records in `placement` the leaving replicas of its move, taken from whichever of the two lists (one asked
+/// before the Metadata, one after) describes the replica set Metadata showed. A move that started after the
+/// Metadata lists more replicas than it showed, one that ended before it fewer, so neither is applied to a
+/// replica list it does not describe.
+fn apply_moves(
+    placement: &mut PartitionPlacement,
+    topic: &str,
+    partition: i32,
+    lists: [&PartitionMoves; 2],
+) {
+    let mut shown = placement.replicas.clone();
+    shown.sort_unstable();
+    let key = (topic.to_owned(), partition);
+    if let Some(found) = lists
+        .iter()
+        .filter_map(|moves| moves.get(&key))
+        .find(|m| m.replicas == shown)
+    {
+        placement.removing = found.removing.clone();
+    }
 }
 
 impl ClusterMetadata {
@@ -200,6 +247,7 @@ impl ClusterMetadata {
                                 leader_epoch: p.leader_epoch,
                                 replicas: ids(p.replica_nodes),
                                 isr: ids(p.isr_nodes),
+                                removing: Vec::new(),
                             };
                             (p.partition_index, placement)
                         })
@@ -335,7 +383,49 @@ impl AdminClient {
         let request = MetadataRequest::default()
             .with_topics(None)
             .with_allow_auto_topic_creation(false);
-        Ok(ClusterMetadata::from_response(self.send(&request).await?))
+        let moves_before = self.partition_moves().await?;
+        let mut metadata = ClusterMetadata::from_response(self.send(&request).await?);
+        let moves_after = self.partition_moves().await?;
+        for (topic, partitions) in &mut metadata.topics {
+            for (index, placement) in partitions {
+                apply_moves(placement, topic, *index, [&moves_before, &moves_after]);
+            }
+        }
+        Ok(metadata)
+    }
+
+    /// Every partition move in progress (ListPartitionReassignments of all topics).
+    async fn partition_moves(&self) -> Result<PartitionMoves, Error> {
+        let request = ListPartitionReassignmentsRequest::default()
+            .with_timeout_ms(BROKER_TIMEOUT_MS)
+            .with_topics(None);
+        let response = self.send(&request).await?;
+        check(
+            "ListPartitionReassignments",
+            response.error_code,
+            response.error_message,
+        )?;
+        let ids = |nodes: Vec<kafka_protocol::messages::BrokerId>| -> Vec<i32> {
+            let mut ids: Vec<i32> = nodes.into_iter().map(|id| id.0).collect();
+            ids.sort_unstable();
+            ids
+        };
+        Ok(response
+            .topics
+            .into_iter()
+            .flat_map(|topic| {
+                let name = topic.name.0.to_string();
+                topic.partitions.into_iter().map(move |p| {
+                    (
+                        (name.clone(), p.partition_index),
+                        PartitionMove {
+                            replicas: ids(p.replicas),
+                            removing: ids(p.removing_replicas),
+                        },
+                    )
+                })
+            })
+            .collect())
     }
 
     /// Describes `name`, or `None` when the topic does not exist.
@@ -345,7 +435,9 @@ impl AdminClient {
                 MetadataRequestTopic::default().with_name(Some(topic_name(name)))
             ]))
             .with_allow_auto_topic_creation(false);
+        let moves_before = self.partition_moves().await?;
         let response = self.send(&request).await?;
+        let moves_after = self.partition_moves().await?;
         let topic = response
             .topics
             .into_iter()
@@ -368,7 +460,19 @@ impl AdminClient {
         let replication_factor = topic
             .partitions
             .iter()
-            .map(|p| p.replica_nodes.len())
+            .map(|p| {
+                let mut placement = PartitionPlacement {
+                    replicas: p.replica_nodes.iter().map(|id| id.0).collect(),
+                    ..PartitionPlacement::default()
+                };
+                apply_moves(
+                    &mut placement,
+                    name,
+                    p.partition_index,
+                    [&moves_before, &moves_after],
+                );
+                placement.replication_factor()
+            })
             .max()
             .unwrap_or(0);
         Ok(Some(TopicDescription {
@@ -782,6 +886,59 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_move_applies_only_to_the_replica_set_it_describes() {
+        let moving = |replicas: &[i32], removing: &[i32]| -> PartitionMoves {
+            [(
+                ("orders".to_owned(), 0),
+                PartitionMove {
+                    replicas: replicas.to_vec(),
+                    removing: removing.to_vec(),
+                },
+            )]
+            .into_iter()
+            .collect()
+        };
+        let none = PartitionMoves::new();
+        let shown = |replicas: Vec<i32>| PartitionPlacement {
+            replicas,
+            ..PartitionPlacement::default()
+        };
+
+        // Running at the second list: applied.
+        let mut placement = shown(vec![1, 2, 4, 3]);
+        apply_moves(
+            &mut placement,
+            "orders",
+            0,
+            [&none, &moving(&[1, 2, 3, 4], &[3])],
+        );
+        assert_eq!(placement.removing, vec![3]);
+        assert_eq!(placement.replication_factor(), 3);
+
+        // Ended between the first list and the Metadata: the replicas shown are the target already.
+        let mut placement = shown(vec![1, 2, 4]);
+        apply_moves(
+            &mut placement,
+            "orders",
+            0,
+            [&moving(&[1, 2, 3, 4], &[3]), &none],
+        );
+        assert!(placement.removing.is_empty());
+        assert_eq!(placement.replication_factor(), 3);
+
+        // Started after the Metadata: its leaving replica is still a full member of what was shown.
+        let mut placement = shown(vec![1, 2, 3]);
+        apply_moves(
+            &mut placement,
+            "orders",
+            0,
+            [&none, &moving(&[1, 2, 3, 4], &[3])],
+        );
+        assert!(placement.removing.is_empty());
+        assert_eq!(placement.replication_factor(), 3);
+    }
+
+    #[test]
     fn topic_ids_print_like_kafka_tools() {
         // Kafka's Uuid.toString() of these bytes, as kafka-topics.sh prints it.
         let id = Uuid::from_bytes([
@@ -865,6 +1022,7 @@ mod tests {
                 leader_epoch: 3,
                 replicas: vec![0, 2],
                 isr: vec![0],
+                removing: vec![],
             }
         );
     }

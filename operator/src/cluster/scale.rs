@@ -58,7 +58,9 @@ impl ClusterView {
                 for id in &partition.replicas {
                     *view.replicas_on.entry(*id).or_insert(0) += 1;
                 }
-                let factor = partition.replicas.len();
+                // A partition being moved lists its leaving replicas too; the scale-down must fit the
+                // replicas it keeps.
+                let factor = partition.replication_factor();
                 if view
                     .largest_replication_factor
                     .as_ref()

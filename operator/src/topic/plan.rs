@@ -7,7 +7,7 @@ use kube::ResourceExt;
 
 use crate::{
     crd::Topic,
-    kafka_admin::{ClusterMetadata, ConfigChange, TopicDescription},
+    kafka_admin::{ClusterMetadata, ConfigChange, PartitionPlacement, TopicDescription},
 };
 
 /// The Kafka topic name a Topic manages: `spec.topicName`, else `metadata.name`.
@@ -162,7 +162,7 @@ pub fn replica_targets(
     let wanted = usize::try_from(factor).unwrap_or(0);
     let actual = partitions
         .values()
-        .map(|p| p.replicas.len())
+        .map(PartitionPlacement::replication_factor)
         .max()
         .unwrap_or(0);
     if wanted > cluster.brokers.len() {
@@ -174,15 +174,17 @@ pub fn replica_targets(
     }
     let mut load: BTreeMap<i32, usize> = cluster.brokers.keys().map(|id| (*id, 0)).collect();
     for placement in cluster.topics.values().flat_map(BTreeMap::values) {
-        for id in &placement.replicas {
-            if let Some(count) = load.get_mut(id) {
+        for id in kept_replicas(placement) {
+            if let Some(count) = load.get_mut(&id) {
                 *count += 1;
             }
         }
     }
     let mut targets = Vec::new();
     for (index, placement) in &partitions {
-        let mut target = placement.replicas.clone();
+        // A partition being moved starts from the move's target: a new reassignment replaces the move
+        // (KIP-455), and one whose target already has `factor` replicas is left to finish.
+        let mut target = kept_replicas(placement);
         if target.len() == wanted {
             continue;
         }
@@ -210,6 +212,16 @@ pub fn replica_targets(
         targets.push((*index, target));
     }
     Ok(targets)
+}
+
+/// The replicas `placement` keeps once its move in progress, if any, completes, in assignment order.
+fn kept_replicas(placement: &PartitionPlacement) -> Vec<i32> {
+    placement
+        .replicas
+        .iter()
+        .copied()
+        .filter(|id| !placement.removing.contains(id))
+        .collect()
 }
 
 #[cfg(test)]
@@ -330,7 +342,6 @@ mod tests {
     type Placements = Vec<(Vec<i32>, i32)>;
 
     fn cluster(brokers: &[i32], topics: &[(&str, Placements)]) -> ClusterMetadata {
-        use crate::kafka_admin::PartitionPlacement;
         ClusterMetadata {
             cluster_id: None,
             controller_id: brokers[0],
@@ -421,5 +432,30 @@ mod tests {
             }
         );
         assert!(refused.to_string().contains("add brokers"), "{refused}");
+    }
+
+    #[test]
+    fn a_partition_being_moved_is_judged_by_the_replicas_it_keeps() {
+        // A fill moves partition 0 from [1, 2, 3] to [1, 2, 4]; Metadata lists four replicas meanwhile.
+        let mut metadata = cluster(
+            &[1, 2, 3, 4],
+            &[("orders", vec![(vec![1, 2, 4, 3], 1), (vec![2, 3, 4], 2)])],
+        );
+        metadata
+            .topics
+            .get_mut("orders")
+            .and_then(|partitions| partitions.get_mut(&0))
+            .expect("partition 0")
+            .removing = vec![3];
+        assert_eq!(
+            replica_targets(&metadata, "orders", 3).expect("enough brokers"),
+            Vec::<(i32, Vec<i32>)>::new(),
+            "the move is left to finish"
+        );
+        assert_eq!(
+            replica_targets(&metadata, "orders", 2).expect("a shrink"),
+            vec![(0, vec![1, 2]), (1, vec![2, 3])],
+            "a new factor replaces the move's target"
+        );
     }
 }

@@ -187,9 +187,12 @@ async fn scale_up_fills_and_scale_down_drains_under_acks_all_writes() {
         std::time::Duration::from_secs(90),
         || async {
             let counts = replicas_per_broker(&admin).await?;
-            [3, 4]
+            // 18 replicas in all: no fill move is still in flight (a move lists its leaving replica too),
+            // so the throttle set later holds only the drain.
+            ([3, 4]
                 .iter()
                 .all(|id| counts.get(id).copied().unwrap_or(0) >= 3)
+                && counts.values().sum::<usize>() == 18)
                 .then_some(counts.clone())
                 .ok_or_else(|| format!("replicas per broker {counts:?}"))
         },

@@ -400,3 +400,32 @@ fn the_disks_are_read_only_before_a_scale_down_starts() {
         &[removing(4, RemovalState::Removed, 0)]
     ));
 }
+
+#[test]
+fn a_partition_being_moved_counts_the_replicas_it_keeps() {
+    use crate::kafka_admin::PartitionPlacement;
+    // Moving from [1, 2, 3] to [1, 2, 4]: Metadata lists all four until the move completes.
+    let moving = PartitionPlacement {
+        leader: 1,
+        replicas: vec![1, 2, 4, 3],
+        removing: vec![3],
+        ..PartitionPlacement::default()
+    };
+    let metadata = ClusterMetadata {
+        topics: [("ledger".to_owned(), [(0, moving)].into_iter().collect())]
+            .into_iter()
+            .collect(),
+        ..ClusterMetadata::default()
+    };
+    let view = ClusterView::of(&metadata);
+    assert_eq!(
+        view.largest_replication_factor,
+        Some(("ledger".to_owned(), 3)),
+        "a three-broker cluster can hold it"
+    );
+    assert_eq!(
+        view.replicas_on,
+        [(1, 1), (2, 1), (3, 1), (4, 1)].into_iter().collect(),
+        "the leaving broker still holds its replica"
+    );
+}
