@@ -5,6 +5,7 @@
 //! YAML without an API server.
 
 pub mod build;
+pub mod offsets_topic;
 pub mod reconcile;
 pub mod roll;
 pub mod scale;

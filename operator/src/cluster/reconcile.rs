@@ -29,6 +29,7 @@ use super::{
         bootstrap_address, build, controller_endpoint, live_broker_config, pod_selector,
         ObjectNames, CONFIG_HASH_ANNOTATION, CONTAINER_NAME, FIELD_MANAGER, POD_INDEX_LABEL,
     },
+    offsets_topic::{self, OffsetsTopicView, OFFSETS_TOPIC},
     roll::{pending, step, Desired, PodState, RollStep, RollView},
     scale::{self, ClusterView, ScaleLimits, ScalePlan},
     status::{self, Outcome, REASON_INVALID_SPEC},
@@ -65,6 +66,9 @@ pub enum Error {
     /// Server-side apply of the PodDisruptionBudget failed.
     #[error("cannot apply PodDisruptionBudget {name}")]
     ApplyPodDisruptionBudget { name: String, source: kube::Error },
+    /// Reading the KafkaCluster itself failed.
+    #[error("cannot read KafkaCluster {name}")]
+    GetCluster { name: String, source: kube::Error },
     /// Writing the KafkaCluster status failed.
     #[error("cannot write the status of KafkaCluster {name}")]
     PatchStatus { name: String, source: kube::Error },
@@ -93,6 +97,7 @@ impl Error {
             Error::ApplyService { .. } => "ApplyServiceFailed",
             Error::ApplyStatefulSet { .. } => "ApplyStatefulSetFailed",
             Error::ApplyPodDisruptionBudget { .. } => "ApplyPodDisruptionBudgetFailed",
+            Error::GetCluster { .. } => "GetClusterFailed",
             Error::PatchStatus { .. } => "PatchStatusFailed",
             Error::BrokerCall { .. } => "BrokerCallFailed",
             Error::ListPods { .. } => "ListPodsFailed",
@@ -128,6 +133,20 @@ pub async fn reconcile(cluster: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<
         .namespace()
         .ok_or_else(|| Error::MissingNamespace { name: name.clone() })?;
     let clusters: Api<KafkaCluster> = Api::namespaced(ctx.client.clone(), &namespace);
+    // The status carries the scale-down's state, and the watch cache that handed us `cluster` can lag behind
+    // this operator's own last status write: a pod event may start this reconcile before the update arrives.
+    // Decided from that stale copy, a finished drain would be forgotten before its brokers are unregistered.
+    let Some(cluster) = clusters
+        .get_opt(&name)
+        .await
+        .map_err(|source| Error::GetCluster {
+            name: name.clone(),
+            source,
+        })?
+        .map(Arc::new)
+    else {
+        return Ok(Action::await_change());
+    };
     let now = Time(Timestamp::now());
 
     let valid = match validate(&cluster) {
@@ -274,6 +293,7 @@ pub async fn reconcile(cluster: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<
         topology,
         removing,
         blocked: scale_down_blocked,
+        offsets_topic_first,
         ..
     } = plan;
     let objects = build(&valid, &topology);
@@ -331,6 +351,10 @@ pub async fn reconcile(cluster: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<
     .await?;
 
     let blocked = scale_down_blocked.is_some();
+    // Steady or growing, or about to shrink: never mid-drain, where it already fits what stays.
+    let offsets_topic_moving = !blocked
+        && (!scaling_down || offsets_topic_first)
+        && keep_offsets_topic(&ctx, &cluster, &valid, &topology, &stateful_set, &admin).await;
     let outcome = Outcome::Applied {
         cluster: &valid,
         stateful_set: &stateful_set,
@@ -348,7 +372,12 @@ pub async fn reconcile(cluster: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<
     patch_status(&clusters, &cluster, &next).await?;
     tracing::debug!(cluster = %name, namespace = %namespace, ready, ready_brokers = next.ready_brokers, "reconciled");
     Ok(Action::requeue(
-        if scaling_down || voters_changing || !pending_restarts.is_empty() {
+        if scaling_down
+            || voters_changing
+            || offsets_topic_moving
+            || offsets_topic_first
+            || !pending_restarts.is_empty()
+        {
             REQUEUE_REMOVING
         } else if blocked {
             REQUEUE_BLOCKED
@@ -435,6 +464,80 @@ async fn apply_live_config(
             tracing::warn!(cluster = %valid.name, error = %crate::controller::error_chain(&error),
                 "cannot apply the live broker config yet; will retry");
             recorded
+        }
+    }
+}
+
+/// Keeps `__consumer_offsets` at the replication factor the operator configures, within the brokers that stay
+/// (see [`super::offsets_topic`]); `true` while a move of it runs or was just started. Errors are logged and
+/// retried on the next reconcile: the topic stays usable meanwhile.
+async fn keep_offsets_topic(
+    ctx: &Context,
+    cluster: &KafkaCluster,
+    valid: &super::ValidatedKafkaCluster,
+    topology: &Topology,
+    applied: &StatefulSet,
+    admin: &AdminClient,
+) -> bool {
+    let any_ready = applied
+        .status
+        .as_ref()
+        .and_then(|s| s.ready_replicas)
+        .unwrap_or(0)
+        > 0;
+    if !any_ready {
+        return false;
+    }
+    let metadata = match admin.cluster_metadata().await {
+        Ok(metadata) => metadata,
+        Err(error) => {
+            tracing::debug!(cluster = %valid.name, error = %crate::controller::error_chain(&error),
+                "cannot read the offsets topic yet");
+            return false;
+        }
+    };
+    let Some(view) = OffsetsTopicView::of(&metadata) else {
+        return false;
+    };
+    if view.moving {
+        return true;
+    }
+    let factor = offsets_topic::wanted_factor(&live_broker_config(valid, topology), valid.brokers);
+    let Some(targets) = offsets_topic::targets(&metadata, factor, valid.brokers) else {
+        // Fewer live brokers than the factor: once they register.
+        return false;
+    };
+    if targets.is_empty() {
+        return false;
+    }
+    match admin
+        .alter_partition_reassignments(OFFSETS_TOPIC, &targets)
+        .await
+    {
+        Ok(()) => {
+            let note = format!(
+                "{OFFSETS_TOPIC}: replication factor {} -> {factor} on {} brokers ({} partitions reassigned; new \
+                 replicas catch up before they count)",
+                view.replication_factor,
+                valid.brokers,
+                targets.len()
+            );
+            tracing::info!(cluster = %valid.name, from = view.replication_factor, to = factor,
+                partitions = targets.len(), "reassigning the offsets topic");
+            let event = Event {
+                type_: EventType::Normal,
+                reason: "OffsetsTopicReassigned".to_owned(),
+                note: Some(note),
+                action: "Reassign".to_owned(),
+                secondary: None,
+            };
+            ctx.publish(cluster, &event).await;
+            true
+        }
+        Err(error) => {
+            tracing::warn!(cluster = %valid.name, error = %crate::controller::error_chain(&error),
+                "cannot reassign the offsets topic yet; will retry");
+            false
         }
     }
 }

@@ -4,7 +4,9 @@
 //!
 //! 1. the scale-down is checked: the brokers that stay must be able to hold every topic's replicas and satisfy
 //!    `min.insync.replicas`, their disks must have room for what the others hold, and in a static metadata
-//!    quorum no voter may go; otherwise it is refused with `ScaleDownBlocked` and nothing is touched;
+//!    quorum no voter may go; otherwise it is refused with `ScaleDownBlocked` and nothing is touched. The
+//!    offsets topic is the exception: its replication factor is the operator's, so the operator lowers it to
+//!    what the brokers that stay can hold (see [`super::offsets_topic`]) before anything is drained;
 //! 2. each broker to remove, highest ids first, is marked `tributary.broker.draining`, and its controller moves
 //!    its replicas and leaderships to the brokers that stay (`Draining`);
 //! 3. once every one of them holds no replica and, in a dynamic quorum, is no longer a voter (the reconciler
@@ -19,6 +21,7 @@
 
 use std::collections::BTreeMap;
 
+use super::offsets_topic::{OffsetsTopicView, OFFSETS_TOPIC};
 use super::voters::{Topology, Voters};
 use crate::crd::QuorumMode;
 use crate::{
@@ -43,8 +46,11 @@ pub struct ScaleLimits {
 pub struct ClusterView {
     /// Partition replicas per broker id; a broker that holds none is absent.
     pub replicas_on: BTreeMap<i32, i32>,
-    /// A topic with the largest replication factor, and that factor.
+    /// A topic with the largest replication factor, and that factor; the offsets topic, whose factor the
+    /// operator lowers itself before a drain, is left out.
     pub largest_replication_factor: Option<(String, usize)>,
+    /// The offsets topic, once a group made the brokers create it.
+    pub offsets_topic: Option<OffsetsTopicView>,
     /// Each broker's log directory as it described it; a broker that did not answer is absent.
     pub disks: BTreeMap<i32, LogDirUsage>,
 }
@@ -52,7 +58,10 @@ pub struct ClusterView {
 impl ClusterView {
     /// The view of `metadata` (every topic, internal ones included).
     pub fn of(metadata: &ClusterMetadata) -> Self {
-        let mut view = Self::default();
+        let mut view = Self {
+            offsets_topic: OffsetsTopicView::of(metadata),
+            ..Self::default()
+        };
         for (topic, partitions) in &metadata.topics {
             for partition in partitions.values() {
                 for id in &partition.replicas {
@@ -61,10 +70,11 @@ impl ClusterView {
                 // A partition being moved lists its leaving replicas too; the scale-down must fit the
                 // replicas it keeps.
                 let factor = partition.replication_factor();
-                if view
-                    .largest_replication_factor
-                    .as_ref()
-                    .is_none_or(|(_, largest)| factor > *largest)
+                if topic != OFFSETS_TOPIC
+                    && view
+                        .largest_replication_factor
+                        .as_ref()
+                        .is_none_or(|(_, largest)| factor > *largest)
                 {
                     view.largest_replication_factor = Some((topic.clone(), factor));
                 }
@@ -187,6 +197,9 @@ pub struct ScalePlan {
     /// Drained brokers whose pods are gone, to unregister; each becomes `Removed` once the cluster agrees.
     pub unregister: Vec<i32>,
     pub blocked: Option<ScaleDownBlocked>,
+    /// Nothing is drained yet: the offsets topic must first be lowered to what the brokers that stay can
+    /// hold (see [`super::offsets_topic`]), or a move of it is still in progress.
+    pub offsets_topic_first: bool,
 }
 
 /// Whether a reconcile must read the cluster metadata before [`plan`]: brokers run above the spec, or a
@@ -256,6 +269,7 @@ pub fn plan(
             drain: Vec::new(),
             undrain: std::mem::take(undrain),
             unregister: Vec::new(),
+            offsets_topic_first: false,
             blocked: Some(ScaleDownBlocked {
                 requested,
                 running: running.max(floor).max(requested),
@@ -286,6 +300,7 @@ pub fn plan(
             undrain,
             unregister,
             blocked: None,
+            offsets_topic_first: false,
         };
     }
     let view = match view {
@@ -326,6 +341,19 @@ pub fn plan(
         if let Some(blocked) = disk_shortage(view, requested, &leaving, limits.free_space_percent) {
             return keep_running(blocked, &mut undrain);
         }
+        if view.offsets_topic.is_some_and(|offsets| {
+            offsets.moving || offsets.replication_factor > usize::try_from(requested).unwrap_or(0)
+        }) {
+            return ScalePlan {
+                topology: topology(running, &voters),
+                removing: previous,
+                drain: Vec::new(),
+                undrain,
+                unregister: Vec::new(),
+                blocked: None,
+                offsets_topic_first: true,
+            };
+        }
     }
     let removing: Vec<RemovingBroker> = leaving
         .iter()
@@ -352,6 +380,7 @@ pub fn plan(
         undrain,
         unregister: Vec::new(),
         blocked: None,
+        offsets_topic_first: false,
     }
 }
 

@@ -267,6 +267,51 @@ async fn scale_up_adds_voters_and_scale_down_removes_them(
             .await
             .expect("scale");
     };
+    // A group commits at one broker, so the brokers create the offsets topic with one replica per partition.
+    let bootstrap = format!("{}:9092", PodRunner::pod_ip(0));
+    crate::topic::kafka_view(&bootstrap, &["commit", "payments", "auditors", "7"])
+        .await
+        .expect("commit a group offset");
+    // The offsets topic as Metadata shows it: replicas and in-sync replicas per partition, every one settled
+    // at `factor` (no move in progress).
+    let offsets_topic_at = |factor: usize| async move {
+        eventually_within(
+            &format!("__consumer_offsets at replication factor {factor}, in sync"),
+            std::time::Duration::from_secs(60),
+            || async {
+                let seen = admin.cluster_metadata().await.map_err(|e| e.to_string())?;
+                let partitions = seen
+                    .topics
+                    .get("__consumer_offsets")
+                    .ok_or("no offsets topic")?;
+                let off: Vec<_> = partitions
+                    .iter()
+                    .filter(|(_, p)| p.replicas.len() != factor || p.isr.len() != factor)
+                    .map(|(index, p)| (*index, p.replicas.clone(), p.isr.clone()))
+                    .collect();
+                if off.is_empty() {
+                    Ok(())
+                } else {
+                    Err(format!("partitions (replicas, isr) not there yet: {off:?}"))
+                }
+            },
+        )
+        .await;
+    };
+    let committed = || async {
+        let bootstrap = bootstrap.clone();
+        eventually("the group's committed offset to read back", || {
+            let bootstrap = bootstrap.clone();
+            async move {
+                crate::topic::kafka_view(&bootstrap, &["committed", "payments", "auditors"]).await
+            }
+        })
+        .await
+        .trim()
+        .to_owned()
+    };
+    offsets_topic_at(1).await;
+
     let started = std::time::Instant::now();
     scale(3).await;
     wait_cluster(clusters, runner, "True", 3).await;
@@ -286,6 +331,13 @@ async fn scale_up_adds_voters_and_scale_down_removes_them(
     );
     live_defaults(["3", "3", "2"]).await;
     assert_eq!(pod_0().await, first_pod_0, "scaling up restarts no broker");
+    // The operator raises the offsets topic it sized at one broker, so group offsets survive a broker loss.
+    offsets_topic_at(3).await;
+    eprintln!(
+        "scale 1 -> 3: __consumer_offsets at replication factor 3 {:?} after the edit",
+        started.elapsed()
+    );
+    assert_eq!(committed().await, "7", "the group's offset survives the move");
 
     // A voter's disk is replaced: its pod comes back with an empty volume and a new directory id. The broker
     // refuses to vote in its old incarnation's place and says so in its last words; the operator removes that
@@ -383,6 +435,9 @@ async fn scale_up_adds_voters_and_scale_down_removes_them(
         started.elapsed()
     );
     wait_partitions(admin, "payments", 4, "after the scale-down").await;
+    // Lowered to one replica before brokers 2 and 1 were drained: RF 3 on one broker would have blocked it.
+    offsets_topic_at(1).await;
+    assert_eq!(committed().await, "7", "the group's offset survives the scale-down");
     live_defaults(["1", "1", "1"]).await;
     assert_eq!(
         pod_0().await,

@@ -10,13 +10,15 @@ Usage: kafka_view.py BOOTSTRAP describe TOPIC      -> JSON {"exists", "partition
        kafka_view.py BOOTSTRAP consume-all TOPIC GROUP ACKFILE
            -> a consumer group member reads TOPIC from the start until every value in ACKFILE was seen (at most
               60 s); prints JSON {"expected", "missing", "first_missing"}
+       kafka_view.py BOOTSTRAP commit TOPIC GROUP OFFSET -> commits OFFSET of partition 0 for GROUP
+       kafka_view.py BOOTSTRAP committed TOPIC GROUP     -> the offset GROUP committed for partition 0 (-1001: none)
 """
 import json
 import os
 import sys
 import time
 
-from confluent_kafka import Consumer, KafkaException, Producer
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource, ConfigSource
 
 TIMEOUT_S = 10
@@ -111,6 +113,26 @@ def consume_all(bootstrap, topic, group, ack_file):
     return {"expected": len(expected), "missing": len(missing), "first_missing": sorted(missing)[:5]}
 
 
+def group_client(bootstrap, group):
+    return Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+
+
+def commit(bootstrap, topic, group, offset):
+    consumer = group_client(bootstrap, group)
+    try:
+        consumer.commit(offsets=[TopicPartition(topic, 0, offset)], asynchronous=False)
+    finally:
+        consumer.close()
+
+
+def committed(bootstrap, topic, group):
+    consumer = group_client(bootstrap, group)
+    try:
+        return consumer.committed([TopicPartition(topic, 0)], timeout=TIMEOUT_S)[0].offset
+    finally:
+        consumer.close()
+
+
 def main():
     bootstrap, command, topic = sys.argv[1:4]
     try:
@@ -124,6 +146,10 @@ def main():
             print(json.dumps(produce_until(bootstrap, topic, sys.argv[4], sys.argv[5])))
         elif command == "consume-all":
             print(json.dumps(consume_all(bootstrap, topic, sys.argv[4], sys.argv[5])))
+        elif command == "commit":
+            commit(bootstrap, topic, sys.argv[4], int(sys.argv[5]))
+        elif command == "committed":
+            print(committed(bootstrap, topic, sys.argv[4]))
         else:
             raise SystemExit(f"unknown command {command}")
     except KafkaException as error:

@@ -6,6 +6,7 @@ fn view(replicas_on: &[(i32, i32)], largest: usize) -> ClusterView {
         replicas_on: replicas_on.iter().copied().collect(),
         largest_replication_factor: Some(("orders".to_owned(), largest)),
         disks: BTreeMap::new(),
+        offsets_topic: None,
     }
 }
 
@@ -427,5 +428,36 @@ fn a_partition_being_moved_counts_the_replicas_it_keeps() {
         view.replicas_on,
         [(1, 1), (2, 1), (3, 1), (4, 1)].into_iter().collect(),
         "the leaving broker still holds its replica"
+    );
+}
+
+#[test]
+fn the_offsets_topic_is_lowered_before_anything_is_drained() {
+    use crate::cluster::offsets_topic::OffsetsTopicView;
+    let with_offsets = |replication_factor, moving| ClusterView {
+        offsets_topic: Some(OffsetsTopicView {
+            replication_factor,
+            moving,
+        }),
+        ..view(&[(0, 3), (1, 3), (2, 3)], 1)
+    };
+    // Scaling 3 -> 1 with the offsets topic at RF 3: not blocked, but nothing drained yet.
+    let first = static_plan(3, Some(5), &[], Ok(&with_offsets(5, false)), min_isr(1));
+    assert_eq!(first.blocked, None, "the offsets topic blocks nothing");
+    assert!(first.offsets_topic_first);
+    assert!(first.drain.is_empty() && first.removing.is_empty());
+    assert_eq!(first.topology.brokers, 5);
+    // Lowered, but its move still runs: still waiting.
+    let moving = static_plan(3, Some(5), &[], Ok(&with_offsets(3, true)), min_isr(1));
+    assert!(moving.offsets_topic_first && moving.drain.is_empty());
+    // Settled at what stays: the drain starts.
+    let settled = static_plan(3, Some(5), &[], Ok(&with_offsets(3, false)), min_isr(1));
+    assert!(!settled.offsets_topic_first);
+    assert_eq!(settled.drain, [4, 3]);
+    // A user topic of the same factor still blocks.
+    let user = static_plan(3, Some(5), &[], Ok(&view(&[(0, 3)], 5)), min_isr(1));
+    assert_eq!(
+        user.blocked.map(|b| b.blocked_by().reason()),
+        Some("ReplicationFactorTooLarge")
     );
 }
