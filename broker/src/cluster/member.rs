@@ -312,4 +312,12 @@ impl RpcHandler for ClusterMember {
             }
         })
     }
+
+    fn peer_connected(&self, node: i32) {
+        self.controller.peer_connected(node);
+    }
+
+    fn peer_disconnected(&self, node: i32) {
+        self.controller.peer_disconnected(node);
+    }
 }

@@ -288,6 +288,31 @@ pub trait RpcHandler: Send + Sync + std::fmt::Debug + 'static {
         &self,
         request: RpcRequest,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = RpcResponse> + Send + '_>>;
+
+    /// Node `node` opened a connection here (its hello was accepted).
+    fn peer_connected(&self, _node: i32) {}
+
+    /// A connection of node `node` ended, for whatever reason.
+    fn peer_disconnected(&self, _node: i32) {}
+}
+
+/// Reports a node's connection as ended however [`connection`] returns.
+struct PeerConnection {
+    handler: Arc<dyn RpcHandler>,
+    node: i32,
+}
+
+impl PeerConnection {
+    fn open(handler: Arc<dyn RpcHandler>, node: i32) -> Self {
+        handler.peer_connected(node);
+        Self { handler, node }
+    }
+}
+
+impl Drop for PeerConnection {
+    fn drop(&mut self) {
+        self.handler.peer_disconnected(self.node);
+    }
 }
 
 /// Serves the controller listener until `shutdown` turns true.
@@ -345,6 +370,7 @@ async fn connection(
     {
         return;
     }
+    let _peer = PeerConnection::open(Arc::clone(&handler), hello.node_id);
     loop {
         let request: RpcRequest = match read_frame(&mut stream).await {
             Ok(request) => request,

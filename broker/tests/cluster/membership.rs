@@ -95,6 +95,52 @@ fn three_brokers_form_one_cluster_and_fail_over() {
 }
 
 #[test]
+fn a_killed_broker_is_fenced_once_its_connections_closed_not_after_its_whole_session() {
+    // A session far longer than the wait below: only the closed connections can get the broker fenced.
+    let mut cluster = start_cluster_with(
+        3,
+        3,
+        |_| "broker.session.timeout.ms=120000\n".to_owned(),
+        |_| Vec::new(),
+    );
+    assert_eq!(create_topic(cluster.node(1), "orders", 3, 3), 0);
+    let controller = cluster.node(1).metadata("orders").controller_id.0;
+    assert!(controller > 0, "an active controller is known");
+    let victim = if controller == 3 { 2 } else { 3 };
+    let survivor = 6 - controller - victim;
+    cluster.wait_until(
+        "every broker listed and the topic placed",
+        Duration::from_secs(10),
+        |c| {
+            let metadata = c.node(survivor).metadata("orders");
+            broker_ids(&metadata).len() == 3 && metadata.topics[0].error_code == 0
+        },
+    );
+    let killed = Instant::now();
+    cluster.node(victim).kill();
+    cluster.wait_until(
+        "the killed broker is fenced",
+        Duration::from_secs(20),
+        |c| !broker_ids(&c.node(survivor).metadata("orders")).contains(&victim),
+    );
+    let fenced_after = killed.elapsed();
+    let log = cluster.node(controller).log_text();
+    assert!(
+        log.contains("broker closed its connections to the controller and has not come back"),
+        "fenced for its closed connections:\n{log}"
+    );
+    assert!(
+        !log.contains("broker missed its heartbeats"),
+        "not by the session timeout:\n{log}"
+    );
+    eprintln!("killed broker fenced {fenced_after:?} after kill -9 (session timeout 120 s)");
+    // The brokers that stay keep a connection and heartbeat: none of them is fenced.
+    std::thread::sleep(Duration::from_secs(2));
+    let listed = broker_ids(&cluster.node(survivor).metadata("orders"));
+    assert_eq!(listed, BTreeSet::from([controller, survivor]));
+}
+
+#[test]
 fn replicas_are_placed_on_distinct_racks() {
     // Two racks of unequal size: rack-b's only broker must hold a replica of every RF-2 partition, which
     // placing replicas on consecutive broker ids would miss (partitions on [1, 2]).

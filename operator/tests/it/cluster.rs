@@ -337,7 +337,11 @@ async fn scale_up_adds_voters_and_scale_down_removes_them(
         "scale 1 -> 3: __consumer_offsets at replication factor 3 {:?} after the edit",
         started.elapsed()
     );
-    assert_eq!(committed().await, "7", "the group's offset survives the move");
+    assert_eq!(
+        committed().await,
+        "7",
+        "the group's offset survives the move"
+    );
 
     // A voter's disk is replaced: its pod comes back with an empty volume and a new directory id. The broker
     // refuses to vote in its old incarnation's place and says so in its last words; the operator removes that
@@ -437,7 +441,11 @@ async fn scale_up_adds_voters_and_scale_down_removes_them(
     wait_partitions(admin, "payments", 4, "after the scale-down").await;
     // Lowered to one replica before brokers 2 and 1 were drained: RF 3 on one broker would have blocked it.
     offsets_topic_at(1).await;
-    assert_eq!(committed().await, "7", "the group's offset survives the scale-down");
+    assert_eq!(
+        committed().await,
+        "7",
+        "the group's offset survives the scale-down"
+    );
     live_defaults(["1", "1", "1"]).await;
     assert_eq!(
         pod_0().await,

@@ -73,6 +73,22 @@ struct LivenessState {
     last_heartbeat: HashMap<NodeId, Instant>,
     /// The quorum leader this node last followed, while it was not leading.
     previous_leader: Option<NodeId>,
+    /// Open connections to this node's controller listener, per node.
+    connections: HashMap<NodeId, usize>,
+    /// Since when a node that connected here in this term has had no connection left.
+    disconnected_since: HashMap<NodeId, Instant>,
+}
+
+/// Why a broker's session ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Expiry {
+    /// No heartbeat within `broker.session.timeout.ms` (Kafka's only rule).
+    Session,
+    /// Every connection it had to this controller closed and it has been silent for two heartbeat
+    /// intervals since: its process is gone (a killed process's sockets are closed by its kernel) or it
+    /// cannot reconnect. A live broker reconnects at its next heartbeat, within one interval; a broker cut off
+    /// by the network closes nothing here, so it keeps its whole session.
+    Disconnected,
 }
 
 impl Liveness {
@@ -93,21 +109,43 @@ impl Liveness {
         self.lock().last_heartbeat.insert(id, Instant::now());
     }
 
+    /// Counts node `id`'s connections to this controller listener as one opens (`open`) or ends.
+    fn connection(&self, id: NodeId, open: bool) {
+        let mut state = self.lock();
+        let count = state.connections.entry(id).or_insert(0);
+        if open {
+            *count += 1;
+        } else {
+            *count = count.saturating_sub(1);
+        }
+        let none_left = *count == 0;
+        if none_left {
+            state.connections.remove(&id);
+            if state.term.is_some() {
+                state.disconnected_since.insert(id, Instant::now());
+            }
+        } else {
+            state.disconnected_since.remove(&id);
+        }
+    }
+
     /// Brokers of `image` that are unfenced and have not been heard from within the session timeout.
     /// On the first call of a new term every broker starts a fresh session, as in Kafka, except the
     /// previous active controller: this node won an election because that one went quiet, so it gets two
     /// heartbeat intervals to show it is alive (a controller that only lost an election heartbeats here
     /// well within them) instead of a whole session; a dead controller's leaderships then move seconds
     /// sooner than Kafka's.
-    fn expired(&self, term: u64, local: NodeId, image: &MetadataImage) -> Vec<NodeId> {
+    fn expired(&self, term: u64, local: NodeId, image: &MetadataImage) -> Vec<(NodeId, Expiry)> {
         let now = Instant::now();
+        let grace = self.settings.heartbeat_interval * 2;
         let mut state = self.lock();
         if state.term != Some(term) {
             state.term = Some(term);
             state.last_heartbeat = image.brokers.keys().map(|id| (*id, now)).collect();
+            // Brokers find a new active controller by themselves; only a disconnection after they did counts.
+            state.disconnected_since.clear();
             state.last_rebalance = Some(now);
             if let Some(previous) = state.previous_leader.filter(|id| *id != local) {
-                let grace = self.settings.heartbeat_interval * 2;
                 let started = now
                     .checked_sub(self.settings.session_timeout.saturating_sub(grace))
                     .unwrap_or(now);
@@ -117,11 +155,20 @@ impl Liveness {
         }
         image
             .live_brokers()
-            .filter(|b| {
-                let last = *state.last_heartbeat.entry(b.id).or_insert(now);
-                now.duration_since(last) > self.settings.session_timeout
+            .filter_map(|b| {
+                let quiet = now.duration_since(*state.last_heartbeat.entry(b.id).or_insert(now));
+                let gone = state
+                    .disconnected_since
+                    .get(&b.id)
+                    .is_some_and(|since| now.duration_since(*since) > grace);
+                if quiet > self.settings.session_timeout {
+                    Some((b.id, Expiry::Session))
+                } else if gone && quiet > grace {
+                    Some((b.id, Expiry::Disconnected))
+                } else {
+                    None
+                }
             })
-            .map(|b| b.id)
             .collect()
     }
 
@@ -493,6 +540,16 @@ impl Controller {
         ))
     }
 
+    /// A connection of node `node` to this node's controller listener opened.
+    pub fn peer_connected(&self, node: NodeId) {
+        self.liveness.connection(node, true);
+    }
+
+    /// A connection of node `node` to this node's controller listener ended.
+    pub fn peer_disconnected(&self, node: NodeId) {
+        self.liveness.connection(node, false);
+    }
+
     /// On the active controller: fences brokers whose session expired. Runs until `shutdown` turns true; does nothing in single-node mode.
     pub async fn run_liveness(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         let Some(link) = &self.quorum else {
@@ -520,13 +577,20 @@ impl Controller {
     async fn check_sessions(&self, term: u64, local: NodeId) -> Result<(), TopicError> {
         let _decisions = self.topic_admin.lock().await;
         let image = self.image();
-        for broker in self.liveness.expired(term, local, &image) {
+        for (broker, expiry) in self.liveness.expired(term, local, &image) {
             let image = self.image();
-            tracing::warn!(
-                broker,
-                timeout_ms = self.liveness.settings.session_timeout.as_millis() as u64,
-                "broker missed its heartbeats; fencing it"
-            );
+            match expiry {
+                Expiry::Session => tracing::warn!(
+                    broker,
+                    timeout_ms = self.liveness.settings.session_timeout.as_millis() as u64,
+                    "broker missed its heartbeats; fencing it"
+                ),
+                Expiry::Disconnected => tracing::warn!(
+                    broker,
+                    silent_ms = (self.liveness.settings.heartbeat_interval * 2).as_millis() as u64,
+                    "broker closed its connections to the controller and has not come back; fencing it"
+                ),
+            }
             self.submit(fence_changes(&image, broker)).await?;
         }
         let unclean = super::elections::automatic_unclean_elections(
@@ -691,7 +755,10 @@ mod tests {
         let start = image(&[1, 2], Vec::new());
         assert!(liveness.expired(7, 1, &start).is_empty());
         std::thread::sleep(Duration::from_millis(2));
-        assert_eq!(liveness.expired(7, 1, &start), [1, 2]);
+        assert_eq!(
+            liveness.expired(7, 1, &start),
+            [(1, Expiry::Session), (2, Expiry::Session)]
+        );
         assert!(liveness.expired(8, 1, &start).is_empty());
     }
 
@@ -711,7 +778,7 @@ mod tests {
         std::thread::sleep(Duration::from_millis(60));
         assert_eq!(
             liveness.expired(7, 1, &start),
-            [3],
+            [(3, Expiry::Session)],
             "1 and 2 keep a full session"
         );
         liveness.touch(3);
@@ -719,5 +786,51 @@ mod tests {
             liveness.expired(7, 1, &start).is_empty(),
             "a heartbeat saves it"
         );
+    }
+
+    #[test]
+    fn a_broker_whose_connections_closed_is_fenced_after_two_heartbeat_intervals() {
+        let liveness = Liveness::new(LivenessSettings {
+            session_timeout: Duration::from_secs(9),
+            heartbeat_interval: Duration::from_millis(20),
+            leader_rebalance_interval: None,
+            fill_new_brokers: false,
+            unclean_leader_election: false,
+        });
+        let start = image(&[1, 2, 3], Vec::new());
+        // Closed before this term: brokers look for a new controller by themselves.
+        liveness.connection(3, true);
+        liveness.connection(3, false);
+        assert!(liveness.expired(7, 1, &start).is_empty());
+        for id in [2, 3] {
+            liveness.connection(id, true);
+        }
+        // Broker 2 reconnects at its next heartbeat; broker 3 is gone.
+        liveness.connection(2, true);
+        liveness.connection(2, false);
+        liveness.connection(3, false);
+        std::thread::sleep(Duration::from_millis(30));
+        liveness.touch(2);
+        assert!(
+            liveness.expired(7, 1, &start).is_empty(),
+            "one interval is not enough"
+        );
+        std::thread::sleep(Duration::from_millis(30));
+        liveness.touch(2);
+        assert_eq!(
+            liveness.expired(7, 1, &start),
+            [(3, Expiry::Disconnected)],
+            "broker 2 kept a connection and heartbeats"
+        );
+        liveness.connection(3, true);
+        assert!(
+            liveness.expired(7, 1, &start).is_empty(),
+            "a new connection is not a fencing"
+        );
+        // A heartbeat after the last connection closed keeps it too, until two silent intervals pass.
+        liveness.connection(3, false);
+        liveness.touch(3);
+        std::thread::sleep(Duration::from_millis(30));
+        assert!(liveness.expired(7, 1, &start).is_empty());
     }
 }
