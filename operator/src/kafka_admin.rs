@@ -179,10 +179,16 @@ impl PartitionPlacement {
     /// The replicas the partition keeps once any move in progress completes: Kafka's replication factor of a
     /// partition under reassignment (replicas minus removing ones), not the longer list Metadata shows meanwhile.
     pub fn replication_factor(&self) -> usize {
+        self.kept_replicas().len()
+    }
+
+    /// The replicas the partition keeps once any move in progress completes, in assignment order.
+    pub fn kept_replicas(&self) -> Vec<i32> {
         self.replicas
             .iter()
+            .copied()
             .filter(|id| !self.removing.contains(id))
-            .count()
+            .collect()
     }
 }
 

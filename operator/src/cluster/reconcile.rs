@@ -408,12 +408,7 @@ async fn apply_live_config(
         .map(|s| s.live_broker_config.clone())
         .unwrap_or_default();
     let desired = live_broker_config(valid, topology);
-    let any_ready = applied
-        .status
-        .as_ref()
-        .and_then(|s| s.ready_replicas)
-        .unwrap_or(0)
-        > 0;
+    let any_ready = any_broker_ready(applied);
     if desired == recorded || !any_ready {
         return recorded;
     }
@@ -468,6 +463,16 @@ async fn apply_live_config(
     }
 }
 
+/// Whether a broker pod of the StatefulSet is Ready, so the brokers can be asked anything.
+fn any_broker_ready(applied: &StatefulSet) -> bool {
+    applied
+        .status
+        .as_ref()
+        .and_then(|s| s.ready_replicas)
+        .unwrap_or(0)
+        > 0
+}
+
 /// Keeps `__consumer_offsets` at the replication factor the operator configures, within the brokers that stay
 /// (see [`super::offsets_topic`]); `true` while a move of it runs or was just started. Errors are logged and
 /// retried on the next reconcile: the topic stays usable meanwhile.
@@ -479,13 +484,7 @@ async fn keep_offsets_topic(
     applied: &StatefulSet,
     admin: &AdminClient,
 ) -> bool {
-    let any_ready = applied
-        .status
-        .as_ref()
-        .and_then(|s| s.ready_replicas)
-        .unwrap_or(0)
-        > 0;
-    if !any_ready {
+    if !any_broker_ready(applied) {
         return false;
     }
     let metadata = match admin.cluster_metadata().await {

@@ -174,7 +174,7 @@ pub fn replica_targets(
     }
     let mut load: BTreeMap<i32, usize> = cluster.brokers.keys().map(|id| (*id, 0)).collect();
     for placement in cluster.topics.values().flat_map(BTreeMap::values) {
-        for id in kept_replicas(placement) {
+        for id in placement.kept_replicas() {
             if let Some(count) = load.get_mut(&id) {
                 *count += 1;
             }
@@ -184,7 +184,7 @@ pub fn replica_targets(
     for (index, placement) in &partitions {
         // A partition being moved starts from the move's target: a new reassignment replaces the move
         // (KIP-455), and one whose target already has `factor` replicas is left to finish.
-        let mut target = kept_replicas(placement);
+        let mut target = placement.kept_replicas();
         if target.len() == wanted {
             continue;
         }
@@ -212,16 +212,6 @@ pub fn replica_targets(
         targets.push((*index, target));
     }
     Ok(targets)
-}
-
-/// The replicas `placement` keeps once its move in progress, if any, completes, in assignment order.
-fn kept_replicas(placement: &PartitionPlacement) -> Vec<i32> {
-    placement
-        .replicas
-        .iter()
-        .copied()
-        .filter(|id| !placement.removing.contains(id))
-        .collect()
 }
 
 #[cfg(test)]
